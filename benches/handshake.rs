@@ -1,0 +1,45 @@
+//! Complete Noise handshakes (both sides' work) per pattern, through our snow resolver.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, StaticKeypair, Suite, TransportMode};
+use std::hint::black_box;
+
+fn handshake(suite: Suite, ikeys: HandshakeKeys<'_>, rkeys: HandshakeKeys<'_>) -> usize {
+    let mut i = Handshake::initiator(suite, ikeys, b"bench").expect("initiator");
+    let mut r = Handshake::responder(suite, rkeys, b"bench").expect("responder");
+    let (mut msg, mut payload) = ([0u8; 256], [0u8; 256]);
+    let mut turn = true;
+    let mut bytes = 0;
+    while !(i.is_finished() && r.is_finished()) {
+        let (w, rd) = if turn { (&mut i, &mut r) } else { (&mut r, &mut i) };
+        let n = w.write_message(&[], &mut msg).expect("write");
+        rd.read_message(&msg[..n], &mut payload).expect("read");
+        bytes += n;
+        turn = !turn;
+    }
+    black_box(i.into_transport(TransportMode::Noise { rekey_every: 0 }).expect("transport"));
+    bytes
+}
+
+fn bench(c: &mut Criterion) {
+    let is = StaticKeypair::generate().expect("key");
+    let rs = StaticKeypair::generate().expect("key");
+    let ikeys = HandshakeKeys { local_static: Some(&is), remote_static: Some(&rs.public), fixed_ephemeral: None };
+    let rkeys = HandshakeKeys { local_static: Some(&rs), ..Default::default() };
+    let mut g = c.benchmark_group("handshake");
+    g.sample_size(30);
+    for aead in [AeadKind::ChaCha20Poly1305, AeadKind::Aes256Gcm] {
+        for p in Pattern::ALL {
+            let suite = Suite::new(p, aead, HashKind::Sha256);
+            let bytes = handshake(suite, ikeys, rkeys);
+            g.throughput(Throughput::Bytes(bytes as u64));
+            g.bench_with_input(BenchmarkId::new(suite.noise_name(), bytes), &suite, |b, &s| {
+                b.iter(|| handshake(s, ikeys, rkeys))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

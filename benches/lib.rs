@@ -1,0 +1,1 @@
+//! Criterion benches live beside this file; see `Cargo.toml` for the list.

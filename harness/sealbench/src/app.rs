@@ -1,0 +1,19 @@
+//! Dispatch of parsed commands and the mapping of outcomes to exit codes.
+
+use crate::cli::{Cli, Command};
+use std::process::ExitCode;
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::logging::init();
+    let outcome = match cli.command {
+        Command::Crypto(args) => crate::commands::crypto::run(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

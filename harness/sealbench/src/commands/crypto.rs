@@ -1,0 +1,70 @@
+//! `sealbench crypto`: runs the sweep, writes `crypto.json` and the plots, prints the table.
+
+use crate::cli::CryptoArgs;
+use crate::crypto::SweepPlan;
+use crate::crypto::sweep::{self, Progress};
+use crate::error::{Failure, Outcome};
+use crate::output;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Progress on a bar when stderr is a terminal, as plain lines otherwise.
+struct Bar {
+    bar: Option<ProgressBar>,
+    n: u64,
+    total: u64,
+}
+
+impl Progress for Bar {
+    fn step(&mut self, what: &str) {
+        self.n += 1;
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.n - 1);
+                b.set_message(what.to_owned());
+            }
+            None => eprintln!("[{}/{}] measuring {what}", self.n, self.total),
+        }
+    }
+}
+
+/// Runs `sealbench crypto`.
+///
+/// # Errors
+/// When the output directory cannot be written.
+pub fn run(args: &CryptoArgs) -> Outcome {
+    let mut plan = if args.quick { SweepPlan::quick() } else { SweepPlan::full() };
+    if !args.aead.is_empty() {
+        plan.aeads = args.aead.clone();
+        plan.mode_aeads.retain(|a| args.aead.contains(a));
+    }
+    if !args.sizes.is_empty() {
+        plan.sizes = args.sizes.iter().map(|&s| s as usize).collect();
+    }
+    let dir = output::result_dir(args.out.as_deref(), "crypto").map_err(Failure::usage)?;
+    let total = plan.steps();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .expect("static template"),
+        );
+        b
+    });
+    let mut progress = Bar { bar, n: 0, total };
+    let report = sweep::run(&plan, &mut progress)?;
+    if let Some(b) = &progress.bar {
+        b.finish_and_clear();
+    }
+    let json = dir.join("crypto.json");
+    output::write_json(&json, &report)?;
+    let mut files = vec![json];
+    if !args.no_plots {
+        files.extend(crate::plot::crypto::render_all(&dir, &report).context("drawing the crypto plots")?);
+    }
+    print!("{}", report.table());
+    println!("\nwrote {} files to {}", files.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand: turns parsed arguments into work and writes its outputs.
+
+pub mod crypto;

@@ -1,0 +1,15 @@
+//! `sealbench crypto`: a single-core sweep of the crypto core.
+//!
+//! # Layout
+//! - [`measure`] — calibrated timing loops (median and spread of repeated samples).
+//! - [`sweep`] — what is measured: AEAD seal/open per size, handshakes, X25519, modes.
+//! - [`report`] — `crypto.json` and the console table.
+//!
+//! Plots of a report are drawn by [`crate::plot::crypto`].
+
+pub mod measure;
+pub mod report;
+pub mod sweep;
+
+pub use report::CryptoReport;
+pub use sweep::SweepPlan;

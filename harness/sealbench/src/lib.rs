@@ -1,0 +1,23 @@
+//! sealbench: a load and performance harness for end-to-end-encrypted messaging.
+//!
+//! The protocol core (suites, handshakes, transport, frames) is the sans-IO `sealcore`
+//! crate; this crate holds everything with I/O, clocks and threads.
+//!
+//! # Layout
+//! - [`cli`] — the command line; [`app`] — dispatch and exit codes; [`commands`] — one
+//!   module per subcommand.
+//! - [`crypto`] — the single-core crypto sweep.
+//! - [`plot`] — charts (PNG + SVG), consumers of finished results.
+//! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod crypto;
+pub mod error;
+pub mod logging;
+pub mod output;
+pub mod plot;
+pub mod provenance;
+pub mod timefmt;

@@ -1,0 +1,41 @@
+//! Result directories and file writing shared by every command.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// Creates the result directory: `out` if given, else `results/<prefix>-<UTC time>/`.
+///
+/// # Errors
+/// When the directory cannot be created, or `out` exists and is not a directory.
+pub fn result_dir(out: Option<&Path>, prefix: &str) -> Result<PathBuf> {
+    let dir = match out {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from("results").join(format!("{prefix}-{}", crate::timefmt::compact_now())),
+    };
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {}: exists and is not a directory", dir.display());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating result directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Writes `value` as pretty JSON to `path` (through a temporary file and a rename, so a
+/// crash never leaves half a file).
+///
+/// # Errors
+/// When the file cannot be written; the message names it.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("serialising results")?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+///
+/// # Errors
+/// When the file cannot be written; the message names it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

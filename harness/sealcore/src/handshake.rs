@@ -1,0 +1,257 @@
+//! The Noise handshake (through `snow` and [`SealResolver`]) as a type-state: a
+//! [`Handshake`] becomes a [`Transport`] only through [`Handshake::into_transport`], which
+//! refuses until the handshake is complete.
+
+use crate::aead::AeadKind;
+use crate::kdf;
+use crate::resolver::SealResolver;
+use crate::suite::Suite;
+use crate::transport::{Transport, TransportMode, TransportReceiver, TransportSender};
+use core::fmt;
+use zeroize::Zeroize;
+
+/// The largest Noise message (spec §3): handshake messages never exceed it.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 65_535;
+
+/// Errors of the handshake. Cheap: no formatting, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The pattern needs a key that was not given (a local static key pair, or the
+    /// responder's static public key for NK/IK).
+    #[error("the pattern needs a static key that was not given")]
+    MissingKey,
+    /// A handshake message failed to authenticate (forged, corrupted or wrong key).
+    #[error("handshake message failed authentication")]
+    Auth,
+    /// A handshake message was malformed (wrong length, bad public key).
+    #[error("malformed handshake message")]
+    Malformed,
+    /// A message was written or read out of turn, or the handshake is not finished yet.
+    #[error("handshake used out of turn or before it finished")]
+    State,
+    /// An output buffer was too small.
+    #[error("buffer too small")]
+    BufferTooSmall,
+    /// Anything else snow reported (bad parameters, randomness failure).
+    #[error("handshake failure")]
+    Other,
+}
+
+impl From<snow::Error> for HandshakeError {
+    fn from(e: snow::Error) -> Self {
+        match e {
+            snow::Error::Decrypt => HandshakeError::Auth,
+            snow::Error::Input => HandshakeError::Malformed,
+            snow::Error::Dh => HandshakeError::Malformed,
+            snow::Error::State(_) => HandshakeError::State,
+            _ => HandshakeError::Other,
+        }
+    }
+}
+
+/// An X25519 static key pair.
+#[derive(Clone)]
+pub struct StaticKeypair {
+    /// Private key (32 bytes); zeroed on drop.
+    pub private: [u8; 32],
+    /// Public key (32 bytes).
+    pub public: [u8; 32],
+}
+
+impl fmt::Debug for StaticKeypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKeypair").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl Drop for StaticKeypair {
+    fn drop(&mut self) {
+        self.private.zeroize();
+    }
+}
+
+impl StaticKeypair {
+    /// A fresh key pair from the operating system's randomness.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Other`] if the OS has no randomness.
+    pub fn generate() -> Result<Self, HandshakeError> {
+        let mut private = [0u8; 32];
+        getrandom::fill(&mut private).map_err(|_| HandshakeError::Other)?;
+        Ok(Self::from_private(private))
+    }
+
+    /// The key pair of a given private key.
+    pub fn from_private(private: [u8; 32]) -> Self {
+        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(private)).to_bytes();
+        StaticKeypair { private, public }
+    }
+}
+
+/// A Noise handshake in progress.
+pub struct Handshake {
+    suite: Suite,
+    state: snow::HandshakeState,
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handshake")
+            .field("suite", &self.suite)
+            .field("initiator", &self.state.is_initiator())
+            .field("finished", &self.state.is_handshake_finished())
+            .finish()
+    }
+}
+
+/// Options beyond the suite.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HandshakeKeys<'a> {
+    /// This side's static key pair (XX both sides, IK both, NK responder).
+    pub local_static: Option<&'a StaticKeypair>,
+    /// The responder's static public key (initiator of NK and IK).
+    pub remote_static: Option<&'a [u8; 32]>,
+    /// A fixed ephemeral private key: known-answer tests only.
+    pub fixed_ephemeral: Option<&'a [u8; 32]>,
+}
+
+impl Handshake {
+    fn build(suite: Suite, keys: HandshakeKeys<'_>, prologue: &[u8], initiator: bool) -> Result<Self, HandshakeError> {
+        let params = suite.noise_name().parse().map_err(|_| HandshakeError::Other)?;
+        let mut b = snow::Builder::with_resolver(params, Box::new(SealResolver)).prologue(prologue)?;
+        let p = suite.pattern;
+        let needs_local = if initiator { p.initiator_has_static() } else { p.responder_has_static() };
+        if needs_local {
+            let kp = keys.local_static.ok_or(HandshakeError::MissingKey)?;
+            b = b.local_private_key(&kp.private)?;
+        }
+        if initiator && p.needs_remote_static() {
+            let rs = keys.remote_static.ok_or(HandshakeError::MissingKey)?;
+            b = b.remote_public_key(rs)?;
+        }
+        if let Some(e) = keys.fixed_ephemeral {
+            b = b.fixed_ephemeral_key_for_testing_only(e);
+        }
+        let state = if initiator { b.build_initiator()? } else { b.build_responder()? };
+        Ok(Handshake { suite, state })
+    }
+
+    /// Starts the initiator side.
+    ///
+    /// # Errors
+    /// [`HandshakeError::MissingKey`] when the pattern needs a key that `keys` lacks.
+    pub fn initiator(suite: Suite, keys: HandshakeKeys<'_>, prologue: &[u8]) -> Result<Self, HandshakeError> {
+        Self::build(suite, keys, prologue, true)
+    }
+
+    /// Starts the responder side.
+    ///
+    /// # Errors
+    /// [`HandshakeError::MissingKey`] when the pattern needs a key that `keys` lacks.
+    pub fn responder(suite: Suite, keys: HandshakeKeys<'_>, prologue: &[u8]) -> Result<Self, HandshakeError> {
+        Self::build(suite, keys, prologue, false)
+    }
+
+    /// The suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Writes the next handshake message carrying `payload` into `out`; returns its length.
+    ///
+    /// # Errors
+    /// [`HandshakeError::State`] out of turn, [`HandshakeError::BufferTooSmall`].
+    pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, HandshakeError> {
+        self.state.write_message(payload, out).map_err(|e| match e {
+            snow::Error::Input => HandshakeError::BufferTooSmall,
+            other => other.into(),
+        })
+    }
+
+    /// Reads a handshake message; writes its payload into `payload` and returns its length.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Auth`] for a forged or corrupted message,
+    /// [`HandshakeError::Malformed`] for a wrong length, [`HandshakeError::State`] out of turn.
+    pub fn read_message(&mut self, message: &[u8], payload: &mut [u8]) -> Result<usize, HandshakeError> {
+        Ok(self.state.read_message(message, payload)?)
+    }
+
+    /// True once every handshake message has been written or read.
+    pub fn is_finished(&self) -> bool {
+        self.state.is_handshake_finished()
+    }
+
+    /// True when it is this side's turn to write.
+    pub fn is_my_turn(&self) -> bool {
+        self.state.is_my_turn()
+    }
+
+    /// True on the initiator side.
+    pub fn is_initiator(&self) -> bool {
+        self.state.is_initiator()
+    }
+
+    /// The peer's static public key, once the handshake has revealed it.
+    pub fn remote_static(&self) -> Option<&[u8]> {
+        self.state.get_remote_static()
+    }
+
+    /// The handshake hash `h` (32 bytes); final once the handshake is finished.
+    pub fn handshake_hash(&self) -> &[u8] {
+        self.state.get_handshake_hash()
+    }
+
+    /// Turns a finished handshake into a transport session.
+    ///
+    /// Keys: Noise `Split()` gives `k1` (initiator → responder) and `k2`. ChaChaPoly and
+    /// AESGCM in noise mode use them as they are; every other AEAD, and every ratchet chain,
+    /// derives its key as `HKDF-SHA256(salt = h, IKM = k, info)` with the labels in
+    /// `docs/PROTOCOL.md`.
+    ///
+    /// # Errors
+    /// [`HandshakeError::State`] when the handshake is not finished.
+    pub fn into_transport(mut self, mode: TransportMode) -> Result<Transport, HandshakeError> {
+        if !self.state.is_handshake_finished() {
+            return Err(HandshakeError::State);
+        }
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&self.state.get_handshake_hash()[..32]);
+        let (mut k1, mut k2) = self.state.dangerously_get_raw_split();
+        let aead = self.suite.aead;
+        let i2r = transport_key(aead, mode, &h, &k1, b"i2r");
+        let r2i = transport_key(aead, mode, &h, &k2, b"r2i");
+        k1.zeroize();
+        k2.zeroize();
+        let (send, recv) = if self.state.is_initiator() { (i2r, r2i) } else { (r2i, i2r) };
+        Ok(Transport {
+            sender: TransportSender::new(aead, mode, send),
+            receiver: TransportReceiver::new(aead, mode, recv),
+        })
+    }
+}
+
+/// The info label for a derived transport key: `sealbench/v1 <mode> <aead> <dir>`.
+fn transport_key(aead: AeadKind, mode: TransportMode, h: &[u8; 32], k: &[u8; 32], dir: &[u8]) -> [u8; 32] {
+    if matches!(mode, TransportMode::Noise { .. }) && aead.is_noise_native() {
+        return *k;
+    }
+    let mut info = [0u8; 64];
+    let mut len = 0;
+    for part in [b"sealbench/v1 ".as_slice(), mode.name().as_bytes(), b" ", aead.name().as_bytes(), b" ", dir] {
+        info[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    let mut out = [0u8; 32];
+    kdf::hkdf_sha256(h, k, &info[..len], &mut out);
+    out
+}
+
+/// The X25519 base point (u = 9).
+pub const X25519_BASEPOINT: [u8; 32] = x25519_dalek::X25519_BASEPOINT_BYTES;
+
+/// Raw X25519 (RFC 7748 §5): `scalar` (clamped as the RFC says) times the point `u`.
+pub fn x25519(scalar: [u8; 32], u: [u8; 32]) -> [u8; 32] {
+    x25519_dalek::x25519(scalar, u)
+}

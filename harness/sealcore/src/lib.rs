@@ -1,0 +1,29 @@
+//! The sans-IO protocol core of sealbench: bytes in, bytes out, into caller buffers.
+//!
+//! No async runtime, no clock, no sockets, and no allocation per message: the load driver,
+//! the relay, the benches and the crypto sweep all drive these state machines.
+//!
+//! # Layout
+//! - [`aead`] — the AEADs compared (ChaCha20-Poly1305, XChaCha20-Poly1305, AES-128/256-GCM,
+//!   and the UNENCRYPTED `none` baseline), keyed once, sealing in place.
+//! - [`suite`] — handshake pattern × AEAD × hash, with standard Noise protocol names.
+//! - [`resolver`] — our `snow` crypto resolver on x25519-dalek and the RustCrypto crates.
+//! - [`handshake`] — the Noise handshake; becomes a transport only when finished.
+//! - [`transport`] — transport sessions (`noise` counter nonces with rekey, or a
+//!   per-message `ratchet`), with replay / forgery / truncation detection.
+//! - [`replay`] — the sliding replay window.
+//! - [`kdf`] — HKDF-SHA256 derivations beyond the handshake.
+#![warn(missing_docs)]
+
+pub mod aead;
+pub mod handshake;
+pub mod kdf;
+pub mod replay;
+pub mod resolver;
+pub mod suite;
+pub mod transport;
+
+pub use aead::{AeadKey, AeadKind, TAG_LEN};
+pub use handshake::{Handshake, HandshakeError, HandshakeKeys, StaticKeypair};
+pub use suite::{HashKind, Pattern, Suite};
+pub use transport::{OpenError, SealError, Transport, TransportMode, TransportReceiver, TransportSender};

@@ -1,0 +1,164 @@
+//! Cipher suites: a Noise handshake pattern, a hash and a transport AEAD, named by the
+//! standard Noise protocol name of the handshake plus the short AEAD name.
+
+use crate::aead::AeadKind;
+use core::fmt;
+use core::str::FromStr;
+
+/// A Noise handshake pattern (Noise spec §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Pattern {
+    /// No static keys: anonymous, two messages.
+    NN,
+    /// Responder's static key known in advance, initiator anonymous: two messages.
+    NK,
+    /// Both static keys transmitted during the handshake: three messages.
+    XX,
+    /// Initiator knows the responder's static key (from the key directory) and sends its
+    /// own in the first message: two messages.
+    IK,
+}
+
+impl Pattern {
+    /// Every supported pattern.
+    pub const ALL: [Pattern; 4] = [Pattern::NN, Pattern::NK, Pattern::XX, Pattern::IK];
+
+    /// The name used in Noise protocol names and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::NN => "NN",
+            Pattern::NK => "NK",
+            Pattern::XX => "XX",
+            Pattern::IK => "IK",
+        }
+    }
+
+    /// Number of handshake messages.
+    pub fn message_count(self) -> usize {
+        match self {
+            Pattern::XX => 3,
+            _ => 2,
+        }
+    }
+
+    /// Does the initiator need the responder's static public key before it starts?
+    pub fn needs_remote_static(self) -> bool {
+        matches!(self, Pattern::NK | Pattern::IK)
+    }
+
+    /// Does the initiator have a static key pair?
+    pub fn initiator_has_static(self) -> bool {
+        matches!(self, Pattern::XX | Pattern::IK)
+    }
+
+    /// Does the responder have a static key pair?
+    pub fn responder_has_static(self) -> bool {
+        !matches!(self, Pattern::NN)
+    }
+}
+
+impl FromStr for Pattern {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Pattern::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownName {
+            what: "handshake pattern",
+            name: s.to_owned(),
+            expected: "NN, NK, XX, IK",
+        })
+    }
+}
+
+/// The hash function of the handshake (and of nothing else: transport KDFs use SHA-256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum HashKind {
+    /// SHA-256.
+    Sha256,
+    /// BLAKE2s-256.
+    Blake2s,
+}
+
+impl HashKind {
+    /// Every supported hash.
+    pub const ALL: [HashKind; 2] = [HashKind::Sha256, HashKind::Blake2s];
+
+    /// The name used in Noise protocol names and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashKind::Sha256 => "SHA256",
+            HashKind::Blake2s => "BLAKE2s",
+        }
+    }
+}
+
+impl FromStr for HashKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.replace('-', "");
+        HashKind::ALL.into_iter().find(|h| h.name().eq_ignore_ascii_case(&t)).ok_or_else(|| UnknownName {
+            what: "hash",
+            name: s.to_owned(),
+            expected: "SHA256, BLAKE2s",
+        })
+    }
+}
+
+/// A name that is not one of the supported choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{name}`: expected one of {expected}")]
+pub struct UnknownName {
+    /// What kind of name it was.
+    pub what: &'static str,
+    /// The name given.
+    pub name: String,
+    /// The accepted names.
+    pub expected: &'static str,
+}
+
+/// A complete choice of handshake and transport cryptography.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Suite {
+    /// Handshake pattern.
+    pub pattern: Pattern,
+    /// Transport AEAD (also picks the handshake's Noise cipher family).
+    pub aead: AeadKind,
+    /// Handshake hash.
+    pub hash: HashKind,
+}
+
+impl Suite {
+    /// A suite.
+    pub fn new(pattern: Pattern, aead: AeadKind, hash: HashKind) -> Self {
+        Suite { pattern, aead, hash }
+    }
+
+    /// The standard Noise protocol name of the handshake, e.g.
+    /// `Noise_XX_25519_ChaChaPoly_SHA256`. Any Noise implementation can run it.
+    pub fn noise_name(&self) -> String {
+        format!("Noise_{}_25519_{}_{}", self.pattern.name(), self.aead.noise_cipher().noise_name(), self.hash.name())
+    }
+}
+
+impl fmt::Display for Suite {
+    /// `Noise_XX_25519_ChaChaPoly_SHA256 + chacha20-poly1305`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} + {}", self.noise_name(), self.aead.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_names_are_standard_noise_names() {
+        let s = Suite::new(Pattern::XX, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
+        assert_eq!(s.noise_name(), "Noise_XX_25519_ChaChaPoly_SHA256");
+        let s = Suite::new(Pattern::IK, AeadKind::Aes128Gcm, HashKind::Blake2s);
+        assert_eq!(s.noise_name(), "Noise_IK_25519_AESGCM_BLAKE2s");
+        assert_eq!("blake2s".parse::<HashKind>().unwrap(), HashKind::Blake2s);
+        assert_eq!("sha-256".parse::<HashKind>().unwrap(), HashKind::Sha256);
+        assert!("XK".parse::<Pattern>().is_err());
+    }
+}

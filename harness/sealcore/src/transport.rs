@@ -1,0 +1,452 @@
+//! Transport sessions: what a finished handshake becomes.
+//!
+//! Every transport message on the wire is
+//! `counter (u64, little-endian) ‖ ciphertext ‖ tag (16 bytes)`; the associated data is
+//! empty. Two modes:
+//!
+//! * **noise** — one key per direction from the Noise `Split()`, nonce from the counter as
+//!   Noise specifies (so for ChaChaPoly and AESGCM the `ciphertext ‖ tag` part is exactly
+//!   what any Noise library's stateless/out-of-order transport produces), with an optional
+//!   rekey every N messages (Noise `REKEY`).
+//! * **ratchet** — a per-message symmetric KDF chain (Signal-style): message `n` is sealed
+//!   with a key used once and erased, out-of-order delivery is handled within a window by
+//!   keeping skipped message keys in a fixed table.
+//!
+//! The explicit counter is what lets the receiver tell a *replay* (counter already
+//! accepted) from a *forgery* (tag does not verify) from a message that is *too old* for
+//! the window, each as its own cheap error. Sealing and opening work in place in the
+//! caller's buffer and never allocate.
+
+use crate::aead::{AeadError, AeadKey, AeadKind, MAX_NONCE_LEN, TAG_LEN, noise_nonce};
+use crate::kdf;
+use crate::replay::{Refusal, ReplayWindow};
+use zeroize::Zeroize;
+
+/// Bytes of the counter header in front of every transport message.
+pub const HEADER_LEN: usize = 8;
+/// Bytes a transport message adds to its plaintext (header + tag).
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// How far ahead of the newest accepted counter a message may be before it is refused
+/// (bounds the work a forged counter can cause).
+pub const MAX_AHEAD: u64 = 1 << 16;
+/// In ratchet mode: how far ahead a message may be (each skipped key costs one KDF step).
+pub const RATCHET_MAX_SKIP: u64 = 2048;
+/// In ratchet mode: how many skipped message keys are kept for late messages.
+pub const RATCHET_SKIPPED_SLOTS: usize = 256;
+
+/// How transport messages are keyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportMode {
+    /// Noise transport: counter nonces; `rekey_every` = 0 never rekeys, N > 0 applies the
+    /// Noise `REKEY` function at every multiple of N.
+    Noise {
+        /// Messages per key (0: never rekey).
+        rekey_every: u64,
+    },
+    /// Per-message symmetric KDF chain with HKDF-SHA256.
+    Ratchet,
+}
+
+impl TransportMode {
+    /// `noise` or `ratchet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportMode::Noise { .. } => "noise",
+            TransportMode::Ratchet => "ratchet",
+        }
+    }
+}
+
+/// Errors from sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The buffer cannot hold header + plaintext + tag.
+    #[error("buffer too small for header, plaintext and tag")]
+    BufferTooSmall,
+    /// The 64-bit counter is used up; a new handshake is needed.
+    #[error("message counter exhausted")]
+    Exhausted,
+    /// The AEAD refused the message (too long).
+    #[error("AEAD refused the message")]
+    Aead,
+}
+
+/// Errors from opening. Each is distinct and cheap; none ever yields plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Shorter than header + tag: truncated.
+    #[error("truncated transport message")]
+    Truncated,
+    /// The counter was already accepted: a replay or duplicate.
+    #[error("replayed transport message")]
+    Replay,
+    /// The counter is older than the replay window (or its ratchet key was evicted).
+    #[error("transport message too old for the window")]
+    TooOld,
+    /// The counter is implausibly far ahead.
+    #[error("transport message counter too far ahead")]
+    TooFarAhead,
+    /// The tag did not verify: a forgery or corruption (a flipped bit anywhere).
+    #[error("authentication failed")]
+    Auth,
+}
+
+impl From<Refusal> for OpenError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Replay => OpenError::Replay,
+            Refusal::TooOld => OpenError::TooOld,
+        }
+    }
+}
+
+/// The nonce for counter `n` in noise mode. ChaChaPoly/AESGCM follow the Noise spec;
+/// XChaCha20-Poly1305 uses 16 zero bytes ‖ n (LE); AES-128-GCM 4 zero bytes ‖ n (BE).
+#[inline]
+fn nonce_for(aead: AeadKind, n: u64, out: &mut [u8; MAX_NONCE_LEN]) -> usize {
+    match aead {
+        AeadKind::XChaCha20Poly1305 => {
+            out[..16].fill(0);
+            out[16..24].copy_from_slice(&n.to_le_bytes());
+            24
+        }
+        _ => {
+            let mut n12 = [0u8; 12];
+            noise_nonce(aead.noise_cipher(), n, &mut n12);
+            out[..12].copy_from_slice(&n12);
+            12
+        }
+    }
+}
+
+/// Noise `REKEY(k)`: the first key-length bytes of `ENCRYPT(k, 2^64-1, "", zeros)`.
+fn rekey(aead: AeadKind, key: &mut [u8; 32]) {
+    let Ok(cipher) = AeadKey::new(aead, &key[..aead.key_len()]) else { return };
+    let mut nonce = [0u8; MAX_NONCE_LEN];
+    let len = nonce_for(aead, u64::MAX, &mut nonce);
+    let mut block = [0u8; 32];
+    // `none` has no key to roll; its identity "encryption" would give zeros. Keep it a
+    // deterministic function all the same so the schedule is identical.
+    let _ = cipher.seal(&nonce[..len], &[], &mut block);
+    if !aead.is_encrypted() {
+        kdf::expand_label(key, b"none rekey", &mut block);
+    }
+    key.copy_from_slice(&block);
+    block.zeroize();
+}
+
+/// The sending half of a transport session.
+#[derive(Debug)]
+pub struct TransportSender {
+    aead: AeadKind,
+    mode: TransportMode,
+    /// Counter of the next message.
+    next: u64,
+    /// noise: current key bytes (rolled by rekey); ratchet: the chain key.
+    key: [u8; 32],
+    /// noise: the keyed AEAD for `key` (ratchet keys one per message instead).
+    cipher: Option<AeadKey>,
+}
+
+impl Drop for TransportSender {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl TransportSender {
+    pub(crate) fn new(aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
+        let cipher = match mode {
+            TransportMode::Noise { .. } => AeadKey::new(aead, &key[..aead.key_len()]).ok(),
+            TransportMode::Ratchet => None,
+        };
+        TransportSender { aead, mode, next: 0, key, cipher }
+    }
+
+    /// Counter the next message will carry (= messages sealed so far).
+    pub fn next_counter(&self) -> u64 {
+        self.next
+    }
+
+    /// Seals in place. `buf[HEADER_LEN..HEADER_LEN + plaintext_len]` holds the plaintext;
+    /// `buf` must be at least `plaintext_len + OVERHEAD` long. Writes the header and the
+    /// tag and returns the message length.
+    ///
+    /// # Errors
+    /// [`SealError::BufferTooSmall`], [`SealError::Exhausted`] after 2^64 − 1 messages.
+    #[inline]
+    pub fn seal(&mut self, buf: &mut [u8], plaintext_len: usize) -> Result<usize, SealError> {
+        let total = plaintext_len + OVERHEAD;
+        if buf.len() < total {
+            return Err(SealError::BufferTooSmall);
+        }
+        let n = self.next;
+        if n == u64::MAX {
+            return Err(SealError::Exhausted);
+        }
+        let (header, rest) = buf.split_at_mut(HEADER_LEN);
+        header.copy_from_slice(&n.to_le_bytes());
+        let (body, tail) = rest.split_at_mut(plaintext_len);
+        let tag = match self.mode {
+            TransportMode::Noise { rekey_every } => {
+                if rekey_every > 0 && n > 0 && n % rekey_every == 0 {
+                    rekey(self.aead, &mut self.key);
+                    self.cipher = AeadKey::new(self.aead, &self.key[..self.aead.key_len()]).ok();
+                }
+                let mut nonce = [0u8; MAX_NONCE_LEN];
+                let nl = nonce_for(self.aead, n, &mut nonce);
+                let cipher = self.cipher.as_ref().ok_or(SealError::Aead)?;
+                cipher.seal(&nonce[..nl], &[], body).map_err(seal_err)?
+            }
+            TransportMode::Ratchet => {
+                let mut mk = [0u8; 32];
+                kdf::ratchet_step(&mut self.key, &mut mk);
+                let tag = seal_once(self.aead, &mk, body);
+                mk.zeroize();
+                tag?
+            }
+        };
+        tail[..TAG_LEN].copy_from_slice(&tag);
+        self.next = n + 1;
+        Ok(total)
+    }
+}
+
+fn seal_err(e: AeadError) -> SealError {
+    match e {
+        AeadError::TooLong => SealError::Aead,
+        _ => SealError::Aead,
+    }
+}
+
+/// Seals with a one-time message key (ratchet mode): the nonce is all zeros.
+#[inline]
+fn seal_once(aead: AeadKind, mk: &[u8; 32], body: &mut [u8]) -> Result<[u8; TAG_LEN], SealError> {
+    let cipher = AeadKey::new(aead, &mk[..aead.key_len()]).map_err(seal_err)?;
+    let nonce = [0u8; MAX_NONCE_LEN];
+    cipher.seal(&nonce[..aead.nonce_len()], &[], body).map_err(seal_err)
+}
+
+#[inline]
+fn open_once(aead: AeadKind, mk: &[u8; 32], body: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), OpenError> {
+    let cipher = AeadKey::new(aead, &mk[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
+    let nonce = [0u8; MAX_NONCE_LEN];
+    cipher.open(&nonce[..aead.nonce_len()], &[], body, tag).map_err(|_| OpenError::Auth)
+}
+
+/// Noise-mode receiving keys: the current epoch's and the previous one (for stragglers
+/// across a rekey).
+#[derive(Debug)]
+struct NoiseKeys {
+    epoch: u64,
+    key: [u8; 32],
+    cipher: Option<AeadKey>,
+    prev: Option<AeadKey>,
+}
+
+/// Ratchet-mode receiving chain.
+#[derive(Debug)]
+struct RatchetChain {
+    /// Chain key for message `next`.
+    ck: [u8; 32],
+    /// Index of the next message key the chain would produce.
+    next: u64,
+    /// Skipped message keys, slot `i % RATCHET_SKIPPED_SLOTS`: (index, key, live).
+    skipped: Box<[(u64, [u8; 32], bool); RATCHET_SKIPPED_SLOTS]>,
+}
+
+// Inline keys on purpose (no pointer chase per message); one per session direction.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum RecvState {
+    Noise { rekey_every: u64, keys: NoiseKeys },
+    Ratchet(RatchetChain),
+}
+
+/// The receiving half of a transport session.
+#[derive(Debug)]
+pub struct TransportReceiver {
+    aead: AeadKind,
+    window: ReplayWindow,
+    state: RecvState,
+}
+
+impl Drop for TransportReceiver {
+    fn drop(&mut self) {
+        match &mut self.state {
+            RecvState::Noise { keys, .. } => keys.key.zeroize(),
+            RecvState::Ratchet(chain) => {
+                chain.ck.zeroize();
+                for slot in chain.skipped.iter_mut() {
+                    slot.1.zeroize();
+                }
+            }
+        }
+    }
+}
+
+impl TransportReceiver {
+    pub(crate) fn new(aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
+        let state = match mode {
+            TransportMode::Noise { rekey_every } => RecvState::Noise {
+                rekey_every,
+                keys: NoiseKeys { epoch: 0, key, cipher: AeadKey::new(aead, &key[..aead.key_len()]).ok(), prev: None },
+            },
+            TransportMode::Ratchet => RecvState::Ratchet(RatchetChain {
+                ck: key,
+                next: 0,
+                skipped: Box::new([(0, [0u8; 32], false); RATCHET_SKIPPED_SLOTS]),
+            }),
+        };
+        TransportReceiver { aead, window: ReplayWindow::new(), state }
+    }
+
+    /// Opens a transport message in place and returns its plaintext (a sub-slice of
+    /// `msg`). On any error nothing in `msg` is plaintext.
+    ///
+    /// # Errors
+    /// [`OpenError::Truncated`], [`OpenError::Replay`], [`OpenError::TooOld`],
+    /// [`OpenError::TooFarAhead`], [`OpenError::Auth`] — each distinct.
+    #[inline]
+    pub fn open<'a>(&mut self, msg: &'a mut [u8]) -> Result<&'a mut [u8], OpenError> {
+        if msg.len() < OVERHEAD {
+            return Err(OpenError::Truncated);
+        }
+        let mut counter = [0u8; HEADER_LEN];
+        counter.copy_from_slice(&msg[..HEADER_LEN]);
+        let n = u64::from_le_bytes(counter);
+        self.window.check(n)?;
+        if n >= self.window.top().saturating_add(MAX_AHEAD) || n == u64::MAX {
+            return Err(OpenError::TooFarAhead);
+        }
+        let body_end = msg.len() - TAG_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&msg[body_end..]);
+        let body = &mut msg[HEADER_LEN..body_end];
+        match &mut self.state {
+            RecvState::Noise { rekey_every, keys } => open_noise(self.aead, *rekey_every, keys, n, body, &tag)?,
+            RecvState::Ratchet(chain) => open_ratchet(self.aead, chain, n, body, &tag)?,
+        }
+        self.window.mark(n);
+        Ok(body)
+    }
+}
+
+fn open_noise(
+    aead: AeadKind,
+    rekey_every: u64,
+    keys: &mut NoiseKeys,
+    n: u64,
+    body: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), OpenError> {
+    let mut nonce = [0u8; MAX_NONCE_LEN];
+    let nl = nonce_for(aead, n, &mut nonce);
+    let epoch = n.checked_div(rekey_every).unwrap_or(0);
+    if epoch == keys.epoch {
+        let c = keys.cipher.as_ref().ok_or(OpenError::Auth)?;
+        return c.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
+    }
+    if epoch + 1 == keys.epoch {
+        let c = keys.prev.as_ref().ok_or(OpenError::TooOld)?;
+        return c.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
+    }
+    if epoch < keys.epoch {
+        return Err(OpenError::TooOld);
+    }
+    // A later epoch: roll a copy forward, commit only if the message authenticates.
+    let mut key = keys.key;
+    let mut prev_key = key;
+    for _ in keys.epoch..epoch {
+        prev_key = key;
+        rekey(aead, &mut key);
+    }
+    let cipher = AeadKey::new(aead, &key[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
+    let result = cipher.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
+    if result.is_ok() {
+        keys.prev = AeadKey::new(aead, &prev_key[..aead.key_len()]).ok();
+        keys.key = key;
+        keys.cipher = Some(cipher);
+        keys.epoch = epoch;
+    }
+    key.zeroize();
+    prev_key.zeroize();
+    result
+}
+
+fn open_ratchet(
+    aead: AeadKind,
+    chain: &mut RatchetChain,
+    n: u64,
+    body: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), OpenError> {
+    let slot = (n % RATCHET_SKIPPED_SLOTS as u64) as usize;
+    if n < chain.next {
+        // A late message: its key must be in the skipped table.
+        let (idx, mk, live) = &mut chain.skipped[slot];
+        if !*live || *idx != n {
+            return Err(OpenError::TooOld);
+        }
+        open_once(aead, mk, body, tag)?;
+        mk.zeroize();
+        *live = false;
+        return Ok(());
+    }
+    if n - chain.next > RATCHET_MAX_SKIP {
+        return Err(OpenError::TooFarAhead);
+    }
+    // Derive forward on a copy; commit only when the message authenticates, so a forged
+    // counter cannot advance (or burn) the chain.
+    let mut ck = chain.ck;
+    let mut mk = [0u8; 32];
+    for _ in chain.next..=n {
+        kdf::ratchet_step(&mut ck, &mut mk);
+    }
+    let result = open_once(aead, &mk, body, tag);
+    mk.zeroize();
+    if let Err(e) = result {
+        ck.zeroize();
+        return Err(e);
+    }
+    if n == chain.next {
+        // In order (the common case): the copy is the new chain key.
+        chain.ck = ck;
+        ck.zeroize();
+        chain.next = n + 1;
+        return Ok(());
+    }
+    ck.zeroize();
+    // Authentic: advance for real, keeping the keys of the messages skipped over (only the
+    // newest RATCHET_SKIPPED_SLOTS of them can still be stored).
+    let keep_from = n.saturating_sub(RATCHET_SKIPPED_SLOTS as u64 - 1).max(chain.next);
+    for i in chain.next..=n {
+        kdf::ratchet_step(&mut chain.ck, &mut mk);
+        if i >= keep_from && i < n {
+            let s = (i % RATCHET_SKIPPED_SLOTS as u64) as usize;
+            chain.skipped[s] = (i, mk, true);
+        }
+    }
+    mk.zeroize();
+    chain.next = n + 1;
+    Ok(())
+}
+
+/// A complete transport session: both directions.
+#[derive(Debug)]
+pub struct Transport {
+    /// Seals what this side sends.
+    pub sender: TransportSender,
+    /// Opens what this side receives.
+    pub receiver: TransportReceiver,
+}
+
+impl Transport {
+    /// Splits into halves (a sending task and a receiving task need no shared lock).
+    pub fn split(self) -> (TransportSender, TransportReceiver) {
+        (self.sender, self.receiver)
+    }
+}

@@ -1,0 +1,220 @@
+//! Known-answer tests against the published vectors in `vectors/` (see its README for the
+//! source of every value): RFC 7748 X25519, RFC 8439 and draft-irtf-cfrg-xchacha AEADs,
+//! NIST / McGrew–Viega AES-GCM, and Cacophony Noise vectors run through our resolver.
+
+use sealcore::handshake::{X25519_BASEPOINT, x25519};
+use sealcore::transport::{HEADER_LEN, OVERHEAD};
+use sealcore::{AeadKey, AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, StaticKeypair, Suite, TransportMode};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vectors")
+}
+
+fn load<T: for<'de> Deserialize<'de>>(name: &str) -> Result<T, Box<dyn std::error::Error>> {
+    let path = vectors_dir().join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn h32(s: &str) -> Result<[u8; 32], Box<dyn std::error::Error>> {
+    Ok(hex::decode(s)?.try_into().map_err(|_| "expected 32 bytes")?)
+}
+
+#[derive(Deserialize)]
+struct X25519File {
+    scalar_mult: Vec<ScalarMult>,
+    iterated: Vec<Iterated>,
+    dh: Vec<Dh>,
+}
+#[derive(Deserialize)]
+struct ScalarMult {
+    source: String,
+    scalar: String,
+    u: String,
+    out: String,
+}
+#[derive(Deserialize)]
+struct Iterated {
+    iterations: u64,
+    out: String,
+}
+#[derive(Deserialize)]
+struct Dh {
+    alice_private: String,
+    alice_public: String,
+    bob_private: String,
+    bob_public: String,
+    shared: String,
+}
+
+#[test]
+fn x25519_matches_rfc7748_section_5_2_and_6_1() -> TestResult {
+    let f: X25519File = load("x25519.json")?;
+    assert!(!f.scalar_mult.is_empty() && !f.dh.is_empty());
+    for v in &f.scalar_mult {
+        assert_eq!(hex::encode(x25519(h32(&v.scalar)?, h32(&v.u)?)), v.out, "{}", v.source);
+    }
+    for v in f.iterated.iter().filter(|v| v.iterations <= 1000) {
+        let (mut k, mut u) = (X25519_BASEPOINT, X25519_BASEPOINT);
+        for _ in 0..v.iterations {
+            let next = x25519(k, u);
+            u = k;
+            k = next;
+        }
+        assert_eq!(hex::encode(k), v.out, "{} iterations", v.iterations);
+    }
+    for v in &f.dh {
+        let a = StaticKeypair::from_private(h32(&v.alice_private)?);
+        let b = StaticKeypair::from_private(h32(&v.bob_private)?);
+        assert_eq!(hex::encode(a.public), v.alice_public);
+        assert_eq!(hex::encode(b.public), v.bob_public);
+        assert_eq!(hex::encode(x25519(a.private, b.public)), v.shared);
+        assert_eq!(hex::encode(x25519(b.private, a.public)), v.shared);
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "slow: 1,000,000 X25519 operations (about a minute)"]
+fn x25519_million_iterations_match_rfc7748() -> TestResult {
+    let f: X25519File = load("x25519.json")?;
+    for v in f.iterated.iter().filter(|v| v.iterations > 1000) {
+        let (mut k, mut u) = (X25519_BASEPOINT, X25519_BASEPOINT);
+        for _ in 0..v.iterations {
+            let next = x25519(k, u);
+            u = k;
+            k = next;
+        }
+        assert_eq!(hex::encode(k), v.out);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct AeadFile {
+    vectors: Vec<AeadVector>,
+}
+#[derive(Deserialize)]
+struct AeadVector {
+    aead: String,
+    source: String,
+    key: String,
+    nonce: String,
+    aad: String,
+    plaintext: String,
+    ciphertext: String,
+    tag: String,
+}
+
+#[test]
+fn aeads_match_rfc8439_xchacha_draft_and_gcm_test_cases() -> TestResult {
+    let f: AeadFile = load("aead.json")?;
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &f.vectors {
+        let kind: AeadKind = v.aead.parse()?;
+        seen.insert(kind);
+        let key = AeadKey::new(kind, &hex::decode(&v.key)?)?;
+        let (nonce, aad) = (hex::decode(&v.nonce)?, hex::decode(&v.aad)?);
+        let mut buf = hex::decode(&v.plaintext)?;
+        let tag = key.seal(&nonce, &aad, &mut buf)?;
+        assert_eq!(hex::encode(&buf), v.ciphertext, "{} ciphertext", v.source);
+        assert_eq!(hex::encode(tag), v.tag, "{} tag", v.source);
+        key.open(&nonce, &aad, &mut buf, &tag)?;
+        assert_eq!(hex::encode(&buf), v.plaintext, "{} decrypt", v.source);
+    }
+    assert_eq!(seen.len(), 4, "a vector for every encrypted AEAD");
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CacophonyFile {
+    vectors: Vec<Cacophony>,
+}
+#[derive(Deserialize)]
+struct Cacophony {
+    protocol_name: String,
+    init_prologue: String,
+    init_static: Option<String>,
+    init_ephemeral: String,
+    init_remote_static: Option<String>,
+    resp_static: Option<String>,
+    resp_ephemeral: Option<String>,
+    handshake_hash: String,
+    messages: Vec<Message>,
+}
+#[derive(Deserialize)]
+struct Message {
+    payload: String,
+    ciphertext: String,
+}
+
+fn suite_of(name: &str) -> Result<Suite, Box<dyn std::error::Error>> {
+    let parts: Vec<&str> = name.split('_').collect();
+    let pattern: Pattern = parts[1].parse()?;
+    let aead = match parts[3] {
+        "ChaChaPoly" => AeadKind::ChaCha20Poly1305,
+        "AESGCM" => AeadKind::Aes256Gcm,
+        other => return Err(format!("cipher {other}").into()),
+    };
+    let hash: HashKind = parts[4].parse()?;
+    let s = Suite::new(pattern, aead, hash);
+    assert_eq!(s.noise_name(), name);
+    Ok(s)
+}
+
+#[test]
+fn cacophony_vectors_pass_through_our_resolver_and_transport() -> TestResult {
+    let f: CacophonyFile = load("cacophony.json")?;
+    let mut per_pattern = std::collections::BTreeMap::new();
+    for v in &f.vectors {
+        let suite = suite_of(&v.protocol_name)?;
+        *per_pattern.entry(suite.pattern).or_insert(0) += 1;
+        let prologue = hex::decode(&v.init_prologue)?;
+        let is = v.init_static.as_deref().map(h32).transpose()?.map(StaticKeypair::from_private);
+        let rs = v.resp_static.as_deref().map(h32).transpose()?.map(StaticKeypair::from_private);
+        let irs = v.init_remote_static.as_deref().map(h32).transpose()?;
+        let ie = h32(&v.init_ephemeral)?;
+        let re = v.resp_ephemeral.as_deref().map(h32).transpose()?;
+        let mut i = Handshake::initiator(
+            suite,
+            HandshakeKeys { local_static: is.as_ref(), remote_static: irs.as_ref(), fixed_ephemeral: Some(&ie) },
+            &prologue,
+        )?;
+        let mut r = Handshake::responder(
+            suite,
+            HandshakeKeys { local_static: rs.as_ref(), remote_static: None, fixed_ephemeral: re.as_ref() },
+            &prologue,
+        )?;
+        let hs = suite.pattern.message_count();
+        let mut buf = [0u8; 1024];
+        let mut out = [0u8; 1024];
+        for (k, m) in v.messages.iter().take(hs).enumerate() {
+            let (w, rd) = if k % 2 == 0 { (&mut i, &mut r) } else { (&mut r, &mut i) };
+            let n = w.write_message(&hex::decode(&m.payload)?, &mut buf)?;
+            assert_eq!(hex::encode(&buf[..n]), m.ciphertext, "{} message {k}", v.protocol_name);
+            let p = rd.read_message(&buf[..n], &mut out)?;
+            assert_eq!(hex::encode(&out[..p]), m.payload);
+        }
+        assert_eq!(hex::encode(i.handshake_hash()), v.handshake_hash, "{} handshake hash", v.protocol_name);
+        let mode = TransportMode::Noise { rekey_every: 0 };
+        let (mut ti, mut tr) = (i.into_transport(mode)?, r.into_transport(mode)?);
+        for (k, m) in v.messages.iter().enumerate().skip(hs) {
+            let (w, rd) = if k % 2 == 0 { (&mut ti, &mut tr) } else { (&mut tr, &mut ti) };
+            let payload = hex::decode(&m.payload)?;
+            let mut msg = vec![0u8; payload.len() + OVERHEAD];
+            msg[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(&payload);
+            let n = w.sender.seal(&mut msg, payload.len())?;
+            // Our wire form is counter ‖ (standard Noise ciphertext ‖ tag).
+            assert_eq!(hex::encode(&msg[HEADER_LEN..n]), m.ciphertext, "{} transport message {k}", v.protocol_name);
+            assert_eq!(rd.receiver.open(&mut msg[..n])?, &payload[..]);
+        }
+    }
+    for p in Pattern::ALL {
+        assert!(per_pattern.get(&p).copied().unwrap_or(0) >= 2, "vectors for {p:?}");
+    }
+    Ok(())
+}
