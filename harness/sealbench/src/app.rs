@@ -8,6 +8,7 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init();
     let outcome = match cli.command {
         Command::Crypto(args) => crate::commands::crypto::run(&args),
+        Command::Relay(args) => crate::commands::relay::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -21,6 +21,79 @@ pub enum Command {
     /// Single-core sweep of the crypto core: AEAD seal/open per message size, handshakes
     /// per second per suite, X25519, ratchet vs Noise transport. Writes crypto.json and plots.
     Crypto(CryptoArgs),
+    /// Run the reference relay: routes opaque ciphertext between clients over WebSockets
+    /// until SIGINT/SIGTERM (then closes every connection with "going away" and exits 0).
+    Relay(RelayArgs),
+}
+
+/// `sealbench relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to accept WebSocket connections on.
+    #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (and /healthz).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Require HELLO tokens: token = HMAC-SHA256(secret, client id as u64 little-endian).
+    #[arg(long, env = "SEALBENCH_AUTH_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// Largest accepted message in bytes (larger ones get a TOO_LARGE error frame).
+    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+    pub max_message: usize,
+
+    /// Messages stored per offline recipient; past it senders get MAILBOX_FULL.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub mailbox_limit: usize,
+
+    /// Offline recipients that may hold a mailbox at once.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_mailboxes: usize,
+
+    /// Frames queued towards one connection before it is closed as a slow consumer (4001).
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub queue_messages: usize,
+
+    /// Bytes queued towards one connection before it is closed as a slow consumer (4001).
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    pub queue_bytes: usize,
+
+    /// Connections held at once; further upgrades get HTTP 503
+    /// [default: the open-file limit minus 64].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a new connection has to upgrade and send HELLO.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub handshake_timeout: f64,
+
+    /// Seconds of silence before a connection is closed (4002); a ping goes out at half.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
+
+    /// Groups one client may be in.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_groups: usize,
+
+    /// Members one group may have.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_group_members: usize,
+
+    /// WebSocket read buffer per connection in bytes (allocated per connection).
+    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    pub read_buffer: usize,
+
+    /// Worker threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Hold every message this many milliseconds before routing it. For comparisons and
+    /// tests of latency measurement only: it makes the relay deliberately slow.
+    #[arg(long, default_value_t = 0.0, value_name = "MS", hide_short_help = true)]
+    pub delay_ms: f64,
 }
 
 /// `sealbench crypto`.

@@ -7,6 +7,7 @@
 //! - [`cli`] — the command line; [`app`] — dispatch and exit codes; [`commands`] — one
 //!   module per subcommand.
 //! - [`crypto`] — the single-core crypto sweep.
+//! - [`relay`] — the reference relay.
 //! - [`plot`] — charts (PNG + SVG), consumers of finished results.
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
 #![warn(missing_docs)]
@@ -20,4 +21,6 @@ pub mod logging;
 pub mod output;
 pub mod plot;
 pub mod provenance;
+pub mod relay;
+pub mod signals;
 pub mod timefmt;

@@ -13,11 +13,15 @@
 //!   per-message `ratchet`), with replay / forgery / truncation detection.
 //! - [`replay`] — the sliding replay window.
 //! - [`kdf`] — HKDF-SHA256 derivations beyond the handshake.
+//! - [`frame`] — the relay wire protocol (envelopes, error codes, auth tokens).
+//! - [`payload`] — the end-to-end body and the timed plaintext layout.
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod frame;
 pub mod handshake;
 pub mod kdf;
+pub mod payload;
 pub mod replay;
 pub mod resolver;
 pub mod suite;

@@ -1,0 +1,108 @@
+//! `sealbench relay`: the reference relay as its own process.
+
+use crate::cli::RelayArgs;
+use crate::error::{Failure, Outcome};
+use crate::relay::{self, Relay, RelayConfig};
+use anyhow::{Context, anyhow};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Turns the command line into a relay configuration.
+///
+/// # Errors
+/// A usage error naming the flag when a value is out of range.
+pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
+    let secs = |v: f64, flag: &str| {
+        if v.is_finite() && v > 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(Failure::usage(anyhow!("{flag} must be a positive number of seconds, got {v}")))
+        }
+    };
+    if args.max_message < 64 {
+        return Err(Failure::usage(anyhow!("--max-message must be at least 64 bytes")));
+    }
+    if !(args.delay_ms.is_finite() && args.delay_ms >= 0.0) {
+        return Err(Failure::usage(anyhow!("--delay-ms must be zero or positive")));
+    }
+    let limit = relay::config::default_max_connections();
+    let max_connections = match args.max_connections {
+        Some(n) if n > limit => {
+            return Err(Failure::usage(anyhow!(
+                "--max-connections {n} is above what this process can open ({limit}: the open-file limit {} minus {} reserved)",
+                relay::config::open_file_limit(),
+                relay::config::FD_RESERVE
+            )));
+        }
+        Some(n) => n,
+        None => limit,
+    };
+    Ok(RelayConfig {
+        max_message: args.max_message,
+        mailbox_limit: args.mailbox_limit,
+        max_mailboxes: args.max_mailboxes,
+        queue_messages: args.queue_messages.max(1),
+        queue_bytes: args.queue_bytes.max(args.max_message),
+        max_connections,
+        handshake_timeout: secs(args.handshake_timeout, "--handshake-timeout")?,
+        idle_timeout: secs(args.idle_timeout, "--idle-timeout")?,
+        max_groups_per_client: args.max_groups,
+        max_group_members: args.max_group_members,
+        max_keys: RelayConfig::default().max_keys,
+        auth_secret: args.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+        read_buffer: args.read_buffer.max(256),
+        write_buffer: RelayConfig::default().write_buffer,
+        delay: Duration::from_secs_f64(args.delay_ms / 1e3),
+    })
+}
+
+/// Runs `sealbench relay` until SIGINT or SIGTERM.
+///
+/// # Errors
+/// When the address cannot be bound (exit 1, naming the address).
+pub fn run(args: &RelayArgs) -> Outcome {
+    let config = config_from(args)?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+        let relay = Relay::new(config.clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(addr) = args.metrics {
+            let ml =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics {addr}: cannot bind"))?;
+            let mut rx = stop_rx.clone();
+            tokio::spawn(relay::http::serve(ml, relay.metrics(), async move {
+                let _ = rx.changed().await;
+            }));
+            eprintln!("metrics on http://{addr}/metrics");
+        }
+        eprintln!(
+            "sealbench relay listening on ws://{} (max {} connections, max message {} B{})",
+            listener.local_addr().unwrap_or(args.listen),
+            config.max_connections,
+            config.max_message,
+            if config.auth_secret.is_some() { ", auth required" } else { "" }
+        );
+        if !config.delay.is_zero() {
+            eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);
+        }
+        let mut rx = stop_rx.clone();
+        let serve = relay.serve(listener, async move {
+            let _ = rx.changed().await;
+        });
+        tokio::spawn(async move {
+            crate::signals::wait_for_stop().await;
+            eprintln!("stopping: closing connections");
+            let _ = stop_tx.send(true);
+        });
+        serve.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! Relay limits and options, all with defaults, all settable from `sealbench relay`.
+
+use std::time::Duration;
+
+/// How the relay behaves. Every limit bounds memory or refuses input explicitly.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Largest accepted WebSocket message, bytes. Larger ones get `TOO_LARGE`.
+    pub max_message: usize,
+    /// Messages stored per offline recipient before senders get `MAILBOX_FULL`.
+    pub mailbox_limit: usize,
+    /// Offline recipients that may have a mailbox at once (bounds mailbox memory).
+    pub max_mailboxes: usize,
+    /// Frames queued towards one connection before it is a slow consumer.
+    pub queue_messages: usize,
+    /// Bytes queued towards one connection before it is a slow consumer.
+    pub queue_bytes: usize,
+    /// Connections accepted at once; further upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// Time a new connection has to finish the WebSocket upgrade and send HELLO.
+    pub handshake_timeout: Duration,
+    /// A connection silent this long is closed; a ping goes out at half of it.
+    pub idle_timeout: Duration,
+    /// Groups one client may be in.
+    pub max_groups_per_client: usize,
+    /// Members one group may have.
+    pub max_group_members: usize,
+    /// Entries the key directory may hold.
+    pub max_keys: usize,
+    /// When set, HELLO must carry HMAC-SHA256(secret, client id).
+    pub auth_secret: Option<Vec<u8>>,
+    /// tungstenite read buffer per connection, bytes (allocated eagerly per connection).
+    pub read_buffer: usize,
+    /// tungstenite write buffer target per connection, bytes.
+    pub write_buffer: usize,
+    /// Test and comparison aid: hold every routed message this long before routing it.
+    pub delay: Duration,
+}
+
+/// File descriptors kept free below the process limit for the listener, the metrics
+/// server, logs and the 503 answers themselves.
+pub const FD_RESERVE: u64 = 64;
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_message: 64 * 1024,
+            mailbox_limit: 1000,
+            max_mailboxes: 100_000,
+            queue_messages: 4096,
+            queue_bytes: 8 * 1024 * 1024,
+            max_connections: default_max_connections(),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_groups_per_client: 64,
+            max_group_members: 1024,
+            max_keys: 1_000_000,
+            auth_secret: None,
+            read_buffer: 4 * 1024,
+            write_buffer: 16 * 1024,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// The process's soft open-file limit.
+pub fn open_file_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024)
+}
+
+/// The soft open-file limit minus [`FD_RESERVE`]: what one relay process can hold.
+pub fn default_max_connections() -> usize {
+    open_file_limit().saturating_sub(FD_RESERVE).max(1) as usize
+}

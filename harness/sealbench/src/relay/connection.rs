@@ -1,0 +1,578 @@
+//! One client connection: the WebSocket upgrade, registration, then a reader task that
+//! routes what the client sends and a writer task that drains the client's queue.
+//!
+//! Everything the relay sends a client (deliveries, acks, errors, pings) goes through that
+//! client's bounded queue, so a client that stops reading fills only its own queue and is
+//! then closed as a slow consumer (close code 4001); it never blocks anyone else.
+
+use super::registry::{EnqueueError, Peer, Register, Route};
+use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame, FrameType};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+type Source = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+
+/// Frames handled per wake-up before counters are published and the task yields.
+const READ_BATCH: usize = 64;
+/// Frames written per flush.
+const WRITE_BATCH: usize = 256;
+/// One SEND in this many has its routing time sampled into the histogram.
+const SAMPLE_EVERY: u32 = 32;
+
+/// Serves one accepted TCP connection to the end.
+pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let cfg = &shared.config;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer)
+        .write_buffer_size(cfg.write_buffer)
+        .max_message_size(Some(cfg.max_message.saturating_mul(4).max(1024)))
+        .max_frame_size(Some(cfg.max_message.saturating_mul(4).max(1024)));
+    let over_capacity = shared.connections.load(Ordering::Relaxed) > cfg.max_connections;
+    // The error type is tungstenite's: its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
+    let callback = |_req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if over_capacity {
+            let mut r = ErrorResponse::new(Some("sealbench relay: at its connection limit, try again later".into()));
+            *r.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
+            return Err(r);
+        }
+        Ok(resp)
+    };
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let ws = match tokio::time::timeout(cfg.handshake_timeout, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(_)) if over_capacity => return shared.metrics.refuse_upgrade("capacity"),
+        Ok(Err(_)) => return shared.metrics.refuse_upgrade("bad_request"),
+        Err(_) => return shared.metrics.refuse_upgrade("timeout"),
+    };
+    let (sink, source) = ws.split();
+    let capacity = cfg.queue_messages.max(cfg.mailbox_limit + 16);
+    let (tx, rx) = mpsc::channel(capacity);
+    let ctl = shared.registry.new_ctl();
+    let me = Peer { tx, ctl };
+    let (close_tx, close_rx) = watch::channel(None);
+    let writer = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx));
+    let mut conn = Conn {
+        shared: shared.clone(),
+        me,
+        id: 0,
+        cache: HashMap::new(),
+        groups: Vec::new(),
+        held: VecDeque::new(),
+        routed: 0,
+        bytes_in: 0,
+        sample: 0,
+    };
+    let close = conn.run(source).await;
+    conn.cleanup();
+    finish_writer(writer, close_tx, close).await;
+}
+
+/// Why the reader ended, and how the writer should close.
+type CloseWith = Option<(CloseCode, &'static str)>;
+
+async fn finish_writer(mut writer: JoinHandle<()>, close_tx: watch::Sender<CloseWith>, close: CloseWith) {
+    let _ = close_tx.send(Some(close.unwrap_or((CloseCode::Normal, "bye"))));
+    // A writer stuck on a client that does not read gets one second, then is aborted.
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Message>,
+    me: Peer,
+    mut close_rx: watch::Receiver<CloseWith>,
+) {
+    let mut bytes_out = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            _ = close_rx.changed() => {
+                let close = (*close_rx.borrow()).unwrap_or((CloseCode::Normal, "bye"));
+                // Frames already queued (errors, acks) go out before the close frame.
+                while let Ok(m) = rx.try_recv() {
+                    if sink.feed(m).await.is_err() { break; }
+                }
+                let frame = CloseFrame { code: close.0, reason: close.1.into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                break;
+            }
+            m = rx.recv() => {
+                let Some(m) = m else { break };
+                let mut n = 0;
+                let mut next = Some(m);
+                let mut failed = false;
+                while let Some(m) = next.take() {
+                    let len = m.len();
+                    if sink.feed(m).await.is_err() { failed = true; break; }
+                    me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    bytes_out += len as u64;
+                    n += 1;
+                    if n < WRITE_BATCH { next = rx.try_recv().ok(); }
+                }
+                if failed || sink.flush().await.is_err() {
+                    break;
+                }
+                if bytes_out > 1 << 20 {
+                    shared.metrics.bytes_out.inc_by(std::mem::take(&mut bytes_out));
+                }
+            }
+        }
+    }
+    shared.metrics.bytes_out.inc_by(bytes_out);
+    rx.close();
+    let mut dropped = 0;
+    while rx.try_recv().is_ok() {
+        dropped += 1;
+    }
+    shared.metrics.dropped_on_close.inc_by(dropped);
+}
+
+/// The reading side of one connection.
+struct Conn {
+    shared: Arc<Shared>,
+    /// This connection's own queue (for acks and errors) and control block.
+    me: Peer,
+    /// Registered client id (0 until HELLO succeeds).
+    id: u64,
+    /// Peers this client has sent to: the hot path skips the registry for them.
+    cache: HashMap<u64, Peer>,
+    /// Groups joined (left on disconnect).
+    groups: Vec<u64>,
+    /// With `--delay`: SEND frames held until their release time.
+    held: VecDeque<(Instant, Bytes)>,
+    /// Counters published once per batch.
+    routed: u64,
+    bytes_in: u64,
+    sample: u32,
+}
+
+/// What handling one message decided.
+enum Next {
+    Continue,
+    Close(CloseCode, &'static str),
+}
+
+impl Conn {
+    async fn run(&mut self, mut source: Source) -> CloseWith {
+        let shared = self.shared.clone();
+        let mut shutdown = shared.shutdown.clone();
+        let cfg = &shared.config;
+        let mut last_read = Instant::now();
+        let registered_by = last_read + cfg.handshake_timeout;
+        let mut tick = tokio::time::interval((cfg.idle_timeout / 2).max(std::time::Duration::from_millis(10)));
+        tick.tick().await;
+        let mut pinged = false;
+        let ctl = self.me.ctl.clone();
+        loop {
+            if ctl.killed.load(Ordering::Acquire) {
+                self.shared.metrics.queue_overflows.inc();
+                self.shared.metrics.close("slow_consumer");
+                return Some((CLOSE_SLOW, "slow consumer: send queue overflow"));
+            }
+            let release = self.held.front().map(|(t, _)| *t);
+            tokio::select! {
+                biased;
+                _ = ctl.kill_notify.notified() => continue,
+                _ = shutdown.changed() => {
+                    self.shared.metrics.close("shutdown");
+                    return Some((CloseCode::Away, "relay shutting down"));
+                }
+                _ = sleep_until_opt(release) => self.release_held(),
+                m = source.next() => {
+                    last_read = Instant::now();
+                    pinged = false;
+                    let mut next = Some(m);
+                    let mut n = 0;
+                    while let Some(m) = next.take() {
+                        match self.on_message(m) {
+                            Next::Continue => {}
+                            Next::Close(code, why) => { self.publish(); return Some((code, why)); }
+                        }
+                        n += 1;
+                        if n < READ_BATCH { next = source.next().now_or_never(); }
+                    }
+                    self.publish();
+                }
+                _ = tick.tick() => {
+                    let quiet = last_read.elapsed();
+                    if self.id == 0 && Instant::now() >= registered_by {
+                        self.shared.metrics.close("no_hello");
+                        return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                    }
+                    if quiet >= cfg.idle_timeout {
+                        self.shared.metrics.close("idle");
+                        return Some((CLOSE_IDLE, "idle timeout"));
+                    }
+                    if quiet >= cfg.idle_timeout / 2 && !pinged {
+                        pinged = true;
+                        let _ = self.me.enqueue(Message::Ping(Bytes::new()), cfg.queue_bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let m = &self.shared.metrics;
+        if self.routed > 0 {
+            m.routed.inc_by(std::mem::take(&mut self.routed));
+        }
+        if self.bytes_in > 0 {
+            m.bytes_in.inc_by(std::mem::take(&mut self.bytes_in));
+        }
+    }
+
+    fn on_message(&mut self, m: Option<Result<Message, WsError>>) -> Next {
+        let max = self.shared.config.max_message;
+        match m {
+            None => Next::Close(CloseCode::Normal, "closed by client"),
+            Some(Err(WsError::Capacity(_))) => {
+                self.refuse(0, ErrorCode::TooLarge, "message far over the maximum size; closing");
+                Next::Close(CloseCode::Size, "message too big")
+            }
+            Some(Err(_)) => Next::Close(CloseCode::Protocol, "WebSocket protocol error"),
+            Some(Ok(Message::Binary(data))) => {
+                self.bytes_in += data.len() as u64;
+                if data.len() > max {
+                    let req = request_id_of(&data);
+                    self.refuse(req, ErrorCode::TooLarge, "message exceeds the relay's maximum message size");
+                    return Next::Continue;
+                }
+                self.on_frame(data)
+            }
+            Some(Ok(Message::Text(_))) => {
+                self.refuse(0, ErrorCode::TextFrame, "text messages are not part of the protocol; send binary");
+                Next::Continue
+            }
+            Some(Ok(Message::Close(_))) => Next::Close(CloseCode::Normal, "closed by client"),
+            Some(Ok(_)) => Next::Continue, // ping / pong: tungstenite answers pings itself
+        }
+    }
+
+    fn on_frame(&mut self, data: Bytes) -> Next {
+        let req = request_id_of(&data);
+        let ty = match frame::peek_type(&data) {
+            Ok(t) => t,
+            Err(e) => {
+                self.refuse(req, e.code(), "cannot read the frame's version and type");
+                return Next::Continue;
+            }
+        };
+        if self.id == 0 && ty != FrameType::Hello {
+            self.refuse(req, ErrorCode::NotRegistered, "send HELLO first");
+            return Next::Continue;
+        }
+        let frame = match frame::decode(&data) {
+            Ok(f) => f,
+            Err(e) => {
+                self.refuse(req, e.code(), malformed_reason(e));
+                return Next::Continue;
+            }
+        };
+        match frame {
+            Frame::Hello { client_id, token } => self.on_hello(client_id, token),
+            Frame::Send { request_id, flags, recipient, .. } => {
+                if recipient == 0 || recipient == self.id {
+                    self.refuse(request_id, ErrorCode::InvalidTarget, "recipient is 0 or the sender itself");
+                } else if self.shared.config.delay.is_zero() {
+                    self.route_send(data, request_id, flags, recipient);
+                } else {
+                    self.held.push_back((Instant::now() + self.shared.config.delay, data));
+                }
+                Next::Continue
+            }
+            Frame::GroupSend { request_id, flags, group, .. } => {
+                self.group_send(data, request_id, flags, group);
+                Next::Continue
+            }
+            Frame::GroupJoin { request_id, group } => {
+                self.join(request_id, group);
+                Next::Continue
+            }
+            Frame::GroupLeave { request_id, group } => {
+                if let Some(i) = self.groups.iter().position(|g| *g == group) {
+                    self.groups.swap_remove(i);
+                    self.shared.registry.leave(group, self.id);
+                    self.ack(request_id);
+                } else {
+                    self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
+                }
+                Next::Continue
+            }
+            Frame::KeyPublish { request_id, key } => {
+                if key.is_empty() {
+                    self.refuse(request_id, ErrorCode::BadKey, "empty key");
+                } else if self.shared.registry.publish_key(
+                    self.id,
+                    Bytes::copy_from_slice(key),
+                    self.shared.config.max_keys,
+                ) {
+                    self.ack(request_id);
+                } else {
+                    self.refuse(request_id, ErrorCode::BadKey, "the key directory is full");
+                }
+                Next::Continue
+            }
+            Frame::KeyFetch { request_id, client } => {
+                match self.shared.registry.key(client) {
+                    Some(key) => {
+                        let f = Frame::Key { request_id, client, key: &key };
+                        self.send_frame(&f);
+                    }
+                    None => self.refuse(request_id, ErrorCode::NoSuchKey, "that client has published no key"),
+                }
+                Next::Continue
+            }
+            _ => {
+                self.refuse(req, ErrorCode::UnknownType, "a relay-to-client frame type sent by a client");
+                Next::Continue
+            }
+        }
+    }
+
+    fn on_hello(&mut self, client_id: u64, token: &[u8]) -> Next {
+        if self.id != 0 {
+            self.refuse(0, ErrorCode::AlreadyRegistered, "this connection is already registered");
+            return Next::Continue;
+        }
+        if client_id == 0 {
+            self.refuse(0, ErrorCode::InvalidTarget, "client id 0 is reserved");
+            return Next::Close(CloseCode::Policy, "invalid client id");
+        }
+        if let Some(secret) = &self.shared.config.auth_secret {
+            if !frame::verify_auth_token(secret, client_id, token) {
+                self.refuse(0, ErrorCode::AuthFailed, "token is not HMAC-SHA256(secret, client id)");
+                return Next::Close(CloseCode::Policy, "authentication failed");
+            }
+        }
+        match self.shared.registry.register(client_id, self.me.clone(), &self.shared.metrics) {
+            Register::Duplicate => {
+                self.refuse(0, ErrorCode::DuplicateId, "another connection is registered with this client id");
+                Next::Close(CloseCode::Policy, "duplicate client id")
+            }
+            Register::Ok(stored) => {
+                self.id = client_id;
+                self.shared.metrics.registrations.inc();
+                let max_message = self.shared.config.max_message as u32;
+                self.send_frame(&Frame::Welcome { client_id, stored: stored.len() as u32, max_message });
+                let limit = self.shared.config.queue_bytes;
+                for f in stored {
+                    let _ = self.me.enqueue(Message::Binary(f), limit);
+                }
+                Next::Continue
+            }
+        }
+    }
+
+    /// SEND → DELIVER, rewriting the header in place (no copy when the buffer is ours).
+    fn route_send(&mut self, data: Bytes, request_id: u64, flags: u8, recipient: u64) {
+        let t0 = self.sampled().then(Instant::now);
+        let mut buf = data.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        // Cannot fail: decode() already checked the 19-byte header.
+        let _ = frame::rewrite_as_deliver(&mut buf, self.id, 0, 0);
+        let limit = self.shared.config.queue_bytes;
+        let mut frame = Some(buf);
+        for _attempt in 0..2 {
+            let peer = match self.cache.get(&recipient).filter(|p| p.is_live()) {
+                Some(p) => p.clone(),
+                None => {
+                    self.cache.remove(&recipient);
+                    let cfg = &self.shared.config;
+                    let route = self.shared.registry.route(
+                        recipient,
+                        || {
+                            let mut b = frame.take().unwrap_or_default();
+                            if b.len() > 10 {
+                                b[10] |= FLAG_STORED;
+                            }
+                            b.freeze()
+                        },
+                        (cfg.mailbox_limit, cfg.max_mailboxes),
+                        &self.shared.metrics,
+                    );
+                    match route {
+                        Route::Online(p) => {
+                            self.cache.insert(recipient, p.clone());
+                            p
+                        }
+                        Route::Stored => {
+                            self.done_send(request_id, flags, t0);
+                            return;
+                        }
+                        Route::MailboxFull => {
+                            self.refuse(
+                                request_id,
+                                ErrorCode::MailboxFull,
+                                "recipient offline and its mailbox is full",
+                            );
+                            return;
+                        }
+                    }
+                }
+            };
+            let Some(f) = frame.take() else { return };
+            let bytes = f.freeze();
+            match peer.enqueue(Message::Binary(bytes.clone()), limit) {
+                Ok(()) => {
+                    self.routed += 1;
+                    self.done_send(request_id, flags, t0);
+                    return;
+                }
+                Err(EnqueueError::Overloaded) => {
+                    self.refuse(
+                        request_id,
+                        ErrorCode::RecipientOverloaded,
+                        "recipient's queue is full; it is being disconnected as a slow consumer",
+                    );
+                    return;
+                }
+                Err(EnqueueError::Gone) => {
+                    // It just went offline: try once more through the registry (mailbox).
+                    self.cache.remove(&recipient);
+                    frame = Some(BytesMut::from(&bytes[..]));
+                }
+            }
+        }
+        self.refuse(request_id, ErrorCode::RecipientOverloaded, "recipient disconnected while routing");
+    }
+
+    fn done_send(&mut self, request_id: u64, flags: u8, t0: Option<Instant>) {
+        if flags & FLAG_ACK != 0 {
+            self.ack(request_id);
+        }
+        if let Some(t0) = t0 {
+            self.shared.metrics.routing_seconds.observe(t0.elapsed().as_secs_f64());
+        }
+    }
+
+    fn sampled(&mut self) -> bool {
+        self.sample = self.sample.wrapping_add(1);
+        self.sample % SAMPLE_EVERY == 0
+    }
+
+    fn release_held(&mut self) {
+        let now = Instant::now();
+        while self.held.front().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, data)) = self.held.pop_front() else { break };
+            if let Ok(Frame::Send { request_id, flags, recipient, .. }) = frame::decode(&data) {
+                self.route_send(data.clone(), request_id, flags, recipient);
+            }
+        }
+        self.publish();
+    }
+
+    fn group_send(&mut self, data: Bytes, request_id: u64, flags: u8, group: u64) {
+        if !self.groups.contains(&group) {
+            self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
+            return;
+        }
+        let mut buf = data.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        let _ = frame::rewrite_as_deliver(&mut buf, self.id, FLAG_GROUP, group);
+        let bytes = buf.freeze(); // encoded once, shared by every member
+        let limit = self.shared.config.queue_bytes;
+        let (mut routed, mut overloaded) = (0u64, 0u32);
+        self.shared.registry.for_each_member(group, self.id, |_, peer| {
+            match peer.enqueue(Message::Binary(bytes.clone()), limit) {
+                Ok(()) => routed += 1,
+                Err(EnqueueError::Overloaded) => overloaded += 1,
+                Err(EnqueueError::Gone) => {}
+            }
+        });
+        self.routed += routed;
+        if overloaded > 0 {
+            let reason = "some members' queues were full; they are being disconnected as slow consumers";
+            self.refuse(request_id, ErrorCode::RecipientOverloaded, reason);
+        } else if flags & FLAG_ACK != 0 {
+            self.ack(request_id);
+        }
+    }
+
+    fn join(&mut self, request_id: u64, group: u64) {
+        let cfg = &self.shared.config;
+        if group == 0 {
+            self.refuse(request_id, ErrorCode::InvalidTarget, "group id 0 is reserved");
+        } else if self.groups.contains(&group) {
+            self.ack(request_id);
+        } else if self.groups.len() >= cfg.max_groups_per_client {
+            self.refuse(request_id, ErrorCode::TooManyGroups, "this client is in the maximum number of groups");
+        } else if self.shared.registry.join(group, self.id, self.me.clone(), cfg.max_group_members).is_err() {
+            self.refuse(request_id, ErrorCode::GroupFull, "the group has the maximum number of members");
+        } else {
+            self.groups.push(group);
+            self.ack(request_id);
+        }
+    }
+
+    fn ack(&mut self, request_id: u64) {
+        self.send_frame(&Frame::Ack { request_id });
+    }
+
+    fn refuse(&mut self, request_id: u64, code: ErrorCode, reason: &str) {
+        self.shared.metrics.refuse(code);
+        tracing::debug!(client = self.id, code = code.name(), reason, "refused input");
+        self.send_frame(&Frame::Error { request_id, code: code as u16, reason });
+    }
+
+    fn send_frame(&mut self, f: &Frame<'_>) {
+        let mut buf = vec![0u8; f.encoded_len()];
+        if f.encode(&mut buf).is_ok() {
+            let _ = self.me.enqueue(Message::Binary(buf.into()), self.shared.config.queue_bytes);
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.publish();
+        for g in self.groups.drain(..) {
+            self.shared.registry.leave(g, self.id);
+        }
+        if self.id != 0 {
+            self.shared.registry.unregister(self.id, self.me.ctl.generation);
+        }
+    }
+}
+
+/// The request id of a client frame (bytes 2..10), 0 when there is none.
+fn request_id_of(data: &[u8]) -> u64 {
+    match data.get(1).copied().and_then(FrameType::from_u8) {
+        Some(FrameType::Hello) | None => 0,
+        Some(_) => data.get(2..10).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
+    }
+}
+
+fn malformed_reason(e: frame::FrameError) -> &'static str {
+    match e {
+        frame::FrameError::Short => "frame shorter than its type requires",
+        frame::FrameError::BadLength => "a length field points past the end of the frame",
+        frame::FrameError::Trailing => "trailing bytes after the frame",
+        frame::FrameError::BadField => "a field is out of range",
+        frame::FrameError::Version(_) => "unsupported protocol version",
+        frame::FrameError::UnknownType(_) => "unknown frame type",
+        _ => "malformed frame",
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,145 @@
+//! Relay metrics: Prometheus text format through `prometheus-client`.
+//!
+//! Hot-path counters are accumulated per connection and added here once per batch of
+//! frames, so a forwarded message costs no shared atomic of its own.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sealcore::frame::ErrorCode;
+
+/// Label of a refused input.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The error code's name.
+    pub code: &'static str,
+}
+
+/// Label of a refused upgrade or a close.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Every relay metric.
+#[derive(Debug)]
+pub struct RelayMetrics {
+    registry: Registry,
+    /// Connections open now.
+    pub connections: Gauge,
+    /// Connections accepted (TCP) in all.
+    pub connections_total: Counter,
+    /// Successful registrations.
+    pub registrations: Counter,
+    /// Frames routed to a recipient (direct) or member (group, counted per member).
+    pub routed: Counter,
+    /// Messages stored in mailboxes.
+    pub stored: Counter,
+    /// Refused inputs by error code.
+    pub refused: Family<CodeLabel, Counter>,
+    /// Bytes received in binary messages.
+    pub bytes_in: Counter,
+    /// Bytes sent in binary messages.
+    pub bytes_out: Counter,
+    /// Connections closed as slow consumers.
+    pub queue_overflows: Counter,
+    /// Frames that were queued for a connection when it was closed (never written).
+    pub dropped_on_close: Counter,
+    /// Messages waiting in mailboxes now.
+    pub mailbox_depth: Gauge,
+    /// Upgrades refused (capacity, timeout, bad request).
+    pub upgrades_refused: Family<ReasonLabel, Counter>,
+    /// Connections closed by the relay, by reason.
+    pub closes: Family<ReasonLabel, Counter>,
+    /// In-relay routing time of sampled SEND frames, seconds (read → enqueued).
+    pub routing_seconds: Histogram,
+}
+
+impl Default for RelayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RelayMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sealbench_relay");
+        let m = RelayMetrics {
+            connections: Gauge::default(),
+            connections_total: Counter::default(),
+            registrations: Counter::default(),
+            routed: Counter::default(),
+            stored: Counter::default(),
+            refused: Family::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            queue_overflows: Counter::default(),
+            dropped_on_close: Counter::default(),
+            mailbox_depth: Gauge::default(),
+            upgrades_refused: Family::default(),
+            closes: Family::default(),
+            routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
+            registry: Registry::default(),
+        };
+        registry.register("connections", "Connections open now", m.connections.clone());
+        registry.register("connections_accepted", "TCP connections accepted", m.connections_total.clone());
+        registry.register("registrations", "Successful HELLO registrations", m.registrations.clone());
+        registry.register("messages_routed", "Frames routed to recipients (group: per member)", m.routed.clone());
+        registry.register("messages_stored", "Messages stored in offline mailboxes", m.stored.clone());
+        registry.register("messages_refused", "Refused inputs, by error code", m.refused.clone());
+        registry.register("bytes_in", "Bytes received in binary messages", m.bytes_in.clone());
+        registry.register("bytes_out", "Bytes sent in binary messages", m.bytes_out.clone());
+        registry.register("queue_overflows", "Connections closed as slow consumers", m.queue_overflows.clone());
+        registry.register(
+            "frames_dropped_on_close",
+            "Frames queued for a connection when it closed",
+            m.dropped_on_close.clone(),
+        );
+        registry.register("mailbox_depth", "Messages waiting in mailboxes", m.mailbox_depth.clone());
+        registry.register("upgrades_refused", "WebSocket upgrades refused, by reason", m.upgrades_refused.clone());
+        registry.register("closes", "Connections closed by the relay, by reason", m.closes.clone());
+        registry.register(
+            "routing_seconds",
+            "In-relay routing time of sampled SEND frames (read to enqueued)",
+            m.routing_seconds.clone(),
+        );
+        RelayMetrics { registry, ..m }
+    }
+
+    /// Counts a refused input.
+    pub fn refuse(&self, code: ErrorCode) {
+        self.refused.get_or_create(&CodeLabel { code: code.name() }).inc();
+    }
+
+    /// How many inputs were refused with `code` so far.
+    pub fn refused_count(&self, code: ErrorCode) -> u64 {
+        self.refused.get_or_create(&CodeLabel { code: code.name() }).get()
+    }
+
+    /// Counts a close by the relay.
+    pub fn close(&self, reason: &'static str) {
+        self.closes.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// How many connections were closed for `reason`.
+    pub fn close_count(&self, reason: &'static str) -> u64 {
+        self.closes.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Counts a refused upgrade.
+    pub fn refuse_upgrade(&self, reason: &'static str) {
+        self.upgrades_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,124 @@
+//! The reference relay: routes opaque ciphertext between registered clients over
+//! WebSockets. It never holds a key; it cannot read what it carries.
+//!
+//! Entry point: [`run`] (takes a bound listener, a config and a shutdown future), or
+//! [`Relay::serve`] when the caller wants the metrics handle (tests, the embedded relay).
+//!
+//! # Layout
+//! - [`config`] — limits and options with their defaults.
+//! - [`registry`] — online clients, mailboxes, groups, key directory.
+//! - [`connection`] — one connection: upgrade, HELLO, reader and writer tasks.
+//! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
+
+pub mod config;
+mod connection;
+pub mod http;
+pub mod metrics;
+pub mod registry;
+
+pub use config::RelayConfig;
+use metrics::RelayMetrics;
+use registry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Close code for a slow consumer (its send queue overflowed).
+pub const CLOSE_SLOW: CloseCode = CloseCode::Library(4001);
+/// Close code for an idle connection (nothing received for the idle timeout).
+pub const CLOSE_IDLE: CloseCode = CloseCode::Library(4002);
+
+/// State every connection shares.
+#[derive(Debug)]
+struct Shared {
+    config: RelayConfig,
+    registry: Registry,
+    metrics: Arc<RelayMetrics>,
+    /// Open connections (accepted and not yet finished).
+    connections: AtomicUsize,
+    /// Becomes true on shutdown.
+    shutdown: watch::Receiver<bool>,
+    /// Notified when the last connection ends.
+    idle: Notify,
+}
+
+/// A relay instance: its config and metrics, before and while it serves.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    config: RelayConfig,
+    metrics: Arc<RelayMetrics>,
+}
+
+impl Relay {
+    /// A relay with `config`.
+    pub fn new(config: RelayConfig) -> Self {
+        Relay { config, metrics: Arc::new(RelayMetrics::new()) }
+    }
+
+    /// Its metrics (live while it serves).
+    pub fn metrics(&self) -> Arc<RelayMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves `listener` until `shutdown` completes, then closes every connection with
+    /// "going away" (1001) and returns once they have ended (at most a few seconds).
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config: self.config,
+            registry: Registry::new(),
+            metrics: self.metrics,
+            connections: AtomicUsize::new(0),
+            shutdown: stop_rx,
+            idle: Notify::new(),
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        shared.metrics.connections_total.inc();
+                        shared.metrics.connections.inc();
+                        shared.connections.fetch_add(1, Ordering::Relaxed);
+                        let s = shared.clone();
+                        tokio::spawn(async move {
+                            connection::serve(s.clone(), stream).await;
+                            s.metrics.connections.dec();
+                            if s.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                s.idle.notify_waiters();
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning; keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while shared.connections.load(Ordering::Acquire) > 0 {
+            let notified = shared.idle.notified();
+            if shared.connections.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(left = shared.connections.load(Ordering::Relaxed), "connections still open at exit");
+                break;
+            }
+        }
+    }
+}
+
+/// Runs a relay with `config` on `listener` until `shutdown` completes.
+pub async fn run(listener: TcpListener, config: RelayConfig, shutdown: impl Future<Output = ()>) {
+    Relay::new(config).serve(listener, shutdown).await;
+}

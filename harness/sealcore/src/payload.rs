@@ -1,0 +1,110 @@
+//! The end-to-end layer the clients put inside a relay SEND body, and the plaintext layout
+//! of a load-test message. The relay never looks inside either.
+//!
+//! ```text
+//! E2E body:   kind u8 | conversation u32 LE | data
+//!   kind 1 = handshake message (data = a Noise handshake message)
+//!   kind 2 = transport message (data = counter ‖ ciphertext ‖ tag, see `transport`)
+//! plaintext:  seq u64 | intended_ns u64 | actual_ns u64 | padding (zeros) up to the size
+//! ```
+//!
+//! Times are nanoseconds since the sending process's monotonic epoch; both ends of a
+//! conversation live in one driver process, so one clock serves both.
+
+/// Bytes before the data in an E2E body.
+pub const E2E_HEADER_LEN: usize = 5;
+/// Bytes of the timing header at the start of every load-test plaintext.
+pub const PLAINTEXT_HEADER_LEN: usize = 24;
+
+/// What an E2E body carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum E2eKind {
+    /// A Noise handshake message.
+    Handshake = 1,
+    /// A transport message.
+    Transport = 2,
+}
+
+/// Why an E2E body or plaintext could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// Too short for its header.
+    #[error("end-to-end message too short")]
+    Short,
+    /// Unknown kind byte.
+    #[error("unknown end-to-end message kind")]
+    UnknownKind(u8),
+}
+
+/// Writes the E2E header into `out[..E2E_HEADER_LEN]`.
+#[inline]
+pub fn write_e2e_header(out: &mut [u8], kind: E2eKind, conversation: u32) {
+    out[0] = kind as u8;
+    out[1..5].copy_from_slice(&conversation.to_le_bytes());
+}
+
+/// Splits an E2E body into kind, conversation and data.
+///
+/// # Errors
+/// [`PayloadError::Short`], [`PayloadError::UnknownKind`].
+#[inline]
+pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
+    if body.len() < E2E_HEADER_LEN {
+        return Err(PayloadError::Short);
+    }
+    let kind = match body[0] {
+        1 => E2eKind::Handshake,
+        2 => E2eKind::Transport,
+        k => return Err(PayloadError::UnknownKind(k)),
+    };
+    let conv = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);
+    Ok((kind, conv, &body[E2E_HEADER_LEN..]))
+}
+
+/// The mutable-buffer variant of [`parse_e2e`], for opening the data in place.
+///
+/// # Errors
+/// As [`parse_e2e`].
+#[inline]
+pub fn parse_e2e_mut(body: &mut [u8]) -> Result<(E2eKind, u32, &mut [u8]), PayloadError> {
+    let (kind, conv, _) = parse_e2e(body)?;
+    Ok((kind, conv, &mut body[E2E_HEADER_LEN..]))
+}
+
+/// The timing header of a load-test message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Sequence number of the message in its direction of its conversation (from 0).
+    pub seq: u64,
+    /// When the schedule said to send it, ns since the epoch.
+    pub intended_ns: u64,
+    /// When it was actually sealed and handed to the socket, ns since the epoch.
+    pub actual_ns: u64,
+}
+
+impl Stamp {
+    /// Writes the stamp into `out[..PLAINTEXT_HEADER_LEN]` and zeroes the rest (padding).
+    #[inline]
+    pub fn write(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.seq.to_le_bytes());
+        out[8..16].copy_from_slice(&self.intended_ns.to_le_bytes());
+        out[16..24].copy_from_slice(&self.actual_ns.to_le_bytes());
+        out[PLAINTEXT_HEADER_LEN..].fill(0);
+    }
+
+    /// Reads a stamp from the start of a plaintext.
+    ///
+    /// # Errors
+    /// [`PayloadError::Short`] when the plaintext is shorter than the header.
+    #[inline]
+    pub fn read(plaintext: &[u8]) -> Result<Self, PayloadError> {
+        if plaintext.len() < PLAINTEXT_HEADER_LEN {
+            return Err(PayloadError::Short);
+        }
+        let u = |i: usize| u64::from_le_bytes(plaintext[i..i + 8].try_into().unwrap_or([0; 8]));
+        Ok(Stamp { seq: u(0), intended_ns: u(8), actual_ns: u(16) })
+    }
+}

@@ -1,0 +1,103 @@
+//! The relay frame codec: round trips, hostile input, in-place SEND → DELIVER rewrite.
+
+use proptest::prelude::*;
+use sealcore::frame::{self, ErrorCode, Frame, FrameError, ROUTED_HEADER_LEN};
+
+fn arb_frame() -> impl Strategy<Value = (u8, u64, u64, u8, Vec<u8>, u16, String)> {
+    (
+        0u8..12,
+        any::<u64>(),
+        any::<u64>(),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..300),
+        any::<u16>(),
+        "[a-z ]{0,40}",
+    )
+}
+
+fn build<'a>(kind: u8, a: u64, b: u64, flags: u8, bytes: &'a [u8], code: u16, text: &'a str) -> Frame<'a> {
+    let small = &bytes[..bytes.len().min(64)];
+    let key = &bytes[..bytes.len().min(256)];
+    match kind {
+        0 => Frame::Hello { client_id: a, token: small },
+        1 => Frame::Send { request_id: a, flags, recipient: b, body: bytes },
+        2 => Frame::GroupJoin { request_id: a, group: b },
+        3 => Frame::GroupLeave { request_id: a, group: b },
+        4 => Frame::GroupSend { request_id: a, flags, group: b, body: bytes },
+        5 => Frame::KeyPublish { request_id: a, key },
+        6 => Frame::KeyFetch { request_id: a, client: b },
+        7 => Frame::Welcome { client_id: a, stored: b as u32, max_message: (b >> 32) as u32 },
+        8 => Frame::Deliver { sender: a, flags, group: b, body: bytes },
+        9 => Frame::Ack { request_id: a },
+        10 => Frame::Key { request_id: a, client: b, key },
+        _ => Frame::Error { request_id: a, code, reason: text },
+    }
+}
+
+proptest! {
+    #[test]
+    fn decode_of_encode_is_identity((kind, a, b, flags, bytes, code, text) in arb_frame()) {
+        let f = build(kind, a, b, flags, &bytes, code, &text);
+        let mut out = vec![0u8; f.encoded_len()];
+        let n = f.encode(&mut out).unwrap();
+        prop_assert_eq!(n, f.encoded_len());
+        prop_assert_eq!(frame::decode(&out[..n]).unwrap(), f);
+        // One byte short is never accepted as the same frame.
+        if let Ok(g) = frame::decode(&out[..n - 1]) { prop_assert_ne!(g, f); }
+    }
+
+    #[test]
+    fn decode_of_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = frame::decode(&bytes);
+        let mut v = bytes.clone();
+        if v.len() >= 2 { v[0] = frame::VERSION; v[1] = bytes[1] % 8; }
+        let _ = frame::decode(&v);
+    }
+}
+
+#[test]
+fn malformed_inputs_are_distinct_typed_errors() {
+    assert_eq!(frame::decode(&[]), Err(FrameError::Short));
+    assert_eq!(frame::decode(&[9, 2]), Err(FrameError::Version(9)));
+    assert_eq!(frame::decode(&[1, 0x7f]), Err(FrameError::UnknownType(0x7f)));
+    // ACK with trailing bytes.
+    assert_eq!(frame::decode(&[1, 0x83, 0, 0, 0, 0, 0, 0, 0, 0, 99]), Err(FrameError::Trailing));
+    // KEY_PUBLISH whose length field claims 200 bytes but carries 3.
+    let mut kp = vec![1, 0x06];
+    kp.extend_from_slice(&7u64.to_le_bytes());
+    kp.extend_from_slice(&200u16.to_le_bytes());
+    kp.extend_from_slice(&[1, 2, 3]);
+    assert_eq!(frame::decode(&kp), Err(FrameError::BadLength));
+    // A truncated SEND header.
+    assert_eq!(frame::decode(&[1, 0x02, 1, 2, 3]), Err(FrameError::Short));
+    assert_eq!(FrameError::Version(3).code(), ErrorCode::UnsupportedVersion);
+    assert_eq!(FrameError::BadLength.code(), ErrorCode::Malformed);
+}
+
+#[test]
+fn send_is_rewritten_into_deliver_in_place() {
+    let body = b"opaque ciphertext";
+    let send = Frame::Send { request_id: 77, flags: frame::FLAG_ACK, recipient: 42, body };
+    let mut buf = vec![0u8; send.encoded_len()];
+    send.encode(&mut buf).unwrap();
+    frame::rewrite_as_deliver(&mut buf, 5, 0, 0).unwrap();
+    assert_eq!(frame::decode(&buf).unwrap(), Frame::Deliver { sender: 5, flags: 0, group: 0, body });
+    assert_eq!(ROUTED_HEADER_LEN, 19);
+}
+
+#[test]
+fn auth_tokens_verify_only_for_their_id_and_secret() {
+    let t = frame::auth_token(b"secret", 9);
+    assert!(frame::verify_auth_token(b"secret", 9, &t));
+    assert!(!frame::verify_auth_token(b"secret", 10, &t));
+    assert!(!frame::verify_auth_token(b"other", 9, &t));
+    assert!(!frame::verify_auth_token(b"secret", 9, &t[..31]));
+}
+
+#[test]
+fn every_error_code_round_trips_and_has_a_name() {
+    for c in ErrorCode::ALL {
+        assert_eq!(ErrorCode::from_u16(c as u16), Some(c));
+        assert!(!c.name().is_empty());
+    }
+}
