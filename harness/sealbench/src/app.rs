@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init();
     let outcome = match cli.command {
+        Command::Run(args) => crate::commands::run::run(&args),
         Command::Crypto(args) => crate::commands::crypto::run(&args),
         Command::Relay(args) => crate::commands::relay::run(&args),
     };

@@ -18,6 +18,10 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a load scenario: thousands of clients, real handshakes and sealed messages through
+    /// a relay; writes summary.json, latency.hlog, timeseries.csv and plots. Exit 99 when a
+    /// threshold fails.
+    Run(RunArgs),
     /// Single-core sweep of the crypto core: AEAD seal/open per message size, handshakes
     /// per second per suite, X25519, ratchet vs Noise transport. Writes crypto.json and plots.
     Crypto(CryptoArgs),
@@ -120,4 +124,82 @@ pub struct CryptoArgs {
     /// Do not draw plots (crypto.json and the table only).
     #[arg(long)]
     pub no_plots: bool,
+}
+
+/// `sealbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML), e.g. scenarios/quickstart.toml.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+
+    /// Override any scenario field: --set traffic.rate=50 --set crypto.pattern=IK (repeatable;
+    /// an empty value removes the field).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+
+    /// Number of clients (clients.count).
+    #[arg(long)]
+    pub clients: Option<usize>,
+
+    /// Measured duration, e.g. 30s (duration).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Messages per second per conversation (traffic.rate).
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Transport AEAD (crypto.aead): chacha20-poly1305, xchacha20-poly1305, aes-128-gcm,
+    /// aes-256-gcm, or none (the UNENCRYPTED baseline).
+    #[arg(long)]
+    pub aead: Option<String>,
+
+    /// Handshake pattern (crypto.pattern): NN, NK, XX, IK.
+    #[arg(long)]
+    pub pattern: Option<String>,
+
+    /// Relay: `embedded` or a ws:// URL (relay.url).
+    #[arg(long)]
+    pub relay: Option<String>,
+
+    /// Output directory [default: results/<UTC time>-<name>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Driver threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+
+    /// Do not draw plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+impl RunArgs {
+    /// The short flags as `--set` overrides, after the explicit ones.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut v = self.set.clone();
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', ""));
+        if let Some(n) = self.clients {
+            v.push(format!("clients.count={n}"));
+        }
+        if let Some(d) = &self.duration {
+            v.push(format!("duration={}", quote(d)));
+        }
+        if let Some(r) = self.rate {
+            v.push(format!("traffic.rate={r}"));
+            v.push("traffic.aggregate_rate=".into()); // --rate replaces an aggregate rate
+        }
+        if let Some(a) = &self.aead {
+            v.push(format!("crypto.aead={}", quote(a)));
+        }
+        if let Some(p) = &self.pattern {
+            v.push(format!("crypto.pattern={}", quote(p)));
+        }
+        if let Some(r) = &self.relay {
+            v.push(format!("relay.url={}", quote(r)));
+        }
+        v
+    }
 }

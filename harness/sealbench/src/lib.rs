@@ -8,19 +8,27 @@
 //!   module per subcommand.
 //! - [`crypto`] — the single-core crypto sweep.
 //! - [`relay`] — the reference relay.
+//! - [`scenario`], [`threshold`] — what a run is asked to do and to meet.
+//! - [`driver`] — the load driver (shards of simulated clients); [`clock`] — its clock.
+//! - [`report`] — result files of a run.
 //! - [`plot`] — charts (PNG + SVG), consumers of finished results.
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod crypto;
+pub mod driver;
 pub mod error;
 pub mod logging;
 pub mod output;
 pub mod plot;
 pub mod provenance;
 pub mod relay;
+pub mod report;
+pub mod scenario;
 pub mod signals;
+pub mod threshold;
 pub mod timefmt;

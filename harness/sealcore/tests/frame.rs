@@ -109,17 +109,35 @@ fn protocol_examples() {
     let key = [0xde, 0xad, 0xbe, 0xef];
     let cases: Vec<(Frame<'_>, &str)> = vec![
         (Frame::Hello { client_id: 42, token: &[] }, "01 01 2a 00 00 00 00 00 00 00 00"),
-        (Frame::Send { request_id: 7, flags: frame::FLAG_ACK, recipient: 43, body: &body }, "01 02 07 00 00 00 00 00 00 00 01 2b 00 00 00 00 00 00 00 02 01 00 00 00 68 69"),
+        (
+            Frame::Send { request_id: 7, flags: frame::FLAG_ACK, recipient: 43, body: &body },
+            "01 02 07 00 00 00 00 00 00 00 01 2b 00 00 00 00 00 00 00 02 01 00 00 00 68 69",
+        ),
         (Frame::GroupJoin { request_id: 8, group: 9 }, "01 03 08 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00"),
         (Frame::GroupLeave { request_id: 10, group: 9 }, "01 04 0a 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00"),
-        (Frame::GroupSend { request_id: 11, flags: 0, group: 9, body: b"yo" }, "01 05 0b 00 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00 79 6f"),
+        (
+            Frame::GroupSend { request_id: 11, flags: 0, group: 9, body: b"yo" },
+            "01 05 0b 00 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00 79 6f",
+        ),
         (Frame::KeyPublish { request_id: 12, key: &key }, "01 06 0c 00 00 00 00 00 00 00 04 00 de ad be ef"),
         (Frame::KeyFetch { request_id: 13, client: 42 }, "01 07 0d 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00"),
-        (Frame::Welcome { client_id: 42, stored: 0, max_message: 65536 }, "01 81 2a 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00"),
-        (Frame::Deliver { sender: 42, flags: 0, group: 0, body: &body }, "01 82 2a 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 01 00 00 00 68 69"),
+        (
+            Frame::Welcome { client_id: 42, stored: 0, max_message: 65536 },
+            "01 81 2a 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00",
+        ),
+        (
+            Frame::Deliver { sender: 42, flags: 0, group: 0, body: &body },
+            "01 82 2a 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 01 00 00 00 68 69",
+        ),
         (Frame::Ack { request_id: 7 }, "01 83 07 00 00 00 00 00 00 00"),
-        (Frame::Key { request_id: 13, client: 42, key: &key }, "01 84 0d 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00 04 00 de ad be ef"),
-        (Frame::Error { request_id: 7, code: ErrorCode::MailboxFull as u16, reason: "full" }, "01 85 07 00 00 00 00 00 00 00 09 00 04 00 66 75 6c 6c"),
+        (
+            Frame::Key { request_id: 13, client: 42, key: &key },
+            "01 84 0d 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00 04 00 de ad be ef",
+        ),
+        (
+            Frame::Error { request_id: 7, code: ErrorCode::MailboxFull as u16, reason: "full" },
+            "01 85 07 00 00 00 00 00 00 00 09 00 04 00 66 75 6c 6c",
+        ),
     ];
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md")).unwrap();
     for (f, hex) in cases {

@@ -2,3 +2,4 @@
 
 pub mod crypto;
 pub mod relay;
+pub mod run;

@@ -5,8 +5,10 @@
 //!
 //! # Layout
 //! - [`crypto`] — charts of `sealbench crypto`.
+//! - [`run`] — charts of `sealbench run`.
 
 pub mod crypto;
+pub mod run;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;

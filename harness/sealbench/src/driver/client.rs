@@ -1,0 +1,165 @@
+//! A simulated client's connection: connect from its source address, upgrade, register,
+//! then a writer task that drains the client's bounded queue into the socket (one flush
+//! per batch).
+
+use super::recorder::Metric;
+use crate::clock::now_ns;
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use sealcore::frame::{self, Frame};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// The client side of a connection.
+pub type Ws = WebSocketStream<TcpStream>;
+/// Its writing half.
+pub type Sink = futures_util::stream::SplitSink<Ws, Message>;
+/// Its reading half.
+pub type Source = futures_util::stream::SplitStream<Ws>;
+
+/// Time allowed for connect + upgrade + HELLO/WELCOME.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Frames a client may have queued for its socket before the generator holds back.
+pub const QUEUE: usize = 256;
+/// Frames written per flush.
+const WRITE_BATCH: usize = 128;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Relay socket address.
+    pub addr: SocketAddr,
+    /// The `ws://` URL (for the upgrade request).
+    pub url: String,
+    /// Auth secret of the relay, if it needs tokens.
+    pub auth_secret: Option<Vec<u8>>,
+}
+
+/// Timings of a successful registration.
+#[derive(Debug)]
+pub struct Registered {
+    /// The connection.
+    pub ws: Ws,
+    /// TCP connect + upgrade, ns.
+    pub connect_ns: u64,
+    /// HELLO → WELCOME, ns.
+    pub register_ns: u64,
+}
+
+/// Why a client failed to come up.
+#[derive(Debug)]
+pub enum ConnectFailure {
+    /// TCP or WebSocket upgrade failed.
+    Connect(anyhow::Error),
+    /// Connected, but registration failed.
+    Register(anyhow::Error),
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(16 * 1024)
+}
+
+/// Connects `id` from `source` and registers it (publishing `key` when given).
+pub async fn connect(
+    target: &Target,
+    source: Ipv4Addr,
+    id: u64,
+    key: Option<[u8; 32]>,
+) -> Result<Registered, ConnectFailure> {
+    let t0 = now_ns();
+    let ws = tokio::time::timeout(REGISTER_TIMEOUT, async {
+        let socket = TcpSocket::new_v4().context("socket")?;
+        socket.bind(SocketAddr::new(source.into(), 0)).with_context(|| format!("binding source address {source}"))?;
+        let stream = socket.connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
+            .await
+            .context("WebSocket upgrade")?;
+        anyhow::Ok(ws)
+    })
+    .await
+    .map_err(|_| ConnectFailure::Connect(anyhow!("connect timed out")))?
+    .map_err(ConnectFailure::Connect)?;
+    let t1 = now_ns();
+    let mut ws = ws;
+    let reg = tokio::time::timeout(REGISTER_TIMEOUT, register(&mut ws, target, id, key))
+        .await
+        .map_err(|_| ConnectFailure::Register(anyhow!("no WELCOME in time")))?;
+    reg.map_err(ConnectFailure::Register)?;
+    let t2 = now_ns();
+    Ok(Registered { ws, connect_ns: t1 - t0, register_ns: t2 - t1 })
+}
+
+async fn send(ws: &mut Ws, f: &Frame<'_>) -> Result<()> {
+    let mut buf = vec![0u8; f.encoded_len()];
+    f.encode(&mut buf)?;
+    ws.send(Message::Binary(buf.into())).await.context("sending")?;
+    Ok(())
+}
+
+async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(c))) => bail!("relay closed the connection: {c:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+async fn register(ws: &mut Ws, target: &Target, id: u64, key: Option<[u8; 32]>) -> Result<()> {
+    let token = target.auth_secret.as_ref().map(|s| frame::auth_token(s, id));
+    send(ws, &Frame::Hello { client_id: id, token: token.as_ref().map_or(&[][..], |t| &t[..]) }).await?;
+    let b = next_frame(ws).await?;
+    match frame::decode(&b)? {
+        Frame::Welcome { .. } => {}
+        Frame::Error { code, reason, .. } => bail!("HELLO refused ({code}): {reason}"),
+        other => bail!("unexpected answer to HELLO: {:?}", other.frame_type()),
+    }
+    if let Some(k) = key {
+        send(ws, &Frame::KeyPublish { request_id: super::conversation::CONTROL_REQUEST, key: &k }).await?;
+        let b = next_frame(ws).await?;
+        match frame::decode(&b)? {
+            Frame::Ack { .. } => {}
+            Frame::Error { code, reason, .. } => bail!("KEY_PUBLISH refused ({code}): {reason}"),
+            other => bail!("unexpected answer to KEY_PUBLISH: {:?}", other.frame_type()),
+        }
+    }
+    Ok(())
+}
+
+/// Drains `rx` into `sink`, flushing once per batch, until the queue closes or the socket
+/// fails. Sends a close frame at the end.
+pub async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(b) = next.take() {
+            if sink.feed(Message::Binary(b)).await.is_err() {
+                return;
+            }
+            n += 1;
+            if n < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// Records a client's connect and register timings.
+pub fn record(h: &mut super::recorder::Histograms, r: &Registered) {
+    h.record(Metric::Connect, r.connect_ns);
+    h.record(Metric::Register, r.register_ns);
+}

@@ -1,0 +1,199 @@
+//! What a driver shard records: one HdrHistogram per metric (ns, 3 significant digits) and
+//! plain counters. Recording never allocates and takes no lock: each shard owns its
+//! recorder; the coordinator merges copies once per second. Memory is fixed per shard,
+//! whatever the number of clients.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// The latency metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Metric {
+    /// TCP connect + WebSocket upgrade.
+    Connect = 0,
+    /// HELLO sent → WELCOME received.
+    Register,
+    /// First handshake message sent → transport ready, on the initiator.
+    Handshake,
+    /// Intended send → decrypted at the recipient (coordinated-omission corrected).
+    E2e,
+    /// Actual send → decrypted at the recipient.
+    E2eRaw,
+    /// Actual send → relay ACK received (with `relay.ack`).
+    RelayAck,
+    /// Sealing one message (sampled).
+    Seal,
+    /// Opening one message (sampled).
+    Open,
+    /// How late the generator sent relative to the schedule.
+    ScheduleLag,
+}
+
+impl Metric {
+    /// Every metric, in index order.
+    pub const ALL: [Metric; 9] = [
+        Metric::Connect,
+        Metric::Register,
+        Metric::Handshake,
+        Metric::E2e,
+        Metric::E2eRaw,
+        Metric::RelayAck,
+        Metric::Seal,
+        Metric::Open,
+        Metric::ScheduleLag,
+    ];
+
+    /// Name in result files, interval-log tags and thresholds.
+    pub fn name(self) -> &'static str {
+        ["connect", "register", "handshake", "e2e", "e2e_raw", "relay_ack", "seal", "open", "schedule_lag"]
+            [self as usize]
+    }
+}
+
+/// Highest recordable value: 60 s in ns (larger values are clamped and counted).
+pub const MAX_NS: u64 = 60_000_000_000;
+
+/// One histogram per metric.
+#[derive(Debug, Clone)]
+pub struct Histograms(pub Vec<Histogram<u64>>);
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Histograms {
+    /// Empty histograms, 1 ns .. 60 s, 3 significant digits.
+    pub fn new() -> Self {
+        Histograms(
+            Metric::ALL
+                .iter()
+                .map(|_| Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds"))
+                .collect(),
+        )
+    }
+
+    /// Records `ns` for `m` (clamped into range).
+    #[inline]
+    pub fn record(&mut self, m: Metric, ns: u64) {
+        let _ = self.0[m as usize].record(ns.clamp(1, MAX_NS));
+    }
+
+    /// Adds every histogram of `other`.
+    pub fn add(&mut self, other: &Histograms) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            let _ = a.add(b);
+        }
+    }
+
+    /// Empties every histogram (keeps the memory).
+    pub fn reset(&mut self) {
+        for h in &mut self.0 {
+            h.reset();
+        }
+    }
+
+    /// The histogram of `m`.
+    pub fn get(&self, m: Metric) -> &Histogram<u64> {
+        &self.0[m as usize]
+    }
+}
+
+/// Error codes are counted in a fixed array indexed by code.
+pub const MAX_CODE: usize = 32;
+
+/// Counters. Every message sent ends as delivered, refused or lost; the rest are extra
+/// observations (duplicates, reorders, authentication failures).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counters {
+    /// TCP + WebSocket connections that succeeded.
+    pub connects_ok: u64,
+    /// Connections that failed (refused, timed out, upgrade refused).
+    pub connects_failed: u64,
+    /// HELLOs answered with an error (or not at all).
+    pub registers_failed: u64,
+    /// Handshakes completed (initiator side).
+    pub handshakes_ok: u64,
+    /// Handshakes that failed or timed out.
+    pub handshakes_failed: u64,
+    /// Transport messages sent.
+    pub sent: u64,
+    /// Transport messages decrypted at their recipient (first copy).
+    pub delivered: u64,
+    /// Messages sent while the histograms recorded (after warm-up).
+    pub sent_measured: u64,
+    /// Transport messages the relay refused, by error code.
+    pub refused: Vec<u64>,
+    /// Copies of already-delivered messages (replays / duplicates).
+    pub duplicated: u64,
+    /// Messages that arrived after a later one of the same direction.
+    pub reordered: u64,
+    /// Messages whose tag did not verify (forged or corrupted).
+    pub auth_failed: u64,
+    /// Messages older than the receiver's window (never opened).
+    pub too_old: u64,
+    /// Deliveries the client could not parse.
+    pub malformed: u64,
+    /// Connections the relay closed or lost unexpectedly.
+    pub disconnects: u64,
+    /// Relay errors not tied to a transport message (handshake, key, registration).
+    pub other_errors: u64,
+    /// Bytes of WebSocket messages sent / received by clients.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Messages that were due but could not be handed to the socket yet (back-pressure).
+    pub backlogged: u64,
+}
+
+impl Counters {
+    /// Zeroed counters.
+    pub fn new() -> Self {
+        Counters { refused: vec![0; MAX_CODE], ..Default::default() }
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Counters) {
+        macro_rules! add {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        add!(
+            connects_ok,
+            connects_failed,
+            registers_failed,
+            handshakes_ok,
+            handshakes_failed,
+            sent,
+            delivered,
+            sent_measured,
+            duplicated,
+            reordered,
+            auth_failed,
+            too_old,
+            malformed,
+            disconnects,
+            other_errors,
+            bytes_sent,
+            bytes_received,
+            backlogged
+        );
+        if self.refused.len() < MAX_CODE {
+            self.refused.resize(MAX_CODE, 0);
+        }
+        for (a, b) in self.refused.iter_mut().zip(&o.refused) {
+            *a += b;
+        }
+    }
+
+    /// Total refused transport messages.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.iter().sum()
+    }
+
+    /// Sent messages neither delivered nor refused.
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.delivered + self.refused_total())
+    }
+}

@@ -1,0 +1,319 @@
+//! Charts of `sealbench run`: latency percentile distributions, the timeline, and the
+//! end-to-end latency histogram.
+
+use super::{Chart, FONT, colour, perr};
+use crate::driver::Outcome;
+use crate::driver::recorder::Metric;
+use crate::report::summary::Summary;
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Writes every run chart into `dir`.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn render_all(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
+    let title = format!("{} — {}", summary.scenario.name, summary.suite);
+    let mut files = super::render(dir, &Percentiles { outcome, title: &title })?;
+    files.extend(super::render(dir, &Timeline { outcome, title: &title })?);
+    files.extend(super::render(dir, &LatencyHistogram { outcome, title: &title })?);
+    Ok(files)
+}
+
+/// (x = 1/(1−p), latency in ms) points of a percentile distribution, up to the largest
+/// percentile the sample count supports.
+pub fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut pts = Vec::new();
+    if h.is_empty() {
+        return pts;
+    }
+    let n = h.len() as f64;
+    let mut k = 0.0f64;
+    // Ten points per decade of 1/(1-p).
+    while 10f64.powf(k) <= n.max(10.0) && k <= 7.0 {
+        let x = 10f64.powf(k);
+        let p = 1.0 - 1.0 / x;
+        pts.push((x, h.value_at_quantile(p) as f64 / 1e6));
+        k += 0.1;
+    }
+    pts.push((n.max(pts.last().map_or(1.0, |l| l.0) * 1.01), h.max() as f64 / 1e6));
+    pts
+}
+
+fn pct_label(x: f64) -> String {
+    let p = 100.0 * (1.0 - 1.0 / x);
+    if p < 0.5 {
+        "0%".into()
+    } else if (p - p.round()).abs() < 1e-6 {
+        format!("{p:.0}%")
+    } else {
+        let s = format!("{p:.5}");
+        format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+struct Percentiles<'a> {
+    outcome: &'a Outcome,
+    title: &'a str,
+}
+
+impl Chart for Percentiles<'_> {
+    fn stem(&self) -> &str {
+        "latency-percentiles"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let root = root.titled(&format!("Latency by percentile — {}", self.title), (FONT, 24)).map_err(perr)?;
+        let (left, right) = root.split_horizontally((62).percent_width());
+        let t = &self.outcome.total;
+        panel(
+            &left,
+            "end to end (intended and actual send → decrypted)",
+            &[
+                ("e2e (corrected, from intended send)", t.get(Metric::E2e)),
+                ("e2e_raw (from actual send)", t.get(Metric::E2eRaw)),
+            ],
+        )?;
+        panel(
+            &right,
+            "handshake (initiator: first message → transport ready)",
+            &[("handshake", t.get(Metric::Handshake))],
+        )?;
+        Ok(())
+    }
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    series: &[(&str, &Histogram<u64>)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let all: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, h)| percentile_points(h)).collect();
+    let xmax = all.iter().flatten().map(|p| p.0).fold(10.0, f64::max);
+    let ymax = all.iter().flatten().map(|p| p.1).fold(0.001, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 17))
+        .margin(14)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0..xmax).log_scale(), 0.0..ymax)
+        .map_err(perr)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile (log scale of 1/(1−p))")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| pct_label(*x))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(perr)?;
+    for (i, ((name, h), pts)) in series.iter().zip(&all).enumerate() {
+        if h.is_empty() {
+            continue;
+        }
+        let c = colour(i);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
+            .map_err(perr)?
+            .label(format!("{name} (n={})", h.len()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+    }
+    if series.iter().all(|(_, h)| h.is_empty()) {
+        chart
+            .draw_series(std::iter::once(Text::new("no samples", (2.0, ymax / 2.0), (FONT, 18).into_font())))
+            .map_err(perr)?;
+    } else {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(perr)?;
+    }
+    Ok(())
+}
+
+struct Timeline<'a> {
+    outcome: &'a Outcome,
+    title: &'a str,
+}
+
+impl Chart for Timeline<'_> {
+    fn stem(&self) -> &str {
+        "timeline"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let root = root.titled(&format!("Timeline — {}", self.title), (FONT, 24)).map_err(perr)?;
+        let panels = root.split_evenly((3, 1));
+        let secs = &self.outcome.seconds;
+        let tmax = secs.last().map_or(1.0, |s| s.t as f64).max(1.0);
+        // Throughput.
+        let sent: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.sent as f64)).collect();
+        let delivered: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.delivered as f64)).collect();
+        let ymax = sent.iter().chain(&delivered).map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let mut c = ChartBuilder::on(&panels[0])
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..tmax, 0.0..ymax)
+            .map_err(perr)?;
+        c.configure_mesh()
+            .y_desc("messages/s")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(perr)?;
+        for (i, (name, pts)) in [("sent/s", sent), ("delivered/s", delivered)].into_iter().enumerate() {
+            let col = colour(i);
+            c.draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                .map_err(perr)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(perr)?;
+        // Latency.
+        let q = |p: f64| -> Vec<(f64, f64)> {
+            secs.iter()
+                .filter(|s| !s.hist.get(Metric::E2e).is_empty())
+                .map(|s| (s.t as f64, s.hist.get(Metric::E2e).value_at_quantile(p) as f64 / 1e6))
+                .collect()
+        };
+        let (p50, p99) = (q(0.5), q(0.99));
+        let lmax = p99.iter().map(|p| p.1).fold(0.001, f64::max) * 1.15;
+        let mut c = ChartBuilder::on(&panels[1])
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..tmax, 0.0..lmax)
+            .map_err(perr)?;
+        c.configure_mesh()
+            .y_desc("e2e latency (ms)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(perr)?;
+        for (i, (name, pts)) in [("e2e p50", p50), ("e2e p99", p99)].into_iter().enumerate() {
+            let col = colour(i + 2);
+            c.draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                .map_err(perr)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(perr)?;
+        // Connected clients.
+        let conn: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.connected as f64)).collect();
+        let cmax = conn.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let mut c = ChartBuilder::on(&panels[2])
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..tmax, 0.0..cmax)
+            .map_err(perr)?;
+        c.configure_mesh()
+            .x_desc("time since start (s)")
+            .y_desc("connected clients")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(perr)?;
+        c.draw_series(LineSeries::new(conn, colour(4).stroke_width(2))).map_err(perr)?;
+        Ok(())
+    }
+}
+
+struct LatencyHistogram<'a> {
+    outcome: &'a Outcome,
+    title: &'a str,
+}
+
+impl Chart for LatencyHistogram<'_> {
+    fn stem(&self) -> &str {
+        "latency-histogram"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let h = self.outcome.total.get(Metric::E2e);
+        let caption = format!("End-to-end latency distribution (corrected) — {}", self.title);
+        if h.is_empty() {
+            root.draw(&Text::new("no e2e samples", (50, 50), (FONT, 24).into_font())).map_err(perr)?;
+            return Ok(());
+        }
+        // 60 log-spaced buckets between the smallest and largest sample.
+        let (lo, hi) = ((h.min().max(1)) as f64, (h.max().max(2)) as f64 * 1.0001);
+        let buckets = 60usize;
+        let ratio = (hi / lo).powf(1.0 / buckets as f64);
+        let mut bars = Vec::with_capacity(buckets);
+        let mut edge = lo;
+        for _ in 0..buckets {
+            let next = edge * ratio;
+            let n = h.count_between(edge as u64, (next as u64).saturating_sub(1).max(edge as u64));
+            bars.push((edge / 1e6, next / 1e6, n));
+            edge = next;
+        }
+        let ymax = bars.iter().map(|b| b.2).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, (FONT, 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(90)
+            .build_cartesian_2d((lo / 1e6..hi / 1e6).log_scale(), 0.0..ymax)
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .x_desc("e2e latency (ms, log scale)")
+            .y_desc("messages")
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(perr)?;
+        chart
+            .draw_series(
+                bars.iter().map(|&(a, b, n)| Rectangle::new([(a, 0.0), (b, n as f64)], colour(0).mix(0.8).filled())),
+            )
+            .map_err(perr)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_labels_read_naturally() {
+        assert_eq!(pct_label(1.0), "0%");
+        assert_eq!(pct_label(10.0), "90%");
+        assert_eq!(pct_label(1000.0), "99.9%");
+        assert_eq!(pct_label(2.0), "50%");
+    }
+}

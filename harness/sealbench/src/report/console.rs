@@ -1,0 +1,122 @@
+//! The final console summary (in the spirit of wrk's and k6's) and the one-line progress.
+
+use super::summary::Summary;
+use crate::driver::recorder::Counters;
+use crate::driver::recorder::Metric;
+use crate::driver::{Phase, Second};
+use std::fmt::Write as _;
+
+/// One progress line for a finished second.
+pub fn progress_line(sec: &Second, total: &Counters, clients: usize) -> String {
+    let e2e = sec.hist.get(Metric::E2e);
+    let p99 = if e2e.is_empty() { "-".to_owned() } else { fmt_us(e2e.value_at_quantile(0.99) as f64 / 1e3) };
+    let errors =
+        total.refused_total() + total.auth_failed + total.connects_failed + total.handshakes_failed + total.disconnects;
+    let phase = match sec.phase {
+        Phase::Connecting => format!("connecting {}/{clients}", sec.connected),
+        Phase::Handshaking => format!("handshaking {}/{}", total.handshakes_ok, clients / 2),
+        p => p.name().to_owned(),
+    };
+    format!(
+        "[{:>4}s] {phase:<22} connected {:>6}  sent {:>8}/s  delivered {:>8}/s  p99 {:>9}  errors {}",
+        sec.t, sec.connected, sec.delta.sent, sec.delta.delivered, p99, errors
+    )
+}
+
+/// Formats microseconds with a unit that fits.
+pub fn fmt_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.2}s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+/// The final table.
+pub fn table(s: &Summary, dir: &str) -> String {
+    let mut o = String::new();
+    let sc = &s.scenario;
+    let _ = writeln!(o, "\nsealbench run `{}` — {} clients, {}", sc.name, sc.clients.count, s.suite);
+    if s.aead == "none" {
+        let _ =
+            writeln!(o, "  *** UNENCRYPTED baseline run (aead = none): messages crossed the relay in the clear ***");
+    }
+    let _ = writeln!(o, "  relay: {}   duration {:?} (+{:?} warm-up)", s.relay, sc.duration, sc.warmup);
+    if s.interrupted {
+        let _ = writeln!(o, "  INTERRUPTED (Ctrl-C): results cover what was measured until then");
+    }
+    if let Some(a) = &s.aborted {
+        let _ = writeln!(o, "  ABORTED: {a}");
+    }
+    let _ = writeln!(
+        o,
+        "\n  {:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    for name in ["e2e", "e2e_raw", "relay_ack", "handshake", "connect", "register", "seal", "open", "schedule_lag"] {
+        if let Some(l) = s.latency.get(name) {
+            let _ = writeln!(
+                o,
+                "  {:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                name,
+                l.count,
+                fmt_us(l.p50_us),
+                fmt_us(l.p90_us),
+                fmt_us(l.p99_us),
+                fmt_us(l.p999_us),
+                fmt_us(l.max_us),
+                fmt_us(l.mean_us)
+            );
+        }
+    }
+    let m = &s.messages;
+    let _ = writeln!(
+        o,
+        "\n  messages: sent {}  delivered {}  refused {}  lost {}  | duplicated {}  reordered {}  auth failed {}  too old {}",
+        m.sent, m.delivered, m.refused, m.lost, m.duplicated, m.reordered, m.auth_failed, m.too_old
+    );
+    for (code, n) in &m.refused_by_code {
+        let _ = writeln!(o, "    refused {code}: {n}");
+    }
+    let c = &s.clients;
+    let _ = writeln!(
+        o,
+        "  clients: connected {}/{}  connect failed {}  handshakes {} ok / {} failed  disconnected {}",
+        c.connected, c.requested, c.connect_failed, c.handshakes_ok, c.handshakes_failed, c.disconnected
+    );
+    let t = &s.throughput;
+    let _ = writeln!(
+        o,
+        "  throughput: {:.0} msgs/s delivered ({:.0} sent, {:.0} offered) over {:.1}s; {:.0} handshakes/s at set-up",
+        t.delivered_per_s, t.sent_per_s, t.offered_per_s, t.seconds, t.handshakes_per_s
+    );
+    let g = &s.generator;
+    let _ = writeln!(
+        o,
+        "  generator: {} shard(s), {:.0}% busy while sending, {:.2} µs CPU per message (driver side, relay excluded)",
+        g.shards,
+        g.steady_cpu_share * 100.0,
+        g.driver_cpu_us_per_msg
+    );
+    if g.saturated {
+        let _ = writeln!(o, "\n  !!! GENERATOR SATURATED: the load generator could not keep its own schedule.");
+        for r in &g.saturation_reasons {
+            let _ = writeln!(o, "  !!!   {r}");
+        }
+        let _ = writeln!(
+            o,
+            "  !!! The latencies above describe the generator, not the relay. Lower the rate or add shards."
+        );
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(o, "\n  thresholds:");
+        for v in &s.thresholds {
+            let measured = v.measured.map_or("no data".to_owned(), |x| format!("{x:.3}"));
+            let _ = writeln!(o, "    {} {}  (measured {measured})", if v.pass { "✓ pass" } else { "✗ FAIL" }, v.expr);
+        }
+    }
+    let _ = writeln!(o, "\n  results: {dir}");
+    o
+}

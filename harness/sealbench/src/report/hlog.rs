@@ -1,0 +1,81 @@
+//! `latency.hlog`: the standard HdrHistogram interval log (one interval per second, one
+//! `Tag=` per metric, values in nanoseconds), readable by HdrHistogram's own log readers
+//! (Java `HistogramLogReader`, HdrHistogram_py, hdrhistogram-rust's `IntervalLogIterator`).
+
+use crate::driver::Second;
+use crate::driver::recorder::Metric;
+use anyhow::{Result, anyhow};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use std::time::Duration;
+
+/// Renders the interval log of `seconds`; `start_unix_s` is the run's start (Unix seconds).
+///
+/// # Errors
+/// Only if a histogram cannot be serialised.
+pub fn render(seconds: &[Second], start_unix_s: f64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let date = crate::timefmt::rfc3339_now();
+    out.extend_from_slice(
+        format!(
+            "#[sealbench {} latency interval log: values in nanoseconds, one interval per second]\n\
+             #[Tags: {}]\n\
+             #[StartTime: {start_unix_s:.3} (seconds since epoch), {date}]\n\
+             #[BaseTime: {start_unix_s:.3} (seconds since epoch)]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+            env!("CARGO_PKG_VERSION"),
+            Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
+        )
+        .as_bytes(),
+    );
+    let mut ser = V2DeflateSerializer::new();
+    {
+        let mut w = IntervalLogWriterBuilder::new()
+            .with_max_value_divisor(1.0)
+            .begin_log_with(&mut out, &mut ser)
+            .map_err(|e| anyhow!("interval log: {e}"))?;
+        for s in seconds {
+            let start = Duration::from_secs(s.t.saturating_sub(1));
+            for m in Metric::ALL {
+                let h = s.hist.get(m);
+                if h.is_empty() {
+                    continue;
+                }
+                let tag = Tag::new(m.name());
+                w.write_histogram(h, start, Duration::from_secs(1), tag).map_err(|e| anyhow!("interval log: {e:?}"))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::recorder::{Counters, Histograms};
+    use crate::driver::{Phase, Second};
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+    #[test]
+    fn the_log_reads_back_with_tags_and_values() {
+        let mut h = Histograms::new();
+        h.record(Metric::E2e, 1_500_000);
+        h.record(Metric::E2e, 2_500_000);
+        h.record(Metric::Handshake, 400_000);
+        let secs = vec![Second { t: 1, phase: Phase::Steady, hist: h, delta: Counters::new(), connected: 2 }];
+        let bytes = render(&secs, 1_700_000_000.0).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("#[StartTime: 1700000000.000"));
+        assert!(text.contains("\"StartTimestamp\",\"Interval_Length\""));
+        let mut tags = Vec::new();
+        for e in IntervalLogIterator::new(&bytes) {
+            if let Ok(LogEntry::Interval(i)) = e {
+                tags.push(i.tag().unwrap().as_str().to_owned());
+                if i.tag().unwrap().as_str() == "e2e" {
+                    assert!((i.max() - 2_500_000.0).abs() / 2_500_000.0 < 0.01, "max {}", i.max());
+                }
+            }
+        }
+        assert_eq!(tags, vec!["handshake", "e2e"]);
+    }
+}

@@ -1,0 +1,352 @@
+//! `summary.json`: everything a run measured, schema-versioned, with provenance.
+
+use crate::driver::Outcome;
+use crate::driver::recorder::{Counters, Metric};
+use crate::provenance::Provenance;
+use crate::scenario::Scenario;
+use crate::threshold::{Threshold, Verdict, evaluate};
+use hdrhistogram::Histogram;
+use sealcore::frame::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the `summary.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Percentiles of one latency metric, in microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Smallest, µs.
+    pub min_us: f64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 90th percentile, µs.
+    pub p90_us: f64,
+    /// 95th percentile, µs.
+    pub p95_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// Largest, µs.
+    pub max_us: f64,
+}
+
+impl Latency {
+    /// From a histogram in ns (None when empty).
+    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1e3;
+        Some(Latency {
+            count: h.len(),
+            min_us: us(h.min()),
+            mean_us: h.mean() / 1e3,
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p95_us: us(h.value_at_quantile(0.95)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        })
+    }
+
+    /// A statistic by threshold name (`p99`, `mean`, ...), µs.
+    pub fn stat(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "min" => self.min_us,
+            "mean" => self.mean_us,
+            "p50" => self.p50_us,
+            "p90" => self.p90_us,
+            "p95" => self.p95_us,
+            "p99" => self.p99_us,
+            "p999" => self.p999_us,
+            "max" => self.max_us,
+            _ => return None,
+        })
+    }
+}
+
+/// Clients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientsSummary {
+    /// Clients in the scenario.
+    pub requested: u64,
+    /// Connections that succeeded.
+    pub connected: u64,
+    /// Connections that failed.
+    pub connect_failed: u64,
+    /// Registrations refused.
+    pub register_failed: u64,
+    /// Connections lost unexpectedly during the run.
+    pub disconnected: u64,
+    /// Handshakes completed.
+    pub handshakes_ok: u64,
+    /// Handshakes failed.
+    pub handshakes_failed: u64,
+}
+
+/// Message accounting: `sent = delivered + refused + lost`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Messages {
+    /// Transport messages sent (warm-up included).
+    pub sent: u64,
+    /// Decrypted at the recipient.
+    pub delivered: u64,
+    /// Refused by the relay, total.
+    pub refused: u64,
+    /// Refused by the relay, by error code name.
+    pub refused_by_code: BTreeMap<String, u64>,
+    /// Neither delivered nor refused by the end of the cooldown.
+    pub lost: u64,
+    /// Extra copies received (replays / duplicates): not in `delivered`.
+    pub duplicated: u64,
+    /// Delivered after a later message of the same direction.
+    pub reordered: u64,
+    /// Failed authentication (forged or corrupted): not in `delivered`.
+    pub auth_failed: u64,
+    /// Arrived too late for the replay window: not in `delivered`.
+    pub too_old: u64,
+    /// Deliveries that could not be parsed.
+    pub malformed: u64,
+    /// Messages sent during the measured phase (after warm-up).
+    pub sent_measured: u64,
+    /// Times a due message had to wait because its connection's queue was full.
+    pub backlogged: u64,
+    /// Relay errors on handshake / key frames.
+    pub control_errors: u64,
+    /// Bytes of WebSocket messages sent by clients.
+    pub bytes_sent: u64,
+    /// Bytes received by clients.
+    pub bytes_received: u64,
+}
+
+/// Rates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Throughput {
+    /// Wall seconds of sending (warm-up + measured phase; shorter if interrupted).
+    pub seconds: f64,
+    /// Messages sent per second over those seconds.
+    pub sent_per_s: f64,
+    /// Messages delivered per second over those seconds.
+    pub delivered_per_s: f64,
+    /// Complete handshakes per second during set-up.
+    pub handshakes_per_s: f64,
+    /// The rate the scenario asked for (all conversations), messages/s.
+    pub offered_per_s: f64,
+}
+
+/// How the load generator itself fared.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Generator {
+    /// Schedule lag percentiles (actual − intended send time).
+    pub schedule_lag: Option<Latency>,
+    /// CPU seconds of the driver's shard threads over the whole run (the embedded relay
+    /// is not included).
+    pub driver_cpu_s: f64,
+    /// CPU seconds of the shard threads while sending.
+    pub steady_cpu_s: f64,
+    /// Share of the shard threads' time spent on CPU while sending (1.0 = every shard busy).
+    pub steady_cpu_share: f64,
+    /// Driver CPU per message while sending (seal + send + receive + open + record), µs.
+    pub driver_cpu_us_per_msg: f64,
+    /// Driver shard threads.
+    pub shards: usize,
+    /// The generator could not keep its own schedule: latencies describe the generator.
+    pub saturated: bool,
+    /// Why it is considered saturated (empty when not).
+    pub saturation_reasons: Vec<String>,
+}
+
+/// The whole summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Always `run`.
+    pub kind: String,
+    /// Machine and software.
+    pub provenance: Provenance,
+    /// The resolved scenario (after `--set` overrides).
+    pub scenario: Scenario,
+    /// Noise protocol name + AEAD label.
+    pub suite: String,
+    /// Transport AEAD short name (`none` = UNENCRYPTED).
+    pub aead: String,
+    /// Relay used.
+    pub relay: String,
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+    /// Why the run was cut short, if it was.
+    pub aborted: Option<String>,
+    /// Clients.
+    pub clients: ClientsSummary,
+    /// Accounting.
+    pub messages: Messages,
+    /// Rates.
+    pub throughput: Throughput,
+    /// Latency per metric (absent when a metric had no samples).
+    pub latency: BTreeMap<String, Latency>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<Verdict>,
+    /// The load generator's own health.
+    pub generator: Generator,
+    /// Wall seconds of the whole run.
+    pub wall_s: f64,
+}
+
+/// Schedule lag p99 above which the generator counts as saturated.
+pub const SATURATED_LAG_US: f64 = 1000.0;
+
+impl Summary {
+    /// Builds the summary of a run.
+    pub fn build(scenario: &Scenario, outcome: &Outcome, thresholds: &[Threshold], provenance: Provenance) -> Self {
+        let c: &Counters = &outcome.counters;
+        let plan = scenario.plan().ok();
+        let suite =
+            plan.as_ref().map(|p| sealcore::Suite::new(p.pattern, p.aead, p.hash).to_string()).unwrap_or_default();
+        let mut latency = BTreeMap::new();
+        for m in Metric::ALL {
+            if let Some(l) = Latency::of(outcome.total.get(m)) {
+                latency.insert(m.name().to_owned(), l);
+            }
+        }
+        let mut refused_by_code = BTreeMap::new();
+        for (code, &n) in c.refused.iter().enumerate() {
+            if n > 0 {
+                let name =
+                    ErrorCode::from_u16(code as u16).map_or_else(|| format!("code_{code}"), |e| e.name().to_owned());
+                refused_by_code.insert(name, n);
+            }
+        }
+        let secs = outcome.measured_s.max(1e-9);
+        let offered = plan.as_ref().map_or(0.0, |p| p.rate_per_conversation * (scenario.clients.count / 2) as f64);
+        let messages = Messages {
+            sent: c.sent,
+            delivered: c.delivered,
+            refused: c.refused_total(),
+            refused_by_code,
+            lost: c.lost(),
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            auth_failed: c.auth_failed,
+            too_old: c.too_old,
+            malformed: c.malformed,
+            sent_measured: c.sent_measured,
+            backlogged: c.backlogged,
+            control_errors: c.other_errors,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+        };
+        let throughput = Throughput {
+            seconds: outcome.measured_s,
+            sent_per_s: if outcome.measured_s > 0.0 { c.sent as f64 / secs } else { 0.0 },
+            delivered_per_s: if outcome.measured_s > 0.0 { c.delivered as f64 / secs } else { 0.0 },
+            handshakes_per_s: if outcome.setup_s > 0.0 { c.handshakes_ok as f64 / outcome.setup_s } else { 0.0 },
+            offered_per_s: offered,
+        };
+        let lag = latency.get("schedule_lag").cloned();
+        let mut reasons = Vec::new();
+        if let Some(l) = &lag {
+            if l.p99_us > SATURATED_LAG_US {
+                reasons.push(format!(
+                    "schedule lag p99 {:.0} µs > {:.0} µs: the generator sent late",
+                    l.p99_us, SATURATED_LAG_US
+                ));
+            }
+        }
+        let shard_cap = outcome.shards as f64 * outcome.measured_s;
+        let share = if shard_cap > 0.0 { outcome.steady_cpu_s / shard_cap } else { 0.0 };
+        if share > 0.95 {
+            reasons.push(format!("driver threads were {:.0}% busy while sending", 100.0 * share));
+        }
+        if c.sent_measured > 0 && c.backlogged as f64 > 0.01 * c.sent_measured as f64 {
+            reasons.push(format!("{} sends waited for a full connection queue", c.backlogged));
+        }
+        if offered > 0.0 && outcome.measured_s > 0.0 && !outcome.interrupted && c.sent as f64 / secs < 0.95 * offered {
+            reasons.push(format!("sent {:.0}/s of the {:.0}/s offered", c.sent as f64 / secs, offered));
+        }
+        let generator = Generator {
+            schedule_lag: lag,
+            driver_cpu_s: outcome.driver_cpu_s,
+            steady_cpu_s: outcome.steady_cpu_s,
+            steady_cpu_share: share,
+            driver_cpu_us_per_msg: if outcome.steady_sent > 0 {
+                outcome.steady_cpu_s * 1e6 / outcome.steady_sent as f64
+            } else {
+                0.0
+            },
+            shards: outcome.shards,
+            saturated: !reasons.is_empty(),
+            saturation_reasons: reasons,
+        };
+        let clients = ClientsSummary {
+            requested: scenario.clients.count as u64,
+            connected: c.connects_ok,
+            connect_failed: c.connects_failed,
+            register_failed: c.registers_failed,
+            disconnected: c.disconnects,
+            handshakes_ok: c.handshakes_ok,
+            handshakes_failed: c.handshakes_failed,
+        };
+        let mut s = Summary {
+            schema_version: SCHEMA_VERSION,
+            kind: "run".into(),
+            provenance,
+            scenario: scenario.clone(),
+            suite,
+            aead: plan.as_ref().map(|p| p.aead.name().to_owned()).unwrap_or_default(),
+            relay: outcome.relay_url.clone(),
+            interrupted: outcome.interrupted,
+            aborted: outcome.aborted.clone(),
+            clients,
+            messages,
+            throughput,
+            latency,
+            thresholds: Vec::new(),
+            generator,
+            wall_s: outcome.wall_s,
+        };
+        s.thresholds = evaluate(thresholds, |m| s.lookup(m));
+        s
+    }
+
+    /// The value of a threshold metric path (`e2e.p99` in µs, `errors.rate` as a fraction…).
+    pub fn lookup(&self, metric: &str) -> Option<f64> {
+        let (a, b) = metric.split_once('.')?;
+        if let Some(l) = self.latency.get(a) {
+            return l.stat(b);
+        }
+        let m = &self.messages;
+        Some(match (a, b) {
+            ("messages", "sent") => m.sent as f64,
+            ("messages", "delivered") => m.delivered as f64,
+            ("messages", "lost") => m.lost as f64,
+            ("messages", "refused") => m.refused as f64,
+            ("messages", "duplicated") => m.duplicated as f64,
+            ("messages", "reordered") => m.reordered as f64,
+            ("messages", "auth_failed") => m.auth_failed as f64,
+            ("errors", "rate") => {
+                let errors = m.refused + m.lost + m.auth_failed + m.malformed + self.clients.connect_failed;
+                if m.sent == 0 { return None } else { errors as f64 / m.sent as f64 }
+            }
+            ("throughput", "sent_per_s") => self.throughput.sent_per_s,
+            ("throughput", "delivered_per_s") => self.throughput.delivered_per_s,
+            ("connects", "failed") => self.clients.connect_failed as f64,
+            ("connects", "ok") => self.clients.connected as f64,
+            ("handshakes", "failed") => self.clients.handshakes_failed as f64,
+            ("handshakes", "ok") => self.clients.handshakes_ok as f64,
+            _ => return None,
+        })
+    }
+
+    /// True when every threshold passed.
+    pub fn thresholds_pass(&self) -> bool {
+        self.thresholds.iter().all(|v| v.pass)
+    }
+}
