@@ -68,9 +68,7 @@ pub fn run(args: &RelayArgs) -> Outcome {
     }
     let rt = rt.enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+        let listener = relay::bind(args.listen).with_context(|| format!("--listen {}: cannot bind", args.listen))?;
         let relay = Relay::new(config.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(addr) = args.metrics {

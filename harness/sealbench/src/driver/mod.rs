@@ -180,6 +180,8 @@ pub struct Outcome {
     pub measured_s: f64,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
+    /// Seconds from the first shard's clients being connected to the last handshake.
+    pub handshake_s: f64,
     /// CPU seconds of the driver's shard threads (whole run).
     pub driver_cpu_s: f64,
     /// CPU seconds of the shard threads while sending.
@@ -262,6 +264,8 @@ pub fn run(
     let mut steady_cpu = 0u64;
     let mut steady_msgs = 0u64;
     let mut setup_s = 0.0;
+    let mut handshake_s = 0.0;
+    let mut hs_from: Option<u64> = None;
     let mut steady_start: Option<u64> = None;
     let mut interrupted = false;
     let mut aborted = None;
@@ -284,6 +288,7 @@ pub fn run(
         match ev {
             ShardEvent::Connected { .. } => {
                 connected_shards += 1;
+                hs_from.get_or_insert(now_ns());
                 if connected_shards == shards {
                     phase = Phase::Handshaking;
                 }
@@ -292,6 +297,7 @@ pub fn run(
                 hs_shards += 1;
                 if hs_shards == shards {
                     setup_s = (now_ns() - run_start) as f64 / 1e9;
+                    handshake_s = (now_ns() - hs_from.unwrap_or(run_start)) as f64 / 1e9;
                     let t0 = now_ns() + 20_000_000;
                     steady_start = Some(t0);
                     phase = if warmup > 0 { Phase::Warmup } else { Phase::Steady };
@@ -409,6 +415,7 @@ pub fn run(
         seconds,
         measured_s,
         setup_s,
+        handshake_s,
         driver_cpu_s: cpu_ns as f64 / 1e9,
         steady_cpu_s: steady_cpu as f64 / 1e9,
         steady_sent: steady_msgs,
@@ -557,8 +564,10 @@ impl EmbeddedRelay {
             .enable_all()
             .build()
             .context("starting the embedded relay's runtime")?;
-        let listener =
-            rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("binding the embedded relay")?;
+        let listener = {
+            let _guard = rt.enter();
+            crate::relay::bind(SocketAddr::from(([127, 0, 0, 1], 0))).context("binding the embedded relay")?
+        };
         let addr = listener.local_addr()?;
         let relay = Relay::new(config);
         let metrics = relay.metrics();

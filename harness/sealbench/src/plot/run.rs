@@ -43,6 +43,12 @@ pub fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     pts
 }
 
+/// `0.3`, `1.25`, `20` — no float noise in axis labels.
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 fn pct_label(x: f64) -> String {
     let p = 100.0 * (1.0 - 1.0 / x);
     if p < 0.5 {
@@ -292,6 +298,8 @@ impl Chart for LatencyHistogram<'_> {
             .configure_mesh()
             .x_desc("e2e latency (ms, log scale)")
             .y_desc("messages")
+            .x_label_formatter(&|v| trim_float(*v))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .draw()

@@ -118,6 +118,19 @@ impl Relay {
     }
 }
 
+/// Binds a listener with a deep accept backlog (4096, capped by `net.core.somaxconn`): a
+/// storm of connects otherwise overflows the default backlog and clients wait for a SYN
+/// retransmission (1 s).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Runs a relay with `config` on `listener` until `shutdown` completes.
 pub async fn run(listener: TcpListener, config: RelayConfig, shutdown: impl Future<Output = ()>) {
     Relay::new(config).serve(listener, shutdown).await;

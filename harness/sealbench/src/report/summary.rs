@@ -135,7 +135,8 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Messages delivered per second over those seconds.
     pub delivered_per_s: f64,
-    /// Complete handshakes per second during set-up.
+    /// Complete handshakes per second during the handshake phase (from the first shard's
+    /// clients being connected to the last conversation being set up).
     pub handshakes_per_s: f64,
     /// The rate the scenario asked for (all conversations), messages/s.
     pub offered_per_s: f64,
@@ -247,7 +248,11 @@ impl Summary {
             seconds: outcome.measured_s,
             sent_per_s: if outcome.measured_s > 0.0 { c.sent as f64 / secs } else { 0.0 },
             delivered_per_s: if outcome.measured_s > 0.0 { c.delivered as f64 / secs } else { 0.0 },
-            handshakes_per_s: if outcome.setup_s > 0.0 { c.handshakes_ok as f64 / outcome.setup_s } else { 0.0 },
+            handshakes_per_s: if outcome.handshake_s > 0.0 {
+                c.handshakes_ok as f64 / outcome.handshake_s
+            } else {
+                0.0
+            },
             offered_per_s: offered,
         };
         let lag = latency.get("schedule_lag").cloned();

@@ -1,0 +1,160 @@
+//! The load driver end to end, in process, against the embedded relay (and an external one).
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use sealbench::driver::{self, RunOptions};
+use sealbench::provenance::Provenance;
+use sealbench::report::{self, summary::Summary};
+use sealbench::scenario::Scenario;
+use sealbench::threshold::Threshold;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn small(extra: &str) -> String {
+    format!(
+        "name = \"t\"\nseed = 7\nduration = \"2s\"\nwarmup = \"500ms\"\ncooldown = \"1s\"\n{extra}\n\
+         [clients]\ncount = 20\n[traffic]\nrate = 40\narrival = \"constant\"\nsize = 128\n"
+    )
+}
+
+fn run(
+    text: &str,
+    options: &RunOptions,
+) -> Result<(Scenario, driver::Outcome), Box<dyn std::error::Error + Send + Sync>> {
+    let scenario = Scenario::parse(text, "test.toml", &[])?;
+    let outcome = driver::run(&scenario, options, |_, _| {})?;
+    Ok((scenario, outcome))
+}
+
+#[test]
+fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -> TestResult {
+    let text = small("thresholds = [\"messages.lost == 0\", \"e2e.p99 < 5s\"]");
+    let (scenario, outcome) = run(&text, &RunOptions::default())?;
+    let c = &outcome.counters;
+    assert!(c.sent > 500, "sent {}", c.sent);
+    assert_eq!(c.sent, c.delivered + c.refused_total() + c.lost(), "accounting adds up");
+    assert_eq!(c.lost(), 0);
+    assert_eq!(c.handshakes_ok, 10);
+    assert_eq!(c.connects_ok, 20);
+    let e2e = outcome.total.get(driver::recorder::Metric::E2e);
+    assert!(e2e.len() > 0 && e2e.len() <= c.delivered, "warm-up excluded from histograms");
+    let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
+    let summary = Summary::build(&scenario, &outcome, &th, Provenance::collect());
+    assert!(summary.thresholds_pass());
+    let dir = tempfile::tempdir()?;
+    let files = report::write_all(dir.path(), &outcome, &summary)?;
+    for f in [
+        "summary.json",
+        "latency.hlog",
+        "timeseries.csv",
+        "latency-percentiles.png",
+        "timeline.svg",
+        "latency-histogram.png",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} written");
+    }
+    assert!(files.len() >= 9);
+    let back: Summary = serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json"))?)?;
+    assert_eq!(back.messages.sent, c.sent);
+    assert_eq!(back.messages.sent, back.messages.delivered + back.messages.refused + back.messages.lost);
+    let log = std::fs::read(dir.path().join("latency.hlog"))?;
+    let e2e_intervals = IntervalLogIterator::new(&log)
+        .filter_map(Result::ok)
+        .filter(|e| matches!(e, LogEntry::Interval(i) if i.tag().map(|t| t.as_str()) == Some("e2e")))
+        .count();
+    assert!(e2e_intervals >= 2, "one e2e interval per measured second");
+    let csv = std::fs::read_to_string(dir.path().join("timeseries.csv"))?;
+    assert!(csv.lines().count() >= 3);
+    Ok(())
+}
+
+#[test]
+fn a_relay_that_holds_every_message_shows_up_in_e2e() -> TestResult {
+    let text = small("").replace("[traffic]", "[relay]\ndelay = \"60ms\"\n[traffic]");
+    let (_, outcome) = run(&text, &RunOptions::default())?;
+    let e2e = outcome.total.get(driver::recorder::Metric::E2e);
+    let p50 = e2e.value_at_quantile(0.5) as f64 / 1e6;
+    assert!((60.0..120.0).contains(&p50), "e2e p50 {p50} ms should be near the 60 ms hold");
+    assert_eq!(outcome.counters.lost(), 0);
+    Ok(())
+}
+
+#[test]
+fn a_held_up_sender_is_seen_by_corrected_e2e_and_understated_by_raw() -> TestResult {
+    // Shard 0 stops sending for 400 ms, one second into the measured phase.
+    let text = small("");
+    let options = RunOptions {
+        shards: Some(1),
+        stall: Some((Duration::from_millis(1000), Duration::from_millis(400))),
+        ..RunOptions::default()
+    };
+    let (_, outcome) = run(&text, &options)?;
+    let e2e = outcome.total.get(driver::recorder::Metric::E2e);
+    let raw = outcome.total.get(driver::recorder::Metric::E2eRaw);
+    let (e2e_max, raw_max) = (e2e.max() as f64 / 1e6, raw.max() as f64 / 1e6);
+    assert!(e2e_max >= 300.0, "corrected e2e sees the hold-up: max {e2e_max} ms");
+    assert!(raw_max < 150.0, "raw e2e does not: max {raw_max} ms");
+    // Messages scheduled during the stall (20 conversations × 40/s × 0.4 s ≈ 160 of them)
+    // all carry the hold-up: p99 of e2e is far above p99 of raw.
+    assert!(e2e.value_at_quantile(0.99) > 5 * raw.value_at_quantile(0.99));
+    assert_eq!(outcome.counters.lost(), 0);
+    Ok(())
+}
+
+#[test]
+fn when_the_relay_goes_away_the_run_stops_within_seconds_and_reports() -> TestResult {
+    let rt = tokio::runtime::Runtime::new()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = sealbench::relay::Relay::new(sealbench::relay::RelayConfig::default());
+    rt.spawn(relay.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    let text = small("")
+        .replace("duration = \"2s\"", "duration = \"60s\"")
+        .replace("[traffic]", &format!("[relay]\nurl = \"ws://{addr}/\"\n[traffic]"));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        let _ = stop.send(());
+    });
+    let t0 = Instant::now();
+    let (_, outcome) = run(&text, &RunOptions::default())?;
+    killer.join().map_err(|_| "killer thread")?;
+    assert!(t0.elapsed() < Duration::from_secs(20), "stopped in {:?}", t0.elapsed());
+    assert!(outcome.aborted.is_some(), "the run says it was cut short");
+    assert!(outcome.counters.disconnects >= 10);
+    assert!(outcome.counters.sent > 0);
+    Ok(())
+}
+
+#[test]
+fn a_run_that_cannot_fit_the_file_limit_is_refused_before_connecting() {
+    let text = small("").replace("count = 20", "count = 30000");
+    let scenario = Scenario::parse(&text, "t.toml", &[]).unwrap();
+    let t0 = Instant::now();
+    let err = format!("{:#}", driver::run(&scenario, &RunOptions::default(), |_, _| {}).unwrap_err());
+    assert!(err.contains("open files") && err.contains("sealbench relay"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sealbench"))
+}
+
+#[test]
+fn a_failing_threshold_exits_99_and_a_bad_scenario_exits_2() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, small("thresholds = [\"e2e.p50 < 1ns\"]").replace("duration = \"2s\"", "duration = \"1s\""))?;
+    let out = bin().arg("run").arg(&path).arg("--out").arg(dir.path().join("r")).arg("--no-plots").output()?;
+    assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("r/summary.json").exists(), "results written even when thresholds fail");
+    std::fs::write(&path, small("").replace("[traffic]", "[traffic]\ncolour = 1"))?;
+    let out = bin().arg("run").arg(&path).output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s.toml") && err.contains("colour") && err.contains("line"), "{err}");
+    Ok(())
+}
