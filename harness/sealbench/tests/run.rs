@@ -38,7 +38,7 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     assert_eq!(c.handshakes_ok, 10);
     assert_eq!(c.connects_ok, 20);
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
-    assert!(e2e.len() > 0 && e2e.len() <= c.delivered, "warm-up excluded from histograms");
+    assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
     let summary = Summary::build(&scenario, &outcome, &th, Provenance::collect());
     assert!(summary.thresholds_pass());
