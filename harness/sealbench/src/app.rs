@@ -7,6 +7,9 @@ use std::process::ExitCode;
 pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init();
     let outcome = match cli.command {
+        Command::Compare(args) => crate::commands::compare::run(&args),
+        Command::Matrix(args) => crate::commands::matrix::run(&args),
+        Command::Capacity(args) => crate::commands::capacity::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),
         Command::Crypto(args) => crate::commands::crypto::run(&args),
         Command::Relay(args) => crate::commands::relay::run(&args),

@@ -22,6 +22,15 @@ pub enum Command {
     /// a relay; writes summary.json, latency.hlog, timeseries.csv and plots. Exit 99 when a
     /// threshold fails.
     Run(RunArgs),
+    /// Compare two results (regression gate): every comparable figure with its change,
+    /// marked better / worse / within noise. Exit 99 when a --fail-on rule is violated.
+    Compare(CompareArgs),
+    /// Run one scenario per cipher choice (AEAD × pattern × mode), interleaved and repeated,
+    /// and tabulate what each costs end to end (matrix.json, matrix.md, plots).
+    Matrix(MatrixArgs),
+    /// Find the highest offered rate (or client count) that meets every SLO: grow until it
+    /// breaks, then bisect (capacity.json, capacity.md, plots).
+    Capacity(CapacityArgs),
     /// Single-core sweep of the crypto core: AEAD seal/open per message size, handshakes
     /// per second per suite, X25519, ratchet vs Noise transport. Writes crypto.json and plots.
     Crypto(CryptoArgs),
@@ -202,4 +211,98 @@ impl RunArgs {
         }
         v
     }
+}
+
+/// `sealbench compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Baseline: a result directory (of run or crypto) or its summary.json / crypto.json.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The result to judge against the baseline.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Regression rule, repeatable: 'e2e.p99 > +10%', 'throughput.delivered_per_s < -5%',
+    /// 'crypto.seal_ns[chacha20-poly1305,1024] > +5%', 'messages.lost > +0' (`*` matches
+    /// any text). Without any, a default set for the result kind applies.
+    #[arg(long = "fail-on", value_name = "RULE")]
+    pub fail_on: Vec<String>,
+    /// Compare even when the two runs measured different loads (clients, size, rate).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sealbench matrix`.
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The scenario every cell runs (same seed, same schedule).
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// AEADs to compare (comma-separated). The UNENCRYPTED `none` baseline is added unless
+    /// --no-baseline.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub aead: Vec<String>,
+    /// Handshake patterns (comma-separated) [default: the scenario's].
+    #[arg(long, value_delimiter = ',')]
+    pub pattern: Vec<String>,
+    /// Transport modes (comma-separated: noise, ratchet) [default: the scenario's].
+    #[arg(long, value_delimiter = ',')]
+    pub mode: Vec<String>,
+    /// Runs per cell, interleaved so machine drift favours no cell.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Leave out the `none` baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Scenario overrides applied to every cell (as for `run`).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Output directory [default: results/<UTC time>-matrix-<name>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `sealbench capacity`.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The scenario to scale (its traffic shape, crypto and relay).
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Service-level objective, repeatable: 'e2e.p99<20ms', 'messages.lost==0'.
+    #[arg(long = "slo", value_name = "EXPR", required = true)]
+    pub slo: Vec<String>,
+    /// First offered aggregate rate (msgs/s) [default: the scenario's]; with --clients,
+    /// the first client count.
+    #[arg(long)]
+    pub start: Option<f64>,
+    /// Highest rate (or client count) to try.
+    #[arg(long)]
+    pub max: Option<f64>,
+    /// Search over the number of clients at the scenario's per-conversation rate instead.
+    #[arg(long)]
+    pub clients: bool,
+    /// Growth factor while the SLO holds.
+    #[arg(long, default_value_t = 2.0)]
+    pub factor: f64,
+    /// Stop bisecting when the bracket is narrower than this fraction.
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Measured time of each step.
+    #[arg(long, default_value = "5s")]
+    pub step: String,
+    /// Warm-up of each step.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// At most this many steps.
+    #[arg(long, default_value_t = 16)]
+    pub max_steps: usize,
+    /// Scenario overrides (as for `run`).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Output directory [default: results/<UTC time>-capacity-<name>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

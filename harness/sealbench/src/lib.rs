@@ -10,7 +10,8 @@
 //! - [`relay`] — the reference relay.
 //! - [`scenario`], [`threshold`] — what a run is asked to do and to meet.
 //! - [`driver`] — the load driver (shards of simulated clients); [`clock`] — its clock.
-//! - [`report`] — result files of a run.
+//! - [`report`] — result files of a run; [`compare`] — results read back and judged.
+//! - [`html`] — the self-contained `report.html`.
 //! - [`plot`] — charts (PNG + SVG), consumers of finished results.
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
 #![warn(missing_docs)]
@@ -19,9 +20,11 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod compare;
 pub mod crypto;
 pub mod driver;
 pub mod error;
+pub mod html;
 pub mod logging;
 pub mod output;
 pub mod plot;

@@ -55,21 +55,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     }
     let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
     let summary = Summary::build(&scenario, &outcome, &thresholds, provenance);
-    let files = if args.no_plots {
-        let mut f = Vec::new();
-        let p = dir.join("summary.json");
-        output::write_json(&p, &summary)?;
-        f.push(p);
-        let p = dir.join("latency.hlog");
-        output::write_atomic(&p, &report::hlog::render(&outcome.seconds, outcome.started_unix_s)?)?;
-        f.push(p);
-        let p = dir.join("timeseries.csv");
-        output::write_atomic(&p, report::timeseries::render(&outcome.seconds).as_bytes())?;
-        f.push(p);
-        f
-    } else {
-        report::write_all(&dir, &outcome, &summary).context("writing results")?
-    };
+    let files = write_results(&dir, &outcome, &summary, !args.no_plots)?;
     print!("{}", console::table(&summary, &dir.display().to_string()));
     println!("  wrote {} files", files.len());
     if interrupt.load(Ordering::Relaxed) {
@@ -101,4 +87,53 @@ fn install_ctrl_c(flag: Arc<AtomicBool>) {
             std::process::exit(130);
         });
     });
+}
+
+/// Writes a run's result files (plots and `report.html` unless `plots` is false).
+///
+/// # Errors
+/// When a file cannot be written (the message names it).
+pub fn write_results(
+    dir: &std::path::Path,
+    outcome: &driver::Outcome,
+    summary: &Summary,
+    plots: bool,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    if plots {
+        let mut files = report::write_all(dir, outcome, summary).context("writing results")?;
+        files.push(crate::html::write_run(dir, summary)?);
+        return Ok(files);
+    }
+    let mut f = Vec::new();
+    let p = dir.join("summary.json");
+    output::write_json(&p, summary)?;
+    f.push(p);
+    let p = dir.join("latency.hlog");
+    output::write_atomic(&p, &report::hlog::render(&outcome.seconds, outcome.started_unix_s)?)?;
+    f.push(p);
+    let p = dir.join("timeseries.csv");
+    output::write_atomic(&p, report::timeseries::render(&outcome.seconds).as_bytes())?;
+    f.push(p);
+    Ok(f)
+}
+
+/// Runs `scenario` quietly (one plain progress line every 5 s) into `dir` and returns its
+/// summary: what `matrix` and `capacity` do per cell or step.
+///
+/// # Errors
+/// When the run cannot start or its results cannot be written.
+pub fn execute_quiet(scenario: &Scenario, dir: &std::path::Path, thresholds: &[Threshold]) -> anyhow::Result<Summary> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let provenance = Provenance::collect();
+    let clients = scenario.clients.count;
+    let mut last = Instant::now();
+    let outcome = driver::run(scenario, &RunOptions::default(), |sec, total| {
+        if last.elapsed().as_secs() >= 5 {
+            eprintln!("    {}", console::progress_line(sec, total, clients));
+            last = Instant::now();
+        }
+    })?;
+    let summary = Summary::build(scenario, &outcome, thresholds, provenance);
+    write_results(dir, &outcome, &summary, true)?;
+    Ok(summary)
 }

@@ -5,9 +5,13 @@
 //!
 //! # Layout
 //! - [`crypto`] — charts of `sealbench crypto`.
-//! - [`run`] — charts of `sealbench run`.
+//! - [`run`] — charts of `sealbench run`; [`matrix`], [`capacity`] — of those commands;
+//!   [`bars`] — the shared bar chart.
 
+pub mod bars;
+pub mod capacity;
 pub mod crypto;
+pub mod matrix;
 pub mod run;
 
 use anyhow::{Result, anyhow};

@@ -1,0 +1,207 @@
+//! Reading result files back as a flat list of named, comparable figures.
+
+use crate::crypto::CryptoReport;
+use crate::provenance::Provenance;
+use crate::report::summary::Summary;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Which way is better for a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Smaller is better (latency, cost, losses).
+    Lower,
+    /// Larger is better (throughput, operations per second).
+    Higher,
+}
+
+/// One comparable figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// Stable name, e.g. `e2e.p99`, `crypto.seal_ns[chacha20-poly1305,1024]`.
+    pub name: String,
+    /// Value (µs for latencies, ns for crypto per-message costs, plain otherwise).
+    pub value: f64,
+    /// Unit, for display.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub better: Better,
+    /// Relative change below which a difference is noise (measurement spread).
+    pub noise: f64,
+}
+
+/// A result loaded for comparison.
+#[derive(Debug)]
+pub enum Loaded {
+    /// `summary.json` of `sealbench run`.
+    Run(Box<Summary>),
+    /// `crypto.json` of `sealbench crypto`.
+    Crypto(Box<CryptoReport>),
+}
+
+impl Loaded {
+    /// Provenance of the result.
+    pub fn provenance(&self) -> &Provenance {
+        match self {
+            Loaded::Run(s) => &s.provenance,
+            Loaded::Crypto(c) => &c.provenance,
+        }
+    }
+
+    /// `run` or `crypto`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Loaded::Run(_) => "run",
+            Loaded::Crypto(_) => "crypto",
+        }
+    }
+}
+
+/// Finds the result file of `path` (a result directory or the file itself).
+///
+/// # Errors
+/// When nothing comparable is there.
+pub fn locate(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    for name in ["summary.json", "crypto.json"] {
+        let p = path.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    if path.join("matrix.json").is_file() || path.join("capacity.json").is_file() {
+        bail!(
+            "{}: a matrix or capacity directory holds one run per cell or step; compare two of those run \
+             directories (e.g. {}/<cell>), or two capacity.json files with `sealbench compare A/capacity.json B/capacity.json`",
+            path.display(),
+            path.display()
+        );
+    }
+    bail!("{}: no summary.json or crypto.json here (expected a result directory of `run` or `crypto`)", path.display())
+}
+
+/// Loads a result for comparison.
+///
+/// # Errors
+/// Unreadable or unrecognised file (the message names it).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let file = locate(path)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some("run") => Ok(Loaded::Run(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench run summary", file.display()))?,
+        ))),
+        Some("crypto") => Ok(Loaded::Crypto(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench crypto report", file.display()))?,
+        ))),
+        _ => bail!("{}: not a sealbench result (no `kind` of run or crypto)", file.display()),
+    }
+}
+
+/// Relative noise of run latencies: HdrHistogram has 3 significant digits, and repeated
+/// runs on a shared 2-core machine differ by a few percent; 5 % is the default band.
+pub const RUN_NOISE: f64 = 0.05;
+
+/// The figures of a result.
+pub fn figures(l: &Loaded) -> Vec<Figure> {
+    let mut v = Vec::new();
+    match l {
+        Loaded::Run(s) => {
+            for (metric, lat) in &s.latency {
+                for (stat, val, q) in [
+                    ("p50", lat.p50_us, 0.5),
+                    ("p90", lat.p90_us, 0.9),
+                    ("p99", lat.p99_us, 0.99),
+                    ("p999", lat.p999_us, 0.999),
+                    ("max", lat.max_us, 1.0),
+                    ("mean", lat.mean_us, 0.5),
+                ] {
+                    // A percentile rests on the samples beyond it: with k of them, its
+                    // counting error is about 1/sqrt(k). Never tighter than RUN_NOISE.
+                    let tail = (lat.count as f64 * (1.0 - q)).max(1.0);
+                    let noise = RUN_NOISE.max(1.0 / tail.sqrt());
+                    v.push(Figure {
+                        name: format!("{metric}.{stat}"),
+                        value: val,
+                        unit: "µs",
+                        better: Better::Lower,
+                        noise,
+                    });
+                }
+            }
+            let t = &s.throughput;
+            v.push(fig("throughput.delivered_per_s", t.delivered_per_s, "msg/s", Better::Higher, 0.02));
+            v.push(fig("throughput.sent_per_s", t.sent_per_s, "msg/s", Better::Higher, 0.02));
+            v.push(fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0));
+            let m = &s.messages;
+            v.push(fig("messages.lost", m.lost as f64, "msgs", Better::Lower, 0.0));
+            v.push(fig("messages.refused", m.refused as f64, "msgs", Better::Lower, 0.0));
+            v.push(fig("messages.auth_failed", m.auth_failed as f64, "msgs", Better::Lower, 0.0));
+            if let Some(r) = s.lookup("errors.rate") {
+                v.push(fig("errors.rate", r, "fraction", Better::Lower, 0.0));
+            }
+            v.push(fig(
+                "generator.cpu_us_per_msg",
+                s.generator.driver_cpu_us_per_msg,
+                "µs",
+                Better::Lower,
+                RUN_NOISE * 2.0,
+            ));
+        }
+        Loaded::Crypto(c) => {
+            for r in &c.aead {
+                let key = format!("{},{}", r.aead, r.size);
+                let noise = |a: f64| a.max(0.03);
+                v.push(fig(
+                    &format!("crypto.seal_ns[{key}]"),
+                    r.seal.ns_per_msg,
+                    "ns",
+                    Better::Lower,
+                    noise(r.seal.timing.spread),
+                ));
+                v.push(fig(
+                    &format!("crypto.open_ns[{key}]"),
+                    r.open.ns_per_msg,
+                    "ns",
+                    Better::Lower,
+                    noise(r.open.timing.spread),
+                ));
+            }
+            for h in &c.handshakes {
+                v.push(fig(
+                    &format!("crypto.handshakes_per_s[{}]", h.suite),
+                    h.handshakes_per_s,
+                    "1/s",
+                    Better::Higher,
+                    h.timing.spread.max(0.03),
+                ));
+            }
+            v.push(fig(
+                "crypto.x25519_ops_per_s",
+                c.x25519.ops_per_s,
+                "1/s",
+                Better::Higher,
+                c.x25519.timing.spread.max(0.03),
+            ));
+            for m in &c.transport_modes {
+                v.push(fig(
+                    &format!("crypto.ratchet_extra_ns[{}]", m.aead),
+                    m.ratchet_extra_ns,
+                    "ns",
+                    Better::Lower,
+                    0.05,
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
+    Figure { name: name.to_owned(), value, unit, better, noise }
+}

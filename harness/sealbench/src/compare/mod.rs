@@ -1,0 +1,333 @@
+//! `sealbench compare BASE NEW`: every comparable figure of two results, its change, and a
+//! verdict for CI (`--fail-on` rules; exit 99 on regression).
+//!
+//! # Layout
+//! - [`figures`] — results read back as named figures with a direction and a noise band.
+//! - this module — rules, the comparison, the compatibility check and the table.
+
+pub mod figures;
+
+use anyhow::{Result, anyhow, bail};
+use figures::{Better, Figure, Loaded};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// A `--fail-on` rule: `<figure pattern> > +10%`, `< -5%`, or absolute `> +2` / `> +500us`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// As written.
+    pub expr: String,
+    /// Figure name, `*` matches any run of characters.
+    pub pattern: String,
+    /// `true` for `>` (an increase is a regression), `false` for `<` (a decrease is).
+    pub increase: bool,
+    /// Allowed change: relative (fraction) or absolute in the figure's unit.
+    pub limit: f64,
+    /// Relative (`%`) or absolute.
+    pub relative: bool,
+}
+
+impl Rule {
+    /// Parses a rule.
+    ///
+    /// # Errors
+    /// When it is not `<figure> (>|<) [+|-]<number>[%]`.
+    pub fn parse(expr: &str) -> Result<Rule> {
+        let (pos, increase) = match (expr.find('>'), expr.find('<')) {
+            (Some(p), None) => (p, true),
+            (None, Some(p)) => (p, false),
+            _ => bail!("--fail-on `{expr}`: expected `<figure> > +10%` or `<figure> < -5%`"),
+        };
+        let pattern = expr[..pos].trim().to_owned();
+        if pattern.is_empty() {
+            bail!("--fail-on `{expr}`: no figure name before the operator");
+        }
+        let mut rhs = expr[pos + 1..].trim();
+        let relative = rhs.ends_with('%');
+        rhs = rhs.trim_end_matches('%');
+        for unit in ["us", "µs", "ms", "ns"] {
+            rhs = rhs.strip_suffix(unit).unwrap_or(rhs);
+        }
+        let limit: f64 = rhs.trim().parse().map_err(|_| anyhow!("--fail-on `{expr}`: `{rhs}` is not a number"))?;
+        let unit_scale = if expr.trim_end().ends_with("ms") { 1000.0 } else { 1.0 };
+        let limit = limit.abs() * unit_scale / if relative { 100.0 } else { 1.0 };
+        Ok(Rule { expr: expr.trim().to_owned(), pattern, increase, limit, relative })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        wildcard(&self.pattern, name)
+    }
+
+    /// Is the change from `base` to `new` a violation?
+    fn violated(&self, base: f64, new: f64) -> bool {
+        let delta = if self.increase { new - base } else { base - new };
+        if self.relative {
+            if base.abs() < f64::EPSILON {
+                return delta > 0.0;
+            }
+            delta / base.abs() > self.limit
+        } else {
+            delta > self.limit
+        }
+    }
+}
+
+fn wildcard(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else if let Some(at) = rest.find(p) {
+            rest = &rest[at + p.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The rules used when none is given.
+pub fn default_rules(kind: &str) -> Vec<Rule> {
+    let v: &[&str] = match kind {
+        "crypto" => &["crypto.seal_ns[*] > +10%", "crypto.open_ns[*] > +10%", "crypto.handshakes_per_s[*] < -10%"],
+        _ => &[
+            "e2e.p99 > +10%",
+            "e2e.p50 > +10%",
+            "throughput.delivered_per_s < -5%",
+            "messages.lost > +0",
+            "messages.auth_failed > +0",
+        ],
+    };
+    v.iter().filter_map(|r| Rule::parse(r).ok()).collect()
+}
+
+/// How a figure changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Better beyond the noise band.
+    Better,
+    /// Worse beyond the noise band.
+    Worse,
+    /// Within the noise band.
+    WithinNoise,
+}
+
+/// One compared figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Figure name.
+    pub name: String,
+    /// Unit.
+    pub unit: &'static str,
+    /// Base value.
+    pub base: f64,
+    /// New value.
+    pub new: f64,
+    /// new − base.
+    pub delta: f64,
+    /// (new − base) / base, when base ≠ 0.
+    pub relative: Option<f64>,
+    /// Better, worse or within noise.
+    pub verdict: Verdict,
+    /// `--fail-on` rules this change violates.
+    pub violates: Vec<String>,
+}
+
+/// The whole comparison (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// `run` or `crypto`.
+    pub kind: String,
+    /// Figures in both results.
+    pub rows: Vec<Row>,
+    /// Rules applied.
+    pub rules: Vec<String>,
+    /// Warnings (provenance differs, …).
+    pub warnings: Vec<String>,
+    /// True when some rule was violated.
+    pub regression: bool,
+}
+
+/// Checks that two results can be compared meaningfully; returns warnings.
+///
+/// # Errors
+/// Different kinds; or, without `force`, runs whose scenario differs in what shapes the
+/// load (clients, message sizes, rate, arrival, senders, duration).
+pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String>> {
+    if base.kind() != new.kind() {
+        bail!("cannot compare a {} result with a {} result", base.kind(), new.kind());
+    }
+    let mut warnings = Vec::new();
+    let (pa, pb) = (base.provenance(), new.provenance());
+    if pa.cpu_model != pb.cpu_model || pa.cores != pb.cores {
+        warnings.push(format!(
+            "machines differ: {} ({} cores) vs {} ({} cores) — differences may be the machine's",
+            pa.cpu_model, pa.cores, pb.cpu_model, pb.cores
+        ));
+    }
+    if pa.build_profile != pb.build_profile {
+        warnings.push(format!("build profiles differ: {} vs {}", pa.build_profile, pb.build_profile));
+    }
+    if let (Loaded::Run(a), Loaded::Run(b)) = (base, new) {
+        let (sa, sb) = (&a.scenario, &b.scenario);
+        let mut diffs = Vec::new();
+        if sa.clients.count != sb.clients.count {
+            diffs.push(format!("clients.count {} vs {}", sa.clients.count, sb.clients.count));
+        }
+        if sa.traffic.size != sb.traffic.size || sa.traffic.sizes != sb.traffic.sizes {
+            diffs.push(format!("message size {} vs {}", sa.traffic.size, sb.traffic.size));
+        }
+        if (a.throughput.offered_per_s - b.throughput.offered_per_s).abs() > 1e-6 * a.throughput.offered_per_s.max(1.0)
+        {
+            diffs.push(format!(
+                "offered rate {:.0}/s vs {:.0}/s",
+                a.throughput.offered_per_s, b.throughput.offered_per_s
+            ));
+        }
+        if sa.traffic.arrival != sb.traffic.arrival || sa.traffic.senders != sb.traffic.senders {
+            diffs.push("traffic.arrival / traffic.senders".into());
+        }
+        if sa.duration != sb.duration {
+            diffs.push(format!("duration {:?} vs {:?}", sa.duration, sb.duration));
+        }
+        if !diffs.is_empty() {
+            let msg = format!("the runs do not measure the same load: {}", diffs.join("; "));
+            if force {
+                warnings.push(format!("{msg} (compared anyway: --force)"));
+            } else {
+                bail!("{msg}. Comparing them would be meaningless; pass --force to compare anyway.");
+            }
+        }
+        if a.suite != b.suite {
+            warnings.push(format!("suites differ: {} vs {}", a.suite, b.suite));
+        }
+        if a.generator.saturated || b.generator.saturated {
+            warnings.push("a run's generator was saturated: its latencies describe the generator".into());
+        }
+    }
+    Ok(warnings)
+}
+
+/// Compares two results.
+pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String>) -> Comparison {
+    let fa = figures::figures(base);
+    let fb = figures::figures(new);
+    let mut rows = Vec::new();
+    for a in &fa {
+        let Some(b) = fb.iter().find(|b| b.name == a.name) else { continue };
+        rows.push(row(a, b, rules));
+    }
+    let regression = rows.iter().any(|r| !r.violates.is_empty());
+    Comparison {
+        kind: base.kind().into(),
+        rows,
+        rules: rules.iter().map(|r| r.expr.clone()).collect(),
+        warnings,
+        regression,
+    }
+}
+
+fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
+    let delta = b.value - a.value;
+    let relative = (a.value.abs() > f64::EPSILON).then(|| delta / a.value.abs());
+    let noise = a.noise.max(b.noise);
+    let beyond = match relative {
+        Some(r) => r.abs() > noise,
+        None => delta.abs() > f64::EPSILON,
+    };
+    let improved = match a.better {
+        Better::Lower => delta < 0.0,
+        Better::Higher => delta > 0.0,
+    };
+    let verdict = if !beyond || delta == 0.0 {
+        Verdict::WithinNoise
+    } else if improved {
+        Verdict::Better
+    } else {
+        Verdict::Worse
+    };
+    let violates =
+        rules.iter().filter(|r| r.matches(&a.name) && r.violated(a.value, b.value)).map(|r| r.expr.clone()).collect();
+    Row { name: a.name.clone(), unit: a.unit, base: a.value, new: b.value, delta, relative, verdict, violates }
+}
+
+impl Comparison {
+    /// The console table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        let _ = writeln!(s, "{:<52} {:>14} {:>14} {:>9}  verdict", "figure", "base", "new", "change");
+        for r in &self.rows {
+            let change = r.relative.map_or_else(|| format!("{:+.3}", r.delta), |x| format!("{:+.1}%", x * 100.0));
+            let verdict = match r.verdict {
+                Verdict::Better => "better",
+                Verdict::Worse => "WORSE",
+                Verdict::WithinNoise => "~ noise",
+            };
+            let flag = if r.violates.is_empty() { String::new() } else { format!("  ✗ {}", r.violates.join(", ")) };
+            let _ = writeln!(
+                s,
+                "{:<52} {:>14} {:>14} {:>9}  {verdict}{flag}",
+                format!("{} ({})", r.name, r.unit),
+                short(r.base),
+                short(r.new),
+                change
+            );
+        }
+        let _ = writeln!(s, "\nrules: {}", self.rules.join("; "));
+        if self.regression {
+            let bad: Vec<&str> = self.rows.iter().filter(|r| !r.violates.is_empty()).map(|r| r.name.as_str()).collect();
+            let _ = writeln!(s, "REGRESSION in: {}", bad.join(", "));
+        } else {
+            let _ = writeln!(s, "no regression");
+        }
+        s
+    }
+}
+
+fn short(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.3e}", v)
+    } else if v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_relative_and_absolute_limits() {
+        let r = Rule::parse("e2e.p99 > +10%").unwrap();
+        assert!(r.increase && r.relative && (r.limit - 0.1).abs() < 1e-12);
+        assert!(r.violated(100.0, 111.0) && !r.violated(100.0, 109.0));
+        let r = Rule::parse("throughput.delivered_per_s < -5%").unwrap();
+        assert!(r.violated(1000.0, 940.0) && !r.violated(1000.0, 960.0));
+        let r = Rule::parse("messages.lost > +0").unwrap();
+        assert!(r.violated(0.0, 1.0) && !r.violated(3.0, 3.0));
+        let r = Rule::parse("e2e.p50 > +2ms").unwrap();
+        assert!(r.violated(1000.0, 3500.0) && !r.violated(1000.0, 2500.0));
+        assert!(Rule::parse("e2e.p99 10%").is_err());
+    }
+
+    #[test]
+    fn wildcards_match_figure_families() {
+        assert!(wildcard("crypto.seal_ns[*]", "crypto.seal_ns[aes-256-gcm,64]"));
+        assert!(wildcard("crypto.seal_ns[chacha20-poly1305,*]", "crypto.seal_ns[chacha20-poly1305,1024]"));
+        assert!(!wildcard("crypto.seal_ns[*]", "crypto.open_ns[aes-256-gcm,64]"));
+        assert!(wildcard("e2e.p99", "e2e.p99"));
+    }
+}
