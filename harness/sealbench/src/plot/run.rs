@@ -50,6 +50,11 @@ fn trim_float(v: f64) -> String {
 }
 
 fn pct_label(x: f64) -> String {
+    // Label only the natural ticks: 0 %, 50 %, 90 %, 99 %, 99.9 %, …
+    let decade = x.log10();
+    if (decade - decade.round()).abs() > 0.01 && (x - 2.0).abs() > 0.01 {
+        return String::new();
+    }
     let p = 100.0 * (1.0 - 1.0 / x);
     if p < 0.5 {
         "0%".into()

@@ -1,0 +1,126 @@
+//! compare, matrix and capacity through the real binary, with shortened scenarios.
+
+use sealbench::commands::capacity::Capacity;
+use sealbench::commands::matrix::Matrix;
+use std::path::Path;
+use std::process::{Command, Output};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const TINY: &str = "name = \"tiny\"\nduration = \"2s\"\nwarmup = \"500ms\"\ncooldown = \"1s\"\n\
+                    [clients]\ncount = 20\n[traffic]\nrate = 20\nsize = 256\n";
+
+fn sealbench(args: &[&str]) -> Result<Output, std::io::Error> {
+    Command::new(env!("CARGO_BIN_EXE_sealbench")).args(args).output()
+}
+
+fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> TestResult {
+    let mut args = vec!["run", scenario.to_str().ok_or("path")?, "--out", out.to_str().ok_or("path")?];
+    args.extend_from_slice(extra);
+    let o = sealbench(&args)?;
+    assert!(o.status.success(), "run failed: {}", String::from_utf8_lossy(&o.stderr));
+    Ok(())
+}
+
+#[test]
+fn compare_finds_no_regression_against_itself_and_names_the_figure_a_slow_relay_worsens() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let (base, slow) = (dir.path().join("base"), dir.path().join("slow"));
+    run_to(&scenario, &base, &[])?;
+    assert!(base.join("report.html").exists(), "report.html is written");
+    let html = std::fs::read_to_string(base.join("report.html"))?;
+    assert!(html.contains("<svg"), "plots inlined");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing fetched from the network");
+    let same = sealbench(&["compare", base.to_str().ok_or("p")?, base.to_str().ok_or("p")?])?;
+    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("no regression"));
+    run_to(&scenario, &slow, &["--set", "relay.delay=\"30ms\""])?;
+    let worse = sealbench(&["compare", base.to_str().ok_or("p")?, slow.to_str().ok_or("p")?])?;
+    let text = String::from_utf8_lossy(&worse.stdout);
+    assert_eq!(worse.status.code(), Some(99), "{text}");
+    assert!(text.contains("REGRESSION in:") && text.contains("e2e.p99"), "{text}");
+    // --json for machines.
+    let json = sealbench(&["compare", "--json", base.to_str().ok_or("p")?, slow.to_str().ok_or("p")?])?;
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(v["regression"], true);
+    // A different load is refused without --force.
+    let other = dir.path().join("other");
+    run_to(&scenario, &other, &["--set", "traffic.size=512"])?;
+    let refused = sealbench(&["compare", base.to_str().ok_or("p")?, other.to_str().ok_or("p")?])?;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("message size"));
+    Ok(())
+}
+
+#[test]
+fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("m");
+    let o = sealbench(&[
+        "matrix",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml"),
+        "--aead",
+        "chacha20-poly1305,aes-256-gcm",
+        "--repeat",
+        "1",
+        "--set",
+        "clients.count=20",
+        "--set",
+        "duration=\"1s\"",
+        "--set",
+        "warmup=\"200ms\"",
+        "--set",
+        "clients.connect_rate=0",
+        "--out",
+        out.to_str().ok_or("p")?,
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Matrix = serde_json::from_str(&std::fs::read_to_string(out.join("matrix.json"))?)?;
+    let aeads: Vec<&str> = m.cells.iter().map(|c| c.aead.as_str()).collect();
+    assert_eq!(aeads, vec!["chacha20-poly1305", "aes-256-gcm", "none"]);
+    assert!(m.cells.iter().all(|c| c.runs.len() == 1 && c.throughput_per_s.is_some()));
+    let md = std::fs::read_to_string(out.join("matrix.md"))?;
+    assert!(md.contains("none (UNENCRYPTED)"));
+    for f in ["matrix-latency.png", "matrix-throughput.svg", "matrix-crypto-share.png", "report.html"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    Ok(())
+}
+
+#[test]
+fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let out = dir.path().join("c");
+    let o = sealbench(&[
+        "capacity",
+        scenario.to_str().ok_or("p")?,
+        "--slo",
+        "e2e.p99<200ms",
+        "--slo",
+        "messages.lost==0",
+        "--start",
+        "200",
+        "--max",
+        "800",
+        "--step",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--out",
+        out.to_str().ok_or("p")?,
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: Capacity = serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json"))?)?;
+    let offered: Vec<f64> = c.steps.iter().map(|s| s.offered).collect();
+    assert_eq!(offered, vec![200.0, 400.0, 800.0], "geometric growth up to --max");
+    assert!(c.steps.iter().all(|s| s.pass || s.saturated));
+    assert_eq!(c.capacity, Some(800.0), "{}", c.conclusion);
+    for f in ["capacity.md", "capacity-latency.png", "capacity-throughput.svg", "report.html"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    Ok(())
+}
