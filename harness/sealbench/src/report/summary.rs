@@ -158,6 +158,9 @@ pub struct Generator {
     pub driver_cpu_us_per_msg: f64,
     /// Driver shard threads.
     pub shards: usize,
+    /// Peak resident memory of this process (driver, plus the relay when embedded), KiB
+    /// (`VmHWM` of `/proc/self/status`).
+    pub process_peak_rss_kib: u64,
     /// The generator could not keep its own schedule: latencies describe the generator.
     pub saturated: bool,
     /// Why it is considered saturated (empty when not).
@@ -287,6 +290,7 @@ impl Summary {
                 0.0
             },
             shards: outcome.shards,
+            process_peak_rss_kib: peak_rss_kib(),
             saturated: !reasons.is_empty(),
             saturation_reasons: reasons,
         };
@@ -354,4 +358,14 @@ impl Summary {
     pub fn thresholds_pass(&self) -> bool {
         self.thresholds.iter().all(|v| v.pass)
     }
+}
+
+/// `VmHWM` (peak resident set) of this process, KiB; 0 where unavailable.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
