@@ -96,7 +96,7 @@ pub struct RelayArgs {
     pub max_group_members: usize,
 
     /// WebSocket read buffer per connection in bytes (allocated per connection).
-    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    #[arg(long, default_value_t = 2048, value_name = "BYTES")]
     pub read_buffer: usize,
 
     /// Worker threads [default: one per core].

@@ -60,6 +60,8 @@ struct State {
     crypto_tick: u64,
     connected: usize,
     handshakes_pending: usize,
+    /// Reused buffer for opening deliveries.
+    scratch: Vec<u8>,
 }
 
 impl State {
@@ -130,7 +132,17 @@ impl State {
     }
 
     fn on_deliver(&mut self, client: usize, data: Bytes, now: u64) {
-        let mut buf = data.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        // Open in a reused scratch buffer: the frame is a slice of tungstenite's shared
+        // read buffer, so it cannot be opened in place, and a copy per message must not
+        // cost an allocation.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(&data);
+        self.on_deliver_in(client, &mut buf, now);
+        self.scratch = buf;
+    }
+
+    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], now: u64) {
         if buf.len() < frame::ROUTED_HEADER_LEN {
             self.counters.malformed += 1;
             return;
@@ -266,6 +278,7 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
         crypto_tick: 0,
         connected: 0,
         handshakes_pending: 0,
+        scratch: Vec::with_capacity(64 * 1024),
     }));
     let ticker = match Ticker::new() {
         Ok(t) => t,

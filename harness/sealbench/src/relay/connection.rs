@@ -53,7 +53,9 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         }
         Ok(resp)
     };
-    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    // Boxed: the upgrade's state is large and only needed once; inline it would stay part
+    // of this connection's task for its whole life.
+    let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)));
     let ws = match tokio::time::timeout(cfg.handshake_timeout, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(_)) if over_capacity => return shared.metrics.refuse_upgrade("capacity"),
@@ -97,7 +99,7 @@ async fn finish_writer(mut writer: JoinHandle<()>, close_tx: watch::Sender<Close
 async fn write_loop(
     shared: Arc<Shared>,
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Bytes>,
     me: Peer,
     mut close_rx: watch::Receiver<CloseWith>,
 ) {
@@ -109,7 +111,7 @@ async fn write_loop(
                 let close = (*close_rx.borrow()).unwrap_or((CloseCode::Normal, "bye"));
                 // Frames already queued (errors, acks) go out before the close frame.
                 while let Ok(m) = rx.try_recv() {
-                    if sink.feed(m).await.is_err() { break; }
+                    if sink.feed(to_message(m)).await.is_err() { break; }
                 }
                 let frame = CloseFrame { code: close.0, reason: close.1.into() };
                 let _ = sink.send(Message::Close(Some(frame))).await;
@@ -122,7 +124,7 @@ async fn write_loop(
                 let mut failed = false;
                 while let Some(m) = next.take() {
                     let len = m.len();
-                    if sink.feed(m).await.is_err() { failed = true; break; }
+                    if sink.feed(to_message(m)).await.is_err() { failed = true; break; }
                     me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                     bytes_out += len as u64;
                     n += 1;
@@ -224,7 +226,7 @@ impl Conn {
                     }
                     if quiet >= cfg.idle_timeout / 2 && !pinged {
                         pinged = true;
-                        let _ = self.me.enqueue(Message::Ping(Bytes::new()), cfg.queue_bytes);
+                        let _ = self.me.enqueue(PING, cfg.queue_bytes);
                     }
                 }
             }
@@ -376,7 +378,7 @@ impl Conn {
                 self.send_frame(&Frame::Welcome { client_id, stored: stored.len() as u32, max_message });
                 let limit = self.shared.config.queue_bytes;
                 for f in stored {
-                    let _ = self.me.enqueue(Message::Binary(f), limit);
+                    let _ = self.me.enqueue(f, limit);
                 }
                 Next::Continue
             }
@@ -431,7 +433,7 @@ impl Conn {
             };
             let Some(f) = frame.take() else { return };
             let bytes = f.freeze();
-            match peer.enqueue(Message::Binary(bytes.clone()), limit) {
+            match peer.enqueue(bytes.clone(), limit) {
                 Ok(()) => {
                     self.routed += 1;
                     self.done_send(request_id, flags, t0);
@@ -490,12 +492,10 @@ impl Conn {
         let bytes = buf.freeze(); // encoded once, shared by every member
         let limit = self.shared.config.queue_bytes;
         let (mut routed, mut overloaded) = (0u64, 0u32);
-        self.shared.registry.for_each_member(group, self.id, |_, peer| {
-            match peer.enqueue(Message::Binary(bytes.clone()), limit) {
-                Ok(()) => routed += 1,
-                Err(EnqueueError::Overloaded) => overloaded += 1,
-                Err(EnqueueError::Gone) => {}
-            }
+        self.shared.registry.for_each_member(group, self.id, |_, peer| match peer.enqueue(bytes.clone(), limit) {
+            Ok(()) => routed += 1,
+            Err(EnqueueError::Overloaded) => overloaded += 1,
+            Err(EnqueueError::Gone) => {}
         });
         self.routed += routed;
         if overloaded > 0 {
@@ -535,7 +535,7 @@ impl Conn {
     fn send_frame(&mut self, f: &Frame<'_>) {
         let mut buf = vec![0u8; f.encoded_len()];
         if f.encode(&mut buf).is_ok() {
-            let _ = self.me.enqueue(Message::Binary(buf.into()), self.shared.config.queue_bytes);
+            let _ = self.me.enqueue(buf.into(), self.shared.config.queue_bytes);
         }
     }
 
@@ -548,6 +548,18 @@ impl Conn {
             self.shared.registry.unregister(self.id, self.me.ctl.generation);
         }
     }
+}
+
+/// Queued in place of a frame to make the writer send a WebSocket ping (no protocol frame
+/// is empty, so an empty buffer cannot be mistaken for one).
+const PING: Bytes = Bytes::new();
+
+/// A queued buffer as a WebSocket message: frames are binary messages, the empty buffer
+/// is a ping. (The queue holds bare `Bytes`, 32 bytes a slot, rather than tungstenite's
+/// 56-byte `Message`: tokio allocates a channel's first block of slots up front, so this
+/// is memory every idle connection carries.)
+fn to_message(b: Bytes) -> Message {
+    if b.is_empty() { Message::Ping(b) } else { Message::Binary(b) }
 }
 
 /// The request id of a client frame (bytes 2..10), 0 when there is none.

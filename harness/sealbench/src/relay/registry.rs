@@ -9,7 +9,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::Message;
 
 const SHARDS: usize = 64;
 
@@ -36,7 +35,7 @@ pub struct ConnCtl {
 #[derive(Debug, Clone)]
 pub struct Peer {
     /// The client's outgoing frame queue.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: mpsc::Sender<Bytes>,
     /// Its control block.
     pub ctl: Arc<ConnCtl>,
 }
@@ -54,7 +53,7 @@ impl Peer {
     /// Queues `frame` without waiting. A full queue (by count or bytes) kills the peer as a
     /// slow consumer: a client that stops reading never makes the relay's memory grow.
     #[inline]
-    pub fn enqueue(&self, frame: Message, byte_limit: usize) -> Result<(), EnqueueError> {
+    pub fn enqueue(&self, frame: Bytes, byte_limit: usize) -> Result<(), EnqueueError> {
         if self.ctl.killed.load(Ordering::Relaxed) {
             return Err(EnqueueError::Gone);
         }
