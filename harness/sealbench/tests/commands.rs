@@ -117,20 +117,18 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
     let c: Capacity = serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json"))?)?;
     let offered: Vec<f64> = c.steps.iter().map(|s| s.offered).collect();
     assert_eq!(offered[0], 200.0);
-    // Each step that met the SLO doubles the rate, up to --max.
-    for w in c.steps.windows(2) {
-        assert!(w[0].pass && !w[0].saturated);
-        assert_eq!(w[1].offered, (w[0].offered * 2.0).min(800.0));
-    }
-    match c.steps.iter().find(|s| s.saturated) {
-        // On a loaded machine (tests run in parallel) the generator may saturate first:
-        // then no capacity may be claimed, and the conclusion must say why.
-        Some(_) => {
+    match c.generator_limit {
+        // On a loaded machine (tests run in parallel) the generator may saturate: then no
+        // capacity may be claimed, the conclusion says why, and later steps stay below it.
+        Some(limit) => {
             assert_eq!(c.capacity, None);
             assert!(c.conclusion.contains("generator"), "{}", c.conclusion);
+            let first = c.steps.iter().position(|s| s.saturated).ok_or("a saturated step")?;
+            assert!(c.steps[first + 1..].iter().all(|s| s.offered < limit));
         }
         None => {
             assert_eq!(offered, vec![200.0, 400.0, 800.0], "geometric growth up to --max");
+            assert!(c.steps.iter().all(|s| s.pass));
             assert_eq!(c.capacity, Some(800.0), "{}", c.conclusion);
         }
     }

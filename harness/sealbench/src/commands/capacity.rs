@@ -1,7 +1,8 @@
 //! `sealbench capacity SCENARIO --slo 'e2e.p99<20ms'`: steps the offered aggregate rate
 //! (or, with `--clients`, the number of clients) geometrically until an SLO breaks, then
-//! bisects; reports the highest value that met every SLO. A step where the load generator
-//! itself saturated ends the search without a capacity: that limit is the generator's.
+//! bisects; reports the highest value that met every SLO. Steps where the load generator
+//! itself saturated say nothing about the relay: the search brackets below them, and when
+//! the generator saturates before any SLO breaks, no capacity is claimed.
 
 use crate::cli::CapacityArgs;
 use crate::commands::run::execute_quiet;
@@ -68,6 +69,10 @@ pub struct Capacity {
     pub capacity: Option<f64>,
     /// The lowest value that broke an SLO (the bracket's top), if found.
     pub first_failure: Option<f64>,
+    /// The lowest value at which the load generator saturated, if any.
+    pub generator_limit: Option<f64>,
+    /// The highest value that met every SLO with the generator keeping up.
+    pub highest_passing: Option<f64>,
     /// How to read the result.
     pub conclusion: String,
 }
@@ -145,27 +150,31 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         let saturated = step.saturated;
         steps.push(step);
         if saturated {
-            generator_limit = Some(x_run);
-            break;
-        }
-        if pass {
-            good = Some(x_run);
+            // The generator could not keep up: nothing at or above this value says anything
+            // about the relay. Keep bisecting below it to find how far the SLO provably holds.
+            generator_limit = Some(generator_limit.map_or(x_run, |g: f64| g.min(x_run)));
+        } else if pass {
+            good = Some(good.map_or(x_run, |g: f64| g.max(x_run)));
         } else {
             bad = Some(bad.map_or(x_run, |b: f64| b.min(x_run)));
         }
-        x = match (good, bad) {
+        let upper = match (bad, generator_limit) {
+            (Some(b), Some(g)) => Some(b.min(g)),
+            (b, g) => b.or(g),
+        };
+        x = match (good, upper) {
             (Some(g), None) => {
                 if g >= max {
                     break;
                 }
                 (g * args.factor).min(max)
             }
-            (None, Some(b)) => b / args.factor,
-            (Some(g), Some(b)) => {
-                if (b - g) / g <= args.precision {
+            (None, Some(u)) => u / args.factor,
+            (Some(g), Some(u)) => {
+                if (u - g) / g <= args.precision {
                     break;
                 }
-                (g + b) / 2.0
+                (g + u) / 2.0
             }
             (None, None) => break,
         };
@@ -174,25 +183,32 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         }
     }
     let unit = if clients_mode { "clients" } else { "msgs/s" };
-    let (capacity, conclusion) = match (generator_limit, good, bad) {
-        (Some(g), _, _) => (
+    let slo_limited = match (bad, generator_limit) {
+        (Some(b), Some(g)) => b < g,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let (capacity, conclusion) = match (good, slo_limited, generator_limit) {
+        (Some(g), true, _) => {
+            (Some(g), format!("capacity {g} {unit}: every SLO held there; {} {unit} broke one", bad.unwrap_or(g)))
+        }
+        (good, false, Some(lim)) => (
             None,
             format!(
-                "no capacity reported: at {g} {unit} the load generator itself saturated before any SLO broke{}; the relay's limit is higher than this machine's generator can show. Run the relay as its own process or on other cores.",
-                good.map_or(String::new(), |v| format!(" (the SLOs held up to {v} {unit})"))
+                "no capacity reported: the load generator itself saturates at {lim} {unit}, before any SLO broke{}; \
+                 the relay's limit lies beyond what this machine's generator can show (run the relay as its own \
+                 process, or the driver elsewhere)",
+                good.map_or(String::new(), |v| format!(" (the SLOs held, generator keeping up, up to {v} {unit})"))
             ),
         ),
-        (None, Some(g), Some(b)) => {
-            (Some(g), format!("capacity {g} {unit}: every SLO held there; {b} {unit} broke one"))
-        }
-        (None, Some(g), None) => {
+        (Some(g), false, None) => {
             (Some(g), format!("capacity ≥ {g} {unit}: the SLOs held up to the largest value tried"))
         }
-        (None, None, _) => (
+        (None, _, _) => (
             None,
             format!(
                 "no capacity: the SLOs broke even at the smallest value tried ({:.0} {unit})",
-                steps.last().map_or(start, |s| s.offered)
+                steps.iter().map(|s| s.offered).fold(f64::INFINITY, f64::min)
             ),
         ),
     };
@@ -206,6 +222,8 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         steps,
         capacity,
         first_failure: bad,
+        generator_limit,
+        highest_passing: good,
         conclusion,
     };
     output::write_json(&dir.join("capacity.json"), &cap)?;
