@@ -216,7 +216,8 @@ impl RunArgs {
 /// `sealbench compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Baseline: a result directory (of run or crypto) or its summary.json / crypto.json.
+    /// Baseline: a result directory (of run, crypto, matrix or capacity) or its
+    /// summary.json / crypto.json / matrix.json / capacity.json.
     #[arg(value_name = "BASE")]
     pub base: PathBuf,
     /// The result to judge against the baseline.

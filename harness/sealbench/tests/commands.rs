@@ -86,6 +86,11 @@ fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> Te
     for f in ["matrix-latency.png", "matrix-throughput.svg", "matrix-crypto-share.png", "report.html"] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // A matrix compares against itself cell by cell without regression.
+    let same = sealbench(&["compare", out.to_str().ok_or("p")?, out.to_str().ok_or("p")?])?;
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{text}");
+    assert!(text.contains("matrix.e2e_p99_us[none/XX/noise]"), "{text}");
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! Reading result files back as a flat list of named, comparable figures.
 
+use crate::commands::capacity::Capacity;
+use crate::commands::matrix::{Matrix, Stat};
 use crate::crypto::CryptoReport;
 use crate::provenance::Provenance;
 use crate::report::summary::Summary;
@@ -39,6 +41,10 @@ pub enum Loaded {
     Run(Box<Summary>),
     /// `crypto.json` of `sealbench crypto`.
     Crypto(Box<CryptoReport>),
+    /// `matrix.json` of `sealbench matrix`.
+    Matrix(Box<Matrix>),
+    /// `capacity.json` of `sealbench capacity`.
+    Capacity(Box<Capacity>),
 }
 
 impl Loaded {
@@ -47,6 +53,8 @@ impl Loaded {
         match self {
             Loaded::Run(s) => &s.provenance,
             Loaded::Crypto(c) => &c.provenance,
+            Loaded::Matrix(m) => &m.provenance,
+            Loaded::Capacity(c) => &c.provenance,
         }
     }
 
@@ -55,6 +63,8 @@ impl Loaded {
         match self {
             Loaded::Run(_) => "run",
             Loaded::Crypto(_) => "crypto",
+            Loaded::Matrix(_) => "matrix",
+            Loaded::Capacity(_) => "capacity",
         }
     }
 }
@@ -67,21 +77,16 @@ pub fn locate(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    for name in ["summary.json", "crypto.json"] {
+    for name in ["summary.json", "crypto.json", "matrix.json", "capacity.json"] {
         let p = path.join(name);
         if p.is_file() {
             return Ok(p);
         }
     }
-    if path.join("matrix.json").is_file() || path.join("capacity.json").is_file() {
-        bail!(
-            "{}: a matrix or capacity directory holds one run per cell or step; compare two of those run \
-             directories (e.g. {}/<cell>), or two capacity.json files with `sealbench compare A/capacity.json B/capacity.json`",
-            path.display(),
-            path.display()
-        );
-    }
-    bail!("{}: no summary.json or crypto.json here (expected a result directory of `run` or `crypto`)", path.display())
+    bail!(
+        "{}: no summary.json, crypto.json, matrix.json or capacity.json here (expected a result directory)",
+        path.display()
+    )
 }
 
 /// Loads a result for comparison.
@@ -99,7 +104,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
         Some("crypto") => Ok(Loaded::Crypto(Box::new(
             serde_json::from_value(v).with_context(|| format!("{}: not a sealbench crypto report", file.display()))?,
         ))),
-        _ => bail!("{}: not a sealbench result (no `kind` of run or crypto)", file.display()),
+        Some("matrix") => Ok(Loaded::Matrix(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench matrix", file.display()))?,
+        ))),
+        Some("capacity") => Ok(Loaded::Capacity(Box::new(
+            serde_json::from_value(v)
+                .with_context(|| format!("{}: not a sealbench capacity result", file.display()))?,
+        ))),
+        _ => bail!("{}: not a sealbench result (no `kind` of run, crypto, matrix or capacity)", file.display()),
     }
 }
 
@@ -196,6 +208,39 @@ pub fn figures(l: &Loaded) -> Vec<Figure> {
                     Better::Lower,
                     0.05,
                 ));
+            }
+        }
+        Loaded::Matrix(m) => {
+            for c in &m.cells {
+                let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
+                let mut add = |what: &str, st: Option<Stat>, unit: &'static str, better: Better| {
+                    if let Some(st) = st {
+                        // The repeats' own spread is the noise band (at least RUN_NOISE).
+                        let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
+                        v.push(fig(&format!("matrix.{what}[{cell}]"), st.median, unit, better, spread.max(RUN_NOISE)));
+                    }
+                };
+                add("delivered_per_s", c.throughput_per_s, "msg/s", Better::Higher);
+                add("e2e_p50_us", c.e2e_p50_us, "µs", Better::Lower);
+                add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
+                add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
+                add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
+                add("seal_ns", c.seal_ns, "ns", Better::Lower);
+                add("open_ns", c.open_ns, "ns", Better::Lower);
+                add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
+            }
+        }
+        Loaded::Capacity(c) => {
+            let unit = if c.search == "clients" { "clients" } else { "msg/s" };
+            let precision = 0.05;
+            if let Some(x) = c.capacity {
+                v.push(fig("capacity.value", x, unit, Better::Higher, precision));
+            }
+            if let Some(x) = c.highest_passing {
+                v.push(fig("capacity.highest_passing", x, unit, Better::Higher, precision));
+            }
+            if let Some(x) = c.generator_limit {
+                v.push(fig("capacity.generator_limit", x, unit, Better::Higher, precision));
             }
         }
     }

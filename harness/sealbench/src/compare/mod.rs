@@ -97,6 +97,8 @@ fn wildcard(pattern: &str, s: &str) -> bool {
 pub fn default_rules(kind: &str) -> Vec<Rule> {
     let v: &[&str] = match kind {
         "crypto" => &["crypto.seal_ns[*] > +10%", "crypto.open_ns[*] > +10%", "crypto.handshakes_per_s[*] < -10%"],
+        "matrix" => &["matrix.e2e_p99_us[*] > +10%", "matrix.delivered_per_s[*] < -5%"],
+        "capacity" => &["capacity.value < -10%", "capacity.highest_passing < -10%"],
         _ => &[
             "e2e.p99 > +10%",
             "e2e.p50 > +10%",
@@ -175,6 +177,16 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
     }
     if pa.build_profile != pb.build_profile {
         warnings.push(format!("build profiles differ: {} vs {}", pa.build_profile, pb.build_profile));
+    }
+    if let (Loaded::Matrix(a), Loaded::Matrix(b)) = (base, new) {
+        if a.scenario != b.scenario && !force {
+            bail!("the matrices ran different scenarios; pass --force to compare anyway");
+        }
+    }
+    if let (Loaded::Capacity(a), Loaded::Capacity(b)) = (base, new) {
+        if (a.search != b.search || a.slos != b.slos) && !force {
+            bail!("the capacity searches differ (search kind or SLOs); pass --force to compare anyway");
+        }
     }
     if let (Loaded::Run(a), Loaded::Run(b)) = (base, new) {
         let (sa, sb) = (&a.scenario, &b.scenario);

@@ -4,6 +4,7 @@ use super::{FONT, colour, perr};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Draws groups of horizontal bars: one group per label, one bar per series.
 ///
@@ -29,28 +30,26 @@ where
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(330)
-        .build_cartesian_2d(0.0..xmax, 0.0..slots as f64)
+        .build_cartesian_2d(0.0..xmax, -0.5..slots as f64)
         .map_err(perr)?;
-    let labels_owned = labels.to_vec();
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .disable_y_axis()
         .x_desc(x_desc)
-        .y_labels(slots * 2)
-        .y_label_formatter(&move |y| {
-            let slot = (y - 0.5).round() as i64;
-            let frac = y - y.floor();
-            if (frac - 0.5).abs() < 0.01 && slot >= 0 && (slot as usize) % (k + 1) == k / 2 {
-                labels_owned.get(slot as usize / (k + 1)).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
         .x_label_formatter(&|v| fmt(*v))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .draw()
         .map_err(perr)?;
+    // Group labels, right-aligned left of the plot, at each group's centre (plotters' own
+    // label placement picks "nice" numbers, not our group centres). First group on top.
+    let style = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    for (li, label) in labels.iter().enumerate() {
+        let centre = (row(n, li) * (k + 1)) as f64 + k as f64 / 2.0;
+        let (x, y) = chart.backend_coord(&(0.0, centre));
+        root.draw(&Text::new(label.clone(), (x - 8, y), style.clone())).map_err(perr)?;
+    }
     for (si, name) in series.iter().enumerate() {
         let c = colour(si);
         let bars: Vec<Rectangle<(f64, f64)>> = values
@@ -58,7 +57,7 @@ where
             .enumerate()
             .filter_map(|(li, vals)| {
                 let v = (*vals.get(si)?)?;
-                let y0 = (li * (k + 1) + si) as f64 + 0.1;
+                let y0 = (row(n, li) * (k + 1) + (k - 1 - si)) as f64 + 0.1;
                 Some(Rectangle::new([(0.0, y0), (v, y0 + 0.8)], c.mix(0.85).filled()))
             })
             .collect();
@@ -72,7 +71,7 @@ where
             .enumerate()
             .filter_map(|(li, vals)| {
                 let v = (*vals.get(si)?)?;
-                let y = (li * (k + 1) + si) as f64 + 0.75;
+                let y = (row(n, li) * (k + 1) + (k - 1 - si)) as f64 + 0.75;
                 Some(Text::new(fmt(v), (v + xmax * 0.01, y), (FONT, 13).into_font()))
             })
             .collect();
@@ -89,4 +88,9 @@ where
             .map_err(perr)?;
     }
     Ok(())
+}
+
+/// Row (from the bottom) of group `li`: the first group is drawn on top.
+fn row(n: usize, li: usize) -> usize {
+    n - 1 - li
 }

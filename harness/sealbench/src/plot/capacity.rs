@@ -57,6 +57,8 @@ impl Chart for CapChart<'_> {
             ch.configure_mesh()
                 .x_desc(xname)
                 .y_desc("messages/s")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .label_style((FONT, 14))
                 .axis_desc_style((FONT, 16))
                 .draw()
@@ -88,7 +90,10 @@ impl Chart for CapChart<'_> {
             .fold(slo.as_ref().map_or(0.001, |s| s.1), f64::max)
             * 1.15;
         let mut ch = ChartBuilder::on(root)
-            .caption(format!("e2e latency vs load — {}: {}", c.scenario.name, c.conclusion), (FONT, 18))
+            .caption(
+                format!("e2e latency vs offered load — {} (red rings: generator saturated)", c.scenario.name),
+                (FONT, 22),
+            )
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(80)
@@ -97,6 +102,7 @@ impl Chart for CapChart<'_> {
         ch.configure_mesh()
             .x_desc(xname)
             .y_desc("e2e latency (ms)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .draw()
@@ -125,6 +131,12 @@ impl Chart for CapChart<'_> {
                 .map_err(perr)?
                 .label(format!("SLO {label}"))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        }
+        if let Some(limit) = c.generator_limit {
+            ch.draw_series(DashedLineSeries::new(vec![(limit, 0.0), (limit, ymax)], 8, 6, RED.stroke_width(2)))
+                .map_err(perr)?
+                .label(format!("generator saturates at {limit:.0}"))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(1)));
         }
         if let Some(cap) = c.capacity {
             ch.draw_series(LineSeries::new(vec![(cap, 0.0), (cap, ymax)], BLACK.stroke_width(2)))

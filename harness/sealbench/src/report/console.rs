@@ -95,10 +95,11 @@ pub fn table(s: &Summary, dir: &str) -> String {
     let g = &s.generator;
     let _ = writeln!(
         o,
-        "  generator: {} shard(s), {:.0}% busy while sending, {:.2} µs CPU per message (driver side, relay excluded)",
+        "  generator: {} shard(s), {:.0}% busy while sending, {:.2} µs CPU per message (driver side, relay excluded); peak RSS {:.1} MiB",
         g.shards,
         g.steady_cpu_share * 100.0,
-        g.driver_cpu_us_per_msg
+        g.driver_cpu_us_per_msg,
+        g.process_peak_rss_kib as f64 / 1024.0
     );
     if g.saturated {
         let _ = writeln!(o, "\n  !!! GENERATOR SATURATED: the load generator could not keep its own schedule.");
