@@ -91,6 +91,10 @@ pub enum ShardEvent {
     HandshakesDone {
         /// Shard index.
         shard: usize,
+        /// When its first handshake started (0: none did).
+        first_ns: u64,
+        /// When its last handshake finished on the initiator.
+        last_ns: u64,
     },
     /// One second of measurements.
     Interval {
@@ -180,7 +184,7 @@ pub struct Outcome {
     pub measured_s: f64,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
-    /// Seconds from the first shard's clients being connected to the last handshake.
+    /// Seconds from the first handshake started to the last one finished.
     pub handshake_s: f64,
     /// CPU seconds of the driver's shard threads (whole run).
     pub driver_cpu_s: f64,
@@ -266,6 +270,7 @@ pub fn run(
     let mut setup_s = 0.0;
     let mut handshake_s = 0.0;
     let mut hs_from: Option<u64> = None;
+    let mut hs_to = 0u64;
     let mut steady_start: Option<u64> = None;
     let mut interrupted = false;
     let mut aborted = None;
@@ -288,16 +293,19 @@ pub fn run(
         match ev {
             ShardEvent::Connected { .. } => {
                 connected_shards += 1;
-                hs_from.get_or_insert(now_ns());
                 if connected_shards == shards {
                     phase = Phase::Handshaking;
                 }
             }
-            ShardEvent::HandshakesDone { .. } => {
+            ShardEvent::HandshakesDone { first_ns, last_ns, .. } => {
                 hs_shards += 1;
+                if first_ns > 0 {
+                    hs_from = Some(hs_from.map_or(first_ns, |f: u64| f.min(first_ns)));
+                }
+                hs_to = hs_to.max(last_ns);
                 if hs_shards == shards {
                     setup_s = (now_ns() - run_start) as f64 / 1e9;
-                    handshake_s = (now_ns() - hs_from.unwrap_or(run_start)) as f64 / 1e9;
+                    handshake_s = hs_to.saturating_sub(hs_from.unwrap_or(hs_to)) as f64 / 1e9;
                     let t0 = now_ns() + 20_000_000;
                     steady_start = Some(t0);
                     phase = if warmup > 0 { Phase::Warmup } else { Phase::Steady };

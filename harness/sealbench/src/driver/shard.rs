@@ -62,6 +62,13 @@ struct State {
     handshakes_pending: usize,
     /// Reused buffer for opening deliveries.
     scratch: Vec<u8>,
+    /// IK / NK: the initiator fetches the responder's key from the directory first.
+    needs_key: bool,
+    /// Per conversation: its handshake has been started.
+    begun: Vec<bool>,
+    /// When the first handshake started and the last one finished (initiator side).
+    hs_first: Option<u64>,
+    hs_last: u64,
 }
 
 impl State {
@@ -201,6 +208,7 @@ impl State {
                         if let Some(ns) = p.initiator_done_ns {
                             self.hist.record(Metric::Handshake, ns);
                             self.counters.handshakes_ok += 1;
+                            self.hs_last = self.hs_last.max(now);
                         }
                     }
                     Err(e) => {
@@ -221,7 +229,30 @@ impl State {
         }
     }
 
+    /// Starts conversation `c`'s handshake once both its clients are connected — as soon as
+    /// they are, so that a paced connect phase gives paced handshakes (and `connect_rate = 0`
+    /// a storm).
+    fn begin(&mut self, c: usize, now: u64) {
+        let (ini, resp) = (self.convs[c].initiator, self.convs[c].responder);
+        if self.begun[c] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
+            return;
+        }
+        self.begun[c] = true;
+        if self.needs_key {
+            let f = Frame::KeyFetch { request_id: CONTROL_REQUEST | c as u64, client: self.clients[resp].id };
+            let mut buf = vec![0u8; f.encoded_len()];
+            let _ = f.encode(&mut buf);
+            self.hs_first.get_or_insert(now);
+            if !self.send_to(ini, buf.into()) {
+                self.fail_handshake(c);
+            }
+        } else {
+            self.start_handshake(c, now);
+        }
+    }
+
     fn start_handshake(&mut self, c: usize, now: u64) {
+        self.hs_first.get_or_insert(now);
         match self.convs[c].start(now) {
             Ok(out) => {
                 let from = self.convs[c].initiator;
@@ -279,7 +310,17 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
         connected: 0,
         handshakes_pending: 0,
         scratch: Vec::with_capacity(64 * 1024),
+        needs_key: matches!(plan.pattern, Pattern::IK | Pattern::NK),
+        begun: Vec::new(),
+        hs_first: None,
+        hs_last: 0,
     }));
+    {
+        // Every conversation is pending until it is set up or has failed.
+        let mut st = state.borrow_mut();
+        st.handshakes_pending = st.convs.len();
+        st.begun = vec![false; st.convs.len()];
+    }
     let ticker = match Ticker::new() {
         Ok(t) => t,
         Err(e) => {
@@ -337,26 +378,13 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
     }
     let _ = events.send(ShardEvent::Connected { shard: spec.index });
 
-    // Phase 2: handshakes, all at once (a handshake storm when the scenario wants one).
-    let needs_key = matches!(plan.pattern, Pattern::IK | Pattern::NK);
+    // Phase 2: handshakes started as pairs came up; a conversation whose clients did not
+    // both connect has failed.
     {
         let mut st = state.borrow_mut();
-        let n = st.convs.len();
-        st.handshakes_pending = n;
-        let now = now_ns();
-        for c in 0..n {
-            let (ini, resp) = (st.convs[c].initiator, st.convs[c].responder);
-            if st.clients[ini].tx.is_none() || st.clients[resp].tx.is_none() {
+        for c in 0..st.convs.len() {
+            if !st.begun[c] {
                 st.fail_handshake(c);
-            } else if needs_key {
-                let f = Frame::KeyFetch { request_id: CONTROL_REQUEST | c as u64, client: st.clients[resp].id };
-                let mut buf = vec![0u8; f.encoded_len()];
-                let _ = f.encode(&mut buf);
-                if !st.send_to(ini, buf.into()) {
-                    st.fail_handshake(c);
-                }
-            } else {
-                st.start_handshake(c, now);
             }
         }
     }
@@ -372,7 +400,11 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
             }
         }
     }
-    let _ = events.send(ShardEvent::HandshakesDone { shard: spec.index });
+    let (first, last) = {
+        let st = state.borrow();
+        (st.hs_first.unwrap_or(0), st.hs_last)
+    };
+    let _ = events.send(ShardEvent::HandshakesDone { shard: spec.index, first_ns: first, last_ns: last });
 
     // Phase 3: wait for the common start, then send on schedule.
     let mut start_rx = control.start.clone();
@@ -484,6 +516,8 @@ fn bring_up(state: Rc<RefCell<State>>, i: usize, r: Result<client::Registered, c
             st.connected += 1;
             tokio::task::spawn_local(client::write_loop(sink, rx));
             tokio::task::spawn_local(read_loop(state.clone(), i, source));
+            let c = st.clients[i].conv;
+            st.begin(c, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {
             st.counters.connects_failed += 1;

@@ -135,8 +135,8 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Messages delivered per second over those seconds.
     pub delivered_per_s: f64,
-    /// Complete handshakes per second during the handshake phase (from the first shard's
-    /// clients being connected to the last conversation being set up).
+    /// Handshakes completed per second, from the first handshake started to the last one
+    /// finished (handshakes start as soon as both clients of a pair are connected).
     pub handshakes_per_s: f64,
     /// The rate the scenario asked for (all conversations), messages/s.
     pub offered_per_s: f64,
