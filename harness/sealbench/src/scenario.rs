@@ -212,6 +212,10 @@ pub struct RelayChoice {
     /// Embedded relay only: hold every message this long (deliberately slow relay).
     #[serde(default, with = "humantime_serde")]
     pub delay: Duration,
+    /// External relay started with `--auth-secret`: the same secret, so that clients can
+    /// present HMAC tokens. Not written to result files.
+    #[serde(default, skip_serializing)]
+    pub auth_secret: Option<String>,
 }
 
 fn default_url() -> String {
@@ -220,7 +224,7 @@ fn default_url() -> String {
 
 impl Default for RelayChoice {
     fn default() -> Self {
-        RelayChoice { url: default_url(), ack: false, delay: Duration::ZERO }
+        RelayChoice { url: default_url(), ack: false, delay: Duration::ZERO, auth_secret: None }
     }
 }
 
@@ -390,6 +394,9 @@ impl Scenario {
             u if u.starts_with("ws://") => Some(u.to_owned()),
             other => bail!("relay.url: `{other}`; use \"embedded\" or a ws:// URL"),
         };
+        if relay_url.is_none() && self.relay.auth_secret.is_some() {
+            bail!("relay.auth_secret: only for an external relay (the embedded one needs no tokens)");
+        }
         if relay_url.is_some() && !self.relay.delay.is_zero() {
             bail!("relay.delay: only the embedded relay can be slowed down");
         }

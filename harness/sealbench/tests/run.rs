@@ -37,6 +37,11 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     assert_eq!(c.lost(), 0);
     assert_eq!(c.handshakes_ok, 10);
     assert_eq!(c.connects_ok, 20);
+    // The relay's own count agrees: every transport message plus the 3 XX handshake
+    // messages of each of the 10 conversations was routed, nothing dropped on the way.
+    let relay = outcome.relay_stats.as_ref().ok_or("embedded relay stats")?;
+    assert_eq!(relay.routed, c.sent + 3 * 10);
+    assert_eq!(relay.queue_overflows + relay.dropped_on_close, 0);
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;

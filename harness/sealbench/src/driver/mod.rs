@@ -123,6 +123,8 @@ pub enum ShardEvent {
         steady_cpu_ns: u64,
         /// Messages the shard sent in that time.
         steady_sent: u64,
+        /// Its first connect or registration failure, if any.
+        first_error: Option<String>,
     },
     /// The shard could not run.
     Failed(String),
@@ -204,6 +206,40 @@ pub struct Outcome {
     pub relay_url: String,
     /// Unix time (s) the run started, for interval-log headers.
     pub started_unix_s: f64,
+    /// The embedded relay's own counters (None for an external relay).
+    pub relay_stats: Option<RelayStats>,
+}
+
+/// The embedded relay's own view of the run, to cross-check the clients' accounting.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RelayStats {
+    /// Frames the relay routed to an online recipient (handshake and transport messages).
+    pub routed: u64,
+    /// Messages it stored for offline recipients.
+    pub stored: u64,
+    /// Inputs it refused, by error-code name.
+    pub refused: std::collections::BTreeMap<String, u64>,
+    /// Connections it closed as slow consumers.
+    pub queue_overflows: u64,
+    /// Frames still queued for a connection when it closed (never written).
+    pub dropped_on_close: u64,
+}
+
+impl RelayStats {
+    fn of(m: &crate::relay::metrics::RelayMetrics) -> Self {
+        let refused = sealcore::frame::ErrorCode::ALL
+            .iter()
+            .map(|c| (c.name().to_owned(), m.refused_count(*c)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        RelayStats {
+            routed: m.routed.get(),
+            stored: m.stored.get(),
+            refused,
+            queue_overflows: m.queue_overflows.get(),
+            dropped_on_close: m.dropped_on_close.get(),
+        }
+    }
 }
 
 /// Runs `scenario`. `on_second` sees each merged second as it completes.
@@ -225,7 +261,14 @@ pub fn run(
 
     // The relay: embedded (own runtime threads) or external.
     let (embedded, target) = match &plan.relay_url {
-        Some(url) => (None, client::Target { addr: resolve(url)?, url: url.clone(), auth_secret: None }),
+        Some(url) => (
+            None,
+            client::Target {
+                addr: resolve(url)?,
+                url: url.clone(),
+                auth_secret: scenario.relay.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            },
+        ),
         None => {
             let cfg = RelayConfig {
                 max_connections: scenario.clients.count + 64,
@@ -277,6 +320,7 @@ pub fn run(
     let warmup = scenario.warmup.as_nanos() as u64;
     let duration = scenario.duration.as_nanos() as u64;
     let mut failure = None;
+    let mut first_error: Option<String> = None;
 
     while finished < shards {
         let ev = match ev_rx.recv_timeout(Duration::from_millis(200)) {
@@ -365,7 +409,18 @@ pub fn run(
                     }
                 }
             }
-            ShardEvent::Finished { shard, hist, counters: c, cpu_ns: cpu, steady_cpu_ns, steady_sent } => {
+            ShardEvent::Finished {
+                shard,
+                hist,
+                counters: c,
+                cpu_ns: cpu,
+                steady_cpu_ns,
+                steady_sent,
+                first_error: fe,
+            } => {
+                if first_error.is_none() {
+                    first_error = fe;
+                }
                 steady_cpu += steady_cpu_ns;
                 steady_msgs += steady_sent;
                 total.add(&hist);
@@ -407,8 +462,19 @@ pub fn run(
     if counters.connects_ok == 0 {
         let why = aborted.clone().unwrap_or_else(|| format!("no client could connect to {}", target.url));
         drop(embedded);
-        bail!("{why}: is the relay running and reachable? (relay.url / --relay)");
+        let first = first_error.map(|e| format!(" (first failure: {e})")).unwrap_or_default();
+        bail!("{why}{first}: is the relay running and reachable? (relay.url / --relay)");
     }
+    if counters.connects_ok == counters.registers_failed {
+        drop(embedded);
+        let first = first_error.unwrap_or_default();
+        bail!(
+            "every client connected but none could register with the relay at {} ({first}); a relay started \
+             with --auth-secret needs the same secret here: --set relay.auth_secret=SECRET",
+            target.url
+        );
+    }
+    let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics));
     drop(embedded);
     let measured_s = match steady_start {
         Some(_) if !interrupted && aborted.is_none() => (warmup + duration) as f64 / 1e9,
@@ -433,6 +499,7 @@ pub fn run(
         shards,
         relay_url: plan.relay_url.clone().unwrap_or_else(|| format!("embedded ({})", target.url)),
         started_unix_s,
+        relay_stats,
     })
 }
 

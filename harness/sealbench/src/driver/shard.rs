@@ -69,6 +69,8 @@ struct State {
     /// When the first handshake started and the last one finished (initiator side).
     hs_first: Option<u64>,
     hs_last: u64,
+    /// The first connect or registration failure, for the coordinator's error message.
+    first_error: Option<String>,
 }
 
 impl State {
@@ -314,6 +316,7 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
         begun: Vec::new(),
         hs_first: None,
         hs_last: 0,
+        first_error: None,
     }));
     {
         // Every conversation is pending until it is set up or has failed.
@@ -500,6 +503,7 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
         cpu_ns: thread_cpu_ns() - cpu0,
         steady_cpu_ns,
         steady_sent,
+        first_error: st.first_error.clone(),
     });
 }
 
@@ -521,11 +525,13 @@ fn bring_up(state: Rc<RefCell<State>>, i: usize, r: Result<client::Registered, c
         }
         Err(client::ConnectFailure::Connect(e)) => {
             st.counters.connects_failed += 1;
+            st.first_error.get_or_insert_with(|| format!("connect: {e:#}"));
             tracing::debug!(error = %format!("{e:#}"), "connect failed");
         }
         Err(client::ConnectFailure::Register(e)) => {
             st.counters.connects_ok += 1;
             st.counters.registers_failed += 1;
+            st.first_error.get_or_insert_with(|| format!("registration: {e:#}"));
             tracing::debug!(error = %format!("{e:#}"), "registration failed");
         }
     }

@@ -200,6 +200,10 @@ pub struct Summary {
     pub thresholds: Vec<Verdict>,
     /// The load generator's own health.
     pub generator: Generator,
+    /// The embedded relay's own counters (absent for an external relay): a cross-check of
+    /// the clients' accounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_stats: Option<crate::driver::RelayStats>,
     /// Wall seconds of the whole run.
     pub wall_s: f64,
 }
@@ -319,6 +323,7 @@ impl Summary {
             latency,
             thresholds: Vec::new(),
             generator,
+            relay_stats: outcome.relay_stats.clone(),
             wall_s: outcome.wall_s,
         };
         s.thresholds = evaluate(thresholds, |m| s.lookup(m));
