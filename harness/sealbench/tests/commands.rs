@@ -129,7 +129,9 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
             assert_eq!(c.capacity, None);
             assert!(c.conclusion.contains("generator"), "{}", c.conclusion);
             let first = c.steps.iter().position(|s| s.saturated).ok_or("a saturated step")?;
-            assert!(c.steps[first + 1..].iter().all(|s| s.offered < limit));
+            let ceiling = c.steps[first].offered;
+            assert!(c.steps[first + 1..].iter().all(|s| s.offered < ceiling), "bisects below the saturation");
+            assert!(c.steps.iter().filter(|s| s.saturated).all(|s| s.offered >= limit));
         }
         None => {
             assert_eq!(offered, vec![200.0, 400.0, 800.0], "geometric growth up to --max");
