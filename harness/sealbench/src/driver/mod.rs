@@ -383,10 +383,10 @@ pub fn run(
                         };
                     }
                     total.add(&merged);
-                    let delta = diff(&now_counters, &last_counters);
+                    let delta = now_counters.since(&last_counters);
                     last_counters = now_counters.clone();
                     let sec = Second {
-                        t: (at - run_start).div_ceil(1_000_000_000),
+                        t: ((at - run_start) as f64 / 1e9).round() as u64,
                         phase,
                         hist: merged,
                         delta,
@@ -501,37 +501,6 @@ pub fn run(
         started_unix_s,
         relay_stats,
     })
-}
-
-fn diff(now: &Counters, before: &Counters) -> Counters {
-    let mut d = now.clone();
-    macro_rules! sub {
-        ($($f:ident),*) => { $( d.$f = now.$f.saturating_sub(before.$f); )* };
-    }
-    sub!(
-        connects_ok,
-        connects_failed,
-        registers_failed,
-        handshakes_ok,
-        handshakes_failed,
-        sent,
-        delivered,
-        sent_measured,
-        duplicated,
-        reordered,
-        auth_failed,
-        too_old,
-        malformed,
-        disconnects,
-        other_errors,
-        bytes_sent,
-        bytes_received,
-        backlogged
-    );
-    for (i, r) in d.refused.iter_mut().enumerate() {
-        *r = now.refused[i].saturating_sub(before.refused.get(i).copied().unwrap_or(0));
-    }
-    d
 }
 
 fn resolve(url: &str) -> Result<SocketAddr> {

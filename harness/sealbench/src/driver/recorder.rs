@@ -154,12 +154,13 @@ impl Counters {
         Counters { refused: vec![0; MAX_CODE], ..Default::default() }
     }
 
-    /// Adds `o` into `self`.
-    pub fn add(&mut self, o: &Counters) {
-        macro_rules! add {
-            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+    /// Combines every scalar counter of `self` with the same counter of `o`, and the
+    /// per-code refusals likewise (one field list for `add` and `since`).
+    fn combine(&mut self, o: &Counters, f: impl Fn(u64, u64) -> u64) {
+        macro_rules! each {
+            ($($name:ident),*) => { $( self.$name = f(self.$name, o.$name); )* };
         }
-        add!(
+        each!(
             connects_ok,
             connects_failed,
             registers_failed,
@@ -182,9 +183,21 @@ impl Counters {
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);
         }
-        for (a, b) in self.refused.iter_mut().zip(&o.refused) {
-            *a += b;
+        for (i, a) in self.refused.iter_mut().enumerate() {
+            *a = f(*a, o.refused.get(i).copied().unwrap_or(0));
         }
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Counters) {
+        self.combine(o, |a, b| a + b);
+    }
+
+    /// What changed since `before` (counters only grow; a smaller value reads as 0).
+    pub fn since(&self, before: &Counters) -> Counters {
+        let mut d = self.clone();
+        d.combine(before, u64::saturating_sub);
+        d
     }
 
     /// Total refused transport messages.

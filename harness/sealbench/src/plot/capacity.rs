@@ -73,13 +73,7 @@ impl Chart for CapChart<'_> {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
                 ch.draw_series(pts.iter().map(|&p| Circle::new(p, 5, col.filled()))).map_err(perr)?;
             }
-            ch.configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font((FONT, 14))
-                .draw()
-                .map_err(perr)?;
+            super::legend(&mut ch, SeriesLabelPosition::UpperLeft, 14)?;
             return Ok(());
         }
         let slo = slo_line(c);
@@ -144,13 +138,7 @@ impl Chart for CapChart<'_> {
                 .label(format!("capacity {cap:.0}"))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         }
-        ch.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut ch, SeriesLabelPosition::UpperLeft, 14)?;
         Ok(())
     }
 }

@@ -149,14 +149,7 @@ impl Chart for SizeChart<'_> {
             .draw()
             .map_err(perr)?;
         draw_lines(&mut chart, r, &names, limit, |row, seal| self.value(row, seal))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 15))
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut chart, SeriesLabelPosition::UpperLeft, 15)?;
         Ok(())
     }
 }

@@ -72,6 +72,30 @@ pub fn render(dir: &Path, chart: &impl Chart) -> Result<Vec<PathBuf>> {
     Ok(vec![png, svg])
 }
 
+/// Draws the series legend of `chart` at `pos` in the house style.
+///
+/// # Errors
+/// Whatever the backend reports.
+pub(crate) fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, size))
+        .draw()
+        .map_err(perr)
+}
+
 /// Converts a plotters error into anyhow.
 pub(crate) fn perr<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e:?}")

@@ -143,14 +143,7 @@ where
             .draw_series(std::iter::once(Text::new("no samples", (2.0, ymax / 2.0), (FONT, 18).into_font())))
             .map_err(perr)?;
     } else {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut chart, SeriesLabelPosition::UpperLeft, 14)?;
     }
     Ok(())
 }
@@ -196,13 +189,7 @@ impl Chart for Timeline<'_> {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
         // Latency.
         let q = |p: f64| -> Vec<(f64, f64)> {
             secs.iter()
@@ -231,13 +218,7 @@ impl Chart for Timeline<'_> {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
         // Connected clients.
         let conn: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.connected as f64)).collect();
         let cmax = conn.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
