@@ -1,5 +1,8 @@
 //! Scenario files: TOML, unknown fields refused, every field overridable with
 //! `--set path=value`. Errors name the file, the line and the field.
+//!
+//! (Long for a module because every field's meaning and default is documented here: this
+//! file is the scenario reference `--help` and the README point to.)
 
 use anyhow::{Context, Result, anyhow, bail};
 use sealcore::{AeadKind, HashKind, Pattern, TransportMode};

@@ -6,25 +6,29 @@
 //! - [`shard`] — one thread of clients; [`client`] — a client's connection;
 //!   [`conversation`] — handshake and transport of one pair; [`schedule`] — open-loop timing.
 //! - [`recorder`] — histograms and counters.
+//! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
 //!
 //! The coordinator (this module) only merges once-per-second interval reports; it is never
 //! on the per-message path.
 
 pub mod client;
 pub mod conversation;
+mod embedded;
+mod layout;
 pub mod limits;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;
 
 use crate::clock::now_ns;
-use crate::relay::{Relay, RelayConfig};
+use crate::relay::RelayConfig;
 use crate::scenario::{Plan, Scenario};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use conversation::Conversation;
+pub use embedded::{EmbeddedRelay, RelayStats};
+use layout::{build_shards, resolve};
 use recorder::{Counters, Histograms};
-use sealcore::{Pattern, StaticKeypair, Suite};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -208,38 +212,6 @@ pub struct Outcome {
     pub started_unix_s: f64,
     /// The embedded relay's own counters (None for an external relay).
     pub relay_stats: Option<RelayStats>,
-}
-
-/// The embedded relay's own view of the run, to cross-check the clients' accounting.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct RelayStats {
-    /// Frames the relay routed to an online recipient (handshake and transport messages).
-    pub routed: u64,
-    /// Messages it stored for offline recipients.
-    pub stored: u64,
-    /// Inputs it refused, by error-code name.
-    pub refused: std::collections::BTreeMap<String, u64>,
-    /// Connections it closed as slow consumers.
-    pub queue_overflows: u64,
-    /// Frames still queued for a connection when it closed (never written).
-    pub dropped_on_close: u64,
-}
-
-impl RelayStats {
-    fn of(m: &crate::relay::metrics::RelayMetrics) -> Self {
-        let refused = sealcore::frame::ErrorCode::ALL
-            .iter()
-            .map(|c| (c.name().to_owned(), m.refused_count(*c)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        RelayStats {
-            routed: m.routed.get(),
-            stored: m.stored.get(),
-            refused,
-            queue_overflows: m.queue_overflows.get(),
-            dropped_on_close: m.dropped_on_close.get(),
-        }
-    }
 }
 
 /// Runs `scenario`. `on_second` sees each merged second as it completes.
@@ -501,138 +473,4 @@ pub fn run(
         started_unix_s,
         relay_stats,
     })
-}
-
-fn resolve(url: &str) -> Result<SocketAddr> {
-    let rest = url.strip_prefix("ws://").ok_or_else(|| anyhow!("relay.url {url}: only ws:// URLs are supported"))?;
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    use std::net::ToSocketAddrs;
-    let addr = hostport
-        .to_socket_addrs()
-        .with_context(|| format!("relay.url {url}: cannot resolve `{hostport}`"))?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| anyhow!("relay.url {url}: no IPv4 address"))?;
-    if !addr.ip().is_loopback() {
-        bail!("relay.url {url}: load tests target loopback only (127.0.0.0/8)");
-    }
-    Ok(addr)
-}
-
-fn build_shards(
-    scenario: &Scenario,
-    plan: &Plan,
-    shards: usize,
-    target: &client::Target,
-    options: &RunOptions,
-) -> Result<Vec<ShardSpec>> {
-    let n = scenario.clients.count;
-    let mut order: Vec<usize> = (0..n).collect();
-    if plan.random_pairing {
-        let mut rng = schedule::Rng::new(scenario.seed, 0xC0FFEE);
-        for i in (1..n).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-    }
-    let suite = Suite::new(plan.pattern, plan.aead, plan.hash);
-    let needs_static = [plan.pattern.initiator_has_static(), plan.pattern.responder_has_static()];
-    let publish = matches!(plan.pattern, Pattern::IK | Pattern::NK);
-    let mut specs: Vec<ShardSpec> = (0..shards)
-        .map(|index| ShardSpec {
-            index,
-            plan: plan.clone(),
-            target: target.clone(),
-            clients: Vec::new(),
-            convs: Vec::new(),
-            connect_rate: scenario.clients.connect_rate / shards as f64,
-            seed: scenario.seed,
-            warmup_ns: scenario.warmup.as_nanos() as u64,
-            duration_ns: scenario.duration.as_nanos() as u64,
-            cooldown_ns: scenario.cooldown.as_nanos() as u64,
-            ack: scenario.relay.ack,
-            stall: if index == 0 {
-                options
-                    .stall
-                    .map(|(a, l)| (a.as_nanos() as u64 + scenario.warmup.as_nanos() as u64, l.as_nanos() as u64))
-            } else {
-                None
-            },
-        })
-        .collect();
-    for c in 0..n / 2 {
-        let spec = &mut specs[c % shards];
-        let ids = [order[2 * c] as u64 + 1, order[2 * c + 1] as u64 + 1];
-        let mut keys: [Option<StaticKeypair>; 2] = [None, None];
-        for side in 0..2 {
-            if needs_static[side] {
-                keys[side] = Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?);
-            }
-        }
-        let local = spec.convs.len();
-        let (ci, cr) = (spec.clients.len(), spec.clients.len() + 1);
-        for (side, &id) in ids.iter().enumerate() {
-            let key = if side == 1 && publish { keys[1].as_ref().map(|k| k.public) } else { None };
-            spec.clients.push(ClientSpec {
-                id,
-                conv: local,
-                side,
-                source: plan.sources[(id as usize) % plan.sources.len()],
-                publish_key: key,
-            });
-        }
-        spec.convs.push(Conversation::new(c as u32, ci, cr, ids, suite, plan.mode, keys));
-    }
-    Ok(specs)
-}
-
-/// The reference relay in this process, on its own runtime threads, on 127.0.0.1:0.
-#[derive(Debug)]
-pub struct EmbeddedRelay {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// Its metrics.
-    pub metrics: Arc<crate::relay::metrics::RelayMetrics>,
-}
-
-impl EmbeddedRelay {
-    /// Starts it.
-    ///
-    /// # Errors
-    /// When the runtime or the listener cannot start.
-    pub fn start(config: RelayConfig) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .thread_name("sealbench-relay")
-            .enable_all()
-            .build()
-            .context("starting the embedded relay's runtime")?;
-        let listener = {
-            let _guard = rt.enter();
-            crate::relay::bind(SocketAddr::from(([127, 0, 0, 1], 0))).context("binding the embedded relay")?
-        };
-        let addr = listener.local_addr()?;
-        let relay = Relay::new(config);
-        let metrics = relay.metrics();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("sealbench-relay-main".into()).spawn(move || {
-            rt.block_on(relay.serve(listener, async move {
-                let _ = rx.await;
-            }));
-            rt.shutdown_timeout(Duration::from_secs(2));
-        })?;
-        Ok(EmbeddedRelay { addr, stop: Some(stop), thread: Some(thread), metrics })
-    }
-}
-
-impl Drop for EmbeddedRelay {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`config`] — limits and options with their defaults.
 //! - [`registry`] — online clients, mailboxes, groups, key directory.
-//! - [`connection`] — one connection: upgrade, HELLO, reader and writer tasks.
+//! - [`connection`] — one connection: upgrade, HELLO, the reading side and routing;
+//!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 
 pub mod config;
@@ -15,6 +16,7 @@ mod connection;
 pub mod http;
 pub mod metrics;
 pub mod registry;
+mod writer;
 
 pub use config::RelayConfig;
 use metrics::RelayMetrics;

@@ -1,0 +1,91 @@
+//! How a scenario is laid out over shards: pairing (adjacent or a seeded shuffle), keys,
+//! source addresses, and where the relay is.
+
+use super::conversation::Conversation;
+use super::{ClientSpec, RunOptions, ShardSpec, client, schedule};
+use crate::scenario::{Plan, Scenario};
+use anyhow::{Context, Result, anyhow, bail};
+use sealcore::{Pattern, StaticKeypair, Suite};
+use std::net::SocketAddr;
+
+pub(super) fn resolve(url: &str) -> Result<SocketAddr> {
+    let rest = url.strip_prefix("ws://").ok_or_else(|| anyhow!("relay.url {url}: only ws:// URLs are supported"))?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    use std::net::ToSocketAddrs;
+    let addr = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("relay.url {url}: cannot resolve `{hostport}`"))?
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| anyhow!("relay.url {url}: no IPv4 address"))?;
+    if !addr.ip().is_loopback() {
+        bail!("relay.url {url}: load tests target loopback only (127.0.0.0/8)");
+    }
+    Ok(addr)
+}
+
+pub(super) fn build_shards(
+    scenario: &Scenario,
+    plan: &Plan,
+    shards: usize,
+    target: &client::Target,
+    options: &RunOptions,
+) -> Result<Vec<ShardSpec>> {
+    let n = scenario.clients.count;
+    let mut order: Vec<usize> = (0..n).collect();
+    if plan.random_pairing {
+        let mut rng = schedule::Rng::new(scenario.seed, 0xC0FFEE);
+        for i in (1..n).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+    }
+    let suite = Suite::new(plan.pattern, plan.aead, plan.hash);
+    let needs_static = [plan.pattern.initiator_has_static(), plan.pattern.responder_has_static()];
+    let publish = matches!(plan.pattern, Pattern::IK | Pattern::NK);
+    let mut specs: Vec<ShardSpec> = (0..shards)
+        .map(|index| ShardSpec {
+            index,
+            plan: plan.clone(),
+            target: target.clone(),
+            clients: Vec::new(),
+            convs: Vec::new(),
+            connect_rate: scenario.clients.connect_rate / shards as f64,
+            seed: scenario.seed,
+            warmup_ns: scenario.warmup.as_nanos() as u64,
+            duration_ns: scenario.duration.as_nanos() as u64,
+            cooldown_ns: scenario.cooldown.as_nanos() as u64,
+            ack: scenario.relay.ack,
+            stall: if index == 0 {
+                options
+                    .stall
+                    .map(|(a, l)| (a.as_nanos() as u64 + scenario.warmup.as_nanos() as u64, l.as_nanos() as u64))
+            } else {
+                None
+            },
+        })
+        .collect();
+    for c in 0..n / 2 {
+        let spec = &mut specs[c % shards];
+        let ids = [order[2 * c] as u64 + 1, order[2 * c + 1] as u64 + 1];
+        let mut keys: [Option<StaticKeypair>; 2] = [None, None];
+        for side in 0..2 {
+            if needs_static[side] {
+                keys[side] = Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?);
+            }
+        }
+        let local = spec.convs.len();
+        let (ci, cr) = (spec.clients.len(), spec.clients.len() + 1);
+        for (side, &id) in ids.iter().enumerate() {
+            let key = if side == 1 && publish { keys[1].as_ref().map(|k| k.public) } else { None };
+            spec.clients.push(ClientSpec {
+                id,
+                conv: local,
+                side,
+                source: plan.sources[(id as usize) % plan.sources.len()],
+                publish_key: key,
+            });
+        }
+        spec.convs.push(Conversation::new(c as u32, ci, cr, ids, suite, plan.mode, keys));
+    }
+    Ok(specs)
+}

@@ -1,0 +1,255 @@
+//! What one shard's tasks share: its clients, conversations, recorder and counters, and
+//! the handling of every frame a client receives (single-threaded: `Rc<RefCell<State>>`).
+
+use super::CRYPTO_SAMPLE;
+use crate::clock::now_ns;
+use crate::driver::conversation::{CONTROL_REQUEST, Conversation};
+use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
+use bytes::Bytes;
+use sealcore::OpenError;
+use sealcore::frame::{self, Frame};
+use sealcore::payload::{self, E2eKind};
+use tokio::sync::mpsc;
+
+/// One simulated client of this shard.
+#[derive(Debug)]
+pub(super) struct Client {
+    /// Relay id.
+    pub(super) id: u64,
+    /// Its conversation (index into `convs`) and side (0 initiator, 1 responder).
+    pub(super) conv: usize,
+    pub(super) side: usize,
+    /// Its outgoing queue (None until connected, and after it died).
+    pub(super) tx: Option<mpsc::Sender<Bytes>>,
+}
+
+/// Everything one shard's tasks share (single-threaded: `Rc<RefCell<_>>`).
+pub(super) struct State {
+    pub(super) clients: Vec<Client>,
+    pub(super) convs: Vec<Conversation>,
+    /// Interval histograms (moved to the coordinator every second).
+    pub(super) hist: Histograms,
+    /// Cumulative counters.
+    pub(super) counters: Counters,
+    /// Histograms record samples whose intended time is at or after this (warm-up end).
+    pub(super) measure_from: u64,
+    /// Shutting down: disconnects are expected.
+    pub(super) closing: bool,
+    pub(super) ack: bool,
+    pub(super) crypto_tick: u64,
+    pub(super) connected: usize,
+    pub(super) handshakes_pending: usize,
+    /// Reused buffer for opening deliveries.
+    pub(super) scratch: Vec<u8>,
+    /// IK / NK: the initiator fetches the responder's key from the directory first.
+    pub(super) needs_key: bool,
+    /// Per conversation: its handshake has been started.
+    pub(super) begun: Vec<bool>,
+    /// When the first handshake started and the last one finished (initiator side).
+    pub(super) hs_first: Option<u64>,
+    pub(super) hs_last: u64,
+    /// The first connect or registration failure, for the coordinator's error message.
+    pub(super) first_error: Option<String>,
+}
+
+impl State {
+    pub(super) fn send_to(&mut self, client: usize, frame: Bytes) -> bool {
+        let Some(tx) = self.clients[client].tx.as_ref() else { return false };
+        self.counters.bytes_sent += frame.len() as u64;
+        tx.try_send(frame).is_ok()
+    }
+
+    pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
+        self.counters.bytes_received += data.len() as u64;
+        let Ok(ty) = frame::peek_type(&data) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        match ty {
+            frame::FrameType::Deliver => self.on_deliver(client, data, now),
+            frame::FrameType::Ack => {
+                if let Ok(Frame::Ack { request_id }) = frame::decode(&data) {
+                    self.on_ack(request_id, now);
+                }
+            }
+            frame::FrameType::Error => {
+                if let Ok(Frame::Error { request_id, code, reason }) = frame::decode(&data) {
+                    if request_id & CONTROL_REQUEST == 0 && request_id != 0 {
+                        let c = (code as usize).min(MAX_CODE - 1);
+                        self.counters.refused[c] += 1;
+                    } else {
+                        self.counters.other_errors += 1;
+                        tracing::debug!(code, reason, "relay error on a control frame");
+                    }
+                }
+            }
+            frame::FrameType::Key => {
+                if let Ok(Frame::Key { key, .. }) = frame::decode(&data) {
+                    let c = self.clients[client].conv;
+                    if let Ok(k) = <[u8; 32]>::try_from(key) {
+                        self.convs[c].remote_static = Some(k);
+                        self.start_handshake(c, now);
+                    } else {
+                        self.fail_handshake(c);
+                    }
+                }
+            }
+            _ => self.counters.malformed += 1,
+        }
+    }
+
+    fn on_ack(&mut self, request_id: u64, now: u64) {
+        if request_id & CONTROL_REQUEST != 0 {
+            return;
+        }
+        let conv_id = (request_id >> 32) as u32;
+        let side = ((request_id >> 31) & 1) as usize;
+        let seq = request_id & 0x7fff_ffff;
+        if let Some(c) = self.conv_index(conv_id) {
+            if let Some(t) = self.convs[c].sent_at(side, seq) {
+                if t >= self.measure_from {
+                    self.hist.record(Metric::RelayAck, now.saturating_sub(t));
+                }
+            }
+        }
+    }
+
+    fn conv_index(&self, conv_id: u32) -> Option<usize> {
+        // Conversations of a shard are sorted by id.
+        self.convs.binary_search_by_key(&conv_id, |c| c.id).ok()
+    }
+
+    fn on_deliver(&mut self, client: usize, data: Bytes, now: u64) {
+        // Open in a reused scratch buffer: the frame is a slice of tungstenite's shared
+        // read buffer, so it cannot be opened in place, and a copy per message must not
+        // cost an allocation.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(&data);
+        self.on_deliver_in(client, &mut buf, now);
+        self.scratch = buf;
+    }
+
+    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], now: u64) {
+        if buf.len() < frame::ROUTED_HEADER_LEN {
+            self.counters.malformed += 1;
+            return;
+        }
+        let body = &mut buf[frame::ROUTED_HEADER_LEN..];
+        let Ok((kind, conv_id, _)) = payload::parse_e2e(body) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let (c, side) = (self.clients[client].conv, self.clients[client].side);
+        if self.convs[c].id != conv_id {
+            self.counters.malformed += 1;
+            return;
+        }
+        let data = &mut body[payload::E2E_HEADER_LEN..];
+        match kind {
+            E2eKind::Transport => {
+                let timed = self.crypto_tick % CRYPTO_SAMPLE == 0;
+                self.crypto_tick += 1;
+                let t0 = if timed { now_ns() } else { 0 };
+                match self.convs[c].open(side, data) {
+                    Ok((stamp, reordered)) => {
+                        let done = now_ns();
+                        self.counters.delivered += 1;
+                        if reordered {
+                            self.counters.reordered += 1;
+                        }
+                        if stamp.intended_ns >= self.measure_from {
+                            if timed {
+                                self.hist.record(Metric::Open, done - t0);
+                            }
+                            self.hist.record(Metric::E2e, now.saturating_sub(stamp.intended_ns));
+                            self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
+                        }
+                    }
+                    Err(OpenError::Replay) => self.counters.duplicated += 1,
+                    Err(OpenError::Auth) => self.counters.auth_failed += 1,
+                    Err(OpenError::TooOld | OpenError::TooFarAhead) => self.counters.too_old += 1,
+                    Err(_) => self.counters.malformed += 1,
+                }
+            }
+            E2eKind::Handshake => {
+                let msg = data.to_vec();
+                let settled_before = self.convs[c].hs_finished;
+                let result = self.convs[c].on_handshake(side, &msg, now);
+                if !settled_before && self.convs[c].hs_finished {
+                    // Both ends now hold their transports: the conversation is set up.
+                    self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
+                }
+                match result {
+                    Ok(p) => {
+                        if let Some(out) = p.reply {
+                            let from = self.convs[c].client(usize::from(!out.from_initiator));
+                            self.send_to(from, out.frame.freeze());
+                        }
+                        if let Some(ns) = p.initiator_done_ns {
+                            self.hist.record(Metric::Handshake, ns);
+                            self.counters.handshakes_ok += 1;
+                            self.hs_last = self.hs_last.max(now);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(conversation = conv_id, error = %e, "handshake failed");
+                        self.fail_handshake(c);
+                    }
+                }
+            }
+            _ => self.counters.malformed += 1,
+        }
+    }
+
+    pub(super) fn fail_handshake(&mut self, c: usize) {
+        if !self.convs[c].hs_finished {
+            self.convs[c].hs_finished = true;
+            self.counters.handshakes_failed += 1;
+            self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
+        }
+    }
+
+    /// Starts conversation `c`'s handshake once both its clients are connected — as soon as
+    /// they are, so that a paced connect phase gives paced handshakes (and `connect_rate = 0`
+    /// a storm).
+    pub(super) fn begin(&mut self, c: usize, now: u64) {
+        let (ini, resp) = (self.convs[c].initiator, self.convs[c].responder);
+        if self.begun[c] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
+            return;
+        }
+        self.begun[c] = true;
+        if self.needs_key {
+            let f = Frame::KeyFetch { request_id: CONTROL_REQUEST | c as u64, client: self.clients[resp].id };
+            let mut buf = vec![0u8; f.encoded_len()];
+            let _ = f.encode(&mut buf);
+            self.hs_first.get_or_insert(now);
+            if !self.send_to(ini, buf.into()) {
+                self.fail_handshake(c);
+            }
+        } else {
+            self.start_handshake(c, now);
+        }
+    }
+
+    pub(super) fn start_handshake(&mut self, c: usize, now: u64) {
+        self.hs_first.get_or_insert(now);
+        match self.convs[c].start(now) {
+            Ok(out) => {
+                let from = self.convs[c].initiator;
+                if !self.send_to(from, out.frame.freeze()) {
+                    self.fail_handshake(c);
+                }
+            }
+            Err(_) => self.fail_handshake(c),
+        }
+    }
+
+    pub(super) fn on_disconnect(&mut self, client: usize) {
+        self.clients[client].tx = None;
+        self.connected = self.connected.saturating_sub(1);
+        if !self.closing {
+            self.counters.disconnects += 1;
+        }
+    }
+}
