@@ -2,8 +2,8 @@
 //! message sizes, complete handshakes per pattern × suite, raw X25519, and the per-message
 //! cost of the ratchet over plain Noise transport.
 //!
-//! Seal and open go through the real transport ([`TransportSender::seal`] /
-//! [`TransportReceiver::open`]): counter header, nonce, tag and replay window included —
+//! Seal and open go through the real transport ([`sealcore::TransportSender::seal`] /
+//! [`sealcore::TransportReceiver::open`]): counter header, nonce, tag and replay window included —
 //! exactly the per-message work of a load run.
 
 use super::measure::{Budget, Timing, measure, timed};

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`config`] — limits and options with their defaults.
 //! - [`registry`] — online clients, mailboxes, groups, key directory.
-//! - [`connection`] — one connection: upgrade, HELLO, the reading side and routing;
+//! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 

@@ -6,8 +6,8 @@
 //! sending on the schedule → cooldown (drain) → close.
 //!
 //! # Layout
-//! - [`state`] — what the shard's tasks share and how received frames are handled.
-//! - [`sender`] — the open-loop senders.
+//! - `state` — what the shard's tasks share and how received frames are handled.
+//! - `sender` — the open-loop senders.
 
 mod sender;
 mod state;
