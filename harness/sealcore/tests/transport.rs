@@ -202,3 +202,19 @@ proptest! {
         prop_assert_eq!(b.receiver.open(&mut good).unwrap(), &text[..]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A responder fed arbitrary bytes as the first handshake message returns an error (or,
+    /// for NN/XX whose first message is just an ephemeral key, possibly accepts it) and
+    /// never panics.
+    #[test]
+    fn arbitrary_handshake_messages_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), p in 0usize..4) {
+        let suite = Suite::new(Pattern::ALL[p], AeadKind::ChaCha20Poly1305, HashKind::Sha256);
+        let rs = StaticKeypair::generate().unwrap();
+        let mut r = Handshake::responder(suite, HandshakeKeys { local_static: Some(&rs), ..Default::default() }, b"").unwrap();
+        let mut out = [0u8; 512];
+        let _ = r.read_message(&bytes, &mut out);
+    }
+}
