@@ -565,16 +565,6 @@ pub fn rewrite_as_deliver(frame: &mut [u8], sender: u64, flags: u8, group: u64) 
     Ok(())
 }
 
-/// Writes the DELIVER header for `body_len` bytes of body into `out[..ROUTED_HEADER_LEN]`
-/// (the caller copies the body after it).
-///
-/// # Errors
-/// [`FrameError::BufferTooSmall`].
-#[inline]
-pub fn write_deliver_header(out: &mut [u8], sender: u64, flags: u8, group: u64) -> Result<(), FrameError> {
-    rewrite_as_deliver(out, sender, flags, group).map_err(|_| FrameError::BufferTooSmall)
-}
-
 /// Writes the header of a SEND into `out[..ROUTED_HEADER_LEN]`, so that a client can seal
 /// the body directly behind it in the same buffer.
 ///

@@ -64,16 +64,6 @@ pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
     Ok((kind, conv, &body[E2E_HEADER_LEN..]))
 }
 
-/// The mutable-buffer variant of [`parse_e2e`], for opening the data in place.
-///
-/// # Errors
-/// As [`parse_e2e`].
-#[inline]
-pub fn parse_e2e_mut(body: &mut [u8]) -> Result<(E2eKind, u32, &mut [u8]), PayloadError> {
-    let (kind, conv, _) = parse_e2e(body)?;
-    Ok((kind, conv, &mut body[E2E_HEADER_LEN..]))
-}
-
 /// The timing header of a load-test message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {

@@ -215,11 +215,10 @@ impl TransportSender {
     }
 }
 
-fn seal_err(e: AeadError) -> SealError {
-    match e {
-        AeadError::TooLong => SealError::Aead,
-        _ => SealError::Aead,
-    }
+/// Every AEAD refusal while sealing (nonce length, message too long) is one error to the
+/// caller: the transport chose the nonce, so only the message can be at fault.
+fn seal_err(_: AeadError) -> SealError {
+    SealError::Aead
 }
 
 /// Seals with a one-time message key (ratchet mode): the nonce is all zeros.

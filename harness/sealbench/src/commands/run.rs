@@ -33,7 +33,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let provenance = Provenance::collect();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
-    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, quiet: false };
+    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None };
     let tty = std::io::stderr().is_terminal();
     let mut last_plain = Instant::now();
     let clients = scenario.clients.count;

@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use sealcore::frame::{self, ROUTED_HEADER_LEN};
 use sealcore::payload::{self, E2E_HEADER_LEN, E2eKind, Stamp};
-use sealcore::transport::{HEADER_LEN, OVERHEAD};
+use sealcore::transport::HEADER_LEN;
 use sealcore::{
     Handshake, HandshakeError, HandshakeKeys, OpenError, SealError, StaticKeypair, Suite, TransportMode,
     TransportReceiver, TransportSender,
@@ -180,27 +180,9 @@ impl Conversation {
         } else {
             self.hs[side] = Some(hs);
         }
-        // The initiator of XX finishes by *writing* the last message.
-        if side == 1 {
-            if let Some(hs0) = self.hs[0].as_ref() {
-                if hs0.is_finished() {
-                    let hs0 = self.hs[0].take().ok_or(HandshakeError::State)?;
-                    self.finish(0, hs0)?;
-                    progress.initiator_done_ns = Some(now_ns.saturating_sub(self.hs_started_ns));
-                }
-            }
-        }
+        // (The initiator of XX finishes by *writing* the last message: that is the
+        // `hs.is_finished()` after writing the reply above.)
         Ok(progress)
-    }
-
-    /// After the initiator wrote a message: did that finish its handshake (XX)?
-    pub fn initiator_finished_by_writing(&mut self, now_ns: u64) -> Result<Option<u64>, HandshakeError> {
-        if self.hs[0].as_ref().is_some_and(|h| h.is_finished()) {
-            let hs0 = self.hs[0].take().ok_or(HandshakeError::State)?;
-            self.finish(0, hs0)?;
-            return Ok(Some(now_ns.saturating_sub(self.hs_started_ns)));
-        }
-        Ok(None)
     }
 
     fn finish(&mut self, side: usize, hs: Handshake) -> Result<(), HandshakeError> {
@@ -267,9 +249,4 @@ impl Conversation {
         let (s, t) = *self.ends[side].sent_at.get((seq as usize) % SENT_RING)?;
         (s == seq).then_some(t)
     }
-}
-
-/// Size of a SEND frame for a plaintext of `size` bytes.
-pub fn frame_len(size: usize) -> usize {
-    ROUTED_HEADER_LEN + E2E_HEADER_LEN + OVERHEAD + size
 }

@@ -42,8 +42,6 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Test hook: shard 0 stops sending for `.1` starting `.0` after the steady start.
     pub stall: Option<(Duration, Duration)>,
-    /// Called once a second with the merged interval (progress display, interval logs).
-    pub quiet: bool,
 }
 
 /// What each shard gets.

@@ -15,9 +15,6 @@ const SHARDS: usize = 64;
 /// A group's members: (client id, where to queue its frames).
 type Members = Vec<(u64, Peer)>;
 
-/// Why a connection is being closed from outside its own task.
-pub const KILL_SLOW: u8 = 1;
-
 /// Shared control block of one connection: its queue accounting and its kill switch.
 #[derive(Debug)]
 pub struct ConnCtl {
