@@ -30,6 +30,9 @@ type Source = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
 
 /// Frames handled per wake-up before counters are published and the task yields.
 const READ_BATCH: usize = 64;
+/// Bytes the per-connection arena grows by: a dozen 256 B messages per allocation, small
+/// enough that a connection with frames in flight holds little.
+const ARENA_BLOCK: usize = 4096;
 /// One SEND in this many has its routing time sampled into the histogram.
 const SAMPLE_EVERY: u32 = 32;
 
@@ -79,6 +82,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         routed: 0,
         bytes_in: 0,
         sample: 0,
+        arena: BytesMut::new(),
     };
     let close = conn.run(source).await;
     conn.cleanup();
@@ -96,6 +100,9 @@ struct Conn {
     cache: HashMap<u64, Peer>,
     /// Groups joined (left on disconnect).
     groups: Vec<u64>,
+    /// Outgoing frames (deliveries, acks, errors) are carved from this buffer, a block at a
+    /// time; empty until the connection first sends (idle connections pay nothing).
+    arena: BytesMut,
     /// With `--delay`: SEND frames held until their release time.
     held: VecDeque<(Instant, Bytes)>,
     /// Counters published once per batch.
@@ -325,7 +332,7 @@ impl Conn {
     /// SEND → DELIVER, rewriting the header in place (no copy when the buffer is ours).
     fn route_send(&mut self, data: Bytes, request_id: u64, flags: u8, recipient: u64) {
         let t0 = self.sampled().then(Instant::now);
-        let mut buf = data.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        let mut buf = self.writable(data);
         // Cannot fail: decode() already checked the 19-byte header.
         let _ = frame::rewrite_as_deliver(&mut buf, self.id, 0, 0);
         let limit = self.shared.config.queue_bytes;
@@ -424,7 +431,7 @@ impl Conn {
             self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
             return;
         }
-        let mut buf = data.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        let mut buf = self.writable(data);
         let _ = frame::rewrite_as_deliver(&mut buf, self.id, FLAG_GROUP, group);
         let bytes = buf.freeze(); // encoded once, shared by every member
         let limit = self.shared.config.queue_bytes;
@@ -470,9 +477,35 @@ impl Conn {
     }
 
     fn send_frame(&mut self, f: &Frame<'_>) {
-        let mut buf = vec![0u8; f.encoded_len()];
-        if f.encode(&mut buf).is_ok() {
-            let _ = self.me.enqueue(buf.into(), self.shared.config.queue_bytes);
+        let len = f.encoded_len();
+        self.reserve(len);
+        self.arena.resize(len, 0);
+        if f.encode(&mut self.arena).is_ok() {
+            let frame = self.arena.split().freeze();
+            let _ = self.me.enqueue(frame, self.shared.config.queue_bytes);
+        } else {
+            self.arena.clear();
+        }
+    }
+
+    /// Makes room for `n` bytes in the arena, a block at a time.
+    fn reserve(&mut self, n: usize) {
+        if self.arena.capacity() < n {
+            self.arena.reserve(n.max(ARENA_BLOCK));
+        }
+    }
+
+    /// A writable copy of a received frame. tungstenite's frames are slices of its shared
+    /// read buffer, so they cannot be rewritten in place; copying them into the arena
+    /// costs one allocation per block of frames instead of one per frame.
+    fn writable(&mut self, data: Bytes) -> BytesMut {
+        match data.try_into_mut() {
+            Ok(owned) => owned,
+            Err(shared) => {
+                self.reserve(shared.len());
+                self.arena.extend_from_slice(&shared);
+                self.arena.split()
+            }
         }
     }
 
