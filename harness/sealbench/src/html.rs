@@ -5,7 +5,6 @@ use crate::commands::capacity::Capacity;
 use crate::commands::matrix::Matrix;
 use crate::output::write_atomic;
 use crate::provenance::Provenance;
-use crate::report::console::fmt_us;
 use crate::report::summary::Summary;
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -109,19 +108,17 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
         }
         b.push_str("</table>");
     }
-    b.push_str("<h2>Latency</h2><table><tr><th>metric</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>");
+    b.push_str("<h2>Latency</h2><table><tr><th>metric</th>");
+    for c in crate::report::summary::Latency::COLUMNS {
+        let _ = write!(b, "<th>{c}</th>");
+    }
+    b.push_str("</tr>");
     for (name, l) in &s.latency {
-        let _ = write!(
-            b,
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            l.count,
-            fmt_us(l.p50_us),
-            fmt_us(l.p90_us),
-            fmt_us(l.p99_us),
-            fmt_us(l.p999_us),
-            fmt_us(l.max_us),
-            fmt_us(l.mean_us)
-        );
+        let _ = write!(b, "<tr><td>{name}</td>");
+        for c in l.cells() {
+            let _ = write!(b, "<td>{c}</td>");
+        }
+        b.push_str("</tr>");
     }
     b.push_str("</table>");
     let m = &s.messages;

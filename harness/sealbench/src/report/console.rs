@@ -50,25 +50,18 @@ pub fn table(s: &Summary, dir: &str) -> String {
     if let Some(a) = &s.aborted {
         let _ = writeln!(o, "  ABORTED: {a}");
     }
-    let _ = writeln!(
-        o,
-        "\n  {:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "latency", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
-    );
+    let _ = write!(o, "\n  {:<14}", "latency");
+    for (i, c) in crate::report::summary::Latency::COLUMNS.iter().enumerate() {
+        let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
+    }
+    o.push('\n');
     for name in ["e2e", "e2e_raw", "relay_ack", "handshake", "connect", "register", "seal", "open", "schedule_lag"] {
         if let Some(l) = s.latency.get(name) {
-            let _ = writeln!(
-                o,
-                "  {:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                name,
-                l.count,
-                fmt_us(l.p50_us),
-                fmt_us(l.p90_us),
-                fmt_us(l.p99_us),
-                fmt_us(l.p999_us),
-                fmt_us(l.max_us),
-                fmt_us(l.mean_us)
-            );
+            let _ = write!(o, "  {name:<14}");
+            for (i, c) in l.cells().iter().enumerate() {
+                let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
+            }
+            o.push('\n');
         }
     }
     let m = &s.messages;

@@ -56,6 +56,24 @@ impl Latency {
         })
     }
 
+    /// Column headings of [`Latency::cells`].
+    pub const COLUMNS: [&'static str; 7] = ["count", "p50", "p90", "p99", "p99.9", "max", "mean"];
+
+    /// The row a table shows (console and `report.html`): count, then p50, p90, p99,
+    /// p99.9, max and mean with a unit that fits.
+    pub fn cells(&self) -> [String; 7] {
+        let f = crate::report::console::fmt_us;
+        [
+            self.count.to_string(),
+            f(self.p50_us),
+            f(self.p90_us),
+            f(self.p99_us),
+            f(self.p999_us),
+            f(self.max_us),
+            f(self.mean_us),
+        ]
+    }
+
     /// A statistic by threshold name (`p99`, `mean`, ...), µs.
     pub fn stat(&self, name: &str) -> Option<f64> {
         Some(match name {
