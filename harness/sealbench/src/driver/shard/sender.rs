@@ -64,8 +64,8 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
     }
     let intended = s.next_ns;
     let size = s.sched.size(sizes);
-    let timed = st.crypto_tick % CRYPTO_SAMPLE == 0;
-    st.crypto_tick += 1;
+    let timed = st.seal_tick % CRYPTO_SAMPLE == 0;
+    st.seal_tick += 1;
     let actual = now_ns();
     let flags = if st.ack { FLAG_ACK } else { 0 };
     let measuring = intended >= st.measure_from;

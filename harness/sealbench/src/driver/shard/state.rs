@@ -36,7 +36,10 @@ pub(super) struct State {
     /// Shutting down: disconnects are expected.
     pub(super) closing: bool,
     pub(super) ack: bool,
-    pub(super) crypto_tick: u64,
+    /// Messages sealed / opened so far: each kind is timed for one message in
+    /// `CRYPTO_SAMPLE` (separate counters, so neither starves the other).
+    pub(super) seal_tick: u64,
+    pub(super) open_tick: u64,
     pub(super) connected: usize,
     pub(super) handshakes_pending: usize,
     /// Reused buffer for opening deliveries.
@@ -148,8 +151,8 @@ impl State {
         let data = &mut body[payload::E2E_HEADER_LEN..];
         match kind {
             E2eKind::Transport => {
-                let timed = self.crypto_tick % CRYPTO_SAMPLE == 0;
-                self.crypto_tick += 1;
+                let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+                self.open_tick += 1;
                 let t0 = if timed { now_ns() } else { 0 };
                 match self.convs[c].open(side, data) {
                     Ok((stamp, reordered)) => {
