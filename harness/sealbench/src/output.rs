@@ -3,14 +3,14 @@
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
-/// Creates the result directory: `out` if given, else `results/<prefix>-<UTC time>/`.
+/// Creates the result directory: `out` if given, else `results/<default_name>/`.
 ///
 /// # Errors
 /// When the directory cannot be created, or `out` exists and is not a directory.
-pub fn result_dir(out: Option<&Path>, prefix: &str) -> Result<PathBuf> {
+pub fn result_dir(out: Option<&Path>, default_name: &str) -> Result<PathBuf> {
     let dir = match out {
         Some(p) => p.to_path_buf(),
-        None => PathBuf::from("results").join(format!("{prefix}-{}", crate::timefmt::compact_now())),
+        None => PathBuf::from("results").join(default_name),
     };
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: exists and is not a directory", dir.display());

@@ -97,7 +97,9 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     if !(start > 0.0 && max >= start) {
         return Err(Failure::usage(anyhow!("--start must be positive and at most --max")));
     }
-    let dir = output::result_dir(args.out.as_deref(), &format!("capacity-{}", base.name)).map_err(Failure::usage)?;
+    let dir =
+        output::result_dir(args.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
+            .map_err(Failure::usage)?;
     let provenance = Provenance::collect();
     let mut steps: Vec<Step> = Vec::new();
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);

@@ -43,7 +43,8 @@ pub fn run(args: &CryptoArgs) -> Outcome {
     if !args.sizes.is_empty() {
         plan.sizes = args.sizes.iter().map(|&s| s as usize).collect();
     }
-    let dir = output::result_dir(args.out.as_deref(), "crypto").map_err(Failure::usage)?;
+    let dir = output::result_dir(args.out.as_deref(), &format!("crypto-{}", crate::timefmt::compact_now()))
+        .map_err(Failure::usage)?;
     let total = plan.steps();
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(total);

@@ -135,7 +135,9 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         scenarios.push(Scenario::load(&args.scenario, &sets).map_err(Failure::usage)?);
     }
     let repeat = args.repeat.max(1);
-    let dir = output::result_dir(args.out.as_deref(), &format!("matrix-{}", base.name)).map_err(Failure::usage)?;
+    let dir =
+        output::result_dir(args.out.as_deref(), &format!("{}-matrix-{}", crate::timefmt::compact_now(), base.name))
+            .map_err(Failure::usage)?;
     let provenance = Provenance::collect();
     let mut summaries: Vec<Vec<(String, Summary)>> = vec![Vec::new(); cells.len()];
     let mut order = Vec::new();

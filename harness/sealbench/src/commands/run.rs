@@ -29,7 +29,8 @@ pub fn run(args: &RunArgs) -> Outcome {
         .map(|t| Threshold::parse(t))
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
-    let dir = output::result_dir(args.out.as_deref(), &scenario.name).map_err(Failure::usage)?;
+    let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
+        .map_err(Failure::usage)?;
     let provenance = Provenance::collect();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
