@@ -152,25 +152,25 @@ pub struct RunArgs {
     pub clients: Option<usize>,
 
     /// Measured duration, e.g. 30s (duration).
-    #[arg(long, value_name = "DURATION")]
-    pub duration: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
 
-    /// Messages per second per conversation (traffic.rate).
+    /// Messages per second per conversation (traffic.rate; replaces an aggregate rate).
     #[arg(long)]
     pub rate: Option<f64>,
 
     /// Transport AEAD (crypto.aead): chacha20-poly1305, xchacha20-poly1305, aes-128-gcm,
     /// aes-256-gcm, or none (the UNENCRYPTED baseline).
     #[arg(long)]
-    pub aead: Option<String>,
+    pub aead: Option<sealcore::AeadKind>,
 
     /// Handshake pattern (crypto.pattern): NN, NK, XX, IK.
     #[arg(long)]
-    pub pattern: Option<String>,
+    pub pattern: Option<sealcore::Pattern>,
 
     /// Relay: `embedded` or a ws:// URL (relay.url).
-    #[arg(long)]
-    pub relay: Option<String>,
+    #[arg(long, value_name = "embedded|URL")]
+    pub relay: Option<crate::scenario::RelayTarget>,
 
     /// Output directory [default: results/<UTC time>-<name>/].
     #[arg(long, value_name = "DIR")]
@@ -186,30 +186,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The short flags as `--set` overrides, after the explicit ones.
-    pub fn overrides(&self) -> Vec<String> {
-        let mut v = self.set.clone();
-        let quote = |s: &str| format!("\"{}\"", s.replace('"', ""));
-        if let Some(n) = self.clients {
-            v.push(format!("clients.count={n}"));
+    /// The short flags as typed scenario edits (applied after the `--set` overrides).
+    pub fn edits(&self) -> crate::scenario::Edits {
+        crate::scenario::Edits {
+            clients: self.clients,
+            duration: self.duration,
+            rate: self.rate,
+            aead: self.aead,
+            pattern: self.pattern,
+            relay: self.relay.clone(),
         }
-        if let Some(d) = &self.duration {
-            v.push(format!("duration={}", quote(d)));
-        }
-        if let Some(r) = self.rate {
-            v.push(format!("traffic.rate={r}"));
-            v.push("traffic.aggregate_rate=".into()); // --rate replaces an aggregate rate
-        }
-        if let Some(a) = &self.aead {
-            v.push(format!("crypto.aead={}", quote(a)));
-        }
-        if let Some(p) = &self.pattern {
-            v.push(format!("crypto.pattern={}", quote(p)));
-        }
-        if let Some(r) = &self.relay {
-            v.push(format!("relay.url={}", quote(r)));
-        }
-        v
     }
 }
 
@@ -245,13 +231,13 @@ pub struct MatrixArgs {
     /// AEADs to compare (comma-separated). The UNENCRYPTED `none` baseline is added unless
     /// --no-baseline.
     #[arg(long, value_delimiter = ',', required = true)]
-    pub aead: Vec<String>,
-    /// Handshake patterns (comma-separated) [default: the scenario's].
+    pub aead: Vec<sealcore::AeadKind>,
+    /// Handshake patterns (comma-separated: NN, NK, XX, IK) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
-    pub pattern: Vec<String>,
+    pub pattern: Vec<sealcore::Pattern>,
     /// Transport modes (comma-separated: noise, ratchet) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
-    pub mode: Vec<String>,
+    pub mode: Vec<crate::scenario::Mode>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,

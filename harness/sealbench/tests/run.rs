@@ -4,7 +4,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use sealbench::driver::{self, RunOptions};
 use sealbench::provenance::Provenance;
 use sealbench::report::{self, summary::Summary};
-use sealbench::scenario::Scenario;
+use sealbench::scenario::{Plan, Scenario};
 use sealbench::threshold::Threshold;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,19 +18,17 @@ fn small(extra: &str) -> String {
     )
 }
 
-fn run(
-    text: &str,
-    options: &RunOptions,
-) -> Result<(Scenario, driver::Outcome), Box<dyn std::error::Error + Send + Sync>> {
-    let scenario = Scenario::parse(text, "test.toml", &[])?;
-    let outcome = driver::run(&scenario, options, |_, _| {})?;
-    Ok((scenario, outcome))
+fn run(text: &str, options: &RunOptions) -> Result<(Plan, driver::Outcome), Box<dyn std::error::Error + Send + Sync>> {
+    let plan = Plan::new(Scenario::parse(text, "test.toml", &[])?)?;
+    let outcome = driver::run(&plan, options, |_, _| {})?;
+    Ok((plan, outcome))
 }
 
 #[test]
 fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -> TestResult {
     let text = small("thresholds = [\"messages.lost == 0\", \"e2e.p99 < 5s\"]");
-    let (scenario, outcome) = run(&text, &RunOptions::default())?;
+    let (plan, outcome) = run(&text, &RunOptions::default())?;
+    let scenario = &plan.scenario;
     let c = &outcome.counters;
     assert!(c.sent > 500, "sent {}", c.sent);
     assert_eq!(c.sent, c.delivered + c.refused_total() + c.lost(), "accounting adds up");
@@ -45,7 +43,7 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
-    let summary = Summary::build(&scenario, &outcome, &th, Provenance::collect());
+    let summary = Summary::build(&plan, &outcome, &th, Provenance::collect());
     assert!(summary.thresholds_pass());
     let dir = tempfile::tempdir()?;
     let files = report::write_all(dir.path(), &outcome, &summary)?;
@@ -137,9 +135,9 @@ fn when_the_relay_goes_away_the_run_stops_within_seconds_and_reports() -> TestRe
 #[test]
 fn a_run_that_cannot_fit_the_file_limit_is_refused_before_connecting() {
     let text = small("").replace("count = 20", "count = 30000");
-    let scenario = Scenario::parse(&text, "t.toml", &[]).unwrap();
+    let plan = Plan::new(Scenario::parse(&text, "t.toml", &[]).unwrap()).unwrap();
     let t0 = Instant::now();
-    let err = format!("{:#}", driver::run(&scenario, &RunOptions::default(), |_, _| {}).unwrap_err());
+    let err = format!("{:#}", driver::run(&plan, &RunOptions::default(), |_, _| {}).unwrap_err());
     assert!(err.contains("open files") && err.contains("sealbench relay"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(2));
 }

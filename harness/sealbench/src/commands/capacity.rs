@@ -9,7 +9,7 @@ use crate::commands::run::execute_quiet;
 use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::provenance::Provenance;
-use crate::scenario::Scenario;
+use crate::scenario::{Edits, Plan, Scenario};
 use crate::threshold::{Threshold, Verdict};
 use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
@@ -82,13 +82,18 @@ pub struct Capacity {
 /// # Errors
 /// Exit 2 for bad arguments; exit 1 when a step cannot run.
 pub fn run(args: &CapacityArgs) -> Outcome {
-    let base = Scenario::load(&args.scenario, &args.set).map_err(Failure::usage)?;
+    let base =
+        crate::commands::run::load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?.scenario;
+    let parse_d = |flag: &str, v: &str| {
+        humantime_serde::re::humantime::parse_duration(v).map_err(|e| Failure::usage(anyhow!("{flag} {v}: {e}")))
+    };
+    let (step_d, warmup_d) = (parse_d("--step", &args.step)?, parse_d("--warmup", &args.warmup)?);
     let slos: Vec<Threshold> =
         args.slo.iter().map(|s| Threshold::parse(s)).collect::<Result<_, _>>().map_err(Failure::usage)?;
     if args.factor.is_nan() || args.factor <= 1.0 || args.precision.is_nan() || args.precision <= 0.0 {
         return Err(Failure::usage(anyhow!("--factor must be > 1 and --precision > 0")));
     }
-    let plan = base.plan().map_err(Failure::usage)?;
+    let plan = Plan::new(base.clone()).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
     let conversations = (base.clients.count / 2) as f64;
     let clients_mode = args.clients;
@@ -110,18 +115,16 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         if steps.iter().any(|s| (s.offered - x_run).abs() < 0.5) {
             break; // the bracket cannot be split further at this resolution
         }
-        let mut sets = args.set.clone();
-        sets.push(format!("duration=\"{}\"", args.step));
-        sets.push(format!("warmup=\"{}\"", args.warmup));
+        // Each step is a typed edit of the one scenario.
+        let mut scenario = base.clone();
+        (scenario.duration, scenario.warmup) = (step_d, warmup_d);
         if clients_mode {
-            sets.push(format!("clients.count={}", x_run as u64));
-            sets.push(format!("traffic.rate={per_conv}"));
-            sets.push("traffic.aggregate_rate=".into());
+            scenario.clients.count = x_run as usize;
+            scenario.traffic.set_rate(per_conv);
         } else {
-            sets.push(format!("traffic.aggregate_rate={x_run}"));
-            sets.push("traffic.rate=".into());
+            scenario.traffic.set_aggregate_rate(x_run);
         }
-        let scenario = Scenario::load(&args.scenario, &sets).map_err(Failure::usage)?;
+        let scenario = Plan::new(scenario).map_err(Failure::usage)?;
         let name = format!("step{:02}-{}", steps.len() + 1, x_run as u64);
         eprintln!("[step {}] offered {} {}", steps.len() + 1, x_run, if clients_mode { "clients" } else { "msgs/s" });
         let s = execute_quiet(&scenario, &dir.join(&name), &slos).with_context(|| format!("capacity {name}"))?;
@@ -131,7 +134,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
             index: steps.len() + 1,
             offered: x_run,
             offered_per_s: s.throughput.offered_per_s,
-            clients: scenario.clients.count,
+            clients: scenario.scenario.clients.count,
             delivered_per_s: s.throughput.delivered_per_s,
             e2e_p50_us: e2e.map(|l| l.p50_us),
             e2e_p99_us: e2e.map(|l| l.p99_us),

@@ -8,7 +8,7 @@ use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::provenance::Provenance;
 use crate::report::summary::Summary;
-use crate::scenario::Scenario;
+use crate::scenario::{Edits, Plan, Scenario};
 use anyhow::{Context, anyhow};
 use sealcore::AeadKind;
 use serde::{Deserialize, Serialize};
@@ -105,34 +105,41 @@ pub struct Matrix {
 /// # Errors
 /// Exit 2 for a bad scenario or choice; exit 1 when a run fails.
 pub fn run(args: &MatrixArgs) -> Outcome {
-    let base = Scenario::load(&args.scenario, &args.set).map_err(Failure::usage)?;
-    let mut aeads: Vec<String> = args.aead.iter().map(|a| a.trim().to_owned()).collect();
-    for a in &aeads {
-        a.parse::<AeadKind>().map_err(|e| Failure::usage(anyhow!("--aead: {e}")))?;
+    let base =
+        crate::commands::run::load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?.scenario;
+    let mut aeads = args.aead.clone();
+    if !args.no_baseline && !aeads.contains(&AeadKind::None) {
+        aeads.push(AeadKind::None);
     }
-    if !args.no_baseline && !aeads.iter().any(|a| a == "none") {
-        aeads.push("none".into());
-    }
-    let patterns = if args.pattern.is_empty() { vec![base.crypto.pattern.clone()] } else { args.pattern.clone() };
-    let modes = if args.mode.is_empty() { vec![base.crypto.mode.clone()] } else { args.mode.clone() };
+    let patterns = if args.pattern.is_empty() { vec![base.crypto.pattern] } else { args.pattern.clone() };
+    let modes = if args.mode.is_empty() { vec![base.crypto.mode] } else { args.mode.clone() };
     let mut cells = Vec::new();
-    for p in &patterns {
-        for m in &modes {
-            for a in &aeads {
-                cells.push((a.clone(), p.clone(), m.clone()));
+    for &p in &patterns {
+        for &m in &modes {
+            for &a in &aeads {
+                cells.push((a.name(), p.name(), m.name()));
             }
         }
     }
-    // Validate every cell's scenario before running anything.
+    // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
-    for (a, p, m) in &cells {
-        let mut sets = args.set.clone();
-        sets.extend([
-            format!("crypto.aead=\"{a}\""),
-            format!("crypto.pattern=\"{p}\""),
-            format!("crypto.mode=\"{m}\""),
-        ]);
-        scenarios.push(Scenario::load(&args.scenario, &sets).map_err(Failure::usage)?);
+    for &p in &patterns {
+        for &m in &modes {
+            for &a in &aeads {
+                let mut s = base.clone();
+                (s.crypto.aead, s.crypto.pattern, s.crypto.mode) = (a, p, m);
+                let plan = Plan::new(s).map_err(|e| {
+                    Failure::usage(anyhow!(
+                        "{}: cell {}-{}-{}: {e:#}",
+                        args.scenario.display(),
+                        a.name(),
+                        p.name(),
+                        m.name()
+                    ))
+                })?;
+                scenarios.push(plan);
+            }
+        }
     }
     let repeat = args.repeat.max(1);
     let dir =

@@ -7,7 +7,7 @@ use crate::error::{EXIT_THRESHOLDS, Failure, Outcome};
 use crate::output;
 use crate::provenance::Provenance;
 use crate::report::{self, console, summary::Summary};
-use crate::scenario::Scenario;
+use crate::scenario::{Edits, Plan, Scenario};
 use crate::threshold::Threshold;
 use anyhow::{Context, anyhow};
 use std::io::IsTerminal;
@@ -22,7 +22,8 @@ use std::time::Instant;
 /// Exit 2 for a bad scenario or override; exit 1 when the run cannot start or results
 /// cannot be written.
 pub fn run(args: &RunArgs) -> Outcome {
-    let scenario = Scenario::load(&args.scenario, &args.overrides()).map_err(Failure::usage)?;
+    let plan = load_plan(&args.scenario, &args.set, &args.edits()).map_err(Failure::usage)?;
+    let scenario = &plan.scenario;
     let thresholds: Vec<Threshold> = scenario
         .thresholds
         .iter()
@@ -38,11 +39,11 @@ pub fn run(args: &RunArgs) -> Outcome {
     let tty = std::io::stderr().is_terminal();
     let mut last_plain = Instant::now();
     let clients = scenario.clients.count;
-    if scenario.crypto.aead == "none" {
+    if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
     }
     eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display());
-    let outcome = driver::run(&scenario, &options, |sec, total| {
+    let outcome = driver::run(&plan, &options, |sec, total| {
         let line = console::progress_line(sec, total, clients);
         if tty {
             eprint!("\r\x1b[2K{line}");
@@ -55,7 +56,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         eprintln!();
     }
     let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
-    let summary = Summary::build(&scenario, &outcome, &thresholds, provenance);
+    let summary = Summary::build(&plan, &outcome, &thresholds, provenance);
     let files = write_results(&dir, &outcome, &summary, !args.no_plots)?;
     print!("{}", console::table(&summary, &dir.display().to_string()));
     println!("  wrote {} files", files.len());
@@ -123,18 +124,31 @@ pub fn write_results(
 ///
 /// # Errors
 /// When the run cannot start or its results cannot be written.
-pub fn execute_quiet(scenario: &Scenario, dir: &std::path::Path, thresholds: &[Threshold]) -> anyhow::Result<Summary> {
+pub fn execute_quiet(plan: &Plan, dir: &std::path::Path, thresholds: &[Threshold]) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let provenance = Provenance::collect();
-    let clients = scenario.clients.count;
+    let clients = plan.scenario.clients.count;
     let mut last = Instant::now();
-    let outcome = driver::run(scenario, &RunOptions::default(), |sec, total| {
+    let outcome = driver::run(plan, &RunOptions::default(), |sec, total| {
         if last.elapsed().as_secs() >= 5 {
             eprintln!("    {}", console::progress_line(sec, total, clients));
             last = Instant::now();
         }
     })?;
-    let summary = Summary::build(scenario, &outcome, thresholds, provenance);
+    let summary = Summary::build(plan, &outcome, thresholds, provenance);
     write_results(dir, &outcome, &summary, true)?;
     Ok(summary)
+}
+
+/// Reads a scenario file, applies `--set` overrides then typed `edits`, and checks the
+/// result once into a [`Plan`]. Errors name the file (and the line, field or `--set`).
+///
+/// # Errors
+/// As [`Scenario::load`] and [`Plan::new`].
+pub fn load_plan(path: &std::path::Path, sets: &[String], edits: &Edits) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
+    let origin = path.display().to_string();
+    let mut scenario = Scenario::parse_fields(&text, &origin, sets)?;
+    edits.apply(&mut scenario);
+    Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))
 }

@@ -3,15 +3,17 @@
 
 use super::conversation::Conversation;
 use super::{ClientSpec, RunOptions, ShardSpec, client, schedule};
-use crate::scenario::{Plan, Scenario};
+use crate::scenario::{Plan, WsUrl};
 use anyhow::{Context, Result, anyhow, bail};
-use sealcore::{Pattern, StaticKeypair, Suite};
+use sealcore::StaticKeypair;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-pub(super) fn resolve(url: &str) -> Result<SocketAddr> {
-    let rest = url.strip_prefix("ws://").ok_or_else(|| anyhow!("relay.url {url}: only ws:// URLs are supported"))?;
-    let hostport = rest.split('/').next().unwrap_or(rest);
+/// Resolves the relay's host (once per run).
+pub(super) fn resolve(url: &WsUrl) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
+    let hostport = url.host_port();
+    let url = &url.url;
     let addr = hostport
         .to_socket_addrs()
         .with_context(|| format!("relay.url {url}: cannot resolve `{hostport}`"))?
@@ -23,25 +25,26 @@ pub(super) fn resolve(url: &str) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Deals the conversations out to `shards` shards (both ends of each in one shard).
 pub(super) fn build_shards(
-    scenario: &Scenario,
-    plan: &Plan,
+    plan: &Arc<Plan>,
     shards: usize,
     target: &client::Target,
     options: &RunOptions,
 ) -> Result<Vec<ShardSpec>> {
+    let scenario = &plan.scenario;
     let n = scenario.clients.count;
     let mut order: Vec<usize> = (0..n).collect();
-    if plan.random_pairing {
+    if plan.random_pairing() {
         let mut rng = schedule::Rng::new(scenario.seed, 0xC0FFEE);
         for i in (1..n).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
     }
-    let suite = Suite::new(plan.pattern, plan.aead, plan.hash);
-    let needs_static = [plan.pattern.initiator_has_static(), plan.pattern.responder_has_static()];
-    let publish = matches!(plan.pattern, Pattern::IK | Pattern::NK);
+    let suite = plan.suite;
+    let needs_static = [suite.pattern.initiator_has_static(), suite.pattern.responder_has_static()];
+    let publish = suite.pattern.needs_remote_static();
     let mut specs: Vec<ShardSpec> = (0..shards)
         .map(|index| ShardSpec {
             index,

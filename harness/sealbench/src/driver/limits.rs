@@ -3,7 +3,7 @@
 //! address has a bounded number of ephemeral ports towards one relay address.
 
 use crate::relay::config::open_file_limit;
-use crate::scenario::{Plan, Scenario};
+use crate::scenario::{Plan, RelayTarget};
 use anyhow::{Result, bail};
 
 /// Files kept free for everything that is not a client socket.
@@ -25,10 +25,10 @@ pub fn ephemeral_ports() -> u64 {
 ///
 /// # Errors
 /// When `clients.count` does not fit.
-pub fn check(scenario: &Scenario, plan: &Plan) -> Result<()> {
-    let n = scenario.clients.count as u64;
+pub fn check(plan: &Plan) -> Result<()> {
+    let n = plan.scenario.clients.count as u64;
     let limit = open_file_limit();
-    let embedded = plan.relay_url.is_none();
+    let embedded = plan.scenario.relay.url == RelayTarget::Embedded;
     let per_client = if embedded { 2 } else { 1 };
     let need = n * per_client + RESERVE;
     if need > limit {

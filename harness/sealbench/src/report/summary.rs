@@ -3,7 +3,7 @@
 use crate::driver::Outcome;
 use crate::driver::recorder::{Counters, Metric};
 use crate::provenance::Provenance;
-use crate::scenario::Scenario;
+use crate::scenario::{Plan, Scenario};
 use crate::threshold::{Threshold, Verdict, evaluate};
 use hdrhistogram::Histogram;
 use sealcore::frame::ErrorCode;
@@ -231,11 +231,10 @@ pub const SATURATED_LAG_US: f64 = 1000.0;
 
 impl Summary {
     /// Builds the summary of a run.
-    pub fn build(scenario: &Scenario, outcome: &Outcome, thresholds: &[Threshold], provenance: Provenance) -> Self {
+    pub fn build(plan: &Plan, outcome: &Outcome, thresholds: &[Threshold], provenance: Provenance) -> Self {
+        let scenario = &plan.scenario;
         let c: &Counters = &outcome.counters;
-        let plan = scenario.plan().ok();
-        let suite =
-            plan.as_ref().map(|p| sealcore::Suite::new(p.pattern, p.aead, p.hash).to_string()).unwrap_or_default();
+        let suite = plan.suite.to_string();
         let mut latency = BTreeMap::new();
         for m in Metric::ALL {
             if let Some(l) = Latency::of(outcome.total.get(m)) {
@@ -251,7 +250,7 @@ impl Summary {
             }
         }
         let secs = outcome.measured_s.max(1e-9);
-        let offered = plan.as_ref().map_or(0.0, |p| p.rate_per_conversation * (scenario.clients.count / 2) as f64);
+        let offered = plan.offered_rate();
         let messages = Messages {
             sent: c.sent,
             delivered: c.delivered,
@@ -331,7 +330,7 @@ impl Summary {
             provenance,
             scenario: scenario.clone(),
             suite,
-            aead: plan.as_ref().map(|p| p.aead.name().to_owned()).unwrap_or_default(),
+            aead: scenario.crypto.aead.name().to_owned(),
             relay: outcome.relay_url.clone(),
             interrupted: outcome.interrupted,
             aborted: outcome.aborted.clone(),

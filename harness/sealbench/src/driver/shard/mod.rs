@@ -13,14 +13,12 @@ mod sender;
 mod state;
 
 use super::client::{self, QUEUE, Source};
-use super::recorder::{Counters, Histograms};
 use super::{Control, ShardEvent, ShardSpec};
 use crate::clock::{Ticker, now_ns, thread_cpu_ns};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use sealcore::Pattern;
 use sender::{build_senders, send_one};
-use state::{Client, State};
+use state::State;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -49,34 +47,10 @@ pub fn run(spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<Sh
     local.block_on(&rt, shard_main(spec, control, events));
 }
 
-async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<ShardEvent>) {
+/// The shard's phases in order; each reports to the coordinator when it ends.
+async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<ShardEvent>) {
     let cpu0 = thread_cpu_ns();
-    let plan = spec.plan.clone();
-    let state = Rc::new(RefCell::new(State {
-        clients: spec.clients.iter().map(|c| Client { id: c.id, conv: c.conv, side: c.side, tx: None }).collect(),
-        convs: spec.convs,
-        hist: Histograms::new(),
-        counters: Counters::new(),
-        measure_from: u64::MAX,
-        closing: false,
-        ack: spec.ack,
-        seal_tick: 0,
-        open_tick: 0,
-        connected: 0,
-        handshakes_pending: 0,
-        scratch: Vec::with_capacity(64 * 1024),
-        needs_key: matches!(plan.pattern, Pattern::IK | Pattern::NK),
-        begun: Vec::new(),
-        hs_first: None,
-        hs_last: 0,
-        first_error: None,
-    }));
-    {
-        // Every conversation is pending until it is set up or has failed.
-        let mut st = state.borrow_mut();
-        st.handshakes_pending = st.convs.len();
-        st.begun = vec![false; st.convs.len()];
-    }
+    let state = Rc::new(RefCell::new(State::new(&mut spec)));
     let ticker = match Ticker::new() {
         Ok(t) => t,
         Err(e) => {
@@ -84,32 +58,54 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
             return;
         }
     };
+    let reporter = tokio::task::spawn_local(report_every_second(state.clone(), events.clone(), spec.index));
 
-    // Interval reports, once a second, for the whole run.
-    let reporter = {
-        let state = state.clone();
-        let events = events.clone();
-        let index = spec.index;
-        tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let (hist, counters, connected) = {
-                    let mut st = state.borrow_mut();
-                    let h = st.hist.clone();
-                    st.hist.reset();
-                    (h, st.counters.clone(), st.connected)
-                };
-                let msg = ShardEvent::Interval { shard: index, at_ns: now_ns(), hist, counters, connected };
-                if events.send(msg).is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    connect_all(&spec, &control, &state, &ticker).await;
+    let _ = events.send(ShardEvent::Connected { shard: spec.index });
 
-    // Phase 1: connect, paced.
+    let (first_ns, last_ns) = await_handshakes(&control, &state).await;
+    let _ = events.send(ShardEvent::HandshakesDone { shard: spec.index, first_ns, last_ns });
+
+    let t0 = await_start(&control).await;
+    let steady = send_steady(&spec, &control, &state, &ticker, t0).await;
+
+    drain_and_close(&spec, &control, &state).await;
+    reporter.abort();
+    let st = state.borrow();
+    let _ = events.send(ShardEvent::Finished {
+        shard: spec.index,
+        hist: st.hist.clone(),
+        counters: st.counters.clone(),
+        cpu_ns: thread_cpu_ns() - cpu0,
+        steady_cpu_ns: steady.cpu_ns,
+        steady_sent: steady.sent,
+        first_error: st.first_error.clone(),
+    });
+}
+
+/// Sends the interval's histograms and the cumulative counters once a second, for the
+/// whole run (the coordinator merges them across shards).
+async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc::Sender<ShardEvent>, index: usize) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (hist, counters, connected) = {
+            let mut st = state.borrow_mut();
+            let h = st.hist.clone();
+            st.hist.reset();
+            (h, st.counters.clone(), st.connected)
+        };
+        let msg = ShardEvent::Interval { shard: index, at_ns: now_ns(), hist, counters, connected };
+        if events.send(msg).is_err() {
+            break;
+        }
+    }
+}
+
+/// Phase 1: connects every client, paced at the shard's share of `connect_rate`, at most
+/// 256 at once. A conversation's handshake starts as soon as both its clients are up.
+async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<State>>, ticker: &Ticker) {
     let gap_ns = if spec.connect_rate > 0.0 { (1e9 / spec.connect_rate) as u64 } else { 0 };
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
     let start = now_ns();
@@ -132,58 +128,65 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
     for j in joins {
         let _ = j.await;
     }
-    let _ = events.send(ShardEvent::Connected { shard: spec.index });
+}
 
-    // Phase 2: handshakes started as pairs came up; a conversation whose clients did not
-    // both connect has failed.
-    {
-        let mut st = state.borrow_mut();
-        for c in 0..st.convs.len() {
-            if !st.begun[c] {
-                st.fail_handshake(c);
-            }
-        }
-    }
+/// Phase 2: waits for the handshakes started as pairs came up; a conversation whose
+/// clients did not both connect, or whose handshake did not end in time, has failed.
+/// Returns when the first handshake started and the last one finished.
+async fn await_handshakes(control: &Control, state: &Rc<RefCell<State>>) -> (u64, u64) {
+    state.borrow_mut().fail_unbegun();
     let hs_deadline = now_ns() + HANDSHAKE_TIMEOUT_NS;
     while state.borrow().handshakes_pending > 0 && now_ns() < hs_deadline && !control.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    {
-        let mut st = state.borrow_mut();
-        for c in 0..st.convs.len() {
-            if !st.convs[c].hs_finished || !st.convs[c].ready() {
-                st.fail_handshake(c);
-            }
-        }
-    }
-    let (first, last) = {
-        let st = state.borrow();
-        (st.hs_first.unwrap_or(0), st.hs_last)
-    };
-    let _ = events.send(ShardEvent::HandshakesDone { shard: spec.index, first_ns: first, last_ns: last });
+    let mut st = state.borrow_mut();
+    st.fail_unfinished();
+    (st.hs_first.unwrap_or(0), st.hs_last)
+}
 
-    // Phase 3: wait for the common start, then send on schedule.
+/// Waits for the common steady start that the coordinator sets once every shard is ready.
+async fn await_start(control: &Control) -> u64 {
     let mut start_rx = control.start.clone();
-    let t0 = loop {
+    loop {
         if let Some(t) = *start_rx.borrow() {
-            break t;
+            return t;
         }
         if start_rx.changed().await.is_err() {
-            break now_ns();
+            return now_ns();
         }
-    };
+    }
+}
+
+/// What the sending phase cost.
+struct Steady {
+    /// CPU time of the shard thread while sending, ns.
+    cpu_ns: u64,
+    /// Messages sent in that time.
+    sent: u64,
+}
+
+/// Phase 3: open-loop sending from `t0` (warm-up, then measured) until the end of the
+/// measured phase or a stop. Every sender's next due time is in one heap.
+async fn send_steady(
+    spec: &ShardSpec,
+    control: &Control,
+    state: &Rc<RefCell<State>>,
+    ticker: &Ticker,
+    t0: u64,
+) -> Steady {
+    let plan = &spec.plan;
     let measure_from = t0 + spec.warmup_ns;
     let stop_at = measure_from + spec.duration_ns;
     state.borrow_mut().measure_from = measure_from;
-    let mut senders = build_senders(&state.borrow(), &plan, spec.seed, spec.index);
+    let mut senders = build_senders(&state.borrow(), plan, spec.seed, spec.index);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(senders.len());
     for (i, s) in senders.iter_mut().enumerate() {
         s.next_ns = s.sched.first(t0);
         heap.push(Reverse((s.next_ns, i)));
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let steady_cpu0 = thread_cpu_ns();
-    let steady_sent0 = state.borrow().counters.sent;
+    let cpu0 = thread_cpu_ns();
+    let sent0 = state.borrow().counters.sent;
     let stall = spec.stall.map(|(after, len)| (t0 + after, t0 + after + len));
     while !control.stop.load(Ordering::Relaxed) {
         let now = now_ns();
@@ -202,10 +205,7 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
                 break;
             }
             heap.pop();
-            let next = {
-                let mut st = state.borrow_mut();
-                send_one(&mut st, &mut senders[i], &plan.sizes, &mut buf)
-            };
+            let next = send_one(&mut state.borrow_mut(), &mut senders[i], &plan.sizes, &mut buf);
             if let Some(n) = next {
                 heap.push(Reverse((n, i)));
             }
@@ -222,13 +222,14 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
             _ = tokio::time::sleep(Duration::from_millis(50)) => {} // re-check stop regularly
         }
     }
+    Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().counters.sent - sent0 }
+}
 
-    let steady_cpu_ns = thread_cpu_ns() - steady_cpu0;
-    let steady_sent = state.borrow().counters.sent - steady_sent0;
-
-    // Phase 4: cooldown — wait for what is in flight, then close.
-    let cooldown_end = now_ns()
-        + if control.stop.load(Ordering::Relaxed) { spec.cooldown_ns.min(1_000_000_000) } else { spec.cooldown_ns };
+/// Phase 4: cooldown — waits for what is in flight (at most `cooldown`, 1 s after a
+/// stop, not at all after an abort), then closes every connection.
+async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<State>>) {
+    let stopped = control.stop.load(Ordering::Relaxed);
+    let cooldown_end = now_ns() + if stopped { spec.cooldown_ns.min(1_000_000_000) } else { spec.cooldown_ns };
     loop {
         let c = state.borrow().counters.clone();
         if c.delivered + c.refused_total() >= c.sent
@@ -247,17 +248,6 @@ async fn shard_main(spec: ShardSpec, control: Control, events: std::sync::mpsc::
         }
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    reporter.abort();
-    let st = state.borrow();
-    let _ = events.send(ShardEvent::Finished {
-        shard: spec.index,
-        hist: st.hist.clone(),
-        counters: st.counters.clone(),
-        cpu_ns: thread_cpu_ns() - cpu0,
-        steady_cpu_ns,
-        steady_sent,
-        first_error: st.first_error.clone(),
-    });
 }
 
 /// Registers a connected client in the shard and starts its reader and writer tasks.

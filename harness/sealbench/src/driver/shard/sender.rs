@@ -26,8 +26,10 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
             continue;
         }
         let stream = u64::from(conv.id) << 1;
-        let mk = |rate: f64, s: u64| Schedule::new(rate, plan.arrival, Rng::new(seed ^ shard as u64, stream | s));
-        match plan.senders {
+        let mk = |rate: f64, s: u64| {
+            Schedule::new(rate, plan.scenario.traffic.arrival, Rng::new(seed ^ shard as u64, stream | s))
+        };
+        match plan.scenario.traffic.senders {
             Senders::Initiator => v.push(Sender {
                 conv: c,
                 side: 0,

@@ -3,6 +3,7 @@
 
 use super::CRYPTO_SAMPLE;
 use crate::clock::now_ns;
+use crate::driver::ShardSpec;
 use crate::driver::conversation::{CONTROL_REQUEST, Conversation};
 use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
 use bytes::Bytes;
@@ -56,6 +57,49 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The state of a shard about to connect its clients: every conversation is pending
+    /// until it is set up or has failed.
+    pub(super) fn new(spec: &mut ShardSpec) -> Self {
+        let convs = std::mem::take(&mut spec.convs);
+        State {
+            clients: spec.clients.iter().map(|c| Client { id: c.id, conv: c.conv, side: c.side, tx: None }).collect(),
+            handshakes_pending: convs.len(),
+            begun: vec![false; convs.len()],
+            convs,
+            hist: Histograms::new(),
+            counters: Counters::new(),
+            measure_from: u64::MAX,
+            closing: false,
+            ack: spec.ack,
+            seal_tick: 0,
+            open_tick: 0,
+            connected: 0,
+            scratch: Vec::with_capacity(64 * 1024),
+            needs_key: spec.plan.suite.pattern.needs_remote_static(),
+            hs_first: None,
+            hs_last: 0,
+            first_error: None,
+        }
+    }
+
+    /// Fails every conversation whose clients did not both connect.
+    pub(super) fn fail_unbegun(&mut self) {
+        for c in 0..self.convs.len() {
+            if !self.begun[c] {
+                self.fail_handshake(c);
+            }
+        }
+    }
+
+    /// Fails every conversation whose handshake has not ended with both transports.
+    pub(super) fn fail_unfinished(&mut self) {
+        for c in 0..self.convs.len() {
+            if !self.convs[c].hs_finished || !self.convs[c].ready() {
+                self.fail_handshake(c);
+            }
+        }
+    }
+
     pub(super) fn send_to(&mut self, client: usize, frame: Bytes) -> bool {
         let Some(tx) = self.clients[client].tx.as_ref() else { return false };
         self.counters.bytes_sent += frame.len() as u64;

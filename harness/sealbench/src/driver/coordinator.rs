@@ -1,0 +1,505 @@
+//! The coordinator: folds the shards' events into per-second intervals, the run's phase,
+//! its totals and its verdict on how it ended. Pure: no I/O, no clock, no threads — the
+//! caller passes the time of each event and carries out the [`Reaction`]s (start the
+//! steady phase, stop, abort). It is never on the per-message path: shards report once
+//! a second.
+
+use super::recorder::{Counters, Histograms};
+use super::{Phase, Second, ShardEvent};
+use anyhow::{Result, bail};
+
+/// Lead time between the last handshake and the common steady start, so that every
+/// shard sees the start before it is due.
+const START_LEAD_NS: u64 = 20_000_000;
+/// Fraction of clients whose connection broke unexpectedly that means the relay is gone.
+const RELAY_GONE_FRACTION: f64 = 0.5;
+
+/// What the coordinator needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct RunShape {
+    /// Driver shards.
+    pub shards: usize,
+    /// Clients in the scenario.
+    pub clients: usize,
+    /// Warm-up before the measured phase, ns.
+    pub warmup_ns: u64,
+    /// Measured phase, ns.
+    pub duration_ns: u64,
+    /// When the run started (process clock, ns).
+    pub run_start_ns: u64,
+    /// The relay's URL, for error messages.
+    pub relay_url: String,
+}
+
+/// What the caller must do after an event.
+#[derive(Debug, Default)]
+pub struct Reaction {
+    /// Release the shards into the steady phase at this time (ns).
+    pub start_at: Option<u64>,
+    /// End the steady phase now.
+    pub stop: bool,
+    /// Skip the cooldown too.
+    pub abort: bool,
+    /// A second was completed (already kept in the coordinator's history).
+    pub second: Option<usize>,
+}
+
+/// What a finished run measured, before the caller adds what only it knows (relay
+/// statistics, wall time, URLs).
+#[derive(Debug)]
+pub struct Tally {
+    /// Histograms of the whole measured phase.
+    pub total: Histograms,
+    /// Final counters, all shards.
+    pub counters: Counters,
+    /// Per-second history.
+    pub seconds: Vec<Second>,
+    /// Wall time of the steady phase actually run (warm-up + measured), s.
+    pub measured_s: f64,
+    /// Seconds from start to the end of handshakes.
+    pub setup_s: f64,
+    /// Seconds from the first handshake started to the last one finished.
+    pub handshake_s: f64,
+    /// CPU ns of the shard threads (whole run).
+    pub cpu_ns: u64,
+    /// CPU ns of the shard threads while sending.
+    pub steady_cpu_ns: u64,
+    /// Messages sent while sending.
+    pub steady_sent: u64,
+    /// Ctrl-C ended it early.
+    pub interrupted: bool,
+    /// Why it was aborted, if it was.
+    pub aborted: Option<String>,
+}
+
+/// One shard's latest interval report, waiting for the others of the same second.
+#[derive(Debug)]
+struct Pending {
+    at_ns: u64,
+    hist: Histograms,
+    counters: Counters,
+    connected: usize,
+}
+
+/// The coordinator's state.
+#[derive(Debug)]
+pub struct Coordinator {
+    shape: RunShape,
+    phase: Phase,
+    connected_shards: usize,
+    handshaken_shards: usize,
+    finished_shards: usize,
+    pending: Vec<Option<Pending>>,
+    done: Vec<bool>,
+    shard_counters: Vec<Counters>,
+    last_counters: Counters,
+    total: Histograms,
+    seconds: Vec<Second>,
+    cpu_ns: u64,
+    steady_cpu_ns: u64,
+    steady_sent: u64,
+    setup_s: f64,
+    handshake_s: f64,
+    hs_from: Option<u64>,
+    hs_to: u64,
+    steady_start: Option<u64>,
+    interrupted: bool,
+    aborted: Option<String>,
+    failure: Option<String>,
+    first_error: Option<String>,
+}
+
+impl Coordinator {
+    /// A coordinator for a run of this shape.
+    pub fn new(shape: RunShape) -> Self {
+        let n = shape.shards;
+        Coordinator {
+            shape,
+            phase: Phase::Connecting,
+            connected_shards: 0,
+            handshaken_shards: 0,
+            finished_shards: 0,
+            pending: (0..n).map(|_| None).collect(),
+            done: vec![false; n],
+            shard_counters: vec![Counters::new(); n],
+            last_counters: Counters::new(),
+            total: Histograms::new(),
+            seconds: Vec::new(),
+            cpu_ns: 0,
+            steady_cpu_ns: 0,
+            steady_sent: 0,
+            setup_s: 0.0,
+            handshake_s: 0.0,
+            hs_from: None,
+            hs_to: 0,
+            steady_start: None,
+            interrupted: false,
+            aborted: None,
+            failure: None,
+            first_error: None,
+        }
+    }
+
+    /// Every shard has finished (or failed).
+    pub fn is_done(&self) -> bool {
+        self.finished_shards >= self.shape.shards
+    }
+
+    /// The seconds completed so far.
+    pub fn seconds(&self) -> &[Second] {
+        &self.seconds
+    }
+
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The counters of every shard added up, as of their latest report.
+    pub fn counters_now(&self) -> Counters {
+        let mut c = Counters::new();
+        for s in &self.shard_counters {
+            c.add(s);
+        }
+        c
+    }
+
+    /// The user interrupted the run (Ctrl-C) at `now_ns`: stop sending (the cooldown
+    /// still drains) and release shards still waiting for the start.
+    pub fn interrupt(&mut self, now_ns: u64) -> Reaction {
+        if self.interrupted {
+            return Reaction::default();
+        }
+        self.interrupted = true;
+        Reaction { start_at: Some(now_ns), stop: true, ..Reaction::default() }
+    }
+
+    /// Folds one shard event that arrived at `now_ns`.
+    pub fn on_event(&mut self, ev: ShardEvent, now_ns: u64) -> Reaction {
+        let mut r = match ev {
+            ShardEvent::Connected { .. } => {
+                self.connected_shards += 1;
+                if self.connected_shards == self.shape.shards {
+                    self.phase = Phase::Handshaking;
+                }
+                Reaction::default()
+            }
+            ShardEvent::HandshakesDone { first_ns, last_ns, .. } => self.on_handshakes_done(first_ns, last_ns, now_ns),
+            ShardEvent::Interval { shard, at_ns, hist, counters, connected } => {
+                self.on_interval(shard, Pending { at_ns, hist, counters, connected }, now_ns)
+            }
+            ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
+                if self.first_error.is_none() {
+                    self.first_error = first_error;
+                }
+                self.steady_cpu_ns += steady_cpu_ns;
+                self.steady_sent += steady_sent;
+                self.total.add(&hist);
+                if let Some(p) = self.pending[shard].take() {
+                    self.total.add(&p.hist);
+                }
+                self.done[shard] = true;
+                self.shard_counters[shard] = counters;
+                self.cpu_ns += cpu_ns;
+                self.finished_shards += 1;
+                self.phase = Phase::Draining;
+                Reaction::default()
+            }
+            ShardEvent::Failed(msg) => {
+                self.failure = Some(msg);
+                Reaction { start_at: Some(now_ns), stop: true, abort: true, second: None }
+            }
+        };
+        self.check_nothing_connected();
+        if r.stop {
+            r.start_at.get_or_insert(now_ns);
+        }
+        r
+    }
+
+    fn on_handshakes_done(&mut self, first_ns: u64, last_ns: u64, now_ns: u64) -> Reaction {
+        self.handshaken_shards += 1;
+        if first_ns > 0 {
+            self.hs_from = Some(self.hs_from.map_or(first_ns, |f| f.min(first_ns)));
+        }
+        self.hs_to = self.hs_to.max(last_ns);
+        if self.handshaken_shards < self.shape.shards {
+            return Reaction::default();
+        }
+        self.setup_s = now_ns.saturating_sub(self.shape.run_start_ns) as f64 / 1e9;
+        self.handshake_s = self.hs_to.saturating_sub(self.hs_from.unwrap_or(self.hs_to)) as f64 / 1e9;
+        let t0 = now_ns + START_LEAD_NS;
+        self.steady_start = Some(t0);
+        self.phase = if self.shape.warmup_ns > 0 { Phase::Warmup } else { Phase::Steady };
+        Reaction { start_at: Some(t0), ..Reaction::default() }
+    }
+
+    /// An interval report: once every running shard has reported, the second is merged.
+    fn on_interval(&mut self, shard: usize, report: Pending, _now_ns: u64) -> Reaction {
+        self.shard_counters[shard] = report.counters.clone();
+        if let Some(earlier) = self.pending[shard].replace(report) {
+            self.total.add(&earlier.hist); // a second report before the others caught up: keep its data
+        }
+        let ready = (0..self.shape.shards).all(|s| self.pending[s].is_some() || self.done[s]);
+        if !ready || self.pending.iter().all(Option::is_none) {
+            return Reaction::default();
+        }
+        let mut merged = Histograms::new();
+        let mut now_counters = Counters::new();
+        let (mut connected, mut at) = (0, 0);
+        for p in self.pending.iter_mut().filter_map(Option::take) {
+            merged.add(&p.hist);
+            now_counters.add(&p.counters);
+            connected += p.connected;
+            at = at.max(p.at_ns);
+        }
+        if let Some(t0) = self.steady_start {
+            let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
+            self.phase = if at < t0 + w {
+                Phase::Warmup
+            } else if at < t0 + w + d {
+                Phase::Steady
+            } else {
+                Phase::Draining
+            };
+        }
+        self.total.add(&merged);
+        let delta = now_counters.since(&self.last_counters);
+        let t = (at.saturating_sub(self.shape.run_start_ns) as f64 / 1e9).round() as u64;
+        self.seconds.push(Second { t, phase: self.phase, hist: merged, delta, connected });
+        let mut r = Reaction { second: Some(self.seconds.len() - 1), ..Reaction::default() };
+        // The relay went away: most clients lost their connection unexpectedly.
+        if self.aborted.is_none() && self.phase != Phase::Connecting && now_counters.disconnects > 0 {
+            let lost = now_counters.disconnects as f64 / self.shape.clients as f64;
+            if lost >= RELAY_GONE_FRACTION {
+                self.aborted = Some(format!(
+                    "{} of {} clients lost their connection to the relay",
+                    now_counters.disconnects, self.shape.clients
+                ));
+                r.stop = true;
+                r.abort = true;
+            }
+        }
+        self.last_counters = now_counters;
+        r
+    }
+
+    /// Every shard has connected, none has finished its handshakes, and not one client
+    /// could connect: the relay is not there.
+    fn check_nothing_connected(&mut self) {
+        let all_tried = self.connected_shards == self.shape.shards;
+        if !all_tried || self.handshaken_shards >= self.shape.shards || self.aborted.is_some() {
+            return;
+        }
+        let ok: u64 = self.shard_counters.iter().map(|c| c.connects_ok).sum();
+        let failed: u64 = self.shard_counters.iter().map(|c| c.connects_failed).sum();
+        if ok == 0 && failed > 0 {
+            self.aborted = Some(format!("no client could connect to {}", self.shape.relay_url));
+        }
+    }
+
+    /// The run's tally once every shard is done (`now_ns`: when the last one ended).
+    ///
+    /// # Errors
+    /// A shard failed to run; no client connected; or every client connected but none
+    /// could register. Each message says what to check.
+    pub fn finish(self) -> Result<Tally> {
+        if let Some(msg) = self.failure {
+            bail!(msg);
+        }
+        let mut counters = Counters::new();
+        for c in &self.shard_counters {
+            counters.add(c);
+        }
+        let url = &self.shape.relay_url;
+        if counters.connects_ok == 0 {
+            let why = self.aborted.clone().unwrap_or_else(|| format!("no client could connect to {url}"));
+            let first = self.first_error.map(|e| format!(" (first failure: {e})")).unwrap_or_default();
+            bail!("{why}{first}: is the relay running and reachable? (relay.url / --relay)");
+        }
+        if counters.connects_ok == counters.registers_failed {
+            let first = self.first_error.unwrap_or_default();
+            bail!(
+                "every client connected but none could register with the relay at {url} ({first}); a relay started \
+                 with --auth-secret needs the same secret here: --set relay.auth_secret=SECRET"
+            );
+        }
+        let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
+        let measured_s = match self.steady_start {
+            Some(_) if !self.interrupted && self.aborted.is_none() => (w + d) as f64 / 1e9,
+            Some(t0) => self
+                .seconds
+                .last()
+                .map(|s| (self.shape.run_start_ns + s.t * 1_000_000_000).saturating_sub(t0) as f64 / 1e9)
+                .unwrap_or(0.0),
+            None => 0.0,
+        };
+        Ok(Tally {
+            total: self.total,
+            counters,
+            seconds: self.seconds,
+            measured_s,
+            setup_s: self.setup_s,
+            handshake_s: self.handshake_s,
+            cpu_ns: self.cpu_ns,
+            steady_cpu_ns: self.steady_cpu_ns,
+            steady_sent: self.steady_sent,
+            interrupted: self.interrupted,
+            aborted: self.aborted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::recorder::Metric;
+
+    const S: u64 = 1_000_000_000;
+
+    fn shape(shards: usize) -> RunShape {
+        RunShape {
+            shards,
+            clients: 4 * shards,
+            warmup_ns: S,
+            duration_ns: 2 * S,
+            run_start_ns: 100 * S,
+            relay_url: "ws://127.0.0.1:1/".into(),
+        }
+    }
+
+    fn interval(shard: usize, at_ns: u64, e2e: &[u64], sent: u64, connected: usize) -> ShardEvent {
+        let mut hist = Histograms::new();
+        for &v in e2e {
+            hist.record(Metric::E2e, v);
+        }
+        let mut counters = Counters::new();
+        counters.connects_ok = connected as u64;
+        counters.sent = sent;
+        counters.delivered = sent;
+        ShardEvent::Interval { shard, at_ns, hist, counters, connected }
+    }
+
+    fn finished(shard: usize, counters: Counters) -> ShardEvent {
+        ShardEvent::Finished {
+            shard,
+            hist: Histograms::new(),
+            counters,
+            cpu_ns: 5,
+            steady_cpu_ns: 3,
+            steady_sent: 7,
+            first_error: None,
+        }
+    }
+
+    /// Connects and hands both shards through their handshakes; returns the start time.
+    fn set_up(c: &mut Coordinator) -> u64 {
+        assert!(c.on_event(ShardEvent::Connected { shard: 0 }, 101 * S).start_at.is_none());
+        c.on_event(ShardEvent::Connected { shard: 1 }, 101 * S);
+        assert_eq!(c.phase(), Phase::Handshaking);
+        c.on_event(ShardEvent::HandshakesDone { shard: 1, first_ns: 101 * S, last_ns: 102 * S }, 102 * S);
+        let r = c.on_event(ShardEvent::HandshakesDone { shard: 0, first_ns: 101 * S + 5, last_ns: 102 * S }, 102 * S);
+        let t0 = r.start_at.expect("all handshakes done: the steady phase starts");
+        assert_eq!(t0, 102 * S + START_LEAD_NS);
+        assert_eq!(c.phase(), Phase::Warmup);
+        t0
+    }
+
+    #[test]
+    fn intervals_of_all_shards_make_one_second_with_phase_and_deltas() -> Result<()> {
+        let mut c = Coordinator::new(shape(2));
+        let t0 = set_up(&mut c);
+        assert!(c.on_event(interval(0, t0 + S + 10, &[1_000, 2_000], 10, 4), t0).second.is_none());
+        let r = c.on_event(interval(1, t0 + S + 20, &[3_000], 5, 4), t0);
+        let s = &c.seconds()[r.second.expect("both shards reported")];
+        assert_eq!((s.t, s.phase, s.connected), (3, Phase::Steady, 8));
+        assert_eq!(s.hist.get(Metric::E2e).len(), 3);
+        assert_eq!(s.delta.sent, 15);
+        c.on_event(interval(0, t0 + 2 * S, &[], 30, 4), t0);
+        let r = c.on_event(interval(1, t0 + 2 * S, &[], 5, 4), t0);
+        assert_eq!(c.seconds()[r.second.unwrap()].delta.sent, 20, "counters are cumulative; seconds hold deltas");
+        let mut last = Counters::new();
+        (last.connects_ok, last.sent, last.delivered) = (4, 30, 30);
+        c.on_event(finished(0, last.clone()), t0 + 4 * S);
+        assert!(!c.is_done());
+        c.on_event(finished(1, last), t0 + 4 * S);
+        assert!(c.is_done());
+        let tally = c.finish()?;
+        assert_eq!(tally.counters.sent, 60);
+        assert_eq!(tally.total.get(Metric::E2e).len(), 3);
+        assert_eq!(tally.measured_s, 3.0);
+        assert_eq!((tally.cpu_ns, tally.steady_cpu_ns, tally.steady_sent), (10, 6, 14));
+        assert!((tally.setup_s - 2.0).abs() < 1e-9 && (tally.handshake_s - 1.0).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn a_shard_reporting_twice_before_the_others_loses_no_sample() -> Result<()> {
+        let mut c = Coordinator::new(shape(2));
+        let t0 = set_up(&mut c);
+        c.on_event(interval(0, t0 + S, &[1_000], 1, 4), t0);
+        c.on_event(interval(0, t0 + 2 * S, &[2_000, 3_000], 2, 4), t0);
+        c.on_event(interval(1, t0 + 2 * S, &[4_000], 1, 4), t0);
+        c.on_event(interval(0, t0 + 3 * S, &[5_000], 3, 4), t0);
+        for s in 0..2 {
+            let mut f = Counters::new();
+            f.connects_ok = 4;
+            c.on_event(finished(s, f), t0 + 4 * S);
+        }
+        assert_eq!(c.finish()?.total.get(Metric::E2e).len(), 5, "every recorded sample reaches the total");
+        Ok(())
+    }
+
+    #[test]
+    fn most_clients_disconnecting_aborts_the_run() {
+        let mut c = Coordinator::new(shape(2));
+        let t0 = set_up(&mut c);
+        let mut ev = interval(0, t0 + S, &[], 1, 4);
+        if let ShardEvent::Interval { counters, .. } = &mut ev {
+            counters.disconnects = 4;
+        }
+        c.on_event(ev, t0);
+        let r = c.on_event(interval(1, t0 + S, &[], 1, 4), t0 + S);
+        assert!(r.stop && r.abort && r.start_at.is_some());
+        let mut f = Counters::new();
+        f.connects_ok = 4;
+        c.on_event(finished(0, f.clone()), t0 + S);
+        c.on_event(finished(1, f), t0 + S);
+        let tally = c.finish().unwrap();
+        assert!(tally.aborted.unwrap().contains("4 of 8 clients"));
+    }
+
+    #[test]
+    fn nobody_connecting_or_registering_is_an_error_that_says_what_to_check() {
+        let mut c = Coordinator::new(shape(1));
+        let mut f = Counters::new();
+        f.connects_failed = 4;
+        c.on_event(ShardEvent::Connected { shard: 0 }, S);
+        c.on_event(interval(0, 2 * S, &[], 0, 0), 2 * S);
+        c.on_event(finished(0, f), 2 * S);
+        let e = c.finish().unwrap_err().to_string();
+        assert!(e.contains("ws://127.0.0.1:1/") && e.contains("relay.url"), "{e}");
+
+        let mut c = Coordinator::new(shape(1));
+        let mut f = Counters::new();
+        (f.connects_ok, f.registers_failed) = (4, 4);
+        c.on_event(finished(0, f), 2 * S);
+        assert!(c.finish().unwrap_err().to_string().contains("--auth-secret"));
+    }
+
+    #[test]
+    fn a_failed_shard_stops_everyone_and_fails_the_run() {
+        let mut c = Coordinator::new(shape(2));
+        let r = c.on_event(ShardEvent::Failed("shard 1: no runtime".into()), 7);
+        assert!(r.stop && r.abort && r.start_at == Some(7));
+        assert!(c.finish().unwrap_err().to_string().contains("no runtime"));
+    }
+
+    #[test]
+    fn an_interrupt_stops_once_and_releases_waiting_shards() {
+        let mut c = Coordinator::new(shape(1));
+        let r = c.interrupt(42);
+        assert!(r.stop && !r.abort && r.start_at == Some(42));
+        assert!(!c.interrupt(43).stop, "a second interrupt changes nothing");
+    }
+}

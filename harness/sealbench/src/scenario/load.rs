@@ -1,0 +1,246 @@
+//! Text → [`Scenario`]: the TOML file, its `--set` overrides, and errors that name the
+//! file, the line and the field — or the `--set` that is wrong.
+
+use super::{Plan, Scenario};
+use anyhow::{Context, Result, anyhow, bail};
+use std::path::Path;
+
+impl Scenario {
+    /// Loads `path`, applies `overrides` (`path.to.field=value`), and checks the whole
+    /// scenario (see [`Plan::new`]).
+    ///
+    /// # Errors
+    /// Unreadable file; TOML syntax error or unknown / mistyped field (with file, line
+    /// and field); an override that does not parse or sets a wrong value (naming the
+    /// `--set`); an invalid combination (naming the field).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// As [`load`](Self::load), from text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
+        let scenario = Self::parse_fields(text, origin, overrides)?;
+        Plan::check(&scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
+        Ok(scenario)
+    }
+
+    /// Reads the fields (each choice into its type) without the whole-scenario checks,
+    /// so that typed edits can follow before [`Plan::new`].
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), less the whole-scenario checks.
+    pub fn parse_fields(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{origin}: {}", located(text, &e)))?;
+        let mut set_paths = Vec::new();
+        for o in overrides {
+            set_paths.push(apply_override(&mut table, o)?);
+        }
+        exclusive(&table, overrides).map_err(|e| anyhow!("{origin}: {e}"))?;
+        if overrides.is_empty() {
+            return toml::from_str(text).map_err(|e| anyhow!("{origin}: {}", located(text, &e)));
+        }
+        let merged = toml::to_string(&table).context("re-serialising the scenario")?;
+        toml::from_str(&merged).map_err(|e| {
+            let path = e.span().and_then(|s| field_at(&merged, s.start));
+            let msg = e.message().trim();
+            match path {
+                Some(p) => match set_paths.iter().position(|sp| *sp == p) {
+                    Some(i) => anyhow!("{origin}: --set {}: {msg}", overrides[i]),
+                    None => match line_of(text, &p) {
+                        Some((n, src)) => anyhow!("{origin}: line {n}: {p}: {msg} (at `{src}`)"),
+                        None => anyhow!("{origin}: {p}: {msg}"),
+                    },
+                },
+                None => anyhow!("{origin} (with --set overrides): {msg}"),
+            }
+        })
+    }
+}
+
+/// Pairs of fields of which a scenario may hold one: refused when both are there, with
+/// the `--set` that removes one.
+fn exclusive(table: &toml::Table, overrides: &[String]) -> Result<()> {
+    let Some(traffic) = table.get("traffic").and_then(toml::Value::as_table) else { return Ok(()) };
+    for (a, b) in [("rate", "aggregate_rate"), ("size", "sizes")] {
+        if traffic.contains_key(a) && traffic.contains_key(b) {
+            let how = if overrides.is_empty() { "remove one" } else { "remove one (e.g. --set traffic.{a}=)" };
+            bail!("traffic: `{a}` and `{b}` are both set, but only one can apply; {how}");
+        }
+    }
+    Ok(())
+}
+
+/// A TOML error with its line, the field and the offending line's text.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let at = span.start.min(text.len());
+            let line = text[..at].matches('\n').count() + 1;
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            let field = field_at(text, at).map(|f| format!("{f}: ")).unwrap_or_default();
+            format!("line {line}: {field}{} (at `{src}`)", e.message().trim())
+        }
+        None => e.message().trim().to_owned(),
+    }
+}
+
+/// The dotted path of the field at byte `at` of a TOML text: the last `[table]` header
+/// before it and the key on its line (scenario files use no inline tables for fields).
+fn field_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let header = text[..line_start].lines().filter_map(header_of).next_back();
+    if let Some(h) = header_of(line) {
+        return Some(h);
+    }
+    let key = key_of(line)?;
+    Some(match header {
+        Some(h) => format!("{h}.{key}"),
+        None => key,
+    })
+}
+
+/// The first line (1-based) and text of field `path` in a TOML text.
+fn line_of(text: &str, path: &str) -> Option<(usize, String)> {
+    let mut header: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(h) = header_of(line) {
+            if h == path {
+                return Some((i + 1, line.trim().to_owned()));
+            }
+            header = Some(h);
+            continue;
+        }
+        if let Some(k) = key_of(line) {
+            let p = match &header {
+                Some(h) => format!("{h}.{k}"),
+                None => k,
+            };
+            if p == path {
+                return Some((i + 1, line.trim().to_owned()));
+            }
+        }
+    }
+    None
+}
+
+fn header_of(line: &str) -> Option<String> {
+    let t = line.trim();
+    let inner =
+        t.strip_prefix("[[").and_then(|r| r.split("]]").next()).or_else(|| t.strip_prefix('[')?.split(']').next())?;
+    Some(inner.trim().replace(['"', ' '], ""))
+}
+
+fn key_of(line: &str) -> Option<String> {
+    let t = line.trim();
+    if t.starts_with('#') || t.starts_with('[') {
+        return None;
+    }
+    let (k, _) = t.split_once('=')?;
+    let k = k.trim().replace(['"', ' '], "");
+    (!k.is_empty()).then_some(k)
+}
+
+/// Applies one `a.b.c=value` override and returns its path; the value is read as TOML
+/// (`50`, `true`, `"XX"`), falling back to a plain string (`XX`, `30s`). An empty value
+/// removes the field.
+fn apply_override(table: &mut toml::Table, o: &str) -> Result<String> {
+    let (path, raw) = o.split_once('=').ok_or_else(|| anyhow!("--set {o}: expected path=value"))?;
+    let path = path.trim();
+    let raw = raw.trim();
+    let keys: Vec<&str> = path.split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        bail!("--set {o}: empty field name in `{path}`");
+    }
+    let (last, parents) = keys.split_last().ok_or_else(|| anyhow!("--set {o}: no field name"))?;
+    if raw.is_empty() {
+        let mut cur = &mut *table;
+        for k in parents {
+            match cur.get_mut(*k).and_then(toml::Value::as_table_mut) {
+                Some(t) => cur = t,
+                None => return Ok(path.to_owned()),
+            }
+        }
+        cur.remove(*last);
+        return Ok(path.to_owned());
+    }
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let mut cur = table;
+    for k in parents {
+        let entry = cur.entry((*k).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| anyhow!("--set {o}: `{k}` is not a table"))?;
+    }
+    cur.insert((*last).to_owned(), value);
+    Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealcore::{AeadKind, Pattern};
+    use std::time::Duration;
+
+    const MIN: &str = "name = \"t\"\nduration = \"5s\"\n[clients]\ncount = 10\n";
+
+    #[test]
+    fn a_minimal_scenario_gets_defaults() {
+        let s = Scenario::parse(MIN, "t.toml", &[]).unwrap();
+        assert_eq!(s.cooldown, Duration::from_secs(2));
+        let p = Plan::new(s).unwrap();
+        assert_eq!(p.scenario.crypto.pattern, Pattern::XX);
+        assert_eq!(p.scenario.crypto.aead, AeadKind::ChaCha20Poly1305);
+        assert_eq!(p.sizes, vec![(256, 1.0)]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_file_line_and_field() {
+        let text = format!("{MIN}colour = \"red\"\n");
+        let e = Scenario::parse(&text, "t.toml", &[]).unwrap_err().to_string();
+        assert!(e.contains("t.toml") && e.contains("line 5") && e.contains("colour"), "{e}");
+        let text = format!("{MIN}[crypto]\naead = \"rot13\"\n");
+        let e = format!("{:#}", Scenario::parse(&text, "t.toml", &[]).unwrap_err());
+        assert!(e.contains("crypto.aead") && e.contains("rot13"), "{e}");
+    }
+
+    #[test]
+    fn overrides_reach_any_field_and_are_validated() {
+        let sets = vec!["traffic.rate=50".to_owned(), "crypto.pattern=IK".to_owned(), "duration=2s".to_owned()];
+        let s = Scenario::parse(MIN, "t.toml", &sets).unwrap();
+        assert_eq!(s.traffic.rate, Some(50.0));
+        assert_eq!(s.crypto.pattern, Pattern::IK);
+        assert_eq!(s.duration, Duration::from_secs(2));
+        assert!(Scenario::parse(MIN, "t.toml", &["clients.count=3".to_owned()]).is_err());
+        assert!(Scenario::parse(MIN, "t.toml", &["nonsense".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn a_wrong_override_is_named_and_a_wrong_file_line_keeps_its_line() {
+        let e = format!("{:#}", Scenario::parse(MIN, "t.toml", &["crypto.aead=rot13".to_owned()]).unwrap_err());
+        assert!(e.contains("--set crypto.aead=rot13") && e.contains("rot13"), "{e}");
+        let text = format!("{MIN}[traffic]\narrival = \"bursty\"\n");
+        let e = format!("{:#}", Scenario::parse(&text, "t.toml", &["duration=2s".to_owned()]).unwrap_err());
+        assert!(e.contains("line 6") && e.contains("traffic.arrival") && e.contains("bursty"), "{e}");
+        let e = format!("{:#}", Scenario::parse(MIN, "t.toml", &["relay.url=http://x/".to_owned()]).unwrap_err());
+        assert!(e.contains("--set relay.url") && e.contains("ws://"), "{e}");
+    }
+
+    #[test]
+    fn exclusive_fields_are_refused_together() {
+        let text = format!("{MIN}[traffic]\nrate = 5\naggregate_rate = 100\n");
+        let e = Scenario::parse(&text, "t.toml", &[]).unwrap_err().to_string();
+        assert!(e.contains("rate") && e.contains("aggregate_rate"), "{e}");
+        let text = format!("{MIN}[traffic]\nsize = 64\nsizes = [{{ size = 64, weight = 1 }}]\n");
+        assert!(Scenario::parse(&text, "t.toml", &[]).is_err());
+        let text = format!("{MIN}[traffic]\nrate = 5\n");
+        let ok = ["traffic.aggregate_rate=100".to_owned(), "traffic.rate=".to_owned()];
+        assert_eq!(Scenario::parse(&text, "t.toml", &ok).unwrap().traffic.aggregate_rate, Some(100.0));
+    }
+}

@@ -1,0 +1,267 @@
+//! Scenario files: TOML, unknown fields refused, every field overridable with
+//! `--set path=value`. A scenario is parsed once, into types: every choice field is an
+//! enum (spelled in files as before) refused with its line when it is wrong. A [`Plan`] —
+//! the scenario checked as a whole, with what the driver derives from it — is made once
+//! and carried through driver, summary, matrix and capacity.
+//!
+//! # Layout
+//! - this module — the scenario's fields, each with its meaning and default (the scenario
+//!   reference `--help` and the README point to).
+//! - [`choice`] — the choice types (`Mode`, `Arrival`, `Senders`, `RelayTarget`, …).
+//! - `load` — text → [`Scenario`]: TOML, `--set` overrides, errors with file, line and field.
+//! - `plan` — [`Scenario`] → [`Plan`]: whole-scenario checks and derived values.
+
+pub mod choice;
+mod load;
+mod plan;
+
+pub use choice::{Arrival, ConversationKind, Mode, Pairing, RelayTarget, Senders, WsUrl};
+pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
+use sealcore::{AeadKind, HashKind, Pattern};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A load scenario, resolved (defaults filled in).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in the result directory name.
+    pub name: String,
+    /// Seed of every random choice (pairing, arrival times, sizes).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Length of the measured steady phase.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Traffic before the measured phase: sent and accounted, not in the histograms.
+    #[serde(default, with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Time to drain in-flight messages after sending stops; what has not arrived then is lost.
+    #[serde(default = "default_cooldown", with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// The simulated clients.
+    pub clients: Clients,
+    /// Who talks to whom.
+    #[serde(default)]
+    pub conversations: Conversations,
+    /// What they send, and how often.
+    #[serde(default)]
+    pub traffic: Traffic,
+    /// Handshake and transport cryptography.
+    #[serde(default)]
+    pub crypto: Crypto,
+    /// Which relay.
+    #[serde(default)]
+    pub relay: RelayChoice,
+    /// Pass/fail expressions, e.g. `e2e.p99 < 25ms`.
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// The simulated clients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Clients {
+    /// How many.
+    pub count: usize,
+    /// Connections opened per second (0: as fast as possible).
+    #[serde(default)]
+    pub connect_rate: f64,
+    /// Source addresses to connect from, each `127.0.0.x` or a range `127.0.0.2-127.0.0.9`
+    /// (each address has ~28k ephemeral ports towards one relay address).
+    #[serde(default = "default_sources")]
+    pub source_addresses: Vec<String>,
+}
+
+fn default_sources() -> Vec<String> {
+    vec!["127.0.0.1".into()]
+}
+
+/// How clients are put into conversations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Conversations {
+    /// Conversation shape. Only `pairs` (1:1) for now.
+    #[serde(default)]
+    pub kind: ConversationKind,
+    /// `adjacent` (0–1, 2–3, …) or `random` (a seeded shuffle).
+    #[serde(default)]
+    pub pairing: Pairing,
+}
+
+/// One entry of a message-size distribution.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SizeWeight {
+    /// Plaintext bytes (at least 24: the timing header).
+    pub size: usize,
+    /// Relative weight.
+    pub weight: f64,
+}
+
+/// What is sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Messages per second per conversation (both directions together). Not together with
+    /// `aggregate_rate`.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Messages per second over all conversations (instead of `rate`).
+    #[serde(default)]
+    pub aggregate_rate: Option<f64>,
+    /// `constant` (evenly spaced) or `poisson` (exponential gaps).
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// Fixed plaintext size in bytes (≥ 24). Not together with `sizes` in a file.
+    #[serde(default = "default_size")]
+    pub size: usize,
+    /// A size distribution instead of `size`.
+    #[serde(default)]
+    pub sizes: Vec<SizeWeight>,
+    /// `initiator` (only the initiator sends), `alternating` (turns), `both` (independently).
+    #[serde(default)]
+    pub senders: Senders,
+}
+
+fn default_size() -> usize {
+    256
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            rate: Some(1.0),
+            aggregate_rate: None,
+            arrival: Arrival::default(),
+            size: default_size(),
+            sizes: Vec::new(),
+            senders: Senders::default(),
+        }
+    }
+}
+
+impl Traffic {
+    /// Sets the rate per conversation (and drops an aggregate rate).
+    pub fn set_rate(&mut self, per_conversation: f64) {
+        self.rate = Some(per_conversation);
+        self.aggregate_rate = None;
+    }
+
+    /// Sets the aggregate rate (and drops a per-conversation rate).
+    pub fn set_aggregate_rate(&mut self, total: f64) {
+        self.aggregate_rate = Some(total);
+        self.rate = None;
+    }
+}
+
+/// Handshake and transport cryptography.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Crypto {
+    /// `NN`, `NK`, `XX`, `IK`.
+    #[serde(default = "default_pattern", with = "choice::by_name")]
+    pub pattern: Pattern,
+    /// Transport AEAD; `none` is the UNENCRYPTED baseline.
+    #[serde(default = "default_aead", with = "choice::by_name")]
+    pub aead: AeadKind,
+    /// `SHA256` or `BLAKE2s`.
+    #[serde(default = "default_hash", with = "choice::by_name")]
+    pub hash: HashKind,
+    /// `noise` or `ratchet`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// noise mode: rekey every N messages (0: never).
+    #[serde(default)]
+    pub rekey_every: u64,
+}
+
+fn default_pattern() -> Pattern {
+    Pattern::XX
+}
+fn default_aead() -> AeadKind {
+    AeadKind::ChaCha20Poly1305
+}
+fn default_hash() -> HashKind {
+    HashKind::Sha256
+}
+
+impl Default for Crypto {
+    fn default() -> Self {
+        Crypto {
+            pattern: default_pattern(),
+            aead: default_aead(),
+            hash: default_hash(),
+            mode: Mode::default(),
+            rekey_every: 0,
+        }
+    }
+}
+
+/// Which relay the clients use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayChoice {
+    /// `embedded` (a reference relay in this process, on 127.0.0.1) or a `ws://` URL.
+    #[serde(default)]
+    pub url: RelayTarget,
+    /// Ask the relay for an ACK per message (measures `relay_ack`).
+    #[serde(default)]
+    pub ack: bool,
+    /// Embedded relay only: hold every message this long (deliberately slow relay).
+    #[serde(default, with = "humantime_serde")]
+    pub delay: Duration,
+    /// External relay started with `--auth-secret`: the same secret, so that clients can
+    /// present HMAC tokens. Not written to result files.
+    #[serde(default, skip_serializing)]
+    pub auth_secret: Option<String>,
+}
+
+/// Typed edits applied after the file and its `--set` overrides: the short flags of
+/// `run`, and what `matrix` and `capacity` change per cell or step.
+#[derive(Debug, Clone, Default)]
+pub struct Edits {
+    /// `clients.count`.
+    pub clients: Option<usize>,
+    /// `duration`.
+    pub duration: Option<Duration>,
+    /// `traffic.rate` (replaces an aggregate rate).
+    pub rate: Option<f64>,
+    /// `crypto.aead`.
+    pub aead: Option<AeadKind>,
+    /// `crypto.pattern`.
+    pub pattern: Option<Pattern>,
+    /// `relay.url`.
+    pub relay: Option<RelayTarget>,
+}
+
+impl Edits {
+    /// Applies the edits that are set.
+    pub fn apply(&self, s: &mut Scenario) {
+        if let Some(n) = self.clients {
+            s.clients.count = n;
+        }
+        if let Some(d) = self.duration {
+            s.duration = d;
+        }
+        if let Some(r) = self.rate {
+            s.traffic.set_rate(r);
+        }
+        if let Some(a) = self.aead {
+            s.crypto.aead = a;
+        }
+        if let Some(p) = self.pattern {
+            s.crypto.pattern = p;
+        }
+        if let Some(r) = &self.relay {
+            s.relay.url = r.clone();
+        }
+    }
+}

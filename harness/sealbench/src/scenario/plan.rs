@@ -1,0 +1,177 @@
+//! [`Scenario`] → [`Plan`]: the checks that span fields, and what the driver derives
+//! (rate per conversation, the size distribution, source addresses). Made once per run,
+//! cell or step.
+
+use super::{Pairing, RelayTarget, Scenario};
+use anyhow::{Context, Result, bail};
+use sealcore::{AeadKind, Suite, TransportMode};
+use std::net::Ipv4Addr;
+
+/// Smallest plaintext: the timing header.
+pub const MIN_SIZE: usize = sealcore::payload::PLAINTEXT_HEADER_LEN;
+/// Largest plaintext (the relay's default maximum message minus all headers).
+pub const MAX_SIZE: usize = 64 * 1024 - 128;
+
+/// A checked scenario with what the driver derives from it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The scenario as checked.
+    pub scenario: Scenario,
+    /// Handshake pattern, AEAD and hash together.
+    pub suite: Suite,
+    /// Transport mode (with its rekey interval).
+    pub mode: TransportMode,
+    /// Messages per second per conversation.
+    pub rate_per_conversation: f64,
+    /// (size, cumulative weight) pairs; one entry for a fixed size.
+    pub sizes: Vec<(usize, f64)>,
+    /// Source addresses, expanded.
+    pub sources: Vec<Ipv4Addr>,
+}
+
+impl Plan {
+    /// Checks `scenario` as a whole and derives the plan.
+    ///
+    /// # Errors
+    /// Names the field and says what is accepted.
+    pub fn new(scenario: Scenario) -> Result<Plan> {
+        let s = &scenario;
+        if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bail!("name: use letters, digits, '-', '_' or '.' (it becomes part of a directory name)");
+        }
+        if s.duration.is_zero() {
+            bail!("duration: must be more than 0 (e.g. \"30s\")");
+        }
+        if s.clients.count < 2 {
+            bail!("clients.count: at least 2 clients are needed for a conversation");
+        }
+        if s.clients.count % 2 != 0 {
+            bail!("clients.count: {} is odd; `pairs` needs an even number", s.clients.count);
+        }
+        if !(s.clients.connect_rate.is_finite() && s.clients.connect_rate >= 0.0) {
+            bail!("clients.connect_rate: must be 0 (as fast as possible) or a positive number of clients per second");
+        }
+        let mode = match s.crypto.mode {
+            super::Mode::Noise => TransportMode::Noise { rekey_every: s.crypto.rekey_every },
+            super::Mode::Ratchet => TransportMode::Ratchet,
+        };
+        let rate_per_conversation = rate_per_conversation(s)?;
+        let sizes = sizes(s)?;
+        let sources = parse_sources(&s.clients.source_addresses).context("clients.source_addresses")?;
+        let embedded = s.relay.url == RelayTarget::Embedded;
+        if embedded && s.relay.auth_secret.is_some() {
+            bail!("relay.auth_secret: only for an external relay (the embedded one needs no tokens)");
+        }
+        if !embedded && !s.relay.delay.is_zero() {
+            bail!("relay.delay: only the embedded relay can be slowed down");
+        }
+        let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
+        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, scenario })
+    }
+
+    /// Runs the checks of [`Plan::new`] on a scenario that stays with the caller.
+    ///
+    /// # Errors
+    /// As [`Plan::new`].
+    pub fn check(scenario: &Scenario) -> Result<()> {
+        Plan::new(scenario.clone()).map(drop)
+    }
+
+    /// Conversations in the run.
+    pub fn conversations(&self) -> usize {
+        self.scenario.clients.count / 2
+    }
+
+    /// The rate offered over all conversations, messages/s.
+    pub fn offered_rate(&self) -> f64 {
+        self.rate_per_conversation * self.conversations() as f64
+    }
+
+    /// The run sends UNENCRYPTED messages (the `none` baseline).
+    pub fn unencrypted(&self) -> bool {
+        self.scenario.crypto.aead == AeadKind::None
+    }
+
+    /// Pairs are a seeded shuffle rather than adjacent clients.
+    pub fn random_pairing(&self) -> bool {
+        self.scenario.conversations.pairing == Pairing::Random
+    }
+}
+
+fn rate_per_conversation(s: &Scenario) -> Result<f64> {
+    let conversations = (s.clients.count / 2) as f64;
+    Ok(match (s.traffic.rate, s.traffic.aggregate_rate) {
+        (Some(_), Some(_)) => bail!("traffic: `rate` and `aggregate_rate` are both set, but only one can apply"),
+        (None, Some(a)) if a.is_finite() && a > 0.0 => a / conversations,
+        (None, Some(a)) => bail!("traffic.aggregate_rate: must be a positive number of messages per second, got {a}"),
+        (Some(r), None) if r.is_finite() && r > 0.0 => r,
+        (Some(r), None) => bail!("traffic.rate: must be a positive number of messages per second, got {r}"),
+        (None, None) => bail!("traffic: set `rate` (per conversation) or `aggregate_rate`"),
+    })
+}
+
+fn sizes(s: &Scenario) -> Result<Vec<(usize, f64)>> {
+    let sizes = if s.traffic.sizes.is_empty() {
+        vec![(s.traffic.size, 1.0)]
+    } else {
+        let total: f64 = s.traffic.sizes.iter().map(|s| s.weight).sum();
+        if !(total.is_finite() && total > 0.0) || s.traffic.sizes.iter().any(|s| s.weight < 0.0) {
+            bail!("traffic.sizes: weights must be non-negative and add up to more than 0");
+        }
+        let mut acc = 0.0;
+        s.traffic
+            .sizes
+            .iter()
+            .map(|s| {
+                acc += s.weight / total;
+                (s.size, acc)
+            })
+            .collect()
+    };
+    for &(size, _) in &sizes {
+        if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
+            bail!("traffic.size: {size} bytes is outside {MIN_SIZE}..={MAX_SIZE} (24 bytes carry the timing header)");
+        }
+    }
+    Ok(sizes)
+}
+
+/// Expands `127.0.0.2` and `127.0.0.2-127.0.0.9` entries.
+fn parse_sources(list: &[String]) -> Result<Vec<Ipv4Addr>> {
+    let mut out = Vec::new();
+    for item in list {
+        let (a, b) = match item.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (item.trim(), item.trim()),
+        };
+        let a: Ipv4Addr = a.parse().with_context(|| format!("`{item}` is not an IPv4 address or range"))?;
+        let b: Ipv4Addr = b.parse().with_context(|| format!("`{item}` is not an IPv4 address or range"))?;
+        let (lo, hi) = (u32::from(a), u32::from(b));
+        if hi < lo || hi - lo > 4096 {
+            bail!("`{item}`: the range must go upwards and hold at most 4096 addresses");
+        }
+        for ip in lo..=hi {
+            let ip = Ipv4Addr::from(ip);
+            if !ip.is_loopback() {
+                bail!("`{ip}`: load tests send traffic to loopback only (127.0.0.0/8)");
+            }
+            out.push(ip);
+        }
+    }
+    if out.is_empty() {
+        bail!("at least one source address is needed");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ranges_expand_and_must_be_loopback() {
+        let v = parse_sources(&["127.0.0.2-127.0.0.4".into(), "127.0.0.9".into()]).unwrap();
+        assert_eq!(v.len(), 4);
+        assert!(parse_sources(&["10.0.0.1".into()]).is_err());
+    }
+}
