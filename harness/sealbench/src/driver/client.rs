@@ -3,11 +3,12 @@
 //! per batch).
 
 use super::recorder::Metric;
+use super::wire::{RelayProtocol, Wire};
 use crate::clock::now_ns;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use sealcore::frame::{self, Frame};
+use sealcore::frame;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -96,10 +97,8 @@ pub async fn connect(
     Ok(Registered { ws, connect_ns: t1 - t0, register_ns: t2 - t1 })
 }
 
-async fn send(ws: &mut Ws, f: &Frame<'_>) -> Result<()> {
-    let mut buf = vec![0u8; f.encoded_len()];
-    f.encode(&mut buf)?;
-    ws.send(Message::Binary(buf.into())).await.context("sending")?;
+async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
+    ws.send(Message::Binary(frame.into())).await.context("sending")?;
     Ok(())
 }
 
@@ -117,21 +116,11 @@ async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
 
 async fn register(ws: &mut Ws, target: &Target, id: u64, key: Option<[u8; 32]>) -> Result<()> {
     let token = target.auth_secret.as_ref().map(|s| frame::auth_token(s, id));
-    send(ws, &Frame::Hello { client_id: id, token: token.as_ref().map_or(&[][..], |t| &t[..]) }).await?;
-    let b = next_frame(ws).await?;
-    match frame::decode(&b)? {
-        Frame::Welcome { .. } => {}
-        Frame::Error { code, reason, .. } => bail!("HELLO refused ({code}): {reason}"),
-        other => bail!("unexpected answer to HELLO: {:?}", other.frame_type()),
-    }
+    send(ws, Wire::hello(id, token.as_ref().map(|t| &t[..]))).await?;
+    Wire::registered(&next_frame(ws).await?, "HELLO")?;
     if let Some(k) = key {
-        send(ws, &Frame::KeyPublish { request_id: super::conversation::CONTROL_REQUEST, key: &k }).await?;
-        let b = next_frame(ws).await?;
-        match frame::decode(&b)? {
-            Frame::Ack { .. } => {}
-            Frame::Error { code, reason, .. } => bail!("KEY_PUBLISH refused ({code}): {reason}"),
-            other => bail!("unexpected answer to KEY_PUBLISH: {:?}", other.frame_type()),
-        }
+        send(ws, Wire::key_publish(&k)).await?;
+        Wire::registered(&next_frame(ws).await?, "KEY_PUBLISH")?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! source addresses, and where the relay is.
 
 use super::conversation::Conversation;
+use super::wire::Side;
 use super::{ClientSpec, RunOptions, ShardSpec, client, schedule};
 use crate::scenario::{Plan, WsUrl};
 use anyhow::{Context, Result, anyhow, bail};
@@ -71,15 +72,16 @@ pub(super) fn build_shards(
         let spec = &mut specs[c % shards];
         let ids = [order[2 * c] as u64 + 1, order[2 * c + 1] as u64 + 1];
         let mut keys: [Option<StaticKeypair>; 2] = [None, None];
-        for side in 0..2 {
-            if needs_static[side] {
-                keys[side] = Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?);
+        for i in 0..2 {
+            if needs_static[i] {
+                keys[i] = Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?);
             }
         }
         let local = spec.convs.len();
         let (ci, cr) = (spec.clients.len(), spec.clients.len() + 1);
-        for (side, &id) in ids.iter().enumerate() {
-            let key = if side == 1 && publish { keys[1].as_ref().map(|k| k.public) } else { None };
+        for (side, &id) in Side::BOTH.iter().zip(&ids) {
+            let side = *side;
+            let key = if side == Side::Responder && publish { keys[1].as_ref().map(|k| k.public) } else { None };
             spec.clients.push(ClientSpec {
                 id,
                 conv: local,

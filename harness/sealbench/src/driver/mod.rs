@@ -6,6 +6,7 @@
 //! - [`shard`] — one thread of clients; [`client`] — a client's connection;
 //!   [`conversation`] — handshake and transport of one pair; [`schedule`] — open-loop timing.
 //! - [`recorder`] — histograms and counters.
+//! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
 //!
 //! - [`coordinator`] — folds the shards' once-a-second reports into intervals and the
@@ -20,6 +21,7 @@ pub mod limits;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;
+pub mod wire;
 
 use crate::clock::now_ns;
 use crate::relay::RelayConfig;
@@ -67,7 +69,7 @@ pub struct ShardSpec {
 struct ClientSpec {
     id: u64,
     conv: usize,
-    side: usize,
+    side: wire::Side,
     source: Ipv4Addr,
     publish_key: Option<[u8; 32]>,
 }

@@ -6,14 +6,14 @@ use super::state::State;
 use crate::clock::now_ns;
 use crate::driver::recorder::Metric;
 use crate::driver::schedule::{Rng, Schedule};
+use crate::driver::wire::Side;
 use crate::scenario::Senders;
 use bytes::BytesMut;
-use sealcore::frame::FLAG_ACK;
 
 /// One sender of the schedule: a conversation direction (or both, alternating).
 pub(super) struct Sender {
     pub(super) conv: usize,
-    pub(super) side: usize,
+    pub(super) side: Side,
     pub(super) alternate: bool,
     pub(super) sched: Schedule,
     pub(super) next_ns: u64,
@@ -32,22 +32,22 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
         match plan.scenario.traffic.senders {
             Senders::Initiator => v.push(Sender {
                 conv: c,
-                side: 0,
+                side: Side::Initiator,
                 alternate: false,
                 sched: mk(plan.rate_per_conversation, 0),
                 next_ns: 0,
             }),
             Senders::Alternating => v.push(Sender {
                 conv: c,
-                side: 0,
+                side: Side::Initiator,
                 alternate: true,
                 sched: mk(plan.rate_per_conversation, 0),
                 next_ns: 0,
             }),
             Senders::Both => {
                 let r = plan.rate_per_conversation / 2.0;
-                v.push(Sender { conv: c, side: 0, alternate: false, sched: mk(r, 0), next_ns: 0 });
-                v.push(Sender { conv: c, side: 1, alternate: false, sched: mk(r, 1), next_ns: 0 });
+                v.push(Sender { conv: c, side: Side::Initiator, alternate: false, sched: mk(r, 0), next_ns: 0 });
+                v.push(Sender { conv: c, side: Side::Responder, alternate: false, sched: mk(r, 1), next_ns: 0 });
             }
         }
     }
@@ -69,9 +69,9 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
     let timed = st.seal_tick % CRYPTO_SAMPLE == 0;
     st.seal_tick += 1;
     let actual = now_ns();
-    let flags = if st.ack { FLAG_ACK } else { 0 };
+
     let measuring = intended >= st.measure_from;
-    match st.convs[s.conv].seal(s.side, size, intended, actual, flags, buf) {
+    match st.convs[s.conv].seal(s.side, size, intended, actual, st.ack, buf) {
         Ok(_) => {}
         Err(_) => {
             st.counters.other_errors += 1;
@@ -93,7 +93,7 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
         return None;
     }
     if s.alternate {
-        s.side = 1 - s.side;
+        s.side = s.side.peer();
     }
     s.next_ns = intended + s.sched.gap();
     Some(s.next_ns)

@@ -4,11 +4,11 @@
 use super::CRYPTO_SAMPLE;
 use crate::clock::now_ns;
 use crate::driver::ShardSpec;
-use crate::driver::conversation::{CONTROL_REQUEST, Conversation};
+use crate::driver::conversation::Conversation;
 use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
+use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
 use bytes::Bytes;
 use sealcore::OpenError;
-use sealcore::frame::{self, Frame};
 use sealcore::payload::{self, E2eKind};
 use tokio::sync::mpsc;
 
@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 pub(super) struct Client {
     /// Relay id.
     pub(super) id: u64,
-    /// Its conversation (index into `convs`) and side (0 initiator, 1 responder).
+    /// Its conversation (index into `convs`) and its end of it.
     pub(super) conv: usize,
-    pub(super) side: usize,
+    pub(super) side: Side,
     /// Its outgoing queue (None until connected, and after it died).
     pub(super) tx: Option<mpsc::Sender<Bytes>>,
 }
@@ -108,51 +108,32 @@ impl State {
 
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
         self.counters.bytes_received += data.len() as u64;
-        let Ok(ty) = frame::peek_type(&data) else {
-            self.counters.malformed += 1;
-            return;
-        };
-        match ty {
-            frame::FrameType::Deliver => self.on_deliver(client, data, now),
-            frame::FrameType::Ack => {
-                if let Ok(Frame::Ack { request_id }) = frame::decode(&data) {
-                    self.on_ack(request_id, now);
+        match Wire::decode(&data) {
+            Incoming::Deliver { body_at } => self.on_deliver(client, data, body_at, now),
+            Incoming::Ack(request) => self.on_ack(request, now),
+            Incoming::Refused { request: RequestId::Message { .. }, code } => {
+                self.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;
+            }
+            Incoming::Refused { code, .. } => {
+                self.counters.other_errors += 1;
+                tracing::debug!(code, "relay error on a control frame");
+            }
+            Incoming::Key { key, .. } => {
+                let c = self.clients[client].conv;
+                if let Ok(k) = <[u8; 32]>::try_from(key) {
+                    self.convs[c].remote_static = Some(k);
+                    self.start_handshake(c, now);
+                } else {
+                    self.fail_handshake(c);
                 }
             }
-            frame::FrameType::Error => {
-                if let Ok(Frame::Error { request_id, code, reason }) = frame::decode(&data) {
-                    if request_id & CONTROL_REQUEST == 0 && request_id != 0 {
-                        let c = (code as usize).min(MAX_CODE - 1);
-                        self.counters.refused[c] += 1;
-                    } else {
-                        self.counters.other_errors += 1;
-                        tracing::debug!(code, reason, "relay error on a control frame");
-                    }
-                }
-            }
-            frame::FrameType::Key => {
-                if let Ok(Frame::Key { key, .. }) = frame::decode(&data) {
-                    let c = self.clients[client].conv;
-                    if let Ok(k) = <[u8; 32]>::try_from(key) {
-                        self.convs[c].remote_static = Some(k);
-                        self.start_handshake(c, now);
-                    } else {
-                        self.fail_handshake(c);
-                    }
-                }
-            }
-            _ => self.counters.malformed += 1,
+            Incoming::Unexpected | Incoming::Malformed => self.counters.malformed += 1,
         }
     }
 
-    fn on_ack(&mut self, request_id: u64, now: u64) {
-        if request_id & CONTROL_REQUEST != 0 {
-            return;
-        }
-        let conv_id = (request_id >> 32) as u32;
-        let side = ((request_id >> 31) & 1) as usize;
-        let seq = request_id & 0x7fff_ffff;
-        if let Some(c) = self.conv_index(conv_id) {
+    fn on_ack(&mut self, request: RequestId, now: u64) {
+        let RequestId::Message { conv, side, seq } = request else { return };
+        if let Some(c) = self.conv_index(conv) {
             if let Some(t) = self.convs[c].sent_at(side, seq) {
                 if t >= self.measure_from {
                     self.hist.record(Metric::RelayAck, now.saturating_sub(t));
@@ -166,23 +147,22 @@ impl State {
         self.convs.binary_search_by_key(&conv_id, |c| c.id).ok()
     }
 
-    fn on_deliver(&mut self, client: usize, data: Bytes, now: u64) {
+    fn on_deliver(&mut self, client: usize, data: Bytes, body_at: usize, now: u64) {
         // Open in a reused scratch buffer: the frame is a slice of tungstenite's shared
         // read buffer, so it cannot be opened in place, and a copy per message must not
         // cost an allocation.
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(&data);
-        self.on_deliver_in(client, &mut buf, now);
+        self.on_deliver_in(client, &mut buf, body_at, now);
         self.scratch = buf;
     }
 
-    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], now: u64) {
-        if buf.len() < frame::ROUTED_HEADER_LEN {
+    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], body_at: usize, now: u64) {
+        let Some(body) = buf.get_mut(body_at..) else {
             self.counters.malformed += 1;
             return;
-        }
-        let body = &mut buf[frame::ROUTED_HEADER_LEN..];
+        };
         let Ok((kind, conv_id, _)) = payload::parse_e2e(body) else {
             self.counters.malformed += 1;
             return;
@@ -230,7 +210,7 @@ impl State {
                 match result {
                     Ok(p) => {
                         if let Some(out) = p.reply {
-                            let from = self.convs[c].client(usize::from(!out.from_initiator));
+                            let from = self.convs[c].client(out.from);
                             self.send_to(from, out.frame.freeze());
                         }
                         if let Some(ns) = p.initiator_done_ns {
@@ -267,11 +247,9 @@ impl State {
         }
         self.begun[c] = true;
         if self.needs_key {
-            let f = Frame::KeyFetch { request_id: CONTROL_REQUEST | c as u64, client: self.clients[resp].id };
-            let mut buf = vec![0u8; f.encoded_len()];
-            let _ = f.encode(&mut buf);
+            let fetch = Wire::key_fetch(RequestId::Control(c as u32), self.clients[resp].id);
             self.hs_first.get_or_insert(now);
-            if !self.send_to(ini, buf.into()) {
+            if !self.send_to(ini, fetch) {
                 self.fail_handshake(c);
             }
         } else {
