@@ -151,7 +151,8 @@ impl Conversation {
         let to = self.ids[usize::from(from_initiator)];
         let req = CONTROL_REQUEST | u64::from(self.id);
         frame::write_send_header(&mut buf, req, 0, to).map_err(|_| HandshakeError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut buf[ROUTED_HEADER_LEN..], E2eKind::Handshake, self.id);
+        payload::write_e2e_header(&mut buf[ROUTED_HEADER_LEN..], E2eKind::Handshake, self.id)
+            .map_err(|_| HandshakeError::BufferTooSmall)?;
         Ok(buf)
     }
 
@@ -220,8 +221,11 @@ impl Conversation {
         out.resize(total, 0);
         let req = (u64::from(self.id) << 32) | (side as u64) << 31 | (seq & 0x7fff_ffff);
         frame::write_send_header(out, req, flags, to).map_err(|_| SealError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut out[ROUTED_HEADER_LEN..], E2eKind::Transport, self.id);
-        Stamp { seq, intended_ns, actual_ns }.write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size]);
+        payload::write_e2e_header(&mut out[ROUTED_HEADER_LEN..], E2eKind::Transport, self.id)
+            .map_err(|_| SealError::BufferTooSmall)?;
+        Stamp { seq, intended_ns, actual_ns }
+            .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size])
+            .map_err(|_| SealError::BufferTooSmall)?;
         sender.seal(&mut out[TRANSPORT_AT..], size)?;
         end.sent_at[(seq as usize) % SENT_RING] = (seq, actual_ns);
         end.next_seq = seq + 1;
