@@ -123,7 +123,7 @@ pub struct RelayArgs {
 /// `sealbench crypto`.
 #[derive(Debug, Args)]
 pub struct CryptoArgs {
-    /// Quick sweep (~10 s): every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
+    /// Quick sweep (~13 s): every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
     /// Noise cipher. Without it: 16 B to 64 KiB plus 1350 B, every suite (~2 minutes).
     #[arg(long)]
     pub quick: bool,
