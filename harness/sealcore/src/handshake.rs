@@ -11,9 +11,6 @@ use crate::transport::{Transport, TransportMode, TransportReceiver, TransportSen
 use core::fmt;
 use zeroize::Zeroize;
 
-/// The largest Noise message (spec §3): handshake messages never exceed it.
-pub const MAX_HANDSHAKE_MESSAGE: usize = 65_535;
-
 /// Errors of the handshake. Cheap: no formatting, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
