@@ -1,22 +1,14 @@
 //! Complete Noise handshakes (both sides' work) per pattern, through our snow resolver.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sealcore::handshake::complete_in_memory;
 use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, StaticKeypair, Suite, TransportMode};
 use std::hint::black_box;
 
 fn handshake(suite: Suite, ikeys: HandshakeKeys<'_>, rkeys: HandshakeKeys<'_>) -> usize {
     let mut i = Handshake::initiator(suite, ikeys, b"bench").expect("initiator");
     let mut r = Handshake::responder(suite, rkeys, b"bench").expect("responder");
-    let (mut msg, mut payload) = ([0u8; 256], [0u8; 256]);
-    let mut turn = true;
-    let mut bytes = 0;
-    while !(i.is_finished() && r.is_finished()) {
-        let (w, rd) = if turn { (&mut i, &mut r) } else { (&mut r, &mut i) };
-        let n = w.write_message(&[], &mut msg).expect("write");
-        rd.read_message(&msg[..n], &mut payload).expect("read");
-        bytes += n;
-        turn = !turn;
-    }
+    let bytes = complete_in_memory(&mut i, &mut r).expect("handshake");
     black_box(i.into_transport(TransportMode::Noise { rekey_every: 0 }).expect("transport"));
     bytes
 }

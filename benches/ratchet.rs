@@ -2,6 +2,7 @@
 //! against `ratchet` mode over message sizes.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sealcore::handshake::complete_in_memory;
 use sealcore::transport::OVERHEAD;
 use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, Suite, Transport, TransportMode};
 use std::hint::black_box;
@@ -10,11 +11,7 @@ fn pair(mode: TransportMode) -> (Transport, Transport) {
     let suite = Suite::new(Pattern::NN, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
     let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"").expect("i");
     let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"").expect("r");
-    let (mut m, mut p) = ([0u8; 128], [0u8; 128]);
-    let n = i.write_message(&[], &mut m).expect("w");
-    r.read_message(&m[..n], &mut p).expect("r");
-    let n = r.write_message(&[], &mut m).expect("w");
-    i.read_message(&m[..n], &mut p).expect("r");
+    complete_in_memory(&mut i, &mut r).expect("handshake");
     (i.into_transport(mode).expect("t"), r.into_transport(mode).expect("t"))
 }
 

@@ -3,7 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{SinkExt, StreamExt};
-use sealbench::relay::{Relay, RelayConfig};
+use sealbench::relay::{self, RelayConfig};
 use sealcore::frame::{self, Frame};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    rt.spawn(Relay::new(RelayConfig::default()).serve(listener, std::future::pending::<()>()));
+    rt.spawn(relay::run(listener, RelayConfig::default(), std::future::pending::<()>()));
 
     let mut g = c.benchmark_group("relay_round_trip");
     let (mut a, mut b) = rt.block_on(async { (client(addr, 1).await, client(addr, 2).await) });

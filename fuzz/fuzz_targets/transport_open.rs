@@ -2,6 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sealcore::handshake::complete_in_memory;
 use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, Suite, TransportMode};
 
 fuzz_target!(|data: &[u8]| {
@@ -9,11 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let mode = if data.first().is_some_and(|b| b & 1 == 1) { TransportMode::Ratchet } else { TransportMode::Noise { rekey_every: 4 } };
     let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"").unwrap();
     let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"").unwrap();
-    let (mut m, mut p) = ([0u8; 128], [0u8; 128]);
-    let n = i.write_message(&[], &mut m).unwrap();
-    r.read_message(&m[..n], &mut p).unwrap();
-    let n = r.write_message(&[], &mut m).unwrap();
-    i.read_message(&m[..n], &mut p).unwrap();
+    complete_in_memory(&mut i, &mut r).unwrap();
     let mut t = r.into_transport(mode).unwrap();
     let mut buf = data.to_vec();
     assert!(t.receiver.open(&mut buf).is_err(), "a random message must not authenticate");

@@ -39,6 +39,12 @@ pub enum Command {
     Relay(RelayArgs),
 }
 
+/// The relay's defaults: `sealbench relay`'s flags show and use these, so each default is
+/// written once, in [`crate::relay::RelayConfig::default`].
+fn relay_defaults() -> crate::relay::RelayConfig {
+    crate::relay::RelayConfig::default()
+}
+
 /// `sealbench relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
@@ -55,23 +61,23 @@ pub struct RelayArgs {
     pub auth_secret: Option<String>,
 
     /// Largest accepted message in bytes (larger ones get a TOO_LARGE error frame).
-    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+    #[arg(long, default_value_t = relay_defaults().max_message, value_name = "BYTES")]
     pub max_message: usize,
 
     /// Messages stored per offline recipient; past it senders get MAILBOX_FULL.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = relay_defaults().mailbox_limit, value_name = "N")]
     pub mailbox_limit: usize,
 
     /// Offline recipients that may hold a mailbox at once.
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    #[arg(long, default_value_t = relay_defaults().max_mailboxes, value_name = "N")]
     pub max_mailboxes: usize,
 
     /// Frames queued towards one connection before it is closed as a slow consumer (4001).
-    #[arg(long, default_value_t = 4096, value_name = "N")]
+    #[arg(long, default_value_t = relay_defaults().queue_messages, value_name = "N")]
     pub queue_messages: usize,
 
     /// Bytes queued towards one connection before it is closed as a slow consumer (4001).
-    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = relay_defaults().queue_bytes, value_name = "BYTES")]
     pub queue_bytes: usize,
 
     /// Connections held at once; further upgrades get HTTP 503
@@ -80,23 +86,23 @@ pub struct RelayArgs {
     pub max_connections: Option<usize>,
 
     /// Seconds a new connection has to upgrade and send HELLO.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = relay_defaults().handshake_timeout.as_secs_f64(), value_name = "SECONDS")]
     pub handshake_timeout: f64,
 
     /// Seconds of silence before a connection is closed (4002); a ping goes out at half.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = relay_defaults().idle_timeout.as_secs_f64(), value_name = "SECONDS")]
     pub idle_timeout: f64,
 
     /// Groups one client may be in.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = relay_defaults().max_groups_per_client, value_name = "N")]
     pub max_groups: usize,
 
     /// Members one group may have.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = relay_defaults().max_group_members, value_name = "N")]
     pub max_group_members: usize,
 
     /// WebSocket read buffer per connection in bytes (allocated per connection).
-    #[arg(long, default_value_t = 2048, value_name = "BYTES")]
+    #[arg(long, default_value_t = relay_defaults().read_buffer, value_name = "BYTES")]
     pub read_buffer: usize,
 
     /// Worker threads [default: one per core].
@@ -105,14 +111,19 @@ pub struct RelayArgs {
 
     /// Hold every message this many milliseconds before routing it. For comparisons and
     /// tests of latency measurement only: it makes the relay deliberately slow.
-    #[arg(long, default_value_t = 0.0, value_name = "MS", hide_short_help = true)]
+    #[arg(
+        long,
+        default_value_t = relay_defaults().delay.as_secs_f64() * 1e3,
+        value_name = "MS",
+        hide_short_help = true
+    )]
     pub delay_ms: f64,
 }
 
 /// `sealbench crypto`.
 #[derive(Debug, Args)]
 pub struct CryptoArgs {
-    /// Quick sweep (~10 s): every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
+    /// Quick sweep (~13 s): every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
     /// Noise cipher. Without it: 16 B to 64 KiB plus 1350 B, every suite (~2 minutes).
     #[arg(long)]
     pub quick: bool,

@@ -111,7 +111,8 @@ pub enum ErrorCode {
     NoSuchKey = 13,
     /// A text WebSocket message (the protocol is binary only).
     TextFrame = 14,
-    /// KEY_PUBLISH with an empty or oversized key.
+    /// KEY_PUBLISH with an empty key, or while the relay's key directory is full. (A key
+    /// longer than [`MAX_KEY_LEN`] does not decode: that frame gets [`ErrorCode::Malformed`].)
     BadKey = 15,
     /// The recipient could not take the message: its send queue was full, so the relay
     /// disconnected it as a slow consumer. The message was not delivered.

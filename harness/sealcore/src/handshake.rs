@@ -1,6 +1,7 @@
 //! The Noise handshake (through `snow` and [`SealResolver`]) as a type-state: a
 //! [`Handshake`] becomes a [`Transport`] only through [`Handshake::into_transport`], which
-//! refuses until the handshake is complete.
+//! refuses until the handshake is complete. [`complete_in_memory`] runs both sides of one
+//! in memory (sweep, benches, tests, fuzzing).
 
 use crate::aead::AeadKind;
 use crate::kdf;
@@ -9,9 +10,6 @@ use crate::suite::Suite;
 use crate::transport::{Transport, TransportMode, TransportReceiver, TransportSender};
 use core::fmt;
 use zeroize::Zeroize;
-
-/// The largest Noise message (spec §3): handshake messages never exceed it.
-pub const MAX_HANDSHAKE_MESSAGE: usize = 65_535;
 
 /// Errors of the handshake. Cheap: no formatting, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -230,6 +228,41 @@ impl Handshake {
             receiver: TransportReceiver::new(aead, mode, recv),
         })
     }
+}
+
+/// Buffer size of [`complete_in_memory`] for each handshake message and its payload.
+const IN_MEMORY_MESSAGE: usize = 256;
+
+/// Runs a handshake to completion in memory: hands each message `initiator` or `responder`
+/// writes (with an empty payload) straight to the other side until both have finished.
+/// Returns the total length of the handshake messages exchanged.
+///
+/// Sans-IO like the rest of the core: no clock and no allocation (two 256-byte stack
+/// buffers, enough for every pattern here, whose messages are at most 96 bytes). Both
+/// sides stay handshakes, so the caller decides which of them becomes a transport
+/// ([`Handshake::into_transport`]) and pays for it. For the crypto sweep, the benches, the
+/// tests and the fuzz targets: a load run carries each message through the relay instead.
+///
+/// # Errors
+/// Any error of [`Handshake::write_message`] or [`Handshake::read_message`]: keys that do
+/// not match ([`HandshakeError::Auth`]), two sides of different suites or prologues,
+/// [`HandshakeError::State`] when both sides are initiators or both responders, and
+/// [`HandshakeError::BufferTooSmall`] for a message longer than 256 bytes.
+pub fn complete_in_memory(initiator: &mut Handshake, responder: &mut Handshake) -> Result<usize, HandshakeError> {
+    let mut message = [0u8; IN_MEMORY_MESSAGE];
+    let mut payload = [0u8; IN_MEMORY_MESSAGE];
+    let mut bytes = 0;
+    while !(initiator.is_finished() && responder.is_finished()) {
+        let (writer, reader) = if initiator.is_my_turn() {
+            (&mut *initiator, &mut *responder)
+        } else {
+            (&mut *responder, &mut *initiator)
+        };
+        let n = writer.write_message(&[], &mut message)?;
+        reader.read_message(&message[..n], &mut payload)?;
+        bytes += n;
+    }
+    Ok(bytes)
 }
 
 /// The info label for a derived transport key: `sealbench/v1 <mode> <aead> <dir>`.

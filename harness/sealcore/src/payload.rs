@@ -27,7 +27,8 @@ pub enum E2eKind {
     Transport = 2,
 }
 
-/// Why an E2E body or plaintext could not be parsed.
+/// Why an E2E body or plaintext could not be parsed or written. Cheap: no allocation, no
+/// formatting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PayloadError {
@@ -37,13 +38,22 @@ pub enum PayloadError {
     /// Unknown kind byte.
     #[error("unknown end-to-end message kind")]
     UnknownKind(u8),
+    /// The output buffer is too small for the header being written.
+    #[error("output buffer too small")]
+    BufferTooSmall,
 }
 
 /// Writes the E2E header into `out[..E2E_HEADER_LEN]`.
+///
+/// # Errors
+/// [`PayloadError::BufferTooSmall`] when `out` is shorter than [`E2E_HEADER_LEN`]
+/// (nothing is written then).
 #[inline]
-pub fn write_e2e_header(out: &mut [u8], kind: E2eKind, conversation: u32) {
-    out[0] = kind as u8;
-    out[1..5].copy_from_slice(&conversation.to_le_bytes());
+pub fn write_e2e_header(out: &mut [u8], kind: E2eKind, conversation: u32) -> Result<(), PayloadError> {
+    let h = out.get_mut(..E2E_HEADER_LEN).ok_or(PayloadError::BufferTooSmall)?;
+    h[0] = kind as u8;
+    h[1..5].copy_from_slice(&conversation.to_le_bytes());
+    Ok(())
 }
 
 /// Splits an E2E body into kind, conversation and data.
@@ -77,12 +87,20 @@ pub struct Stamp {
 
 impl Stamp {
     /// Writes the stamp into `out[..PLAINTEXT_HEADER_LEN]` and zeroes the rest (padding).
+    ///
+    /// # Errors
+    /// [`PayloadError::BufferTooSmall`] when `out` is shorter than [`PLAINTEXT_HEADER_LEN`]
+    /// (nothing is written then).
     #[inline]
-    pub fn write(&self, out: &mut [u8]) {
+    pub fn write(&self, out: &mut [u8]) -> Result<(), PayloadError> {
+        if out.len() < PLAINTEXT_HEADER_LEN {
+            return Err(PayloadError::BufferTooSmall);
+        }
         out[..8].copy_from_slice(&self.seq.to_le_bytes());
         out[8..16].copy_from_slice(&self.intended_ns.to_le_bytes());
         out[16..24].copy_from_slice(&self.actual_ns.to_le_bytes());
         out[PLAINTEXT_HEADER_LEN..].fill(0);
+        Ok(())
     }
 
     /// Reads a stamp from the start of a plaintext.
@@ -96,5 +114,34 @@ impl Stamp {
         }
         let u = |i: usize| u64::from_le_bytes(plaintext[i..i + 8].try_into().unwrap_or([0; 8]));
         Ok(Stamp { seq: u(0), intended_ns: u(8), actual_ns: u(16) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_refuse_a_short_buffer_and_write_nothing() {
+        let mut out = [0xaau8; E2E_HEADER_LEN - 1];
+        assert_eq!(write_e2e_header(&mut out, E2eKind::Transport, 7), Err(PayloadError::BufferTooSmall));
+        assert_eq!(out, [0xaa; E2E_HEADER_LEN - 1]);
+        let mut out = [0xaau8; PLAINTEXT_HEADER_LEN - 1];
+        let stamp = Stamp { seq: 1, intended_ns: 2, actual_ns: 3 };
+        assert_eq!(stamp.write(&mut out), Err(PayloadError::BufferTooSmall));
+        assert_eq!(out, [0xaa; PLAINTEXT_HEADER_LEN - 1]);
+    }
+
+    #[test]
+    fn written_headers_parse_back() -> Result<(), PayloadError> {
+        let mut body = [0u8; E2E_HEADER_LEN + 3];
+        write_e2e_header(&mut body, E2eKind::Handshake, 0x0102_0304)?;
+        assert_eq!(parse_e2e(&body)?, (E2eKind::Handshake, 0x0102_0304, &[0u8; 3][..]));
+        let mut plaintext = [0xffu8; PLAINTEXT_HEADER_LEN + 8];
+        let stamp = Stamp { seq: 5, intended_ns: 6, actual_ns: 7 };
+        stamp.write(&mut plaintext)?;
+        assert_eq!(Stamp::read(&plaintext)?, stamp);
+        assert_eq!(plaintext[PLAINTEXT_HEADER_LEN..], [0u8; 8]);
+        Ok(())
     }
 }

@@ -166,11 +166,6 @@ impl TransportSender {
         TransportSender { aead, mode, next: 0, key, cipher }
     }
 
-    /// Counter the next message will carry (= messages sealed so far).
-    pub fn next_counter(&self) -> u64 {
-        self.next
-    }
-
     /// Seals in place. `buf[HEADER_LEN..HEADER_LEN + plaintext_len]` holds the plaintext;
     /// `buf` must be at least `plaintext_len + OVERHEAD` long. Writes the header and the
     /// tag and returns the message length.

@@ -1,6 +1,7 @@
 //! Transport sessions: round trips, every tamper case gives its own error, ratchet windows.
 
 use proptest::prelude::*;
+use sealcore::handshake::complete_in_memory;
 use sealcore::transport::{HEADER_LEN, OVERHEAD};
 use sealcore::{
     AeadKind, Handshake, HandshakeError, HandshakeKeys, HashKind, OpenError, Pattern, StaticKeypair, Suite, Transport,
@@ -17,15 +18,7 @@ fn pair(suite: Suite, mode: TransportMode) -> Result<(Transport, Transport), Han
     let rkeys = HandshakeKeys { local_static: Some(&rs), ..Default::default() };
     let mut i = Handshake::initiator(suite, ikeys, b"test")?;
     let mut r = Handshake::responder(suite, rkeys, b"test")?;
-    let mut msg = [0u8; 1024];
-    let mut payload = [0u8; 1024];
-    let mut turn_initiator = true;
-    while !(i.is_finished() && r.is_finished()) {
-        let (w, rd) = if turn_initiator { (&mut i, &mut r) } else { (&mut r, &mut i) };
-        let n = w.write_message(&[], &mut msg)?;
-        rd.read_message(&msg[..n], &mut payload)?;
-        turn_initiator = !turn_initiator;
-    }
+    complete_in_memory(&mut i, &mut r)?;
     assert_eq!(i.handshake_hash(), r.handshake_hash());
     Ok((i.into_transport(mode)?, r.into_transport(mode)?))
 }
@@ -172,6 +165,30 @@ fn forged_handshake_message_is_an_auth_error() -> TestResult {
     let n = r.write_message(&[], &mut buf)?;
     buf[n - 1] ^= 1;
     assert_eq!(i.read_message(&buf[..n], &mut p), Err(HandshakeError::Auth));
+    Ok(())
+}
+
+#[test]
+fn complete_in_memory_finishes_both_sides_and_counts_the_message_bytes() -> TestResult {
+    let suite = Suite::new(Pattern::NN, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
+    let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"")?;
+    let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"")?;
+    // NN: `e` (32 bytes), then `e, ee` with the empty payload's tag (32 + 16).
+    assert_eq!(complete_in_memory(&mut i, &mut r)?, 80);
+    assert!(i.is_finished() && r.is_finished());
+    assert_eq!(i.handshake_hash(), r.handshake_hash());
+    Ok(())
+}
+
+#[test]
+fn complete_in_memory_reports_mismatched_sides_as_errors() -> TestResult {
+    let suite = Suite::new(Pattern::NN, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
+    let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"one")?;
+    let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"two")?;
+    assert_eq!(complete_in_memory(&mut i, &mut r), Err(HandshakeError::Auth));
+    let mut a = Handshake::initiator(suite, HandshakeKeys::default(), b"")?;
+    let mut b = Handshake::initiator(suite, HandshakeKeys::default(), b"")?;
+    assert_eq!(complete_in_memory(&mut a, &mut b), Err(HandshakeError::State));
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use super::measure::{Budget, Timing, measure, timed};
 use super::report::{AeadRow, CryptoReport, HandshakeRow, ModeRow, SweepSettings, X25519Row};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result};
+use sealcore::handshake::complete_in_memory;
 use sealcore::transport::{HEADER_LEN, OVERHEAD};
 use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, StaticKeypair, Suite, Transport, TransportMode};
 use std::hint::black_box;
@@ -65,7 +66,7 @@ impl SweepPlan {
     }
 
     /// The quick sweep: every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
-    /// Noise cipher with SHA-256 (about ten seconds).
+    /// Noise cipher with SHA-256 (about 13 s: `docs/PERFORMANCE.md`).
     pub fn quick() -> Self {
         let mut handshakes = Vec::new();
         for p in Pattern::ALL {
@@ -151,21 +152,8 @@ fn transport_pair(aead: AeadKind, mode: TransportMode) -> Result<(Transport, Tra
     let suite = Suite::new(Pattern::NN, aead, HashKind::Sha256);
     let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"sealbench crypto")?;
     let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"sealbench crypto")?;
-    run_handshake(&mut i, &mut r)?;
+    complete_in_memory(&mut i, &mut r).context("in-memory handshake")?;
     Ok((i.into_transport(mode)?, r.into_transport(mode)?))
-}
-
-fn run_handshake(i: &mut Handshake, r: &mut Handshake) -> Result<()> {
-    let mut msg = [0u8; 256];
-    let mut payload = [0u8; 256];
-    let mut initiator_turn = true;
-    while !(i.is_finished() && r.is_finished()) {
-        let (w, rd) = if initiator_turn { (&mut *i, &mut *r) } else { (&mut *r, &mut *i) };
-        let n = w.write_message(&[], &mut msg).context("handshake write")?;
-        rd.read_message(&msg[..n], &mut payload).context("handshake read")?;
-        initiator_turn = !initiator_turn;
-    }
-    Ok(())
 }
 
 /// Seal and open timings for one AEAD, mode and size.
@@ -220,7 +208,7 @@ fn handshakes(suite: Suite, budget: Budget) -> Result<Timing> {
         timed(n, || {
             let mut i = Handshake::initiator(suite, ikeys, b"sealbench crypto").expect("initiator");
             let mut r = Handshake::responder(suite, rkeys, b"sealbench crypto").expect("responder");
-            run_handshake(&mut i, &mut r).expect("handshake");
+            complete_in_memory(&mut i, &mut r).expect("handshake");
             black_box(i.into_transport(TransportMode::Noise { rekey_every: 0 }).expect("transport"));
         })
     }))

@@ -171,7 +171,8 @@ impl Conversation {
         let to = self.ids[from.peer().index()];
         Wire::write_send_header(&mut buf, RequestId::Control(self.id), false, to)
             .map_err(|_| HandshakeError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut buf[BODY_AT..], E2eKind::Handshake, self.id);
+        payload::write_e2e_header(&mut buf[BODY_AT..], E2eKind::Handshake, self.id)
+            .map_err(|_| HandshakeError::BufferTooSmall)?;
         Ok(buf)
     }
 
@@ -247,8 +248,11 @@ impl Conversation {
         out.resize(total, 0);
         let req = RequestId::Message { conv: id, side, seq };
         Wire::write_send_header(out, req, want_ack, to).map_err(|_| SealError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Transport, id);
-        Stamp { seq, intended_ns, actual_ns }.write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size]);
+        payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Transport, id)
+            .map_err(|_| SealError::BufferTooSmall)?;
+        Stamp { seq, intended_ns, actual_ns }
+            .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size])
+            .map_err(|_| SealError::BufferTooSmall)?;
         link.sender.seal(&mut out[TRANSPORT_AT..], size)?;
         link.sent_at[(seq as usize) % SENT_RING] = (seq, actual_ns);
         link.next_seq = seq + 1;

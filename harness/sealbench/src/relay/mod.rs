@@ -1,8 +1,11 @@
 //! The reference relay: routes opaque ciphertext between registered clients over
 //! WebSockets. It never holds a key; it cannot read what it carries.
 //!
-//! Entry point: [`run`] (takes a bound listener, a config and a shutdown future), or
-//! [`Relay::serve`] when the caller wants the metrics handle (tests, the embedded relay).
+//! Entry points take resources: [`run`]`(listener, config, shutdown)` serves a bound
+//! listener until the shutdown future completes (the relay bench); [`Relay::serve`] does
+//! the same for a [`Relay`] whose metrics handle the caller keeps (`sealbench relay` for
+//! `--metrics`, the embedded relay for its counters, the tests). [`bind`] makes the
+//! listener with a deep accept backlog.
 //!
 //! # Layout
 //! - [`config`] — limits and options with their defaults.
@@ -133,7 +136,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Runs a relay with `config` on `listener` until `shutdown` completes.
+/// Runs a relay with `config` on `listener` until `shutdown` completes, for callers that
+/// need no metrics (see [`Relay::serve`]).
 pub async fn run(listener: TcpListener, config: RelayConfig, shutdown: impl Future<Output = ()>) {
     Relay::new(config).serve(listener, shutdown).await;
 }
