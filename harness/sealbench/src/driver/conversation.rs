@@ -63,6 +63,15 @@ impl End {
     }
 }
 
+/// Why a transport message was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotOpened {
+    /// The receiving end has no transport yet (or never will).
+    NotReady,
+    /// The transport refused it.
+    Open(OpenError),
+}
+
 /// A handshake message to carry through the relay.
 #[derive(Debug)]
 pub struct Outbound {
@@ -262,11 +271,14 @@ impl Conversation {
     /// Opens a transport message that arrived at `side`, in place.
     ///
     /// # Errors
-    /// The transport's [`OpenError`]; `Truncated` when the plaintext has no timing header.
-    pub fn open(&mut self, side: Side, data: &mut [u8]) -> Result<(Stamp, bool), OpenError> {
-        let link = self.ends[side.index()].link().ok_or(OpenError::Auth)?;
-        let pt = link.receiver.open(data)?;
-        let stamp = Stamp::read(pt).map_err(|_| OpenError::Truncated)?;
+    /// [`NotOpened::NotReady`] when this end's handshake has not ended (a message that
+    /// overtook the last handshake message, or one for a failed conversation — not a
+    /// forgery); otherwise the transport's [`OpenError`] (`Truncated` when the plaintext
+    /// has no timing header).
+    pub fn open(&mut self, side: Side, data: &mut [u8]) -> Result<(Stamp, bool), NotOpened> {
+        let link = self.ends[side.index()].link().ok_or(NotOpened::NotReady)?;
+        let pt = link.receiver.open(data).map_err(NotOpened::Open)?;
+        let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
         let reordered = link.max_seq_rx.is_some_and(|m| stamp.seq < m);
         if !reordered {
             link.max_seq_rx = Some(stamp.seq);

@@ -1,10 +1,12 @@
 //! The coordinator: folds the shards' events into per-second intervals, the run's phase,
-//! its totals and its verdict on how it ended. Pure: no I/O, no clock, no threads — the
+//! its totals and its verdict on how it ended. The run's total is exactly the sum of its
+//! seconds — every sample a shard recorded is in exactly one second, the last (partial)
+//! one included — so the interval log and the summary agree to the count. Pure: no I/O, no clock, no threads — the
 //! caller passes the time of each event and carries out the [`Reaction`]s (start the
 //! steady phase, stop, abort). It is never on the per-message path: shards report once
 //! a second.
 
-use super::recorder::{Counters, Histograms};
+use super::recorder::{Counters, Histograms, Metric};
 use super::{Phase, Second, ShardEvent};
 use anyhow::{Result, bail};
 
@@ -79,6 +81,7 @@ struct Pending {
     hist: Histograms,
     counters: Counters,
     connected: usize,
+    cpu_ns: u64,
 }
 
 /// The coordinator's state.
@@ -92,7 +95,11 @@ pub struct Coordinator {
     pending: Vec<Option<Pending>>,
     done: Vec<bool>,
     shard_counters: Vec<Counters>,
+    /// Per shard: (time, CPU ns) of its previous interval report.
+    last_cpu: Vec<Option<(u64, u64)>>,
     last_counters: Counters,
+    /// Samples that arrived after the last complete second (the shards' final reports).
+    tail: Histograms,
     total: Histograms,
     seconds: Vec<Second>,
     cpu_ns: u64,
@@ -122,7 +129,9 @@ impl Coordinator {
             pending: (0..n).map(|_| None).collect(),
             done: vec![false; n],
             shard_counters: vec![Counters::new(); n],
+            last_cpu: vec![None; n],
             last_counters: Counters::new(),
+            tail: Histograms::new(),
             total: Histograms::new(),
             seconds: Vec::new(),
             cpu_ns: 0,
@@ -185,8 +194,8 @@ impl Coordinator {
                 Reaction::default()
             }
             ShardEvent::HandshakesDone { first_ns, last_ns, .. } => self.on_handshakes_done(first_ns, last_ns, now_ns),
-            ShardEvent::Interval { shard, at_ns, hist, counters, connected } => {
-                self.on_interval(shard, Pending { at_ns, hist, counters, connected }, now_ns)
+            ShardEvent::Interval { shard, at_ns, hist, counters, connected, cpu_ns } => {
+                self.on_interval(shard, Pending { at_ns, hist, counters, connected, cpu_ns }, now_ns)
             }
             ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
                 if self.first_error.is_none() {
@@ -194,16 +203,20 @@ impl Coordinator {
                 }
                 self.steady_cpu_ns += steady_cpu_ns;
                 self.steady_sent += steady_sent;
-                self.total.add(&hist);
+                self.tail.add(&hist);
                 if let Some(p) = self.pending[shard].take() {
-                    self.total.add(&p.hist);
+                    self.tail.add(&p.hist);
                 }
                 self.done[shard] = true;
                 self.shard_counters[shard] = counters;
                 self.cpu_ns += cpu_ns;
                 self.finished_shards += 1;
                 self.phase = Phase::Draining;
-                Reaction::default()
+                let mut r = Reaction::default();
+                if self.is_done() {
+                    r.second = self.close_last_second(now_ns);
+                }
+                r
             }
             ShardEvent::Failed(msg) => {
                 self.failure = Some(msg);
@@ -237,21 +250,35 @@ impl Coordinator {
     /// An interval report: once every running shard has reported, the second is merged.
     fn on_interval(&mut self, shard: usize, report: Pending, _now_ns: u64) -> Reaction {
         self.shard_counters[shard] = report.counters.clone();
-        if let Some(earlier) = self.pending[shard].replace(report) {
-            self.total.add(&earlier.hist); // a second report before the others caught up: keep its data
+        let mut report = report;
+        if let Some(earlier) = self.pending[shard].take() {
+            // A second report before the others caught up: its samples join the next.
+            report.hist.add(&earlier.hist);
         }
+        self.pending[shard] = Some(report);
         let ready = (0..self.shape.shards).all(|s| self.pending[s].is_some() || self.done[s]);
         if !ready || self.pending.iter().all(Option::is_none) {
             return Reaction::default();
         }
         let mut merged = Histograms::new();
         let mut now_counters = Counters::new();
-        let (mut connected, mut at) = (0, 0);
-        for p in self.pending.iter_mut().filter_map(Option::take) {
+        let (mut connected, mut at, mut busy) = (0, 0, 0.0f64);
+        for (s, slot) in self.pending.iter_mut().enumerate() {
+            let Some(p) = slot.take() else { continue };
             merged.add(&p.hist);
             now_counters.add(&p.counters);
             connected += p.connected;
             at = at.max(p.at_ns);
+            if let Some((t, cpu)) = self.last_cpu[s] {
+                if p.at_ns > t {
+                    busy = busy.max(p.cpu_ns.saturating_sub(cpu) as f64 / (p.at_ns - t) as f64);
+                }
+            }
+            self.last_cpu[s] = Some((p.at_ns, p.cpu_ns));
+        }
+        // Shards that finished still count in the cumulative counters.
+        for s in (0..self.shape.shards).filter(|&s| self.done[s]) {
+            now_counters.add(&self.shard_counters[s]);
         }
         if let Some(t0) = self.steady_start {
             let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
@@ -266,7 +293,7 @@ impl Coordinator {
         self.total.add(&merged);
         let delta = now_counters.since(&self.last_counters);
         let t = (at.saturating_sub(self.shape.run_start_ns) as f64 / 1e9).round() as u64;
-        self.seconds.push(Second { t, phase: self.phase, hist: merged, delta, connected });
+        self.seconds.push(Second { t, phase: self.phase, hist: merged, delta, connected, busy: busy.min(1.0) });
         let mut r = Reaction { second: Some(self.seconds.len() - 1), ..Reaction::default() };
         // The relay went away: most clients lost their connection unexpectedly.
         if self.aborted.is_none() && self.phase != Phase::Connecting && now_counters.disconnects > 0 {
@@ -282,6 +309,25 @@ impl Coordinator {
         }
         self.last_counters = now_counters;
         r
+    }
+
+    /// Once every shard has finished: the samples and counts that came after the last
+    /// complete second make one last (partial) second, so that nothing recorded is
+    /// missing from the per-second history.
+    fn close_last_second(&mut self, now_ns: u64) -> Option<usize> {
+        let counters = self.counters_now();
+        let delta = counters.since(&self.last_counters);
+        let empty = Metric::ALL.iter().all(|&m| self.tail.get(m).is_empty());
+        if empty && delta == Counters::new() {
+            return None;
+        }
+        let hist = std::mem::take(&mut self.tail);
+        self.total.add(&hist);
+        self.last_counters = counters;
+        let t = (now_ns.saturating_sub(self.shape.run_start_ns) as f64 / 1e9).ceil() as u64;
+        let t = t.max(self.seconds.last().map_or(0, |s| s.t + 1));
+        self.seconds.push(Second { t, phase: Phase::Draining, hist, delta, connected: 0, busy: 0.0 });
+        Some(self.seconds.len() - 1)
     }
 
     /// Every shard has connected, none has finished its handshakes, and not one client
@@ -353,7 +399,6 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::recorder::Metric;
 
     const S: u64 = 1_000_000_000;
 
@@ -377,7 +422,15 @@ mod tests {
         counters.connects_ok = connected as u64;
         counters.sent = sent;
         counters.delivered = sent;
-        ShardEvent::Interval { shard, at_ns, hist, counters, connected }
+        ShardEvent::Interval { shard, at_ns, hist, counters, connected, cpu_ns: at_ns / 4 }
+    }
+
+    /// The run's total equals the sum of its seconds, metric by metric.
+    fn assert_seconds_add_up(t: &Tally) {
+        for m in Metric::ALL {
+            let sum: u64 = t.seconds.iter().map(|s| s.hist.get(m).len()).sum();
+            assert_eq!(sum, t.total.get(m).len(), "{}: seconds vs total", m.name());
+        }
     }
 
     fn finished(shard: usize, counters: Counters) -> ShardEvent {
@@ -413,11 +466,14 @@ mod tests {
         let r = c.on_event(interval(1, t0 + S + 20, &[3_000], 5, 4), t0);
         let s = &c.seconds()[r.second.expect("both shards reported")];
         assert_eq!((s.t, s.phase, s.connected), (3, Phase::Steady, 8));
+        assert_eq!(s.busy, 0.0, "no earlier report to measure CPU against yet");
         assert_eq!(s.hist.get(Metric::E2e).len(), 3);
         assert_eq!(s.delta.sent, 15);
         c.on_event(interval(0, t0 + 2 * S, &[], 30, 4), t0);
         let r = c.on_event(interval(1, t0 + 2 * S, &[], 5, 4), t0);
-        assert_eq!(c.seconds()[r.second.unwrap()].delta.sent, 20, "counters are cumulative; seconds hold deltas");
+        let s = &c.seconds()[r.second.unwrap()];
+        assert_eq!(s.delta.sent, 20, "counters are cumulative; seconds hold deltas");
+        assert!((s.busy - 0.25).abs() < 1e-6, "CPU over wall of the busiest shard: {}", s.busy);
         let mut last = Counters::new();
         (last.connects_ok, last.sent, last.delivered) = (4, 30, 30);
         c.on_event(finished(0, last.clone()), t0 + 4 * S);
@@ -425,6 +481,7 @@ mod tests {
         c.on_event(finished(1, last), t0 + 4 * S);
         assert!(c.is_done());
         let tally = c.finish()?;
+        assert_seconds_add_up(&tally);
         assert_eq!(tally.counters.sent, 60);
         assert_eq!(tally.total.get(Metric::E2e).len(), 3);
         assert_eq!(tally.measured_s, 3.0);
@@ -446,7 +503,33 @@ mod tests {
             f.connects_ok = 4;
             c.on_event(finished(s, f), t0 + 4 * S);
         }
-        assert_eq!(c.finish()?.total.get(Metric::E2e).len(), 5, "every recorded sample reaches the total");
+        let tally = c.finish()?;
+        assert_eq!(tally.total.get(Metric::E2e).len(), 5, "every recorded sample reaches the total");
+        assert_seconds_add_up(&tally);
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_partial_second_is_kept() -> Result<()> {
+        let mut c = Coordinator::new(shape(2));
+        let t0 = set_up(&mut c);
+        c.on_event(interval(0, t0 + S, &[1_000], 1, 4), t0);
+        c.on_event(interval(1, t0 + S, &[2_000], 1, 4), t0);
+        let mut leftover = Histograms::new();
+        leftover.record(Metric::E2e, 3_000);
+        let mut f = Counters::new();
+        (f.connects_ok, f.sent, f.delivered) = (4, 2, 2);
+        let mut ev = finished(0, f.clone());
+        if let ShardEvent::Finished { hist, .. } = &mut ev {
+            *hist = leftover;
+        }
+        c.on_event(ev, t0 + S + S / 2);
+        let r = c.on_event(finished(1, f), t0 + S + S / 2);
+        let last = &c.seconds()[r.second.expect("a last partial second")];
+        assert_eq!((last.hist.get(Metric::E2e).len(), last.delta.sent), (1, 2));
+        let tally = c.finish()?;
+        assert_eq!(tally.total.get(Metric::E2e).len(), 3);
+        assert_seconds_add_up(&tally);
         Ok(())
     }
 

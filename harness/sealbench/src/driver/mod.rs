@@ -114,6 +114,8 @@ pub enum ShardEvent {
         counters: Counters,
         /// Clients connected now.
         connected: usize,
+        /// CPU time of the shard thread so far, ns (busy fraction per interval).
+        cpu_ns: u64,
     },
     /// The shard is done.
     Finished {
@@ -177,6 +179,8 @@ pub struct Second {
     pub delta: Counters,
     /// Connected clients.
     pub connected: usize,
+    /// The busiest shard's CPU time over the interval's wall time (0..=1; 0 when unknown).
+    pub busy: f64,
 }
 
 /// Everything a run produced.

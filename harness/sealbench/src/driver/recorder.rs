@@ -146,6 +146,14 @@ pub struct Counters {
     pub bytes_received: u64,
     /// Messages that were due but could not be handed to the socket yet (back-pressure).
     pub backlogged: u64,
+    /// Transport messages that reached an end whose handshake had not ended (or had
+    /// failed): not opened, and not a forgery.
+    #[serde(default)]
+    pub not_ready: u64,
+    /// Authentic messages whose timing stamp cannot belong to this run (due before it
+    /// started sending, sent before due, or after arrival): not delivered, not recorded.
+    #[serde(default)]
+    pub bad_timestamp: u64,
 }
 
 impl Counters {
@@ -178,7 +186,9 @@ impl Counters {
             other_errors,
             bytes_sent,
             bytes_received,
-            backlogged
+            backlogged,
+            not_ready,
+            bad_timestamp
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

@@ -96,7 +96,8 @@ async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc:
             st.hist.reset();
             (h, st.counters.clone(), st.connected)
         };
-        let msg = ShardEvent::Interval { shard: index, at_ns: now_ns(), hist, counters, connected };
+        let (at_ns, cpu_ns) = (now_ns(), thread_cpu_ns());
+        let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, cpu_ns };
         if events.send(msg).is_err() {
             break;
         }
@@ -177,7 +178,11 @@ async fn send_steady(
     let plan = &spec.plan;
     let measure_from = t0 + spec.warmup_ns;
     let stop_at = measure_from + spec.duration_ns;
-    state.borrow_mut().measure_from = measure_from;
+    {
+        let mut st = state.borrow_mut();
+        st.measure_from = measure_from;
+        st.send_from = t0;
+    }
     let mut senders = build_senders(&state.borrow(), plan, spec.seed, spec.index);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(senders.len());
     for (i, s) in senders.iter_mut().enumerate() {

@@ -4,12 +4,12 @@
 use super::CRYPTO_SAMPLE;
 use crate::clock::now_ns;
 use crate::driver::ShardSpec;
-use crate::driver::conversation::Conversation;
+use crate::driver::conversation::{Conversation, NotOpened};
 use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
 use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
 use bytes::Bytes;
 use sealcore::OpenError;
-use sealcore::payload::{self, E2eKind};
+use sealcore::payload::{self, E2eKind, Stamp};
 use tokio::sync::mpsc;
 
 /// One simulated client of this shard.
@@ -34,6 +34,8 @@ pub(super) struct State {
     pub(super) counters: Counters,
     /// Histograms record samples whose intended time is at or after this (warm-up end).
     pub(super) measure_from: u64,
+    /// The steady start: no transport message of this run was due before it.
+    pub(super) send_from: u64,
     /// Shutting down: disconnects are expected.
     pub(super) closing: bool,
     pub(super) ack: bool,
@@ -69,6 +71,7 @@ impl State {
             hist: Histograms::new(),
             counters: Counters::new(),
             measure_from: u64::MAX,
+            send_from: u64::MAX,
             closing: false,
             ack: spec.ack,
             seal_tick: 0,
@@ -179,6 +182,10 @@ impl State {
                 self.open_tick += 1;
                 let t0 = if timed { now_ns() } else { 0 };
                 match self.convs[c].open(side, data) {
+                    // A stamp that cannot belong to this run (sent before it started
+                    // sending, or "in the future"): authentic bytes, impossible timing —
+                    // counted, never recorded as a latency.
+                    Ok((stamp, _)) if !stamp_fits(&stamp, self.send_from, now) => self.counters.bad_timestamp += 1,
                     Ok((stamp, reordered)) => {
                         let done = now_ns();
                         self.counters.delivered += 1;
@@ -193,10 +200,11 @@ impl State {
                             self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
                         }
                     }
-                    Err(OpenError::Replay) => self.counters.duplicated += 1,
-                    Err(OpenError::Auth) => self.counters.auth_failed += 1,
-                    Err(OpenError::TooOld | OpenError::TooFarAhead) => self.counters.too_old += 1,
-                    Err(_) => self.counters.malformed += 1,
+                    Err(NotOpened::NotReady) => self.counters.not_ready += 1,
+                    Err(NotOpened::Open(OpenError::Replay)) => self.counters.duplicated += 1,
+                    Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,
+                    Err(NotOpened::Open(OpenError::TooOld | OpenError::TooFarAhead)) => self.counters.too_old += 1,
+                    Err(NotOpened::Open(_)) => self.counters.malformed += 1,
                 }
             }
             E2eKind::Handshake => {
@@ -276,5 +284,26 @@ impl State {
         if !self.closing {
             self.counters.disconnects += 1;
         }
+    }
+}
+
+/// A message's stamp can belong to this run: due no earlier than the steady start, sent
+/// no earlier than due, and neither in the future of its arrival (one process clock).
+fn stamp_fits(stamp: &Stamp, send_from: u64, now: u64) -> bool {
+    send_from <= stamp.intended_ns && stamp.intended_ns <= stamp.actual_ns && stamp.actual_ns <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_outside_the_run_do_not_fit() {
+        let s = |intended_ns, actual_ns| Stamp { seq: 0, intended_ns, actual_ns };
+        assert!(stamp_fits(&s(100, 150), 100, 200));
+        assert!(!stamp_fits(&s(99, 150), 100, 200), "due before the run started sending");
+        assert!(!stamp_fits(&s(120, 110), 100, 200), "sent before it was due");
+        assert!(!stamp_fits(&s(120, 201), 100, 200), "sent after it arrived");
+        assert!(!stamp_fits(&s(0, 0), 100, 200), "a zero stamp (another process, or forged)");
     }
 }
