@@ -249,41 +249,16 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     }
     drop(ev_tx);
 
-    let mut coordinator = Coordinator::new(RunShape {
+    let shape = RunShape {
         shards,
         clients: scenario.clients.count,
         warmup_ns: scenario.warmup.as_nanos() as u64,
         duration_ns: scenario.duration.as_nanos() as u64,
         run_start_ns: run_start,
         relay_url: target.url.clone(),
-    });
-    let act = |r: Reaction| {
-        if r.stop {
-            stop.store(true, Ordering::Relaxed);
-        }
-        if r.abort {
-            abort.store(true, Ordering::Relaxed);
-        }
-        if let Some(t) = r.start_at {
-            let _ = start_tx.send(Some(t));
-        }
     };
-    while !coordinator.is_done() {
-        let ev = match ev_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(ev) => Some(ev),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
-            act(coordinator.interrupt(now_ns()));
-        }
-        let Some(ev) = ev else { continue };
-        let r = coordinator.on_event(ev, now_ns());
-        if let Some(i) = r.second {
-            on_second(&coordinator.seconds()[i], &coordinator.counters_now());
-        }
-        act(r);
-    }
+    let steering = Steering { start: start_tx, stop, abort, interrupt: options.interrupt.clone() };
+    let coordinator = coordinate(Coordinator::new(shape), &ev_rx, &steering, &mut on_second);
     for h in handles {
         let _ = h.join();
     }
@@ -312,6 +287,55 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         started_unix_s,
         relay_stats,
     })
+}
+
+/// The levers the coordinator's reactions pull.
+struct Steering {
+    start: tokio::sync::watch::Sender<Option<u64>>,
+    stop: Arc<AtomicBool>,
+    abort: Arc<AtomicBool>,
+    interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl Steering {
+    fn act(&self, r: &Reaction) {
+        if r.stop {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        if r.abort {
+            self.abort.store(true, Ordering::Relaxed);
+        }
+        if let Some(t) = r.start_at {
+            let _ = self.start.send(Some(t));
+        }
+    }
+}
+
+/// Feeds the shards' events (and Ctrl-C) to the coordinator until every shard is done,
+/// carrying out its reactions and showing each completed second.
+fn coordinate(
+    mut coordinator: Coordinator,
+    events: &std::sync::mpsc::Receiver<ShardEvent>,
+    steering: &Steering,
+    on_second: &mut impl FnMut(&Second, &Counters),
+) -> Coordinator {
+    while !coordinator.is_done() {
+        let ev = match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(ev) => Some(ev),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if steering.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+            steering.act(&coordinator.interrupt(now_ns()));
+        }
+        let Some(ev) = ev else { continue };
+        let r = coordinator.on_event(ev, now_ns());
+        if let Some(i) = r.second {
+            on_second(&coordinator.seconds()[i], &coordinator.counters_now());
+        }
+        steering.act(&r);
+    }
+    coordinator
 }
 
 /// Starts the embedded relay (on its own runtime threads), or resolves the external one.

@@ -177,63 +177,70 @@ impl State {
         }
         let data = &mut body[payload::E2E_HEADER_LEN..];
         match kind {
-            E2eKind::Transport => {
-                let timed = self.open_tick % CRYPTO_SAMPLE == 0;
-                self.open_tick += 1;
-                let t0 = if timed { now_ns() } else { 0 };
-                match self.convs[c].open(side, data) {
-                    // A stamp that cannot belong to this run (sent before it started
-                    // sending, or "in the future"): authentic bytes, impossible timing —
-                    // counted, never recorded as a latency.
-                    Ok((stamp, _)) if !stamp_fits(&stamp, self.send_from, now) => self.counters.bad_timestamp += 1,
-                    Ok((stamp, reordered)) => {
-                        let done = now_ns();
-                        self.counters.delivered += 1;
-                        if reordered {
-                            self.counters.reordered += 1;
-                        }
-                        if stamp.intended_ns >= self.measure_from {
-                            if timed {
-                                self.hist.record(Metric::Open, done - t0);
-                            }
-                            self.hist.record(Metric::E2e, now.saturating_sub(stamp.intended_ns));
-                            self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
-                        }
-                    }
-                    Err(NotOpened::NotReady) => self.counters.not_ready += 1,
-                    Err(NotOpened::Open(OpenError::Replay)) => self.counters.duplicated += 1,
-                    Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,
-                    Err(NotOpened::Open(OpenError::TooOld | OpenError::TooFarAhead)) => self.counters.too_old += 1,
-                    Err(NotOpened::Open(_)) => self.counters.malformed += 1,
-                }
-            }
-            E2eKind::Handshake => {
-                let msg = data.to_vec();
-                let settled_before = self.convs[c].hs_finished;
-                let result = self.convs[c].on_handshake(side, &msg, now);
-                if !settled_before && self.convs[c].hs_finished {
-                    // Both ends now hold their transports: the conversation is set up.
-                    self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
-                }
-                match result {
-                    Ok(p) => {
-                        if let Some(out) = p.reply {
-                            let from = self.convs[c].client(out.from);
-                            self.send_to(from, out.frame.freeze());
-                        }
-                        if let Some(ns) = p.initiator_done_ns {
-                            self.hist.record(Metric::Handshake, ns);
-                            self.counters.handshakes_ok += 1;
-                            self.hs_last = self.hs_last.max(now);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(conversation = conv_id, error = %e, "handshake failed");
-                        self.fail_handshake(c);
-                    }
-                }
-            }
+            E2eKind::Transport => self.on_transport(c, side, data, now),
+            E2eKind::Handshake => self.on_handshake_message(c, side, data, now),
             _ => self.counters.malformed += 1,
+        }
+    }
+
+    /// A transport message for `side` of conversation `c`: opened in place, classified,
+    /// and (from the warm-up's end) its latencies recorded.
+    fn on_transport(&mut self, c: usize, side: Side, data: &mut [u8], now: u64) {
+        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        self.open_tick += 1;
+        let t0 = if timed { now_ns() } else { 0 };
+        match self.convs[c].open(side, data) {
+            // A stamp that cannot belong to this run (sent before it started sending, or
+            // "in the future"): authentic bytes, impossible timing — counted, never
+            // recorded as a latency.
+            Ok((stamp, _)) if !stamp_fits(&stamp, self.send_from, now) => self.counters.bad_timestamp += 1,
+            Ok((stamp, reordered)) => {
+                let done = now_ns();
+                self.counters.delivered += 1;
+                if reordered {
+                    self.counters.reordered += 1;
+                }
+                if stamp.intended_ns >= self.measure_from {
+                    if timed {
+                        self.hist.record(Metric::Open, done - t0);
+                    }
+                    self.hist.record(Metric::E2e, now.saturating_sub(stamp.intended_ns));
+                    self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
+                }
+            }
+            Err(NotOpened::NotReady) => self.counters.not_ready += 1,
+            Err(NotOpened::Open(OpenError::Replay)) => self.counters.duplicated += 1,
+            Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,
+            Err(NotOpened::Open(OpenError::TooOld | OpenError::TooFarAhead)) => self.counters.too_old += 1,
+            Err(NotOpened::Open(_)) => self.counters.malformed += 1,
+        }
+    }
+
+    /// A handshake message for `side` of conversation `c`: answered through the relay,
+    /// and the handshake's time recorded when the initiator's transport is ready.
+    fn on_handshake_message(&mut self, c: usize, side: Side, data: &[u8], now: u64) {
+        let settled_before = self.convs[c].hs_finished;
+        let result = self.convs[c].on_handshake(side, data, now);
+        if !settled_before && self.convs[c].hs_finished {
+            // Both ends now hold their transports: the conversation is set up.
+            self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
+        }
+        match result {
+            Ok(p) => {
+                if let Some(out) = p.reply {
+                    let from = self.convs[c].client(out.from);
+                    self.send_to(from, out.frame.freeze());
+                }
+                if let Some(ns) = p.initiator_done_ns {
+                    self.hist.record(Metric::Handshake, ns);
+                    self.counters.handshakes_ok += 1;
+                    self.hs_last = self.hs_last.max(now);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(conversation = self.convs[c].id, error = %e, "handshake failed");
+                self.fail_handshake(c);
+            }
         }
     }
 
