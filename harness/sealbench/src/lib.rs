@@ -8,11 +8,12 @@
 //!   module per subcommand.
 //! - [`crypto`] — the single-core crypto sweep.
 //! - [`relay`] — the reference relay.
-//! - [`scenario`], [`threshold`] — what a run is asked to do and to meet.
+//! - [`scenario`] — what a run is asked to do.
 //! - [`driver`] — the load driver (shards of simulated clients); [`clock`] — its clock.
-//! - [`report`] — result files of a run; [`compare`] — results read back and judged.
-//! - [`html`] — the self-contained `report.html`.
-//! - [`plot`] — charts (PNG + SVG), consumers of finished results.
+//! - [`results`] — result files of a run; [`verdict`] — thresholds, and results read
+//!   back and compared.
+//! - [`present`] — the console, the self-contained `report.html` and charts (PNG + SVG),
+//!   consumers of finished results.
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
 #![warn(missing_docs)]
 
@@ -20,18 +21,16 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
-pub mod compare;
 pub mod crypto;
 pub mod driver;
 pub mod error;
-pub mod html;
 pub mod logging;
 pub mod output;
-pub mod plot;
+pub mod present;
 pub mod provenance;
 pub mod relay;
-pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod signals;
-pub mod threshold;
 pub mod timefmt;
+pub mod verdict;

@@ -3,9 +3,9 @@
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use sealbench::driver::{self, RunOptions};
 use sealbench::provenance::Provenance;
-use sealbench::report::{self, summary::Summary};
+use sealbench::results::{self as report, summary::Summary};
 use sealbench::scenario::Scenario;
-use sealbench::threshold::Threshold;
+use sealbench::verdict::threshold::Threshold;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

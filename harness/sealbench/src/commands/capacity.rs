@@ -10,7 +10,7 @@ use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::provenance::Provenance;
 use crate::scenario::Scenario;
-use crate::threshold::{Threshold, Verdict};
+use crate::verdict::threshold::{Threshold, Verdict};
 use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -145,7 +145,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         eprintln!(
             "         delivered {:.0}/s, e2e p99 {}, {}{}",
             step.delivered_per_s,
-            step.e2e_p99_us.map_or("-".into(), crate::report::console::fmt_us),
+            step.e2e_p99_us.map_or("-".into(), crate::present::console::fmt_us),
             if pass { "SLO met" } else { "SLO broken" },
             if step.saturated { " — GENERATOR SATURATED" } else { "" }
         );
@@ -231,8 +231,8 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     output::write_json(&dir.join("capacity.json"), &cap)?;
     let md = markdown(&cap);
     output::write_atomic(&dir.join("capacity.md"), md.as_bytes())?;
-    crate::plot::capacity::render_all(&dir, &cap)?;
-    crate::html::write_capacity(&dir, &cap, &md)?;
+    crate::present::plot::capacity::render_all(&dir, &cap)?;
+    crate::present::html::write_capacity(&dir, &cap, &md)?;
     println!("{md}");
     println!("results: {}", dir.display());
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@ use crate::commands::run::execute_quiet;
 use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::provenance::Provenance;
-use crate::report::summary::Summary;
+use crate::results::summary::Summary;
 use crate::scenario::Scenario;
 use anyhow::{Context, anyhow};
 use sealcore::AeadKind;
@@ -160,8 +160,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     output::write_json(&dir.join("matrix.json"), &matrix)?;
     let md = markdown(&matrix);
     output::write_atomic(&dir.join("matrix.md"), md.as_bytes())?;
-    crate::plot::matrix::render_all(&dir, &matrix)?;
-    crate::html::write_matrix(&dir, &matrix, &md)?;
+    crate::present::plot::matrix::render_all(&dir, &matrix)?;
+    crate::present::html::write_matrix(&dir, &matrix, &md)?;
     println!("{md}");
     println!("results: {}", dir.display());
     Ok(ExitCode::SUCCESS)
@@ -169,7 +169,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
 
 fn cell(a: &str, p: &str, m: &str, runs: &[(String, Summary)]) -> Cell {
     let get = |f: &dyn Fn(&Summary) -> Option<f64>| Stat::of(runs.iter().filter_map(|(_, s)| f(s)).collect());
-    let lat = |name: &'static str, pick: fn(&crate::report::summary::Latency) -> f64| {
+    let lat = |name: &'static str, pick: fn(&crate::results::summary::Latency) -> f64| {
         move |s: &Summary| s.latency.get(name).map(pick)
     };
     let e2e_p50 = get(&lat("e2e", |l| l.p50_us));

@@ -5,10 +5,11 @@ use crate::cli::RunArgs;
 use crate::driver::{self, RunOptions};
 use crate::error::{EXIT_THRESHOLDS, Failure, Outcome};
 use crate::output;
+use crate::present::console;
 use crate::provenance::Provenance;
-use crate::report::{self, console, summary::Summary};
+use crate::results::{self as report, summary::Summary};
 use crate::scenario::Scenario;
-use crate::threshold::Threshold;
+use crate::verdict::threshold::Threshold;
 use anyhow::{Context, anyhow};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -102,7 +103,7 @@ pub fn write_results(
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     if plots {
         let mut files = report::write_all(dir, outcome, summary).context("writing results")?;
-        files.push(crate::html::write_run(dir, summary)?);
+        files.push(crate::present::html::write_run(dir, summary)?);
         return Ok(files);
     }
     let mut f = Vec::new();

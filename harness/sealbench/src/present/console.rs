@@ -1,9 +1,9 @@
 //! The final console summary (in the spirit of wrk's and k6's) and the one-line progress.
 
-use super::summary::Summary;
 use crate::driver::recorder::Counters;
 use crate::driver::recorder::Metric;
 use crate::driver::{Phase, Second};
+use crate::results::summary::Summary;
 use std::fmt::Write as _;
 
 /// One progress line for a finished second.
@@ -51,7 +51,7 @@ pub fn table(s: &Summary, dir: &str) -> String {
         let _ = writeln!(o, "  ABORTED: {a}");
     }
     let _ = write!(o, "\n  {:<14}", "latency");
-    for (i, c) in crate::report::summary::Latency::COLUMNS.iter().enumerate() {
+    for (i, c) in crate::results::summary::Latency::COLUMNS.iter().enumerate() {
         let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
     }
     o.push('\n');

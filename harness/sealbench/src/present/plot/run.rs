@@ -4,7 +4,7 @@
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
 use crate::driver::recorder::Metric;
-use crate::report::summary::Summary;
+use crate::results::summary::Summary;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;

@@ -4,7 +4,7 @@ use crate::driver::Outcome;
 use crate::driver::recorder::{Counters, Metric};
 use crate::provenance::Provenance;
 use crate::scenario::Scenario;
-use crate::threshold::{Threshold, Verdict, evaluate};
+use crate::verdict::threshold::{Threshold, Verdict, evaluate};
 use hdrhistogram::Histogram;
 use sealcore::frame::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ impl Latency {
     /// The row a table shows (console and `report.html`): count, then p50, p90, p99,
     /// p99.9, max and mean with a unit that fits.
     pub fn cells(&self) -> [String; 7] {
-        let f = crate::report::console::fmt_us;
+        let f = crate::present::console::fmt_us;
         [
             self.count.to_string(),
             f(self.p50_us),

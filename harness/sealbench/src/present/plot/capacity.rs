@@ -26,7 +26,7 @@ type StepValue = fn(&crate::commands::capacity::Step) -> Option<f64>;
 /// The latency SLO line, in ms, if an `e2e.pXX < …` SLO exists.
 fn slo_line(c: &Capacity) -> Option<(String, f64)> {
     c.slos.iter().find_map(|s| {
-        let t = crate::threshold::Threshold::parse(s).ok()?;
+        let t = crate::verdict::threshold::Threshold::parse(s).ok()?;
         t.metric.starts_with("e2e.").then(|| (s.clone(), t.value / 1e3))
     })
 }

@@ -3,9 +3,8 @@
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
 //!   `timeseries.csv`; [`console`] — the progress line and the final table.
-//! - Plots are drawn by [`crate::plot::run`].
+//! - Plots are drawn by [`crate::present::plot::run`].
 
-pub mod console;
 pub mod hlog;
 pub mod summary;
 pub mod timeseries;
@@ -31,6 +30,6 @@ pub fn write_all(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec
     let p = dir.join("timeseries.csv");
     write_atomic(&p, timeseries::render(&outcome.seconds).as_bytes())?;
     files.push(p);
-    files.extend(crate::plot::run::render_all(dir, outcome, summary)?);
+    files.extend(crate::present::plot::run::render_all(dir, outcome, summary)?);
     Ok(files)
 }

@@ -4,7 +4,7 @@ use crate::commands::capacity::Capacity;
 use crate::commands::matrix::{Matrix, Stat};
 use crate::crypto::CryptoReport;
 use crate::provenance::Provenance;
-use crate::report::summary::Summary;
+use crate::results::summary::Summary;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use crate::commands::capacity::Capacity;
 use crate::commands::matrix::Matrix;
 use crate::output::write_atomic;
 use crate::provenance::Provenance;
-use crate::report::summary::Summary;
+use crate::results::summary::Summary;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -109,7 +109,7 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
         b.push_str("</table>");
     }
     b.push_str("<h2>Latency</h2><table><tr><th>metric</th>");
-    for c in crate::report::summary::Latency::COLUMNS {
+    for c in crate::results::summary::Latency::COLUMNS {
         let _ = write!(b, "<th>{c}</th>");
     }
     b.push_str("</tr>");
