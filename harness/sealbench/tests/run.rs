@@ -2,10 +2,11 @@
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use sealbench::driver::{self, RunOptions};
+use sealbench::present;
 use sealbench::provenance::Provenance;
-use sealbench::results::{self as report, summary::Summary};
+use sealbench::results::{self, summary::Summary};
 use sealbench::scenario::Scenario;
-use sealbench::verdict::threshold::Threshold;
+use sealbench::verdict::threshold::{self, Threshold};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -45,10 +46,12 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
-    let summary = Summary::build(&scenario, &outcome, &th, Provenance::collect());
+    let mut summary = Summary::build(&scenario, &outcome, Provenance::collect());
+    threshold::judge(&mut summary, &th);
     assert!(summary.thresholds_pass());
     let dir = tempfile::tempdir()?;
-    let files = report::write_all(dir.path(), &outcome, &summary)?;
+    let mut files = results::write_run(dir.path(), &outcome, &summary)?;
+    files.extend(present::write_run(dir.path(), &outcome, &summary)?);
     for f in [
         "summary.json",
         "latency.hlog",

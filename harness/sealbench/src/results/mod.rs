@@ -1,11 +1,18 @@
-//! Result files of `sealbench run`: consumers of a finished [`crate::driver::Outcome`].
+//! Result data of every command: the files a run, a matrix or a capacity search leaves
+//! behind, and the types they are read back into. Nothing here draws, prints or judges:
+//! verdicts ([`crate::verdict`]) and presentation ([`crate::present`]) consume this data.
 //!
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
-//!   `timeseries.csv`; [`console`] — the progress line and the final table.
-//! - Plots are drawn by [`crate::present::plot::run`].
+//!   `timeseries.csv`: a run's data files, all written by [`write_run`].
+//! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
+//! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
+//!   paths, what counts as an error) and units (one parser, one formatter).
 
+pub mod capacity;
+pub mod figure;
 pub mod hlog;
+pub mod matrix;
 pub mod summary;
 pub mod timeseries;
 
@@ -15,11 +22,13 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 use summary::Summary;
 
-/// Writes every result file of a run into `dir`; returns their paths.
+/// Writes the data files of a run into `dir` (`summary.json`, `latency.hlog`,
+/// `timeseries.csv`); returns their paths. Plots and `report.html` are
+/// [`crate::present::write_run`]'s.
 ///
 /// # Errors
 /// When a file cannot be written (the message names it).
-pub fn write_all(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
+pub fn write_run(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let p = dir.join("summary.json");
     write_json(&p, summary)?;
@@ -30,6 +39,5 @@ pub fn write_all(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec
     let p = dir.join("timeseries.csv");
     write_atomic(&p, timeseries::render(&outcome.seconds).as_bytes())?;
     files.push(p);
-    files.extend(crate::present::plot::run::render_all(dir, outcome, summary)?);
     Ok(files)
 }

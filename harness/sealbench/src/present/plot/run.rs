@@ -3,7 +3,7 @@
 
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
-use crate::driver::recorder::Metric;
+use crate::results::figure::Metric;
 use crate::results::summary::Summary;
 use anyhow::Result;
 use hdrhistogram::Histogram;

@@ -1,9 +1,10 @@
 //! Reading result files back as a flat list of named, comparable figures.
 
-use crate::commands::capacity::Capacity;
-use crate::commands::matrix::{Matrix, Stat};
 use crate::crypto::CryptoReport;
 use crate::provenance::Provenance;
+use crate::results::capacity::Capacity;
+use crate::results::figure::{Counter, ERRORS_RATE, Stat};
+use crate::results::matrix::{Matrix, Spread};
 use crate::results::summary::Summary;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -121,130 +122,111 @@ pub const RUN_NOISE: f64 = 0.05;
 
 /// The figures of a result.
 pub fn figures(l: &Loaded) -> Vec<Figure> {
-    let mut v = Vec::new();
     match l {
-        Loaded::Run(s) => {
-            for (metric, lat) in &s.latency {
-                for (stat, val, q) in [
-                    ("p50", lat.p50_us, 0.5),
-                    ("p90", lat.p90_us, 0.9),
-                    ("p99", lat.p99_us, 0.99),
-                    ("p999", lat.p999_us, 0.999),
-                    ("max", lat.max_us, 1.0),
-                    ("mean", lat.mean_us, 0.5),
-                ] {
-                    // A percentile rests on the samples beyond it: with k of them, its
-                    // counting error is about 1/sqrt(k). Never tighter than RUN_NOISE.
-                    let tail = (lat.count as f64 * (1.0 - q)).max(1.0);
-                    let noise = RUN_NOISE.max(1.0 / tail.sqrt());
-                    v.push(Figure {
-                        name: format!("{metric}.{stat}"),
-                        value: val,
-                        unit: "µs",
-                        better: Better::Lower,
-                        noise,
-                    });
-                }
-            }
-            let t = &s.throughput;
-            v.push(fig("throughput.delivered_per_s", t.delivered_per_s, "msg/s", Better::Higher, 0.02));
-            v.push(fig("throughput.sent_per_s", t.sent_per_s, "msg/s", Better::Higher, 0.02));
-            v.push(fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0));
-            let m = &s.messages;
-            v.push(fig("messages.lost", m.lost as f64, "msgs", Better::Lower, 0.0));
-            v.push(fig("messages.refused", m.refused as f64, "msgs", Better::Lower, 0.0));
-            v.push(fig("messages.auth_failed", m.auth_failed as f64, "msgs", Better::Lower, 0.0));
-            if let Some(r) = s.lookup("errors.rate") {
-                v.push(fig("errors.rate", r, "fraction", Better::Lower, 0.0));
-            }
-            v.push(fig(
-                "generator.cpu_us_per_msg",
-                s.generator.driver_cpu_us_per_msg,
-                "µs",
-                Better::Lower,
-                RUN_NOISE * 2.0,
-            ));
-        }
-        Loaded::Crypto(c) => {
-            for r in &c.aead {
-                let key = format!("{},{}", r.aead, r.size);
-                let noise = |a: f64| a.max(0.03);
-                v.push(fig(
-                    &format!("crypto.seal_ns[{key}]"),
-                    r.seal.ns_per_msg,
-                    "ns",
-                    Better::Lower,
-                    noise(r.seal.timing.spread),
-                ));
-                v.push(fig(
-                    &format!("crypto.open_ns[{key}]"),
-                    r.open.ns_per_msg,
-                    "ns",
-                    Better::Lower,
-                    noise(r.open.timing.spread),
-                ));
-            }
-            for h in &c.handshakes {
-                v.push(fig(
-                    &format!("crypto.handshakes_per_s[{}]", h.suite),
-                    h.handshakes_per_s,
-                    "1/s",
-                    Better::Higher,
-                    h.timing.spread.max(0.03),
-                ));
-            }
-            v.push(fig(
-                "crypto.x25519_ops_per_s",
-                c.x25519.ops_per_s,
-                "1/s",
-                Better::Higher,
-                c.x25519.timing.spread.max(0.03),
-            ));
-            for m in &c.transport_modes {
-                v.push(fig(
-                    &format!("crypto.ratchet_extra_ns[{}]", m.aead),
-                    m.ratchet_extra_ns,
-                    "ns",
-                    Better::Lower,
-                    0.05,
-                ));
-            }
-        }
-        Loaded::Matrix(m) => {
-            for c in &m.cells {
-                let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
-                let mut add = |what: &str, st: Option<Stat>, unit: &'static str, better: Better| {
-                    if let Some(st) = st {
-                        // The repeats' own spread is the noise band (at least RUN_NOISE).
-                        let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
-                        v.push(fig(&format!("matrix.{what}[{cell}]"), st.median, unit, better, spread.max(RUN_NOISE)));
-                    }
-                };
-                add("delivered_per_s", c.throughput_per_s, "msg/s", Better::Higher);
-                add("e2e_p50_us", c.e2e_p50_us, "µs", Better::Lower);
-                add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
-                add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
-                add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
-                add("seal_ns", c.seal_ns, "ns", Better::Lower);
-                add("open_ns", c.open_ns, "ns", Better::Lower);
-                add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
-            }
-        }
-        Loaded::Capacity(c) => {
-            let unit = if c.search == "clients" { "clients" } else { "msg/s" };
-            let precision = 0.05;
-            if let Some(x) = c.capacity {
-                v.push(fig("capacity.value", x, unit, Better::Higher, precision));
-            }
-            if let Some(x) = c.highest_passing {
-                v.push(fig("capacity.highest_passing", x, unit, Better::Higher, precision));
-            }
-            if let Some(x) = c.generator_limit {
-                v.push(fig("capacity.generator_limit", x, unit, Better::Higher, precision));
-            }
+        Loaded::Run(s) => run_figures(s),
+        Loaded::Crypto(c) => crypto_figures(c),
+        Loaded::Matrix(m) => matrix_figures(m),
+        Loaded::Capacity(c) => capacity_figures(c),
+    }
+}
+
+/// A run's latency statistics, rates, losses, error rate and generator cost.
+fn run_figures(s: &Summary) -> Vec<Figure> {
+    let mut v = Vec::new();
+    for (metric, lat) in &s.latency {
+        for stat in Stat::TABLE {
+            // A percentile rests on the samples beyond it: with k of them, its counting
+            // error is about 1/sqrt(k). Never tighter than RUN_NOISE.
+            let tail = (lat.count as f64 * (1.0 - stat.quantile())).max(1.0);
+            let noise = RUN_NOISE.max(1.0 / tail.sqrt());
+            v.push(fig(&format!("{metric}.{}", stat.name()), lat.get(stat), "µs", Better::Lower, noise));
         }
     }
+    let t = &s.throughput;
+    v.push(fig(Counter::DeliveredPerS.path(), t.delivered_per_s, "msg/s", Better::Higher, 0.02));
+    v.push(fig(Counter::SentPerS.path(), t.sent_per_s, "msg/s", Better::Higher, 0.02));
+    v.push(fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0));
+    let m = &s.messages;
+    v.push(fig(Counter::MessagesLost.path(), m.lost as f64, "msgs", Better::Lower, 0.0));
+    v.push(fig(Counter::MessagesRefused.path(), m.refused as f64, "msgs", Better::Lower, 0.0));
+    v.push(fig(Counter::MessagesAuthFailed.path(), m.auth_failed as f64, "msgs", Better::Lower, 0.0));
+    if let Some(r) = s.lookup(ERRORS_RATE) {
+        v.push(fig(ERRORS_RATE, r, "fraction", Better::Lower, 0.0));
+    }
+    v.push(fig("generator.cpu_us_per_msg", s.generator.driver_cpu_us_per_msg, "µs", Better::Lower, RUN_NOISE * 2.0));
     v
+}
+
+/// A crypto sweep's seal/open costs, handshake and X25519 rates and ratchet overhead;
+/// the noise band is each measurement's own spread (at least 3 %).
+fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
+    let noise = |a: f64| a.max(0.03);
+    let mut v = Vec::new();
+    for r in &c.aead {
+        let key = format!("{},{}", r.aead, r.size);
+        v.push(fig(
+            &format!("crypto.seal_ns[{key}]"),
+            r.seal.ns_per_msg,
+            "ns",
+            Better::Lower,
+            noise(r.seal.timing.spread),
+        ));
+        v.push(fig(
+            &format!("crypto.open_ns[{key}]"),
+            r.open.ns_per_msg,
+            "ns",
+            Better::Lower,
+            noise(r.open.timing.spread),
+        ));
+    }
+    for h in &c.handshakes {
+        let name = format!("crypto.handshakes_per_s[{}]", h.suite);
+        v.push(fig(&name, h.handshakes_per_s, "1/s", Better::Higher, noise(h.timing.spread)));
+    }
+    let x = &c.x25519;
+    v.push(fig("crypto.x25519_ops_per_s", x.ops_per_s, "1/s", Better::Higher, noise(x.timing.spread)));
+    for m in &c.transport_modes {
+        v.push(fig(&format!("crypto.ratchet_extra_ns[{}]", m.aead), m.ratchet_extra_ns, "ns", Better::Lower, 0.05));
+    }
+    v
+}
+
+/// Each matrix cell's medians; the repeats' own spread is the noise band (at least
+/// RUN_NOISE).
+fn matrix_figures(m: &Matrix) -> Vec<Figure> {
+    let mut v = Vec::new();
+    for c in &m.cells {
+        let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
+        let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
+            if let Some(st) = st {
+                let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
+                v.push(fig(&format!("matrix.{what}[{cell}]"), st.median, unit, better, spread.max(RUN_NOISE)));
+            }
+        };
+        add("delivered_per_s", c.throughput_per_s, "msg/s", Better::Higher);
+        add("e2e_p50_us", c.e2e_p50_us, "µs", Better::Lower);
+        add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
+        add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
+        add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
+        add("seal_ns", c.seal_ns, "ns", Better::Lower);
+        add("open_ns", c.open_ns, "ns", Better::Lower);
+        add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
+    }
+    v
+}
+
+/// What a capacity search found; its precision is the noise band.
+fn capacity_figures(c: &Capacity) -> Vec<Figure> {
+    let unit = if c.search == "clients" { "clients" } else { "msg/s" };
+    let precision = 0.05;
+    [
+        ("capacity.value", c.capacity),
+        ("capacity.highest_passing", c.highest_passing),
+        ("capacity.generator_limit", c.generator_limit),
+    ]
+    .into_iter()
+    .filter_map(|(name, x)| x.map(|x| fig(name, x, unit, Better::Higher, precision)))
+    .collect()
 }
 
 fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
