@@ -6,7 +6,7 @@ use sealbench::present;
 use sealbench::provenance::Provenance;
 use sealbench::results::{self, summary::Summary};
 use sealbench::scenario::Scenario;
-use sealbench::verdict::threshold::{self, Threshold};
+use sealbench::verdict::{self, threshold::Threshold};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
     let mut summary = Summary::build(&scenario, &outcome, Provenance::collect());
-    threshold::judge(&mut summary, &th);
+    verdict::judge_run(&mut summary, &th);
     assert!(summary.thresholds_pass());
     let dir = tempfile::tempdir()?;
     let mut files = results::write_run(dir.path(), &outcome, &summary)?;

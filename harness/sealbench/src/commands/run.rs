@@ -87,7 +87,7 @@ fn install_ctrl_c(flag: Arc<AtomicBool>) {
     });
 }
 
-/// The summary of a run, its thresholds judged.
+/// The summary of a run, judged.
 fn summarise(
     scenario: &Scenario,
     outcome: &driver::Outcome,
@@ -95,7 +95,7 @@ fn summarise(
     provenance: Provenance,
 ) -> Summary {
     let mut summary = Summary::build(scenario, outcome, provenance);
-    threshold::judge(&mut summary, thresholds);
+    crate::verdict::judge_run(&mut summary, thresholds);
     summary
 }
 

@@ -212,9 +212,6 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-/// Schedule lag p99 above which the generator counts as saturated.
-pub const SATURATED_LAG_US: f64 = 1000.0;
-
 /// A threshold's verdict, as written to `summary.json` (and to a capacity step's `slos`).
 /// Thresholds are judged by [`crate::verdict::threshold`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -293,12 +290,11 @@ impl Throughput {
 }
 
 impl Generator {
-    /// How the generator of `outcome` fared (`lag`: its schedule lag; `offered_per_s`: the
-    /// rate it was asked for).
-    pub fn of(outcome: &Outcome, lag: Option<Latency>, offered_per_s: f64) -> Self {
+    /// How the generator of `outcome` fared (`lag`: its schedule lag), not yet judged
+    /// saturated or not (see [`crate::verdict::saturation`]).
+    pub fn of(outcome: &Outcome, lag: Option<Latency>) -> Self {
         let shard_cap = outcome.shards as f64 * outcome.measured_s;
         let share = if shard_cap > 0.0 { outcome.steady_cpu_s / shard_cap } else { 0.0 };
-        let reasons = saturation_reasons(outcome, lag.as_ref(), share, offered_per_s);
         Generator {
             schedule_lag: lag,
             driver_cpu_s: outcome.driver_cpu_s,
@@ -311,42 +307,15 @@ impl Generator {
             },
             shards: outcome.shards,
             process_peak_rss_kib: peak_rss_kib(),
-            saturated: !reasons.is_empty(),
-            saturation_reasons: reasons,
+            saturated: false,
+            saturation_reasons: Vec::new(),
         }
     }
-}
-
-/// Why the generator of `outcome` counts as saturated (empty when it kept up): it sent
-/// late, its threads were busy (`share` of their time on CPU), sends queued up, or it
-/// sent less than it was offered.
-fn saturation_reasons(outcome: &Outcome, lag: Option<&Latency>, share: f64, offered: f64) -> Vec<String> {
-    let c = &outcome.counters;
-    let secs = outcome.measured_s.max(1e-9);
-    let mut reasons = Vec::new();
-    if let Some(l) = lag {
-        if l.p99_us > SATURATED_LAG_US {
-            reasons.push(format!(
-                "schedule lag p99 {:.0} µs > {:.0} µs: the generator sent late",
-                l.p99_us, SATURATED_LAG_US
-            ));
-        }
-    }
-    if share > 0.95 {
-        reasons.push(format!("driver threads were {:.0}% busy while sending", 100.0 * share));
-    }
-    if c.sent_measured > 0 && c.backlogged as f64 > 0.01 * c.sent_measured as f64 {
-        reasons.push(format!("{} sends waited for a full connection queue", c.backlogged));
-    }
-    if offered > 0.0 && outcome.measured_s > 0.0 && !outcome.interrupted && c.sent as f64 / secs < 0.95 * offered {
-        reasons.push(format!("sent {:.0}/s of the {:.0}/s offered", c.sent as f64 / secs, offered));
-    }
-    reasons
 }
 
 impl Summary {
-    /// Builds the summary of a run, its thresholds not yet judged (see
-    /// [`crate::verdict::threshold::judge`]).
+    /// Builds the summary of a run, not yet judged: neither its thresholds nor whether its
+    /// generator saturated (see [`crate::verdict::judge_run`]).
     pub fn build(scenario: &Scenario, outcome: &Outcome, provenance: Provenance) -> Self {
         let plan = scenario.plan().ok();
         let suite =
@@ -372,7 +341,7 @@ impl Summary {
             throughput: Throughput::of(outcome, offered),
             latency,
             thresholds: Vec::new(),
-            generator: Generator::of(outcome, lag, offered),
+            generator: Generator::of(outcome, lag),
             relay_stats: outcome.relay_stats.clone(),
             wall_s: outcome.wall_s,
         }
