@@ -69,11 +69,6 @@ impl Latency {
             Stat::Max => self.max_us,
         }
     }
-
-    /// A statistic by threshold name (`p99`, `mean`, ...), µs.
-    pub fn stat(&self, name: &str) -> Option<f64> {
-        Stat::parse(name).map(|s| self.get(s))
-    }
 }
 
 /// Clients.

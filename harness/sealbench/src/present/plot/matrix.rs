@@ -2,6 +2,7 @@
 //! share of e2e time that is cryptography.
 
 use super::{Chart, bars};
+use crate::results::figure::Stat;
 use crate::results::matrix::Matrix;
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -59,7 +60,7 @@ impl Chart for MatrixChart<'_> {
                     ),
                     "e2e latency (ms)",
                     &labels,
-                    &["p50", "p99", "p99.9"],
+                    &[Stat::P50, Stat::P99, Stat::P999].map(Stat::label),
                     &values,
                     &|v| format!("{v:.2}"),
                 )
