@@ -289,11 +289,11 @@ pub struct CapacityArgs {
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
     /// Measured time of each step.
-    #[arg(long, default_value = "5s")]
-    pub step: String,
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub step: std::time::Duration,
     /// Warm-up of each step.
-    #[arg(long, default_value = "1s")]
-    pub warmup: String,
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub warmup: std::time::Duration,
     /// At most this many steps.
     #[arg(long, default_value_t = 16)]
     pub max_steps: usize,

@@ -4,34 +4,37 @@
 //! crate; this crate holds everything with I/O, clocks and threads.
 //!
 //! # Layout
+//! Data flows one way: scenario → driver → results (data files) → verdicts →
+//! presentation. No module imports one above it, and none imports [`commands`].
 //! - [`cli`] — the command line; [`app`] — dispatch and exit codes; [`commands`] — one
-//!   module per subcommand.
+//!   module per subcommand, which only parses its arguments and composes the rest.
 //! - [`crypto`] — the single-core crypto sweep.
 //! - [`relay`] — the reference relay.
-//! - [`scenario`], [`threshold`] — what a run is asked to do and to meet.
+//! - [`scenario`] — what a run is asked to do.
 //! - [`driver`] — the load driver (shards of simulated clients); [`clock`] — its clock.
-//! - [`report`] — result files of a run; [`compare`] — results read back and judged.
-//! - [`html`] — the self-contained `report.html`.
-//! - [`plot`] — charts (PNG + SVG), consumers of finished results.
-//! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`error`] — shared plumbing.
+//! - [`results`] — result data: a run's `summary.json`, `latency.hlog`, `timeseries.csv`,
+//!   `matrix.json`, `capacity.json`, and the one vocabulary of figures and units.
+//! - [`verdict`] — thresholds, the comparison of two results, the capacity search.
+//! - [`present`] — consumers of finished data: the console, plots (PNG + SVG), Markdown
+//!   tables and the self-contained `report.html`.
+//! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
+//!   plumbing.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
-pub mod compare;
 pub mod crypto;
 pub mod driver;
 pub mod error;
-pub mod html;
 pub mod logging;
 pub mod output;
-pub mod plot;
+pub mod present;
 pub mod provenance;
 pub mod relay;
-pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod signals;
-pub mod threshold;
 pub mod timefmt;
+pub mod verdict;

@@ -1,7 +1,7 @@
 //! compare, matrix and capacity through the real binary, with shortened scenarios.
 
-use sealbench::commands::capacity::Capacity;
-use sealbench::commands::matrix::Matrix;
+use sealbench::results::capacity::Capacity;
+use sealbench::results::matrix::Matrix;
 use std::path::Path;
 use std::process::{Command, Output};
 

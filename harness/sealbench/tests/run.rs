@@ -2,10 +2,11 @@
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use sealbench::driver::{self, RunOptions};
+use sealbench::present;
 use sealbench::provenance::Provenance;
-use sealbench::report::{self, summary::Summary};
+use sealbench::results::{self, summary::Summary};
 use sealbench::scenario::{Plan, Scenario};
-use sealbench::threshold::Threshold;
+use sealbench::verdict::{self, threshold::Threshold};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,12 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
-    let summary = Summary::build(&plan, &outcome, &th, Provenance::collect());
+    let mut summary = Summary::build(&plan, &outcome, Provenance::collect());
+    verdict::judge_run(&mut summary, &th);
     assert!(summary.thresholds_pass());
     let dir = tempfile::tempdir()?;
-    let files = report::write_all(dir.path(), &outcome, &summary)?;
+    let mut files = results::write_run(dir.path(), &outcome, &summary)?;
+    files.extend(present::write_run(dir.path(), &outcome, &summary)?);
     for f in [
         "summary.json",
         "latency.hlog",

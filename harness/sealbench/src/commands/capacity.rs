@@ -1,221 +1,59 @@
-//! `sealbench capacity SCENARIO --slo 'e2e.p99<20ms'`: steps the offered aggregate rate
-//! (or, with `--clients`, the number of clients) geometrically until an SLO breaks, then
-//! bisects; reports the highest value that met every SLO. Steps where the load generator
-//! itself saturated say nothing about the relay: the search brackets below them, and when
-//! the generator saturates before any SLO breaks, no capacity is claimed.
+//! `sealbench capacity SCENARIO --slo 'e2e.p99<20ms'`: asks the capacity search
+//! ([`crate::verdict::capacity`]) for each step, runs it, feeds back what it showed, then
+//! writes `capacity.json` and its presentation.
 
 use crate::cli::CapacityArgs;
 use crate::commands::run::execute_quiet;
+use crate::commands::run::load_plan;
 use crate::error::{Failure, Outcome};
 use crate::output;
+use crate::present;
 use crate::provenance::Provenance;
+use crate::results::capacity::{self, Capacity, Step};
+use crate::results::figure::format_us;
 use crate::scenario::{Edits, Plan, Scenario};
-use crate::threshold::{Threshold, Verdict};
+use crate::verdict::capacity::{Next, Observation, Params, Search, StepSpec};
+use crate::verdict::threshold::{self, Threshold};
 use anyhow::{Context, anyhow};
-use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
-
-/// One step of the search.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Step {
-    /// Order of the step.
-    pub index: usize,
-    /// Offered aggregate rate (msgs/s), or client count with `--clients`.
-    pub offered: f64,
-    /// Offered aggregate rate, msgs/s (also in clients mode).
-    pub offered_per_s: f64,
-    /// Clients in the step.
-    pub clients: usize,
-    /// Delivered msgs/s.
-    pub delivered_per_s: f64,
-    /// e2e p50 / p99 / p99.9, µs.
-    pub e2e_p50_us: Option<f64>,
-    /// e2e p99, µs.
-    pub e2e_p99_us: Option<f64>,
-    /// e2e p99.9, µs.
-    pub e2e_p999_us: Option<f64>,
-    /// Lost messages.
-    pub lost: u64,
-    /// SLO verdicts.
-    pub slos: Vec<Verdict>,
-    /// Every SLO held.
-    pub pass: bool,
-    /// The generator could not keep its schedule (latencies not about the relay).
-    pub saturated: bool,
-    /// The step's run directory (relative).
-    pub dir: String,
-}
-
-/// `capacity.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Capacity {
-    /// Layout version.
-    pub schema_version: u32,
-    /// Always `capacity`.
-    pub kind: String,
-    /// Machine and software.
-    pub provenance: Provenance,
-    /// The scenario scaled.
-    pub scenario: Scenario,
-    /// `rate` or `clients`.
-    pub search: String,
-    /// The SLOs.
-    pub slos: Vec<String>,
-    /// Every step, in order.
-    pub steps: Vec<Step>,
-    /// The highest offered value that met every SLO with the generator keeping up; null
-    /// when none did or when the generator saturated first.
-    pub capacity: Option<f64>,
-    /// The lowest value that broke an SLO (the bracket's top), if found.
-    pub first_failure: Option<f64>,
-    /// The lowest value at which the load generator saturated, if any.
-    pub generator_limit: Option<f64>,
-    /// The highest value that met every SLO with the generator keeping up.
-    pub highest_passing: Option<f64>,
-    /// How to read the result.
-    pub conclusion: String,
-}
 
 /// Runs `sealbench capacity`.
 ///
 /// # Errors
 /// Exit 2 for bad arguments; exit 1 when a step cannot run.
 pub fn run(args: &CapacityArgs) -> Outcome {
-    let base =
-        crate::commands::run::load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?.scenario;
-    let parse_d = |flag: &str, v: &str| {
-        humantime_serde::re::humantime::parse_duration(v).map_err(|e| Failure::usage(anyhow!("{flag} {v}: {e}")))
-    };
-    let (step_d, warmup_d) = (parse_d("--step", &args.step)?, parse_d("--warmup", &args.warmup)?);
-    let slos: Vec<Threshold> =
-        args.slo.iter().map(|s| Threshold::parse(s)).collect::<Result<_, _>>().map_err(Failure::usage)?;
-    if args.factor.is_nan() || args.factor <= 1.0 || args.precision.is_nan() || args.precision <= 0.0 {
-        return Err(Failure::usage(anyhow!("--factor must be > 1 and --precision > 0")));
-    }
-    let plan = Plan::new(base.clone()).map_err(Failure::usage)?;
+    let plan = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?;
+    let slos = threshold::parse_all(&args.slo).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
-    let conversations = (base.clients.count / 2) as f64;
+    let base = plan.scenario;
     let clients_mode = args.clients;
-    let start = args.start.unwrap_or(if clients_mode { base.clients.count as f64 } else { per_conv * conversations });
-    let max = args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 });
-    if !(start > 0.0 && max >= start) {
-        return Err(Failure::usage(anyhow!("--start must be positive and at most --max")));
-    }
+    let start = args.start.unwrap_or(if clients_mode {
+        base.clients.count as f64
+    } else {
+        per_conv * (base.clients.count / 2) as f64
+    });
+    let search = Search::new(Params {
+        start,
+        max: args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 }),
+        factor: args.factor,
+        precision: args.precision,
+        max_steps: args.max_steps,
+        clients: clients_mode,
+    })
+    .map_err(Failure::usage)?;
     let dir =
         output::result_dir(args.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
     let provenance = Provenance::collect();
     let mut steps: Vec<Step> = Vec::new();
-    let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
-    let mut generator_limit: Option<f64> = None;
-    let mut x = start;
-    while steps.len() < args.max_steps {
-        let x_run = if clients_mode { ((x / 2.0).round() * 2.0).max(2.0) } else { x.round().max(1.0) };
-        if steps.iter().any(|s| (s.offered - x_run).abs() < 0.5) {
-            break; // the bracket cannot be split further at this resolution
+    let found = loop {
+        let seen: Vec<Observation> =
+            steps.iter().map(|s| Observation { offered: s.offered, pass: s.pass, saturated: s.saturated }).collect();
+        match search.next_step(&seen) {
+            Next::Run(spec) => steps.push(run_step(args, &base, per_conv, &slos, &dir, spec)?),
+            Next::Done(found) => break found,
         }
-        // Each step is a typed edit of the one scenario.
-        let mut scenario = base.clone();
-        (scenario.duration, scenario.warmup) = (step_d, warmup_d);
-        if clients_mode {
-            scenario.clients.count = x_run as usize;
-            scenario.traffic.set_rate(per_conv);
-        } else {
-            scenario.traffic.set_aggregate_rate(x_run);
-        }
-        let scenario = Plan::new(scenario).map_err(Failure::usage)?;
-        let name = format!("step{:02}-{}", steps.len() + 1, x_run as u64);
-        eprintln!("[step {}] offered {} {}", steps.len() + 1, x_run, if clients_mode { "clients" } else { "msgs/s" });
-        let s = execute_quiet(&scenario, &dir.join(&name), &slos).with_context(|| format!("capacity {name}"))?;
-        let e2e = s.latency.get("e2e");
-        let pass = s.thresholds_pass();
-        let step = Step {
-            index: steps.len() + 1,
-            offered: x_run,
-            offered_per_s: s.throughput.offered_per_s,
-            clients: scenario.scenario.clients.count,
-            delivered_per_s: s.throughput.delivered_per_s,
-            e2e_p50_us: e2e.map(|l| l.p50_us),
-            e2e_p99_us: e2e.map(|l| l.p99_us),
-            e2e_p999_us: e2e.map(|l| l.p999_us),
-            lost: s.messages.lost,
-            slos: s.thresholds.clone(),
-            pass,
-            saturated: s.generator.saturated,
-            dir: name,
-        };
-        eprintln!(
-            "         delivered {:.0}/s, e2e p99 {}, {}{}",
-            step.delivered_per_s,
-            step.e2e_p99_us.map_or("-".into(), crate::report::console::fmt_us),
-            if pass { "SLO met" } else { "SLO broken" },
-            if step.saturated { " — GENERATOR SATURATED" } else { "" }
-        );
-        let saturated = step.saturated;
-        steps.push(step);
-        if saturated {
-            // The generator could not keep up: nothing at or above this value says anything
-            // about the relay. Keep bisecting below it to find how far the SLO provably holds.
-            generator_limit = Some(generator_limit.map_or(x_run, |g: f64| g.min(x_run)));
-        } else if pass {
-            good = Some(good.map_or(x_run, |g: f64| g.max(x_run)));
-        } else {
-            bad = Some(bad.map_or(x_run, |b: f64| b.min(x_run)));
-        }
-        let upper = match (bad, generator_limit) {
-            (Some(b), Some(g)) => Some(b.min(g)),
-            (b, g) => b.or(g),
-        };
-        x = match (good, upper) {
-            (Some(g), None) => {
-                if g >= max {
-                    break;
-                }
-                (g * args.factor).min(max)
-            }
-            (None, Some(u)) => u / args.factor,
-            (Some(g), Some(u)) => {
-                if (u - g) / g <= args.precision {
-                    break;
-                }
-                (g + u) / 2.0
-            }
-            (None, None) => break,
-        };
-        if x < 1.0 {
-            break;
-        }
-    }
-    let unit = if clients_mode { "clients" } else { "msgs/s" };
-    let slo_limited = match (bad, generator_limit) {
-        (Some(b), Some(g)) => b < g,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    let (capacity, conclusion) = match (good, slo_limited, generator_limit) {
-        (Some(g), true, _) => {
-            (Some(g), format!("capacity {g} {unit}: every SLO held there; {} {unit} broke one", bad.unwrap_or(g)))
-        }
-        (good, false, Some(lim)) => (
-            None,
-            format!(
-                "no capacity reported: the load generator itself saturates at {lim} {unit}, before any SLO broke{}; \
-                 the relay's limit lies beyond what this machine's generator can show (run the relay as its own \
-                 process, or the driver elsewhere)",
-                good.map_or(String::new(), |v| format!(" (the SLOs held, generator keeping up, up to {v} {unit})"))
-            ),
-        ),
-        (Some(g), false, None) => {
-            (Some(g), format!("capacity ≥ {g} {unit}: the SLOs held up to the largest value tried"))
-        }
-        (None, _, _) => (
-            None,
-            format!(
-                "no capacity: the SLOs broke even at the smallest value tried ({:.0} {unit})",
-                steps.iter().map(|s| s.offered).fold(f64::INFINITY, f64::min)
-            ),
-        ),
     };
     let cap = Capacity {
         schema_version: 1,
@@ -225,48 +63,50 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         search: if clients_mode { "clients" } else { "rate" }.into(),
         slos: args.slo.clone(),
         steps,
-        capacity,
-        first_failure: bad,
-        generator_limit,
-        highest_passing: good,
-        conclusion,
+        capacity: found.capacity,
+        first_failure: found.first_failure,
+        generator_limit: found.generator_limit,
+        highest_passing: found.highest_passing,
+        conclusion: found.conclusion,
     };
-    output::write_json(&dir.join("capacity.json"), &cap)?;
-    let md = markdown(&cap);
-    output::write_atomic(&dir.join("capacity.md"), md.as_bytes())?;
-    crate::plot::capacity::render_all(&dir, &cap)?;
-    crate::html::write_capacity(&dir, &cap, &md)?;
+    capacity::write(&dir, &cap)?;
+    let md = present::write_capacity(&dir, &cap)?;
     println!("{md}");
     println!("results: {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// The step table and the conclusion.
-pub fn markdown(c: &Capacity) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "## sealbench capacity — `{}`, SLO: {}\n", c.scenario.name, c.slos.join(" and "));
-    let _ = writeln!(s, "**{}**\n", c.conclusion);
-    let what = if c.search == "clients" { "clients" } else { "offered msg/s" };
-    let _ = writeln!(
-        s,
-        "| step | {what} | delivered msg/s | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | lost | SLO | generator |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    let ms = |v: Option<f64>| v.map_or("—".into(), |u| format!("{:.3}", u / 1e3));
-    for st in &c.steps {
-        let _ = writeln!(
-            s,
-            "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} |",
-            st.index,
-            st.offered,
-            st.delivered_per_s,
-            ms(st.e2e_p50_us),
-            ms(st.e2e_p99_us),
-            ms(st.e2e_p999_us),
-            st.lost,
-            if st.pass { "met" } else { "broken" },
-            if st.saturated { "SATURATED" } else { "ok" }
-        );
+/// Runs one step of the search into `dir/stepNN-<value>/` and prints how it went.
+fn run_step(
+    args: &CapacityArgs,
+    base: &Scenario,
+    per_conv: f64,
+    slos: &[Threshold],
+    dir: &Path,
+    spec: StepSpec,
+) -> Result<Step, Failure> {
+    let x = spec.offered;
+    // Each step is a typed edit of the one scenario.
+    let mut scenario = base.clone();
+    (scenario.duration, scenario.warmup) = (args.step, args.warmup);
+    if args.clients {
+        scenario.clients.count = x as usize;
+        scenario.traffic.set_rate(per_conv);
+    } else {
+        scenario.traffic.set_aggregate_rate(x);
     }
-    s
+    let plan =
+        Plan::new(scenario).map_err(|e| Failure::usage(anyhow!("{}: step {x}: {e:#}", args.scenario.display())))?;
+    let name = format!("step{:02}-{}", spec.index, x as u64);
+    eprintln!("[step {}] offered {} {}", spec.index, x, if args.clients { "clients" } else { "msgs/s" });
+    let s = execute_quiet(&plan, &dir.join(&name), slos).with_context(|| format!("capacity {name}"))?;
+    let step = Step::of(spec.index, x, plan.scenario.clients.count, name, &s);
+    eprintln!(
+        "         delivered {:.0}/s, e2e p99 {}, {}{}",
+        step.delivered_per_s,
+        step.e2e_p99_us.map_or("-".into(), format_us),
+        if step.pass { "SLO met" } else { "SLO broken" },
+        if step.saturated { " — GENERATOR SATURATED" } else { "" }
+    );
+    Ok(step)
 }

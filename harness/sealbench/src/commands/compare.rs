@@ -1,8 +1,8 @@
 //! `sealbench compare BASE NEW`.
 
 use crate::cli::CompareArgs;
-use crate::compare::{self, Rule, figures};
 use crate::error::{EXIT_THRESHOLDS, Failure, Outcome};
+use crate::verdict::compare::{self, Rule, figures};
 use anyhow::Context;
 use std::process::ExitCode;
 

@@ -63,7 +63,7 @@ pub fn run(args: &CryptoArgs) -> Outcome {
     output::write_json(&json, &report)?;
     let mut files = vec![json];
     if !args.no_plots {
-        files.extend(crate::plot::crypto::render_all(&dir, &report).context("drawing the crypto plots")?);
+        files.extend(crate::present::plot::crypto::render_all(&dir, &report).context("drawing the crypto plots")?);
     }
     print!("{}", report.table());
     println!("\nwrote {} files to {}", files.len(), dir.display());

@@ -1,4 +1,6 @@
-//! One module per subcommand: turns parsed arguments into work and writes its outputs.
+//! One module per subcommand: parses its arguments and composes the work: run, write the
+//! result data ([`crate::results`]), judge it ([`crate::verdict`]), then present it
+//! ([`crate::present`]). Nothing imports these modules but [`crate::app`].
 
 pub mod capacity;
 pub mod compare;

@@ -5,10 +5,11 @@ use crate::cli::RunArgs;
 use crate::driver::{self, RunOptions};
 use crate::error::{EXIT_THRESHOLDS, Failure, Outcome};
 use crate::output;
+use crate::present::{self, console};
 use crate::provenance::Provenance;
-use crate::report::{self, console, summary::Summary};
+use crate::results::{self, summary::Summary};
 use crate::scenario::{Edits, Plan, Scenario};
-use crate::threshold::Threshold;
+use crate::verdict::threshold::{self, Threshold};
 use anyhow::{Context, anyhow};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,11 +25,7 @@ use std::time::Instant;
 pub fn run(args: &RunArgs) -> Outcome {
     let plan = load_plan(&args.scenario, &args.set, &args.edits()).map_err(Failure::usage)?;
     let scenario = &plan.scenario;
-    let thresholds: Vec<Threshold> = scenario
-        .thresholds
-        .iter()
-        .map(|t| Threshold::parse(t))
-        .collect::<Result<_, _>>()
+    let thresholds = threshold::parse_all(&scenario.thresholds)
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
         .map_err(Failure::usage)?;
@@ -56,8 +53,8 @@ pub fn run(args: &RunArgs) -> Outcome {
         eprintln!();
     }
     let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
-    let summary = Summary::build(&plan, &outcome, &thresholds, provenance);
-    let files = write_results(&dir, &outcome, &summary, !args.no_plots)?;
+    let summary = summarise(&plan, &outcome, &thresholds, provenance);
+    let files = write_outputs(&dir, &outcome, &summary, !args.no_plots)?;
     print!("{}", console::table(&summary, &dir.display().to_string()));
     println!("  wrote {} files", files.len());
     if interrupt.load(Ordering::Relaxed) {
@@ -91,32 +88,28 @@ fn install_ctrl_c(flag: Arc<AtomicBool>) {
     });
 }
 
-/// Writes a run's result files (plots and `report.html` unless `plots` is false).
+/// The summary of a run, judged.
+fn summarise(plan: &Plan, outcome: &driver::Outcome, thresholds: &[Threshold], provenance: Provenance) -> Summary {
+    let mut summary = Summary::build(plan, outcome, provenance);
+    crate::verdict::judge_run(&mut summary, thresholds);
+    summary
+}
+
+/// Writes a run's data files, then (unless `plots` is false) its plots and `report.html`.
 ///
 /// # Errors
 /// When a file cannot be written (the message names it).
-pub fn write_results(
+fn write_outputs(
     dir: &std::path::Path,
     outcome: &driver::Outcome,
     summary: &Summary,
     plots: bool,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = results::write_run(dir, outcome, summary).context("writing results")?;
     if plots {
-        let mut files = report::write_all(dir, outcome, summary).context("writing results")?;
-        files.push(crate::html::write_run(dir, summary)?);
-        return Ok(files);
+        files.extend(present::write_run(dir, outcome, summary).context("writing results")?);
     }
-    let mut f = Vec::new();
-    let p = dir.join("summary.json");
-    output::write_json(&p, summary)?;
-    f.push(p);
-    let p = dir.join("latency.hlog");
-    output::write_atomic(&p, &report::hlog::render(&outcome.seconds, outcome.started_unix_s)?)?;
-    f.push(p);
-    let p = dir.join("timeseries.csv");
-    output::write_atomic(&p, report::timeseries::render(&outcome.seconds).as_bytes())?;
-    f.push(p);
-    Ok(f)
+    Ok(files)
 }
 
 /// Runs `scenario` quietly (one plain progress line every 5 s) into `dir` and returns its
@@ -135,8 +128,8 @@ pub fn execute_quiet(plan: &Plan, dir: &std::path::Path, thresholds: &[Threshold
             last = Instant::now();
         }
     })?;
-    let summary = Summary::build(plan, &outcome, thresholds, provenance);
-    write_results(dir, &outcome, &summary, true)?;
+    let summary = summarise(plan, &outcome, thresholds, provenance);
+    write_outputs(dir, &outcome, &summary, true)?;
     Ok(summary)
 }
 

@@ -5,7 +5,7 @@
 //! - [`sweep`] — what is measured: AEAD seal/open per size, handshakes, X25519, modes.
 //! - [`report`] — `crypto.json` and the console table.
 //!
-//! Plots of a report are drawn by [`crate::plot::crypto`].
+//! Plots of a report are drawn by [`crate::present::plot::crypto`].
 
 pub mod measure;
 pub mod report;

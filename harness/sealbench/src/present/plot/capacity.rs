@@ -2,7 +2,7 @@
 //! capacity marked, and delivered against offered load.
 
 use super::{Chart, FONT, colour, perr};
-use crate::commands::capacity::Capacity;
+use crate::results::capacity::{Capacity, Step};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -21,12 +21,12 @@ pub fn render_all(dir: &Path, c: &Capacity) -> Result<Vec<PathBuf>> {
 struct CapChart<'a>(&'a Capacity, bool);
 
 /// Picks one latency of a step.
-type StepValue = fn(&crate::commands::capacity::Step) -> Option<f64>;
+type StepValue = fn(&Step) -> Option<f64>;
 
 /// The latency SLO line, in ms, if an `e2e.pXX < …` SLO exists.
 fn slo_line(c: &Capacity) -> Option<(String, f64)> {
     c.slos.iter().find_map(|s| {
-        let t = crate::threshold::Threshold::parse(s).ok()?;
+        let t = crate::verdict::threshold::Threshold::parse(s).ok()?;
         t.metric.starts_with("e2e.").then(|| (s.clone(), t.value / 1e3))
     })
 }
@@ -46,35 +46,7 @@ impl Chart for CapChart<'_> {
         let xname = if c.search == "clients" { "connected clients" } else { "offered load (messages/s)" };
         let xmax = steps.iter().map(|s| s.offered).fold(1.0, f64::max) * 1.1;
         if self.1 {
-            let ymax = steps.iter().map(|s| s.delivered_per_s.max(s.offered_per_s)).fold(1.0, f64::max) * 1.1;
-            let mut ch = ChartBuilder::on(root)
-                .caption(format!("Delivered vs offered — {}", c.scenario.name), (FONT, 24))
-                .margin(16)
-                .x_label_area_size(50)
-                .y_label_area_size(90)
-                .build_cartesian_2d(0.0..xmax, 0.0..ymax)
-                .map_err(perr)?;
-            ch.configure_mesh()
-                .x_desc(xname)
-                .y_desc("messages/s")
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .y_label_formatter(&|v| format!("{v:.0}"))
-                .label_style((FONT, 14))
-                .axis_desc_style((FONT, 16))
-                .draw()
-                .map_err(perr)?;
-            let off: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.offered_per_s)).collect();
-            let del: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.delivered_per_s)).collect();
-            for (i, (name, pts)) in [("offered msgs/s", off), ("delivered msgs/s", del)].into_iter().enumerate() {
-                let col = colour(i);
-                ch.draw_series(LineSeries::new(pts.clone(), col.stroke_width(3)))
-                    .map_err(perr)?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
-                ch.draw_series(pts.iter().map(|&p| Circle::new(p, 5, col.filled()))).map_err(perr)?;
-            }
-            super::legend(&mut ch, SeriesLabelPosition::UpperLeft, 14)?;
-            return Ok(());
+            return throughput(root, c, &steps, xname, xmax);
         }
         let slo = slo_line(c);
         let ymax = steps
@@ -141,4 +113,46 @@ impl Chart for CapChart<'_> {
         super::legend(&mut ch, SeriesLabelPosition::UpperLeft, 14)?;
         Ok(())
     }
+}
+
+/// Delivered against offered load, one point per step (sorted by offered value).
+fn throughput<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &Capacity,
+    steps: &[&Step],
+    xname: &str,
+    xmax: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let ymax = steps.iter().map(|s| s.delivered_per_s.max(s.offered_per_s)).fold(1.0, f64::max) * 1.1;
+    let mut ch = ChartBuilder::on(root)
+        .caption(format!("Delivered vs offered — {}", c.scenario.name), (FONT, 24))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(perr)?;
+    ch.configure_mesh()
+        .x_desc(xname)
+        .y_desc("messages/s")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(perr)?;
+    let off: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.offered_per_s)).collect();
+    let del: Vec<(f64, f64)> = steps.iter().map(|s| (s.offered, s.delivered_per_s)).collect();
+    for (i, (name, pts)) in [("offered msgs/s", off), ("delivered msgs/s", del)].into_iter().enumerate() {
+        let col = colour(i);
+        ch.draw_series(LineSeries::new(pts.clone(), col.stroke_width(3)))
+            .map_err(perr)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
+        ch.draw_series(pts.iter().map(|&p| Circle::new(p, 5, col.filled()))).map_err(perr)?;
+    }
+    super::legend(&mut ch, SeriesLabelPosition::UpperLeft, 14)?;
+    Ok(())
 }

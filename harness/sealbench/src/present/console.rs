@@ -1,17 +1,17 @@
 //! The final console summary (in the spirit of wrk's and k6's) and the one-line progress.
 
-use super::summary::Summary;
+use super::{latency_cells, latency_columns};
 use crate::driver::recorder::Counters;
-use crate::driver::recorder::Metric;
 use crate::driver::{Phase, Second};
+use crate::results::figure::{ErrorCounts, Metric, TABLE_ORDER, format_us};
+use crate::results::summary::Summary;
 use std::fmt::Write as _;
 
 /// One progress line for a finished second.
 pub fn progress_line(sec: &Second, total: &Counters, clients: usize) -> String {
     let e2e = sec.hist.get(Metric::E2e);
-    let p99 = if e2e.is_empty() { "-".to_owned() } else { fmt_us(e2e.value_at_quantile(0.99) as f64 / 1e3) };
-    let errors =
-        total.refused_total() + total.auth_failed + total.connects_failed + total.handshakes_failed + total.disconnects;
+    let p99 = if e2e.is_empty() { "-".to_owned() } else { format_us(e2e.value_at_quantile(0.99) as f64 / 1e3) };
+    let errors = ErrorCounts::of(total).total();
     let phase = match sec.phase {
         Phase::Connecting => format!("connecting {}/{clients}", sec.connected),
         Phase::Handshaking => format!("handshaking {}/{}", total.handshakes_ok, clients / 2),
@@ -21,17 +21,6 @@ pub fn progress_line(sec: &Second, total: &Counters, clients: usize) -> String {
         "[{:>4}s] {phase:<22} connected {:>6}  sent {:>8}/s  delivered {:>8}/s  p99 {:>9}  errors {}",
         sec.t, sec.connected, sec.delta.sent, sec.delta.delivered, p99, errors
     )
-}
-
-/// Formats microseconds with a unit that fits.
-pub fn fmt_us(us: f64) -> String {
-    if us >= 1e6 {
-        format!("{:.2}s", us / 1e6)
-    } else if us >= 1e3 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{us:.1}µs")
-    }
 }
 
 /// The final table.
@@ -51,14 +40,14 @@ pub fn table(s: &Summary, dir: &str) -> String {
         let _ = writeln!(o, "  ABORTED: {a}");
     }
     let _ = write!(o, "\n  {:<14}", "latency");
-    for (i, c) in crate::report::summary::Latency::COLUMNS.iter().enumerate() {
+    for (i, c) in latency_columns().iter().enumerate() {
         let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
     }
     o.push('\n');
-    for name in ["e2e", "e2e_raw", "relay_ack", "handshake", "connect", "register", "seal", "open", "schedule_lag"] {
+    for name in TABLE_ORDER.map(Metric::name) {
         if let Some(l) = s.latency.get(name) {
             let _ = write!(o, "  {name:<14}");
-            for (i, c) in l.cells().iter().enumerate() {
+            for (i, c) in latency_cells(l).iter().enumerate() {
                 let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
             }
             o.push('\n');

@@ -1,11 +1,12 @@
 //! `report.html`: one self-contained page per run, matrix or capacity directory — tables,
 //! verdicts, the plots inlined as SVG, provenance and the scenario. No network fetches.
 
-use crate::commands::capacity::Capacity;
-use crate::commands::matrix::Matrix;
+use super::markdown::{self, Table};
 use crate::output::write_atomic;
 use crate::provenance::Provenance;
-use crate::report::summary::Summary;
+use crate::results::capacity::Capacity;
+use crate::results::matrix::Matrix;
+use crate::results::summary::Summary;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,20 +65,9 @@ fn scenario_block(v: &impl serde::Serialize) -> String {
     format!("<h2>Scenario</h2><pre>{}</pre>", esc(&json))
 }
 
-/// Writes `report.html` for a run directory.
-///
-/// # Errors
-/// When the file cannot be written.
-pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
+/// The warnings a run's page opens with: unencrypted, interrupted, aborted, saturated.
+fn banners(s: &Summary) -> String {
     let mut b = String::new();
-    let _ = write!(
-        b,
-        "<h1>sealbench run <code>{}</code></h1><p>{} clients — {} — relay {}</p>",
-        esc(&s.scenario.name),
-        s.clients.requested,
-        esc(&s.suite),
-        esc(&s.relay)
-    );
     if s.aead == "none" {
         b.push_str("<div class=\"danger\"><b>UNENCRYPTED baseline</b> (aead = none): messages crossed the relay in the clear.</div>");
     }
@@ -94,6 +84,12 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
             esc(&s.generator.saturation_reasons.join("; "))
         );
     }
+    b
+}
+
+/// The threshold verdicts of a run (nothing when it had none).
+fn thresholds(s: &Summary) -> String {
+    let mut b = String::new();
     if !s.thresholds.is_empty() {
         b.push_str("<h2>Thresholds</h2><table><tr><th>expression</th><th>measured</th><th>verdict</th></tr>");
         for v in &s.thresholds {
@@ -108,14 +104,33 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
         }
         b.push_str("</table>");
     }
+    b
+}
+
+/// Writes `report.html` for a run directory.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>sealbench run <code>{}</code></h1><p>{} clients — {} — relay {}</p>",
+        esc(&s.scenario.name),
+        s.clients.requested,
+        esc(&s.suite),
+        esc(&s.relay)
+    );
+    b.push_str(&banners(s));
+    b.push_str(&thresholds(s));
     b.push_str("<h2>Latency</h2><table><tr><th>metric</th>");
-    for c in crate::report::summary::Latency::COLUMNS {
+    for c in super::latency_columns() {
         let _ = write!(b, "<th>{c}</th>");
     }
     b.push_str("</tr>");
     for (name, l) in &s.latency {
         let _ = write!(b, "<tr><td>{name}</td>");
-        for c in l.cells() {
+        for c in super::latency_cells(l) {
             let _ = write!(b, "<td>{c}</td>");
         }
         b.push_str("</tr>");
@@ -149,42 +164,21 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Minimal Markdown table → HTML (the tables sealbench itself writes).
-fn md_to_html(md: &str) -> String {
-    let mut out = String::new();
-    let mut in_table = false;
-    for line in md.lines() {
-        let t = line.trim();
-        if t.starts_with('|') {
-            if t.starts_with("|---") {
-                continue;
-            }
-            let cells: Vec<&str> = t.trim_matches('|').split('|').map(str::trim).collect();
-            let tag = if in_table { "td" } else { "th" };
-            if !in_table {
-                out.push_str("<table>");
-                in_table = true;
-            }
-            out.push_str("<tr>");
-            for c in cells {
-                let _ = write!(out, "<{tag}>{}</{tag}>", esc(c).replace('`', ""));
-            }
-            out.push_str("</tr>");
-        } else {
-            if in_table {
-                out.push_str("</table>");
-                in_table = false;
-            }
-            if let Some(h) = t.strip_prefix("## ") {
-                let _ = write!(out, "<h2>{}</h2>", esc(h).replace('`', ""));
-            } else if !t.is_empty() {
-                let _ = write!(out, "<p>{}</p>", esc(t).replace("**", "").replace('`', ""));
-            }
+/// A table: the first row of headings, then the rows.
+fn table(t: &Table) -> String {
+    let mut out = String::from("<table><tr>");
+    for h in &t.header {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr>");
+    for r in &t.rows {
+        out.push_str("<tr>");
+        for c in r {
+            let _ = write!(out, "<td>{}</td>", esc(c));
         }
+        out.push_str("</tr>");
     }
-    if in_table {
-        out.push_str("</table>");
-    }
+    out.push_str("</table>");
     out
 }
 
@@ -192,9 +186,13 @@ fn md_to_html(md: &str) -> String {
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn write_matrix(dir: &Path, m: &Matrix, md: &str) -> Result<PathBuf> {
+pub fn write_matrix(dir: &Path, m: &Matrix) -> Result<PathBuf> {
     let mut b = format!("<h1>sealbench matrix <code>{}</code></h1>", esc(&m.scenario.name));
-    b.push_str(&md_to_html(md));
+    let _ = write!(b, "<h2>{}</h2>", markdown::matrix_heading(m, esc));
+    b.push_str(&table(&markdown::matrix_table(m)));
+    for note in markdown::matrix_notes(esc) {
+        let _ = write!(b, "<p>{note}</p>");
+    }
     if m.cells.iter().any(|c| c.saturated) {
         b.push_str("<div class=\"danger\">Some runs had a saturated generator (marked ⚠): their latencies describe the generator.</div>");
     }
@@ -212,9 +210,10 @@ pub fn write_matrix(dir: &Path, m: &Matrix, md: &str) -> Result<PathBuf> {
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn write_capacity(dir: &Path, c: &Capacity, md: &str) -> Result<PathBuf> {
+pub fn write_capacity(dir: &Path, c: &Capacity) -> Result<PathBuf> {
     let mut b = format!("<h1>sealbench capacity <code>{}</code></h1>", esc(&c.scenario.name));
-    b.push_str(&md_to_html(md));
+    let _ = write!(b, "<h2>{}</h2><p>{}</p>", esc(&markdown::capacity_heading(c, str::to_owned)), esc(&c.conclusion));
+    b.push_str(&table(&markdown::capacity_table(c)));
     for stem in ["capacity-latency", "capacity-throughput"] {
         b.push_str(&figure(dir, stem));
     }

@@ -1,6 +1,9 @@
 //! Threshold expressions (`e2e.p99 < 25ms`, `messages.lost == 0`, `errors.rate < 0.1%`,
 //! `throughput.delivered_per_s > 9000`) and their evaluation against a summary.
 
+use crate::results::figure::{Kind, Path, Unit, parse_quantity};
+use crate::results::summary::Summary;
+pub use crate::results::summary::Verdict;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
@@ -48,14 +51,8 @@ pub struct Threshold {
     pub value: f64,
 }
 
-/// Latency metrics (values in µs in the summary).
-pub const LATENCY_METRICS: &[&str] =
-    &["connect", "register", "handshake", "e2e", "e2e_raw", "relay_ack", "seal", "open", "schedule_lag"];
-/// Statistics of a latency metric.
-pub const LATENCY_STATS: &[&str] = &["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
-
 impl Threshold {
-    /// Parses `metric op value[unit]`.
+    /// Parses `metric op value[unit]` (units as [`parse_quantity`] reads them).
     ///
     /// # Errors
     /// Unknown metric, missing operator, or a value/unit that does not fit the metric.
@@ -68,14 +65,9 @@ impl Threshold {
             .ok_or_else(|| anyhow!("threshold `{expr}`: no comparison operator (<, <=, >, >=, ==, !=)"))?;
         let metric = expr[..pos].trim().to_owned();
         let rhs = expr[pos + sym.len()..].trim();
-        let kind = metric_kind(&metric).ok_or_else(|| {
-            anyhow!(
-                "threshold `{expr}`: unknown metric `{metric}` (latency: {}.{{{}}}; messages.{{sent,delivered,lost,refused,duplicated,reordered,auth_failed}}; errors.rate; throughput.{{sent_per_s,delivered_per_s}}; connects.failed; handshakes.failed)",
-                LATENCY_METRICS.join("|"),
-                LATENCY_STATS.join(",")
-            )
-        })?;
-        let value = parse_value(rhs, kind).map_err(|e| anyhow!("threshold `{expr}`: {e}"))?;
+        let path = Path::parse(&metric)
+            .ok_or_else(|| anyhow!("threshold `{expr}`: unknown metric `{metric}` ({})", Path::help()))?;
+        let value = value_for(rhs, path.kind()).map_err(|e| anyhow!("threshold `{expr}`: {e}"))?;
         Ok(Threshold { expr: expr.trim().to_owned(), metric, op, value })
     }
 
@@ -85,57 +77,16 @@ impl Threshold {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Latency,
-    Rate,
-    Count,
-}
-
-fn metric_kind(m: &str) -> Option<Kind> {
-    let (a, b) = m.split_once('.')?;
-    if LATENCY_METRICS.contains(&a) && LATENCY_STATS.contains(&b) {
-        return Some(Kind::Latency);
+/// `s` in the base unit of a figure of `kind` (a plain number is already in it).
+fn value_for(s: &str, kind: Kind) -> Result<f64> {
+    let q = parse_quantity(s)?;
+    match (kind, q.unit) {
+        (_, Unit::None)
+        | (Kind::Latency, Unit::Duration)
+        | (Kind::Rate, Unit::Percent)
+        | (Kind::Count, Unit::Thousand) => Ok(q.value),
+        _ => bail!("unit of `{}` does not fit this metric (latencies: ns, us, ms, s; rates: %; counts: k)", s.trim()),
     }
-    match (a, b) {
-        ("errors", "rate") => Some(Kind::Rate),
-        ("messages", "sent" | "delivered" | "lost" | "refused" | "duplicated" | "reordered" | "auth_failed")
-        | ("throughput", "sent_per_s" | "delivered_per_s")
-        | ("connects", "failed" | "ok")
-        | ("handshakes", "failed" | "ok") => Some(Kind::Count),
-        _ => None,
-    }
-}
-
-fn parse_value(s: &str, kind: Kind) -> Result<f64> {
-    let s = s.trim();
-    let split =
-        s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e' || c == '+')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| anyhow!("`{s}` is not a number"))?;
-    let unit = unit.trim();
-    Ok(match (kind, unit) {
-        (Kind::Latency, "ns") => n / 1e3,
-        (Kind::Latency, "us" | "µs" | "") => n,
-        (Kind::Latency, "ms") => n * 1e3,
-        (Kind::Latency, "s") => n * 1e6,
-        (Kind::Rate, "%") => n / 100.0,
-        (Kind::Rate, "") => n,
-        (Kind::Count, "") => n,
-        (Kind::Count, "k") => n * 1e3,
-        (_, u) => bail!("unit `{u}` does not fit this metric (latencies: ns, us, ms, s; rates: %)"),
-    })
-}
-
-/// A threshold's verdict, as written to `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Verdict {
-    /// The expression.
-    pub expr: String,
-    /// The measured value in the metric's base unit (µs, fraction, count), if available.
-    pub measured: Option<f64>,
-    /// Whether it held (false when the metric had no data).
-    pub pass: bool,
 }
 
 /// Evaluates every threshold with `lookup` (metric path → measured value).
@@ -147,6 +98,19 @@ pub fn evaluate(thresholds: &[Threshold], lookup: impl Fn(&str) -> Option<f64>) 
             Verdict { expr: t.expr.clone(), measured, pass: measured.is_some_and(|m| t.passes(m)) }
         })
         .collect()
+}
+
+/// Judges `thresholds` against `summary` and records the verdicts in it.
+pub fn judge(summary: &mut Summary, thresholds: &[Threshold]) {
+    summary.thresholds = evaluate(thresholds, |m| summary.lookup(m));
+}
+
+/// Parses every expression of `exprs` (a scenario's `thresholds`, `--slo` flags).
+///
+/// # Errors
+/// The first one that does not parse.
+pub fn parse_all(exprs: &[String]) -> Result<Vec<Threshold>> {
+    exprs.iter().map(|t| Threshold::parse(t)).collect()
 }
 
 #[cfg(test)]

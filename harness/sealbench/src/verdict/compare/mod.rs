@@ -7,12 +7,15 @@
 
 pub mod figures;
 
+use crate::results::figure::{Unit, parse_quantity, us_per};
 use anyhow::{Result, anyhow, bail};
 use figures::{Better, Figure, Loaded};
 use serde::Serialize;
 use std::fmt::Write as _;
 
-/// A `--fail-on` rule: `<figure pattern> > +10%`, `< -5%`, or absolute `> +2` / `> +500us`.
+/// A `--fail-on` rule: `<figure pattern> > +10%`, `< -5%`, or absolute `> +2` / `> +500us`
+/// (units as [`parse_quantity`] reads them; a duration is converted into the unit of each
+/// figure it is applied to).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// As written.
@@ -21,10 +24,13 @@ pub struct Rule {
     pub pattern: String,
     /// `true` for `>` (an increase is a regression), `false` for `<` (a decrease is).
     pub increase: bool,
-    /// Allowed change: relative (fraction) or absolute in the figure's unit.
+    /// Allowed change: relative (fraction), a duration in µs, or absolute in the figure's unit.
     pub limit: f64,
     /// Relative (`%`) or absolute.
     pub relative: bool,
+    /// The limit was written as a duration (`+500ns`, `+2ms`): it is in µs and applies only
+    /// to figures measured in a unit of time.
+    pub duration: bool,
 }
 
 impl Rule {
@@ -42,33 +48,36 @@ impl Rule {
         if pattern.is_empty() {
             bail!("--fail-on `{expr}`: no figure name before the operator");
         }
-        let mut rhs = expr[pos + 1..].trim();
-        let relative = rhs.ends_with('%');
-        rhs = rhs.trim_end_matches('%');
-        for unit in ["us", "µs", "ms", "ns"] {
-            rhs = rhs.strip_suffix(unit).unwrap_or(rhs);
-        }
-        let limit: f64 = rhs.trim().parse().map_err(|_| anyhow!("--fail-on `{expr}`: `{rhs}` is not a number"))?;
-        let unit_scale = if expr.trim_end().ends_with("ms") { 1000.0 } else { 1.0 };
-        let limit = limit.abs() * unit_scale / if relative { 100.0 } else { 1.0 };
-        Ok(Rule { expr: expr.trim().to_owned(), pattern, increase, limit, relative })
+        let rhs = expr[pos + 1..].trim();
+        let q = parse_quantity(rhs).map_err(|e| anyhow!("--fail-on `{expr}`: {e}"))?;
+        let relative = q.unit == Unit::Percent;
+        let duration = q.unit == Unit::Duration;
+        Ok(Rule { expr: expr.trim().to_owned(), pattern, increase, limit: q.value.abs(), relative, duration })
     }
 
     fn matches(&self, name: &str) -> bool {
         wildcard(&self.pattern, name)
     }
 
-    /// Is the change from `base` to `new` a violation?
-    fn violated(&self, base: f64, new: f64) -> bool {
+    /// Is the change from `base` to `new` of a figure in `unit` a violation? None when the
+    /// rule's limit is a duration and the figure is not measured in time.
+    fn violated_in(&self, unit: &str, base: f64, new: f64) -> Option<bool> {
+        let limit = if self.duration { self.limit / us_per(unit)? } else { self.limit };
         let delta = if self.increase { new - base } else { base - new };
-        if self.relative {
+        Some(if self.relative {
             if base.abs() < f64::EPSILON {
-                return delta > 0.0;
+                return Some(delta > 0.0);
             }
-            delta / base.abs() > self.limit
+            delta / base.abs() > limit
         } else {
-            delta > self.limit
-        }
+            delta > limit
+        })
+    }
+
+    /// [`Rule::violated_in`] for a figure in µs (or without a unit).
+    #[cfg(test)]
+    fn violated(&self, base: f64, new: f64) -> bool {
+        self.violated_in("µs", base, new).unwrap_or(false)
     }
 }
 
@@ -233,8 +242,15 @@ pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String
     let fa = figures::figures(base);
     let fb = figures::figures(new);
     let mut rows = Vec::new();
+    let mut warnings = warnings;
     for a in &fa {
         let Some(b) = fb.iter().find(|b| b.name == a.name) else { continue };
+        for r in rules.iter().filter(|r| r.matches(&a.name) && r.violated_in(a.unit, a.value, b.value).is_none()) {
+            warnings.push(format!(
+                "--fail-on `{}`: a duration does not apply to {} ({}); not checked",
+                r.expr, a.name, a.unit
+            ));
+        }
         rows.push(row(a, b, rules));
     }
     let regression = rows.iter().any(|r| !r.violates.is_empty());
@@ -266,8 +282,11 @@ fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
     } else {
         Verdict::Worse
     };
-    let violates =
-        rules.iter().filter(|r| r.matches(&a.name) && r.violated(a.value, b.value)).map(|r| r.expr.clone()).collect();
+    let violates = rules
+        .iter()
+        .filter(|r| r.matches(&a.name) && r.violated_in(a.unit, a.value, b.value) == Some(true))
+        .map(|r| r.expr.clone())
+        .collect();
     Row { name: a.name.clone(), unit: a.unit, base: a.value, new: b.value, delta, relative, verdict, violates }
 }
 
@@ -333,6 +352,18 @@ mod tests {
         let r = Rule::parse("e2e.p50 > +2ms").unwrap();
         assert!(r.violated(1000.0, 3500.0) && !r.violated(1000.0, 2500.0));
         assert!(Rule::parse("e2e.p99 10%").is_err());
+    }
+
+    #[test]
+    fn duration_limits_follow_the_unit_of_the_figure() -> Result<()> {
+        let r = Rule::parse("crypto.seal_ns[*] > +500ns")?;
+        assert_eq!(r.violated_in("ns", 1000.0, 1400.0), Some(false));
+        assert_eq!(r.violated_in("ns", 1000.0, 1600.0), Some(true));
+        assert_eq!(r.violated_in("µs", 10.0, 10.6), Some(true), "500 ns is 0.5 µs, not 500 µs");
+        assert_eq!(r.violated_in("msg/s", 10.0, 1000.0), None, "a duration does not fit a rate");
+        let r = Rule::parse("matrix.cpu_ms_per_1000_msgs[*] > +2us")?;
+        assert_eq!(r.violated_in("ms", 1.0, 1.003), Some(true));
+        Ok(())
     }
 
     #[test]

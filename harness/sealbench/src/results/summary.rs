@@ -1,10 +1,10 @@
 //! `summary.json`: everything a run measured, schema-versioned, with provenance.
 
+use super::figure::{Counter, ErrorCounts, Metric, Path, Stat};
 use crate::driver::Outcome;
-use crate::driver::recorder::{Counters, Metric};
+use crate::driver::recorder::Counters;
 use crate::provenance::Provenance;
 use crate::scenario::{Plan, Scenario};
-use crate::threshold::{Threshold, Verdict, evaluate};
 use hdrhistogram::Histogram;
 use sealcore::frame::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -56,37 +56,18 @@ impl Latency {
         })
     }
 
-    /// Column headings of [`Latency::cells`].
-    pub const COLUMNS: [&'static str; 7] = ["count", "p50", "p90", "p99", "p99.9", "max", "mean"];
-
-    /// The row a table shows (console and `report.html`): count, then p50, p90, p99,
-    /// p99.9, max and mean with a unit that fits.
-    pub fn cells(&self) -> [String; 7] {
-        let f = crate::report::console::fmt_us;
-        [
-            self.count.to_string(),
-            f(self.p50_us),
-            f(self.p90_us),
-            f(self.p99_us),
-            f(self.p999_us),
-            f(self.max_us),
-            f(self.mean_us),
-        ]
-    }
-
-    /// A statistic by threshold name (`p99`, `mean`, ...), µs.
-    pub fn stat(&self, name: &str) -> Option<f64> {
-        Some(match name {
-            "min" => self.min_us,
-            "mean" => self.mean_us,
-            "p50" => self.p50_us,
-            "p90" => self.p90_us,
-            "p95" => self.p95_us,
-            "p99" => self.p99_us,
-            "p999" => self.p999_us,
-            "max" => self.max_us,
-            _ => return None,
-        })
+    /// A statistic, µs.
+    pub fn get(&self, stat: Stat) -> f64 {
+        match stat {
+            Stat::Min => self.min_us,
+            Stat::Mean => self.mean_us,
+            Stat::P50 => self.p50_us,
+            Stat::P90 => self.p90_us,
+            Stat::P95 => self.p95_us,
+            Stat::P99 => self.p99_us,
+            Stat::P999 => self.p999_us,
+            Stat::Max => self.max_us,
+        }
     }
 }
 
@@ -226,21 +207,21 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-/// Schedule lag p99 above which the generator counts as saturated.
-pub const SATURATED_LAG_US: f64 = 1000.0;
+/// A threshold's verdict, as written to `summary.json` (and to a capacity step's `slos`).
+/// Thresholds are judged by [`crate::verdict::threshold`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    /// The expression.
+    pub expr: String,
+    /// The measured value in the metric's base unit (µs, fraction, count), if available.
+    pub measured: Option<f64>,
+    /// Whether it held (false when the metric had no data).
+    pub pass: bool,
+}
 
-impl Summary {
-    /// Builds the summary of a run.
-    pub fn build(plan: &Plan, outcome: &Outcome, thresholds: &[Threshold], provenance: Provenance) -> Self {
-        let scenario = &plan.scenario;
-        let c: &Counters = &outcome.counters;
-        let suite = plan.suite.to_string();
-        let mut latency = BTreeMap::new();
-        for m in Metric::ALL {
-            if let Some(l) = Latency::of(outcome.total.get(m)) {
-                latency.insert(m.name().to_owned(), l);
-            }
-        }
+impl Messages {
+    /// The accounting of `c`.
+    pub fn of(c: &Counters) -> Self {
         let mut refused_by_code = BTreeMap::new();
         for (code, &n) in c.refused.iter().enumerate() {
             if n > 0 {
@@ -249,9 +230,7 @@ impl Summary {
                 refused_by_code.insert(name, n);
             }
         }
-        let secs = outcome.measured_s.max(1e-9);
-        let offered = plan.offered_rate();
-        let messages = Messages {
+        Messages {
             sent: c.sent,
             delivered: c.delivered,
             refused: c.refused_total(),
@@ -267,40 +246,51 @@ impl Summary {
             control_errors: c.other_errors,
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
-        };
-        let throughput = Throughput {
+        }
+    }
+}
+
+impl ClientsSummary {
+    /// The clients of a run that asked for `requested` of them.
+    pub fn of(requested: usize, c: &Counters) -> Self {
+        ClientsSummary {
+            requested: requested as u64,
+            connected: c.connects_ok,
+            connect_failed: c.connects_failed,
+            register_failed: c.registers_failed,
+            disconnected: c.disconnects,
+            handshakes_ok: c.handshakes_ok,
+            handshakes_failed: c.handshakes_failed,
+        }
+    }
+}
+
+impl Throughput {
+    /// The rates of `outcome`, which was offered `offered_per_s`.
+    pub fn of(outcome: &Outcome, offered_per_s: f64) -> Self {
+        let c = &outcome.counters;
+        let per_s = |n: u64| if outcome.measured_s > 0.0 { n as f64 / outcome.measured_s.max(1e-9) } else { 0.0 };
+        Throughput {
             seconds: outcome.measured_s,
-            sent_per_s: if outcome.measured_s > 0.0 { c.sent as f64 / secs } else { 0.0 },
-            delivered_per_s: if outcome.measured_s > 0.0 { c.delivered as f64 / secs } else { 0.0 },
+            sent_per_s: per_s(c.sent),
+            delivered_per_s: per_s(c.delivered),
             handshakes_per_s: if outcome.handshake_s > 0.0 {
                 c.handshakes_ok as f64 / outcome.handshake_s
             } else {
                 0.0
             },
-            offered_per_s: offered,
-        };
-        let lag = latency.get("schedule_lag").cloned();
-        let mut reasons = Vec::new();
-        if let Some(l) = &lag {
-            if l.p99_us > SATURATED_LAG_US {
-                reasons.push(format!(
-                    "schedule lag p99 {:.0} µs > {:.0} µs: the generator sent late",
-                    l.p99_us, SATURATED_LAG_US
-                ));
-            }
+            offered_per_s,
         }
+    }
+}
+
+impl Generator {
+    /// How the generator of `outcome` fared (`lag`: its schedule lag), not yet judged
+    /// saturated or not (see [`crate::verdict::saturation`]).
+    pub fn of(outcome: &Outcome, lag: Option<Latency>) -> Self {
         let shard_cap = outcome.shards as f64 * outcome.measured_s;
         let share = if shard_cap > 0.0 { outcome.steady_cpu_s / shard_cap } else { 0.0 };
-        if share > 0.95 {
-            reasons.push(format!("driver threads were {:.0}% busy while sending", 100.0 * share));
-        }
-        if c.sent_measured > 0 && c.backlogged as f64 > 0.01 * c.sent_measured as f64 {
-            reasons.push(format!("{} sends waited for a full connection queue", c.backlogged));
-        }
-        if offered > 0.0 && outcome.measured_s > 0.0 && !outcome.interrupted && c.sent as f64 / secs < 0.95 * offered {
-            reasons.push(format!("sent {:.0}/s of the {:.0}/s offered", c.sent as f64 / secs, offered));
-        }
-        let generator = Generator {
+        Generator {
             schedule_lag: lag,
             driver_cpu_s: outcome.driver_cpu_s,
             steady_cpu_s: outcome.steady_cpu_s,
@@ -312,19 +302,25 @@ impl Summary {
             },
             shards: outcome.shards,
             process_peak_rss_kib: peak_rss_kib(),
-            saturated: !reasons.is_empty(),
-            saturation_reasons: reasons,
-        };
-        let clients = ClientsSummary {
-            requested: scenario.clients.count as u64,
-            connected: c.connects_ok,
-            connect_failed: c.connects_failed,
-            register_failed: c.registers_failed,
-            disconnected: c.disconnects,
-            handshakes_ok: c.handshakes_ok,
-            handshakes_failed: c.handshakes_failed,
-        };
-        let mut s = Summary {
+            saturated: false,
+            saturation_reasons: Vec::new(),
+        }
+    }
+}
+
+impl Summary {
+    /// Builds the summary of a run, not yet judged: neither its thresholds nor whether its
+    /// generator saturated (see [`crate::verdict::judge_run`]).
+    pub fn build(plan: &Plan, outcome: &Outcome, provenance: Provenance) -> Self {
+        let scenario = &plan.scenario;
+        let suite = plan.suite.to_string();
+        let latency: BTreeMap<String, Latency> = Metric::ALL
+            .into_iter()
+            .filter_map(|m| Latency::of(outcome.total.get(m)).map(|l| (m.name().to_owned(), l)))
+            .collect();
+        let offered = plan.offered_rate();
+        let lag = latency.get(Metric::ScheduleLag.name()).cloned();
+        Summary {
             schema_version: SCHEMA_VERSION,
             kind: "run".into(),
             provenance,
@@ -334,46 +330,64 @@ impl Summary {
             relay: outcome.relay_url.clone(),
             interrupted: outcome.interrupted,
             aborted: outcome.aborted.clone(),
-            clients,
-            messages,
-            throughput,
+            clients: ClientsSummary::of(scenario.clients.count, &outcome.counters),
+            messages: Messages::of(&outcome.counters),
+            throughput: Throughput::of(outcome, offered),
             latency,
             thresholds: Vec::new(),
-            generator,
+            generator: Generator::of(outcome, lag),
             relay_stats: outcome.relay_stats.clone(),
             wall_s: outcome.wall_s,
-        };
-        s.thresholds = evaluate(thresholds, |m| s.lookup(m));
-        s
+        }
     }
 
-    /// The value of a threshold metric path (`e2e.p99` in µs, `errors.rate` as a fraction…).
-    pub fn lookup(&self, metric: &str) -> Option<f64> {
-        let (a, b) = metric.split_once('.')?;
-        if let Some(l) = self.latency.get(a) {
-            return l.stat(b);
-        }
+    /// The value of a figure path (`e2e.p99` in µs, `errors.rate` as a fraction…).
+    pub fn lookup(&self, path: &str) -> Option<f64> {
+        self.value(Path::parse(path)?)
+    }
+
+    /// The value of a figure (None when the metric had no samples, or for the error rate
+    /// of a run that sent nothing).
+    pub fn value(&self, path: Path) -> Option<f64> {
         let m = &self.messages;
-        Some(match (a, b) {
-            ("messages", "sent") => m.sent as f64,
-            ("messages", "delivered") => m.delivered as f64,
-            ("messages", "lost") => m.lost as f64,
-            ("messages", "refused") => m.refused as f64,
-            ("messages", "duplicated") => m.duplicated as f64,
-            ("messages", "reordered") => m.reordered as f64,
-            ("messages", "auth_failed") => m.auth_failed as f64,
-            ("errors", "rate") => {
-                let errors = m.refused + m.lost + m.auth_failed + m.malformed + self.clients.connect_failed;
-                if m.sent == 0 { return None } else { errors as f64 / m.sent as f64 }
+        let c = &self.clients;
+        Some(match path {
+            Path::Latency(metric, stat) => self.latency.get(metric.name())?.get(stat),
+            Path::ErrorsRate => {
+                if m.sent == 0 {
+                    return None;
+                }
+                (self.errors().total() + m.lost) as f64 / m.sent as f64
             }
-            ("throughput", "sent_per_s") => self.throughput.sent_per_s,
-            ("throughput", "delivered_per_s") => self.throughput.delivered_per_s,
-            ("connects", "failed") => self.clients.connect_failed as f64,
-            ("connects", "ok") => self.clients.connected as f64,
-            ("handshakes", "failed") => self.clients.handshakes_failed as f64,
-            ("handshakes", "ok") => self.clients.handshakes_ok as f64,
-            _ => return None,
+            Path::Counter(counter) => match counter {
+                Counter::MessagesSent => m.sent as f64,
+                Counter::MessagesDelivered => m.delivered as f64,
+                Counter::MessagesLost => m.lost as f64,
+                Counter::MessagesRefused => m.refused as f64,
+                Counter::MessagesDuplicated => m.duplicated as f64,
+                Counter::MessagesReordered => m.reordered as f64,
+                Counter::MessagesAuthFailed => m.auth_failed as f64,
+                Counter::SentPerS => self.throughput.sent_per_s,
+                Counter::DeliveredPerS => self.throughput.delivered_per_s,
+                Counter::ConnectsFailed => c.connect_failed as f64,
+                Counter::ConnectsOk => c.connected as f64,
+                Counter::HandshakesFailed => c.handshakes_failed as f64,
+                Counter::HandshakesOk => c.handshakes_ok as f64,
+            },
         })
+    }
+
+    /// The run's errors, as [`ErrorCounts`] defines them.
+    pub fn errors(&self) -> ErrorCounts {
+        let (m, c) = (&self.messages, &self.clients);
+        ErrorCounts {
+            refused: m.refused,
+            auth_failed: m.auth_failed,
+            malformed: m.malformed,
+            connects_failed: c.connect_failed,
+            handshakes_failed: c.handshakes_failed,
+            disconnects: c.disconnected,
+        }
     }
 
     /// True when every threshold passed.

@@ -22,7 +22,7 @@ use std::sync::Once;
 
 /// The font family every chart uses (registered from the embedded DejaVu Sans).
 pub const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn register_font() {

@@ -2,7 +2,8 @@
 //! share of e2e time that is cryptography.
 
 use super::{Chart, bars};
-use crate::commands::matrix::Matrix;
+use crate::results::figure::Stat;
+use crate::results::matrix::Matrix;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -43,7 +44,7 @@ impl Chart for MatrixChart<'_> {
     {
         let m = self.0;
         let labels: Vec<String> = m.cells.iter().map(|c| c.label()).collect();
-        let med = |s: Option<crate::commands::matrix::Stat>, k: f64| s.map(|s| s.median * k);
+        let med = |s: Option<crate::results::matrix::Spread>, k: f64| s.map(|s| s.median * k);
         match self.1 {
             Kind::Latency => {
                 let values: Vec<Vec<Option<f64>>> = m
@@ -59,7 +60,7 @@ impl Chart for MatrixChart<'_> {
                     ),
                     "e2e latency (ms)",
                     &labels,
-                    &["p50", "p99", "p99.9"],
+                    &[Stat::P50, Stat::P99, Stat::P999].map(Stat::label),
                     &values,
                     &|v| format!("{v:.2}"),
                 )

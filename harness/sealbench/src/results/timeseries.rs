@@ -1,7 +1,7 @@
 //! `timeseries.csv`: one row per second.
 
+use super::figure::{ErrorCounts, Metric};
 use crate::driver::Second;
-use crate::driver::recorder::Metric;
 use std::fmt::Write as _;
 
 /// Column header of `timeseries.csv` (units in the names; `docs/RESULTS.md` explains each).
@@ -23,7 +23,7 @@ pub fn render(seconds: &[Second]) -> String {
         let d = &sec.delta;
         let refused = d.refused_total();
         in_flight += d.sent as i64 - d.delivered as i64 - refused as i64;
-        let errors = refused + d.auth_failed + d.malformed + d.connects_failed + d.handshakes_failed + d.disconnects;
+        let errors = ErrorCounts::of(d).total();
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",

@@ -3,8 +3,8 @@
 
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
-use crate::driver::recorder::Metric;
-use crate::report::summary::Summary;
+use crate::results::figure::Metric;
+use crate::results::summary::Summary;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;

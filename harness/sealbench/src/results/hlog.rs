@@ -2,8 +2,8 @@
 //! `Tag=` per metric, values in nanoseconds), readable by HdrHistogram's own log readers
 //! (Java `HistogramLogReader`, HdrHistogram_py, hdrhistogram-rust's `IntervalLogIterator`).
 
+use super::figure::Metric;
 use crate::driver::Second;
-use crate::driver::recorder::Metric;
 use anyhow::{Result, anyhow};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};

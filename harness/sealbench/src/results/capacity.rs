@@ -1,0 +1,102 @@
+//! `capacity.json`: the steps of a capacity search and what it found. The search itself
+//! is [`crate::verdict::capacity`].
+
+use super::figure::{Metric, Stat};
+use super::summary::{Summary, Verdict};
+use crate::provenance::Provenance;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+
+/// One step of the search.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    /// Order of the step.
+    pub index: usize,
+    /// Offered aggregate rate (msgs/s), or client count with `--clients`.
+    pub offered: f64,
+    /// Offered aggregate rate, msgs/s (also in clients mode).
+    pub offered_per_s: f64,
+    /// Clients in the step.
+    pub clients: usize,
+    /// Delivered msgs/s.
+    pub delivered_per_s: f64,
+    /// e2e p50 / p99 / p99.9, µs.
+    pub e2e_p50_us: Option<f64>,
+    /// e2e p99, µs.
+    pub e2e_p99_us: Option<f64>,
+    /// e2e p99.9, µs.
+    pub e2e_p999_us: Option<f64>,
+    /// Lost messages.
+    pub lost: u64,
+    /// SLO verdicts.
+    pub slos: Vec<Verdict>,
+    /// Every SLO held.
+    pub pass: bool,
+    /// The generator could not keep its schedule (latencies not about the relay).
+    pub saturated: bool,
+    /// The step's run directory (relative).
+    pub dir: String,
+}
+
+impl Step {
+    /// Step number `index` (from 1) at `offered` (msgs/s, or clients with `--clients`),
+    /// run with `clients` clients into `dir`, from the run's summary.
+    pub fn of(index: usize, offered: f64, clients: usize, dir: String, s: &Summary) -> Step {
+        let e2e = s.latency.get(Metric::E2e.name());
+        Step {
+            index,
+            offered,
+            offered_per_s: s.throughput.offered_per_s,
+            clients,
+            delivered_per_s: s.throughput.delivered_per_s,
+            e2e_p50_us: e2e.map(|l| l.get(Stat::P50)),
+            e2e_p99_us: e2e.map(|l| l.get(Stat::P99)),
+            e2e_p999_us: e2e.map(|l| l.get(Stat::P999)),
+            lost: s.messages.lost,
+            slos: s.thresholds.clone(),
+            pass: s.thresholds_pass(),
+            saturated: s.generator.saturated,
+            dir,
+        }
+    }
+}
+
+/// `capacity.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Always `capacity`.
+    pub kind: String,
+    /// Machine and software.
+    pub provenance: Provenance,
+    /// The scenario scaled.
+    pub scenario: Scenario,
+    /// `rate` or `clients`.
+    pub search: String,
+    /// The SLOs.
+    pub slos: Vec<String>,
+    /// Every step, in order.
+    pub steps: Vec<Step>,
+    /// The highest offered value that met every SLO with the generator keeping up; null
+    /// when none did or when the generator saturated first.
+    pub capacity: Option<f64>,
+    /// The lowest value that broke an SLO (the bracket's top), if found.
+    pub first_failure: Option<f64>,
+    /// The lowest value at which the load generator saturated, if any.
+    pub generator_limit: Option<f64>,
+    /// The highest value that met every SLO with the generator keeping up.
+    pub highest_passing: Option<f64>,
+    /// How to read the result.
+    pub conclusion: String,
+}
+
+/// Writes `capacity.json` into `dir`; returns its path.
+///
+/// # Errors
+/// When the file cannot be written (the message names it).
+pub fn write(dir: &std::path::Path, c: &Capacity) -> anyhow::Result<std::path::PathBuf> {
+    let p = dir.join("capacity.json");
+    crate::output::write_json(&p, c)?;
+    Ok(p)
+}

@@ -1,0 +1,136 @@
+//! `matrix.json`: one scenario run once per cipher choice, each choice's figures as the
+//! median and spread over its repeats.
+
+use super::figure::{Metric, Stat};
+use super::summary::Summary;
+use crate::provenance::Provenance;
+use crate::scenario::Scenario;
+use sealcore::AeadKind;
+use serde::{Deserialize, Serialize};
+
+/// Median and spread of one figure over the repeats.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (None when empty).
+    pub fn of(mut v: Vec<f64>) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Spread { median, min: v[0], max: v[n - 1] })
+    }
+}
+
+/// One combination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cell {
+    /// AEAD short name (`none` = UNENCRYPTED baseline).
+    pub aead: String,
+    /// Handshake pattern.
+    pub pattern: String,
+    /// Transport mode.
+    pub mode: String,
+    /// Run directories (relative to the matrix directory), one per repeat.
+    pub runs: Vec<String>,
+    /// Delivered messages per second.
+    pub throughput_per_s: Option<Spread>,
+    /// e2e p50, µs.
+    pub e2e_p50_us: Option<Spread>,
+    /// e2e p99, µs.
+    pub e2e_p99_us: Option<Spread>,
+    /// e2e p99.9, µs.
+    pub e2e_p999_us: Option<Spread>,
+    /// Handshake p99, µs.
+    pub handshake_p99_us: Option<Spread>,
+    /// Seal, mean ns per message (sampled in the run).
+    pub seal_ns: Option<Spread>,
+    /// Open, mean ns per message.
+    pub open_ns: Option<Spread>,
+    /// Driver CPU per 1,000 messages, ms (= µs per message).
+    pub cpu_ms_per_1000_msgs: Option<Spread>,
+    /// (seal + open) / e2e p50: the share of the median end-to-end time that is crypto.
+    pub crypto_share: Option<f64>,
+    /// Lost messages over all repeats.
+    pub lost: u64,
+    /// Some repeat's generator saturated (its latencies describe the generator).
+    pub saturated: bool,
+}
+
+impl Cell {
+    /// `aead / pattern / mode`.
+    pub fn label(&self) -> String {
+        let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
+        format!("{aead} / {} / {}", self.pattern, self.mode)
+    }
+
+    /// The cell of `aead / pattern / mode` from its repeats' summaries (run directory name,
+    /// summary).
+    pub fn from_runs(a: &str, p: &str, m: &str, runs: &[(String, Summary)]) -> Cell {
+        let get = |f: &dyn Fn(&Summary) -> Option<f64>| Spread::of(runs.iter().filter_map(|(_, s)| f(s)).collect());
+        let lat = |metric: Metric, stat: Stat| move |s: &Summary| s.latency.get(metric.name()).map(|l| l.get(stat));
+        let e2e_p50 = get(&lat(Metric::E2e, Stat::P50));
+        let seal = get(&|s| s.latency.get(Metric::Seal.name()).map(|l| l.mean_us * 1e3));
+        let open = get(&|s| s.latency.get(Metric::Open.name()).map(|l| l.mean_us * 1e3));
+        let crypto_share = match (seal, open, e2e_p50) {
+            (Some(s), Some(o), Some(e)) if e.median > 0.0 => Some((s.median + o.median) / (e.median * 1e3)),
+            _ => None,
+        };
+        Cell {
+            aead: a.into(),
+            pattern: p.into(),
+            mode: m.into(),
+            runs: runs.iter().map(|(n, _)| n.clone()).collect(),
+            throughput_per_s: get(&|s| Some(s.throughput.delivered_per_s)),
+            e2e_p50_us: e2e_p50,
+            e2e_p99_us: get(&lat(Metric::E2e, Stat::P99)),
+            e2e_p999_us: get(&lat(Metric::E2e, Stat::P999)),
+            handshake_p99_us: get(&lat(Metric::Handshake, Stat::P99)),
+            seal_ns: seal,
+            open_ns: open,
+            cpu_ms_per_1000_msgs: get(&|s| Some(s.generator.driver_cpu_us_per_msg)),
+            crypto_share,
+            lost: runs.iter().map(|(_, s)| s.messages.lost).sum(),
+            saturated: runs.iter().any(|(_, s)| s.generator.saturated),
+        }
+    }
+}
+
+/// `matrix.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Matrix {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Always `matrix`.
+    pub kind: String,
+    /// Machine and software.
+    pub provenance: Provenance,
+    /// The scenario every cell ran (before the cell's crypto overrides).
+    pub scenario: Scenario,
+    /// Repeats per cell.
+    pub repeat: usize,
+    /// The order runs were made in (cell indices), for drift analysis.
+    pub order: Vec<usize>,
+    /// The cells.
+    pub cells: Vec<Cell>,
+}
+
+/// Writes `matrix.json` into `dir`; returns its path.
+///
+/// # Errors
+/// When the file cannot be written (the message names it).
+pub fn write(dir: &std::path::Path, m: &Matrix) -> anyhow::Result<std::path::PathBuf> {
+    let p = dir.join("matrix.json");
+    crate::output::write_json(&p, m)?;
+    Ok(p)
+}

@@ -1,0 +1,43 @@
+//! Result data of every command: the files a run, a matrix or a capacity search leaves
+//! behind, and the types they are read back into. Nothing here draws, prints or judges:
+//! verdicts ([`crate::verdict`]) and presentation ([`crate::present`]) consume this data.
+//!
+//! # Layout
+//! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
+//!   `timeseries.csv`: a run's data files, all written by [`write_run`].
+//! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
+//! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
+//!   paths, what counts as an error) and units (one parser, one formatter).
+
+pub mod capacity;
+pub mod figure;
+pub mod hlog;
+pub mod matrix;
+pub mod summary;
+pub mod timeseries;
+
+use crate::driver::Outcome;
+use crate::output::{write_atomic, write_json};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use summary::Summary;
+
+/// Writes the data files of a run into `dir` (`summary.json`, `latency.hlog`,
+/// `timeseries.csv`); returns their paths. Plots and `report.html` are
+/// [`crate::present::write_run`]'s.
+///
+/// # Errors
+/// When a file cannot be written (the message names it).
+pub fn write_run(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let p = dir.join("summary.json");
+    write_json(&p, summary)?;
+    files.push(p);
+    let p = dir.join("latency.hlog");
+    write_atomic(&p, &hlog::render(&outcome.seconds, outcome.started_unix_s)?)?;
+    files.push(p);
+    let p = dir.join("timeseries.csv");
+    write_atomic(&p, timeseries::render(&outcome.seconds).as_bytes())?;
+    files.push(p);
+    Ok(files)
+}

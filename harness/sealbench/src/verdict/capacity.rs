@@ -1,0 +1,363 @@
+//! The capacity search as a pure state machine: no I/O, no clock, no driver.
+//!
+//! It grows the offered value geometrically (by `factor`) while every SLO holds, then
+//! bisects between the highest value that held and the lowest that did not, until the
+//! bracket is `precision` wide. Steps where the load generator itself saturated say
+//! nothing about the relay: they bound the bracket from above like a failure, and when
+//! the generator saturates before any SLO breaks, no capacity is claimed.
+//!
+//! ```
+//! use sealbench::verdict::capacity::{Next, Observation, Params, Search};
+//! let search = Search::new(Params { start: 200.0, max: 800.0, ..Params::default() })?;
+//! let mut seen = Vec::new();
+//! while let Next::Run(step) = search.next_step(&seen) {
+//!     // run the step at `step.offered`, then feed back what it showed:
+//!     seen.push(Observation { offered: step.offered, pass: true, saturated: false });
+//! }
+//! let Next::Done(found) = search.next_step(&seen) else { unreachable!() };
+//! assert_eq!(found.capacity, Some(800.0));
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use anyhow::{Result, bail};
+
+/// What the search is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// The first value tried.
+    pub start: f64,
+    /// The highest value tried.
+    pub max: f64,
+    /// Growth factor while the SLOs hold (> 1).
+    pub factor: f64,
+    /// Relative width of the bracket at which the search stops (> 0).
+    pub precision: f64,
+    /// Most steps run.
+    pub max_steps: usize,
+    /// Values are client counts (run as even numbers, at least 2) rather than aggregate
+    /// rates in msgs/s (run as whole numbers, at least 1).
+    pub clients: bool,
+}
+
+impl Default for Params {
+    /// `capacity`'s flag defaults for a rate search, from 1,000 msgs/s.
+    fn default() -> Self {
+        Params { start: 1000.0, max: 1e7, factor: 2.0, precision: 0.05, max_steps: 16, clients: false }
+    }
+}
+
+/// What one step showed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// The value the step ran at (its [`StepSpec::offered`]).
+    pub offered: f64,
+    /// Every SLO held.
+    pub pass: bool,
+    /// The load generator could not keep its schedule.
+    pub saturated: bool,
+}
+
+/// The next step to run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSpec {
+    /// Its number, from 1.
+    pub index: usize,
+    /// The value to run at (already rounded to what can run).
+    pub offered: f64,
+}
+
+/// What a finished search found (the verdict fields of `capacity.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The highest value that met every SLO with the generator keeping up, when an SLO
+    /// (not the generator) bounded the search or the SLOs held up to the largest value tried.
+    pub capacity: Option<f64>,
+    /// The lowest value that broke an SLO.
+    pub first_failure: Option<f64>,
+    /// The lowest value at which the generator saturated.
+    pub generator_limit: Option<f64>,
+    /// The highest value that met every SLO with the generator keeping up.
+    pub highest_passing: Option<f64>,
+    /// How to read the result.
+    pub conclusion: String,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Run this step and feed its [`Observation`] back.
+    Run(StepSpec),
+    /// The search is over.
+    Done(Found),
+}
+
+/// The search: its parameters. Its state is the observations fed to
+/// [`Search::next_step`], so the same observations always give the same answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Search {
+    params: Params,
+}
+
+/// What the observations so far bracket.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bracket {
+    good: Option<f64>,
+    bad: Option<f64>,
+    generator_limit: Option<f64>,
+}
+
+impl Bracket {
+    fn of(observations: &[Observation]) -> Self {
+        let mut b = Bracket::default();
+        for o in observations {
+            let x = o.offered;
+            if o.saturated {
+                // Nothing at or above a saturated step says anything about the relay.
+                b.generator_limit = Some(b.generator_limit.map_or(x, |g| g.min(x)));
+            } else if o.pass {
+                b.good = Some(b.good.map_or(x, |g| g.max(x)));
+            } else {
+                b.bad = Some(b.bad.map_or(x, |v| v.min(x)));
+            }
+        }
+        b
+    }
+
+    /// The lowest value known not to hold (an SLO broke, or the generator saturated).
+    fn upper(&self) -> Option<f64> {
+        match (self.bad, self.generator_limit) {
+            (Some(b), Some(g)) => Some(b.min(g)),
+            (b, g) => b.or(g),
+        }
+    }
+}
+
+impl Search {
+    /// A search with `params`.
+    ///
+    /// # Errors
+    /// When `factor` is not above 1, `precision` not positive, or `start` not in `(0, max]`
+    /// (the messages name the flags).
+    pub fn new(params: Params) -> Result<Self> {
+        let Params { factor, precision, start, max, .. } = params;
+        if factor.is_nan() || factor <= 1.0 || precision.is_nan() || precision <= 0.0 {
+            bail!("--factor must be > 1 and --precision > 0");
+        }
+        if !(start > 0.0 && max >= start) {
+            bail!("--start must be positive and at most --max");
+        }
+        Ok(Search { params })
+    }
+
+    /// The step after `observations` (every step run so far, in order), or what the
+    /// search found.
+    pub fn next_step(&self, observations: &[Observation]) -> Next {
+        let bracket = Bracket::of(observations);
+        let x = if observations.is_empty() { Some(self.params.start) } else { self.after(&bracket) };
+        let Some(x) = x.filter(|_| observations.len() < self.params.max_steps) else {
+            return Next::Done(self.found(&bracket, observations));
+        };
+        let offered = self.runnable(x);
+        if observations.iter().any(|o| (o.offered - offered).abs() < 0.5) {
+            // The bracket cannot be split further at this resolution.
+            return Next::Done(self.found(&bracket, observations));
+        }
+        Next::Run(StepSpec { index: observations.len() + 1, offered })
+    }
+
+    /// The value to try after a step, or None when the search is over: grow while nothing
+    /// broke, shrink while nothing held, then bisect to `precision`.
+    fn after(&self, b: &Bracket) -> Option<f64> {
+        let p = &self.params;
+        let x = match (b.good, b.upper()) {
+            (Some(g), None) if g >= p.max => return None,
+            (Some(g), None) => (g * p.factor).min(p.max),
+            (None, Some(u)) => u / p.factor,
+            (Some(g), Some(u)) if (u - g) / g <= p.precision => return None,
+            (Some(g), Some(u)) => (g + u) / 2.0,
+            (None, None) => return None,
+        };
+        if x < 1.0 { None } else { Some(x) }
+    }
+
+    /// `x` as a step can run it: an even client count (at least 2), or a whole rate (at
+    /// least 1).
+    fn runnable(&self, x: f64) -> f64 {
+        if self.params.clients { ((x / 2.0).round() * 2.0).max(2.0) } else { x.round().max(1.0) }
+    }
+
+    fn found(&self, b: &Bracket, observations: &[Observation]) -> Found {
+        let unit = if self.params.clients { "clients" } else { "msgs/s" };
+        let slo_limited = match (b.bad, b.generator_limit) {
+            (Some(bad), Some(g)) => bad < g,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let (capacity, conclusion) = match (b.good, slo_limited, b.generator_limit) {
+            (Some(g), true, _) => {
+                (Some(g), format!("capacity {g} {unit}: every SLO held there; {} {unit} broke one", b.bad.unwrap_or(g)))
+            }
+            (good, false, Some(lim)) => (
+                None,
+                format!(
+                    "no capacity reported: the load generator itself saturates at {lim} {unit}, before any SLO broke{}; \
+                     the relay's limit lies beyond what this machine's generator can show (run the relay as its own \
+                     process, or the driver elsewhere)",
+                    good.map_or(String::new(), |v| format!(" (the SLOs held, generator keeping up, up to {v} {unit})"))
+                ),
+            ),
+            (Some(g), false, None) => {
+                (Some(g), format!("capacity ≥ {g} {unit}: the SLOs held up to the largest value tried"))
+            }
+            (None, _, _) => (
+                None,
+                format!(
+                    "no capacity: the SLOs broke even at the smallest value tried ({:.0} {unit})",
+                    observations.iter().map(|o| o.offered).fold(f64::INFINITY, f64::min)
+                ),
+            ),
+        };
+        Found {
+            capacity,
+            first_failure: b.bad,
+            generator_limit: b.generator_limit,
+            highest_passing: b.good,
+            conclusion,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `search` against `verdict` (offered value → (pass, saturated)); returns the
+    /// values stepped through and what was found.
+    fn script(search: &Search, verdict: impl Fn(f64) -> (bool, bool)) -> (Vec<f64>, Found) {
+        let mut seen: Vec<Observation> = Vec::new();
+        loop {
+            match search.next_step(&seen) {
+                Next::Run(step) => {
+                    assert_eq!(step.index, seen.len() + 1);
+                    let (pass, saturated) = verdict(step.offered);
+                    seen.push(Observation { offered: step.offered, pass, saturated });
+                }
+                Next::Done(found) => return (seen.iter().map(|o| o.offered).collect(), found),
+            }
+        }
+    }
+
+    fn search(start: f64, max: f64) -> Search {
+        Search::new(Params { start, max, ..Params::default() }).expect("valid parameters")
+    }
+
+    #[test]
+    fn grows_by_the_factor_while_the_slo_holds_and_stops_at_max() {
+        let (steps, found) = script(&search(200.0, 800.0), |_| (true, false));
+        assert_eq!(steps, vec![200.0, 400.0, 800.0]);
+        assert_eq!(found.capacity, Some(800.0));
+        assert_eq!(found.highest_passing, Some(800.0));
+        assert_eq!(found.first_failure, None);
+        assert_eq!(found.conclusion, "capacity ≥ 800 msgs/s: the SLOs held up to the largest value tried");
+    }
+
+    #[test]
+    fn growth_is_clamped_to_max() {
+        let (steps, _) = script(&search(300.0, 1000.0), |_| (true, false));
+        assert_eq!(steps, vec![300.0, 600.0, 1000.0]);
+    }
+
+    #[test]
+    fn bisects_after_a_failure_until_the_bracket_is_precise() {
+        let (steps, found) = script(&search(1000.0, 1e7), |x| (x <= 1700.0, false));
+        // 1000 ok, 2000 broke, then halves of the bracket until (bad − good)/good ≤ 5 %.
+        assert_eq!(steps, vec![1000.0, 2000.0, 1500.0, 1750.0, 1625.0, 1688.0]);
+        assert_eq!(found.capacity, Some(1688.0));
+        assert_eq!(found.first_failure, Some(1750.0));
+        assert_eq!(found.conclusion, "capacity 1688 msgs/s: every SLO held there; 1750 msgs/s broke one");
+    }
+
+    #[test]
+    fn shrinks_by_the_factor_when_the_first_step_fails() {
+        let (steps, found) = script(&search(1000.0, 1e7), |x| (x <= 300.0, false));
+        assert_eq!(steps[..4], [1000.0, 500.0, 250.0, 375.0]);
+        assert_eq!(found.capacity.map(|c| c <= 300.0), Some(true));
+    }
+
+    #[test]
+    fn never_passing_ends_below_one_and_claims_nothing() {
+        let (steps, found) = script(&search(4.0, 100.0), |_| (false, false));
+        assert_eq!(steps, vec![4.0, 2.0, 1.0]);
+        assert_eq!(found.capacity, None);
+        assert_eq!(found.conclusion, "no capacity: the SLOs broke even at the smallest value tried (1 msgs/s)");
+    }
+
+    #[test]
+    fn stops_after_max_steps() {
+        let s = Search::new(Params { start: 10.0, max: 1e7, max_steps: 3, ..Params::default() }).expect("valid");
+        let (steps, found) = script(&s, |_| (true, false));
+        assert_eq!(steps, vec![10.0, 20.0, 40.0]);
+        assert_eq!(found.capacity, Some(40.0));
+    }
+
+    #[test]
+    fn stops_when_the_bracket_cannot_be_split_at_this_resolution() {
+        let s = Search::new(Params { start: 10.0, max: 1e7, precision: 0.01, ..Params::default() }).expect("valid");
+        // 10 ok, 20 broke, 15 broke, 12.5→13 broke, 11.5→12 broke, 11 broke, 10.5→11 again: done.
+        let (steps, found) = script(&s, |x| (x <= 10.0, false));
+        assert_eq!(steps, vec![10.0, 20.0, 15.0, 13.0, 12.0, 11.0]);
+        assert_eq!(found.capacity, Some(10.0));
+    }
+
+    #[test]
+    fn a_saturated_generator_bounds_the_search_and_claims_no_capacity() {
+        let (steps, found) = script(&search(1000.0, 1e7), |x| (true, x >= 1800.0));
+        // 2000 saturated: bisect below it like a failure; nothing above says anything.
+        assert_eq!(steps, vec![1000.0, 2000.0, 1500.0, 1750.0, 1875.0, 1813.0]);
+        assert_eq!(found.capacity, None);
+        assert_eq!(found.generator_limit, Some(1813.0));
+        assert_eq!(found.highest_passing, Some(1750.0));
+        assert!(found.conclusion.starts_with(
+            "no capacity reported: the load generator itself saturates at 1813 msgs/s, before any SLO broke \
+             (the SLOs held, generator keeping up, up to 1750 msgs/s)"
+        ));
+    }
+
+    #[test]
+    fn an_slo_that_breaks_below_the_generator_limit_still_gives_a_capacity() {
+        let (steps, found) = script(&search(1000.0, 1e7), |x| (x < 1400.0, x >= 2000.0));
+        assert_eq!(steps, vec![1000.0, 2000.0, 1500.0, 1250.0, 1375.0, 1438.0]);
+        assert_eq!(found.generator_limit, Some(2000.0));
+        assert_eq!(found.first_failure, Some(1438.0));
+        assert_eq!(found.capacity, Some(1375.0));
+        assert_eq!(found.conclusion, "capacity 1375 msgs/s: every SLO held there; 1438 msgs/s broke one");
+    }
+
+    #[test]
+    fn saturation_at_the_first_step_shrinks_below_it() {
+        let (steps, found) = script(&search(1000.0, 1e7), |x| (true, x > 600.0));
+        assert_eq!(steps[..3], [1000.0, 500.0, 750.0]);
+        assert_eq!(found.capacity, None);
+        assert!(found.generator_limit.is_some_and(|g| g > 600.0));
+    }
+
+    #[test]
+    fn client_counts_run_as_even_numbers() {
+        let s = Search::new(Params { start: 3.0, max: 13.0, factor: 2.0, clients: true, ..Params::default() })
+            .expect("valid");
+        let (steps, found) = script(&s, |_| (true, false));
+        // 3 runs as 4; growth clamps to 13, which runs as 14 (rounding may pass --max).
+        assert_eq!(steps, vec![4.0, 8.0, 14.0]);
+        assert_eq!(found.capacity, Some(14.0));
+        assert!(found.conclusion.contains("clients"));
+    }
+
+    #[test]
+    fn bad_parameters_name_their_flags() {
+        let p = Params::default();
+        assert!(Search::new(Params { factor: 1.0, ..p }).is_err());
+        assert!(Search::new(Params { precision: 0.0, ..p }).is_err());
+        assert!(Search::new(Params { start: 0.0, ..p }).is_err());
+        assert!(Search::new(Params { start: 10.0, max: 5.0, ..p }).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Reading result files back as a flat list of named, comparable figures.
+
+use crate::crypto::CryptoReport;
+use crate::provenance::Provenance;
+use crate::results::capacity::Capacity;
+use crate::results::figure::{Counter, ERRORS_RATE, Stat};
+use crate::results::matrix::{Matrix, Spread};
+use crate::results::summary::Summary;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Which way is better for a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Smaller is better (latency, cost, losses).
+    Lower,
+    /// Larger is better (throughput, operations per second).
+    Higher,
+}
+
+/// One comparable figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// Stable name, e.g. `e2e.p99`, `crypto.seal_ns[chacha20-poly1305,1024]`.
+    pub name: String,
+    /// Value (µs for latencies, ns for crypto per-message costs, plain otherwise).
+    pub value: f64,
+    /// Unit, for display.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub better: Better,
+    /// Relative change below which a difference is noise (measurement spread).
+    pub noise: f64,
+}
+
+/// A result loaded for comparison.
+#[derive(Debug)]
+pub enum Loaded {
+    /// `summary.json` of `sealbench run`.
+    Run(Box<Summary>),
+    /// `crypto.json` of `sealbench crypto`.
+    Crypto(Box<CryptoReport>),
+    /// `matrix.json` of `sealbench matrix`.
+    Matrix(Box<Matrix>),
+    /// `capacity.json` of `sealbench capacity`.
+    Capacity(Box<Capacity>),
+}
+
+impl Loaded {
+    /// Provenance of the result.
+    pub fn provenance(&self) -> &Provenance {
+        match self {
+            Loaded::Run(s) => &s.provenance,
+            Loaded::Crypto(c) => &c.provenance,
+            Loaded::Matrix(m) => &m.provenance,
+            Loaded::Capacity(c) => &c.provenance,
+        }
+    }
+
+    /// `run` or `crypto`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Loaded::Run(_) => "run",
+            Loaded::Crypto(_) => "crypto",
+            Loaded::Matrix(_) => "matrix",
+            Loaded::Capacity(_) => "capacity",
+        }
+    }
+}
+
+/// Finds the result file of `path` (a result directory or the file itself).
+///
+/// # Errors
+/// When nothing comparable is there.
+pub fn locate(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    for name in ["summary.json", "crypto.json", "matrix.json", "capacity.json"] {
+        let p = path.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "{}: no summary.json, crypto.json, matrix.json or capacity.json here (expected a result directory)",
+        path.display()
+    )
+}
+
+/// Loads a result for comparison.
+///
+/// # Errors
+/// Unreadable or unrecognised file (the message names it).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let file = locate(path)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some("run") => Ok(Loaded::Run(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench run summary", file.display()))?,
+        ))),
+        Some("crypto") => Ok(Loaded::Crypto(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench crypto report", file.display()))?,
+        ))),
+        Some("matrix") => Ok(Loaded::Matrix(Box::new(
+            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench matrix", file.display()))?,
+        ))),
+        Some("capacity") => Ok(Loaded::Capacity(Box::new(
+            serde_json::from_value(v)
+                .with_context(|| format!("{}: not a sealbench capacity result", file.display()))?,
+        ))),
+        _ => bail!("{}: not a sealbench result (no `kind` of run, crypto, matrix or capacity)", file.display()),
+    }
+}
+
+/// Relative noise of run latencies: HdrHistogram has 3 significant digits, and repeated
+/// runs on a shared 2-core machine differ by a few percent; 5 % is the default band.
+pub const RUN_NOISE: f64 = 0.05;
+
+/// The figures of a result.
+pub fn figures(l: &Loaded) -> Vec<Figure> {
+    match l {
+        Loaded::Run(s) => run_figures(s),
+        Loaded::Crypto(c) => crypto_figures(c),
+        Loaded::Matrix(m) => matrix_figures(m),
+        Loaded::Capacity(c) => capacity_figures(c),
+    }
+}
+
+/// A run's latency statistics, rates, losses, error rate and generator cost.
+fn run_figures(s: &Summary) -> Vec<Figure> {
+    let mut v = Vec::new();
+    for (metric, lat) in &s.latency {
+        for stat in Stat::TABLE {
+            // A percentile rests on the samples beyond it: with k of them, its counting
+            // error is about 1/sqrt(k). Never tighter than RUN_NOISE.
+            let tail = (lat.count as f64 * (1.0 - stat.quantile())).max(1.0);
+            let noise = RUN_NOISE.max(1.0 / tail.sqrt());
+            v.push(fig(&format!("{metric}.{}", stat.name()), lat.get(stat), "µs", Better::Lower, noise));
+        }
+    }
+    let t = &s.throughput;
+    v.push(fig(Counter::DeliveredPerS.path(), t.delivered_per_s, "msg/s", Better::Higher, 0.02));
+    v.push(fig(Counter::SentPerS.path(), t.sent_per_s, "msg/s", Better::Higher, 0.02));
+    v.push(fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0));
+    let m = &s.messages;
+    v.push(fig(Counter::MessagesLost.path(), m.lost as f64, "msgs", Better::Lower, 0.0));
+    v.push(fig(Counter::MessagesRefused.path(), m.refused as f64, "msgs", Better::Lower, 0.0));
+    v.push(fig(Counter::MessagesAuthFailed.path(), m.auth_failed as f64, "msgs", Better::Lower, 0.0));
+    if let Some(r) = s.lookup(ERRORS_RATE) {
+        v.push(fig(ERRORS_RATE, r, "fraction", Better::Lower, 0.0));
+    }
+    v.push(fig("generator.cpu_us_per_msg", s.generator.driver_cpu_us_per_msg, "µs", Better::Lower, RUN_NOISE * 2.0));
+    v
+}
+
+/// A crypto sweep's seal/open costs, handshake and X25519 rates and ratchet overhead;
+/// the noise band is each measurement's own spread (at least 3 %).
+fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
+    let noise = |a: f64| a.max(0.03);
+    let mut v = Vec::new();
+    for r in &c.aead {
+        let key = format!("{},{}", r.aead, r.size);
+        v.push(fig(
+            &format!("crypto.seal_ns[{key}]"),
+            r.seal.ns_per_msg,
+            "ns",
+            Better::Lower,
+            noise(r.seal.timing.spread),
+        ));
+        v.push(fig(
+            &format!("crypto.open_ns[{key}]"),
+            r.open.ns_per_msg,
+            "ns",
+            Better::Lower,
+            noise(r.open.timing.spread),
+        ));
+    }
+    for h in &c.handshakes {
+        let name = format!("crypto.handshakes_per_s[{}]", h.suite);
+        v.push(fig(&name, h.handshakes_per_s, "1/s", Better::Higher, noise(h.timing.spread)));
+    }
+    let x = &c.x25519;
+    v.push(fig("crypto.x25519_ops_per_s", x.ops_per_s, "1/s", Better::Higher, noise(x.timing.spread)));
+    for m in &c.transport_modes {
+        v.push(fig(&format!("crypto.ratchet_extra_ns[{}]", m.aead), m.ratchet_extra_ns, "ns", Better::Lower, 0.05));
+    }
+    v
+}
+
+/// Each matrix cell's medians; the repeats' own spread is the noise band (at least
+/// RUN_NOISE).
+fn matrix_figures(m: &Matrix) -> Vec<Figure> {
+    let mut v = Vec::new();
+    for c in &m.cells {
+        let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
+        let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
+            if let Some(st) = st {
+                let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
+                v.push(fig(&format!("matrix.{what}[{cell}]"), st.median, unit, better, spread.max(RUN_NOISE)));
+            }
+        };
+        add("delivered_per_s", c.throughput_per_s, "msg/s", Better::Higher);
+        add("e2e_p50_us", c.e2e_p50_us, "µs", Better::Lower);
+        add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
+        add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
+        add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
+        add("seal_ns", c.seal_ns, "ns", Better::Lower);
+        add("open_ns", c.open_ns, "ns", Better::Lower);
+        add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
+    }
+    v
+}
+
+/// What a capacity search found; its precision is the noise band.
+fn capacity_figures(c: &Capacity) -> Vec<Figure> {
+    let unit = if c.search == "clients" { "clients" } else { "msg/s" };
+    let precision = 0.05;
+    [
+        ("capacity.value", c.capacity),
+        ("capacity.highest_passing", c.highest_passing),
+        ("capacity.generator_limit", c.generator_limit),
+    ]
+    .into_iter()
+    .filter_map(|(name, x)| x.map(|x| fig(name, x, unit, Better::Higher, precision)))
+    .collect()
+}
+
+fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
+    Figure { name: name.to_owned(), value, unit, better, noise }
+}
