@@ -45,7 +45,7 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
     assert!(!e2e.is_empty() && e2e.len() <= c.delivered, "warm-up excluded from histograms");
     let th: Vec<Threshold> = scenario.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<_, _>>()?;
     let mut summary = Summary::build(&plan, &outcome, Provenance::collect());
-    verdict::judge_run(&mut summary, &th);
+    verdict::judge_run(&mut summary, &outcome.seconds, &th);
     assert!(summary.thresholds_pass());
     let dir = tempfile::tempdir()?;
     let mut files = results::write_run(dir.path(), &outcome, &summary)?;
@@ -70,8 +70,37 @@ fn every_sent_message_is_delivered_refused_or_lost_and_the_files_are_written() -
         .filter(|e| matches!(e, LogEntry::Interval(i) if i.tag().map(|t| t.as_str()) == Some("e2e")))
         .count();
     assert!(e2e_intervals >= 2, "one e2e interval per measured second");
+    every_sample_of_the_summary_is_in_the_log(&log, &back)?;
     let csv = std::fs::read_to_string(dir.path().join("timeseries.csv"))?;
     assert!(csv.lines().count() >= 3);
+    Ok(())
+}
+
+/// Adds up every interval of `log` per tag, as HdrHistogram's own tools would, and checks
+/// each metric's count, p50, p99 and max against `summary` exactly.
+fn every_sample_of_the_summary_is_in_the_log(log: &[u8], summary: &Summary) -> TestResult {
+    use base64::Engine as _;
+    use hdrhistogram::Histogram;
+    use hdrhistogram::serialization::Deserializer;
+    let mut sums: std::collections::BTreeMap<String, Histogram<u64>> = Default::default();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(log) {
+        let LogEntry::Interval(i) = entry.map_err(|e| format!("{e:?}"))? else { continue };
+        let tag = i.tag().ok_or("every interval has a Tag=")?.as_str().to_owned();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(i.encoded_histogram())?;
+        let h: Histogram<u64> = de.deserialize(&mut &bytes[..])?;
+        let sum = sums.entry(tag).or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap());
+        sum.add(&h)?;
+    }
+    assert!(!summary.latency.is_empty());
+    for (name, l) in &summary.latency {
+        let h = sums.get(name).ok_or_else(|| format!("{name} is in the summary but not in the log"))?;
+        let us = |ns: u64| ns as f64 / 1e3;
+        assert_eq!(h.len(), l.count, "{name}: count in the log vs the summary");
+        assert_eq!(us(h.value_at_quantile(0.5)), l.p50_us, "{name}: p50");
+        assert_eq!(us(h.value_at_quantile(0.99)), l.p99_us, "{name}: p99");
+        assert_eq!(us(h.max()), l.max_us, "{name}: max");
+    }
     Ok(())
 }
 

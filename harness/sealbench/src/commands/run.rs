@@ -91,7 +91,7 @@ fn install_ctrl_c(flag: Arc<AtomicBool>) {
 /// The summary of a run, judged.
 fn summarise(plan: &Plan, outcome: &driver::Outcome, thresholds: &[Threshold], provenance: Provenance) -> Summary {
     let mut summary = Summary::build(plan, outcome, provenance);
-    crate::verdict::judge_run(&mut summary, thresholds);
+    crate::verdict::judge_run(&mut summary, &outcome.seconds, thresholds);
     summary
 }
 

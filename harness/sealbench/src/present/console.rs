@@ -84,7 +84,11 @@ pub fn table(s: &Summary, dir: &str) -> String {
         g.process_peak_rss_kib as f64 / 1024.0
     );
     if g.saturated {
-        let _ = writeln!(o, "\n  !!! GENERATOR SATURATED: the load generator could not keep its own schedule.");
+        let criterion = g.saturation_criterion.as_deref().unwrap_or("unnamed");
+        let _ = writeln!(
+            o,
+            "\n  !!! GENERATOR SATURATED ({criterion}): the load generator could not keep its own schedule."
+        );
         for r in &g.saturation_reasons {
             let _ = writeln!(o, "  !!!   {r}");
         }
@@ -93,10 +97,22 @@ pub fn table(s: &Summary, dir: &str) -> String {
             "  !!! The latencies above describe the generator, not the relay. Lower the rate or add shards."
         );
     }
+    if !g.saturated {
+        for r in &g.saturation_reasons {
+            let _ = writeln!(o, "  note: {r}");
+        }
+        if g.lag_spikes > 0 {
+            let _ = writeln!(
+                o,
+                "  note: {} second(s) with a schedule-lag spike (p99 > 1 ms), not sustained: not saturation",
+                g.lag_spikes
+            );
+        }
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(o, "\n  thresholds:");
         for v in &s.thresholds {
-            let measured = v.measured.map_or("no data".to_owned(), |x| format!("{x:.3}"));
+            let measured = crate::verdict::threshold::measured_text(&v.expr, v.measured);
             let _ = writeln!(o, "    {} {}  (measured {measured})", if v.pass { "✓ pass" } else { "✗ FAIL" }, v.expr);
         }
     }

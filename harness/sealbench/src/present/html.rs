@@ -97,7 +97,7 @@ fn thresholds(s: &Summary) -> String {
                 b,
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 esc(&v.expr),
-                v.measured.map_or("no data".into(), |m| format!("{m:.3}")),
+                esc(&crate::verdict::threshold::measured_text(&v.expr, v.measured)),
                 if v.pass { "pass" } else { "fail" },
                 if v.pass { "pass" } else { "FAIL" }
             );

@@ -162,8 +162,17 @@ pub struct Generator {
     pub process_peak_rss_kib: u64,
     /// The generator could not keep its own schedule: latencies describe the generator.
     pub saturated: bool,
-    /// Why it is considered saturated (empty when not).
+    /// What the saturation verdict rests on, with numbers: why it is saturated, or notes
+    /// (sustained lag without a generator-side cause; relay back-pressure).
     pub saturation_reasons: Vec<String>,
+    /// The criterion that fired (`sustained_lag+busy`, `sustained_lag+short_of_rate`, or
+    /// both); null when not saturated.
+    #[serde(default)]
+    pub saturation_criterion: Option<String>,
+    /// Sending seconds whose schedule-lag p99 was above 1 ms without making a sustained
+    /// pattern: stalls, not saturation.
+    #[serde(default)]
+    pub lag_spikes: u64,
 }
 
 /// The whole summary.
@@ -304,6 +313,8 @@ impl Generator {
             process_peak_rss_kib: peak_rss_kib(),
             saturated: false,
             saturation_reasons: Vec::new(),
+            saturation_criterion: None,
+            lag_spikes: 0,
         }
     }
 }

@@ -17,7 +17,7 @@ use threshold::Threshold;
 
 /// Judges a freshly built run summary: whether its generator saturated, then its
 /// thresholds; records both in it.
-pub fn judge_run(summary: &mut Summary, thresholds: &[Threshold]) {
-    saturation::judge(summary);
+pub fn judge_run(summary: &mut Summary, seconds: &[crate::driver::Second], thresholds: &[Threshold]) {
+    saturation::judge(summary, seconds);
     threshold::judge(summary, thresholds);
 }

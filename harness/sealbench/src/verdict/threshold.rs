@@ -1,7 +1,7 @@
 //! Threshold expressions (`e2e.p99 < 25ms`, `messages.lost == 0`, `errors.rate < 0.1%`,
 //! `throughput.delivered_per_s > 9000`) and their evaluation against a summary.
 
-use crate::results::figure::{Kind, Path, Unit, parse_quantity};
+use crate::results::figure::{Kind, Path, Unit, format_us, parse_quantity};
 use crate::results::summary::Summary;
 pub use crate::results::summary::Verdict;
 use anyhow::{Result, anyhow, bail};
@@ -77,15 +77,30 @@ impl Threshold {
     }
 }
 
-/// `s` in the base unit of a figure of `kind` (a plain number is already in it).
+/// `s` in the base unit of a figure of `kind`. A latency needs a time unit and a rate a
+/// percentage: a bare `25` would silently mean 25 µs (or 2,500 %), so it is refused with
+/// the fix.
 fn value_for(s: &str, kind: Kind) -> Result<f64> {
     let q = parse_quantity(s)?;
+    let s = s.trim();
     match (kind, q.unit) {
-        (_, Unit::None)
-        | (Kind::Latency, Unit::Duration)
-        | (Kind::Rate, Unit::Percent)
-        | (Kind::Count, Unit::Thousand) => Ok(q.value),
-        _ => bail!("unit of `{}` does not fit this metric (latencies: ns, us, ms, s; rates: %; counts: k)", s.trim()),
+        (Kind::Latency, Unit::Duration) | (Kind::Rate, Unit::Percent) => Ok(q.value),
+        (Kind::Count, Unit::None | Unit::Thousand) => Ok(q.value),
+        (Kind::Latency, Unit::None) => bail!("`{s}` has no unit: a latency needs one, e.g. `{s}ms` or `{s}us`"),
+        (Kind::Rate, Unit::None) => bail!("`{s}` has no unit: write a rate as a percentage, e.g. `{s}%`"),
+        _ => bail!("unit of `{s}` does not fit this metric (latencies: ns, us, ms, s; rates: %; counts: k)"),
+    }
+}
+
+/// The measured value of a threshold's figure, with its unit (`1.40ms`, `0.012%`, `3`).
+pub fn measured_text(expr: &str, measured: Option<f64>) -> String {
+    let Some(v) = measured else { return "no data".into() };
+    let kind = Threshold::parse(expr).ok().and_then(|t| Path::parse(&t.metric)).map(Path::kind);
+    match kind {
+        Some(Kind::Latency) => format_us(v),
+        Some(Kind::Rate) => format!("{:.3}%", 100.0 * v),
+        Some(Kind::Count) if v.fract() == 0.0 => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
     }
 }
 
@@ -128,6 +143,23 @@ mod tests {
         assert!(Threshold::parse("e2e.p98 < 1ms").is_err());
         assert!(Threshold::parse("e2e.p99 < 5%").is_err());
         assert!(Threshold::parse("e2e.p99 25ms").is_err());
+    }
+
+    #[test]
+    fn a_latency_or_rate_without_a_unit_is_refused_with_the_fix() {
+        let e = Threshold::parse("e2e.p99 < 25").unwrap_err().to_string();
+        assert!(e.contains("no unit") && e.contains("25ms"), "{e}");
+        let e = Threshold::parse("errors.rate < 0.1").unwrap_err().to_string();
+        assert!(e.contains("0.1%"), "{e}");
+        assert_eq!(Threshold::parse("messages.lost < 5").unwrap().value, 5.0);
+    }
+
+    #[test]
+    fn measured_values_print_with_their_unit() {
+        assert_eq!(measured_text("e2e.p99 < 25ms", Some(1403.9)), "1.40ms");
+        assert_eq!(measured_text("errors.rate < 0.1%", Some(0.0)), "0.000%");
+        assert_eq!(measured_text("messages.lost == 0", Some(3.0)), "3");
+        assert_eq!(measured_text("messages.lost == 0", None), "no data");
     }
 
     #[test]
