@@ -122,22 +122,14 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
     let c: Capacity = serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json"))?)?;
     let offered: Vec<f64> = c.steps.iter().map(|s| s.offered).collect();
     assert_eq!(offered[0], 200.0);
-    match c.generator_limit {
-        // On a loaded machine (tests run in parallel) the generator may saturate: then no
-        // capacity may be claimed, the conclusion says why, and later steps stay below it.
-        Some(limit) => {
-            assert_eq!(c.capacity, None);
-            assert!(c.conclusion.contains("generator"), "{}", c.conclusion);
-            let first = c.steps.iter().position(|s| s.saturated).ok_or("a saturated step")?;
-            let ceiling = c.steps[first].offered;
-            assert!(c.steps[first + 1..].iter().all(|s| s.offered < ceiling), "bisects below the saturation");
-            assert!(c.steps.iter().filter(|s| s.saturated).all(|s| s.offered >= limit));
-        }
-        None => {
-            assert_eq!(offered, vec![200.0, 400.0, 800.0], "geometric growth up to --max");
-            assert!(c.steps.iter().all(|s| s.pass));
-            assert_eq!(c.capacity, Some(800.0), "{}", c.conclusion);
-        }
+    // A few hundred msgs/s from 20 clients never saturate the generator, even on a busy
+    // machine: a stall or two is a lag spike, not saturation, so a capacity is found.
+    assert_eq!(c.generator_limit, None, "{}", c.conclusion);
+    assert!(c.steps.iter().all(|s| !s.saturated));
+    assert!(c.capacity.is_some(), "{}", c.conclusion);
+    if c.steps.iter().all(|s| s.pass) {
+        assert_eq!(offered, vec![200.0, 400.0, 800.0], "geometric growth up to --max");
+        assert_eq!(c.capacity, Some(800.0), "{}", c.conclusion);
     }
     for f in ["capacity.md", "capacity-latency.png", "capacity-throughput.svg", "report.html"] {
         assert!(out.join(f).exists(), "{f}");

@@ -124,7 +124,7 @@ fn a_held_up_sender_is_seen_by_corrected_e2e_and_understated_by_raw() -> TestRes
         stall: Some((Duration::from_millis(1000), Duration::from_millis(400))),
         ..RunOptions::default()
     };
-    let (_, outcome) = run(&text, &options)?;
+    let (plan, outcome) = run(&text, &options)?;
     let e2e = outcome.total.get(driver::recorder::Metric::E2e);
     let raw = outcome.total.get(driver::recorder::Metric::E2eRaw);
     let (e2e_max, raw_max) = (e2e.max() as f64 / 1e6, raw.max() as f64 / 1e6);
@@ -134,6 +134,28 @@ fn a_held_up_sender_is_seen_by_corrected_e2e_and_understated_by_raw() -> TestRes
     // all carry the hold-up: p99 of e2e is far above p99 of raw.
     assert!(e2e.value_at_quantile(0.99) > 5 * raw.value_at_quantile(0.99));
     assert_eq!(outcome.counters.lost(), 0);
+    // One stall of an otherwise idle generator is a lag spike, not saturation.
+    let mut summary = Summary::build(&plan, &outcome, Provenance::collect());
+    verdict::judge_run(&mut summary, &outcome.seconds, &[]);
+    let g = &summary.generator;
+    assert!(!g.saturated, "one stall is not saturation: {:?}", g.saturation_reasons);
+    assert!(g.lag_spikes >= 1, "the stall is reported as a lag spike");
+    Ok(())
+}
+
+#[test]
+fn an_overloaded_generator_is_saturated_and_says_by_which_criterion() -> TestResult {
+    // 10 conversations asked for 300,000 msgs/s from one driver thread: far beyond it.
+    let text = small("").replace("rate = 40", "rate = 30000").replace("duration = \"2s\"", "duration = \"4s\"");
+    let (plan, outcome) = run(&text, &RunOptions { shards: Some(1), ..RunOptions::default() })?;
+    let mut summary = Summary::build(&plan, &outcome, Provenance::collect());
+    verdict::judge_run(&mut summary, &outcome.seconds, &[]);
+    let g = &summary.generator;
+    let ev = sealbench::verdict::saturation::SecondEvidence::of(&outcome.seconds);
+    assert!(g.saturated, "{:?} {ev:?} {:?}", g.saturation_reasons, summary.throughput);
+    let criterion = g.saturation_criterion.as_deref().ok_or("a named criterion")?;
+    assert!(criterion.starts_with("sustained_lag+"), "{criterion}");
+    assert!(g.saturation_reasons[0].contains("sending seconds"), "{:?}", g.saturation_reasons);
     Ok(())
 }
 

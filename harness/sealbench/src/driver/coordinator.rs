@@ -81,7 +81,7 @@ struct Pending {
     hist: Histograms,
     counters: Counters,
     connected: usize,
-    cpu_ns: u64,
+    busy: f64,
 }
 
 /// The coordinator's state.
@@ -95,8 +95,6 @@ pub struct Coordinator {
     pending: Vec<Option<Pending>>,
     done: Vec<bool>,
     shard_counters: Vec<Counters>,
-    /// Per shard: (time, CPU ns) of its previous interval report.
-    last_cpu: Vec<Option<(u64, u64)>>,
     last_counters: Counters,
     /// Samples that arrived after the last complete second (the shards' final reports).
     tail: Histograms,
@@ -129,7 +127,6 @@ impl Coordinator {
             pending: (0..n).map(|_| None).collect(),
             done: vec![false; n],
             shard_counters: vec![Counters::new(); n],
-            last_cpu: vec![None; n],
             last_counters: Counters::new(),
             tail: Histograms::new(),
             total: Histograms::new(),
@@ -194,8 +191,8 @@ impl Coordinator {
                 Reaction::default()
             }
             ShardEvent::HandshakesDone { first_ns, last_ns, .. } => self.on_handshakes_done(first_ns, last_ns, now_ns),
-            ShardEvent::Interval { shard, at_ns, hist, counters, connected, cpu_ns } => {
-                self.on_interval(shard, Pending { at_ns, hist, counters, connected, cpu_ns }, now_ns)
+            ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy } => {
+                self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy }, now_ns)
             }
             ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
                 if self.first_error.is_none() {
@@ -263,18 +260,12 @@ impl Coordinator {
         let mut merged = Histograms::new();
         let mut now_counters = Counters::new();
         let (mut connected, mut at, mut busy) = (0, 0, 0.0f64);
-        for (s, slot) in self.pending.iter_mut().enumerate() {
-            let Some(p) = slot.take() else { continue };
+        for p in self.pending.iter_mut().filter_map(Option::take) {
             merged.add(&p.hist);
             now_counters.add(&p.counters);
             connected += p.connected;
             at = at.max(p.at_ns);
-            if let Some((t, cpu)) = self.last_cpu[s] {
-                if p.at_ns > t {
-                    busy = busy.max(p.cpu_ns.saturating_sub(cpu) as f64 / (p.at_ns - t) as f64);
-                }
-            }
-            self.last_cpu[s] = Some((p.at_ns, p.cpu_ns));
+            busy = busy.max(p.busy);
         }
         // Shards that finished still count in the cumulative counters.
         for s in (0..self.shape.shards).filter(|&s| self.done[s]) {
@@ -422,7 +413,7 @@ mod tests {
         counters.connects_ok = connected as u64;
         counters.sent = sent;
         counters.delivered = sent;
-        ShardEvent::Interval { shard, at_ns, hist, counters, connected, cpu_ns: at_ns / 4 }
+        ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy: 0.25 * shard as f64 }
     }
 
     /// The run's total equals the sum of its seconds, metric by metric.
@@ -466,14 +457,12 @@ mod tests {
         let r = c.on_event(interval(1, t0 + S + 20, &[3_000], 5, 4), t0);
         let s = &c.seconds()[r.second.expect("both shards reported")];
         assert_eq!((s.t, s.phase, s.connected), (3, Phase::Steady, 8));
-        assert_eq!(s.busy, 0.0, "no earlier report to measure CPU against yet");
+        assert_eq!(s.busy, 0.25, "the busiest shard's share");
         assert_eq!(s.hist.get(Metric::E2e).len(), 3);
         assert_eq!(s.delta.sent, 15);
         c.on_event(interval(0, t0 + 2 * S, &[], 30, 4), t0);
         let r = c.on_event(interval(1, t0 + 2 * S, &[], 5, 4), t0);
-        let s = &c.seconds()[r.second.unwrap()];
-        assert_eq!(s.delta.sent, 20, "counters are cumulative; seconds hold deltas");
-        assert!((s.busy - 0.25).abs() < 1e-6, "CPU over wall of the busiest shard: {}", s.busy);
+        assert_eq!(c.seconds()[r.second.unwrap()].delta.sent, 20, "counters are cumulative; seconds hold deltas");
         let mut last = Counters::new();
         (last.connects_ok, last.sent, last.delivered) = (4, 30, 30);
         c.on_event(finished(0, last.clone()), t0 + 4 * S);

@@ -114,8 +114,8 @@ pub enum ShardEvent {
         counters: Counters,
         /// Clients connected now.
         connected: usize,
-        /// CPU time of the shard thread so far, ns (busy fraction per interval).
-        cpu_ns: u64,
+        /// The shard thread's CPU time over the interval's wall time.
+        busy: f64,
     },
     /// The shard is done.
     Finished {

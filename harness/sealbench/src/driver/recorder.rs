@@ -101,6 +101,9 @@ impl Histograms {
     }
 }
 
+/// A send this much later than intended counts as late (1 ms).
+pub const LATE_SEND_NS: u64 = 1_000_000;
+
 /// Error codes are counted in a fixed array indexed by code.
 pub const MAX_CODE: usize = 32;
 
@@ -150,6 +153,10 @@ pub struct Counters {
     /// failed): not opened, and not a forgery.
     #[serde(default)]
     pub not_ready: u64,
+    /// Messages sent more than [`LATE_SEND_NS`] after their intended time, warm-up
+    /// included (the saturation verdict's evidence: more than 1 % late ⇔ lag p99 above it).
+    #[serde(default)]
+    pub late_sends: u64,
     /// Authentic messages whose timing stamp cannot belong to this run (due before it
     /// started sending, sent before due, or after arrival): not delivered, not recorded.
     #[serde(default)]
@@ -188,7 +195,8 @@ impl Counters {
             bytes_received,
             backlogged,
             not_ready,
-            bad_timestamp
+            bad_timestamp,
+            late_sends
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

@@ -24,7 +24,7 @@ use crate::results::summary::Summary;
 
 /// Schedule lag p99 above which a second counts as late, µs.
 pub const SATURATED_LAG_US: f64 = 1000.0;
-/// Lag samples a second needs before its p99 is evidence.
+/// Sends a second needs before its lag is evidence.
 pub const MIN_LAG_SAMPLES: u64 = 20;
 /// Late (or busy) seconds needed before anything is sustained.
 pub const MIN_SECONDS: usize = 3;
@@ -34,12 +34,21 @@ pub const BUSY_SHARE: f64 = 0.9;
 /// What one second of the sending phase shows about the generator.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SecondEvidence {
-    /// Schedule-lag samples in the second.
+    /// Messages sent in the second (warm-up included: a generator far behind may still
+    /// be sending messages that were due in the warm-up).
     pub lag_samples: u64,
-    /// Their p99, µs.
+    /// Share of them sent more than 1 ms late; above 1 % the lag p99 is above 1 ms.
+    pub late_share: f64,
+    /// The schedule-lag p99 of the second's measured messages, µs (0 when none).
     pub lag_p99_us: f64,
     /// The busiest shard's CPU share of the second.
     pub busy: f64,
+}
+
+impl SecondEvidence {
+    fn late(&self) -> bool {
+        self.late_share > 0.01
+    }
 }
 
 impl SecondEvidence {
@@ -52,8 +61,10 @@ impl SecondEvidence {
             .filter(|s| matches!(s.phase, Phase::Warmup | Phase::Steady))
             .map(|s| {
                 let h = s.hist.get(Metric::ScheduleLag);
+                let sent = s.delta.sent;
                 SecondEvidence {
-                    lag_samples: h.len(),
+                    lag_samples: sent,
+                    late_share: if sent == 0 { 0.0 } else { s.delta.late_sends as f64 / sent as f64 },
                     lag_p99_us: if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 },
                     busy: s.busy,
                 }
@@ -78,20 +89,21 @@ pub struct Judgement {
 /// Judges from the sending seconds' `evidence` and the run's totals in `s`.
 pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
     let counted: Vec<&SecondEvidence> = evidence.iter().filter(|e| e.lag_samples >= MIN_LAG_SAMPLES).collect();
-    let late: Vec<&&SecondEvidence> = counted.iter().filter(|e| e.lag_p99_us > SATURATED_LAG_US).collect();
+    let late: Vec<&&SecondEvidence> = counted.iter().filter(|e| e.late()).collect();
     let sustained = late.len() >= MIN_SECONDS && 2 * late.len() >= counted.len();
     let busy_late = late.iter().filter(|e| e.busy >= BUSY_SHARE).count();
     let busy = late.len() >= MIN_SECONDS && 2 * busy_late >= late.len();
     let short = short_of_rate(s);
     let mut j = Judgement::default();
-    let worst = late.iter().map(|e| e.lag_p99_us).fold(0.0, f64::max);
+    let worst = late.iter().map(|e| e.late_share).fold(0.0, f64::max);
     let lag_text = format!(
-        "schedule lag p99 > {:.0} µs in {} of {} sending seconds with ≥ {} samples (worst {:.0} µs)",
+        "schedule lag p99 > {:.0} µs in {} of {} sending seconds with ≥ {} sends (up to {:.0}% of a second's \
+         sends late)",
         SATURATED_LAG_US,
         late.len(),
         counted.len(),
         MIN_LAG_SAMPLES,
-        worst
+        100.0 * worst
     );
     if sustained && (busy || short.is_some()) {
         j.saturated = true;
@@ -229,15 +241,16 @@ mod tests {
         })
     }
 
-    /// `n` sending seconds with `samples` lag samples at `p99_us`, the busiest thread `busy`.
-    fn seconds(n: usize, samples: u64, p99_us: f64, busy: f64) -> Vec<SecondEvidence> {
-        vec![SecondEvidence { lag_samples: samples, lag_p99_us: p99_us, busy }; n]
+    /// `n` sending seconds with `samples` sends of which a share `late` was late, the
+    /// busiest thread `busy`.
+    fn seconds(n: usize, samples: u64, late: f64, busy: f64) -> Vec<SecondEvidence> {
+        vec![SecondEvidence { lag_samples: samples, late_share: late, lag_p99_us: 0.0, busy }; n]
     }
 
     #[test]
     fn a_generator_that_kept_up_is_not_saturated() -> anyhow::Result<()> {
         let s = kept_up()?;
-        let j = judgement(&s, &seconds(10, 1000, SATURATED_LAG_US, 0.5));
+        let j = judgement(&s, &seconds(10, 1000, 0.01, 0.5));
         assert!(!j.saturated && j.criterion.is_none() && j.lag_spikes == 0, "{j:?}");
         Ok(())
     }
@@ -245,13 +258,13 @@ mod tests {
     #[test]
     fn one_stall_in_an_idle_generator_is_a_lag_spike_not_saturation() -> anyhow::Result<()> {
         let s = kept_up()?;
-        let mut ev = seconds(10, 1000, 50.0, 0.05);
-        ev[4] = SecondEvidence { lag_samples: 1000, lag_p99_us: 4000.0, busy: 0.05 };
+        let mut ev = seconds(10, 1000, 0.0, 0.05);
+        ev[4] = SecondEvidence { lag_samples: 1000, late_share: 0.2, lag_p99_us: 4000.0, busy: 0.05 };
         let j = judgement(&s, &ev);
         assert!(!j.saturated, "{j:?}");
         assert_eq!(j.lag_spikes, 1);
         // Few samples are no evidence at all (the capacity case: 64 samples, one 4 ms stall).
-        let j = judgement(&s, &seconds(4, 16, 4000.0, 0.005));
+        let j = judgement(&s, &seconds(4, 16, 0.5, 0.005));
         assert!(!j.saturated && j.lag_spikes == 0, "{j:?}");
         Ok(())
     }
@@ -259,14 +272,14 @@ mod tests {
     #[test]
     fn sustained_lag_with_busy_threads_or_a_short_rate_is_saturation_and_says_which() -> anyhow::Result<()> {
         let s = kept_up()?;
-        let j = judgement(&s, &seconds(6, 1000, 5000.0, 0.98));
+        let j = judgement(&s, &seconds(6, 1000, 0.5, 0.98));
         assert!(j.saturated);
         assert_eq!(j.criterion.as_deref(), Some("sustained_lag+busy"));
-        assert!(j.reasons[0].contains("6 of 6 sending seconds") && j.reasons[0].contains("5000 µs"), "{j:?}");
+        assert!(j.reasons[0].contains("6 of 6 sending seconds") && j.reasons[0].contains("50%"), "{j:?}");
 
         let mut short = kept_up()?;
         short.throughput.sent_per_s = 800.0;
-        let j = judgement(&short, &seconds(6, 1000, 5000.0, 0.5));
+        let j = judgement(&short, &seconds(6, 1000, 0.5, 0.5));
         assert_eq!(j.criterion.as_deref(), Some("sustained_lag+short_of_rate"), "{j:?}");
         assert!(j.reasons.iter().any(|r| r.contains("sent 800/s of the 1000/s offered")));
         Ok(())
@@ -275,7 +288,7 @@ mod tests {
     #[test]
     fn sustained_lag_without_a_generator_cause_is_a_note() -> anyhow::Result<()> {
         let s = kept_up()?;
-        let j = judgement(&s, &seconds(6, 1000, 5000.0, 0.4));
+        let j = judgement(&s, &seconds(6, 1000, 0.5, 0.4));
         assert!(!j.saturated && j.reasons[0].contains("shared"), "{j:?}");
         Ok(())
     }

@@ -88,6 +88,7 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
 async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc::Sender<ShardEvent>, index: usize) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let mut prev = (now_ns(), thread_cpu_ns());
     loop {
         tick.tick().await;
         let (hist, counters, connected) = {
@@ -97,7 +98,9 @@ async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc:
             (h, st.counters.clone(), st.connected)
         };
         let (at_ns, cpu_ns) = (now_ns(), thread_cpu_ns());
-        let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, cpu_ns };
+        let busy = cpu_ns.saturating_sub(prev.1) as f64 / at_ns.saturating_sub(prev.0).max(1) as f64;
+        prev = (at_ns, cpu_ns);
+        let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, busy };
         if events.send(msg).is_err() {
             break;
         }

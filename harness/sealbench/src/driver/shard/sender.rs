@@ -4,7 +4,7 @@
 use super::CRYPTO_SAMPLE;
 use super::state::State;
 use crate::clock::now_ns;
-use crate::driver::recorder::Metric;
+use crate::driver::recorder::{LATE_SEND_NS, Metric};
 use crate::driver::schedule::{Rng, Schedule};
 use crate::driver::wire::Side;
 use crate::scenario::Senders;
@@ -77,6 +77,9 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
             st.counters.other_errors += 1;
             return None;
         }
+    }
+    if actual.saturating_sub(intended) > LATE_SEND_NS {
+        st.counters.late_sends += 1;
     }
     if measuring {
         let sealed = now_ns();
