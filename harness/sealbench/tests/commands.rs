@@ -23,20 +23,33 @@ fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> TestResult {
 }
 
 #[test]
-fn compare_finds_no_regression_against_itself_and_names_the_figure_a_slow_relay_worsens() -> TestResult {
+fn compare_passes_an_a_a_pair_and_names_the_figure_a_slow_relay_worsens() -> TestResult {
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("tiny.toml");
     std::fs::write(&scenario, TINY)?;
-    let (base, slow) = (dir.path().join("base"), dir.path().join("slow"));
+    let (base, again, slow) = (dir.path().join("base"), dir.path().join("again"), dir.path().join("slow"));
     run_to(&scenario, &base, &[])?;
+    run_to(&scenario, &again, &[])?;
     assert!(base.join("report.html").exists(), "report.html is written");
     let html = std::fs::read_to_string(base.join("report.html"))?;
     assert!(html.contains("<svg"), "plots inlined");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing fetched from the network");
-    let same = sealbench(&["compare", base.to_str().ok_or("p")?, base.to_str().ok_or("p")?])?;
-    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
-    assert!(String::from_utf8_lossy(&same.stdout).contains("no regression"));
-    run_to(&scenario, &slow, &["--set", "relay.delay=\"30ms\""])?;
+    // Two runs of the same binary and scenario pass the default gate.
+    let same = sealbench(&["compare", base.to_str().ok_or("p")?, again.to_str().ok_or("p")?])?;
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{text}");
+    assert!(text.contains("no regression") && text.contains("verdicts: "), "{text}");
+    // A misspelled rule is refused, not silently passed.
+    let typo = sealbench(&[
+        "compare",
+        base.to_str().ok_or("p")?,
+        again.to_str().ok_or("p")?,
+        "--fail-on",
+        "conect.p50 > +10%",
+    ])?;
+    assert_eq!(typo.status.code(), Some(2), "{}", String::from_utf8_lossy(&typo.stdout));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("conect.p50"));
+    run_to(&scenario, &slow, &["--set", "relay.delay=\"2ms\""])?;
     let worse = sealbench(&["compare", base.to_str().ok_or("p")?, slow.to_str().ok_or("p")?])?;
     let text = String::from_utf8_lossy(&worse.stdout);
     assert_eq!(worse.status.code(), Some(99), "{text}");

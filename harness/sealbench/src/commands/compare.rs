@@ -18,6 +18,7 @@ pub fn run(args: &CompareArgs) -> Outcome {
     } else {
         args.fail_on.iter().map(|r| Rule::parse(r)).collect::<Result<_, _>>().map_err(Failure::usage)?
     };
+    compare::check_rules_match(&rules, &base, &new).map_err(Failure::usage)?;
     let warnings = compare::compatible(&base, &new, args.force).map_err(Failure::usage)?;
     let cmp = compare::compare(&base, &new, &rules, warnings);
     if args.json {

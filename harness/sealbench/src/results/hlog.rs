@@ -49,6 +49,40 @@ pub fn render(seconds: &[Second], start_unix_s: f64) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// One interval of a log read back: its start (seconds from the log's base time), tag and
+/// histogram.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Start, seconds from the base time.
+    pub start_s: f64,
+    /// The metric's name (`Tag=`).
+    pub tag: String,
+    /// The interval's histogram (ns).
+    pub hist: hdrhistogram::Histogram<u64>,
+}
+
+/// Reads an interval log back (as HdrHistogram's own tools would).
+///
+/// # Errors
+/// A line that is not a valid interval, or a histogram that does not decode.
+pub fn read(bytes: &[u8]) -> Result<Vec<Interval>> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut de = Deserializer::new();
+    let mut out = Vec::new();
+    for entry in IntervalLogIterator::new(bytes) {
+        let LogEntry::Interval(i) = entry.map_err(|e| anyhow!("interval log: {e:?}"))? else { continue };
+        let tag = i.tag().map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(i.encoded_histogram())
+            .map_err(|e| anyhow!("interval log: {tag} at {}: {e}", i.start_timestamp().as_secs_f64()))?;
+        let hist = de.deserialize(&mut &raw[..]).map_err(|e| anyhow!("interval log: {tag}: {e:?}"))?;
+        out.push(Interval { start_s: i.start_timestamp().as_secs_f64(), tag, hist });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +112,10 @@ mod tests {
             }
         }
         assert_eq!(tags, vec!["handshake", "e2e"]);
+        let back = read(&bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        let e2e = &back[1];
+        assert_eq!((e2e.tag.as_str(), e2e.hist.len()), ("e2e", 2));
+        assert!(e2e.hist.equivalent(e2e.hist.max(), 2_500_000), "max {}", e2e.hist.max());
     }
 }

@@ -4,10 +4,12 @@ use crate::crypto::CryptoReport;
 use crate::provenance::Provenance;
 use crate::results::capacity::Capacity;
 use crate::results::figure::{Counter, ERRORS_RATE, Stat};
+use crate::results::hlog;
 use crate::results::matrix::{Matrix, Spread};
-use crate::results::summary::Summary;
+use crate::results::summary::{Latency, Summary};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Which way is better for a figure.
@@ -31,15 +33,30 @@ pub struct Figure {
     pub unit: &'static str,
     /// Which way is better.
     pub better: Better,
-    /// Relative change below which a difference is noise (measurement spread).
+    /// Relative change below which a difference is noise: this result's own uncertainty
+    /// (three standard errors, at least a floor). Two results' bands add in quadrature.
     pub noise: f64,
+    /// Whether a verdict is given at all: figures of the set-up burst (connect, register,
+    /// handshake) rest on one event per client with no run-to-run estimate, so they are
+    /// shown but not judged (an explicit `--fail-on` rule still applies to them).
+    pub judged: bool,
+}
+
+/// A run's summary and, when its interval log lies beside it, the run's own variability.
+#[derive(Debug)]
+pub struct RunResult {
+    /// `summary.json`.
+    pub summary: Summary,
+    /// Relative standard error of each latency figure (`e2e.p99`), from the spread of the
+    /// run's per-second intervals (empty without `latency.hlog`).
+    pub spread: BTreeMap<String, f64>,
 }
 
 /// A result loaded for comparison.
 #[derive(Debug)]
 pub enum Loaded {
-    /// `summary.json` of `sealbench run`.
-    Run(Box<Summary>),
+    /// `summary.json` of `sealbench run` (with its interval log's spread).
+    Run(Box<RunResult>),
     /// `crypto.json` of `sealbench crypto`.
     Crypto(Box<CryptoReport>),
     /// `matrix.json` of `sealbench matrix`.
@@ -52,7 +69,7 @@ impl Loaded {
     /// Provenance of the result.
     pub fn provenance(&self) -> &Provenance {
         match self {
-            Loaded::Run(s) => &s.provenance,
+            Loaded::Run(r) => &r.summary.provenance,
             Loaded::Crypto(c) => &c.provenance,
             Loaded::Matrix(m) => &m.provenance,
             Loaded::Capacity(c) => &c.provenance,
@@ -99,9 +116,18 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     match v.get("kind").and_then(|k| k.as_str()) {
-        Some("run") => Ok(Loaded::Run(Box::new(
-            serde_json::from_value(v).with_context(|| format!("{}: not a sealbench run summary", file.display()))?,
-        ))),
+        Some("run") => {
+            let summary: Summary = serde_json::from_value(v)
+                .with_context(|| format!("{}: not a sealbench run summary", file.display()))?;
+            let log = file.with_file_name("latency.hlog");
+            let spread = match std::fs::read(&log) {
+                Ok(bytes) => {
+                    interval_spread(&hlog::read(&bytes).with_context(|| format!("reading {}", log.display()))?)
+                }
+                Err(_) => BTreeMap::new(),
+            };
+            Ok(Loaded::Run(Box::new(RunResult { summary, spread })))
+        }
         Some("crypto") => Ok(Loaded::Crypto(Box::new(
             serde_json::from_value(v).with_context(|| format!("{}: not a sealbench crypto report", file.display()))?,
         ))),
@@ -116,14 +142,59 @@ pub fn load(path: &Path) -> Result<Loaded> {
     }
 }
 
-/// Relative noise of run latencies: HdrHistogram has 3 significant digits, and repeated
-/// runs on a shared 2-core machine differ by a few percent; 5 % is the default band.
+/// Floor of a run latency's noise band: HdrHistogram has 3 significant digits, and
+/// repeated runs on a shared 2-core machine differ by a few percent.
 pub const RUN_NOISE: f64 = 0.05;
+/// Standard errors in a noise band (about one false alarm in 370 per judged figure when
+/// the errors are normal).
+pub const Z: f64 = 3.0;
+/// Blocks of consecutive seconds a run's intervals are split into to estimate its spread.
+pub const BLOCKS: usize = 5;
+/// Metrics of the set-up burst: shown, not judged.
+pub const SET_UP: [&str; 3] = ["connect", "register", "handshake"];
+
+/// Each latency figure's relative standard error, from the run's own intervals: the
+/// seconds of each metric are split into up to [`BLOCKS`] blocks of consecutive seconds,
+/// the statistic is taken per block, and the spread of the blocks over √blocks estimates
+/// how far the whole run's figure could move in a repeat. Needs two blocks at least.
+pub fn interval_spread(intervals: &[hlog::Interval]) -> BTreeMap<String, f64> {
+    let mut by_tag: BTreeMap<&str, Vec<&hdrhistogram::Histogram<u64>>> = BTreeMap::new();
+    for i in intervals.iter().filter(|i| !i.hist.is_empty()) {
+        by_tag.entry(i.tag.as_str()).or_default().push(&i.hist);
+    }
+    let mut out = BTreeMap::new();
+    for (tag, secs) in by_tag {
+        let k = secs.len().min(BLOCKS);
+        if k < 2 || SET_UP.contains(&tag) {
+            continue;
+        }
+        let blocks: Vec<Latency> = (0..k)
+            .filter_map(|b| {
+                let (from, to) = (b * secs.len() / k, (b + 1) * secs.len() / k);
+                let mut h = secs[from].clone();
+                for s in &secs[from + 1..to] {
+                    h.add(*s).ok()?;
+                }
+                Latency::of(&h)
+            })
+            .collect();
+        for stat in Stat::TABLE {
+            let v: Vec<f64> = blocks.iter().map(|l| l.get(stat)).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            if v.len() < 2 || mean <= 0.0 {
+                continue;
+            }
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+            out.insert(format!("{tag}.{}", stat.name()), var.sqrt() / mean / (v.len() as f64).sqrt());
+        }
+    }
+    out
+}
 
 /// The figures of a result.
 pub fn figures(l: &Loaded) -> Vec<Figure> {
     match l {
-        Loaded::Run(s) => run_figures(s),
+        Loaded::Run(r) => run_figures(&r.summary, &r.spread),
         Loaded::Crypto(c) => crypto_figures(c),
         Loaded::Matrix(m) => matrix_figures(m),
         Loaded::Capacity(c) => capacity_figures(c),
@@ -131,21 +202,27 @@ pub fn figures(l: &Loaded) -> Vec<Figure> {
 }
 
 /// A run's latency statistics, rates, losses, error rate and generator cost.
-fn run_figures(s: &Summary) -> Vec<Figure> {
+fn run_figures(s: &Summary, spread: &BTreeMap<String, f64>) -> Vec<Figure> {
     let mut v = Vec::new();
     for (metric, lat) in &s.latency {
         for stat in Stat::TABLE {
+            let name = format!("{metric}.{}", stat.name());
             // A percentile rests on the samples beyond it: with k of them, its counting
-            // error is about 1/sqrt(k). Never tighter than RUN_NOISE.
+            // error is about 1/sqrt(k). The run's own spread over time (when its interval
+            // log is there) is the better estimate; the larger of the two counts.
             let tail = (lat.count as f64 * (1.0 - stat.quantile())).max(1.0);
-            let noise = RUN_NOISE.max(1.0 / tail.sqrt());
-            v.push(fig(&format!("{metric}.{}", stat.name()), lat.get(stat), "µs", Better::Lower, noise));
+            let se = spread.get(&name).copied().unwrap_or(0.0).max(1.0 / tail.sqrt() / Z);
+            let mut f = fig(&name, lat.get(stat), "µs", Better::Lower, RUN_NOISE.max(Z * se));
+            f.judged = !SET_UP.contains(&metric.as_str());
+            v.push(f);
         }
     }
     let t = &s.throughput;
     v.push(fig(Counter::DeliveredPerS.path(), t.delivered_per_s, "msg/s", Better::Higher, 0.02));
     v.push(fig(Counter::SentPerS.path(), t.sent_per_s, "msg/s", Better::Higher, 0.02));
-    v.push(fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0));
+    let mut hs = fig("throughput.handshakes_per_s", t.handshakes_per_s, "1/s", Better::Higher, RUN_NOISE * 2.0);
+    hs.judged = false;
+    v.push(hs);
     let m = &s.messages;
     v.push(fig(Counter::MessagesLost.path(), m.lost as f64, "msgs", Better::Lower, 0.0));
     v.push(fig(Counter::MessagesRefused.path(), m.refused as f64, "msgs", Better::Lower, 0.0));
@@ -230,5 +307,5 @@ fn capacity_figures(c: &Capacity) -> Vec<Figure> {
 }
 
 fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
-    Figure { name: name.to_owned(), value, unit, better, noise }
+    Figure { name: name.to_owned(), value, unit, better, noise, judged: true }
 }

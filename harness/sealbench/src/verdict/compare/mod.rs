@@ -7,7 +7,7 @@
 
 pub mod figures;
 
-use crate::results::figure::{Unit, parse_quantity, us_per};
+use crate::results::figure::{Unit, format_us, parse_quantity, us_per};
 use anyhow::{Result, anyhow, bail};
 use figures::{Better, Figure, Loaded};
 use serde::Serialize;
@@ -55,7 +55,8 @@ impl Rule {
         Ok(Rule { expr: expr.trim().to_owned(), pattern, increase, limit: q.value.abs(), relative, duration })
     }
 
-    fn matches(&self, name: &str) -> bool {
+    /// Whether the rule names figure `name` (`*` matches any text).
+    pub fn matches(&self, name: &str) -> bool {
         wildcard(&self.pattern, name)
     }
 
@@ -129,6 +130,8 @@ pub enum Verdict {
     Worse,
     /// Within the noise band.
     WithinNoise,
+    /// Shown, not judged (a set-up figure: see [`Figure::judged`]).
+    NotJudged,
 }
 
 /// One compared figure.
@@ -198,6 +201,7 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
         }
     }
     if let (Loaded::Run(a), Loaded::Run(b)) = (base, new) {
+        let (a, b) = (&a.summary, &b.summary);
         let (sa, sb) = (&a.scenario, &b.scenario);
         let mut diffs = Vec::new();
         if sa.clients.count != sb.clients.count {
@@ -266,7 +270,7 @@ pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String
 fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
     let delta = b.value - a.value;
     let relative = (a.value.abs() > f64::EPSILON).then(|| delta / a.value.abs());
-    let noise = a.noise.max(b.noise);
+    let noise = a.noise.hypot(b.noise);
     let beyond = match relative {
         Some(r) => r.abs() > noise,
         None => delta.abs() > f64::EPSILON,
@@ -275,16 +279,20 @@ fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
         Better::Lower => delta < 0.0,
         Better::Higher => delta > 0.0,
     };
-    let verdict = if !beyond || delta == 0.0 {
+    let verdict = if !(a.judged && b.judged) {
+        Verdict::NotJudged
+    } else if !beyond || delta == 0.0 {
         Verdict::WithinNoise
     } else if improved {
         Verdict::Better
     } else {
         Verdict::Worse
     };
+    // A rule fires only on a change beyond the noise band: a gate must not fail on noise.
     let violates = rules
         .iter()
-        .filter(|r| r.matches(&a.name) && r.violated_in(a.unit, a.value, b.value) == Some(true))
+        .filter(|r| verdict != Verdict::WithinNoise && r.matches(&a.name))
+        .filter(|r| r.violated_in(a.unit, a.value, b.value) == Some(true))
         .map(|r| r.expr.clone())
         .collect();
     Row { name: a.name.clone(), unit: a.unit, base: a.value, new: b.value, delta, relative, verdict, violates }
@@ -304,18 +312,28 @@ impl Comparison {
                 Verdict::Better => "better",
                 Verdict::Worse => "WORSE",
                 Verdict::WithinNoise => "~ noise",
+                Verdict::NotJudged => "· set-up, not judged",
             };
             let flag = if r.violates.is_empty() { String::new() } else { format!("  ✗ {}", r.violates.join(", ")) };
             let _ = writeln!(
                 s,
                 "{:<52} {:>14} {:>14} {:>9}  {verdict}{flag}",
-                format!("{} ({})", r.name, r.unit),
-                short(r.base),
-                short(r.new),
+                label(&r.name, r.unit),
+                value(r.base, r.unit),
+                value(r.new, r.unit),
                 change
             );
         }
-        let _ = writeln!(s, "\nrules: {}", self.rules.join("; "));
+        let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
+        let _ = writeln!(
+            s,
+            "\nverdicts: {} better, {} worse, {} within noise, {} not judged",
+            count(Verdict::Better),
+            count(Verdict::Worse),
+            count(Verdict::WithinNoise),
+            count(Verdict::NotJudged)
+        );
+        let _ = writeln!(s, "rules: {}", self.rules.join("; "));
         if self.regression {
             let bad: Vec<&str> = self.rows.iter().filter(|r| !r.violates.is_empty()).map(|r| r.name.as_str()).collect();
             let _ = writeln!(s, "REGRESSION in: {}", bad.join(", "));
@@ -324,6 +342,42 @@ impl Comparison {
         }
         s
     }
+}
+
+/// A figure's name, with its unit unless values carry one.
+fn label(name: &str, unit: &str) -> String {
+    if matches!(unit, "µs" | "ns") { name.to_owned() } else { format!("{name} ({unit})") }
+}
+
+/// A value, auto-scaled when it is a time.
+fn value(v: f64, unit: &str) -> String {
+    match unit {
+        "µs" => format_us(v),
+        "ns" => format_us(v / 1e3),
+        _ => short(v),
+    }
+}
+
+/// Every `--fail-on` rule must name at least one figure of the results: a misspelled rule
+/// would otherwise switch the gate off without a word.
+///
+/// # Errors
+/// Lists the rules that match nothing and the figure names there are.
+pub fn check_rules_match(rules: &[Rule], base: &Loaded, new: &Loaded) -> Result<()> {
+    let mut names: Vec<String> = figures::figures(base).into_iter().map(|f| f.name).collect();
+    names.extend(figures::figures(new).into_iter().map(|f| f.name));
+    names.sort();
+    names.dedup();
+    let unmatched: Vec<&str> =
+        rules.iter().filter(|r| !names.iter().any(|n| r.matches(n))).map(|r| r.expr.as_str()).collect();
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--fail-on {}: names no figure of these results (a misspelled rule would silently pass). Figures: {}",
+        unmatched.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+        names.join(", ")
+    )
 }
 
 fn short(v: f64) -> String {
