@@ -3,6 +3,19 @@
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
+/// Writes `text` to standard output. A closed stdout (`sealbench run … | head`) ends the
+/// output quietly instead of panicking: the work is done, the files are written, and the
+/// exit code still says how it went. Any other write error is reported on stderr.
+pub fn stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: writing to standard output: {e}");
+        }
+    }
+}
+
 /// Creates the result directory: `out` if given, else `results/<default_name>/`.
 ///
 /// # Errors

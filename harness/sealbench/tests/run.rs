@@ -215,3 +215,26 @@ fn a_failing_threshold_exits_99_and_a_bad_scenario_exits_2() -> TestResult {
     assert!(err.contains("s.toml") && err.contains("colour") && err.contains("line"), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_closed_stdout_ends_output_quietly_and_keeps_the_exit_code() -> TestResult {
+    // `sealbench run … | head -0`: the reader is gone before the table is printed.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, small("thresholds = [\"e2e.p50 < 1ns\"]").replace("duration = \"2s\"", "duration = \"1s\""))?;
+    let mut child = bin()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .arg("--no-plots")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "thresholds failed: 99, not a panic: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    Ok(())
+}

@@ -71,8 +71,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     };
     capacity::write(&dir, &cap)?;
     let md = present::write_capacity(&dir, &cap)?;
-    println!("{md}");
-    println!("results: {}", dir.display());
+    crate::output::stdout(&format!("{md}\nresults: {}\n", dir.display()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,9 +22,12 @@ pub fn run(args: &CompareArgs) -> Outcome {
     let warnings = compare::compatible(&base, &new, args.force).map_err(Failure::usage)?;
     let cmp = compare::compare(&base, &new, &rules, warnings);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&cmp).context("serialising the comparison")?);
+        crate::output::stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&cmp).context("serialising the comparison")?
+        ));
     } else {
-        print!("{}", cmp.table());
+        crate::output::stdout(&cmp.table());
     }
     if cmp.regression {
         return Ok(ExitCode::from(EXIT_THRESHOLDS));

@@ -65,7 +65,6 @@ pub fn run(args: &CryptoArgs) -> Outcome {
     if !args.no_plots {
         files.extend(crate::present::plot::crypto::render_all(&dir, &report).context("drawing the crypto plots")?);
     }
-    print!("{}", report.table());
-    println!("\nwrote {} files to {}", files.len(), dir.display());
+    crate::output::stdout(&format!("{}\nwrote {} files to {}\n", report.table(), files.len(), dir.display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -62,8 +62,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let matrix = Matrix { schema_version: 1, kind: "matrix".into(), provenance, scenario: base, repeat, order, cells };
     matrix::write(&dir, &matrix)?;
     let md = present::write_matrix(&dir, &matrix)?;
-    println!("{md}");
-    println!("results: {}", dir.display());
+    crate::output::stdout(&format!("{md}\nresults: {}\n", dir.display()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,8 +55,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
     let summary = summarise(&plan, &outcome, &thresholds, provenance);
     let files = write_outputs(&dir, &outcome, &summary, !args.no_plots)?;
-    print!("{}", console::table(&summary, &dir.display().to_string()));
-    println!("  wrote {} files", files.len());
+    output::stdout(&format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len()));
     if interrupt.load(Ordering::Relaxed) {
         return Ok(ExitCode::from(130));
     }
