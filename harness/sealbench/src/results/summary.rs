@@ -123,6 +123,18 @@ pub struct Messages {
     pub bytes_sent: u64,
     /// Bytes received by clients.
     pub bytes_received: u64,
+    /// Transport messages that reached an end whose handshake had not ended (or had
+    /// failed): not opened, and not counted as forgeries.
+    #[serde(default)]
+    pub not_ready: u64,
+    /// Authentic messages whose timing stamp cannot belong to this run: not delivered,
+    /// never recorded as a latency.
+    #[serde(default)]
+    pub bad_timestamp: u64,
+    /// Messages sent more than 1 ms after their intended time (warm-up included): the
+    /// saturation verdict's evidence.
+    #[serde(default)]
+    pub late_sends: u64,
 }
 
 /// Rates.
@@ -255,6 +267,9 @@ impl Messages {
             control_errors: c.other_errors,
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
+            not_ready: c.not_ready,
+            bad_timestamp: c.bad_timestamp,
+            late_sends: c.late_sends,
         }
     }
 }

@@ -213,6 +213,9 @@ mod tests {
                 control_errors: 0,
                 bytes_sent: 0,
                 bytes_received: 0,
+                not_ready: 0,
+                bad_timestamp: 0,
+                late_sends: 0,
             },
             throughput: Throughput {
                 seconds: 10.0,
