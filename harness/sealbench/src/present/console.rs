@@ -23,9 +23,25 @@ pub fn progress_line(sec: &Second, total: &Counters, clients: usize) -> String {
     )
 }
 
-/// The final table.
+/// The final table: what ran, latencies, accounting, the generator's verdict, thresholds.
 pub fn table(s: &Summary, dir: &str) -> String {
     let mut o = String::new();
+    header(&mut o, s);
+    latency_rows(&mut o, s);
+    accounting(&mut o, s);
+    generator(&mut o, s);
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(o, "\n  thresholds:");
+        for v in &s.thresholds {
+            let measured = crate::verdict::threshold::measured_text(&v.expr, v.measured);
+            let _ = writeln!(o, "    {} {}  (measured {measured})", if v.pass { "✓ pass" } else { "✗ FAIL" }, v.expr);
+        }
+    }
+    let _ = writeln!(o, "\n  results: {dir}");
+    o
+}
+
+fn header(o: &mut String, s: &Summary) {
     let sc = &s.scenario;
     let _ = writeln!(o, "\nsealbench run `{}` — {} clients, {}", sc.name, sc.clients.count, s.suite);
     if s.aead == "none" {
@@ -39,6 +55,9 @@ pub fn table(s: &Summary, dir: &str) -> String {
     if let Some(a) = &s.aborted {
         let _ = writeln!(o, "  ABORTED: {a}");
     }
+}
+
+fn latency_rows(o: &mut String, s: &Summary) {
     let _ = write!(o, "\n  {:<14}", "latency");
     for (i, c) in latency_columns().iter().enumerate() {
         let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
@@ -53,12 +72,22 @@ pub fn table(s: &Summary, dir: &str) -> String {
             o.push('\n');
         }
     }
+}
+
+fn accounting(o: &mut String, s: &Summary) {
     let m = &s.messages;
     let _ = writeln!(
         o,
         "\n  messages: sent {}  delivered {}  refused {}  lost {}  | duplicated {}  reordered {}  auth failed {}  too old {}",
         m.sent, m.delivered, m.refused, m.lost, m.duplicated, m.reordered, m.auth_failed, m.too_old
     );
+    if m.not_ready + m.bad_timestamp > 0 {
+        let _ = writeln!(
+            o,
+            "    not opened: {} before the handshake ended, {} with a timestamp not of this run",
+            m.not_ready, m.bad_timestamp
+        );
+    }
     for (code, n) in &m.refused_by_code {
         let _ = writeln!(o, "    refused {code}: {n}");
     }
@@ -74,6 +103,9 @@ pub fn table(s: &Summary, dir: &str) -> String {
         "  throughput: {:.0} msgs/s delivered ({:.0} sent, {:.0} offered) over {:.1}s; {:.0} handshakes/s at set-up",
         t.delivered_per_s, t.sent_per_s, t.offered_per_s, t.seconds, t.handshakes_per_s
     );
+}
+
+fn generator(o: &mut String, s: &Summary) {
     let g = &s.generator;
     let _ = writeln!(
         o,
@@ -96,26 +128,16 @@ pub fn table(s: &Summary, dir: &str) -> String {
             o,
             "  !!! The latencies above describe the generator, not the relay. Lower the rate or add shards."
         );
+        return;
     }
-    if !g.saturated {
-        for r in &g.saturation_reasons {
-            let _ = writeln!(o, "  note: {r}");
-        }
-        if g.lag_spikes > 0 {
-            let _ = writeln!(
-                o,
-                "  note: {} second(s) with a schedule-lag spike (p99 > 1 ms), not sustained: not saturation",
-                g.lag_spikes
-            );
-        }
+    for r in &g.saturation_reasons {
+        let _ = writeln!(o, "  note: {r}");
     }
-    if !s.thresholds.is_empty() {
-        let _ = writeln!(o, "\n  thresholds:");
-        for v in &s.thresholds {
-            let measured = crate::verdict::threshold::measured_text(&v.expr, v.measured);
-            let _ = writeln!(o, "    {} {}  (measured {measured})", if v.pass { "✓ pass" } else { "✗ FAIL" }, v.expr);
-        }
+    if g.lag_spikes > 0 {
+        let _ = writeln!(
+            o,
+            "  note: {} second(s) with a schedule-lag spike (p99 > 1 ms), not sustained: not saturation",
+            g.lag_spikes
+        );
     }
-    let _ = writeln!(o, "\n  results: {dir}");
-    o
 }
