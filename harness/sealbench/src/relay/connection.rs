@@ -8,8 +8,9 @@
 //! (Past the usual length because every client frame type is handled here, beside the
 //! error each can earn; the writing side is in `writer`.)
 
-use super::registry::{EnqueueError, Peer, Register, Route};
-use super::writer::{CloseWith, PING, finish_writer, write_loop};
+use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
+use super::timeouts::{Fire, Timeouts};
+use super::writer::{CloseWith, PING, WriterHandle, finish_writer, write_loop};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
@@ -17,9 +18,9 @@ use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame,
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -38,6 +39,7 @@ const SAMPLE_EVERY: u32 = 32;
 
 /// Serves one accepted TCP connection to the end.
 pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let accepted = Instant::now();
     let _ = stream.set_nodelay(true);
     let cfg = &shared.config;
     let ws_config = WebSocketConfig::default()
@@ -59,7 +61,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     // Boxed: the upgrade's state is large and only needed once; inline it would stay part
     // of this connection's task for its whole life.
     let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)));
-    let ws = match tokio::time::timeout(cfg.handshake_timeout, upgrade).await {
+    let ws = match tokio::time::timeout_at(accepted + cfg.handshake_timeout, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(_)) if over_capacity => return shared.metrics.refuse_upgrade("capacity"),
         Ok(Err(_)) => return shared.metrics.refuse_upgrade("bad_request"),
@@ -71,8 +73,11 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let ctl = shared.registry.new_ctl();
     let me = Peer { tx, ctl };
     let (close_tx, close_rx) = watch::channel(None);
-    let writer = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx, stop_rx));
+    let writer = WriterHandle { task, close_tx, stop_tx };
     let mut conn = Conn {
+        timeouts: Timeouts::new(accepted, cfg.handshake_timeout, cfg.idle_timeout),
         shared: shared.clone(),
         me,
         id: 0,
@@ -86,7 +91,17 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     };
     let close = conn.run(source).await;
     conn.cleanup();
-    finish_writer(writer, close_tx, close).await;
+    // The writer ends first; what it could not write goes back to the mailbox before the
+    // id goes offline, so those frames stay ahead of anything stored later.
+    let leftovers = finish_writer(writer, close).await;
+    if conn.id != 0 {
+        // Acknowledged frames are kept past `mailbox_total_bytes`, up to twice it.
+        let cap = shared.config.mailbox_total_bytes.saturating_mul(2);
+        let (back, dropped) =
+            shared.registry.unregister(conn.id, conn.me.ctl.generation, leftovers, cap, &shared.metrics);
+        shared.metrics.requeued_on_close.inc_by(back as u64);
+        shared.metrics.dropped_on_close.inc_by(dropped as u64);
+    }
 }
 
 /// The reading side of one connection.
@@ -96,6 +111,8 @@ struct Conn {
     me: Peer,
     /// Registered client id (0 until HELLO succeeds).
     id: u64,
+    /// The handshake and idle timeouts (one timer).
+    timeouts: Timeouts,
     /// Peers this client has sent to: the hot path skips the registry for them.
     cache: HashMap<u64, Peer>,
     /// Groups joined (left on disconnect).
@@ -122,11 +139,8 @@ impl Conn {
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.clone();
         let cfg = &shared.config;
-        let mut last_read = Instant::now();
-        let registered_by = last_read + cfg.handshake_timeout;
-        let mut tick = tokio::time::interval((cfg.idle_timeout / 2).max(std::time::Duration::from_millis(10)));
-        tick.tick().await;
-        let mut pinged = false;
+        let timer = tokio::time::sleep_until(self.timeouts.deadline());
+        tokio::pin!(timer);
         let ctl = self.me.ctl.clone();
         loop {
             if ctl.killed.load(Ordering::Acquire) {
@@ -144,8 +158,7 @@ impl Conn {
                 }
                 _ = sleep_until_opt(release) => self.release_held(),
                 m = source.next() => {
-                    last_read = Instant::now();
-                    pinged = false;
+                    self.timeouts.on_read(Instant::now());
                     let mut next = Some(m);
                     let mut n = 0;
                     while let Some(m) = next.take() {
@@ -157,21 +170,25 @@ impl Conn {
                         if n < READ_BATCH { next = source.next().now_or_never(); }
                     }
                     self.publish();
+                    // Registration moves the deadline earlier (HELLO → idle rules).
+                    if self.timeouts.deadline() < timer.deadline() {
+                        timer.as_mut().reset(self.timeouts.deadline());
+                    }
                 }
-                _ = tick.tick() => {
-                    let quiet = last_read.elapsed();
-                    if self.id == 0 && Instant::now() >= registered_by {
-                        self.shared.metrics.close("no_hello");
-                        return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                _ = &mut timer => {
+                    match self.timeouts.fire(Instant::now()) {
+                        Fire::Wait => {}
+                        Fire::Ping => { let _ = self.me.enqueue(PING, cfg.queue_bytes); }
+                        Fire::NoHello => {
+                            self.shared.metrics.close("no_hello");
+                            return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                        }
+                        Fire::Idle => {
+                            self.shared.metrics.close("idle");
+                            return Some((CLOSE_IDLE, "idle timeout"));
+                        }
                     }
-                    if quiet >= cfg.idle_timeout {
-                        self.shared.metrics.close("idle");
-                        return Some((CLOSE_IDLE, "idle timeout"));
-                    }
-                    if quiet >= cfg.idle_timeout / 2 && !pinged {
-                        pinged = true;
-                        let _ = self.me.enqueue(PING, cfg.queue_bytes);
-                    }
+                    timer.as_mut().reset(self.timeouts.deadline());
                 }
             }
         }
@@ -310,20 +327,20 @@ impl Conn {
                 return Next::Close(CloseCode::Policy, "authentication failed");
             }
         }
-        match self.shared.registry.register(client_id, self.me.clone(), &self.shared.metrics) {
+        match self.shared.registry.register(client_id, self.me.clone()) {
             Register::Duplicate => {
                 self.refuse(0, ErrorCode::DuplicateId, "another connection is registered with this client id");
                 Next::Close(CloseCode::Policy, "duplicate client id")
             }
             Register::Ok(stored) => {
                 self.id = client_id;
+                self.timeouts.on_registered(Instant::now());
                 self.shared.metrics.registrations.inc();
                 let max_message = self.shared.config.max_message as u32;
-                self.send_frame(&Frame::Welcome { client_id, stored: stored.len() as u32, max_message });
-                let limit = self.shared.config.queue_bytes;
-                for f in stored {
-                    let _ = self.me.enqueue(f, limit);
-                }
+                self.send_frame(&Frame::Welcome { client_id, stored: stored as u32, max_message });
+                // WELCOME is queued: the writer may now take the stored frames (after it).
+                self.me.ctl.id.store(client_id, Ordering::Release);
+                self.me.ctl.mail_notify.notify_one();
                 Next::Continue
             }
         }
@@ -343,16 +360,22 @@ impl Conn {
                 None => {
                     self.cache.remove(&recipient);
                     let cfg = &self.shared.config;
+                    let limits = MailLimits {
+                        messages: cfg.mailbox_limit,
+                        bytes: cfg.mailbox_bytes,
+                        total_bytes: cfg.mailbox_total_bytes,
+                        mailboxes: cfg.max_mailboxes,
+                    };
                     let route = self.shared.registry.route(
                         recipient,
-                        || {
+                        |offline| {
                             let mut b = frame.take().unwrap_or_default();
-                            if b.len() > 10 {
+                            if offline && b.len() > 10 {
                                 b[10] |= FLAG_STORED;
                             }
                             b.freeze()
                         },
-                        (cfg.mailbox_limit, cfg.max_mailboxes),
+                        limits,
                         &self.shared.metrics,
                     );
                     match route {
@@ -364,11 +387,16 @@ impl Conn {
                             self.done_send(request_id, flags, t0);
                             return;
                         }
-                        Route::MailboxFull => {
+                        Route::MailboxFull { limit, reason } => {
+                            self.shared.metrics.mailbox_refusal(limit);
+                            self.refuse(request_id, ErrorCode::MailboxFull, reason);
+                            return;
+                        }
+                        Route::Unknown => {
                             self.refuse(
                                 request_id,
-                                ErrorCode::MailboxFull,
-                                "recipient offline and its mailbox is full",
+                                ErrorCode::UnknownRecipient,
+                                "recipient offline and unknown to the relay (it has never registered)",
                             );
                             return;
                         }
@@ -514,9 +542,6 @@ impl Conn {
         for g in self.groups.drain(..) {
             self.shared.registry.leave(g, self.id);
         }
-        if self.id != 0 {
-            self.shared.registry.unregister(self.id, self.me.ctl.generation);
-        }
     }
 }
 
@@ -542,7 +567,7 @@ fn malformed_reason(e: frame::FrameError) -> &'static str {
 
 async fn sleep_until_opt(t: Option<Instant>) {
     match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }

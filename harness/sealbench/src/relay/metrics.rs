@@ -25,6 +25,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Label of a mailbox refusal: the limit that refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    /// `messages`, `bytes`, `total_bytes` or `mailboxes`.
+    pub limit: &'static str,
+}
+
 /// Every relay metric.
 #[derive(Debug)]
 pub struct RelayMetrics {
@@ -49,8 +56,17 @@ pub struct RelayMetrics {
     pub queue_overflows: Counter,
     /// Frames that were queued for a connection when it was closed (never written).
     pub dropped_on_close: Counter,
+    /// Direct deliveries that were queued for a connection when it closed, put back at
+    /// the front of the recipient's mailbox (acknowledged, so never dropped).
+    pub requeued_on_close: Counter,
     /// Messages waiting in mailboxes now.
     pub mailbox_depth: Gauge,
+    /// Bytes charged to mailboxes now (length + per-message overhead).
+    pub mailbox_bytes: Gauge,
+    /// Stored frames written to their recipient.
+    pub mailbox_delivered: Counter,
+    /// Sends refused with MAILBOX_FULL, by the limit that refused them.
+    pub mailbox_refusals: Family<LimitLabel, Counter>,
     /// Upgrades refused (capacity, timeout, bad request).
     pub upgrades_refused: Family<ReasonLabel, Counter>,
     /// Connections closed by the relay, by reason.
@@ -80,7 +96,11 @@ impl RelayMetrics {
             bytes_out: Counter::default(),
             queue_overflows: Counter::default(),
             dropped_on_close: Counter::default(),
+            requeued_on_close: Counter::default(),
             mailbox_depth: Gauge::default(),
+            mailbox_bytes: Gauge::default(),
+            mailbox_delivered: Counter::default(),
+            mailbox_refusals: Family::default(),
             upgrades_refused: Family::default(),
             closes: Family::default(),
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
@@ -100,7 +120,27 @@ impl RelayMetrics {
             "Frames queued for a connection when it closed",
             m.dropped_on_close.clone(),
         );
+        registry.register(
+            "frames_requeued_on_close",
+            "Direct deliveries queued for a connection when it closed, put back in the mailbox",
+            m.requeued_on_close.clone(),
+        );
         registry.register("mailbox_depth", "Messages waiting in mailboxes", m.mailbox_depth.clone());
+        registry.register(
+            "mailbox_bytes",
+            "Bytes charged to mailboxes (length + 64 per message)",
+            m.mailbox_bytes.clone(),
+        );
+        registry.register(
+            "mailbox_delivered",
+            "Stored messages written to their recipient",
+            m.mailbox_delivered.clone(),
+        );
+        registry.register(
+            "mailbox_refusals",
+            "Sends refused with MAILBOX_FULL, by the limit that refused them",
+            m.mailbox_refusals.clone(),
+        );
         registry.register("upgrades_refused", "WebSocket upgrades refused, by reason", m.upgrades_refused.clone());
         registry.register("closes", "Connections closed by the relay, by reason", m.closes.clone());
         registry.register(
@@ -119,6 +159,11 @@ impl RelayMetrics {
     /// How many inputs were refused with `code` so far.
     pub fn refused_count(&self, code: ErrorCode) -> u64 {
         self.refused.get_or_create(&CodeLabel { code: code.name() }).get()
+    }
+
+    /// Counts a MAILBOX_FULL refusal by the limit that refused it.
+    pub fn mailbox_refusal(&self, limit: &'static str) {
+        self.mailbox_refusals.get_or_create(&LimitLabel { limit }).inc();
     }
 
     /// Counts a close by the relay.

@@ -14,11 +14,13 @@
 //!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 
+pub mod adversary;
 pub mod config;
 mod connection;
 pub mod http;
 pub mod metrics;
 pub mod registry;
+pub mod timeouts;
 mod writer;
 
 pub use config::RelayConfig;
@@ -73,9 +75,10 @@ impl Relay {
     /// "going away" (1001) and returns once they have ended (at most a few seconds).
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let registry = Registry::with_known_limit(self.config.max_known_clients);
         let shared = Arc::new(Shared {
             config: self.config,
-            registry: Registry::new(),
+            registry,
             metrics: self.metrics,
             connections: AtomicUsize::new(0),
             shutdown: stop_rx,
