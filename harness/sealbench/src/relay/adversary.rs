@@ -211,6 +211,82 @@ impl Adversary {
     }
 }
 
+/// What a held message becomes when it is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The second copy of a replayed message.
+    Replayed,
+    /// A delayed message.
+    Delayed,
+    /// A message held for reordering that no other message followed in time: released as
+    /// is, and not counted.
+    Unreordered,
+}
+
+/// The messages one connection's adversary holds: delayed ones, replay copies, and at
+/// most one per recipient waiting to be reordered. Sans-IO: the caller passes the time.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// (release time, what, recipient, frame), in release order (one `delay_by` for all).
+    queue: std::collections::VecDeque<(tokio::time::Instant, Released, u64, bytes::Bytes)>,
+    /// recipient → (fallback release time, frame) waiting for the next message to it.
+    reorder: std::collections::HashMap<u64, (tokio::time::Instant, bytes::Bytes)>,
+}
+
+impl Held {
+    /// When something must be released next.
+    pub fn next_release(&self) -> Option<tokio::time::Instant> {
+        let q = self.queue.front().map(|e| e.0);
+        let r = self.reorder.values().map(|e| e.0).min();
+        match (q, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Holds `frame` for `recipient` until `at`.
+    pub fn hold(&mut self, at: tokio::time::Instant, what: Released, recipient: u64, frame: bytes::Bytes) {
+        self.queue.push_back((at, what, recipient, frame));
+    }
+
+    /// Holds `frame` until the next message to `recipient` (or `fallback`). False when one
+    /// is already held for that recipient (then the caller forwards this one normally).
+    pub fn hold_for_reorder(&mut self, recipient: u64, fallback: tokio::time::Instant, frame: bytes::Bytes) -> bool {
+        match self.reorder.entry(recipient) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((fallback, frame));
+                true
+            }
+        }
+    }
+
+    /// A message was just forwarded to `recipient`: the one held to follow it, if any.
+    pub fn follower(&mut self, recipient: u64) -> Option<bytes::Bytes> {
+        if self.reorder.is_empty() {
+            return None;
+        }
+        self.reorder.remove(&recipient).map(|e| e.1)
+    }
+
+    /// Everything due at `now`: (what, recipient, frame), oldest first.
+    pub fn due(&mut self, now: tokio::time::Instant) -> Vec<(Released, u64, bytes::Bytes)> {
+        let mut out = Vec::new();
+        while self.queue.front().is_some_and(|e| e.0 <= now) {
+            if let Some((_, what, to, f)) = self.queue.pop_front() {
+                out.push((what, to, f));
+            }
+        }
+        let late: Vec<u64> = self.reorder.iter().filter(|(_, e)| e.0 <= now).map(|(k, _)| *k).collect();
+        for to in late {
+            if let Some((_, f)) = self.reorder.remove(&to) {
+                out.push((Released::Unreordered, to, f));
+            }
+        }
+        out
+    }
+}
+
 /// SplitMix64: a fast, well-mixed 64-bit hash of a counter.
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -279,6 +355,25 @@ mod tests {
             let Action::Tamper { bit } = a.decide(i, 40) else { panic!("always tamper") };
             assert!((13 * 8..40 * 8).contains(&bit), "{bit}");
         }
+    }
+
+    #[test]
+    fn a_held_message_follows_the_next_one_to_its_recipient_or_its_fallback() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = Held::default();
+        assert!(h.hold_for_reorder(7, ms(50), bytes::Bytes::from_static(b"a")));
+        assert!(!h.hold_for_reorder(7, ms(50), bytes::Bytes::from_static(b"b")), "one per recipient");
+        assert!(h.hold_for_reorder(8, ms(60), bytes::Bytes::from_static(b"c")));
+        h.hold(ms(40), Released::Delayed, 9, bytes::Bytes::from_static(b"d"));
+        assert_eq!(h.next_release(), Some(ms(40)));
+        assert_eq!(h.follower(7).as_deref(), Some(&b"a"[..]));
+        assert_eq!(h.follower(7), None);
+        assert!(h.due(ms(39)).is_empty());
+        assert_eq!(h.due(ms(40)).len(), 1);
+        let late = h.due(ms(60));
+        assert_eq!(late, vec![(Released::Unreordered, 8, bytes::Bytes::from_static(b"c"))]);
+        assert_eq!(h.next_release(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! (Past the usual length because every client frame type is handled here, beside the
 //! error each can earn; the writing side is in `writer`.)
 
+use super::adversary::{Action, Adversary, Held, Released};
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
 use super::timeouts::{Fire, Timeouts};
 use super::writer::{CloseWith, PING, WriterHandle, finish_writer, write_loop};
@@ -84,6 +85,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         cache: HashMap::new(),
         groups: Vec::new(),
         held: VecDeque::new(),
+        adv: Held::default(),
         routed: 0,
         bytes_in: 0,
         sample: 0,
@@ -122,6 +124,8 @@ struct Conn {
     arena: BytesMut,
     /// With `--delay`: SEND frames held until their release time.
     held: VecDeque<(Instant, Bytes)>,
+    /// With `--adversary`: messages it holds (delayed, replay copies, reorders).
+    adv: Held,
     /// Counters published once per batch.
     routed: u64,
     bytes_in: u64,
@@ -148,7 +152,10 @@ impl Conn {
                 self.shared.metrics.close("slow_consumer");
                 return Some((CLOSE_SLOW, "slow consumer: send queue overflow"));
             }
-            let release = self.held.front().map(|(t, _)| *t);
+            let release = match (self.held.front().map(|(t, _)| *t), self.adv.next_release()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 biased;
                 _ = ctl.kill_notify.notified() => continue,
@@ -253,9 +260,13 @@ impl Conn {
         };
         match frame {
             Frame::Hello { client_id, token } => self.on_hello(client_id, token),
-            Frame::Send { request_id, flags, recipient, .. } => {
+            Frame::Send { request_id, flags, recipient, body } => {
+                let adversary = self.shared.config.adversary.filter(|_| Adversary::eligible(body));
+                let body_len = body.len();
                 if recipient == 0 || recipient == self.id {
                     self.refuse(request_id, ErrorCode::InvalidTarget, "recipient is 0 or the sender itself");
+                } else if let Some(adv) = adversary {
+                    self.adversarial_send(&adv, data, request_id, flags, recipient, body_len);
                 } else if self.shared.config.delay.is_zero() {
                     self.route_send(data, request_id, flags, recipient);
                 } else {
@@ -443,8 +454,66 @@ impl Conn {
         self.sample % SAMPLE_EVERY == 0
     }
 
+    /// A SEND the adversary may touch: ACKed on acceptance, then forwarded as it decides.
+    fn adversarial_send(&mut self, adv: &Adversary, data: Bytes, request_id: u64, flags: u8, to: u64, body_len: usize) {
+        let index = self.shared.adversary_index.fetch_add(1, Ordering::Relaxed);
+        if flags & FLAG_ACK != 0 {
+            self.ack(request_id);
+        }
+        let flags = flags & !FLAG_ACK;
+        let m = self.shared.metrics.clone();
+        let later = Instant::now() + adv.delay_by;
+        match adv.decide(index, body_len) {
+            Action::Pass => self.route_send(data, request_id, flags, to),
+            Action::Tamper { bit } => {
+                let mut v = data.to_vec();
+                if let Some(b) = v.get_mut(frame::ROUTED_HEADER_LEN + bit / 8) {
+                    *b ^= 1 << (bit % 8);
+                }
+                m.adversary_did("tampered");
+                self.route_send(Bytes::from(v), request_id, flags, to);
+            }
+            Action::Replay => {
+                self.route_send(data.clone(), request_id, flags, to);
+                self.adv.hold(later, Released::Replayed, to, data);
+            }
+            Action::Duplicate => {
+                self.route_send(data.clone(), request_id, flags, to);
+                self.route_send(data, request_id, flags, to);
+                m.adversary_did("duplicated");
+            }
+            Action::Drop => {
+                m.adversary_did("dropped");
+                return;
+            }
+            Action::Reorder => {
+                if self.adv.hold_for_reorder(to, later, data.clone()) {
+                    return;
+                }
+                self.route_send(data, request_id, flags, to);
+            }
+            Action::Delay => {
+                self.adv.hold(later, Released::Delayed, to, data);
+                return;
+            }
+        }
+        // Something just went to `to`: a message held to be reordered follows it.
+        if let Some(held) = self.adv.follower(to) {
+            self.route_send(held, 0, flags, to);
+            m.adversary_did("reordered");
+        }
+    }
+
     fn release_held(&mut self) {
         let now = Instant::now();
+        for (what, to, data) in self.adv.due(now) {
+            self.route_send(data, 0, 0, to);
+            match what {
+                Released::Replayed => self.shared.metrics.adversary_did("replayed"),
+                Released::Delayed => self.shared.metrics.adversary_did("delayed"),
+                Released::Unreordered => {}
+            }
+        }
         while self.held.front().is_some_and(|(t, _)| *t <= now) {
             let Some((_, data)) = self.held.pop_front() else { break };
             if let Ok(Frame::Send { request_id, flags, recipient, .. }) = frame::decode(&data) {

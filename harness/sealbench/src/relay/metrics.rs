@@ -3,6 +3,7 @@
 //! Hot-path counters are accumulated per connection and added here once per batch of
 //! frames, so a forwarded message costs no shared atomic of its own.
 
+use super::adversary::AdversaryCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +31,13 @@ pub struct ReasonLabel {
 pub struct LimitLabel {
     /// `messages`, `bytes`, `total_bytes` or `mailboxes`.
     pub limit: &'static str,
+}
+
+/// Label of an adversary action.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// `tampered`, `replayed`, `duplicated`, `dropped`, `reordered` or `delayed`.
+    pub action: &'static str,
 }
 
 /// Every relay metric.
@@ -73,6 +81,8 @@ pub struct RelayMetrics {
     pub closes: Family<ReasonLabel, Counter>,
     /// In-relay routing time of sampled SEND frames, seconds (read → enqueued).
     pub routing_seconds: Histogram,
+    /// What the adversarial relay did (test aid; all zero without `--adversary`).
+    pub adversary: Family<ActionLabel, Counter>,
 }
 
 impl Default for RelayMetrics {
@@ -104,6 +114,7 @@ impl RelayMetrics {
             upgrades_refused: Family::default(),
             closes: Family::default(),
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
+            adversary: Family::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections open now", m.connections.clone());
@@ -148,6 +159,11 @@ impl RelayMetrics {
             "In-relay routing time of sampled SEND frames (read to enqueued)",
             m.routing_seconds.clone(),
         );
+        registry.register(
+            "adversary",
+            "Messages the adversarial relay tampered with, replayed, duplicated, dropped, reordered or delayed (testing only)",
+            m.adversary.clone(),
+        );
         RelayMetrics { registry, ..m }
     }
 
@@ -164,6 +180,24 @@ impl RelayMetrics {
     /// Counts a MAILBOX_FULL refusal by the limit that refused it.
     pub fn mailbox_refusal(&self, limit: &'static str) {
         self.mailbox_refusals.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// Counts one adversary action (`tampered`, `replayed`, ...).
+    pub fn adversary_did(&self, action: &'static str) {
+        self.adversary.get_or_create(&ActionLabel { action }).inc();
+    }
+
+    /// What the adversarial relay has done so far.
+    pub fn adversary_counts(&self) -> AdversaryCounts {
+        let n = |action| self.adversary.get_or_create(&ActionLabel { action }).get();
+        AdversaryCounts {
+            tampered: n("tampered"),
+            replayed: n("replayed"),
+            duplicated: n("duplicated"),
+            dropped: n("dropped"),
+            reordered: n("reordered"),
+            delayed: n("delayed"),
+        }
     }
 
     /// Counts a close by the relay.

@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //! - [`config`] — limits and options with their defaults.
+//! - [`timeouts`] — the handshake and idle timeouts of a connection (sans-IO, one timer).
+//! - [`adversary`] — the adversarial relay mode (testing only): decisions and held messages.
 //! - [`registry`] — online clients, mailboxes, groups, key directory.
 //! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
@@ -23,6 +25,7 @@ pub mod registry;
 pub mod timeouts;
 mod writer;
 
+pub use adversary::{Adversary, AdversaryCounts};
 pub use config::RelayConfig;
 use metrics::RelayMetrics;
 use registry::Registry;
@@ -51,6 +54,8 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Notified when the last connection ends.
     idle: Notify,
+    /// Index of the next message the adversary decides on (test aid).
+    adversary_index: std::sync::atomic::AtomicU64,
 }
 
 /// A relay instance: its config and metrics, before and while it serves.
@@ -83,6 +88,7 @@ impl Relay {
             connections: AtomicUsize::new(0),
             shutdown: stop_rx,
             idle: Notify::new(),
+            adversary_index: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::pin!(shutdown);
         loop {
