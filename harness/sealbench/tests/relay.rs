@@ -618,3 +618,49 @@ async fn idle_clients_are_pinged_at_half_and_closed_at_the_idle_timeout_unless_t
     relay.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn every_client_frame_gets_the_documented_answer_in_every_state() -> TestResult {
+    let relay = TestRelay::start(RelayConfig::default()).await?;
+    // Before HELLO: a bad version or type is refused as such; any request is NOT_REGISTERED.
+    let mut fresh = connect(relay.addr).await?;
+    fresh.send(Message::Binary(vec![9u8, 0x02].into())).await?;
+    expect_error(&mut fresh, ErrorCode::UnsupportedVersion).await?;
+    fresh.send(Message::Binary(vec![1u8, 0x83, 7, 0, 0, 0, 0, 0, 0, 0].into())).await?;
+    expect_error(&mut fresh, ErrorCode::UnknownType).await?;
+    send(&mut fresh, Frame::KeyFetch { request_id: 3, client: 1 }).await?;
+    expect_error(&mut fresh, ErrorCode::NotRegistered).await?;
+    // Registered: relay→client types are UNKNOWN_TYPE even when their layout fits.
+    let mut ws = hello(relay.addr, 1).await?;
+    for f in [
+        Frame::Ack { request_id: 7 },
+        Frame::Welcome { client_id: 1, stored: 0, max_message: 1 },
+        Frame::Deliver { sender: 2, flags: 0, group: 0, body: b"x" },
+        Frame::Error { request_id: 1, code: 1, reason: "r" },
+    ] {
+        send(&mut ws, f).await?;
+        expect_error(&mut ws, ErrorCode::UnknownType).await?;
+    }
+    // Group 0 is INVALID_TARGET for join, leave and send.
+    send(&mut ws, Frame::GroupJoin { request_id: 1, group: 0 }).await?;
+    expect_error(&mut ws, ErrorCode::InvalidTarget).await?;
+    send(&mut ws, Frame::GroupLeave { request_id: 2, group: 0 }).await?;
+    expect_error(&mut ws, ErrorCode::InvalidTarget).await?;
+    send(&mut ws, Frame::GroupSend { request_id: 3, flags: 0, group: 0, body: b"x" }).await?;
+    expect_error(&mut ws, ErrorCode::InvalidTarget).await?;
+    // KEY_PUBLISH, GROUP_JOIN and GROUP_LEAVE are ACKed; a second HELLO is refused.
+    send(&mut ws, Frame::KeyPublish { request_id: 4, key: &[1u8; 32] }).await?;
+    assert_eq!(frame::decode(&recv(&mut ws).await?)?, Frame::Ack { request_id: 4 });
+    send(&mut ws, Frame::GroupJoin { request_id: 5, group: 9 }).await?;
+    assert_eq!(frame::decode(&recv(&mut ws).await?)?, Frame::Ack { request_id: 5 });
+    send(&mut ws, Frame::GroupLeave { request_id: 6, group: 9 }).await?;
+    assert_eq!(frame::decode(&recv(&mut ws).await?)?, Frame::Ack { request_id: 6 });
+    send(&mut ws, Frame::Hello { client_id: 1, token: &[] }).await?;
+    expect_error(&mut ws, ErrorCode::AlreadyRegistered).await?;
+    // A SEND without the ACK flag to an online peer gets nothing back.
+    let _peer = hello(relay.addr, 2).await?;
+    send(&mut ws, Frame::Send { request_id: 8, flags: 0, recipient: 2, body: b"x" }).await?;
+    assert!(tokio::time::timeout(Duration::from_millis(200), ws.next()).await.is_err());
+    relay.stop().await;
+    Ok(())
+}

@@ -247,6 +247,11 @@ impl Conn {
                 return Next::Continue;
             }
         };
+        if ty as u8 & 0x80 != 0 {
+            // A relay→client type: refused by its type, whatever its layout.
+            self.refuse(req, ErrorCode::UnknownType, "a relay-to-client frame type sent by a client");
+            return Next::Continue;
+        }
         if self.id == 0 && ty != FrameType::Hello {
             self.refuse(req, ErrorCode::NotRegistered, "send HELLO first");
             return Next::Continue;
@@ -272,6 +277,10 @@ impl Conn {
                 } else {
                     self.held.push_back((Instant::now() + self.shared.config.delay, data));
                 }
+                Next::Continue
+            }
+            Frame::GroupSend { request_id, group: 0, .. } | Frame::GroupLeave { request_id, group: 0 } => {
+                self.refuse(request_id, ErrorCode::InvalidTarget, "group id 0 is reserved");
                 Next::Continue
             }
             Frame::GroupSend { request_id, flags, group, .. } => {
