@@ -56,7 +56,7 @@ Worst-case memory (every limit reached at once):
   + 100 B × max_known_clients + 400 B × 1,000,000 keys + 24 B × 64 × max_connections (groups)
 With the defaults (19,936 connections at a 20,000-file limit): 19,936 × 8.4 MiB ≈ 164 GiB
 + 2 GiB + 0.1 GB + 0.4 GB + 30 MB ≈ 166 GiB. The queues dominate: lower --queue-bytes or
---max-connections to fit a machine (e.g. --queue-bytes 1048576 gives ≈ 25 GiB).";
+--max-connections to fit a machine (e.g. --queue-bytes 1048576 gives ≈ 30 GiB).";
 
 /// `sealbench relay`.
 #[derive(Debug, Args)]
