@@ -45,8 +45,22 @@ fn relay_defaults() -> crate::relay::RelayConfig {
     crate::relay::RelayConfig::default()
 }
 
+/// Worst-case memory of `sealbench relay`, stated once for `relay --help` (and
+/// `docs/PROTOCOL.md` §4.6 says the same).
+pub const RELAY_MEMORY_HELP: &str = "\
+Worst-case memory (every limit reached at once):
+  max_connections × (6 KiB + read_buffer + 16 KiB write buffer + 4 × max_message
+                     + queue_bytes + 32 B × queue_messages)
+  + 2 × mailbox_total_bytes   (the second half only for acknowledged frames put back
+                               when their connection closed)
+  + 100 B × max_known_clients + 400 B × 1,000,000 keys + 24 B × 64 × max_connections (groups)
+With the defaults (19,936 connections at a 20,000-file limit): 19,936 × 8.4 MiB ≈ 164 GiB
++ 2 GiB + 0.1 GB + 0.4 GB + 30 MB ≈ 166 GiB. The queues dominate: lower --queue-bytes or
+--max-connections to fit a machine (e.g. --queue-bytes 1048576 gives ≈ 30 GiB).";
+
 /// `sealbench relay`.
 #[derive(Debug, Args)]
+#[command(after_long_help = RELAY_MEMORY_HELP)]
 pub struct RelayArgs {
     /// Address to accept WebSocket connections on.
     #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR:PORT")]
@@ -68,9 +82,24 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = relay_defaults().mailbox_limit, value_name = "N")]
     pub mailbox_limit: usize,
 
-    /// Offline recipients that may hold a mailbox at once.
+    /// Bytes stored per recipient (each message counts its length + 64); past it senders
+    /// get MAILBOX_FULL.
+    #[arg(long, default_value_t = relay_defaults().mailbox_bytes, value_name = "BYTES")]
+    pub mailbox_bytes: usize,
+
+    /// Bytes stored in all mailboxes together (same count); past it senders get
+    /// MAILBOX_FULL.
+    #[arg(long, default_value_t = relay_defaults().mailbox_total_bytes, value_name = "BYTES")]
+    pub mailbox_total_bytes: usize,
+
+    /// Recipients that may hold a non-empty mailbox at once.
     #[arg(long, default_value_t = relay_defaults().max_mailboxes, value_name = "N")]
     pub max_mailboxes: usize,
+
+    /// Client ids remembered after they disconnect (mailboxes exist only for ids that have
+    /// registered; sends to unknown ids get UNKNOWN_RECIPIENT).
+    #[arg(long, default_value_t = relay_defaults().max_known_clients, value_name = "N")]
+    pub max_known_clients: usize,
 
     /// Frames queued towards one connection before it is closed as a slow consumer (4001).
     #[arg(long, default_value_t = relay_defaults().queue_messages, value_name = "N")]
@@ -118,6 +147,13 @@ pub struct RelayArgs {
         hide_short_help = true
     )]
     pub delay_ms: f64,
+
+    /// TESTING ONLY: tamper with / replay / duplicate / drop / reorder / delay this fraction
+    /// of forwarded 1:1 transport messages, e.g.
+    /// `tamper=0.01,replay=0.01,duplicate=0.01,drop=0.01,reorder=0.01,delay=0.01,delay_ms=50,seed=1`.
+    /// Counted in /metrics (sealbench_relay_adversary_total{action=...}).
+    #[arg(long, value_name = "KEY=VALUE,...", hide_short_help = true)]
+    pub adversary: Option<String>,
 }
 
 /// `sealbench crypto`.

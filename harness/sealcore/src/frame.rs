@@ -121,11 +121,14 @@ pub enum ErrorCode {
     ShuttingDown = 17,
     /// Sending to oneself, or using group id 0 / client id 0 (reserved).
     InvalidTarget = 18,
+    /// The recipient is offline and is not known to the relay (it has never registered,
+    /// or was forgotten past the relay's `max_known_clients`): no mailbox is kept for it.
+    UnknownRecipient = 19,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Malformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownType,
@@ -144,6 +147,7 @@ impl ErrorCode {
         ErrorCode::RecipientOverloaded,
         ErrorCode::ShuttingDown,
         ErrorCode::InvalidTarget,
+        ErrorCode::UnknownRecipient,
     ];
 
     /// The code for a number, if known.
@@ -172,6 +176,7 @@ impl ErrorCode {
             ErrorCode::RecipientOverloaded => "recipient_overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnknownRecipient => "unknown_recipient",
         }
     }
 }

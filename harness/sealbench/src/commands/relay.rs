@@ -37,10 +37,17 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         Some(n) => n,
         None => limit,
     };
+    let adversary = match &args.adversary {
+        Some(s) => Some(relay::adversary::Adversary::parse(s).map_err(|e| Failure::usage(anyhow!("{e}")))?),
+        None => None,
+    };
     Ok(RelayConfig {
         max_message: args.max_message,
         mailbox_limit: args.mailbox_limit,
+        mailbox_bytes: args.mailbox_bytes,
+        mailbox_total_bytes: args.mailbox_total_bytes,
         max_mailboxes: args.max_mailboxes,
+        max_known_clients: args.max_known_clients,
         queue_messages: args.queue_messages.max(1),
         queue_bytes: args.queue_bytes.max(args.max_message),
         max_connections,
@@ -53,6 +60,7 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         read_buffer: args.read_buffer.max(256),
         write_buffer: RelayConfig::default().write_buffer,
         delay: Duration::from_secs_f64(args.delay_ms / 1e3),
+        adversary,
     })
 }
 
@@ -87,6 +95,9 @@ pub fn run(args: &RelayArgs) -> Outcome {
             config.max_message,
             if config.auth_secret.is_some() { ", auth required" } else { "" }
         );
+        if let Some(a) = &config.adversary {
+            eprintln!("WARNING: --adversary {a:?}: this relay tampers with messages on purpose (testing only)");
+        }
         if !config.delay.is_zero() {
             eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);
         }

@@ -9,8 +9,18 @@ pub struct RelayConfig {
     pub max_message: usize,
     /// Messages stored per offline recipient before senders get `MAILBOX_FULL`.
     pub mailbox_limit: usize,
-    /// Offline recipients that may have a mailbox at once (bounds mailbox memory).
+    /// Bytes stored per recipient (each message charged its length plus
+    /// [`STORED_OVERHEAD`]) before senders get `MAILBOX_FULL`.
+    pub mailbox_bytes: usize,
+    /// Bytes stored in all mailboxes together (same charge): the hard bound on mailbox
+    /// memory, whatever the number of recipients.
+    pub mailbox_total_bytes: usize,
+    /// Non-empty mailboxes at once (bounds the per-mailbox bookkeeping).
     pub max_mailboxes: usize,
+    /// Client ids remembered after they disconnect (a mailbox exists only for an id that
+    /// has registered, so made-up ids cannot take memory). Past it, an id that disconnects
+    /// with an empty mailbox is forgotten, and sends to it get `UNKNOWN_RECIPIENT`.
+    pub max_known_clients: usize,
     /// Frames queued towards one connection before it is a slow consumer.
     pub queue_messages: usize,
     /// Bytes queued towards one connection before it is a slow consumer.
@@ -37,7 +47,14 @@ pub struct RelayConfig {
     pub write_buffer: usize,
     /// Test and comparison aid: hold every routed message this long before routing it.
     pub delay: Duration,
+    /// Test aid: tamper with, replay, duplicate, drop, reorder or delay a fraction of the
+    /// forwarded 1:1 transport messages (see [`super::adversary`]). `None` in production.
+    pub adversary: Option<super::adversary::Adversary>,
 }
+
+/// Bytes charged per stored message on top of its length (its slot in the mailbox queue
+/// and the allocation's header), so that many tiny messages are bounded too.
+pub const STORED_OVERHEAD: usize = 64;
 
 /// File descriptors kept free below the process limit for the listener, the metrics
 /// server, logs and the 503 answers themselves.
@@ -48,7 +65,10 @@ impl Default for RelayConfig {
         RelayConfig {
             max_message: 64 * 1024,
             mailbox_limit: 1000,
+            mailbox_bytes: 16 * 1024 * 1024,
+            mailbox_total_bytes: 1024 * 1024 * 1024,
             max_mailboxes: 100_000,
+            max_known_clients: 1_000_000,
             queue_messages: 4096,
             queue_bytes: 8 * 1024 * 1024,
             max_connections: default_max_connections(),
@@ -61,6 +81,7 @@ impl Default for RelayConfig {
             read_buffer: 2 * 1024,
             write_buffer: 16 * 1024,
             delay: Duration::ZERO,
+            adversary: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 //! (Past the usual length because every client frame type is handled here, beside the
 //! error each can earn; the writing side is in `writer`.)
 
-use super::registry::{EnqueueError, Peer, Register, Route};
-use super::writer::{CloseWith, PING, finish_writer, write_loop};
+use super::adversary::{Action, Adversary, Held, Released};
+use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
+use super::timeouts::{Fire, Timeouts};
+use super::writer::{CloseWith, PING, WriterHandle, finish_writer, write_loop};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
@@ -17,9 +19,9 @@ use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame,
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -38,6 +40,7 @@ const SAMPLE_EVERY: u32 = 32;
 
 /// Serves one accepted TCP connection to the end.
 pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let accepted = Instant::now();
     let _ = stream.set_nodelay(true);
     let cfg = &shared.config;
     let ws_config = WebSocketConfig::default()
@@ -59,7 +62,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     // Boxed: the upgrade's state is large and only needed once; inline it would stay part
     // of this connection's task for its whole life.
     let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)));
-    let ws = match tokio::time::timeout(cfg.handshake_timeout, upgrade).await {
+    let ws = match tokio::time::timeout_at(accepted + cfg.handshake_timeout, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(_)) if over_capacity => return shared.metrics.refuse_upgrade("capacity"),
         Ok(Err(_)) => return shared.metrics.refuse_upgrade("bad_request"),
@@ -71,14 +74,18 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let ctl = shared.registry.new_ctl();
     let me = Peer { tx, ctl };
     let (close_tx, close_rx) = watch::channel(None);
-    let writer = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx, stop_rx));
+    let writer = WriterHandle { task, close_tx, stop_tx };
     let mut conn = Conn {
+        timeouts: Timeouts::new(accepted, cfg.handshake_timeout, cfg.idle_timeout),
         shared: shared.clone(),
         me,
         id: 0,
         cache: HashMap::new(),
         groups: Vec::new(),
         held: VecDeque::new(),
+        adv: Held::default(),
         routed: 0,
         bytes_in: 0,
         sample: 0,
@@ -86,7 +93,17 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     };
     let close = conn.run(source).await;
     conn.cleanup();
-    finish_writer(writer, close_tx, close).await;
+    // The writer ends first; what it could not write goes back to the mailbox before the
+    // id goes offline, so those frames stay ahead of anything stored later.
+    let leftovers = finish_writer(writer, close).await;
+    if conn.id != 0 {
+        // Acknowledged frames are kept past `mailbox_total_bytes`, up to twice it.
+        let cap = shared.config.mailbox_total_bytes.saturating_mul(2);
+        let (back, dropped) =
+            shared.registry.unregister(conn.id, conn.me.ctl.generation, leftovers, cap, &shared.metrics);
+        shared.metrics.requeued_on_close.inc_by(back as u64);
+        shared.metrics.dropped_on_close.inc_by(dropped as u64);
+    }
 }
 
 /// The reading side of one connection.
@@ -96,6 +113,8 @@ struct Conn {
     me: Peer,
     /// Registered client id (0 until HELLO succeeds).
     id: u64,
+    /// The handshake and idle timeouts (one timer).
+    timeouts: Timeouts,
     /// Peers this client has sent to: the hot path skips the registry for them.
     cache: HashMap<u64, Peer>,
     /// Groups joined (left on disconnect).
@@ -105,6 +124,8 @@ struct Conn {
     arena: BytesMut,
     /// With `--delay`: SEND frames held until their release time.
     held: VecDeque<(Instant, Bytes)>,
+    /// With `--adversary`: messages it holds (delayed, replay copies, reorders).
+    adv: Held,
     /// Counters published once per batch.
     routed: u64,
     bytes_in: u64,
@@ -122,11 +143,8 @@ impl Conn {
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.clone();
         let cfg = &shared.config;
-        let mut last_read = Instant::now();
-        let registered_by = last_read + cfg.handshake_timeout;
-        let mut tick = tokio::time::interval((cfg.idle_timeout / 2).max(std::time::Duration::from_millis(10)));
-        tick.tick().await;
-        let mut pinged = false;
+        let timer = tokio::time::sleep_until(self.timeouts.deadline());
+        tokio::pin!(timer);
         let ctl = self.me.ctl.clone();
         loop {
             if ctl.killed.load(Ordering::Acquire) {
@@ -134,7 +152,10 @@ impl Conn {
                 self.shared.metrics.close("slow_consumer");
                 return Some((CLOSE_SLOW, "slow consumer: send queue overflow"));
             }
-            let release = self.held.front().map(|(t, _)| *t);
+            let release = match (self.held.front().map(|(t, _)| *t), self.adv.next_release()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 biased;
                 _ = ctl.kill_notify.notified() => continue,
@@ -144,8 +165,7 @@ impl Conn {
                 }
                 _ = sleep_until_opt(release) => self.release_held(),
                 m = source.next() => {
-                    last_read = Instant::now();
-                    pinged = false;
+                    self.timeouts.on_read(Instant::now());
                     let mut next = Some(m);
                     let mut n = 0;
                     while let Some(m) = next.take() {
@@ -157,21 +177,25 @@ impl Conn {
                         if n < READ_BATCH { next = source.next().now_or_never(); }
                     }
                     self.publish();
+                    // Registration moves the deadline earlier (HELLO → idle rules).
+                    if self.timeouts.deadline() < timer.deadline() {
+                        timer.as_mut().reset(self.timeouts.deadline());
+                    }
                 }
-                _ = tick.tick() => {
-                    let quiet = last_read.elapsed();
-                    if self.id == 0 && Instant::now() >= registered_by {
-                        self.shared.metrics.close("no_hello");
-                        return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                _ = &mut timer => {
+                    match self.timeouts.fire(Instant::now()) {
+                        Fire::Wait => {}
+                        Fire::Ping => { let _ = self.me.enqueue(PING, cfg.queue_bytes); }
+                        Fire::NoHello => {
+                            self.shared.metrics.close("no_hello");
+                            return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                        }
+                        Fire::Idle => {
+                            self.shared.metrics.close("idle");
+                            return Some((CLOSE_IDLE, "idle timeout"));
+                        }
                     }
-                    if quiet >= cfg.idle_timeout {
-                        self.shared.metrics.close("idle");
-                        return Some((CLOSE_IDLE, "idle timeout"));
-                    }
-                    if quiet >= cfg.idle_timeout / 2 && !pinged {
-                        pinged = true;
-                        let _ = self.me.enqueue(PING, cfg.queue_bytes);
-                    }
+                    timer.as_mut().reset(self.timeouts.deadline());
                 }
             }
         }
@@ -223,6 +247,11 @@ impl Conn {
                 return Next::Continue;
             }
         };
+        if ty as u8 & 0x80 != 0 {
+            // A relay→client type: refused by its type, whatever its layout.
+            self.refuse(req, ErrorCode::UnknownType, "a relay-to-client frame type sent by a client");
+            return Next::Continue;
+        }
         if self.id == 0 && ty != FrameType::Hello {
             self.refuse(req, ErrorCode::NotRegistered, "send HELLO first");
             return Next::Continue;
@@ -236,14 +265,22 @@ impl Conn {
         };
         match frame {
             Frame::Hello { client_id, token } => self.on_hello(client_id, token),
-            Frame::Send { request_id, flags, recipient, .. } => {
+            Frame::Send { request_id, flags, recipient, body } => {
+                let adversary = self.shared.config.adversary.filter(|_| Adversary::eligible(body));
+                let body_len = body.len();
                 if recipient == 0 || recipient == self.id {
                     self.refuse(request_id, ErrorCode::InvalidTarget, "recipient is 0 or the sender itself");
+                } else if let Some(adv) = adversary {
+                    self.adversarial_send(&adv, data, request_id, flags, recipient, body_len);
                 } else if self.shared.config.delay.is_zero() {
                     self.route_send(data, request_id, flags, recipient);
                 } else {
                     self.held.push_back((Instant::now() + self.shared.config.delay, data));
                 }
+                Next::Continue
+            }
+            Frame::GroupSend { request_id, group: 0, .. } | Frame::GroupLeave { request_id, group: 0 } => {
+                self.refuse(request_id, ErrorCode::InvalidTarget, "group id 0 is reserved");
                 Next::Continue
             }
             Frame::GroupSend { request_id, flags, group, .. } => {
@@ -310,20 +347,20 @@ impl Conn {
                 return Next::Close(CloseCode::Policy, "authentication failed");
             }
         }
-        match self.shared.registry.register(client_id, self.me.clone(), &self.shared.metrics) {
+        match self.shared.registry.register(client_id, self.me.clone()) {
             Register::Duplicate => {
                 self.refuse(0, ErrorCode::DuplicateId, "another connection is registered with this client id");
                 Next::Close(CloseCode::Policy, "duplicate client id")
             }
             Register::Ok(stored) => {
                 self.id = client_id;
+                self.timeouts.on_registered(Instant::now());
                 self.shared.metrics.registrations.inc();
                 let max_message = self.shared.config.max_message as u32;
-                self.send_frame(&Frame::Welcome { client_id, stored: stored.len() as u32, max_message });
-                let limit = self.shared.config.queue_bytes;
-                for f in stored {
-                    let _ = self.me.enqueue(f, limit);
-                }
+                self.send_frame(&Frame::Welcome { client_id, stored: stored as u32, max_message });
+                // WELCOME is queued: the writer may now take the stored frames (after it).
+                self.me.ctl.id.store(client_id, Ordering::Release);
+                self.me.ctl.mail_notify.notify_one();
                 Next::Continue
             }
         }
@@ -343,16 +380,22 @@ impl Conn {
                 None => {
                     self.cache.remove(&recipient);
                     let cfg = &self.shared.config;
+                    let limits = MailLimits {
+                        messages: cfg.mailbox_limit,
+                        bytes: cfg.mailbox_bytes,
+                        total_bytes: cfg.mailbox_total_bytes,
+                        mailboxes: cfg.max_mailboxes,
+                    };
                     let route = self.shared.registry.route(
                         recipient,
-                        || {
+                        |offline| {
                             let mut b = frame.take().unwrap_or_default();
-                            if b.len() > 10 {
+                            if offline && b.len() > 10 {
                                 b[10] |= FLAG_STORED;
                             }
                             b.freeze()
                         },
-                        (cfg.mailbox_limit, cfg.max_mailboxes),
+                        limits,
                         &self.shared.metrics,
                     );
                     match route {
@@ -364,11 +407,16 @@ impl Conn {
                             self.done_send(request_id, flags, t0);
                             return;
                         }
-                        Route::MailboxFull => {
+                        Route::MailboxFull { limit, reason } => {
+                            self.shared.metrics.mailbox_refusal(limit);
+                            self.refuse(request_id, ErrorCode::MailboxFull, reason);
+                            return;
+                        }
+                        Route::Unknown => {
                             self.refuse(
                                 request_id,
-                                ErrorCode::MailboxFull,
-                                "recipient offline and its mailbox is full",
+                                ErrorCode::UnknownRecipient,
+                                "recipient offline and unknown to the relay (it has never registered)",
                             );
                             return;
                         }
@@ -415,8 +463,66 @@ impl Conn {
         self.sample % SAMPLE_EVERY == 0
     }
 
+    /// A SEND the adversary may touch: ACKed on acceptance, then forwarded as it decides.
+    fn adversarial_send(&mut self, adv: &Adversary, data: Bytes, request_id: u64, flags: u8, to: u64, body_len: usize) {
+        let index = self.shared.adversary_index.fetch_add(1, Ordering::Relaxed);
+        if flags & FLAG_ACK != 0 {
+            self.ack(request_id);
+        }
+        let flags = flags & !FLAG_ACK;
+        let m = self.shared.metrics.clone();
+        let later = Instant::now() + adv.delay_by;
+        match adv.decide(index, body_len) {
+            Action::Pass => self.route_send(data, request_id, flags, to),
+            Action::Tamper { bit } => {
+                let mut v = data.to_vec();
+                if let Some(b) = v.get_mut(frame::ROUTED_HEADER_LEN + bit / 8) {
+                    *b ^= 1 << (bit % 8);
+                }
+                m.adversary_did("tampered");
+                self.route_send(Bytes::from(v), request_id, flags, to);
+            }
+            Action::Replay => {
+                self.route_send(data.clone(), request_id, flags, to);
+                self.adv.hold(later, Released::Replayed, to, data);
+            }
+            Action::Duplicate => {
+                self.route_send(data.clone(), request_id, flags, to);
+                self.route_send(data, request_id, flags, to);
+                m.adversary_did("duplicated");
+            }
+            Action::Drop => {
+                m.adversary_did("dropped");
+                return;
+            }
+            Action::Reorder => {
+                if self.adv.hold_for_reorder(to, later, data.clone()) {
+                    return;
+                }
+                self.route_send(data, request_id, flags, to);
+            }
+            Action::Delay => {
+                self.adv.hold(later, Released::Delayed, to, data);
+                return;
+            }
+        }
+        // Something just went to `to`: a message held to be reordered follows it.
+        if let Some(held) = self.adv.follower(to) {
+            self.route_send(held, 0, flags, to);
+            m.adversary_did("reordered");
+        }
+    }
+
     fn release_held(&mut self) {
         let now = Instant::now();
+        for (what, to, data) in self.adv.due(now) {
+            self.route_send(data, 0, 0, to);
+            match what {
+                Released::Replayed => self.shared.metrics.adversary_did("replayed"),
+                Released::Delayed => self.shared.metrics.adversary_did("delayed"),
+                Released::Unreordered => {}
+            }
+        }
         while self.held.front().is_some_and(|(t, _)| *t <= now) {
             let Some((_, data)) = self.held.pop_front() else { break };
             if let Ok(Frame::Send { request_id, flags, recipient, .. }) = frame::decode(&data) {
@@ -514,9 +620,6 @@ impl Conn {
         for g in self.groups.drain(..) {
             self.shared.registry.leave(g, self.id);
         }
-        if self.id != 0 {
-            self.shared.registry.unregister(self.id, self.me.ctl.generation);
-        }
     }
 }
 
@@ -542,7 +645,7 @@ fn malformed_reason(e: frame::FrameError) -> &'static str {
 
 async fn sleep_until_opt(t: Option<Instant>) {
     match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }

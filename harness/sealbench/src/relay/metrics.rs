@@ -3,6 +3,7 @@
 //! Hot-path counters are accumulated per connection and added here once per batch of
 //! frames, so a forwarded message costs no shared atomic of its own.
 
+use super::adversary::AdversaryCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +24,20 @@ pub struct CodeLabel {
 pub struct ReasonLabel {
     /// Why.
     pub reason: &'static str,
+}
+
+/// Label of a mailbox refusal: the limit that refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    /// `messages`, `bytes`, `total_bytes` or `mailboxes`.
+    pub limit: &'static str,
+}
+
+/// Label of an adversary action.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// `tampered`, `replayed`, `duplicated`, `dropped`, `reordered` or `delayed`.
+    pub action: &'static str,
 }
 
 /// Every relay metric.
@@ -49,14 +64,25 @@ pub struct RelayMetrics {
     pub queue_overflows: Counter,
     /// Frames that were queued for a connection when it was closed (never written).
     pub dropped_on_close: Counter,
+    /// Direct deliveries that were queued for a connection when it closed, put back at
+    /// the front of the recipient's mailbox (acknowledged, so never dropped).
+    pub requeued_on_close: Counter,
     /// Messages waiting in mailboxes now.
     pub mailbox_depth: Gauge,
+    /// Bytes charged to mailboxes now (length + per-message overhead).
+    pub mailbox_bytes: Gauge,
+    /// Stored frames written to their recipient.
+    pub mailbox_delivered: Counter,
+    /// Sends refused with MAILBOX_FULL, by the limit that refused them.
+    pub mailbox_refusals: Family<LimitLabel, Counter>,
     /// Upgrades refused (capacity, timeout, bad request).
     pub upgrades_refused: Family<ReasonLabel, Counter>,
     /// Connections closed by the relay, by reason.
     pub closes: Family<ReasonLabel, Counter>,
     /// In-relay routing time of sampled SEND frames, seconds (read → enqueued).
     pub routing_seconds: Histogram,
+    /// What the adversarial relay did (test aid; all zero without `--adversary`).
+    pub adversary: Family<ActionLabel, Counter>,
 }
 
 impl Default for RelayMetrics {
@@ -80,10 +106,15 @@ impl RelayMetrics {
             bytes_out: Counter::default(),
             queue_overflows: Counter::default(),
             dropped_on_close: Counter::default(),
+            requeued_on_close: Counter::default(),
             mailbox_depth: Gauge::default(),
+            mailbox_bytes: Gauge::default(),
+            mailbox_delivered: Counter::default(),
+            mailbox_refusals: Family::default(),
             upgrades_refused: Family::default(),
             closes: Family::default(),
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
+            adversary: Family::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections open now", m.connections.clone());
@@ -100,13 +131,38 @@ impl RelayMetrics {
             "Frames queued for a connection when it closed",
             m.dropped_on_close.clone(),
         );
+        registry.register(
+            "frames_requeued_on_close",
+            "Direct deliveries queued for a connection when it closed, put back in the mailbox",
+            m.requeued_on_close.clone(),
+        );
         registry.register("mailbox_depth", "Messages waiting in mailboxes", m.mailbox_depth.clone());
+        registry.register(
+            "mailbox_bytes",
+            "Bytes charged to mailboxes (length + 64 per message)",
+            m.mailbox_bytes.clone(),
+        );
+        registry.register(
+            "mailbox_delivered",
+            "Stored messages written to their recipient",
+            m.mailbox_delivered.clone(),
+        );
+        registry.register(
+            "mailbox_refusals",
+            "Sends refused with MAILBOX_FULL, by the limit that refused them",
+            m.mailbox_refusals.clone(),
+        );
         registry.register("upgrades_refused", "WebSocket upgrades refused, by reason", m.upgrades_refused.clone());
         registry.register("closes", "Connections closed by the relay, by reason", m.closes.clone());
         registry.register(
             "routing_seconds",
             "In-relay routing time of sampled SEND frames (read to enqueued)",
             m.routing_seconds.clone(),
+        );
+        registry.register(
+            "adversary",
+            "Messages the adversarial relay tampered with, replayed, duplicated, dropped, reordered or delayed (testing only)",
+            m.adversary.clone(),
         );
         RelayMetrics { registry, ..m }
     }
@@ -119,6 +175,29 @@ impl RelayMetrics {
     /// How many inputs were refused with `code` so far.
     pub fn refused_count(&self, code: ErrorCode) -> u64 {
         self.refused.get_or_create(&CodeLabel { code: code.name() }).get()
+    }
+
+    /// Counts a MAILBOX_FULL refusal by the limit that refused it.
+    pub fn mailbox_refusal(&self, limit: &'static str) {
+        self.mailbox_refusals.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// Counts one adversary action (`tampered`, `replayed`, ...).
+    pub fn adversary_did(&self, action: &'static str) {
+        self.adversary.get_or_create(&ActionLabel { action }).inc();
+    }
+
+    /// What the adversarial relay has done so far.
+    pub fn adversary_counts(&self) -> AdversaryCounts {
+        let n = |action| self.adversary.get_or_create(&ActionLabel { action }).get();
+        AdversaryCounts {
+            tampered: n("tampered"),
+            replayed: n("replayed"),
+            duplicated: n("duplicated"),
+            dropped: n("dropped"),
+            reordered: n("reordered"),
+            delayed: n("delayed"),
+        }
     }
 
     /// Counts a close by the relay.

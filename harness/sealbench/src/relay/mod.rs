@@ -9,18 +9,23 @@
 //!
 //! # Layout
 //! - [`config`] — limits and options with their defaults.
+//! - [`timeouts`] — the handshake and idle timeouts of a connection (sans-IO, one timer).
+//! - [`adversary`] — the adversarial relay mode (testing only): decisions and held messages.
 //! - [`registry`] — online clients, mailboxes, groups, key directory.
 //! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 
+pub mod adversary;
 pub mod config;
 mod connection;
 pub mod http;
 pub mod metrics;
 pub mod registry;
+pub mod timeouts;
 mod writer;
 
+pub use adversary::{Adversary, AdversaryCounts};
 pub use config::RelayConfig;
 use metrics::RelayMetrics;
 use registry::Registry;
@@ -49,6 +54,8 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Notified when the last connection ends.
     idle: Notify,
+    /// Index of the next message the adversary decides on (test aid).
+    adversary_index: std::sync::atomic::AtomicU64,
 }
 
 /// A relay instance: its config and metrics, before and while it serves.
@@ -73,13 +80,15 @@ impl Relay {
     /// "going away" (1001) and returns once they have ended (at most a few seconds).
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let registry = Registry::with_known_limit(self.config.max_known_clients);
         let shared = Arc::new(Shared {
             config: self.config,
-            registry: Registry::new(),
+            registry,
             metrics: self.metrics,
             connections: AtomicUsize::new(0),
             shutdown: stop_rx,
             idle: Notify::new(),
+            adversary_index: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::pin!(shutdown);
         loop {

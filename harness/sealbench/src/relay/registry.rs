@@ -3,6 +3,7 @@
 //! Sharded maps under short `std` mutexes: the hot path (a connection sending to a peer it
 //! has sent to before) does not come here at all, it uses its own cache of [`Peer`]s.
 
+use super::config::STORED_OVERHEAD;
 use super::metrics::RelayMetrics;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,14 @@ pub struct ConnCtl {
     pub kill_notify: Notify,
     /// Distinguishes successive connections of one client id.
     pub generation: u64,
+    /// The registered client id (0 before HELLO): the writer drains this id's mailbox.
+    pub id: AtomicU64,
+    /// Set (under the client's shard lock) while its mailbox holds frames the writer has
+    /// not written yet; while it is set, new frames for the client join the mailbox too,
+    /// so nothing overtakes the stored ones.
+    pub mail_pending: AtomicBool,
+    /// Wakes the writer when `mail_pending` becomes true.
+    pub mail_notify: Notify,
 }
 
 /// A handle to an online client: where to queue frames for it.
@@ -86,32 +95,65 @@ impl Peer {
     pub fn is_live(&self) -> bool {
         !self.ctl.killed.load(Ordering::Relaxed) && !self.tx.is_closed()
     }
+
+    /// Tells the writer that the mailbox has frames for it.
+    pub fn wake_mail(&self) {
+        if !self.ctl.mail_pending.swap(true, Ordering::AcqRel) {
+            self.ctl.mail_notify.notify_one();
+        }
+    }
 }
 
+/// A known client id: its connection while online, its mailbox.
 #[derive(Debug, Default)]
 struct Slot {
     online: Option<Peer>,
     mailbox: VecDeque<Bytes>,
+    /// Bytes charged to this mailbox (length + [`STORED_OVERHEAD`] per frame).
+    charged: usize,
 }
 
 /// Outcome of routing to a client id.
 #[derive(Debug)]
 pub enum Route {
-    /// The client is online: queue to this peer (and cache it).
+    /// The client is online with nothing stored: queue to this peer (and cache it).
     Online(Peer),
-    /// The client is offline: the frame was stored in its mailbox.
+    /// The frame joined the client's mailbox (offline, or online with stored frames
+    /// still being written to it).
     Stored,
-    /// The client is offline and its mailbox (or the mailbox table) is full.
-    MailboxFull,
+    /// The mailbox cannot take it.
+    MailboxFull {
+        /// The limit's name (a metrics label): `messages`, `bytes`, `total_bytes` or
+        /// `mailboxes`.
+        limit: &'static str,
+        /// For the ERROR frame.
+        reason: &'static str,
+    },
+    /// The client id is not known (never registered, or forgotten): no mailbox.
+    Unknown,
 }
 
 /// Outcome of registering a client id.
 #[derive(Debug)]
 pub enum Register {
-    /// Registered; these stored frames must be delivered first, in order.
-    Ok(VecDeque<Bytes>),
+    /// Registered; this many stored frames will be written first, in order, as the
+    /// connection drains (the writer takes them from the mailbox).
+    Ok(usize),
     /// Another live connection holds the id.
     Duplicate,
+}
+
+/// Mailbox limits, from the relay's config.
+#[derive(Debug, Clone, Copy)]
+pub struct MailLimits {
+    /// Messages per mailbox.
+    pub messages: usize,
+    /// Bytes per mailbox.
+    pub bytes: usize,
+    /// Bytes in all mailboxes.
+    pub total_bytes: usize,
+    /// Non-empty mailboxes.
+    pub mailboxes: usize,
 }
 
 /// The client table, mailboxes, groups and key directory.
@@ -121,6 +163,9 @@ pub struct Registry {
     groups: Vec<Mutex<HashMap<u64, Members>>>,
     keys: Vec<Mutex<HashMap<u64, Bytes>>>,
     mailboxes: AtomicUsize,
+    known_limit: AtomicUsize,
+    mail_bytes: AtomicUsize,
+    known: AtomicUsize,
     keys_count: AtomicUsize,
     generation: AtomicU64,
 }
@@ -145,9 +190,20 @@ impl Registry {
             groups: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             keys: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             mailboxes: AtomicUsize::new(0),
+            known_limit: AtomicUsize::new(usize::MAX),
+            mail_bytes: AtomicUsize::new(0),
+            known: AtomicUsize::new(0),
             keys_count: AtomicUsize::new(0),
             generation: AtomicU64::new(1),
         }
+    }
+
+    /// An empty registry that forgets disconnected ids with empty mailboxes once it
+    /// knows more than `max_known` ids.
+    pub fn with_known_limit(max_known: usize) -> Self {
+        let r = Self::new();
+        r.known_limit.store(max_known, Ordering::Relaxed);
+        r
     }
 
     /// A fresh control block for a new connection.
@@ -157,68 +213,204 @@ impl Registry {
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
+            id: AtomicU64::new(0),
+            mail_pending: AtomicBool::new(false),
+            mail_notify: Notify::new(),
         })
     }
 
-    /// Registers `id` as online at `peer`. Atomically takes its mailbox, so no message
-    /// sent meanwhile can overtake the stored ones.
-    pub fn register(&self, id: u64, peer: Peer, metrics: &RelayMetrics) -> Register {
+    /// Bytes charged to all mailboxes now.
+    pub fn mailbox_bytes(&self) -> usize {
+        self.mail_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Registers `id` as online at `peer`. Its mailbox stays where it is: the peer's
+    /// writer takes frames from it as the connection drains, and until it is empty new
+    /// frames for `id` join it, so nothing sent meanwhile overtakes the stored ones.
+    ///
+    /// A connection of the same id that is still closing (not live) is replaced.
+    pub fn register(&self, id: u64, peer: Peer) -> Register {
         let mut map = shard(&self.clients, id);
-        let slot = map.entry(id).or_default();
+        let known = &self.known;
+        let slot = map.entry(id).or_insert_with(|| {
+            known.fetch_add(1, Ordering::Relaxed);
+            Slot::default()
+        });
         if slot.online.as_ref().is_some_and(Peer::is_live) {
             return Register::Duplicate;
         }
-        let stored = std::mem::take(&mut slot.mailbox);
-        if !stored.is_empty() {
-            self.mailboxes.fetch_sub(1, Ordering::Relaxed);
-            metrics.mailbox_depth.dec_by(stored.len() as i64);
+        let stored = slot.mailbox.len();
+        if stored > 0 {
+            // The writer starts on it once the connection has queued WELCOME and set
+            // `ctl.id` (see `connection`).
+            peer.ctl.mail_pending.store(true, Ordering::Release);
         }
         slot.online = Some(peer);
         Register::Ok(stored)
     }
 
-    /// Marks `id` offline if `generation` is still the registered connection.
-    pub fn unregister(&self, id: u64, generation: u64) {
+    /// Marks `id` offline if `generation` is still its connection, after putting back
+    /// `leftovers` (direct DELIVER frames that were queued to that connection and not
+    /// written) at the front of its mailbox, in order. They were acknowledged to their
+    /// senders, so they are kept whatever the limits (at most `queue_bytes` per closing
+    /// connection), up to `hard_cap` bytes in all mailboxes; past it they are dropped.
+    /// Returns how many were put back and how many were dropped.
+    pub fn unregister(
+        &self,
+        id: u64,
+        generation: u64,
+        leftovers: Vec<Bytes>,
+        hard_cap: usize,
+        metrics: &RelayMetrics,
+    ) -> (usize, usize) {
         let mut map = shard(&self.clients, id);
-        if let Some(slot) = map.get_mut(&id) {
-            if slot.online.as_ref().is_some_and(|p| p.ctl.generation == generation) {
-                slot.online = None;
+        let Some(slot) = map.get_mut(&id) else { return (0, leftovers.len()) };
+        let mut n = 0;
+        let mut dropped = 0;
+        if !leftovers.is_empty() {
+            let was_empty = slot.mailbox.is_empty();
+            // The oldest first within the cap: put back a prefix, drop the tail.
+            let mut keep = Vec::with_capacity(leftovers.len());
+            for f in leftovers {
+                let charge = f.len() + STORED_OVERHEAD;
+                if self.mail_bytes.fetch_add(charge, Ordering::Relaxed) + charge > hard_cap {
+                    self.mail_bytes.fetch_sub(charge, Ordering::Relaxed);
+                    dropped += 1;
+                    continue;
+                }
+                slot.charged += charge;
+                keep.push(mark_stored(&f));
             }
-            if slot.online.is_none() && slot.mailbox.is_empty() {
-                map.remove(&id);
+            n = keep.len();
+            for f in keep.into_iter().rev() {
+                slot.mailbox.push_front(f);
             }
+            if was_empty && n > 0 {
+                self.mailboxes.fetch_add(1, Ordering::Relaxed);
+            }
+            metrics.mailbox_depth.inc_by(n as i64);
+            metrics.mailbox_bytes.set(self.mail_bytes.load(Ordering::Relaxed) as i64);
         }
+        if slot.online.as_ref().is_some_and(|p| p.ctl.generation == generation) {
+            slot.online = None;
+        }
+        match &slot.online {
+            // A newer connection of this id: it takes the frames put back.
+            Some(p) if n > 0 => p.wake_mail(),
+            Some(_) => {}
+            None if slot.mailbox.is_empty() && self.known.load(Ordering::Relaxed) > self.known_limit() => {
+                map.remove(&id);
+                self.known.fetch_sub(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        (n, dropped)
     }
 
-    /// Finds `id`; if it is offline, stores `frame()` in its mailbox (bounded).
+    fn known_limit(&self) -> usize {
+        self.known_limit.load(Ordering::Relaxed)
+    }
+
+    /// Finds `id`. When it is online with nothing stored, returns its peer; otherwise
+    /// stores `frame(stored)` in its mailbox (`stored`: the client is offline), within
+    /// `limits`. Stored frames are copied to an allocation of their own, so the bytes
+    /// charged are the bytes held.
     pub fn route(
         &self,
         id: u64,
-        frame: impl FnOnce() -> Bytes,
-        limits: (usize, usize),
+        frame: impl FnOnce(bool) -> Bytes,
+        limits: MailLimits,
         metrics: &RelayMetrics,
     ) -> Route {
-        let (mailbox_limit, max_mailboxes) = limits;
         let mut map = shard(&self.clients, id);
-        if let Some(peer) = map.get(&id).and_then(|s| s.online.as_ref()).filter(|p| p.is_live()) {
-            return Route::Online(peer.clone());
+        let Some(slot) = map.get_mut(&id) else { return Route::Unknown };
+        let live = slot.online.as_ref().filter(|p| p.is_live());
+        if let Some(peer) = live {
+            if slot.mailbox.is_empty() && !peer.ctl.mail_pending.load(Ordering::Acquire) {
+                return Route::Online(peer.clone());
+            }
         }
-        let exists = map.get(&id).is_some_and(|s| !s.mailbox.is_empty());
-        if !exists && self.mailboxes.load(Ordering::Relaxed) >= max_mailboxes {
-            return Route::MailboxFull;
+        let online = live.is_some();
+        if slot.mailbox.is_empty() && self.mailboxes.load(Ordering::Relaxed) >= limits.mailboxes {
+            return Route::MailboxFull {
+                limit: "mailboxes",
+                reason: "the relay holds the maximum number of mailboxes",
+            };
         }
-        let slot = map.entry(id).or_default();
-        slot.online = None;
-        if slot.mailbox.len() >= mailbox_limit {
-            return Route::MailboxFull;
+        if slot.mailbox.len() >= limits.messages {
+            return Route::MailboxFull {
+                limit: "messages",
+                reason: "the recipient's mailbox holds its maximum number of messages",
+            };
+        }
+        let f = frame(!online);
+        let f = Bytes::copy_from_slice(&f);
+        let charge = f.len() + STORED_OVERHEAD;
+        if slot.charged + charge > limits.bytes {
+            return Route::MailboxFull {
+                limit: "bytes",
+                reason: "the recipient's mailbox holds its maximum number of bytes",
+            };
+        }
+        if self.mail_bytes.fetch_add(charge, Ordering::Relaxed) + charge > limits.total_bytes {
+            self.mail_bytes.fetch_sub(charge, Ordering::Relaxed);
+            return Route::MailboxFull {
+                limit: "total_bytes",
+                reason: "the relay's mailboxes hold their maximum total bytes",
+            };
         }
         if slot.mailbox.is_empty() {
             self.mailboxes.fetch_add(1, Ordering::Relaxed);
         }
-        slot.mailbox.push_back(frame());
+        slot.charged += charge;
+        slot.mailbox.push_back(f);
         metrics.mailbox_depth.inc();
+        metrics.mailbox_bytes.set(self.mail_bytes.load(Ordering::Relaxed) as i64);
         metrics.stored.inc();
+        if let Some(peer) = live {
+            peer.wake_mail();
+        }
         Route::Stored
+    }
+
+    /// Up to `max_frames` / `max_bytes` (at least one frame) from the front of `id`'s
+    /// mailbox, left in place until [`Registry::written`] says they were written. When the
+    /// mailbox is empty, clears `ctl.mail_pending` (under the lock, so no frame can slip
+    /// in between) and returns nothing.
+    pub fn peek_mail(&self, id: u64, ctl: &ConnCtl, max_frames: usize, max_bytes: usize) -> Vec<Bytes> {
+        let map = shard(&self.clients, id);
+        let mailbox = map.get(&id).map(|s| &s.mailbox);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for f in mailbox.into_iter().flatten() {
+            if out.len() >= max_frames || (!out.is_empty() && bytes + f.len() > max_bytes) {
+                break;
+            }
+            bytes += f.len();
+            out.push(f.clone());
+        }
+        if out.is_empty() {
+            ctl.mail_pending.store(false, Ordering::Release);
+        }
+        out
+    }
+
+    /// Removes the first `n` frames of `id`'s mailbox: they were written to its connection.
+    pub fn written(&self, id: u64, n: usize, metrics: &RelayMetrics) {
+        let mut map = shard(&self.clients, id);
+        let Some(slot) = map.get_mut(&id) else { return };
+        let n = n.min(slot.mailbox.len());
+        let mut freed = 0;
+        for f in slot.mailbox.drain(..n) {
+            freed += f.len() + STORED_OVERHEAD;
+        }
+        slot.charged -= freed;
+        self.mail_bytes.fetch_sub(freed, Ordering::Relaxed);
+        if n > 0 && slot.mailbox.is_empty() {
+            self.mailboxes.fetch_sub(1, Ordering::Relaxed);
+        }
+        metrics.mailbox_depth.dec_by(n as i64);
+        metrics.mailbox_bytes.set(self.mail_bytes.load(Ordering::Relaxed) as i64);
     }
 
     /// Adds `id` to `group`.
@@ -277,4 +469,13 @@ impl Registry {
     pub fn key(&self, id: u64) -> Option<Bytes> {
         shard(&self.keys, id).get(&id).cloned()
     }
+}
+
+/// A copy of a DELIVER frame with the "stored" flag set.
+fn mark_stored(f: &[u8]) -> Bytes {
+    let mut b = f.to_vec();
+    if b.len() > 10 {
+        b[10] |= sealcore::frame::FLAG_STORED;
+    }
+    Bytes::from(b)
 }

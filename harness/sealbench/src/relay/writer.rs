@@ -1,12 +1,18 @@
 //! The writing side of a connection: drains the connection's bounded queue into the
-//! socket, one flush per batch, and closes it with the code the reader decided.
+//! socket, one flush per batch; when the queue is empty, takes the client's stored frames
+//! from its mailbox (flow control: the mailbox moves only as fast as the socket takes
+//! it, and a frame leaves the mailbox only once it has been written); at the end, closes
+//! with the code the reader decided and hands back what it could not write.
 
 use super::Shared;
 use super::registry::Peer;
 use bytes::Bytes;
 use futures_util::SinkExt;
+use sealcore::frame::{FLAG_GROUP, FrameType};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -19,68 +25,204 @@ pub(super) type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream
 
 /// Frames written per flush.
 const WRITE_BATCH: usize = 256;
+/// Stored frames taken from the mailbox per flush, and their bytes (at least one frame).
+const MAIL_BATCH: usize = 64;
+const MAIL_BATCH_BYTES: usize = 256 * 1024;
+/// How long a closing connection may take to write its last frames and the close frame
+/// (a client that does not read never takes them).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the reader ended, and how the writer should close.
 pub(super) type CloseWith = Option<(CloseCode, &'static str)>;
 
-pub(super) async fn finish_writer(mut writer: JoinHandle<()>, close_tx: watch::Sender<CloseWith>, close: CloseWith) {
-    let _ = close_tx.send(Some(close.unwrap_or((CloseCode::Normal, "bye"))));
-    // A writer stuck on a client that does not read gets one second, then is aborted.
-    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await.is_err() {
-        writer.abort();
+/// The writer's handles, kept by the reader.
+pub(super) struct WriterHandle {
+    pub task: JoinHandle<Vec<Bytes>>,
+    pub close_tx: watch::Sender<CloseWith>,
+    /// Set when the grace period is over: the writer abandons the socket at once.
+    pub stop_tx: watch::Sender<bool>,
+}
+
+/// Tells the writer to close with `close` and waits for it (at most twice
+/// [`CLOSE_GRACE`]). Returns the direct DELIVER frames it could not write, in order.
+pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) -> Vec<Bytes> {
+    let _ = w.close_tx.send(Some(close.unwrap_or((CloseCode::Normal, "bye"))));
+    if let Ok(r) = tokio::time::timeout(CLOSE_GRACE, &mut w.task).await {
+        return r.unwrap_or_default();
+    }
+    let _ = w.stop_tx.send(true);
+    match tokio::time::timeout(CLOSE_GRACE, &mut w.task).await {
+        Ok(r) => r.unwrap_or_default(),
+        Err(_) => {
+            w.task.abort();
+            Vec::new()
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    sink: Sink,
+    me: Peer,
+    stop: watch::Receiver<bool>,
+    /// Frames from the queue fed to the sink and not yet flushed.
+    in_flight: Vec<Bytes>,
+    bytes_out: u64,
+}
+
+impl Writer {
+    async fn feed(&mut self, m: Bytes) -> bool {
+        let len = m.len() as u64;
+        let fut = self.sink.feed(to_message(m));
+        let stop = &mut self.stop;
+        let ok = tokio::select! {
+            biased;
+            r = fut => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if ok {
+            self.bytes_out += len;
+        }
+        ok
+    }
+
+    async fn flush(&mut self) -> bool {
+        let fut = self.sink.flush();
+        let stop = &mut self.stop;
+        tokio::select! {
+            biased;
+            r = fut => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// Writes a batch from the queue, starting with `first`. False when the socket failed.
+    async fn write_queued(&mut self, first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> bool {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(m) = next.take() {
+            self.in_flight.push(m.clone());
+            if !self.feed(m).await {
+                return false;
+            }
+            n += 1;
+            if n < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !self.flush().await {
+            return false;
+        }
+        let len: usize = self.in_flight.drain(..).map(|b| b.len()).sum();
+        self.me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        true
+    }
+
+    /// Writes a batch of stored frames; they leave the mailbox once flushed. False when the
+    /// socket failed (they stay stored).
+    async fn write_mail(&mut self) -> bool {
+        let id = self.me.ctl.id.load(Ordering::Acquire);
+        let batch = self.shared.registry.peek_mail(id, &self.me.ctl, MAIL_BATCH, MAIL_BATCH_BYTES);
+        if batch.is_empty() {
+            return true;
+        }
+        let n = batch.len();
+        for m in batch {
+            if !self.feed(m).await {
+                return false;
+            }
+        }
+        if !self.flush().await {
+            return false;
+        }
+        self.shared.registry.written(id, n, &self.shared.metrics);
+        self.shared.metrics.mailbox_delivered.inc_by(n as u64);
+        true
+    }
+}
+
+/// Resolves when the writer should take frames from the mailbox: it has some, and the
+/// connection has registered and queued WELCOME (which must come first).
+async fn mail_ready(me: &Peer) {
+    loop {
+        if me.ctl.mail_pending.load(Ordering::Acquire) && me.ctl.id.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        me.ctl.mail_notify.notified().await;
     }
 }
 
 pub(super) async fn write_loop(
     shared: Arc<Shared>,
-    mut sink: Sink,
+    sink: Sink,
     mut rx: mpsc::Receiver<Bytes>,
     me: Peer,
     mut close_rx: watch::Receiver<CloseWith>,
-) {
-    let mut bytes_out = 0u64;
+    stop: watch::Receiver<bool>,
+) -> Vec<Bytes> {
+    let mut w = Writer { shared, sink, me: me.clone(), stop, in_flight: Vec::new(), bytes_out: 0 };
+    let mut closing = None;
     loop {
         tokio::select! {
             biased;
             _ = close_rx.changed() => {
-                let close = (*close_rx.borrow()).unwrap_or((CloseCode::Normal, "bye"));
-                // Frames already queued (errors, acks) go out before the close frame.
-                while let Ok(m) = rx.try_recv() {
-                    if sink.feed(to_message(m)).await.is_err() { break; }
-                }
-                let frame = CloseFrame { code: close.0, reason: close.1.into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                closing = Some((*close_rx.borrow()).unwrap_or((CloseCode::Normal, "bye")));
                 break;
             }
             m = rx.recv() => {
                 let Some(m) = m else { break };
-                let mut n = 0;
-                let mut next = Some(m);
-                let mut failed = false;
-                while let Some(m) = next.take() {
-                    let len = m.len();
-                    if sink.feed(to_message(m)).await.is_err() { failed = true; break; }
-                    me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                    bytes_out += len as u64;
-                    n += 1;
-                    if n < WRITE_BATCH { next = rx.try_recv().ok(); }
-                }
-                if failed || sink.flush().await.is_err() {
-                    break;
-                }
-                if bytes_out > 1 << 20 {
-                    shared.metrics.bytes_out.inc_by(std::mem::take(&mut bytes_out));
-                }
+                if !w.write_queued(m, &mut rx).await { break; }
+            }
+            _ = mail_ready(&me) => {
+                if !w.write_mail().await { break; }
             }
         }
+        if w.bytes_out > 1 << 20 {
+            w.shared.metrics.bytes_out.inc_by(std::mem::take(&mut w.bytes_out));
+        }
     }
-    shared.metrics.bytes_out.inc_by(bytes_out);
+    // What was not written: direct deliveries go back to the mailbox (the reader puts them
+    // there); everything else (acks, errors, pings, group deliveries) is dropped and
+    // counted. On an orderly close, acks and errors still go out before the close frame.
     rx.close();
-    let mut dropped = 0;
-    while rx.try_recv().is_ok() {
-        dropped += 1;
+    let mut pending: Vec<Bytes> = std::mem::take(&mut w.in_flight);
+    while let Ok(m) = rx.try_recv() {
+        pending.push(m);
     }
-    shared.metrics.dropped_on_close.inc_by(dropped);
+    let (mut back, rest): (Vec<Bytes>, Vec<Bytes>) = pending.into_iter().partition(|b| is_direct_deliver(b));
+    let mut dropped = rest.iter().filter(|b| !b.is_empty()).count() as u64;
+    if let Some(close) = closing {
+        for m in rest.iter().filter(|b| !b.is_empty()) {
+            if !w.feed(m.clone()).await {
+                break;
+            }
+            dropped -= 1;
+        }
+        let frame = CloseFrame { code: close.0, reason: close.1.into() };
+        let close_msg = w.sink.send(Message::Close(Some(frame)));
+        let _ = guarded(&mut w.stop, close_msg).await;
+    }
+    let m = &w.shared.metrics;
+    m.bytes_out.inc_by(w.bytes_out);
+    m.dropped_on_close.inc_by(dropped);
+    let len: usize = back.iter().chain(rest.iter()).map(|b| b.len()).sum();
+    me.ctl.queued_bytes.fetch_sub(len.min(me.ctl.queued_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+    back.shrink_to_fit();
+    back
+}
+
+/// Runs `f` unless the grace period ends first (then `None`).
+async fn guarded<T>(stop: &mut watch::Receiver<bool>, f: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        r = f => Some(r),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+/// A 1:1 DELIVER (not a group one): the frames the relay acknowledged to a sender.
+fn is_direct_deliver(b: &[u8]) -> bool {
+    b.get(1) == Some(&(FrameType::Deliver as u8)) && b.get(10).is_some_and(|f| f & FLAG_GROUP == 0)
 }
 
 /// Queued in place of a frame to make the writer send a WebSocket ping (no protocol frame
