@@ -238,3 +238,46 @@ fn a_closed_stdout_ends_output_quietly_and_keeps_the_exit_code() -> TestResult {
     assert!(!err.contains("panicked"), "{err}");
     Ok(())
 }
+
+/// 200 clients, 100 conversations, 20,000 msgs/s through an embedded relay that plays the
+/// adversary on `adversary`'s fractions.
+fn adversarial_run(adversary: &str) -> Result<(Plan, driver::Outcome), Box<dyn std::error::Error + Send + Sync>> {
+    let text = format!(
+        "name = \"adv\"\nseed = 3\nduration = \"3s\"\ncooldown = \"2s\"\n[clients]\ncount = 200\n\
+         [traffic]\naggregate_rate = 20000\narrival = \"poisson\"\nsize = 128\n\
+         [relay]\nadversary = \"{adversary}\"\n"
+    );
+    run(&text, &RunOptions::default())
+}
+
+#[test]
+fn the_driver_detects_every_act_of_an_adversarial_relay_exactly() -> TestResult {
+    let (_, outcome) = adversarial_run("tamper=0.01,replay=0.01,duplicate=0.01,drop=0.01,reorder=0.01,seed=11")?;
+    let c = &outcome.counters;
+    let a = outcome.relay_stats.as_ref().and_then(|r| r.adversary).ok_or("the adversary's own counts")?;
+    assert!(c.sent >= 50_000, "at 20k msgs/s: sent {}", c.sent);
+    for (what, n) in [("tampered", a.tampered), ("replayed", a.replayed), ("duplicated", a.duplicated)] {
+        assert!(n > 100, "1 % of {} messages {what}: {n}", c.sent);
+    }
+    assert!(a.dropped > 100 && a.reordered > 100, "{a:?}");
+    assert_eq!(c.auth_failed, a.tampered, "every tampered message fails authentication");
+    assert_eq!(c.duplicated, a.replayed + a.duplicated, "every extra copy is refused as a replay");
+    assert_eq!(c.reordered, a.reordered, "every reorder is seen");
+    assert_eq!(c.lost(), a.dropped + a.tampered, "lost: the dropped, and the tampered (never delivered)");
+    assert_eq!(c.delivered, c.sent - a.dropped - a.tampered);
+    assert_eq!((c.too_old, c.malformed, c.not_ready, c.bad_timestamp), (0, 0, 0, 0));
+    Ok(())
+}
+
+#[test]
+fn a_delaying_relay_loses_nothing_and_shows_in_latency() -> TestResult {
+    let (_, outcome) = adversarial_run("delay=0.01,delay_ms=30,seed=5")?;
+    let c = &outcome.counters;
+    let a = outcome.relay_stats.as_ref().and_then(|r| r.adversary).ok_or("the adversary's own counts")?;
+    assert!(a.delayed > 100, "{a:?}");
+    assert_eq!(c.lost(), 0, "a delay is not a loss");
+    assert!(c.reordered <= a.delayed, "a delayed message is seen as reordered only when overtaken");
+    let e2e = outcome.total.get(driver::recorder::Metric::E2e);
+    assert!(e2e.max() >= 30_000_000, "the 30 ms hold shows in e2e: max {} ns", e2e.max());
+    Ok(())
+}

@@ -20,6 +20,10 @@ pub struct RelayStats {
     pub queue_overflows: u64,
     /// Frames still queued for a connection when it closed (never written).
     pub dropped_on_close: u64,
+    /// With `relay.adversary`: what the adversary did (the truth the driver's security
+    /// accounting is checked against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary: Option<crate::relay::AdversaryCounts>,
 }
 
 impl RelayStats {
@@ -35,6 +39,7 @@ impl RelayStats {
             refused,
             queue_overflows: m.queue_overflows.get(),
             dropped_on_close: m.dropped_on_close.get(),
+            adversary: None,
         }
     }
 }

@@ -263,7 +263,10 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         let _ = h.join();
     }
     let tally = coordinator.finish();
-    let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics));
+    let relay_stats = embedded.as_ref().map(|e| RelayStats {
+        adversary: plan.adversary.map(|_| e.metrics.adversary_counts()),
+        ..RelayStats::of(&e.metrics)
+    });
     drop(embedded);
     let tally = tally?;
     Ok(Outcome {
@@ -354,6 +357,7 @@ fn relay_target(plan: &Plan) -> Result<(Option<EmbeddedRelay>, client::Target)> 
             let cfg = RelayConfig {
                 max_connections: scenario.clients.count + 64,
                 delay: scenario.relay.delay,
+                adversary: plan.adversary,
                 ..RelayConfig::default()
             };
             let e = EmbeddedRelay::start(cfg)?;

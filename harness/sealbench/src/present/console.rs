@@ -91,6 +91,13 @@ fn accounting(o: &mut String, s: &Summary) {
     for (code, n) in &m.refused_by_code {
         let _ = writeln!(o, "    refused {code}: {n}");
     }
+    if let Some(a) = s.relay_stats.as_ref().and_then(|r| r.adversary) {
+        let _ = writeln!(
+            o,
+            "    adversarial relay did: tampered {}  replayed {}  duplicated {}  dropped {}  reordered {}  delayed {}",
+            a.tampered, a.replayed, a.duplicated, a.dropped, a.reordered, a.delayed
+        );
+    }
     let c = &s.clients;
     let _ = writeln!(
         o,

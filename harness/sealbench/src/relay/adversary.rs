@@ -23,7 +23,10 @@
 //! - `drop`: not delivered (still ACKed, see above).
 //! - `reorder`: held until the next message from the same sender to the same recipient
 //!   has been delivered, then delivered. If none follows within `delay_by`, it is
-//!   released as is and not counted (nothing was reordered).
+//!   released as is and not counted (nothing was reordered). The message it waits for is
+//!   forwarded untouched, whatever its own decision would have been, so that the
+//!   receiver sees the reorder (a tampered or dropped follower would hide it); so each
+//!   counted reorder is exactly one message that arrives after a later one.
 //! - `delay`: delivered `delay_by` later.
 
 use sealcore::payload::{E2E_HEADER_LEN, E2eKind};
@@ -89,7 +92,7 @@ pub enum Action {
 }
 
 /// What the adversary did, by action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdversaryCounts {
     /// Messages delivered with one bit flipped.
     pub tampered: u64,
@@ -259,6 +262,11 @@ impl Held {
                 true
             }
         }
+    }
+
+    /// Is a message held to follow the next one to `recipient`?
+    pub fn waiting(&self, recipient: u64) -> bool {
+        !self.reorder.is_empty() && self.reorder.contains_key(&recipient)
     }
 
     /// A message was just forwarded to `recipient`: the one held to follow it, if any.

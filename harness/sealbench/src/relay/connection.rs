@@ -472,7 +472,9 @@ impl Conn {
         let flags = flags & !FLAG_ACK;
         let m = self.shared.metrics.clone();
         let later = Instant::now() + adv.delay_by;
-        match adv.decide(index, body_len) {
+        // The follower of a held reorder goes through untouched (see `adversary`).
+        let action = if self.adv.waiting(to) { Action::Pass } else { adv.decide(index, body_len) };
+        match action {
             Action::Pass => self.route_send(data, request_id, flags, to),
             Action::Tamper { bit } => {
                 let mut v = data.to_vec();

@@ -222,6 +222,11 @@ pub struct RelayChoice {
     /// present HMAC tokens. Not written to result files.
     #[serde(default, skip_serializing)]
     pub auth_secret: Option<String>,
+    /// Embedded relay only, for testing the security accounting under load: tamper with,
+    /// replay, duplicate, drop, reorder or delay a fraction of the transport messages, e.g.
+    /// `"tamper=0.01,replay=0.01,drop=0.01,seed=7"` (as `sealbench relay --adversary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary: Option<String>,
 }
 
 /// Typed edits applied after the file and its `--set` overrides: the short flags of

@@ -3,6 +3,7 @@
 //! cell or step.
 
 use super::{Pairing, RelayTarget, Scenario};
+use crate::relay::Adversary;
 use anyhow::{Context, Result, bail};
 use sealcore::{AeadKind, Suite, TransportMode};
 use std::net::Ipv4Addr;
@@ -27,6 +28,8 @@ pub struct Plan {
     pub sizes: Vec<(usize, f64)>,
     /// Source addresses, expanded.
     pub sources: Vec<Ipv4Addr>,
+    /// The embedded relay's adversary, if the scenario asks for one.
+    pub adversary: Option<Adversary>,
 }
 
 impl Plan {
@@ -65,8 +68,13 @@ impl Plan {
         if !embedded && !s.relay.delay.is_zero() {
             bail!("relay.delay: only the embedded relay can be slowed down");
         }
+        let adversary = match &s.relay.adversary {
+            None => None,
+            Some(_) if !embedded => bail!("relay.adversary: only the embedded relay can play the adversary"),
+            Some(a) => Some(Adversary::parse(a).map_err(|e| anyhow::anyhow!("relay.adversary: {e}"))?),
+        };
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
-        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, scenario })
+        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, adversary, scenario })
     }
 
     /// Runs the checks of [`Plan::new`] on a scenario that stays with the caller.
