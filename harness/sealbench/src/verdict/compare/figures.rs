@@ -47,8 +47,9 @@ pub struct Figure {
 pub struct RunResult {
     /// `summary.json`.
     pub summary: Summary,
-    /// Relative standard error of each latency figure (`e2e.p99`), from the spread of the
-    /// run's per-second intervals (empty without `latency.hlog`).
+    /// Relative noise band of each latency figure (`e2e.p99`): Student's t times the
+    /// standard error estimated from the run's per-second intervals (empty without
+    /// `latency.hlog`).
     pub spread: BTreeMap<String, f64>,
 }
 
@@ -146,14 +147,28 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// repeated runs on a shared 2-core machine differ by a few percent.
 pub const RUN_NOISE: f64 = 0.05;
 /// Standard errors in a noise band (about one false alarm in 370 per judged figure when
-/// the errors are normal).
+/// the errors are normal and the standard error is known).
 pub const Z: f64 = 3.0;
+
+/// The same confidence when the standard error is itself estimated from `blocks` blocks:
+/// Student's t at the 3-sigma level (one-sided 0.135 %) with `blocks − 1` degrees of
+/// freedom. Few blocks say little, so the band widens instead of pretending to know.
+pub fn t_multiplier(blocks: usize) -> f64 {
+    match blocks {
+        0..=2 => 235.8,
+        3 => 19.21,
+        4 => 9.219,
+        5 => 6.620,
+        _ => Z,
+    }
+}
+
 /// Blocks of consecutive seconds a run's intervals are split into to estimate its spread.
 pub const BLOCKS: usize = 5;
 /// Metrics of the set-up burst: shown, not judged.
 pub const SET_UP: [&str; 3] = ["connect", "register", "handshake"];
 
-/// Each latency figure's relative standard error, from the run's own intervals: the
+/// Each latency figure's relative noise band (t × standard error), from the run's own intervals: the
 /// seconds of each metric are split into up to [`BLOCKS`] blocks of consecutive seconds,
 /// the statistic is taken per block, and the spread of the blocks over √blocks estimates
 /// how far the whole run's figure could move in a repeat. Needs two blocks at least.
@@ -185,7 +200,11 @@ pub fn interval_spread(intervals: &[hlog::Interval]) -> BTreeMap<String, f64> {
                 continue;
             }
             let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-            out.insert(format!("{tag}.{}", stat.name()), var.sqrt() / mean / (v.len() as f64).sqrt());
+            // Stored as a band half-width in standard errors already scaled by t.
+            out.insert(
+                format!("{tag}.{}", stat.name()),
+                t_multiplier(v.len()) * var.sqrt() / mean / (v.len() as f64).sqrt(),
+            );
         }
     }
     out
@@ -211,8 +230,8 @@ fn run_figures(s: &Summary, spread: &BTreeMap<String, f64>) -> Vec<Figure> {
             // error is about 1/sqrt(k). The run's own spread over time (when its interval
             // log is there) is the better estimate; the larger of the two counts.
             let tail = (lat.count as f64 * (1.0 - stat.quantile())).max(1.0);
-            let se = spread.get(&name).copied().unwrap_or(0.0).max(1.0 / tail.sqrt() / Z);
-            let mut f = fig(&name, lat.get(stat), "µs", Better::Lower, RUN_NOISE.max(Z * se));
+            let band = spread.get(&name).copied().unwrap_or(0.0).max(1.0 / tail.sqrt());
+            let mut f = fig(&name, lat.get(stat), "µs", Better::Lower, RUN_NOISE.max(band));
             f.judged = !SET_UP.contains(&metric.as_str());
             v.push(f);
         }
