@@ -192,7 +192,7 @@ impl Coordinator {
             }
             ShardEvent::HandshakesDone { first_ns, last_ns, .. } => self.on_handshakes_done(first_ns, last_ns, now_ns),
             ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy } => {
-                self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy }, now_ns)
+                self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy })
             }
             ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
                 if self.first_error.is_none() {
@@ -245,7 +245,7 @@ impl Coordinator {
     }
 
     /// An interval report: once every running shard has reported, the second is merged.
-    fn on_interval(&mut self, shard: usize, report: Pending, _now_ns: u64) -> Reaction {
+    fn on_interval(&mut self, shard: usize, report: Pending) -> Reaction {
         self.shard_counters[shard] = report.counters.clone();
         let mut report = report;
         if let Some(earlier) = self.pending[shard].take() {

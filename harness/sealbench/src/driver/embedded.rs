@@ -27,7 +27,8 @@ pub struct RelayStats {
 }
 
 impl RelayStats {
-    pub(super) fn of(m: &crate::relay::metrics::RelayMetrics) -> Self {
+    /// The relay's counters (and the adversary's, when it played one).
+    pub(super) fn of(m: &crate::relay::metrics::RelayMetrics, adversary: bool) -> Self {
         let refused = sealcore::frame::ErrorCode::ALL
             .iter()
             .map(|c| (c.name().to_owned(), m.refused_count(*c)))
@@ -39,7 +40,7 @@ impl RelayStats {
             refused,
             queue_overflows: m.queue_overflows.get(),
             dropped_on_close: m.dropped_on_close.get(),
-            adversary: None,
+            adversary: adversary.then(|| m.adversary_counts()),
         }
     }
 }

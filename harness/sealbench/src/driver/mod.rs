@@ -263,10 +263,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         let _ = h.join();
     }
     let tally = coordinator.finish();
-    let relay_stats = embedded.as_ref().map(|e| RelayStats {
-        adversary: plan.adversary.map(|_| e.metrics.adversary_counts()),
-        ..RelayStats::of(&e.metrics)
-    });
+    let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics, plan.adversary.is_some()));
     drop(embedded);
     let tally = tally?;
     Ok(Outcome {

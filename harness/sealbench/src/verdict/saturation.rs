@@ -7,7 +7,7 @@
 //! is a *lag spike*, reported as such, never "saturated". Saturated means
 //!
 //! - **sustained lag** — in at least [`MIN_SECONDS`] sending seconds, and in at least half
-//!   of those with [`MIN_LAG_SAMPLES`] samples, the schedule-lag p99 was above
+//!   of those with [`MIN_SENDS`] sends, the schedule-lag p99 was above
 //!   [`SATURATED_LAG_US`]; *and*
 //! - a cause on the generator's side: its busiest thread was on CPU at least
 //!   [`BUSY_SHARE`] of the time in most of those seconds (**busy**), or it sent clearly
@@ -25,7 +25,7 @@ use crate::results::summary::Summary;
 /// Schedule lag p99 above which a second counts as late, µs.
 pub const SATURATED_LAG_US: f64 = 1000.0;
 /// Sends a second needs before its lag is evidence.
-pub const MIN_LAG_SAMPLES: u64 = 20;
+pub const MIN_SENDS: u64 = 20;
 /// Late (or busy) seconds needed before anything is sustained.
 pub const MIN_SECONDS: usize = 3;
 /// Share of a second the busiest shard thread spent on CPU above which it counts as busy.
@@ -36,7 +36,7 @@ pub const BUSY_SHARE: f64 = 0.9;
 pub struct SecondEvidence {
     /// Messages sent in the second (warm-up included: a generator far behind may still
     /// be sending messages that were due in the warm-up).
-    pub lag_samples: u64,
+    pub sends: u64,
     /// Share of them sent more than 1 ms late; above 1 % the lag p99 is above 1 ms.
     pub late_share: f64,
     /// The schedule-lag p99 of the second's measured messages, µs (0 when none).
@@ -63,7 +63,7 @@ impl SecondEvidence {
                 let h = s.hist.get(Metric::ScheduleLag);
                 let sent = s.delta.sent;
                 SecondEvidence {
-                    lag_samples: sent,
+                    sends: sent,
                     late_share: if sent == 0 { 0.0 } else { s.delta.late_sends as f64 / sent as f64 },
                     lag_p99_us: if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 },
                     busy: s.busy,
@@ -88,7 +88,7 @@ pub struct Judgement {
 
 /// Judges from the sending seconds' `evidence` and the run's totals in `s`.
 pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
-    let counted: Vec<&SecondEvidence> = evidence.iter().filter(|e| e.lag_samples >= MIN_LAG_SAMPLES).collect();
+    let counted: Vec<&SecondEvidence> = evidence.iter().filter(|e| e.sends >= MIN_SENDS).collect();
     let late: Vec<&&SecondEvidence> = counted.iter().filter(|e| e.late()).collect();
     let sustained = late.len() >= MIN_SECONDS && 2 * late.len() >= counted.len();
     let busy_late = late.iter().filter(|e| e.busy >= BUSY_SHARE).count();
@@ -102,7 +102,7 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         SATURATED_LAG_US,
         late.len(),
         counted.len(),
-        MIN_LAG_SAMPLES,
+        MIN_SENDS,
         100.0 * worst
     );
     if sustained && (busy || short.is_some()) {
@@ -247,7 +247,7 @@ mod tests {
     /// `n` sending seconds with `samples` sends of which a share `late` was late, the
     /// busiest thread `busy`.
     fn seconds(n: usize, samples: u64, late: f64, busy: f64) -> Vec<SecondEvidence> {
-        vec![SecondEvidence { lag_samples: samples, late_share: late, lag_p99_us: 0.0, busy }; n]
+        vec![SecondEvidence { sends: samples, late_share: late, lag_p99_us: 0.0, busy }; n]
     }
 
     #[test]
@@ -262,7 +262,7 @@ mod tests {
     fn one_stall_in_an_idle_generator_is_a_lag_spike_not_saturation() -> anyhow::Result<()> {
         let s = kept_up()?;
         let mut ev = seconds(10, 1000, 0.0, 0.05);
-        ev[4] = SecondEvidence { lag_samples: 1000, late_share: 0.2, lag_p99_us: 4000.0, busy: 0.05 };
+        ev[4] = SecondEvidence { sends: 1000, late_share: 0.2, lag_p99_us: 4000.0, busy: 0.05 };
         let j = judgement(&s, &ev);
         assert!(!j.saturated, "{j:?}");
         assert_eq!(j.lag_spikes, 1);
