@@ -587,6 +587,18 @@ pub fn write_send_header(out: &mut [u8], request_id: u64, flags: u8, recipient: 
     Ok(())
 }
 
+/// Writes the header of a GROUP_SEND into `out[..ROUTED_HEADER_LEN]` (the body follows it,
+/// as with [`write_send_header`]).
+///
+/// # Errors
+/// [`FrameError::BufferTooSmall`].
+#[inline]
+pub fn write_group_send_header(out: &mut [u8], request_id: u64, flags: u8, group: u64) -> Result<(), FrameError> {
+    write_send_header(out, request_id, flags, group)?;
+    out[1] = FrameType::GroupSend as u8;
+    Ok(())
+}
+
 /// The token a client presents in HELLO when the relay runs with an auth secret:
 /// HMAC-SHA256(secret, client_id as u64 little-endian).
 pub fn auth_token(secret: &[u8], client_id: u64) -> [u8; 32] {

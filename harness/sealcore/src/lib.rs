@@ -30,4 +30,4 @@ pub mod transport;
 pub use aead::{AeadKey, AeadKind, TAG_LEN};
 pub use handshake::{Handshake, HandshakeError, HandshakeKeys, StaticKeypair};
 pub use suite::{HashKind, Pattern, Suite};
-pub use transport::{OpenError, SealError, Transport, TransportMode, TransportReceiver, TransportSender};
+pub use transport::{OpenError, SealError, SenderKey, Transport, TransportMode, TransportReceiver, TransportSender};

@@ -5,7 +5,11 @@
 //! E2E body:   kind u8 | conversation u32 LE | data
 //!   kind 1 = handshake message (data = a Noise handshake message)
 //!   kind 2 = transport message (data = counter ‖ ciphertext ‖ tag, see `transport`)
-//! plaintext:  seq u64 | intended_ns u64 | actual_ns u64 | padding (zeros) up to the size
+//!   kind 3 = sender key: a transport message of a pairwise session whose plaintext
+//!            carries a group sender's chain key after the stamp
+//!   kind 4 = group message: sealed once with the sender's chain key, fanned out by the
+//!            relay (the conversation field holds the group's conversation id)
+//! plaintext:  seq u32 | msg u32 | intended_ns u64 | actual_ns u64 | padding (zeros) up to the size
 //! ```
 //!
 //! Times are nanoseconds since the sending process's monotonic epoch; both ends of a
@@ -25,6 +29,10 @@ pub enum E2eKind {
     Handshake = 1,
     /// A transport message.
     Transport = 2,
+    /// A transport message of a pairwise session carrying a group sender's chain key.
+    SenderKey = 3,
+    /// A group message sealed with its sender's chain key (relay fan-out).
+    Group = 4,
 }
 
 /// Why an E2E body or plaintext could not be parsed or written. Cheap: no allocation, no
@@ -68,6 +76,8 @@ pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
     let kind = match body[0] {
         1 => E2eKind::Handshake,
         2 => E2eKind::Transport,
+        3 => E2eKind::SenderKey,
+        4 => E2eKind::Group,
         k => return Err(PayloadError::UnknownKind(k)),
     };
     let conv = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);
@@ -77,8 +87,12 @@ pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
 /// The timing header of a load-test message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    /// Sequence number of the message in its direction of its conversation (from 0).
-    pub seq: u64,
+    /// Sequence number of the message in its direction of its session (from 0; wraps
+    /// after 2^32, far beyond any load run).
+    pub seq: u32,
+    /// The sender's number for the logical message this copy belongs to: every copy of
+    /// one message fanned out to several devices carries the same number (from 0).
+    pub msg: u32,
     /// When the schedule said to send it, ns since the epoch.
     pub intended_ns: u64,
     /// When it was actually sealed and handed to the socket, ns since the epoch.
@@ -96,7 +110,8 @@ impl Stamp {
         if out.len() < PLAINTEXT_HEADER_LEN {
             return Err(PayloadError::BufferTooSmall);
         }
-        out[..8].copy_from_slice(&self.seq.to_le_bytes());
+        out[..4].copy_from_slice(&self.seq.to_le_bytes());
+        out[4..8].copy_from_slice(&self.msg.to_le_bytes());
         out[8..16].copy_from_slice(&self.intended_ns.to_le_bytes());
         out[16..24].copy_from_slice(&self.actual_ns.to_le_bytes());
         out[PLAINTEXT_HEADER_LEN..].fill(0);
@@ -113,7 +128,8 @@ impl Stamp {
             return Err(PayloadError::Short);
         }
         let u = |i: usize| u64::from_le_bytes(plaintext[i..i + 8].try_into().unwrap_or([0; 8]));
-        Ok(Stamp { seq: u(0), intended_ns: u(8), actual_ns: u(16) })
+        let w = |i: usize| u32::from_le_bytes(plaintext[i..i + 4].try_into().unwrap_or([0; 4]));
+        Ok(Stamp { seq: w(0), msg: w(4), intended_ns: u(8), actual_ns: u(16) })
     }
 }
 
@@ -127,7 +143,7 @@ mod tests {
         assert_eq!(write_e2e_header(&mut out, E2eKind::Transport, 7), Err(PayloadError::BufferTooSmall));
         assert_eq!(out, [0xaa; E2E_HEADER_LEN - 1]);
         let mut out = [0xaau8; PLAINTEXT_HEADER_LEN - 1];
-        let stamp = Stamp { seq: 1, intended_ns: 2, actual_ns: 3 };
+        let stamp = Stamp { seq: 1, msg: 9, intended_ns: 2, actual_ns: 3 };
         assert_eq!(stamp.write(&mut out), Err(PayloadError::BufferTooSmall));
         assert_eq!(out, [0xaa; PLAINTEXT_HEADER_LEN - 1]);
     }
@@ -138,7 +154,7 @@ mod tests {
         write_e2e_header(&mut body, E2eKind::Handshake, 0x0102_0304)?;
         assert_eq!(parse_e2e(&body)?, (E2eKind::Handshake, 0x0102_0304, &[0u8; 3][..]));
         let mut plaintext = [0xffu8; PLAINTEXT_HEADER_LEN + 8];
-        let stamp = Stamp { seq: 5, intended_ns: 6, actual_ns: 7 };
+        let stamp = Stamp { seq: 5, msg: 8, intended_ns: 6, actual_ns: 7 };
         stamp.write(&mut plaintext)?;
         assert_eq!(Stamp::read(&plaintext)?, stamp);
         assert_eq!(plaintext[PLAINTEXT_HEADER_LEN..], [0u8; 8]);

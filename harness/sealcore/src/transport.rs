@@ -429,6 +429,49 @@ fn open_ratchet(
     Ok(())
 }
 
+/// A group sender's chain key, as it is distributed to the group's members over their
+/// pairwise sessions (sender-key groups): the sender seals every group message once with
+/// [`SenderKey::sender`], each member opens with its own [`SenderKey::receiver`]. The
+/// chain is keyed with `HKDF-SHA256(salt = "", IKM = key, info = "sealbench sender key")`
+/// so that a distributed key is never used directly.
+#[derive(Clone)]
+pub struct SenderKey {
+    aead: AeadKind,
+    mode: TransportMode,
+    chain: [u8; 32],
+}
+
+impl std::fmt::Debug for SenderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderKey").field("aead", &self.aead).field("mode", &self.mode).finish_non_exhaustive()
+    }
+}
+
+impl Drop for SenderKey {
+    fn drop(&mut self) {
+        self.chain.zeroize();
+    }
+}
+
+impl SenderKey {
+    /// The chain of a distributed 32-byte key, for `aead` in `mode`.
+    pub fn new(aead: AeadKind, mode: TransportMode, key: &[u8; 32]) -> Self {
+        let mut chain = [0u8; 32];
+        kdf::hkdf_sha256(&[], key, b"sealbench sender key", &mut chain);
+        SenderKey { aead, mode, chain }
+    }
+
+    /// The sending half (the group sender's own).
+    pub fn sender(&self) -> TransportSender {
+        TransportSender::new(self.aead, self.mode, self.chain)
+    }
+
+    /// A receiving half (one per member).
+    pub fn receiver(&self) -> TransportReceiver {
+        TransportReceiver::new(self.aead, self.mode, self.chain)
+    }
+}
+
 /// A complete transport session: both directions.
 #[derive(Debug)]
 pub struct Transport {

@@ -51,6 +51,17 @@ pub struct Registered {
     pub connect_ns: u64,
     /// HELLO → WELCOME, ns.
     pub register_ns: u64,
+    /// Stored messages the relay announced in WELCOME (they follow it).
+    pub stored: u32,
+}
+
+/// What a client does at registration besides HELLO.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Registration {
+    /// Publish this static key (NK, IK).
+    pub key: Option<[u8; 32]>,
+    /// Join this group (relay fan-out).
+    pub group: Option<u64>,
 }
 
 /// Why a client failed to come up.
@@ -66,12 +77,13 @@ fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(16 * 1024)
 }
 
-/// Connects `id` from `source` and registers it (publishing `key` when given).
+/// Connects `id` from `source` and registers it (publishing a key and joining a group
+/// when asked: only on a first connection, as stored messages may follow a WELCOME).
 pub async fn connect(
     target: &Target,
     source: Ipv4Addr,
     id: u64,
-    key: Option<[u8; 32]>,
+    with: Registration,
 ) -> Result<Registered, ConnectFailure> {
     let t0 = now_ns();
     let ws = tokio::time::timeout(REGISTER_TIMEOUT, async {
@@ -89,12 +101,12 @@ pub async fn connect(
     .map_err(ConnectFailure::Connect)?;
     let t1 = now_ns();
     let mut ws = ws;
-    let reg = tokio::time::timeout(REGISTER_TIMEOUT, register(&mut ws, target, id, key))
+    let reg = tokio::time::timeout(REGISTER_TIMEOUT, register(&mut ws, target, id, with))
         .await
         .map_err(|_| ConnectFailure::Register(anyhow!("no WELCOME in time")))?;
-    reg.map_err(ConnectFailure::Register)?;
+    let stored = reg.map_err(ConnectFailure::Register)?;
     let t2 = now_ns();
-    Ok(Registered { ws, connect_ns: t1 - t0, register_ns: t2 - t1 })
+    Ok(Registered { ws, connect_ns: t1 - t0, register_ns: t2 - t1, stored })
 }
 
 async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
@@ -114,15 +126,35 @@ async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
     }
 }
 
-async fn register(ws: &mut Ws, target: &Target, id: u64, key: Option<[u8; 32]>) -> Result<()> {
+async fn register(ws: &mut Ws, target: &Target, id: u64, with: Registration) -> Result<u32> {
     let token = target.auth_secret.as_ref().map(|s| frame::auth_token(s, id));
     send(ws, Wire::hello(id, token.as_ref().map(|t| &t[..]))).await?;
-    Wire::registered(&next_frame(ws).await?, "HELLO")?;
-    if let Some(k) = key {
+    let mut stored = Wire::registered(&next_frame(ws).await?, "HELLO")?;
+    if let Some(k) = with.key {
         send(ws, Wire::key_publish(&k)).await?;
-        Wire::registered(&next_frame(ws).await?, "KEY_PUBLISH")?;
+        stored -= answer_after_stored(ws, "KEY_PUBLISH", stored).await?;
     }
-    Ok(())
+    if let Some(g) = with.group {
+        send(ws, Wire::group_join(g)).await?;
+        stored -= answer_after_stored(ws, "GROUP_JOIN", stored).await?;
+    }
+    Ok(stored)
+}
+
+/// Reads the answer to a request made right after WELCOME, passing over the stored
+/// messages that may come first (a relay that still holds messages for this id from an
+/// earlier run): returns how many it passed over (they cannot belong to this run).
+async fn answer_after_stored(ws: &mut Ws, what: &str, stored: u32) -> Result<u32> {
+    let mut skipped = 0;
+    loop {
+        let f = next_frame(ws).await?;
+        if skipped < stored && matches!(Wire::decode(&f), super::wire::Incoming::Deliver { stored: true, .. }) {
+            skipped += 1;
+            continue;
+        }
+        Wire::registered(&f, what)?;
+        return Ok(skipped);
+    }
 }
 
 /// Drains `rx` into `sink`, flushing once per batch, until the queue closes or the socket

@@ -1,6 +1,8 @@
-//! One 1:1 conversation, both ends (they live in the same shard): its Noise handshake run
-//! end to end through the relay, then its two transport directions, with the per-direction
-//! bookkeeping that accounting needs. No I/O here: methods take and return bytes.
+//! One pairwise session between two devices, both ends (they live in the same shard): its
+//! Noise handshake run end to end through the relay, then its two transport directions,
+//! with the per-direction bookkeeping that accounting needs. A 1:1 conversation between
+//! single-device users is one session; devices and groups have one per pair of devices
+//! that exchange messages (see `chat`). No I/O here: methods take and return bytes.
 
 use super::wire::{RelayProtocol, RequestId, Side, Wire};
 use bytes::BytesMut;
@@ -45,7 +47,7 @@ pub struct Link {
     /// Sequence number of this end's next message.
     next_seq: u64,
     /// Highest sequence number received from the peer.
-    max_seq_rx: Option<u64>,
+    max_seq_rx: Option<u32>,
     /// Actual send times of recent messages, by `seq % SENT_RING` (relay-ack latency).
     sent_at: Vec<(u64, u64)>,
 }
@@ -70,6 +72,53 @@ pub enum NotOpened {
     NotReady,
     /// The transport refused it.
     Open(OpenError),
+}
+
+/// Seals a group message (relay fan-out) with the sender's chain `sender` into a complete
+/// GROUP_SEND frame in `out`: a timed plaintext whose sequence number is its message number.
+///
+/// # Errors
+/// When the chain refuses (counter exhausted) or `out` cannot hold the frame.
+pub fn seal_group_message(
+    sender: &mut TransportSender,
+    chat: u32,
+    group: u64,
+    m: Timed,
+    out: &mut BytesMut,
+) -> Result<(), SealError> {
+    out.clear();
+    out.resize(PLAINTEXT_AT + m.size + sealcore::TAG_LEN, 0);
+    Wire::write_group_send_header(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)?;
+    payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
+    Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
+        .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + m.size])
+        .map_err(|_| SealError::BufferTooSmall)?;
+    sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
+    Ok(())
+}
+
+/// A timed message to seal.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    /// Plaintext bytes (at least the stamp).
+    pub size: usize,
+    /// The sender's logical message number (shared by every copy).
+    pub msg: u32,
+    /// When the schedule said to send it.
+    pub intended_ns: u64,
+    /// When it was sealed.
+    pub actual_ns: u64,
+}
+
+/// An opened transport message.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// Its timing stamp.
+    pub stamp: Stamp,
+    /// It arrived after a later message of the same direction.
+    pub reordered: bool,
+    /// The plaintext after the stamp.
+    pub rest: &'a [u8],
 }
 
 /// A handshake message to carry through the relay.
@@ -143,6 +192,16 @@ impl Conversation {
             hs_started_ns: 0,
             hs_finished: false,
         }
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Its transport mode.
+    pub fn mode(&self) -> TransportMode {
+        self.mode
     }
 
     /// Local client index of `side`.
@@ -234,36 +293,59 @@ impl Conversation {
         Ok(())
     }
 
-    /// Seals the next message of `side` into a complete SEND frame in `out`.
+    /// Seals the next message of `side` into a complete SEND frame in `out`: a timed
+    /// plaintext of `size` bytes, copy of the sender's logical message `msg`.
     ///
     /// # Errors
     /// When the transport is not ready or refuses (counter exhausted). Returns the
     /// message's request id.
-    #[allow(clippy::too_many_arguments)]
-    pub fn seal(
+    pub fn seal(&mut self, side: Side, m: Timed, want_ack: bool, out: &mut BytesMut) -> Result<RequestId, SealError> {
+        self.seal_kind(side, E2eKind::Transport, m, &[], want_ack, out)
+    }
+
+    /// Seals a group sender key from `side` to its peer (a timed plaintext followed by
+    /// the 32 key bytes).
+    ///
+    /// # Errors
+    /// As [`Conversation::seal`].
+    pub fn seal_sender_key(
         &mut self,
         side: Side,
-        size: usize,
-        intended_ns: u64,
-        actual_ns: u64,
+        key: &[u8; 32],
+        now_ns: u64,
+        out: &mut BytesMut,
+    ) -> Result<RequestId, SealError> {
+        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN + 32, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        self.seal_kind(side, E2eKind::SenderKey, m, key, false, out)
+    }
+
+    fn seal_kind(
+        &mut self,
+        side: Side,
+        kind: E2eKind,
+        m: Timed,
+        extra: &[u8],
         want_ack: bool,
         out: &mut BytesMut,
     ) -> Result<RequestId, SealError> {
         let (id, to) = (self.id, self.ids[side.peer().index()]);
         let link = self.ends[side.index()].link().ok_or(SealError::Aead)?;
         let seq = link.next_seq;
+        let size = m.size;
         let total = PLAINTEXT_AT + size + sealcore::TAG_LEN;
         out.clear();
         out.resize(total, 0);
         let req = RequestId::Message { conv: id, side, seq };
         Wire::write_send_header(out, req, want_ack, to).map_err(|_| SealError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Transport, id)
+        payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
+        let plain = &mut out[PLAINTEXT_AT..PLAINTEXT_AT + size];
+        Stamp { seq: seq as u32, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
+            .write(plain)
             .map_err(|_| SealError::BufferTooSmall)?;
-        Stamp { seq, intended_ns, actual_ns }
-            .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size])
-            .map_err(|_| SealError::BufferTooSmall)?;
+        let at = payload::PLAINTEXT_HEADER_LEN;
+        plain.get_mut(at..at + extra.len()).ok_or(SealError::BufferTooSmall)?.copy_from_slice(extra);
         link.sender.seal(&mut out[TRANSPORT_AT..], size)?;
-        link.sent_at[(seq as usize) % SENT_RING] = (seq, actual_ns);
+        link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
         link.next_seq = seq + 1;
         Ok(req)
     }
@@ -275,7 +357,8 @@ impl Conversation {
     /// overtook the last handshake message, or one for a failed conversation — not a
     /// forgery); otherwise the transport's [`OpenError`] (`Truncated` when the plaintext
     /// has no timing header).
-    pub fn open(&mut self, side: Side, data: &mut [u8]) -> Result<(Stamp, bool), NotOpened> {
+    /// Also returns whether it arrived after a later one, and the plaintext after the stamp.
+    pub fn open<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
         let link = self.ends[side.index()].link().ok_or(NotOpened::NotReady)?;
         let pt = link.receiver.open(data).map_err(NotOpened::Open)?;
         let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
@@ -283,7 +366,7 @@ impl Conversation {
         if !reordered {
             link.max_seq_rx = Some(stamp.seq);
         }
-        Ok((stamp, reordered))
+        Ok(Opened { stamp, reordered, rest: &pt[payload::PLAINTEXT_HEADER_LEN..] })
     }
 
     /// The actual send time of message `seq` of `side` (as truncated in its request id),

@@ -1,10 +1,10 @@
-//! How a scenario is laid out over shards: pairing (adjacent or a seeded shuffle), keys,
-//! source addresses, and where the relay is.
+//! How a run's population is laid out over shards: whole conversations per shard, their
+//! devices and pairwise sessions, keys, source addresses, and where the relay is.
 
 use super::conversation::Conversation;
-use super::wire::Side;
-use super::{ClientSpec, RunOptions, ShardSpec, client, schedule};
-use crate::scenario::{Plan, WsUrl};
+use super::{ChatSpec, ClientSpec, RunOptions, ShardSpec, client};
+use crate::scenario::population::{Chat, ChatKind};
+use crate::scenario::{Fanout, Plan, WsUrl};
 use anyhow::{Context, Result, anyhow, bail};
 use sealcore::StaticKeypair;
 use std::net::SocketAddr;
@@ -26,7 +26,9 @@ pub(super) fn resolve(url: &WsUrl) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Deals the conversations out to `shards` shards (both ends of each in one shard).
+/// Deals whole conversations out to `shards` shards (every device of a conversation in
+/// one shard), the least-loaded shard (by devices) first; lays out each conversation's
+/// pairwise sessions and the devices' static keys.
 pub(super) fn build_shards(
     plan: &Arc<Plan>,
     shards: usize,
@@ -34,18 +36,6 @@ pub(super) fn build_shards(
     options: &RunOptions,
 ) -> Result<Vec<ShardSpec>> {
     let scenario = &plan.scenario;
-    let n = scenario.clients.count;
-    let mut order: Vec<usize> = (0..n).collect();
-    if plan.random_pairing() {
-        let mut rng = schedule::Rng::new(scenario.seed, 0xC0FFEE);
-        for i in (1..n).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-    }
-    let suite = plan.suite;
-    let needs_static = [suite.pattern.initiator_has_static(), suite.pattern.responder_has_static()];
-    let publish = suite.pattern.needs_remote_static();
     let mut specs: Vec<ShardSpec> = (0..shards)
         .map(|index| ShardSpec {
             index,
@@ -53,6 +43,7 @@ pub(super) fn build_shards(
             target: target.clone(),
             clients: Vec::new(),
             convs: Vec::new(),
+            chats: Vec::new(),
             connect_rate: scenario.clients.connect_rate / shards as f64,
             seed: scenario.seed,
             warmup_ns: scenario.warmup.as_nanos() as u64,
@@ -68,29 +59,80 @@ pub(super) fn build_shards(
             },
         })
         .collect();
-    for c in 0..n / 2 {
-        let spec = &mut specs[c % shards];
-        let ids = [order[2 * c] as u64 + 1, order[2 * c + 1] as u64 + 1];
-        let mut keys: [Option<StaticKeypair>; 2] = [None, None];
-        for i in 0..2 {
-            if needs_static[i] {
-                keys[i] = Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?);
-            }
-        }
-        let local = spec.convs.len();
-        let (ci, cr) = (spec.clients.len(), spec.clients.len() + 1);
-        for (side, &id) in Side::BOTH.iter().zip(&ids) {
-            let side = *side;
-            let key = if side == Side::Responder && publish { keys[1].as_ref().map(|k| k.public) } else { None };
-            spec.clients.push(ClientSpec {
-                id,
-                conv: local,
-                side,
-                source: plan.sources[(id as usize) % plan.sources.len()],
-                publish_key: key,
-            });
-        }
-        spec.convs.push(Conversation::new(c as u32, ci, cr, ids, suite, plan.mode, keys));
+    let mut load = vec![0usize; shards];
+    let mut next_session = 0u32;
+    for chat in &plan.population.chats {
+        let shard = (0..shards).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+        let spec = &mut specs[shard];
+        load[shard] += plan.population.device_count(chat) as usize;
+        lay_out_chat(plan, chat, spec, &mut next_session)?;
+    }
+    for spec in &mut specs {
+        // Sessions are found by id when a message arrives (binary search).
+        spec.convs.sort_by_key(|c| c.id);
     }
     Ok(specs)
+}
+
+/// Adds one conversation to a shard: its devices (clients), its sessions, its record.
+fn lay_out_chat(plan: &Plan, chat: &Chat, spec: &mut ShardSpec, next_session: &mut u32) -> Result<()> {
+    let pop = &plan.population;
+    let suite = plan.suite;
+    let roles = [suite.pattern.initiator_has_static(), suite.pattern.responder_has_static()];
+    let needs_static = roles[0] || roles[1];
+    let publish = suite.pattern.needs_remote_static();
+    let local_chat = spec.chats.len();
+    let first_client = spec.clients.len();
+    let mut users = Vec::with_capacity(chat.users.len());
+    let mut keys = Vec::new();
+    for &u in &chat.users {
+        let user = &pop.users[u as usize];
+        let start = spec.clients.len() - first_client;
+        for d in user.device_range() {
+            let key = if needs_static {
+                Some(StaticKeypair::generate().map_err(|e| anyhow!("generating keys: {e}"))?)
+            } else {
+                None
+            };
+            let id = u64::from(d) + 1;
+            spec.clients.push(ClientSpec {
+                id,
+                chat: local_chat,
+                pos: spec.clients.len() - first_client,
+                source: plan.sources[(id as usize) % plan.sources.len()],
+                publish_key: if publish { key.as_ref().map(|k| k.public) } else { None },
+                group: matches!(chat.kind, ChatKind::Group { fanout: Fanout::Relay, .. }).then(|| group_id(chat.id)),
+                churns: user.churns,
+            });
+            keys.push(key);
+        }
+        users.push(start..spec.clients.len() - first_client);
+    }
+    let devices = spec.clients.len() - first_client;
+    let sending = users[..chat.senders as usize].last().map_or(0, |r| r.end);
+    // A session between every sending device and every other device of the conversation
+    // (the lower position initiates).
+    let mut sessions = Vec::new();
+    for a in 0..devices {
+        for b in a + 1..devices {
+            if a >= sending && b >= sending {
+                continue;
+            }
+            let id = *next_session;
+            *next_session += 1;
+            let (ca, cb) = (first_client + a, first_client + b);
+            let ids = [spec.clients[ca].id, spec.clients[cb].id];
+            let pair = [keys[a].clone().filter(|_| roles[0]), keys[b].clone().filter(|_| roles[1])];
+            let local = spec.convs.len();
+            spec.convs.push(Conversation::new(id, ca, cb, ids, suite, plan.mode, pair));
+            sessions.push((a, b, local));
+        }
+    }
+    spec.chats.push(ChatSpec { id: chat.id, kind: chat.kind, first_client, users, sending, sessions });
+    Ok(())
+}
+
+/// The relay group id of conversation `chat` (0 is reserved).
+pub(super) fn group_id(chat: u32) -> u64 {
+    u64::from(chat) + 1
 }

@@ -12,11 +12,12 @@
 //! - [`coordinator`] — folds the shards' once-a-second reports into intervals and the
 //!   outcome (pure; this module carries out what it decides). Never on the per-message path.
 
+pub mod chat;
 pub mod client;
 pub mod conversation;
 pub mod coordinator;
 mod embedded;
-mod layout;
+pub(crate) mod layout;
 pub mod limits;
 pub mod recorder;
 pub mod schedule;
@@ -56,6 +57,7 @@ pub struct ShardSpec {
     target: client::Target,
     clients: Vec<ClientSpec>,
     convs: Vec<Conversation>,
+    chats: Vec<ChatSpec>,
     connect_rate: f64,
     seed: u64,
     warmup_ns: u64,
@@ -65,13 +67,38 @@ pub struct ShardSpec {
     stall: Option<(u64, u64)>,
 }
 
+/// A device: one simulated client, one connection.
 #[derive(Debug, Clone)]
 struct ClientSpec {
+    /// Relay id.
     id: u64,
-    conv: usize,
-    side: wire::Side,
+    /// Its conversation (index into the shard's chats) and its position among the
+    /// conversation's devices.
+    chat: usize,
+    pos: usize,
     source: Ipv4Addr,
+    /// Published in the key directory at registration (NK, IK).
     publish_key: Option<[u8; 32]>,
+    /// Joins this relay group at registration (relay fan-out).
+    group: Option<u64>,
+    /// Goes offline and comes back.
+    churns: bool,
+}
+
+/// A conversation as laid out in a shard.
+#[derive(Debug, Clone)]
+struct ChatSpec {
+    /// Its number in the run.
+    id: u32,
+    kind: crate::scenario::population::ChatKind,
+    /// Its devices are the shard's clients `first_client..` in conversation order.
+    first_client: usize,
+    /// Each user's device positions (0-based within the conversation).
+    users: Vec<std::ops::Range<usize>>,
+    /// Devices at positions below this belong to sending users.
+    sending: usize,
+    /// Its sessions: (position a, position b, local session index); a initiates.
+    sessions: Vec<(usize, usize, usize)>,
 }
 
 /// Shared control of the shards.

@@ -28,11 +28,22 @@ pub enum Metric {
     Open,
     /// How late the generator sent relative to the schedule.
     ScheduleLag,
+    /// Intended send → the first recipient device decrypted it (messages with several
+    /// recipient devices).
+    FanoutFirst,
+    /// Intended send → the last of the devices that were online at the send decrypted it.
+    FanoutLast,
+    /// The sender's time to seal and hand over every copy of one message.
+    FanoutSeal,
+    /// Intended send → decrypted after the recipient reconnected (stored by the relay).
+    OfflineE2e,
+    /// A reconnecting device's WELCOME → its last stored message received.
+    MailboxDrain,
 }
 
 impl Metric {
     /// Every metric, in index order.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Connect,
         Metric::Register,
         Metric::Handshake,
@@ -42,14 +53,36 @@ impl Metric {
         Metric::Seal,
         Metric::Open,
         Metric::ScheduleLag,
+        Metric::FanoutFirst,
+        Metric::FanoutLast,
+        Metric::FanoutSeal,
+        Metric::OfflineE2e,
+        Metric::MailboxDrain,
     ];
 
     /// Name in result files, interval-log tags and thresholds.
     pub fn name(self) -> &'static str {
-        ["connect", "register", "handshake", "e2e", "e2e_raw", "relay_ack", "seal", "open", "schedule_lag"]
-            [self as usize]
+        [
+            "connect",
+            "register",
+            "handshake",
+            "e2e",
+            "e2e_raw",
+            "relay_ack",
+            "seal",
+            "open",
+            "schedule_lag",
+            "fanout_first",
+            "fanout_last",
+            "fanout_seal",
+            "offline_e2e",
+            "mailbox_drain",
+        ][self as usize]
     }
 }
+
+/// A traffic class of the run (index into its list of tags).
+pub type TagId = u8;
 
 /// Highest recordable value: 60 s in ns (larger values are clamped and counted).
 pub const MAX_NS: u64 = 60_000_000_000;
@@ -93,6 +126,14 @@ impl Histograms {
         for h in &mut self.0 {
             h.reset();
         }
+    }
+
+    /// Records `ns` for `m`, and for each traffic class in `tags` (the untagged histogram
+    /// holds every class).
+    #[inline]
+    pub fn record_tagged(&mut self, m: Metric, tags: &[TagId], ns: u64) {
+        let _ = tags; // the per-class histograms arrive with the tagged recorder
+        self.record(m, ns);
     }
 
     /// The histogram of `m`.
@@ -161,6 +202,33 @@ pub struct Counters {
     /// started sending, sent before due, or after arrival): not delivered, not recorded.
     #[serde(default)]
     pub bad_timestamp: u64,
+    /// Logical messages sent (a message to a group of 50 is one message and up to 49
+    /// deliveries; `sent` counts the deliveries).
+    #[serde(default)]
+    pub messages: u64,
+    /// Messages not sent because every device of the sending user was offline.
+    #[serde(default)]
+    pub skipped_offline: u64,
+    /// Deliveries stored by the relay for a device that was still offline at the end
+    /// (not lost: the relay holds them).
+    #[serde(default)]
+    pub undelivered_offline: u64,
+    /// GROUP_SEND frames the relay refused (the copies it did not deliver show as lost).
+    #[serde(default)]
+    pub group_refusals: u64,
+    /// Devices that came back online (a new connection and HELLO; sessions resumed).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Reconnections that failed.
+    #[serde(default)]
+    pub reconnect_failures: u64,
+    /// Messages whose fan-out never completed (a copy to a device online at the send
+    /// was still missing when its record was reused or the run ended).
+    #[serde(default)]
+    pub fanout_incomplete: u64,
+    /// Sender keys handed out over pairwise sessions and installed (relay fan-out).
+    #[serde(default)]
+    pub sender_keys: u64,
 }
 
 impl Counters {
@@ -196,7 +264,15 @@ impl Counters {
             backlogged,
             not_ready,
             bad_timestamp,
-            late_sends
+            late_sends,
+            messages,
+            skipped_offline,
+            undelivered_offline,
+            group_refusals,
+            reconnects,
+            reconnect_failures,
+            fanout_incomplete,
+            sender_keys
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);
@@ -223,8 +299,9 @@ impl Counters {
         self.refused.iter().sum()
     }
 
-    /// Sent messages neither delivered nor refused.
+    /// Sent messages neither delivered, refused, nor held by the relay for a device that
+    /// was offline at the end.
     pub fn lost(&self) -> u64 {
-        self.sent.saturating_sub(self.delivered + self.refused_total())
+        self.sent.saturating_sub(self.delivered + self.refused_total() + self.undelivered_offline)
     }
 }

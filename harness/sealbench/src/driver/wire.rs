@@ -55,6 +55,8 @@ pub enum RequestId {
     /// A handshake message or key-directory request of a conversation (local or global
     /// index, as the sender chose).
     Control(u32),
+    /// A group message (relay fan-out) of a conversation.
+    Group(u32),
     /// Anything else (0: the relay could not tell which request an error belongs to).
     Unknown,
 }
@@ -71,6 +73,7 @@ impl RequestId {
     /// The 64-bit request id.
     pub fn encode(self) -> u64 {
         match self {
+            RequestId::Group(c) => CONTROL_BIT | MESSAGE_BIT | u64::from(c),
             RequestId::Message { conv, side, seq } => {
                 let side = if side == Side::Responder { SIDE_BIT } else { 0 };
                 MESSAGE_BIT | u64::from(conv) << CONV_SHIFT | side | (seq & ((1 << Self::SEQ_BITS) - 1))
@@ -82,7 +85,9 @@ impl RequestId {
 
     /// Reads a request id back.
     pub fn decode(raw: u64) -> RequestId {
-        if raw & CONTROL_BIT != 0 {
+        if raw & CONTROL_BIT != 0 && raw & MESSAGE_BIT != 0 {
+            RequestId::Group(raw as u32)
+        } else if raw & CONTROL_BIT != 0 {
             RequestId::Control(raw as u32)
         } else if raw & MESSAGE_BIT != 0 {
             let side = if raw & SIDE_BIT != 0 { Side::Responder } else { Side::Initiator };
@@ -100,6 +105,10 @@ pub enum Incoming<'a> {
     Deliver {
         /// Offset of the body.
         body_at: usize,
+        /// The sender's relay id.
+        sender: u64,
+        /// It was stored while the recipient was offline.
+        stored: bool,
     },
     /// The relay accepted a request.
     Ack(RequestId),
@@ -134,6 +143,15 @@ pub trait RelayProtocol {
     /// `out` is shorter than the header.
     fn write_send_header(out: &mut [u8], request: RequestId, want_ack: bool, to: u64) -> Result<(), FrameError>;
 
+    /// Writes the header of a group send (the relay fans the body out to the members).
+    ///
+    /// # Errors
+    /// `out` is shorter than the header.
+    fn write_group_send_header(out: &mut [u8], request: RequestId, group: u64) -> Result<(), FrameError>;
+
+    /// Joins a group (relay fan-out).
+    fn group_join(group: u64) -> Vec<u8>;
+
     /// Classifies a frame from the relay (only deliveries are on the per-message path:
     /// they are recognised without decoding).
     fn decode(frame: &[u8]) -> Incoming<'_>;
@@ -147,11 +165,13 @@ pub trait RelayProtocol {
     /// Asks the directory for `client`'s key.
     fn key_fetch(request: RequestId, client: u64) -> Bytes;
 
-    /// Reads the answer to [`hello`](Self::hello) or [`key_publish`](Self::key_publish).
+    /// Reads the answer to [`hello`](Self::hello), [`key_publish`](Self::key_publish) or
+    /// [`group_join`](Self::group_join): how many stored messages follow (a WELCOME's count;
+    /// 0 for other answers).
     ///
     /// # Errors
     /// A refusal (with the relay's code and reason) or an unexpected answer.
-    fn registered(answer: &[u8], what: &str) -> anyhow::Result<()>;
+    fn registered(answer: &[u8], what: &str) -> anyhow::Result<u32>;
 }
 
 /// The relay protocol in use: sealbench's own, version 1 (`docs/PROTOCOL.md`).
@@ -176,9 +196,22 @@ impl RelayProtocol for Sealbench1 {
         frame::write_send_header(out, request.encode(), flags, to)
     }
 
+    fn write_group_send_header(out: &mut [u8], request: RequestId, group: u64) -> Result<(), FrameError> {
+        frame::write_group_send_header(out, request.encode(), 0, group)
+    }
+
+    fn group_join(group: u64) -> Vec<u8> {
+        encode(&Frame::GroupJoin { request_id: RequestId::Control(0).encode(), group })
+    }
+
     fn decode(data: &[u8]) -> Incoming<'_> {
         match frame::peek_type(data) {
-            Ok(FrameType::Deliver) => Incoming::Deliver { body_at: frame::ROUTED_HEADER_LEN },
+            Ok(FrameType::Deliver) if data.len() >= frame::ROUTED_HEADER_LEN => {
+                // The shared routed header: version, type, sender u64, flags u8, group u64.
+                let sender = u64::from_le_bytes(data[2..10].try_into().unwrap_or([0; 8]));
+                let stored = data[10] & frame::FLAG_STORED != 0;
+                Incoming::Deliver { body_at: frame::ROUTED_HEADER_LEN, sender, stored }
+            }
             Ok(_) => match frame::decode(data) {
                 Ok(Frame::Ack { request_id }) => Incoming::Ack(RequestId::decode(request_id)),
                 Ok(Frame::Error { request_id, code, .. }) => {
@@ -204,9 +237,10 @@ impl RelayProtocol for Sealbench1 {
         encode(&Frame::KeyFetch { request_id: request.encode(), client }).into()
     }
 
-    fn registered(answer: &[u8], what: &str) -> anyhow::Result<()> {
+    fn registered(answer: &[u8], what: &str) -> anyhow::Result<u32> {
         match frame::decode(answer)? {
-            Frame::Welcome { .. } | Frame::Ack { .. } => Ok(()),
+            Frame::Welcome { stored, .. } => Ok(stored),
+            Frame::Ack { .. } => Ok(0),
             Frame::Error { code, reason, .. } => anyhow::bail!("{what} refused ({code}): {reason}"),
             other => anyhow::bail!("unexpected answer to {what}: {:?}", other.frame_type()),
         }
@@ -227,6 +261,7 @@ mod tests {
             }
         }
         assert_eq!(RequestId::decode(RequestId::Control(42).encode()), RequestId::Control(42));
+        assert_eq!(RequestId::decode(RequestId::Group(42).encode()), RequestId::Group(42));
         assert_eq!(RequestId::decode(0), RequestId::Unknown);
     }
 

@@ -121,9 +121,37 @@ pub enum Senders {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ConversationKind {
-    /// 1:1 conversations between two clients.
+    /// 1:1 conversations (direct messages) between two users.
     #[default]
     Pairs,
+    /// Group conversations, sizes from `conversations.group_sizes`.
+    Groups,
+    /// Both: a share `conversations.group_share` of the users in groups, the rest in pairs.
+    Mix,
+}
+
+/// How a group message reaches the group's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fanout {
+    /// The sender seals one copy per member device over its pairwise sessions and sends
+    /// each (how pairwise end-to-end groups work).
+    #[default]
+    Client,
+    /// The sender seals once with its sender key and the relay fans it out (sender-key
+    /// groups: every member holds every sender's chain key, handed out over the pairwise
+    /// sessions at set-up).
+    Relay,
+}
+
+impl Fanout {
+    /// The name used in files, tags and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fanout::Client => "client",
+            Fanout::Relay => "relay",
+        }
+    }
 }
 
 /// How clients are put into pairs.

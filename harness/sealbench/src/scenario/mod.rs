@@ -14,9 +14,11 @@
 pub mod choice;
 mod load;
 mod plan;
+pub mod population;
 
-pub use choice::{Arrival, ConversationKind, Mode, Pairing, RelayTarget, Senders, WsUrl};
+pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, WsUrl};
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
+pub use population::Population;
 use sealcore::{AeadKind, HashKind, Pattern};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -53,6 +55,9 @@ pub struct Scenario {
     /// Which relay.
     #[serde(default)]
     pub relay: RelayChoice,
+    /// Users going offline and coming back (absent: everyone stays online).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
     /// Pass/fail expressions, e.g. `e2e.p99 < 25ms`.
     #[serde(default)]
     pub thresholds: Vec<String>,
@@ -78,22 +83,118 @@ pub struct Clients {
     /// (each address has ~28k ephemeral ports towards one relay address).
     #[serde(default = "default_sources")]
     pub source_addresses: Vec<String>,
+    /// Devices per user, as a distribution (absent: one device each). Every device is one
+    /// client (one connection); `count` counts devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DevicesWeight>,
+}
+
+/// One entry of the devices-per-user distribution.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesWeight {
+    /// Devices of such a user (at least 1).
+    pub devices: usize,
+    /// Relative weight.
+    pub weight: f64,
+}
+
+/// One entry of the group-size distribution.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSize {
+    /// Users in such a group (at least 2).
+    pub size: usize,
+    /// Relative weight (share of groups, not of users).
+    pub weight: f64,
+}
+
+/// Users who go offline and come back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Share of the users whose devices churn (0..=1); the others stay online.
+    #[serde(default)]
+    pub share: f64,
+    /// Mean length of an online session of a churning device (exponential).
+    #[serde(default = "default_online", with = "humantime_serde")]
+    pub online: Duration,
+    /// Mean length of an offline period (exponential).
+    #[serde(default = "default_offline", with = "humantime_serde")]
+    pub offline: Duration,
+    /// A reconnect storm: many devices drop at once and come back within a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
+}
+
+fn default_online() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_offline() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A reconnect storm (a relay restart, a mobile network blip).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Storm {
+    /// When, after the steady phase starts (warm-up included).
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Share of all online devices that drop (0..=1).
+    pub share: f64,
+    /// They come back at evenly random times within this window.
+    #[serde(with = "humantime_serde")]
+    pub within: Duration,
 }
 
 fn default_sources() -> Vec<String> {
     vec!["127.0.0.1".into()]
 }
 
-/// How clients are put into conversations.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// How users are put into conversations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Conversations {
     /// Conversation shape. Only `pairs` (1:1) for now.
     #[serde(default)]
     pub kind: ConversationKind,
-    /// `adjacent` (0–1, 2–3, …) or `random` (a seeded shuffle).
+    /// Who meets whom: `adjacent` (users in order) or `random` (a seeded shuffle).
     #[serde(default)]
     pub pairing: Pairing,
+    /// `groups` / `mix`: users per group, as a distribution of sizes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_sizes: Vec<GroupSize>,
+    /// `mix`: the share of users in groups (the rest are in 1:1 conversations).
+    #[serde(default = "default_group_share")]
+    pub group_share: f64,
+    /// How a group message reaches the members: `client` or `relay` fan-out.
+    #[serde(default)]
+    pub fanout: Fanout,
+    /// Members of each group who send (0: every member). Each sending device needs a
+    /// pairwise session with every other device of its group.
+    #[serde(default = "default_group_senders")]
+    pub group_senders: usize,
+}
+
+fn default_group_share() -> f64 {
+    0.5
+}
+fn default_group_senders() -> usize {
+    4
+}
+
+impl Default for Conversations {
+    fn default() -> Self {
+        Conversations {
+            kind: ConversationKind::default(),
+            pairing: Pairing::default(),
+            group_sizes: Vec::new(),
+            group_share: default_group_share(),
+            fanout: Fanout::default(),
+            group_senders: default_group_senders(),
+        }
+    }
 }
 
 /// One entry of a message-size distribution.

@@ -2,7 +2,8 @@
 //! (rate per conversation, the size distribution, source addresses). Made once per run,
 //! cell or step.
 
-use super::{Pairing, RelayTarget, Scenario};
+use super::population::ChatKind;
+use super::{ConversationKind, Fanout, Population, RelayTarget, Scenario};
 use crate::relay::Adversary;
 use anyhow::{Context, Result, bail};
 use sealcore::{AeadKind, Suite, TransportMode};
@@ -30,7 +31,12 @@ pub struct Plan {
     pub sources: Vec<Ipv4Addr>,
     /// The embedded relay's adversary, if the scenario asks for one.
     pub adversary: Option<Adversary>,
+    /// Users and conversations.
+    pub population: Population,
 }
+
+/// Members a group may have on the reference relay (`max_group_members`).
+pub const MAX_GROUP_DEVICES: u32 = 1024;
 
 impl Plan {
     /// Checks `scenario` as a whole and derives the plan.
@@ -48,9 +54,10 @@ impl Plan {
         if s.clients.count < 2 {
             bail!("clients.count: at least 2 clients are needed for a conversation");
         }
-        if s.clients.count % 2 != 0 {
+        if s.clients.count % 2 != 0 && s.conversations.kind == ConversationKind::Pairs && s.clients.devices.is_empty() {
             bail!("clients.count: {} is odd; `pairs` needs an even number", s.clients.count);
         }
+        check_shares(s)?;
         if !(s.clients.connect_rate.is_finite() && s.clients.connect_rate >= 0.0) {
             bail!("clients.connect_rate: must be 0 (as fast as possible) or a positive number of clients per second");
         }
@@ -58,7 +65,9 @@ impl Plan {
             super::Mode::Noise => TransportMode::Noise { rekey_every: s.crypto.rekey_every },
             super::Mode::Ratchet => TransportMode::Ratchet,
         };
-        let rate_per_conversation = rate_per_conversation(s)?;
+        let population = Population::new(s)?;
+        check_groups(s, &population)?;
+        let rate_per_conversation = rate_per_conversation(s, population.chats.len())?;
         let sizes = sizes(s)?;
         let sources = parse_sources(&s.clients.source_addresses).context("clients.source_addresses")?;
         let embedded = s.relay.url == RelayTarget::Embedded;
@@ -74,7 +83,7 @@ impl Plan {
             Some(a) => Some(Adversary::parse(a).map_err(|e| anyhow::anyhow!("relay.adversary: {e}"))?),
         };
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
-        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, adversary, scenario })
+        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, adversary, population, scenario })
     }
 
     /// Runs the checks of [`Plan::new`] on a scenario that stays with the caller.
@@ -85,9 +94,14 @@ impl Plan {
         Plan::new(scenario.clone()).map(drop)
     }
 
-    /// Conversations in the run.
+    /// Conversations in the run (1:1 and groups).
     pub fn conversations(&self) -> usize {
-        self.scenario.clients.count / 2
+        self.population.chats.len()
+    }
+
+    /// The most copies one message can take (devices of its conversation but the sender's).
+    pub fn max_copies(&self) -> usize {
+        self.population.chats.iter().map(|c| self.population.device_count(c) as usize - 1).max().unwrap_or(1)
     }
 
     /// The rate offered over all conversations, messages/s.
@@ -99,15 +113,55 @@ impl Plan {
     pub fn unencrypted(&self) -> bool {
         self.scenario.crypto.aead == AeadKind::None
     }
-
-    /// Pairs are a seeded shuffle rather than adjacent clients.
-    pub fn random_pairing(&self) -> bool {
-        self.scenario.conversations.pairing == Pairing::Random
-    }
 }
 
-fn rate_per_conversation(s: &Scenario) -> Result<f64> {
-    let conversations = (s.clients.count / 2) as f64;
+/// Shares are fractions; churn periods are positive.
+fn check_shares(s: &Scenario) -> Result<()> {
+    let frac = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+    if !frac(s.conversations.group_share) {
+        bail!("conversations.group_share: must be between 0 and 1, got {}", s.conversations.group_share);
+    }
+    if let Some(c) = &s.churn {
+        if !frac(c.share) {
+            bail!("churn.share: must be between 0 and 1 (the share of users who churn), got {}", c.share);
+        }
+        if c.online.is_zero() || c.offline.is_zero() {
+            bail!("churn.online / churn.offline: mean periods must be more than 0 (e.g. \"30s\", \"5s\")");
+        }
+        if let Some(st) = &c.storm {
+            if !frac(st.share) || st.within.is_zero() {
+                bail!("churn.storm: `share` must be between 0 and 1 and `within` more than 0");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Groups fit the relay, and relay fan-out is not combined with churn.
+fn check_groups(s: &Scenario, p: &Population) -> Result<()> {
+    let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
+    if relay_groups && s.churn.is_some() {
+        bail!(
+            "churn: not with conversations.fanout = \"relay\": the reference relay stores only 1:1 messages for offline \
+             devices (group messages are never stored, docs/PROTOCOL.md §4.5), so an offline member would simply miss \
+             them; churn is measured with fanout = \"client\""
+        );
+    }
+    if relay_groups && s.relay.url == RelayTarget::Embedded {
+        if let Some(c) = p.chats.iter().find(|c| p.device_count(c) > MAX_GROUP_DEVICES) {
+            bail!(
+                "conversations.group_sizes: a group of {} users has {} devices, more than the reference relay's \
+                 {MAX_GROUP_DEVICES} members per group",
+                c.users.len(),
+                p.device_count(c)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rate_per_conversation(s: &Scenario, chats: usize) -> Result<f64> {
+    let conversations = chats.max(1) as f64;
     Ok(match (s.traffic.rate, s.traffic.aggregate_rate) {
         (Some(_), Some(_)) => bail!("traffic: `rate` and `aggregate_rate` are both set, but only one can apply"),
         (None, Some(a)) if a.is_finite() && a > 0.0 => a / conversations,

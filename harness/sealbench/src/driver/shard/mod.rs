@@ -9,10 +9,11 @@
 //! - `state` — what the shard's tasks share and how received frames are handled.
 //! - `sender` — the open-loop senders.
 
+mod churn;
 mod sender;
 mod state;
 
-use super::client::{self, QUEUE, Source};
+use super::client::{self, QUEUE, Registration, Source};
 use super::{Control, ShardEvent, ShardSpec};
 use crate::clock::{Ticker, now_ns, thread_cpu_ns};
 use bytes::BytesMut;
@@ -50,7 +51,14 @@ pub fn run(spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<Sh
 /// The shard's phases in order; each reports to the coordinator when it ends.
 async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<ShardEvent>) {
     let cpu0 = thread_cpu_ns();
-    let state = Rc::new(RefCell::new(State::new(&mut spec)));
+    let state = match State::new(&mut spec, &|_| Vec::new()) {
+        Ok(s) => Rc::new(RefCell::new(s)),
+        Err(e) => {
+            let _ =
+                events.send(ShardEvent::Failed(format!("shard {}: no randomness for sender keys: {e}", spec.index)));
+            return;
+        }
+    };
     let ticker = match Ticker::new() {
         Ok(t) => t,
         Err(e) => {
@@ -71,7 +79,8 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
 
     drain_and_close(&spec, &control, &state).await;
     reporter.abort();
-    let st = state.borrow();
+    let mut st = state.borrow_mut();
+    st.counters.fanout_incomplete += st.chats.iter().flat_map(|c| &c.outboxes).map(|o| o.incomplete()).sum::<u64>();
     let _ = events.send(ShardEvent::Finished {
         shard: spec.index,
         hist: st.hist.clone(),
@@ -122,11 +131,12 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
             let _ = ticker.sleep_until(start + gap_ns * i as u64).await;
         }
         let Ok(permit) = sem.clone().acquire_owned().await else { break };
-        let (state, target, source, id, key) = (state.clone(), spec.target.clone(), c.source, c.id, c.publish_key);
+        let (state, target, source, id) = (state.clone(), spec.target.clone(), c.source, c.id);
+        let with = Registration { key: c.publish_key, group: c.group };
         joins.push(tokio::task::spawn_local(async move {
-            let r = client::connect(&target, source, id, key).await;
+            let r = client::connect(&target, source, id, with).await;
             drop(permit);
-            bring_up(state, i, r);
+            bring_up(&state, i, r);
         }));
     }
     for j in joins {
@@ -134,13 +144,14 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
     }
 }
 
-/// Phase 2: waits for the handshakes started as pairs came up; a conversation whose
-/// clients did not both connect, or whose handshake did not end in time, has failed.
-/// Returns when the first handshake started and the last one finished.
+/// Phase 2: waits for the handshakes started as devices came up (and the sender keys of
+/// relay-fan-out groups handed out over them); a session whose devices did not both
+/// connect, or whose handshake did not end in time, has failed. Returns when the first
+/// handshake started and the last one finished.
 async fn await_handshakes(control: &Control, state: &Rc<RefCell<State>>) -> (u64, u64) {
     state.borrow_mut().fail_unbegun();
     let hs_deadline = now_ns() + HANDSHAKE_TIMEOUT_NS;
-    while state.borrow().handshakes_pending > 0 && now_ns() < hs_deadline && !control.stop.load(Ordering::Relaxed) {
+    while state.borrow().setting_up() && now_ns() < hs_deadline && !control.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut st = state.borrow_mut();
@@ -193,6 +204,9 @@ async fn send_steady(
         heap.push(Reverse((s.next_ns, i)));
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let senders_kind = plan.scenario.traffic.senders;
+    let churn = churn::Setup::of(spec)
+        .map(|setup| tokio::task::spawn_local(churn::run(setup, control.clone(), state.clone(), t0, stop_at)));
     let cpu0 = thread_cpu_ns();
     let sent0 = state.borrow().counters.sent;
     let stall = spec.stall.map(|(after, len)| (t0 + after, t0 + after + len));
@@ -213,7 +227,7 @@ async fn send_steady(
                 break;
             }
             heap.pop();
-            let next = send_one(&mut state.borrow_mut(), &mut senders[i], &plan.sizes, &mut buf);
+            let next = send_one(&mut state.borrow_mut(), &mut senders[i], senders_kind, &plan.sizes, &mut buf);
             if let Some(n) = next {
                 heap.push(Reverse((n, i)));
             }
@@ -230,6 +244,9 @@ async fn send_steady(
             _ = tokio::time::sleep(Duration::from_millis(50)) => {} // re-check stop regularly
         }
     }
+    if let Some(c) = churn {
+        c.abort();
+    }
     Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().counters.sent - sent0 }
 }
 
@@ -239,8 +256,11 @@ async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell
     let stopped = control.stop.load(Ordering::Relaxed);
     let cooldown_end = now_ns() + if stopped { spec.cooldown_ns.min(1_000_000_000) } else { spec.cooldown_ns };
     loop {
-        let c = state.borrow().counters.clone();
-        if c.delivered + c.refused_total() >= c.sent
+        let (c, held) = {
+            let st = state.borrow();
+            (st.counters.clone(), st.owed_offline())
+        };
+        if c.delivered + c.refused_total() + held >= c.sent
             || now_ns() >= cooldown_end
             || control.abort.load(Ordering::Relaxed)
         {
@@ -250,6 +270,8 @@ async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell
     }
     {
         let mut st = state.borrow_mut();
+        // What devices offline now are owed stays in the relay's mailboxes.
+        st.counters.undelivered_offline = st.owed_offline();
         st.closing = true;
         for c in &mut st.clients {
             c.tx = None; // writers send a close frame and end
@@ -258,28 +280,27 @@ async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Registers a connected client in the shard and starts its reader and writer tasks.
-fn bring_up(state: Rc<RefCell<State>>, i: usize, r: Result<client::Registered, client::ConnectFailure>) {
-    let mut st = state.borrow_mut();
+/// Registers a connected client in the shard and starts its reader and writer tasks and
+/// the handshakes of its sessions whose other device is up.
+fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, client::ConnectFailure>) {
     match r {
         Ok(reg) => {
-            st.counters.connects_ok += 1;
-            client::record(&mut st.hist, &reg);
-            let (sink, source) = reg.ws.split();
-            let (tx, rx) = mpsc::channel(QUEUE);
-            st.clients[i].tx = Some(tx);
-            st.connected += 1;
-            tokio::task::spawn_local(client::write_loop(sink, rx));
-            tokio::task::spawn_local(read_loop(state.clone(), i, source));
-            let c = st.clients[i].conv;
-            st.begin(c, now_ns());
+            {
+                let mut st = state.borrow_mut();
+                st.counters.connects_ok += 1;
+                client::record(&mut st.hist, &reg);
+            }
+            bring_up_reader_writer(state, i, reg);
+            state.borrow_mut().begin_sessions_of(i, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {
+            let mut st = state.borrow_mut();
             st.counters.connects_failed += 1;
             st.first_error.get_or_insert_with(|| format!("connect: {e:#}"));
             tracing::debug!(error = %format!("{e:#}"), "connect failed");
         }
         Err(client::ConnectFailure::Register(e)) => {
+            let mut st = state.borrow_mut();
             st.counters.connects_ok += 1;
             st.counters.registers_failed += 1;
             st.first_error.get_or_insert_with(|| format!("registration: {e:#}"));
@@ -288,7 +309,19 @@ fn bring_up(state: Rc<RefCell<State>>, i: usize, r: Result<client::Registered, c
     }
 }
 
-async fn read_loop(state: Rc<RefCell<State>>, i: usize, mut source: Source) {
+/// Makes `reg` device `i`'s current connection: its queue, writer and reader.
+fn bring_up_reader_writer(state: &Rc<RefCell<State>>, i: usize, reg: client::Registered) {
+    let mut st = state.borrow_mut();
+    let (sink, source) = reg.ws.split();
+    let (tx, rx) = mpsc::channel(QUEUE.max(st.queue));
+    st.clients[i].tx = Some(tx);
+    st.connected += 1;
+    let generation = st.clients[i].generation;
+    tokio::task::spawn_local(client::write_loop(sink, rx));
+    tokio::task::spawn_local(read_loop(state.clone(), i, generation, source));
+}
+
+async fn read_loop(state: Rc<RefCell<State>>, i: usize, generation: u32, mut source: Source) {
     while let Some(m) = source.next().await {
         match m {
             Ok(Message::Binary(b)) => {
@@ -299,5 +332,5 @@ async fn read_loop(state: Rc<RefCell<State>>, i: usize, mut source: Source) {
             Ok(_) => {}
         }
     }
-    state.borrow_mut().on_disconnect(i);
+    state.borrow_mut().on_disconnect(i, generation, false);
 }

@@ -1,103 +1,188 @@
-//! The open-loop senders of a shard: one per conversation direction (or one alternating),
-//! and sending one due message.
+//! The open-loop senders of a shard, one per conversation: who sends each message, and
+//! sending it — one copy per recipient device over pairwise sessions (1:1 conversations
+//! and client fan-out), or one sealed message the relay fans out (relay fan-out).
 
 use super::CRYPTO_SAMPLE;
 use super::state::State;
 use crate::clock::now_ns;
+use crate::driver::conversation::{Timed, seal_group_message};
+use crate::driver::layout::group_id;
 use crate::driver::recorder::{LATE_SEND_NS, Metric};
 use crate::driver::schedule::{Rng, Schedule};
-use crate::driver::wire::Side;
 use crate::scenario::Senders;
+use crate::scenario::population::ChatKind;
 use bytes::BytesMut;
 
-/// One sender of the schedule: a conversation direction (or both, alternating).
+/// The schedule of one conversation.
 pub(super) struct Sender {
-    pub(super) conv: usize,
-    pub(super) side: Side,
-    pub(super) alternate: bool,
+    pub(super) chat: usize,
     pub(super) sched: Schedule,
+    /// Picks the sending user and device.
+    rng: Rng,
     pub(super) next_ns: u64,
 }
 
+/// One sender per conversation whose devices are set up (a conversation none of whose
+/// sessions came up sends nothing: its handshakes are counted as failed).
 pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64, shard: usize) -> Vec<Sender> {
     let mut v = Vec::new();
-    for (c, conv) in st.convs.iter().enumerate() {
-        if !conv.ready() {
+    for (c, chat) in st.chats.iter().enumerate() {
+        let first = chat.first_client;
+        let any_up =
+            st.clients[first..first + chat.devices].iter().any(|d| d.sessions.iter().any(|&s| st.convs[s].ready()));
+        if !any_up {
             continue;
         }
-        let stream = u64::from(conv.id) << 1;
-        let mk = |rate: f64, s: u64| {
-            Schedule::new(rate, plan.scenario.traffic.arrival, Rng::new(seed ^ shard as u64, stream | s))
-        };
-        match plan.scenario.traffic.senders {
-            Senders::Initiator => v.push(Sender {
-                conv: c,
-                side: Side::Initiator,
-                alternate: false,
-                sched: mk(plan.rate_per_conversation, 0),
-                next_ns: 0,
-            }),
-            Senders::Alternating => v.push(Sender {
-                conv: c,
-                side: Side::Initiator,
-                alternate: true,
-                sched: mk(plan.rate_per_conversation, 0),
-                next_ns: 0,
-            }),
-            Senders::Both => {
-                let r = plan.rate_per_conversation / 2.0;
-                v.push(Sender { conv: c, side: Side::Initiator, alternate: false, sched: mk(r, 0), next_ns: 0 });
-                v.push(Sender { conv: c, side: Side::Responder, alternate: false, sched: mk(r, 1), next_ns: 0 });
-            }
-        }
+        let stream = u64::from(chat.id) << 1;
+        let sched = Schedule::new(
+            plan.rate_per_conversation,
+            plan.scenario.traffic.arrival,
+            Rng::new(seed ^ shard as u64, stream),
+        );
+        v.push(Sender { chat: c, sched, rng: Rng::new(seed ^ shard as u64, stream | 1), next_ns: 0 });
     }
     v
 }
 
-/// Sends one due message of `s` if its client can take it; returns the sender's next due
-/// time (the same intended time again, slightly later, when its queue is full).
-pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], buf: &mut BytesMut) -> Option<u64> {
-    let client = st.convs[s.conv].client(s.side);
+/// The user who sends the next message of conversation `c`.
+fn next_user(st: &mut State, s: &mut Sender, senders: Senders) -> usize {
+    let chat = &mut st.chats[s.chat];
+    match (chat.kind, senders) {
+        (ChatKind::Direct, Senders::Initiator) => 0,
+        (ChatKind::Direct, Senders::Alternating) => {
+            chat.turn ^= 1;
+            chat.turn ^ 1
+        }
+        _ => (s.rng.next_u64() % chat.sending_users.max(1) as u64) as usize,
+    }
+}
+
+/// An online device of `user` in conversation `c` (a random one when it has several).
+fn online_device(st: &State, c: usize, user: usize, rng: &mut Rng) -> Option<usize> {
+    let chat = &st.chats[c];
+    let devices = chat.users[user].clone();
+    let n = devices.len();
+    let start = (rng.next_u64() % n.max(1) as u64) as usize;
+    (0..n).map(|k| devices.start + (start + k) % n).find(|&p| st.clients[chat.first_client + p].tx.is_some())
+}
+
+/// Sends one due message of `s` if its device can take it; returns the sender's next due
+/// time (the same intended time again, slightly later, when the device's queue is full).
+pub(super) fn send_one(
+    st: &mut State,
+    s: &mut Sender,
+    senders: Senders,
+    sizes: &[(usize, f64)],
+    buf: &mut BytesMut,
+) -> Option<u64> {
+    let c = s.chat;
+    let user = next_user(st, s, senders);
+    let Some(pos) = online_device(st, c, user, &mut s.rng) else {
+        // Every device of the sending user is offline: the user does not send.
+        st.counters.skipped_offline += 1;
+        s.next_ns += s.sched.gap();
+        return Some(s.next_ns);
+    };
+    let client = st.chats[c].first_client + pos;
+    let relay = st.chats[c].relay_fanout();
+    let frames = if relay { 1 } else { st.chats[c].routes[pos].len() };
     let tx = st.clients[client].tx.as_ref()?;
-    if tx.capacity() == 0 {
+    if tx.capacity() < frames {
         // Back-pressure: keep the intended time (the message is late, not skipped).
         st.counters.backlogged += 1;
         return Some(now_ns() + 200_000);
     }
     let intended = s.next_ns;
-    let size = s.sched.size(sizes);
-    let timed = st.seal_tick % CRYPTO_SAMPLE == 0;
-    st.seal_tick += 1;
-    let actual = now_ns();
-
-    let measuring = intended >= st.measure_from;
-    match st.convs[s.conv].seal(s.side, size, intended, actual, st.ack, buf) {
-        Ok(_) => {}
-        Err(_) => {
-            st.counters.other_errors += 1;
-            return None;
-        }
-    }
+    let m = Timed { size: s.sched.size(sizes), msg: 0, intended_ns: intended, actual_ns: now_ns() };
+    let actual = m.actual_ns;
+    let sent = if relay { send_to_group(st, c, pos, m, buf) } else { send_copies(st, c, pos, m, buf) };
+    let done = now_ns();
+    st.counters.messages += 1;
     if actual.saturating_sub(intended) > LATE_SEND_NS {
         st.counters.late_sends += 1;
     }
-    if measuring {
-        let sealed = now_ns();
-        if timed {
-            st.hist.record(Metric::Seal, sealed - actual);
-        }
+    if intended >= st.measure_from {
         st.hist.record(Metric::ScheduleLag, actual.saturating_sub(intended));
-        st.counters.sent_measured += 1;
-    }
-    st.counters.sent += 1;
-    let frame = buf.split().freeze();
-    if !st.send_to(client, frame) {
-        // Queue closed (client died): counted as sent, it will be lost.
-        return None;
-    }
-    if s.alternate {
-        s.side = s.side.peer();
+        st.counters.sent_measured += sent;
+        if frames >= 2 || relay {
+            let tags = &st.chats[c].tags;
+            st.hist.record_tagged(Metric::FanoutSeal, tags, done - actual);
+        }
     }
     s.next_ns = intended + s.sched.gap();
     Some(s.next_ns)
+}
+
+/// Whether this seal is the one in `CRYPTO_SAMPLE` that is timed.
+fn timed(st: &mut State) -> bool {
+    let t = st.seal_tick % CRYPTO_SAMPLE == 0;
+    st.seal_tick += 1;
+    t
+}
+
+/// Client fan-out (and every 1:1 message): one copy per recipient device, sealed over the
+/// sender's session with it. Returns the copies sent.
+fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
+    let client = st.chats[c].first_client + pos;
+    let routes = st.chats[c].routes[pos].len();
+    let online = (0..routes)
+        .filter(|&k| {
+            let (session, side) = st.chats[c].routes[pos][k];
+            st.clients[st.convs[session].client(side.peer())].tx.is_some()
+        })
+        .count();
+    let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, online as u32);
+    st.counters.fanout_incomplete += u64::from(dropped);
+    m.msg = msg;
+    let measuring = m.intended_ns >= st.measure_from;
+    let mut sent = 0;
+    for k in 0..routes {
+        let (session, side) = st.chats[c].routes[pos][k];
+        if !st.convs[session].ready() {
+            continue; // its handshake failed (counted there)
+        }
+        let t = timed(st);
+        let t0 = now_ns();
+        if st.convs[session].seal(side, m, st.ack, buf).is_err() {
+            st.counters.other_errors += 1;
+            continue;
+        }
+        if t && measuring {
+            st.hist.record(Metric::Seal, now_ns() - t0);
+        }
+        let to = st.convs[session].client(side.peer());
+        st.clients[to].owed += 1;
+        st.counters.sent += 1;
+        sent += 1;
+        // A closed queue (the device died): counted as sent, it will be lost.
+        st.send_to(client, buf.split().freeze());
+    }
+    sent
+}
+
+/// Relay fan-out: one message sealed with the sender's key; the relay delivers it to
+/// every other member device. Returns the copies that implies.
+fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
+    let client = st.chats[c].first_client + pos;
+    let (chat_id, devices, first) = (st.chats[c].id, st.chats[c].devices, st.chats[c].first_client);
+    let members = devices as u64 - 1;
+    let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
+    st.counters.fanout_incomplete += u64::from(dropped);
+    m.msg = msg;
+    let t = timed(st);
+    let t0 = now_ns();
+    let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
+    if seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf).is_err() {
+        st.counters.other_errors += 1;
+        return 0;
+    }
+    if t && m.intended_ns >= st.measure_from {
+        st.hist.record(Metric::Seal, now_ns() - t0);
+    }
+    for p in (0..devices).filter(|&p| p != pos) {
+        st.clients[first + p].owed += 1;
+    }
+    st.counters.sent += members;
+    st.send_to(client, buf.split().freeze());
+    members
 }

@@ -1,33 +1,49 @@
-//! What one shard's tasks share: its clients, conversations, recorder and counters, and
-//! the handling of every frame a client receives (single-threaded: `Rc<RefCell<State>>`).
+//! What one shard's tasks share: its devices (clients), conversations, pairwise sessions,
+//! recorder and counters, and the handling of every frame a device receives
+//! (single-threaded: `Rc<RefCell<State>>`).
 
 use super::CRYPTO_SAMPLE;
 use crate::clock::now_ns;
 use crate::driver::ShardSpec;
-use crate::driver::conversation::{Conversation, NotOpened};
-use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
+use crate::driver::chat::Chat;
+use crate::driver::conversation::{Conversation, NotOpened, Opened};
+use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric, TagId};
 use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
-use bytes::Bytes;
-use sealcore::OpenError;
+use bytes::{Bytes, BytesMut};
 use sealcore::payload::{self, E2eKind, Stamp};
+use sealcore::{OpenError, SenderKey};
+use std::net::Ipv4Addr;
 use tokio::sync::mpsc;
 
-/// One simulated client of this shard.
+/// One simulated device of this shard: one client, one connection at a time.
 #[derive(Debug)]
 pub(super) struct Client {
     /// Relay id.
     pub(super) id: u64,
-    /// Its conversation (index into `convs`) and its end of it.
-    pub(super) conv: usize,
-    pub(super) side: Side,
-    /// Its outgoing queue (None until connected, and after it died).
+    /// Its conversation (index into `chats`) and its position among the conversation's devices.
+    pub(super) chat: usize,
+    pub(super) pos: usize,
+    pub(super) source: Ipv4Addr,
+    /// Sessions it is an end of.
+    pub(super) sessions: Vec<usize>,
+    /// Its outgoing queue: `Some` while online.
     pub(super) tx: Option<mpsc::Sender<Bytes>>,
+    /// Which connection is current (a reader of an older one must not take it down).
+    pub(super) generation: u32,
+    /// Copies addressed to it and not yet received (at the end: held by the relay while
+    /// it is offline, or lost while it is online).
+    pub(super) owed: u64,
+    /// Stored messages announced by its last WELCOME and not yet received, and when.
+    pub(super) stored_left: u32,
+    pub(super) welcome_ns: u64,
 }
 
 /// Everything one shard's tasks share (single-threaded: `Rc<RefCell<_>>`).
 pub(super) struct State {
     pub(super) clients: Vec<Client>,
+    /// Pairwise sessions, sorted by id.
     pub(super) convs: Vec<Conversation>,
+    pub(super) chats: Vec<Chat>,
     /// Interval histograms (moved to the coordinator every second).
     pub(super) hist: Histograms,
     /// Cumulative counters.
@@ -44,12 +60,17 @@ pub(super) struct State {
     pub(super) seal_tick: u64,
     pub(super) open_tick: u64,
     pub(super) connected: usize,
+    /// Sessions whose handshake has not ended, and sender keys not yet installed.
     pub(super) handshakes_pending: usize,
-    /// Reused buffer for opening deliveries.
+    pub(super) keys_pending: usize,
+    /// Reused buffers for opening deliveries and sealing control messages.
     pub(super) scratch: Vec<u8>,
+    pub(super) out: BytesMut,
     /// IK / NK: the initiator fetches the responder's key from the directory first.
     pub(super) needs_key: bool,
-    /// Per conversation: its handshake has been started.
+    /// Frames a device's queue holds (enough for the largest fan-out).
+    pub(super) queue: usize,
+    /// Per session: its handshake has been started.
     pub(super) begun: Vec<bool>,
     /// When the first handshake started and the last one finished (initiator side).
     pub(super) hs_first: Option<u64>,
@@ -59,15 +80,47 @@ pub(super) struct State {
 }
 
 impl State {
-    /// The state of a shard about to connect its clients: every conversation is pending
-    /// until it is set up or has failed.
-    pub(super) fn new(spec: &mut ShardSpec) -> Self {
+    /// The state of a shard about to connect its clients: every session is pending until
+    /// it is set up or has failed.
+    ///
+    /// # Errors
+    /// When the OS has no randomness for sender keys.
+    pub(super) fn new(spec: &mut ShardSpec, tags: &dyn Fn(&Chat) -> Vec<TagId>) -> Result<Self, getrandom::Error> {
         let convs = std::mem::take(&mut spec.convs);
-        State {
-            clients: spec.clients.iter().map(|c| Client { id: c.id, conv: c.conv, side: c.side, tx: None }).collect(),
+        let (aead, mode) = (spec.plan.suite.aead, spec.plan.mode);
+        let mut chats = Vec::with_capacity(spec.chats.len());
+        for c in &spec.chats {
+            let mut chat = Chat::new(c, aead, mode)?;
+            chat.tags = tags(&chat);
+            chats.push(chat);
+        }
+        let mut clients: Vec<Client> = spec
+            .clients
+            .iter()
+            .map(|c| Client {
+                id: c.id,
+                chat: c.chat,
+                pos: c.pos,
+                source: c.source,
+                sessions: Vec::new(),
+                tx: None,
+                generation: 0,
+                owed: 0,
+                stored_left: 0,
+                welcome_ns: 0,
+            })
+            .collect();
+        for (i, s) in convs.iter().enumerate() {
+            clients[s.initiator].sessions.push(i);
+            clients[s.responder].sessions.push(i);
+        }
+        Ok(State {
+            clients,
             handshakes_pending: convs.len(),
+            keys_pending: chats.iter().map(Chat::keys_expected).sum(),
             begun: vec![false; convs.len()],
             convs,
+            chats,
             hist: Histograms::new(),
             counters: Counters::new(),
             measure_from: u64::MAX,
@@ -78,14 +131,21 @@ impl State {
             open_tick: 0,
             connected: 0,
             scratch: Vec::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(4 * 1024),
             needs_key: spec.plan.suite.pattern.needs_remote_static(),
+            queue: spec.plan.max_copies() + super::QUEUE,
             hs_first: None,
             hs_last: 0,
             first_error: None,
-        }
+        })
     }
 
-    /// Fails every conversation whose clients did not both connect.
+    /// Set-up still under way: handshakes, and sender keys of relay-fan-out groups.
+    pub(super) fn setting_up(&self) -> bool {
+        self.handshakes_pending > 0 || self.keys_pending > 0
+    }
+
+    /// Fails every session whose devices did not both connect.
     pub(super) fn fail_unbegun(&mut self) {
         for c in 0..self.convs.len() {
             if !self.begun[c] {
@@ -94,7 +154,7 @@ impl State {
         }
     }
 
-    /// Fails every conversation whose handshake has not ended with both transports.
+    /// Fails every session whose handshake has not ended with both transports.
     pub(super) fn fail_unfinished(&mut self) {
         for c in 0..self.convs.len() {
             if !self.convs[c].hs_finished || !self.convs[c].ready() {
@@ -103,6 +163,7 @@ impl State {
         }
     }
 
+    /// Queues `frame` on `client`'s connection; false when it is offline or its queue is full.
     pub(super) fn send_to(&mut self, client: usize, frame: Bytes) -> bool {
         let Some(tx) = self.clients[client].tx.as_ref() else { return false };
         self.counters.bytes_sent += frame.len() as u64;
@@ -112,17 +173,27 @@ impl State {
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
         self.counters.bytes_received += data.len() as u64;
         match Wire::decode(&data) {
-            Incoming::Deliver { body_at } => self.on_deliver(client, data, body_at, now),
+            Incoming::Deliver { body_at, sender, stored } => {
+                self.on_deliver(client, &data, Delivery { body_at, sender, stored }, now);
+            }
             Incoming::Ack(request) => self.on_ack(request, now),
-            Incoming::Refused { request: RequestId::Message { .. }, code } => {
+            Incoming::Refused { request: RequestId::Message { conv, side, .. }, code } => {
                 self.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;
+                if let Some(s) = self.conv_index(conv) {
+                    let to = self.convs[s].client(side.peer());
+                    self.clients[to].owed = self.clients[to].owed.saturating_sub(1);
+                }
+            }
+            Incoming::Refused { request: RequestId::Group(_), code } => {
+                self.counters.group_refusals += 1;
+                tracing::debug!(code, "relay refused a group send");
             }
             Incoming::Refused { code, .. } => {
                 self.counters.other_errors += 1;
                 tracing::debug!(code, "relay error on a control frame");
             }
-            Incoming::Key { key, .. } => {
-                let c = self.clients[client].conv;
+            Incoming::Key { request: RequestId::Control(c), key } if (c as usize) < self.convs.len() => {
+                let c = c as usize;
                 if let Ok(k) = <[u8; 32]>::try_from(key) {
                     self.convs[c].remote_static = Some(k);
                     self.start_handshake(c, now);
@@ -130,7 +201,7 @@ impl State {
                     self.fail_handshake(c);
                 }
             }
-            Incoming::Unexpected | Incoming::Malformed => self.counters.malformed += 1,
+            Incoming::Key { .. } | Incoming::Unexpected | Incoming::Malformed => self.counters.malformed += 1,
         }
     }
 
@@ -146,23 +217,37 @@ impl State {
     }
 
     fn conv_index(&self, conv_id: u32) -> Option<usize> {
-        // Conversations of a shard are sorted by id.
+        // Sessions of a shard are sorted by id.
         self.convs.binary_search_by_key(&conv_id, |c| c.id).ok()
     }
 
-    fn on_deliver(&mut self, client: usize, data: Bytes, body_at: usize, now: u64) {
+    fn on_deliver(&mut self, client: usize, data: &[u8], d: Delivery, now: u64) {
         // Open in a reused scratch buffer: the frame is a slice of tungstenite's shared
         // read buffer, so it cannot be opened in place, and a copy per message must not
         // cost an allocation.
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        buf.extend_from_slice(&data);
-        self.on_deliver_in(client, &mut buf, body_at, now);
+        buf.extend_from_slice(data);
+        if d.stored {
+            self.on_stored(client, now);
+        }
+        self.on_deliver_in(client, &mut buf, d, now);
         self.scratch = buf;
     }
 
-    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], body_at: usize, now: u64) {
-        let Some(body) = buf.get_mut(body_at..) else {
+    /// A stored message reached a reconnected device: the last one ends its mailbox drain.
+    fn on_stored(&mut self, client: usize, now: u64) {
+        let c = &mut self.clients[client];
+        if c.stored_left > 0 {
+            c.stored_left -= 1;
+            if c.stored_left == 0 && c.welcome_ns >= self.measure_from {
+                self.hist.record(Metric::MailboxDrain, now.saturating_sub(c.welcome_ns));
+            }
+        }
+    }
+
+    fn on_deliver_in(&mut self, client: usize, buf: &mut [u8], d: Delivery, now: u64) {
+        let Some(body) = buf.get_mut(d.body_at..) else {
             self.counters.malformed += 1;
             return;
         };
@@ -170,65 +255,182 @@ impl State {
             self.counters.malformed += 1;
             return;
         };
-        let (c, side) = (self.clients[client].conv, self.clients[client].side);
-        if self.convs[c].id != conv_id {
-            self.counters.malformed += 1;
+        let data = &mut body[payload::E2E_HEADER_LEN..];
+        if kind == E2eKind::Group {
+            self.on_group(client, conv_id, d, data, now);
             return;
         }
-        let data = &mut body[payload::E2E_HEADER_LEN..];
+        let Some(s) = self.conv_index(conv_id) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let side = if self.convs[s].initiator == client {
+            Side::Initiator
+        } else if self.convs[s].responder == client {
+            Side::Responder
+        } else {
+            self.counters.malformed += 1;
+            return;
+        };
         match kind {
-            E2eKind::Transport => self.on_transport(c, side, data, now),
-            E2eKind::Handshake => self.on_handshake_message(c, side, data, now),
+            E2eKind::Transport => self.on_transport(s, side, data, d.stored, now),
+            E2eKind::Handshake => self.on_handshake_message(s, side, data, now),
+            E2eKind::SenderKey => self.on_sender_key(s, side, data),
             _ => self.counters.malformed += 1,
         }
     }
 
-    /// A transport message for `side` of conversation `c`: opened in place, classified,
-    /// and (from the warm-up's end) its latencies recorded.
-    fn on_transport(&mut self, c: usize, side: Side, data: &mut [u8], now: u64) {
+    /// A transport message for `side` of session `s`: opened in place, classified, and
+    /// (from the warm-up's end) its latencies recorded.
+    fn on_transport(&mut self, s: usize, side: Side, data: &mut [u8], stored: bool, now: u64) {
         let timed = self.open_tick % CRYPTO_SAMPLE == 0;
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
-        match self.convs[c].open(side, data) {
+        let result = self.convs[s].open(side, data).map(|o| (o.stamp, o.reordered));
+        let (to, from) = (self.convs[s].client(side), self.convs[s].client(side.peer()));
+        if let Some((stamp, reordered)) = self.classify(result, now) {
+            self.clients[to].owed = self.clients[to].owed.saturating_sub(1);
+            let chat = self.clients[to].chat;
+            let sender_pos = self.clients[from].pos;
+            self.delivered(chat, sender_pos, stamp, reordered, stored, now, timed.then_some(t0));
+        }
+    }
+
+    /// Counts a message that could not be opened (or whose stamp cannot belong to this
+    /// run); passes on an authentic one.
+    fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
+        match r {
             // A stamp that cannot belong to this run (sent before it started sending, or
             // "in the future"): authentic bytes, impossible timing — counted, never
             // recorded as a latency.
             Ok((stamp, _)) if !stamp_fits(&stamp, self.send_from, now) => self.counters.bad_timestamp += 1,
-            Ok((stamp, reordered)) => {
-                let done = now_ns();
-                self.counters.delivered += 1;
-                if reordered {
-                    self.counters.reordered += 1;
-                }
-                if stamp.intended_ns >= self.measure_from {
-                    if timed {
-                        self.hist.record(Metric::Open, done - t0);
-                    }
-                    self.hist.record(Metric::E2e, now.saturating_sub(stamp.intended_ns));
-                    self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
-                }
-            }
+            Ok(ok) => return Some(ok),
             Err(NotOpened::NotReady) => self.counters.not_ready += 1,
             Err(NotOpened::Open(OpenError::Replay)) => self.counters.duplicated += 1,
             Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,
             Err(NotOpened::Open(OpenError::TooOld | OpenError::TooFarAhead)) => self.counters.too_old += 1,
             Err(NotOpened::Open(_)) => self.counters.malformed += 1,
         }
+        None
     }
 
-    /// A handshake message for `side` of conversation `c`: answered through the relay,
-    /// and the handshake's time recorded when the initiator's transport is ready.
-    fn on_handshake_message(&mut self, c: usize, side: Side, data: &[u8], now: u64) {
-        let settled_before = self.convs[c].hs_finished;
-        let result = self.convs[c].on_handshake(side, data, now);
-        if !settled_before && self.convs[c].hs_finished {
-            // Both ends now hold their transports: the conversation is set up.
+    /// Records one delivered copy of a message of conversation `chat` sent by the device at
+    /// `sender_pos`: online or offline latency by class, and the fan-out it completes.
+    #[allow(clippy::too_many_arguments)]
+    fn delivered(
+        &mut self,
+        chat: usize,
+        sender_pos: usize,
+        stamp: Stamp,
+        reordered: bool,
+        stored: bool,
+        now: u64,
+        open_started: Option<u64>,
+    ) {
+        self.counters.delivered += 1;
+        if reordered {
+            self.counters.reordered += 1;
+        }
+        let measured = stamp.intended_ns >= self.measure_from;
+        let chat = &mut self.chats[chat];
+        let arrival = if stored { Default::default() } else { chat.outboxes[sender_pos].arrived(stamp.msg, now) };
+        if !measured {
+            return;
+        }
+        let tags = &chat.tags;
+        if let Some(t0) = open_started {
+            self.hist.record(Metric::Open, now_ns() - t0);
+        }
+        if stored {
+            self.hist.record_tagged(Metric::OfflineE2e, tags, now.saturating_sub(stamp.intended_ns));
+            return;
+        }
+        self.hist.record_tagged(Metric::E2e, tags, now.saturating_sub(stamp.intended_ns));
+        self.hist.record_tagged(Metric::E2eRaw, tags, now.saturating_sub(stamp.actual_ns));
+        if let Some(ns) = arrival.first_ns {
+            self.hist.record_tagged(Metric::FanoutFirst, tags, ns);
+        }
+        if let Some(ns) = arrival.last_ns {
+            self.hist.record_tagged(Metric::FanoutLast, tags, ns);
+        }
+    }
+
+    /// A group message (relay fan-out) for `client`: opened with its sender's key.
+    fn on_group(&mut self, client: usize, chat_id: u32, d: Delivery, data: &mut [u8], now: u64) {
+        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+        let first = self.chats[chat].first_client;
+        let sender = {
+            let clients = &self.clients;
+            self.chats[chat].sender_position(d.sender, |p| clients[first + p].id)
+        };
+        let (Some(sender), true) = (sender, self.chats[chat].id == chat_id) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        self.open_tick += 1;
+        let t0 = if timed { now_ns() } else { 0 };
+        let sending = self.chats[chat].sending;
+        let Some(keys) = self.chats[chat].sender_keys.as_mut() else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let slot = pos * sending + sender;
+        let result = match keys.inbound[slot].as_mut() {
+            None => Err(NotOpened::NotReady),
+            Some(rx) => rx.open(data).map_err(NotOpened::Open).and_then(|pt| {
+                let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
+                let reordered = keys.max_rx[slot].is_some_and(|m| stamp.msg < m);
+                if !reordered {
+                    keys.max_rx[slot] = Some(stamp.msg);
+                }
+                Ok((stamp, reordered))
+            }),
+        };
+        if let Some((stamp, reordered)) = self.classify(result, now) {
+            self.clients[client].owed = self.clients[client].owed.saturating_sub(1);
+            self.delivered(chat, sender, stamp, reordered, d.stored, now, timed.then_some(t0));
+        }
+    }
+
+    /// A sender key for `side` of session `s`: installed for the group's sender.
+    fn on_sender_key(&mut self, s: usize, side: Side, data: &mut [u8]) {
+        let (to, from) = (self.convs[s].client(side), self.convs[s].client(side.peer()));
+        let key = match self.convs[s].open(side, data) {
+            Ok(Opened { rest, .. }) => <[u8; 32]>::try_from(rest.get(..32).unwrap_or(&[])).ok(),
+            Err(_) => None,
+        };
+        let (chat, pos, sender) = (self.clients[to].chat, self.clients[to].pos, self.clients[from].pos);
+        let sending = self.chats[chat].sending;
+        let Some(keys) = self.chats[chat].sender_keys.as_mut() else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let (Some(key), true) = (key, sender < sending) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let slot = &mut keys.inbound[pos * sending + sender];
+        if slot.is_none() {
+            *slot = Some(SenderKey::new(self.convs[s].suite().aead, self.convs[s].mode(), &key).receiver());
+            self.counters.sender_keys += 1;
+            self.keys_pending = self.keys_pending.saturating_sub(1);
+        }
+    }
+
+    /// A handshake message for `side` of session `s`: answered through the relay, and the
+    /// handshake's time recorded when the initiator's transport is ready.
+    fn on_handshake_message(&mut self, s: usize, side: Side, data: &[u8], now: u64) {
+        let settled_before = self.convs[s].hs_finished;
+        let result = self.convs[s].on_handshake(side, data, now);
+        if !settled_before && self.convs[s].hs_finished {
+            // Both ends now hold their transports: the session is set up.
             self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
         }
         match result {
             Ok(p) => {
                 if let Some(out) = p.reply {
-                    let from = self.convs[c].client(out.from);
+                    let from = self.convs[s].client(out.from);
                     self.send_to(from, out.frame.freeze());
                 }
                 if let Some(ns) = p.initiator_done_ns {
@@ -236,62 +438,110 @@ impl State {
                     self.counters.handshakes_ok += 1;
                     self.hs_last = self.hs_last.max(now);
                 }
+                if self.convs[s].ready() && !settled_before {
+                    self.hand_out_sender_keys(s, now);
+                }
             }
             Err(e) => {
-                tracing::debug!(conversation = self.convs[c].id, error = %e, "handshake failed");
-                self.fail_handshake(c);
+                tracing::debug!(session = self.convs[s].id, error = %e, "handshake failed");
+                self.fail_handshake(s);
             }
         }
     }
 
-    pub(super) fn fail_handshake(&mut self, c: usize) {
-        if !self.convs[c].hs_finished {
-            self.convs[c].hs_finished = true;
+    /// Relay fan-out: once session `s` is up, each of its ends that sends in the group
+    /// hands its sender key to the other over it.
+    fn hand_out_sender_keys(&mut self, s: usize, now: u64) {
+        for side in Side::BOTH {
+            let from = self.convs[s].client(side);
+            let (chat, pos) = (self.clients[from].chat, self.clients[from].pos);
+            let Some(keys) = self.chats[chat].sender_keys.as_ref() else { return };
+            let Some(key) = keys.keys.get(pos).copied() else { continue };
+            let mut out = std::mem::take(&mut self.out);
+            if self.convs[s].seal_sender_key(side, &key, now, &mut out).is_ok() {
+                let frame = out.split().freeze();
+                self.send_to(from, frame);
+            }
+            self.out = out;
+        }
+    }
+
+    pub(super) fn fail_handshake(&mut self, s: usize) {
+        if !self.convs[s].hs_finished {
+            self.convs[s].hs_finished = true;
             self.counters.handshakes_failed += 1;
             self.handshakes_pending = self.handshakes_pending.saturating_sub(1);
         }
     }
 
-    /// Starts conversation `c`'s handshake once both its clients are connected — as soon as
-    /// they are, so that a paced connect phase gives paced handshakes (and `connect_rate = 0`
-    /// a storm).
-    pub(super) fn begin(&mut self, c: usize, now: u64) {
-        let (ini, resp) = (self.convs[c].initiator, self.convs[c].responder);
-        if self.begun[c] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
+    /// Starts the handshake of every session of `client` whose other device is connected
+    /// too — as soon as it is, so that a paced connect phase gives paced handshakes (and
+    /// `connect_rate = 0` a storm).
+    pub(super) fn begin_sessions_of(&mut self, client: usize, now: u64) {
+        for k in 0..self.clients[client].sessions.len() {
+            let s = self.clients[client].sessions[k];
+            self.begin(s, now);
+        }
+    }
+
+    fn begin(&mut self, s: usize, now: u64) {
+        let (ini, resp) = (self.convs[s].initiator, self.convs[s].responder);
+        if self.begun[s] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
             return;
         }
-        self.begun[c] = true;
+        self.begun[s] = true;
         if self.needs_key {
-            let fetch = Wire::key_fetch(RequestId::Control(c as u32), self.clients[resp].id);
+            let fetch = Wire::key_fetch(RequestId::Control(s as u32), self.clients[resp].id);
             self.hs_first.get_or_insert(now);
             if !self.send_to(ini, fetch) {
-                self.fail_handshake(c);
+                self.fail_handshake(s);
             }
         } else {
-            self.start_handshake(c, now);
+            self.start_handshake(s, now);
         }
     }
 
-    pub(super) fn start_handshake(&mut self, c: usize, now: u64) {
+    pub(super) fn start_handshake(&mut self, s: usize, now: u64) {
         self.hs_first.get_or_insert(now);
-        match self.convs[c].start(now) {
+        match self.convs[s].start(now) {
             Ok(out) => {
-                let from = self.convs[c].initiator;
+                let from = self.convs[s].initiator;
                 if !self.send_to(from, out.frame.freeze()) {
-                    self.fail_handshake(c);
+                    self.fail_handshake(s);
                 }
             }
-            Err(_) => self.fail_handshake(c),
+            Err(_) => self.fail_handshake(s),
         }
     }
 
-    pub(super) fn on_disconnect(&mut self, client: usize) {
-        self.clients[client].tx = None;
-        self.connected = self.connected.saturating_sub(1);
+    /// Connection `generation` of `client` ended. An older connection's end (after the
+    /// device left and came back) changes nothing; a device that left on purpose, or a
+    /// run shutting down, is not a disconnect.
+    pub(super) fn on_disconnect(&mut self, client: usize, generation: u32, left: bool) {
+        let c = &mut self.clients[client];
+        if c.generation != generation || left {
+            return;
+        }
+        if c.tx.take().is_some() {
+            self.connected = self.connected.saturating_sub(1);
+        }
         if !self.closing {
             self.counters.disconnects += 1;
         }
     }
+
+    /// Copies owed to devices that are offline now (held in the relay's mailboxes).
+    pub(super) fn owed_offline(&self) -> u64 {
+        self.clients.iter().filter(|c| c.tx.is_none()).map(|c| c.owed).sum()
+    }
+}
+
+/// Where a delivery's body is, who sent it, and whether the relay stored it.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    body_at: usize,
+    sender: u64,
+    stored: bool,
 }
 
 /// A message's stamp can belong to this run: due no earlier than the steady start, sent
@@ -306,7 +556,7 @@ mod tests {
 
     #[test]
     fn stamps_outside_the_run_do_not_fit() {
-        let s = |intended_ns, actual_ns| Stamp { seq: 0, intended_ns, actual_ns };
+        let s = |intended_ns, actual_ns| Stamp { seq: 0, msg: 0, intended_ns, actual_ns };
         assert!(stamp_fits(&s(100, 150), 100, 200));
         assert!(!stamp_fits(&s(99, 150), 100, 200), "due before the run started sending");
         assert!(!stamp_fits(&s(120, 110), 100, 200), "sent before it was due");

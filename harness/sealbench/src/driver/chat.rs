@@ -1,0 +1,226 @@
+//! A conversation inside a shard: its devices, which pairwise sessions carry each sending
+//! device's copies, the sender keys of a relay-fan-out group, and the record of each
+//! message in flight that tells when its first and its last recipient had it. No I/O.
+//!
+//! A message with several recipient devices (a group message, or a 1:1 message to a user
+//! with several devices, whose copies also go to the sender's own other devices) is one
+//! *logical message*: every copy carries the sender's number for it in the plaintext
+//! stamp (`msg`). `fanout_first` / `fanout_last` are measured against the devices that
+//! were online when it was sent (a copy stored for an offline device is `offline_e2e`).
+
+use super::ChatSpec;
+use super::wire::Side;
+use crate::scenario::Fanout;
+use crate::scenario::population::ChatKind;
+use sealcore::{AeadKind, SenderKey, TransportMode, TransportReceiver, TransportSender};
+use std::ops::Range;
+
+/// How many messages of one sending device are tracked at once (older records are
+/// reused: a fan-out still incomplete then is counted as such).
+pub const TRACKED: usize = 256;
+
+/// A logical message in flight.
+#[derive(Debug, Clone, Copy, Default)]
+struct InFlight {
+    /// Its number (+1; 0 marks an empty record).
+    msg_plus_one: u32,
+    intended_ns: u64,
+    /// Copies to devices online at the send, and how many of them arrived.
+    expected: u32,
+    arrived: u32,
+}
+
+/// What the arrival of one copy completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Arrival {
+    /// The first copy: intended → now.
+    pub first_ns: Option<u64>,
+    /// The last expected copy: intended → now.
+    pub last_ns: Option<u64>,
+}
+
+/// One sending device's outgoing messages.
+#[derive(Debug)]
+pub struct Outbox {
+    next_msg: u32,
+    tracked: Box<[InFlight]>,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Outbox { next_msg: 0, tracked: vec![InFlight::default(); TRACKED].into_boxed_slice() }
+    }
+
+    /// Numbers a new message; tracks it when `expected` ≥ 2 copies go to online devices.
+    /// Returns its number and whether a record still incomplete was reused.
+    pub fn open(&mut self, intended_ns: u64, expected: u32) -> (u32, bool) {
+        let msg = self.next_msg;
+        self.next_msg = self.next_msg.wrapping_add(1);
+        let slot = &mut self.tracked[msg as usize % TRACKED];
+        let dropped = slot.msg_plus_one != 0 && slot.arrived < slot.expected;
+        *slot = if expected >= 2 {
+            InFlight { msg_plus_one: msg.wrapping_add(1), intended_ns, expected, arrived: 0 }
+        } else {
+            InFlight::default()
+        };
+        (msg, dropped)
+    }
+
+    /// A copy of message `msg` arrived at `now`.
+    pub fn arrived(&mut self, msg: u32, now: u64) -> Arrival {
+        let slot = &mut self.tracked[msg as usize % TRACKED];
+        if slot.msg_plus_one != msg.wrapping_add(1) || slot.arrived >= slot.expected {
+            return Arrival::default();
+        }
+        slot.arrived += 1;
+        let took = now.saturating_sub(slot.intended_ns);
+        Arrival {
+            first_ns: (slot.arrived == 1).then_some(took),
+            last_ns: (slot.arrived == slot.expected).then_some(took),
+        }
+    }
+
+    /// Tracked messages whose fan-out is still incomplete.
+    pub fn incomplete(&self) -> u64 {
+        self.tracked.iter().filter(|t| t.msg_plus_one != 0 && t.arrived < t.expected).count() as u64
+    }
+}
+
+/// A relay-fan-out group's sender keys.
+pub struct SenderKeys {
+    /// Per sending device: the key it hands out.
+    pub keys: Vec<[u8; 32]>,
+    /// Per sending device: its own sealing half.
+    pub out: Vec<TransportSender>,
+    /// Per (recipient position, sending position): the opening half, once received.
+    pub inbound: Vec<Option<TransportReceiver>>,
+    /// Per (recipient, sender): the highest message number received (reorder count).
+    pub max_rx: Vec<Option<u32>>,
+}
+
+impl std::fmt::Debug for SenderKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderKeys").field("senders", &self.keys.len()).finish_non_exhaustive()
+    }
+}
+
+/// A conversation in a shard.
+#[derive(Debug)]
+pub struct Chat {
+    /// Its number in the run (the relay group is `id + 1`; group messages carry `id`).
+    pub id: u32,
+    /// 1:1 or group.
+    pub kind: ChatKind,
+    /// Its devices are the shard's clients `first_client..first_client + devices`.
+    pub first_client: usize,
+    /// Devices in it.
+    pub devices: usize,
+    /// Each user's device positions.
+    pub users: Vec<Range<usize>>,
+    /// Users who send: the first `sending_users`.
+    pub sending_users: usize,
+    /// Their devices: positions `..sending`.
+    pub sending: usize,
+    /// Per sending device position: its copies as (session, its side in the session).
+    pub routes: Vec<Vec<(usize, Side)>>,
+    /// Per sending device position: its messages in flight.
+    pub outboxes: Vec<Outbox>,
+    /// Relay fan-out only.
+    pub sender_keys: Option<SenderKeys>,
+    /// Tags its messages are recorded under.
+    pub tags: Vec<super::recorder::TagId>,
+    /// 1:1 with alternating senders: whose turn it is.
+    pub turn: usize,
+}
+
+impl Chat {
+    /// The shard's record of conversation `spec` (sender keys drawn from the OS).
+    ///
+    /// # Errors
+    /// When the OS has no randomness for sender keys.
+    pub(super) fn new(spec: &ChatSpec, aead: AeadKind, mode: TransportMode) -> Result<Chat, getrandom::Error> {
+        let devices = spec.users.last().map_or(0, |u| u.end);
+        let mut routes = vec![Vec::new(); spec.sending];
+        for &(a, b, session) in &spec.sessions {
+            if a < spec.sending {
+                routes[a].push((session, Side::Initiator));
+            }
+            if b < spec.sending {
+                routes[b].push((session, Side::Responder));
+            }
+        }
+        let sending_users = spec.users.iter().take_while(|u| u.end <= spec.sending).count();
+        let sender_keys = match spec.kind {
+            ChatKind::Group { fanout: Fanout::Relay, .. } => {
+                let mut keys = vec![[0u8; 32]; spec.sending];
+                for k in &mut keys {
+                    getrandom::fill(k)?;
+                }
+                let out = keys.iter().map(|k| SenderKey::new(aead, mode, k).sender()).collect();
+                let n = devices * spec.sending;
+                Some(SenderKeys { keys, out, inbound: (0..n).map(|_| None).collect(), max_rx: vec![None; n] })
+            }
+            _ => None,
+        };
+        Ok(Chat {
+            id: spec.id,
+            kind: spec.kind,
+            first_client: spec.first_client,
+            devices,
+            users: spec.users.clone(),
+            sending_users,
+            sending: spec.sending,
+            routes,
+            outboxes: (0..spec.sending).map(|_| Outbox::new()).collect(),
+            sender_keys,
+            tags: Vec::new(),
+            turn: 0,
+        })
+    }
+
+    /// Relay fan-out: the relay delivers one sealed message to every other member.
+    pub fn relay_fanout(&self) -> bool {
+        self.sender_keys.is_some()
+    }
+
+    /// The position of the sending device with relay id `id` (`ids` by position).
+    pub fn sender_position(&self, id: u64, ids: impl Fn(usize) -> u64) -> Option<usize> {
+        (0..self.sending).find(|&p| ids(p) == id)
+    }
+
+    /// Sender keys still to be received by the group's members.
+    pub fn keys_expected(&self) -> usize {
+        if self.relay_fanout() { self.sending * (self.devices - 1) } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_and_last_arrival_bracket_every_copy() {
+        let mut o = Outbox::new();
+        let (m, dropped) = o.open(1_000, 3);
+        assert!(!dropped);
+        assert_eq!(o.arrived(m, 1_500), Arrival { first_ns: Some(500), last_ns: None });
+        assert_eq!(o.arrived(m, 1_700), Arrival::default());
+        assert_eq!(o.arrived(m, 2_000), Arrival { first_ns: None, last_ns: Some(1_000) });
+        assert_eq!(o.arrived(m, 2_100), Arrival::default(), "a fourth copy is not expected");
+        assert_eq!(o.incomplete(), 0);
+    }
+
+    #[test]
+    fn a_reused_record_reports_its_incomplete_fanout() {
+        let mut o = Outbox::new();
+        let (m, _) = o.open(0, 2);
+        o.arrived(m, 10);
+        for _ in 1..TRACKED {
+            o.open(0, 1);
+        }
+        assert_eq!(o.incomplete(), 1);
+        let (_, dropped) = o.open(0, 2);
+        assert!(dropped);
+        assert_eq!(o.arrived(m, 20), Arrival::default(), "the old message's record is gone");
+    }
+}
