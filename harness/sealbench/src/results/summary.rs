@@ -88,9 +88,16 @@ pub struct ClientsSummary {
     pub handshakes_ok: u64,
     /// Handshakes failed.
     pub handshakes_failed: u64,
+    /// Devices that came back after going offline (churn).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Reconnections that failed.
+    #[serde(default)]
+    pub reconnect_failures: u64,
 }
 
-/// Message accounting: `sent = delivered + refused + lost`.
+/// Message accounting: `sent = delivered + refused + undelivered_offline + lost`, counted
+/// in deliveries (a message to a group of 50 is 49 deliveries; `messages` counts it once).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Messages {
     /// Transport messages sent (warm-up included).
@@ -135,6 +142,24 @@ pub struct Messages {
     /// saturation verdict's evidence.
     #[serde(default)]
     pub late_sends: u64,
+    /// Logical messages sent (each fans out into one or more deliveries).
+    #[serde(default)]
+    pub messages: u64,
+    /// Messages not sent because every device of the sending user was offline.
+    #[serde(default)]
+    pub skipped_offline: u64,
+    /// Deliveries the relay still held for devices offline at the end: not lost.
+    #[serde(default)]
+    pub undelivered_offline: u64,
+    /// Group sends the relay refused (their undelivered copies count as lost).
+    #[serde(default)]
+    pub group_refusals: u64,
+    /// Messages whose fan-out to the devices online at the send never completed.
+    #[serde(default)]
+    pub fanout_incomplete: u64,
+    /// Group sender keys handed out over pairwise sessions (relay fan-out).
+    #[serde(default)]
+    pub sender_keys: u64,
 }
 
 /// Rates.
@@ -270,6 +295,12 @@ impl Messages {
             not_ready: c.not_ready,
             bad_timestamp: c.bad_timestamp,
             late_sends: c.late_sends,
+            messages: c.messages,
+            skipped_offline: c.skipped_offline,
+            undelivered_offline: c.undelivered_offline,
+            group_refusals: c.group_refusals,
+            fanout_incomplete: c.fanout_incomplete,
+            sender_keys: c.sender_keys,
         }
     }
 }
@@ -285,6 +316,8 @@ impl ClientsSummary {
             disconnected: c.disconnects,
             handshakes_ok: c.handshakes_ok,
             handshakes_failed: c.handshakes_failed,
+            reconnects: c.reconnects,
+            reconnect_failures: c.reconnect_failures,
         }
     }
 }
