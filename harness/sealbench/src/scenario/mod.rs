@@ -14,6 +14,7 @@
 pub mod choice;
 mod load;
 mod plan;
+mod tags;
 
 pub use choice::{Arrival, ConversationKind, Mode, Pairing, RelayTarget, Senders, WsUrl};
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};

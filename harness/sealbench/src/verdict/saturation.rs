@@ -225,6 +225,8 @@ mod tests {
                 offered_per_s: 1000.0,
             },
             latency: Default::default(),
+            tags: Vec::new(),
+            latency_by_tag: Default::default(),
             thresholds: Vec::new(),
             generator: Generator {
                 schedule_lag: None,

@@ -5,6 +5,7 @@ use super::CRYPTO_SAMPLE;
 use crate::clock::now_ns;
 use crate::driver::ShardSpec;
 use crate::driver::conversation::{Conversation, NotOpened};
+use crate::driver::recorder::tags::TagId;
 use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
 use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
 use bytes::Bytes;
@@ -30,6 +31,8 @@ pub(super) struct State {
     pub(super) convs: Vec<Conversation>,
     /// Interval histograms (moved to the coordinator every second).
     pub(super) hist: Histograms,
+    /// The traffic classes a 1:1 message is recorded under (`class=dm`).
+    pub(super) dm_tags: Vec<TagId>,
     /// Cumulative counters.
     pub(super) counters: Counters,
     /// Histograms record samples whose intended time is at or after this (warm-up end).
@@ -68,7 +71,8 @@ impl State {
             handshakes_pending: convs.len(),
             begun: vec![false; convs.len()],
             convs,
-            hist: Histograms::new(),
+            hist: Histograms::with_tags(spec.plan.tags()),
+            dm_tags: spec.plan.dm_tags(),
             counters: Counters::new(),
             measure_from: u64::MAX,
             send_from: u64::MAX,
@@ -204,8 +208,8 @@ impl State {
                     if timed {
                         self.hist.record(Metric::Open, done - t0);
                     }
-                    self.hist.record(Metric::E2e, now.saturating_sub(stamp.intended_ns));
-                    self.hist.record(Metric::E2eRaw, now.saturating_sub(stamp.actual_ns));
+                    self.hist.record_tagged(Metric::E2e, &self.dm_tags, now.saturating_sub(stamp.intended_ns));
+                    self.hist.record_tagged(Metric::E2eRaw, &self.dm_tags, now.saturating_sub(stamp.actual_ns));
                 }
             }
             Err(NotOpened::NotReady) => self.counters.not_ready += 1,
