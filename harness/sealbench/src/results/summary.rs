@@ -224,7 +224,7 @@ pub struct Summary {
     /// Latency per tagged metric ([`Metric::TAGGED`]) and traffic class:
     /// `latency_by_tag["e2e"]["class=dm"]`. Tags without samples are absent.
     #[serde(default)]
-    pub latency_by_tag: BTreeMap<String, BTreeMap<String, Latency>>,
+    pub latency_by_tag: ByTag,
     /// Threshold verdicts.
     pub thresholds: Vec<Verdict>,
     /// The load generator's own health.
@@ -412,15 +412,7 @@ impl Summary {
 
     /// Each class's latency of `metric`, in table order (class, fan-out, size by number).
     pub fn by_tag(&self, metric: Metric) -> Vec<(TagSet, &Latency)> {
-        let mut v: Vec<(TagSet, &Latency)> = self
-            .latency_by_tag
-            .get(metric.name())
-            .into_iter()
-            .flatten()
-            .filter_map(|(t, l)| Some((TagSet::parse(t).ok()?, l)))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        classes_of(&self.latency_by_tag, metric)
     }
 
     /// The value of a figure (None when the metric had no samples, or for the error rate
@@ -471,6 +463,22 @@ impl Summary {
     pub fn thresholds_pass(&self) -> bool {
         self.thresholds.iter().all(|v| v.pass)
     }
+}
+
+/// Latency per metric name, then per class (canonical tag text): `latency_by_tag`.
+pub type ByTag = BTreeMap<String, BTreeMap<String, Latency>>;
+
+/// Each class's latency of `metric` in `by_tag` (a summary's `latency_by_tag`), in table
+/// order (class, fan-out, size by number).
+pub fn classes_of(by_tag: &ByTag, metric: Metric) -> Vec<(TagSet, &Latency)> {
+    let mut v: Vec<(TagSet, &Latency)> = by_tag
+        .get(metric.name())
+        .into_iter()
+        .flatten()
+        .filter_map(|(t, l)| Some((TagSet::parse(t).ok()?, l)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 /// `VmHWM` (peak resident set) of this process, KiB; 0 where unavailable.
