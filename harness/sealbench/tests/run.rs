@@ -89,7 +89,9 @@ fn every_sample_of_the_summary_is_in_the_log(log: &[u8], summary: &Summary) -> T
         let tag = i.tag().ok_or("every interval has a Tag=")?.as_str().to_owned();
         let bytes = base64::engine::general_purpose::STANDARD.decode(i.encoded_histogram())?;
         let h: Histogram<u64> = de.deserialize(&mut &bytes[..])?;
-        let sum = sums.entry(tag).or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap());
+        let sum = sums
+            .entry(tag)
+            .or_insert_with(|| Histogram::new_with_bounds(1, sealbench::driver::recorder::MAX_NS, 3).unwrap());
         sum.add(&h)?;
     }
     assert!(!summary.latency.is_empty());
@@ -100,6 +102,19 @@ fn every_sample_of_the_summary_is_in_the_log(log: &[u8], summary: &Summary) -> T
         assert_eq!(us(h.value_at_quantile(0.5)), l.p50_us, "{name}: p50");
         assert_eq!(us(h.value_at_quantile(0.99)), l.p99_us, "{name}: p99");
         assert_eq!(us(h.max()), l.max_us, "{name}: max");
+    }
+    // Each traffic class's figures too: the log writes `e2e{class=group;size=50}` (labels
+    // joined with ';'), the summary `latency_by_tag["e2e"]["class=group,size=50"]`.
+    for (metric, by_tag) in &summary.latency_by_tag {
+        for (tag, l) in by_tag {
+            let name = format!("{metric}{{{}}}", tag.replace(',', ";"));
+            let h = sums.get(&name).ok_or_else(|| format!("{name} is in the summary but not in the log"))?;
+            let us = |ns: u64| ns as f64 / 1e3;
+            assert_eq!(h.len(), l.count, "{name}: count in the log vs the summary");
+            assert_eq!(us(h.value_at_quantile(0.5)), l.p50_us, "{name}: p50");
+            assert_eq!(us(h.value_at_quantile(0.99)), l.p99_us, "{name}: p99");
+            assert_eq!(us(h.max()), l.max_us, "{name}: max");
+        }
     }
     Ok(())
 }
@@ -213,6 +228,41 @@ fn a_failing_threshold_exits_99_and_a_bad_scenario_exits_2() -> TestResult {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s.toml") && err.contains("colour") && err.contains("line"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn dm_traffic_is_recorded_under_its_class_and_class_thresholds_gate_the_run() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.toml");
+    let gate = "thresholds = [\"e2e{class=dm}.p99 < 10s\", \"e2e{class=dm}.p99 < 1ns\"]";
+    std::fs::write(&path, small(gate))?;
+    let out = bin().arg("run").arg(&path).arg("--out").arg(dir.path().join("r")).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Summary = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/summary.json"))?)?;
+    assert_eq!(s.tags, ["class=dm"]);
+    let all = s.latency.get("e2e").ok_or("e2e in the summary")?;
+    let dm = s.latency_by_tag.get("e2e").and_then(|t| t.get("class=dm")).ok_or("e2e{class=dm} in the summary")?;
+    assert!(all.count > 100, "{} samples", all.count);
+    assert_eq!((dm.count, dm.p99_us), (all.count, all.p99_us), "every message of this run is a DM");
+    let raw = s.latency_by_tag.get("e2e_raw").and_then(|t| t.get("class=dm")).ok_or("e2e_raw{class=dm}")?;
+    assert_eq!(raw.count, s.latency["e2e_raw"].count);
+    let verdicts: Vec<(&str, bool)> = s.thresholds.iter().map(|v| (v.expr.as_str(), v.pass)).collect();
+    assert_eq!(verdicts, [("e2e{class=dm}.p99 < 10s", true), ("e2e{class=dm}.p99 < 1ns", false)]);
+    assert!(text.contains("{class=dm}"), "the console shows the class's row: {text}");
+    every_sample_of_the_summary_is_in_the_log(&std::fs::read(dir.path().join("r/latency.hlog"))?, &s)?;
+    let csv = std::fs::read_to_string(dir.path().join("r/timeseries.csv"))?;
+    assert!(csv.lines().next().is_some_and(|h| h.contains(",e2e_p99_us{class=dm}")), "per-class columns");
+    assert!(std::fs::read_to_string(dir.path().join("r/report.html"))?.contains("{class=dm}"));
+    // A class the run does not record is a usage error before anything runs.
+    std::fs::write(&path, small("thresholds = [\"e2e{class=grp}.p99 < 1s\"]"))?;
+    let t0 = Instant::now();
+    let out = bin().arg("run").arg(&path).arg("--out").arg(dir.path().join("bad")).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("class=grp") && err.contains("{class=dm}"), "names the class and the run's: {err}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "refused before running");
     Ok(())
 }
 

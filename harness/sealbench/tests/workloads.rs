@@ -3,6 +3,7 @@
 //! delivery. Small and bounded: a few dozen clients for a few seconds each.
 
 use sealbench::driver::recorder::Metric;
+use sealbench::driver::recorder::tags::TagSet;
 use sealbench::driver::{self, RunOptions};
 use sealbench::scenario::{Plan, Scenario};
 
@@ -36,10 +37,11 @@ fn every_member_gets_every_message_once(fanout: &str) -> TestResult {
     assert_eq!(c.delivered, c.sent, "every copy delivered: {c:?}");
     assert_eq!((c.lost(), c.duplicated, c.auth_failed, c.malformed, c.not_ready), (0, 0, 0, 0, 0));
     assert_eq!(c.fanout_incomplete, 0);
-    let (e2e, first, last) = (o.total.get(Metric::E2e), o.total.get(Metric::FanoutFirst), o.total.get(Metric::FanoutLast));
+    let (e2e, first, last) =
+        (o.total.get(Metric::E2e), o.total.get(Metric::FanoutFirst), o.total.get(Metric::FanoutLast));
     assert_eq!(e2e.len(), first.len() * 9, "one e2e per recipient, one first per message");
     assert_eq!(first.len(), last.len(), "every fan-out completed");
-    assert!(first.len() as u64 >= c.sent_measured / 9 - 1, "measured messages all tracked");
+    assert!(first.len() >= c.sent_measured / 9 - 1, "measured messages all tracked");
     // first ≤ each recipient's e2e ≤ last, message by message: so over the run too.
     assert!(e2e.equivalent(first.min(), e2e.min()), "{} vs {}", first.min(), e2e.min());
     assert!(e2e.equivalent(last.max(), e2e.max()), "{} vs {}", last.max(), e2e.max());
@@ -47,7 +49,13 @@ fn every_member_gets_every_message_once(fanout: &str) -> TestResult {
         let (f, e, l) = (first.value_at_quantile(q), e2e.value_at_quantile(q), last.value_at_quantile(q));
         assert!(f <= e && e <= l, "q{q}: first {f} ≤ e2e {e} ≤ last {l}");
     }
-    assert!(o.total.get(Metric::FanoutSeal).len() > 0, "the sender's fan-out cost is measured");
+    assert!(!o.total.get(Metric::FanoutSeal).is_empty(), "the sender's fan-out cost is measured");
+    // Recorded under its classes too: the group, and its size.
+    for tag in ["class=group", "class=group,size=10"] {
+        let tagged = o.total.get_tagged(Metric::E2e, &TagSet::parse(tag)?).ok_or(tag)?;
+        assert_eq!(tagged.len(), e2e.len(), "{tag}");
+    }
+    assert!(o.total.get_tagged(Metric::E2e, &TagSet::parse("class=dm")?).is_none(), "no 1:1 traffic here");
     Ok(())
 }
 
@@ -94,7 +102,7 @@ fn messages_to_an_offline_device_arrive_after_it_reconnects_as_offline_e2e() -> 
     assert!(offline.len() > 20, "stored messages delivered at reconnect: {}", offline.len());
     // A stored message waited for the reconnection: at least a good part of an offline period.
     assert!(offline.value_at_quantile(0.5) > 50_000_000, "offline p50 {} ns", offline.value_at_quantile(0.5));
-    assert!(o.total.get(Metric::MailboxDrain).len() > 0, "mailbox drains are timed");
+    assert!(!o.total.get(Metric::MailboxDrain).is_empty(), "mailbox drains are timed");
     assert_eq!(c.disconnects, 0, "leaving on purpose is not a disconnect");
     assert_eq!(c.lost(), 0, "what offline devices were owed is held, not lost: {c:?}");
     assert_eq!(c.sent, c.delivered + c.refused_total() + c.undelivered_offline);

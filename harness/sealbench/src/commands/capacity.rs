@@ -24,7 +24,7 @@ use std::process::ExitCode;
 /// Exit 2 for bad arguments; exit 1 when a step cannot run.
 pub fn run(args: &CapacityArgs) -> Outcome {
     let plan = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?;
-    let slos = threshold::parse_all(&args.slo).map_err(Failure::usage)?;
+    let slos = threshold::parse_for(&args.slo, &plan.tags()).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
     let base = plan.scenario;
     let clients_mode = args.clients;

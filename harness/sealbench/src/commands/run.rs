@@ -25,7 +25,7 @@ use std::time::Instant;
 pub fn run(args: &RunArgs) -> Outcome {
     let plan = load_plan(&args.scenario, &args.set, &args.edits()).map_err(Failure::usage)?;
     let scenario = &plan.scenario;
-    let thresholds = threshold::parse_all(&scenario.thresholds)
+    let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
         .map_err(Failure::usage)?;

@@ -128,7 +128,7 @@ pub struct Chat {
     /// Relay fan-out only.
     pub sender_keys: Option<SenderKeys>,
     /// Tags its messages are recorded under.
-    pub tags: Vec<super::recorder::TagId>,
+    pub tags: Vec<super::recorder::tags::TagId>,
     /// 1:1 with alternating senders: whose turn it is.
     pub turn: usize,
 }

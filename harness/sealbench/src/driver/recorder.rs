@@ -1,13 +1,22 @@
-//! What a driver shard records: one HdrHistogram per metric (ns, 3 significant digits) and
-//! plain counters. Recording never allocates and takes no lock: each shard owns its
-//! recorder; the coordinator merges copies once per second. Memory is fixed per shard,
-//! whatever the number of clients.
+//! What a driver shard records: one HdrHistogram per metric (ns, 3 significant digits),
+//! and per traffic class for the metrics users ask about per class, plus plain counters.
+//! Recording never allocates and takes no lock: each shard owns its recorder; the
+//! coordinator merges copies once per second. Memory is fixed per shard, whatever the
+//! number of clients.
+//!
+//! # Layout
+//! - this module — the [`Metric`]s and the [`Counters`].
+//! - [`histograms`] — [`Histograms`]: one histogram per metric and per (metric, tag).
+//! - [`tags`] — traffic classes ([`tags::TagSet`], `class=group,size=50`) and their text forms.
 
-use hdrhistogram::Histogram;
+pub mod histograms;
+pub mod tags;
+
+pub use histograms::Histograms;
 use serde::{Deserialize, Serialize};
 
 /// The latency metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(usize)]
 pub enum Metric {
     /// TCP connect + WebSocket upgrade.
@@ -16,7 +25,8 @@ pub enum Metric {
     Register,
     /// First handshake message sent → transport ready, on the initiator.
     Handshake,
-    /// Intended send → decrypted at the recipient (coordinated-omission corrected).
+    /// Intended send → decrypted at the recipient (coordinated-omission corrected), for
+    /// messages delivered online (an offline delivery is [`Metric::OfflineE2e`] only).
     E2e,
     /// Actual send → decrypted at the recipient.
     E2eRaw,
@@ -28,16 +38,19 @@ pub enum Metric {
     Open,
     /// How late the generator sent relative to the schedule.
     ScheduleLag,
-    /// Intended send → the first recipient device decrypted it (messages with several
-    /// recipient devices).
+    /// Intended send → the first recipient device decrypted it, per logical message with
+    /// several recipient devices (a group message, or a DM to a user with several devices).
     FanoutFirst,
-    /// Intended send → the last of the devices that were online at the send decrypted it.
+    /// Intended send → the last recipient device decrypted it; recorded only when every
+    /// expected copy arrived (a partial fan-out has no "last").
     FanoutLast,
-    /// The sender's time to seal and hand over every copy of one message.
+    /// The sender's time to seal and hand over every copy of one logical message (client
+    /// fan-out: one seal per recipient device; relay fan-out: one seal).
     FanoutSeal,
-    /// Intended send → decrypted after the recipient reconnected (stored by the relay).
+    /// Intended send → decrypted after the recipient reconnected (the relay held it in its
+    /// mailbox). Not also recorded in [`Metric::E2e`]: offline minutes would swamp it.
     OfflineE2e,
-    /// A reconnecting device's WELCOME → its last stored message received.
+    /// A reconnecting client's WELCOME → the last message its mailbox held received.
     MailboxDrain,
 }
 
@@ -60,6 +73,11 @@ impl Metric {
         Metric::MailboxDrain,
     ];
 
+    /// The metrics also recorded per traffic class ([`tags`]): those a user asks about
+    /// "for groups of 500" or "for DMs". Set-up, crypto and generator metrics are not.
+    pub const TAGGED: [Metric; 6] =
+        [Metric::E2e, Metric::E2eRaw, Metric::OfflineE2e, Metric::FanoutFirst, Metric::FanoutLast, Metric::FanoutSeal];
+
     /// Name in result files, interval-log tags and thresholds.
     pub fn name(self) -> &'static str {
         [
@@ -79,68 +97,17 @@ impl Metric {
             "mailbox_drain",
         ][self as usize]
     }
-}
 
-/// A traffic class of the run (index into its list of tags).
-pub type TagId = u8;
-
-/// Highest recordable value: 60 s in ns (larger values are clamped and counted).
-pub const MAX_NS: u64 = 60_000_000_000;
-
-/// One histogram per metric.
-#[derive(Debug, Clone)]
-pub struct Histograms(pub Vec<Histogram<u64>>);
-
-impl Default for Histograms {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Histograms {
-    /// Empty histograms, 1 ns .. 60 s, 3 significant digits.
-    pub fn new() -> Self {
-        Histograms(
-            Metric::ALL
-                .iter()
-                .map(|_| Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds"))
-                .collect(),
-        )
-    }
-
-    /// Records `ns` for `m` (clamped into range).
+    /// Its place among [`Metric::TAGGED`], if it is recorded per tag.
     #[inline]
-    pub fn record(&mut self, m: Metric, ns: u64) {
-        let _ = self.0[m as usize].record(ns.clamp(1, MAX_NS));
-    }
-
-    /// Adds every histogram of `other`.
-    pub fn add(&mut self, other: &Histograms) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            let _ = a.add(b);
-        }
-    }
-
-    /// Empties every histogram (keeps the memory).
-    pub fn reset(&mut self) {
-        for h in &mut self.0 {
-            h.reset();
-        }
-    }
-
-    /// Records `ns` for `m`, and for each traffic class in `tags` (the untagged histogram
-    /// holds every class).
-    #[inline]
-    pub fn record_tagged(&mut self, m: Metric, tags: &[TagId], ns: u64) {
-        let _ = tags; // the per-class histograms arrive with the tagged recorder
-        self.record(m, ns);
-    }
-
-    /// The histogram of `m`.
-    pub fn get(&self, m: Metric) -> &Histogram<u64> {
-        &self.0[m as usize]
+    pub fn tagged_index(self) -> Option<usize> {
+        Metric::TAGGED.iter().position(|&t| t == self)
     }
 }
+
+/// Highest recordable value: 1 hour in ns (offline deliveries can be minutes late; larger
+/// values are clamped). See [`Histograms`] for what this costs in memory.
+pub const MAX_NS: u64 = 3_600_000_000_000;
 
 /// A send this much later than intended counts as late (1 ms).
 pub const LATE_SEND_NS: u64 = 1_000_000;

@@ -3,7 +3,7 @@
 use super::{latency_cells, latency_columns};
 use crate::driver::recorder::Counters;
 use crate::driver::{Phase, Second};
-use crate::results::figure::{ErrorCounts, Metric, TABLE_ORDER, format_us};
+use crate::results::figure::{ErrorCounts, Metric, format_us};
 use crate::results::summary::Summary;
 use std::fmt::Write as _;
 
@@ -58,19 +58,21 @@ fn header(o: &mut String, s: &Summary) {
 }
 
 fn latency_rows(o: &mut String, s: &Summary) {
-    let _ = write!(o, "\n  {:<14}", "latency");
+    let rows = super::latency_rows(s);
+    // Wide enough for the longest class label (indented two more).
+    let w = rows.iter().map(|(name, class, _)| name.len() + if *class { 2 } else { 0 }).max().unwrap_or(0).max(14);
+    let _ = write!(o, "\n  {:<w$}", "latency");
     for (i, c) in latency_columns().iter().enumerate() {
-        let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
+        let _ = write!(o, " {:>cw$}", c, cw = if i == 0 { 8 } else { 10 });
     }
     o.push('\n');
-    for name in TABLE_ORDER.map(Metric::name) {
-        if let Some(l) = s.latency.get(name) {
-            let _ = write!(o, "  {name:<14}");
-            for (i, c) in latency_cells(l).iter().enumerate() {
-                let _ = write!(o, " {:>w$}", c, w = if i == 0 { 8 } else { 10 });
-            }
-            o.push('\n');
+    for (name, class, l) in rows {
+        let label = if class { format!("  {name}") } else { name };
+        let _ = write!(o, "  {label:<w$}");
+        for (i, c) in latency_cells(l).iter().enumerate() {
+            let _ = write!(o, " {:>cw$}", c, cw = if i == 0 { 8 } else { 10 });
         }
+        o.push('\n');
     }
 }
 

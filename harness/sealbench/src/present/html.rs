@@ -128,7 +128,8 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
         let _ = write!(b, "<th>{c}</th>");
     }
     b.push_str("</tr>");
-    for (name, l) in &s.latency {
+    for (name, class, l) in super::latency_rows(s) {
+        let name = if class { format!("&nbsp;&nbsp;{}", esc(&name)) } else { esc(&name) };
         let _ = write!(b, "<tr><td>{name}</td>");
         for c in super::latency_cells(l) {
             let _ = write!(b, "<td>{c}</td>");
@@ -154,7 +155,7 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
         s.generator.driver_cpu_us_per_msg
     );
     b.push_str("<h2>Plots</h2>");
-    for stem in ["latency-percentiles", "timeline", "latency-histogram"] {
+    for stem in ["latency-percentiles", "timeline", "latency-histogram", "fanout-by-size", "offline-latency"] {
         b.push_str(&figure(dir, stem));
     }
     b.push_str(&provenance(&s.provenance));

@@ -17,7 +17,7 @@ pub mod plot;
 use crate::driver::Outcome;
 use crate::output::write_atomic;
 use crate::results::capacity::Capacity;
-use crate::results::figure::{Stat, format_us};
+use crate::results::figure::{Metric, Stat, TABLE_ORDER, format_us};
 use crate::results::matrix::Matrix;
 use crate::results::summary::{Latency, Summary};
 use anyhow::{Context, Result};
@@ -43,6 +43,33 @@ pub fn latency_cells(l: &Latency) -> [String; 7] {
     c
 }
 
+/// A latency table's rows in table order: each metric all classes together, then one row
+/// per traffic class it was recorded under, labelled `{class=group,size=50}`. The bool
+/// tells a class's row (shown indented under its metric).
+pub fn latency_rows(s: &Summary) -> Vec<(String, bool, &Latency)> {
+    let mut rows = Vec::new();
+    for m in TABLE_ORDER {
+        if let Some(l) = s.latency.get(m.name()) {
+            rows.push((m.name().to_owned(), false, l));
+        }
+        for (tag, l) in s.by_tag(m) {
+            rows.push((format!("{{{tag}}}"), true, l));
+        }
+    }
+    // A metric this build does not know (a newer summary read back) still shows.
+    for (name, l) in &s.latency {
+        if crate::results::figure::metric(name).is_none() {
+            rows.push((name.clone(), false, l));
+        }
+    }
+    rows
+}
+
+/// The metrics a run has per-class figures of.
+pub fn tagged_metrics(s: &Summary) -> Vec<Metric> {
+    Metric::TAGGED.into_iter().filter(|m| s.latency_by_tag.contains_key(m.name())).collect()
+}
+
 /// Writes a run's plots and `report.html` into `dir` (after its data files,
 /// [`crate::results::write_run`]); returns their paths.
 ///
@@ -50,6 +77,7 @@ pub fn latency_cells(l: &Latency) -> [String; 7] {
 /// When a file cannot be written (the message names it).
 pub fn write_run(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
     let mut files = plot::run::render_all(dir, outcome, summary)?;
+    files.extend(plot::classes::render_all(dir, outcome, summary)?);
     files.push(html::write_run(dir, summary)?);
     Ok(files)
 }

@@ -9,9 +9,12 @@
 //! - **Units**: [`parse_quantity`] is the one unit parser (`25ms`, `500ns`, `2us`/`2µs`,
 //!   `3s`, `0.1%`, `9k`); [`format_us`] is the one auto-scaled duration formatter. Every
 //!   duration figure of the summary is in microseconds.
+//! - **Traffic classes**: a [`Selector`] is a path with an optional tag,
+//!   `e2e{class=group}.p99`, for the metrics recorded per tag ([`Metric::TAGGED`]).
 
 use crate::driver::recorder::Counters;
 pub use crate::driver::recorder::Metric;
+pub use crate::driver::recorder::tags::{TagSet, series_name, split_series};
 use anyhow::{Result, anyhow, bail};
 use std::fmt;
 
@@ -22,9 +25,14 @@ pub fn metric(name: &str) -> Option<Metric> {
 
 /// The order latency metrics are listed in tables: end to end first, set-up after, the
 /// generator's own lag last.
-pub const TABLE_ORDER: [Metric; 9] = [
+pub const TABLE_ORDER: [Metric; 14] = [
     Metric::E2e,
     Metric::E2eRaw,
+    Metric::OfflineE2e,
+    Metric::FanoutFirst,
+    Metric::FanoutLast,
+    Metric::FanoutSeal,
+    Metric::MailboxDrain,
     Metric::RelayAck,
     Metric::Handshake,
     Metric::Connect,
@@ -240,6 +248,52 @@ impl fmt::Display for Path {
     }
 }
 
+/// A figure path, of one traffic class when it names a tag: `e2e.p99`,
+/// `e2e{class=group}.p99`, `fanout_last{size=500}.p99`. The tag is kept as the selector
+/// means it: `size` or `fanout` imply `class=group` ([`TagSet::implied`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    /// The figure, all classes together.
+    pub path: Path,
+    /// The traffic class, if one is named.
+    pub tag: Option<TagSet>,
+}
+
+impl Selector {
+    /// Parses `metric{labels}.stat` or any [`Path`].
+    ///
+    /// # Errors
+    /// An unknown figure, a tag that does not parse, or a tag on a figure that is not
+    /// recorded per tag (counters, set-up and crypto metrics).
+    pub fn parse(text: &str) -> Result<Selector> {
+        let text = text.trim();
+        let (path_text, tag) = match (text.find('{'), text.find('}')) {
+            (None, None) => (text.to_owned(), None),
+            (Some(open), Some(close)) if open < close => {
+                let (name, tag) = split_series(&text[..=close]).map_err(|e| anyhow!("`{text}`: {e}"))?;
+                (format!("{name}{}", &text[close + 1..]), tag)
+            }
+            _ => bail!("`{text}`: unbalanced braces (expected `metric{{label=value,...}}.stat`)"),
+        };
+        let path = Path::parse(&path_text).ok_or_else(|| anyhow!("unknown metric `{text}` ({})", Path::help()))?;
+        if tag.is_some() && !matches!(path, Path::Latency(m, _) if m.tagged_index().is_some()) {
+            let tagged: Vec<&str> = Metric::TAGGED.iter().map(|m| m.name()).collect();
+            bail!("`{text}`: only {} are recorded per traffic class", tagged.join(", "));
+        }
+        Ok(Selector { path, tag: tag.map(TagSet::implied) })
+    }
+}
+
+/// The canonical form: `e2e{class=group,size=50}.p99`.
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.tag, self.path) {
+            (Some(t), Path::Latency(m, s)) => write!(f, "{}.{}", series_name(m.name(), Some(t)), s.name()),
+            _ => self.path.fmt(f),
+        }
+    }
+}
+
 /// What counts as an error, the one definition: the console's progress line, the
 /// `errors` column of `timeseries.csv` and `errors.rate` (which adds lost messages) all
 /// sum these.
@@ -389,5 +443,19 @@ mod tests {
         assert_eq!(Path::parse("e2e.p98"), None);
         assert_eq!(Path::parse("messages.bogus"), None);
         assert_eq!(Path::parse("e2e.p99").map(Path::kind), Some(Kind::Latency));
+    }
+
+    #[test]
+    fn selectors_name_a_class_and_imply_groups() -> Result<()> {
+        let s = Selector::parse("fanout_last{size=500}.p99")?;
+        assert_eq!(s.to_string(), "fanout_last{class=group,size=500}.p99");
+        assert_eq!(s.path, Path::Latency(Metric::FanoutLast, Stat::P99));
+        assert_eq!(Selector::parse("e2e.p99")?, Selector { path: Path::parse("e2e.p99").unwrap(), tag: None });
+        assert_eq!(Selector::parse("e2e{class=dm}.p50")?.to_string(), "e2e{class=dm}.p50");
+        assert!(Selector::parse("seal{class=dm}.p99").unwrap_err().to_string().contains("per traffic class"));
+        assert!(Selector::parse("messages.lost{class=dm}").is_err());
+        assert!(Selector::parse("e2e{klass=dm}.p99").unwrap_err().to_string().contains("klass"));
+        assert!(Selector::parse("e2e{class=dm.p99").is_err());
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! `summary.json`: everything a run measured, schema-versioned, with provenance.
 
-use super::figure::{Counter, ErrorCounts, Metric, Path, Stat};
+use super::figure::{Counter, ErrorCounts, Metric, Path, Selector, Stat, TagSet};
 use crate::driver::Outcome;
 use crate::driver::recorder::Counters;
 use crate::provenance::Provenance;
@@ -239,8 +239,17 @@ pub struct Summary {
     pub messages: Messages,
     /// Rates.
     pub throughput: Throughput,
-    /// Latency per metric (absent when a metric had no samples).
+    /// Latency per metric, all traffic classes together (absent when a metric had no
+    /// samples).
     pub latency: BTreeMap<String, Latency>,
+    /// The run's traffic classes (canonical form, `class=group,size=50`), decided by the
+    /// plan: a threshold may name only these.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Latency per tagged metric ([`Metric::TAGGED`]) and traffic class:
+    /// `latency_by_tag["e2e"]["class=dm"]`. Tags without samples are absent.
+    #[serde(default)]
+    pub latency_by_tag: ByTag,
     /// Threshold verdicts.
     pub thresholds: Vec<Verdict>,
     /// The load generator's own health.
@@ -377,6 +386,14 @@ impl Summary {
             .into_iter()
             .filter_map(|m| Latency::of(outcome.total.get(m)).map(|l| (m.name().to_owned(), l)))
             .collect();
+        let mut latency_by_tag: BTreeMap<String, BTreeMap<String, Latency>> = BTreeMap::new();
+        for (m, tag, h) in outcome.total.series() {
+            if let (Some(tag), Some(l)) = (tag, Latency::of(h)) {
+                latency_by_tag.entry(m.name().to_owned()).or_default().insert(tag.to_string(), l);
+            }
+        }
+        let mut tags: Vec<TagSet> = plan.tags().to_vec();
+        tags.sort();
         let offered = plan.offered_rate();
         let lag = latency.get(Metric::ScheduleLag.name()).cloned();
         Summary {
@@ -393,6 +410,8 @@ impl Summary {
             messages: Messages::of(&outcome.counters),
             throughput: Throughput::of(outcome, offered),
             latency,
+            tags: tags.iter().map(ToString::to_string).collect(),
+            latency_by_tag,
             thresholds: Vec::new(),
             generator: Generator::of(outcome, lag),
             relay_stats: outcome.relay_stats.clone(),
@@ -400,9 +419,33 @@ impl Summary {
         }
     }
 
-    /// The value of a figure path (`e2e.p99` in µs, `errors.rate` as a fraction…).
+    /// The value of a figure path (`e2e.p99` in µs, `errors.rate` as a fraction,
+    /// `e2e{class=dm}.p99` of one traffic class…).
     pub fn lookup(&self, path: &str) -> Option<f64> {
-        self.value(Path::parse(path)?)
+        self.select(&Selector::parse(path).ok()?)
+    }
+
+    /// The value of a figure of one traffic class or of all (None without samples).
+    pub fn select(&self, s: &Selector) -> Option<f64> {
+        match (&s.tag, s.path) {
+            (None, path) => self.value(path),
+            (Some(tag), Path::Latency(metric, stat)) => {
+                Some(self.latency_by_tag.get(metric.name())?.get(&tag.to_string())?.get(stat))
+            }
+            (Some(_), _) => None,
+        }
+    }
+
+    /// The run's traffic classes, parsed (a summary of an older layout has none).
+    pub fn tag_sets(&self) -> Vec<TagSet> {
+        let mut v: Vec<TagSet> = self.tags.iter().filter_map(|t| TagSet::parse(t).ok()).collect();
+        v.sort();
+        v
+    }
+
+    /// Each class's latency of `metric`, in table order (class, fan-out, size by number).
+    pub fn by_tag(&self, metric: Metric) -> Vec<(TagSet, &Latency)> {
+        classes_of(&self.latency_by_tag, metric)
     }
 
     /// The value of a figure (None when the metric had no samples, or for the error rate
@@ -453,6 +496,22 @@ impl Summary {
     pub fn thresholds_pass(&self) -> bool {
         self.thresholds.iter().all(|v| v.pass)
     }
+}
+
+/// Latency per metric name, then per class (canonical tag text): `latency_by_tag`.
+pub type ByTag = BTreeMap<String, BTreeMap<String, Latency>>;
+
+/// Each class's latency of `metric` in `by_tag` (a summary's `latency_by_tag`), in table
+/// order (class, fan-out, size by number).
+pub fn classes_of(by_tag: &ByTag, metric: Metric) -> Vec<(TagSet, &Latency)> {
+    let mut v: Vec<(TagSet, &Latency)> = by_tag
+        .get(metric.name())
+        .into_iter()
+        .flatten()
+        .filter_map(|(t, l)| Some((TagSet::parse(t).ok()?, l)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 /// `VmHWM` (peak resident set) of this process, KiB; 0 where unavailable.

@@ -15,6 +15,7 @@ pub mod choice;
 mod load;
 mod plan;
 pub mod population;
+mod tags;
 
 pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, WsUrl};
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};

@@ -177,15 +177,8 @@ mod tests {
             "t.toml",
             &[],
         )?;
-        let zero = |n: u64| ClientsSummary {
-            requested: n,
-            connected: n,
-            connect_failed: 0,
-            register_failed: 0,
-            disconnected: 0,
-            handshakes_ok: n / 2,
-            handshakes_failed: 0,
-        };
+        let mut c = crate::driver::recorder::Counters::new();
+        (c.connects_ok, c.handshakes_ok, c.sent, c.delivered, c.sent_measured) = (2, 1, 10_000, 10_000, 10_000);
         Ok(Summary {
             schema_version: 1,
             kind: "run".into(),
@@ -196,27 +189,8 @@ mod tests {
             relay: String::new(),
             interrupted: false,
             aborted: None,
-            clients: zero(2),
-            messages: Messages {
-                sent: 10_000,
-                delivered: 10_000,
-                refused: 0,
-                refused_by_code: Default::default(),
-                lost: 0,
-                duplicated: 0,
-                reordered: 0,
-                auth_failed: 0,
-                too_old: 0,
-                malformed: 0,
-                sent_measured: 10_000,
-                backlogged: 0,
-                control_errors: 0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                not_ready: 0,
-                bad_timestamp: 0,
-                late_sends: 0,
-            },
+            clients: ClientsSummary::of(2, &c),
+            messages: Messages::of(&c),
             throughput: Throughput {
                 seconds: 10.0,
                 sent_per_s: 1000.0,
@@ -225,6 +199,8 @@ mod tests {
                 offered_per_s: 1000.0,
             },
             latency: Default::default(),
+            tags: Vec::new(),
+            latency_by_tag: Default::default(),
             thresholds: Vec::new(),
             generator: Generator {
                 schedule_lag: None,

@@ -1,7 +1,14 @@
 //! Threshold expressions (`e2e.p99 < 25ms`, `messages.lost == 0`, `errors.rate < 0.1%`,
 //! `throughput.delivered_per_s > 9000`) and their evaluation against a summary.
+//!
+//! A latency of one traffic class is named with its tag: `e2e{class=group}.p99 < 50ms`,
+//! `fanout_last{size=500}.p99 < 200ms`. The selector matches the run's tag whose labels
+//! are exactly the selector's, `size` or `fanout` implying `class=group`; a selector that
+//! matches none of the run's tags is refused before the run ([`check_tags`]), since a typo
+//! must never pass a gate. Without a tag, `e2e.p99` means all classes together.
 
-use crate::results::figure::{Kind, Path, Unit, format_us, parse_quantity};
+use crate::driver::recorder::tags::TagSet;
+use crate::results::figure::{Kind, Selector, Unit, format_us, parse_quantity};
 use crate::results::summary::Summary;
 pub use crate::results::summary::Verdict;
 use anyhow::{Result, anyhow, bail};
@@ -43,8 +50,10 @@ impl Op {
 pub struct Threshold {
     /// The expression as written.
     pub expr: String,
-    /// Metric path, e.g. `e2e.p99`.
+    /// Figure path in canonical form, e.g. `e2e.p99`, `fanout_last{class=group,size=500}.p99`.
     pub metric: String,
+    /// The figure (and traffic class) it names.
+    pub selector: Selector,
     /// Operator.
     pub op: Op,
     /// Right-hand side in the metric's base unit.
@@ -63,12 +72,10 @@ impl Threshold {
             .filter_map(|(s, o)| expr.find(s).map(|p| (p, *s, *o)))
             .min_by_key(|(p, s, _)| (*p, std::cmp::Reverse(s.len())))
             .ok_or_else(|| anyhow!("threshold `{expr}`: no comparison operator (<, <=, >, >=, ==, !=)"))?;
-        let metric = expr[..pos].trim().to_owned();
         let rhs = expr[pos + sym.len()..].trim();
-        let path = Path::parse(&metric)
-            .ok_or_else(|| anyhow!("threshold `{expr}`: unknown metric `{metric}` ({})", Path::help()))?;
-        let value = value_for(rhs, path.kind()).map_err(|e| anyhow!("threshold `{expr}`: {e}"))?;
-        Ok(Threshold { expr: expr.trim().to_owned(), metric, op, value })
+        let selector = Selector::parse(&expr[..pos]).map_err(|e| anyhow!("threshold `{expr}`: {e}"))?;
+        let value = value_for(rhs, selector.path.kind()).map_err(|e| anyhow!("threshold `{expr}`: {e}"))?;
+        Ok(Threshold { expr: expr.trim().to_owned(), metric: selector.to_string(), selector, op, value })
     }
 
     /// Does `measured` satisfy the threshold?
@@ -95,7 +102,7 @@ fn value_for(s: &str, kind: Kind) -> Result<f64> {
 /// The measured value of a threshold's figure, with its unit (`1.40ms`, `0.012%`, `3`).
 pub fn measured_text(expr: &str, measured: Option<f64>) -> String {
     let Some(v) = measured else { return "no data".into() };
-    let kind = Threshold::parse(expr).ok().and_then(|t| Path::parse(&t.metric)).map(Path::kind);
+    let kind = Threshold::parse(expr).ok().map(|t| t.selector.path.kind());
     match kind {
         Some(Kind::Latency) => format_us(v),
         Some(Kind::Rate) => format!("{:.3}%", 100.0 * v),
@@ -126,6 +133,40 @@ pub fn judge(summary: &mut Summary, thresholds: &[Threshold]) {
 /// The first one that does not parse.
 pub fn parse_all(exprs: &[String]) -> Result<Vec<Threshold>> {
     exprs.iter().map(|t| Threshold::parse(t)).collect()
+}
+
+/// Parses every expression of `exprs` and checks their traffic classes against the run's
+/// `tags` ([`check_tags`]).
+///
+/// # Errors
+/// The first one that does not parse, or names a class the run does not record.
+pub fn parse_for(exprs: &[String], tags: &[TagSet]) -> Result<Vec<Threshold>> {
+    let t = parse_all(exprs)?;
+    check_tags(&t, tags)?;
+    Ok(t)
+}
+
+/// Every threshold that names a traffic class must name one of the run's `tags` exactly
+/// (after `size`/`fanout` imply `class=group`): a misspelled class would otherwise judge
+/// "no data", or match nothing, instead of stopping the gate.
+///
+/// # Errors
+/// Names the threshold, its class, and the classes the run records.
+pub fn check_tags(thresholds: &[Threshold], tags: &[TagSet]) -> Result<()> {
+    for t in thresholds {
+        let Some(tag) = &t.selector.tag else { continue };
+        if !tags.contains(tag) {
+            let mut known: Vec<&TagSet> = tags.iter().collect();
+            known.sort();
+            let known: Vec<String> = known.iter().map(|k| format!("{{{k}}}")).collect();
+            bail!(
+                "threshold `{}`: this run records no traffic class {{{tag}}} (its classes: {})",
+                t.expr,
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,6 +201,41 @@ mod tests {
         assert_eq!(measured_text("errors.rate < 0.1%", Some(0.0)), "0.000%");
         assert_eq!(measured_text("messages.lost == 0", Some(3.0)), "3");
         assert_eq!(measured_text("messages.lost == 0", None), "no data");
+    }
+
+    #[test]
+    fn class_selectors_match_the_run_s_tags_exactly() -> Result<()> {
+        let tags: Vec<TagSet> = ["class=dm", "class=group", "class=group,size=500", "class=group,fanout=client,size=5"]
+            .iter()
+            .map(|t| TagSet::parse(t))
+            .collect::<Result<_, _>>()?;
+        let ok = |e: &str| check_tags(&[Threshold::parse(e)?], &tags);
+        ok("e2e{class=group}.p99 < 50ms")?;
+        ok("fanout_last{size=500}.p99 < 200ms")?;
+        ok("fanout_first{fanout=client,size=5}.p50 < 1ms")?;
+        ok("e2e.p99 < 1s")?;
+        let e = ok("e2e{class=grp}.p99 < 1s").unwrap_err().to_string();
+        assert!(e.contains("class=grp") && e.contains("{class=dm}") && e.contains("{class=group,size=500}"), "{e}");
+        assert!(ok("fanout_last{size=50}.p99 < 1s").is_err(), "a size the run never recorded");
+        assert!(ok("fanout_first{size=5}.p99 < 1s").is_err(), "labels must be exactly the tag's");
+        assert_eq!(
+            Threshold::parse("fanout_last{size=500}.p99 < 200ms")?.metric,
+            "fanout_last{class=group,size=500}.p99"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn untagged_latency_still_means_all_classes_and_tagged_ones_their_own() -> Result<()> {
+        let t = parse_all(&["e2e.p99 < 2ms".into(), "e2e{class=dm}.p99 < 2ms".into()])?;
+        let v = evaluate(&t, |m| match m {
+            "e2e.p99" => Some(3_000.0),
+            "e2e{class=dm}.p99" => Some(1_000.0),
+            _ => None,
+        });
+        assert_eq!((v[0].pass, v[1].pass), (false, true));
+        assert_eq!(measured_text("e2e{class=dm}.p99 < 2ms", Some(1_000.0)), "1.00ms");
+        Ok(())
     }
 
     #[test]

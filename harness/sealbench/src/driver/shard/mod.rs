@@ -51,7 +51,8 @@ pub fn run(spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<Sh
 /// The shard's phases in order; each reports to the coordinator when it ends.
 async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mpsc::Sender<ShardEvent>) {
     let cpu0 = thread_cpu_ns();
-    let state = match State::new(&mut spec, &|_| Vec::new()) {
+    let plan = spec.plan.clone();
+    let state = match State::new(&mut spec, &|chat| plan.chat_tags(chat.kind)) {
         Ok(s) => Rc::new(RefCell::new(s)),
         Err(e) => {
             let _ =

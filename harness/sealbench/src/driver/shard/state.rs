@@ -7,7 +7,8 @@ use crate::clock::now_ns;
 use crate::driver::ShardSpec;
 use crate::driver::chat::Chat;
 use crate::driver::conversation::{Conversation, NotOpened, Opened};
-use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric, TagId};
+use crate::driver::recorder::tags::TagId;
+use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
 use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
 use bytes::{Bytes, BytesMut};
 use sealcore::payload::{self, E2eKind, Stamp};
@@ -121,7 +122,7 @@ impl State {
             begun: vec![false; convs.len()],
             convs,
             chats,
-            hist: Histograms::new(),
+            hist: Histograms::with_tags(spec.plan.tags()),
             counters: Counters::new(),
             measure_from: u64::MAX,
             send_from: u64::MAX,

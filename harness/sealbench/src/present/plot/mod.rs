@@ -5,11 +5,13 @@
 //!
 //! # Layout
 //! - [`crypto`] — charts of `sealbench crypto`.
-//! - [`run`] — charts of `sealbench run`; [`matrix`], [`capacity`] — of those commands;
+//! - [`run`] — charts of `sealbench run`; [`classes`] — its traffic-class charts (fan-out
+//!   by group size, offline delivery), drawn when the run has them; [`matrix`], [`capacity`] — of those commands;
 //!   [`bars`] — the shared bar chart.
 
 pub mod bars;
 pub mod capacity;
+pub mod classes;
 pub mod crypto;
 pub mod matrix;
 pub mod run;

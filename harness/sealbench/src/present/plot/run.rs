@@ -100,7 +100,7 @@ impl Chart for Percentiles<'_> {
     }
 }
 
-fn panel<DB: DrawingBackend>(
+pub(super) fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     caption: &str,
     series: &[(&str, &Histogram<u64>)],

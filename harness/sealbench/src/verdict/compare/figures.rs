@@ -223,16 +223,23 @@ pub fn figures(l: &Loaded) -> Vec<Figure> {
 /// A run's latency statistics, rates, losses, error rate and generator cost.
 fn run_figures(s: &Summary, spread: &BTreeMap<String, f64>) -> Vec<Figure> {
     let mut v = Vec::new();
-    for (metric, lat) in &s.latency {
+    // All classes together (`e2e.p99`), then each class (`e2e{class=dm}.p99`), matched
+    // between the two results by name.
+    let tagged = s
+        .latency_by_tag
+        .iter()
+        .flat_map(|(metric, by)| by.iter().map(move |(tag, lat)| (format!("{metric}{{{tag}}}"), metric.as_str(), lat)));
+    let series = s.latency.iter().map(|(m, lat)| (m.clone(), m.as_str(), lat)).chain(tagged);
+    for (series, metric, lat) in series {
         for stat in Stat::TABLE {
-            let name = format!("{metric}.{}", stat.name());
+            let name = format!("{series}.{}", stat.name());
             // A percentile rests on the samples beyond it: with k of them, its counting
             // error is about 1/sqrt(k). The run's own spread over time (when its interval
             // log is there) is the better estimate; the larger of the two counts.
             let tail = (lat.count as f64 * (1.0 - stat.quantile())).max(1.0);
             let band = spread.get(&name).copied().unwrap_or(0.0).max(1.0 / tail.sqrt());
             let mut f = fig(&name, lat.get(stat), "µs", Better::Lower, RUN_NOISE.max(band));
-            f.judged = !SET_UP.contains(&metric.as_str());
+            f.judged = !SET_UP.contains(&metric);
             v.push(f);
         }
     }

@@ -247,6 +247,11 @@ pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String
     let fb = figures::figures(new);
     let mut rows = Vec::new();
     let mut warnings = warnings;
+    // A traffic class one run has and the other has not (a workload changed, or a class
+    // had no samples) is reported, not judged.
+    for (name, side) in one_sided_classes(&fa, &fb) {
+        warnings.push(format!("{name}: only in the {side} result (not compared)"));
+    }
     for a in &fa {
         let Some(b) = fb.iter().find(|b| b.name == a.name) else { continue };
         for r in rules.iter().filter(|r| r.matches(&a.name) && r.violated_in(a.unit, a.value, b.value).is_none()) {
@@ -265,6 +270,18 @@ pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String
         warnings,
         regression,
     }
+}
+
+/// Tagged series (`e2e{class=group}`) present in one list of figures only, with the side
+/// (`base` or `new`) that has them.
+fn one_sided_classes(fa: &[Figure], fb: &[Figure]) -> Vec<(String, &'static str)> {
+    let series = |f: &[Figure]| -> std::collections::BTreeSet<String> {
+        f.iter().filter_map(|x| x.name.find('}').map(|end| x.name[..=end].to_owned())).collect()
+    };
+    let (a, b) = (series(fa), series(fb));
+    let mut out: Vec<(String, &'static str)> = a.difference(&b).map(|s| (s.clone(), "base")).collect();
+    out.extend(b.difference(&a).map(|s| (s.clone(), "new")));
+    out
 }
 
 fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
@@ -418,6 +435,24 @@ mod tests {
         let r = Rule::parse("matrix.cpu_ms_per_1000_msgs[*] > +2us")?;
         assert_eq!(r.violated_in("ms", 1.0, 1.003), Some(true));
         Ok(())
+    }
+
+    #[test]
+    fn classes_on_one_side_only_are_named_with_their_side() {
+        let f = |n: &str| Figure {
+            name: n.into(),
+            value: 1.0,
+            unit: "µs",
+            better: Better::Lower,
+            noise: 0.05,
+            judged: true,
+        };
+        let base = [f("e2e.p99"), f("e2e{class=dm}.p99"), f("e2e{class=group}.p99")];
+        let new = [f("e2e.p99"), f("e2e{class=dm}.p99"), f("fanout_last{class=group,size=5}.p99")];
+        assert_eq!(
+            one_sided_classes(&base, &new),
+            [("e2e{class=group}".to_owned(), "base"), ("fanout_last{class=group,size=5}".to_owned(), "new")]
+        );
     }
 
     #[test]
