@@ -26,8 +26,10 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
             continue;
         }
         let stream = u64::from(conv.id) << 1;
+        // Each sender carries its share of the aggregate rate; its schedule scales the
+        // run's rate profile by that share.
         let mk = |rate: f64, s: u64| {
-            Schedule::new(rate, plan.scenario.traffic.arrival, Rng::new(seed ^ shard as u64, stream | s))
+            Schedule::new(plan.share_of(rate), plan.scenario.traffic.arrival, Rng::new(seed ^ shard as u64, stream | s))
         };
         match plan.scenario.traffic.senders {
             Senders::Initiator => v.push(Sender {
@@ -56,7 +58,12 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
 
 /// Sends one due message of `s` if its client can take it; returns the sender's next due
 /// time (the same intended time again, slightly later, when its queue is full).
-pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], buf: &mut BytesMut) -> Option<u64> {
+pub(super) fn send_one(
+    st: &mut State,
+    s: &mut Sender,
+    plan: &crate::scenario::Plan,
+    buf: &mut BytesMut,
+) -> Option<u64> {
     let client = st.convs[s.conv].client(s.side);
     let tx = st.clients[client].tx.as_ref()?;
     if tx.capacity() == 0 {
@@ -65,12 +72,12 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
         return Some(now_ns() + 200_000);
     }
     let intended = s.next_ns;
-    let size = s.sched.size(sizes);
+    let size = s.sched.size(&plan.sizes);
     let timed = st.seal_tick % CRYPTO_SAMPLE == 0;
     st.seal_tick += 1;
     let actual = now_ns();
 
-    let measuring = intended >= st.measure_from;
+    let measuring = st.measures(intended);
     match st.convs[s.conv].seal(s.side, size, intended, actual, st.ack, buf) {
         Ok(_) => {}
         Err(_) => {
@@ -98,6 +105,6 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, sizes: &[(usize, f64)], b
     if s.alternate {
         s.side = s.side.peer();
     }
-    s.next_ns = intended + s.sched.gap();
+    s.next_ns = s.sched.next(&plan.profile)?;
     Some(s.next_ns)
 }

@@ -32,8 +32,10 @@ pub(super) struct State {
     pub(super) hist: Histograms,
     /// Cumulative counters.
     pub(super) counters: Counters,
-    /// Histograms record samples whose intended time is at or after this (warm-up end).
+    /// Histograms record samples whose intended time is at or after this (warm-up end)…
     pub(super) measure_from: u64,
+    /// …and before this (the measured window's end: a cool-down stage follows it).
+    pub(super) measure_until: u64,
     /// The steady start: no transport message of this run was due before it.
     pub(super) send_from: u64,
     /// Shutting down: disconnects are expected.
@@ -71,6 +73,7 @@ impl State {
             hist: Histograms::new(),
             counters: Counters::new(),
             measure_from: u64::MAX,
+            measure_until: u64::MAX,
             send_from: u64::MAX,
             closing: false,
             ack: spec.ack,
@@ -138,11 +141,17 @@ impl State {
         let RequestId::Message { conv, side, seq } = request else { return };
         if let Some(c) = self.conv_index(conv) {
             if let Some(t) = self.convs[c].sent_at(side, seq) {
-                if t >= self.measure_from {
+                if self.measures(t) {
                     self.hist.record(Metric::RelayAck, now.saturating_sub(t));
                 }
             }
         }
+    }
+
+    /// A message intended at `t` belongs in the histograms (the measured window).
+    #[inline]
+    pub(super) fn measures(&self, t: u64) -> bool {
+        self.measure_from <= t && t < self.measure_until
     }
 
     fn conv_index(&self, conv_id: u32) -> Option<usize> {
@@ -200,7 +209,7 @@ impl State {
                 if reordered {
                     self.counters.reordered += 1;
                 }
-                if stamp.intended_ns >= self.measure_from {
+                if self.measures(stamp.intended_ns) {
                     if timed {
                         self.hist.record(Metric::Open, done - t0);
                     }
