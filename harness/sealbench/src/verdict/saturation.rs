@@ -241,6 +241,7 @@ mod tests {
             },
             relay_stats: None,
             wall_s: 12.0,
+            stages: Vec::new(),
         })
     }
 
