@@ -90,7 +90,7 @@ pub fn figures(profile: &Profile, seconds: &[Second]) -> Vec<StageFigures> {
                 delivered: t.delta.delivered,
                 sent_per_s: per_s(t.delta.sent),
                 delivered_per_s: per_s(t.delta.delivered),
-                e2e: Latency::of(t.hist.get(Metric::E2e)),
+                e2e: if span.measure { Latency::of(t.hist.get(Metric::E2e)) } else { None },
             }
         })
         .collect()
