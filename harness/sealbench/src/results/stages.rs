@@ -99,8 +99,9 @@ pub fn figures(profile: &Profile, seconds: &[Second]) -> Vec<StageFigures> {
 /// The run summary `run` seen through stage `stage` alone, for judging it with the rules
 /// a whole run is judged by (a `capacity --mode ramp` step): latencies from the stage's
 /// histograms, messages and rates from its seconds, offered rate its mean target. Not
-/// judged yet (saturation from the stage's seconds, then SLOs). Messages still in flight
-/// at the stage's end count as lost in it; the connection figures are the run's.
+/// judged yet (saturation from the stage's seconds, then SLOs). Loss is known only once
+/// the run has drained, so `messages.lost` is the run's (a message in flight at a
+/// stage's end is not lost); so are the connection figures.
 pub fn summary_of(run: &Summary, profile: &Profile, seconds: &[Second], stage: usize) -> Summary {
     let t = tally(seconds, stage);
     let span = &profile.spans()[stage];
@@ -109,7 +110,7 @@ pub fn summary_of(run: &Summary, profile: &Profile, seconds: &[Second], stage: u
         .into_iter()
         .filter_map(|m| Latency::of(t.hist.get(m)).map(|l| (m.name().to_owned(), l)))
         .collect::<BTreeMap<_, _>>();
-    s.messages = Messages::of(&t.delta);
+    s.messages = Messages { lost: run.messages.lost, ..Messages::of(&t.delta) };
     let per_s = |n: u64| if t.seconds > 0.0 { n as f64 / t.seconds } else { 0.0 };
     s.throughput = Throughput {
         seconds: t.seconds,
