@@ -285,4 +285,15 @@ mod tests {
         let msg = e(&format!("{STAGED}colour = 4\n"), &[]);
         assert!(msg.contains("colour"), "{msg}");
     }
+
+    #[test]
+    fn the_staged_example_of_the_scenario_reference_reads() -> Result<()> {
+        let doc = include_str!("../../../../docs/SCENARIOS.md");
+        let start = doc.find("```toml\n").map(|i| i + 8).expect("a toml example");
+        let text = &doc[start..start + doc[start..].find("```").expect("its end")];
+        let p = Plan::new(Scenario::parse(text, "SCENARIOS.md", &[])?)?;
+        assert_eq!(p.profile.spans().len(), 6);
+        assert_eq!((p.profile.total_s(), p.profile.window_s()), (145.0, (10.0, 140.0)));
+        Ok(())
+    }
 }
