@@ -333,10 +333,25 @@ pub struct CapacityArgs {
     /// At most this many steps.
     #[arg(long, default_value_t = 16)]
     pub max_steps: usize,
+    /// `runs`: one run per step, bisecting after the first failure. `ramp`: one run
+    /// whose stages step through the growth from --start by --factor to --max (each
+    /// --step long, after one --warmup stage), each stage judged as a step; no bisection,
+    /// no reconnection between steps, and the relay's state carries over.
+    #[arg(long, value_enum, default_value_t = CapacityMode::Runs)]
+    pub mode: CapacityMode,
     /// Scenario overrides (as for `run`).
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// Output directory [default: results/<UTC time>-capacity-<name>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// How `capacity` runs its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapacityMode {
+    /// One run per step (the search bisects after the first failure).
+    Runs,
+    /// One run, one stage per step (a stepped ramp; no bisection).
+    Ramp,
 }

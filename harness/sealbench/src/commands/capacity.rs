@@ -1,18 +1,22 @@
 //! `sealbench capacity SCENARIO --slo 'e2e.p99<20ms'`: asks the capacity search
 //! ([`crate::verdict::capacity`]) for each step, runs it, feeds back what it showed, then
-//! writes `capacity.json` and its presentation.
+//! writes `capacity.json` and its presentation. With `--mode ramp`, the steps are the
+//! stages of one run (a stepped ramp), each judged on its own stage's figures by the
+//! same rules.
 
-use crate::cli::CapacityArgs;
-use crate::commands::run::execute_quiet;
+use crate::cli::{CapacityArgs, CapacityMode};
 use crate::commands::run::load_plan;
+use crate::commands::run::{execute_quiet, execute_quiet_outcome};
 use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::present;
 use crate::provenance::Provenance;
 use crate::results::capacity::{self, Capacity, Step};
 use crate::results::figure::format_us;
-use crate::scenario::{Edits, Plan, Scenario};
+use crate::results::stages;
+use crate::scenario::{Edits, Plan, Scenario, Stage};
 use crate::verdict::capacity::{Next, Observation, Params, Search, StepSpec};
+use crate::verdict::saturation;
 use crate::verdict::threshold::{self, Threshold};
 use anyhow::{Context, anyhow};
 use std::path::Path;
@@ -26,13 +30,11 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     let plan = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?;
     let slos = threshold::parse_for(&args.slo, &plan.tags()).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
+    let conversations = plan.conversations();
     let base = plan.scenario;
     let clients_mode = args.clients;
-    let start = args.start.unwrap_or(if clients_mode {
-        base.clients.count as f64
-    } else {
-        per_conv * (base.clients.count / 2) as f64
-    });
+    let start =
+        args.start.unwrap_or(if clients_mode { base.clients.count as f64 } else { per_conv * conversations as f64 });
     let search = Search::new(Params {
         start,
         max: args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 }),
@@ -46,21 +48,39 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         output::result_dir(args.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
     let provenance = Provenance::collect();
-    let mut steps: Vec<Step> = Vec::new();
-    let found = loop {
-        let seen: Vec<Observation> =
-            steps.iter().map(|s| Observation { offered: s.offered, pass: s.pass, saturated: s.saturated }).collect();
-        match search.next_step(&seen) {
-            Next::Run(spec) => steps.push(run_step(args, &base, per_conv, &slos, &dir, spec)?),
-            Next::Done(found) => break found,
+    let observe = |steps: &[Step]| -> Vec<Observation> {
+        steps.iter().map(|s| Observation { offered: s.offered, pass: s.pass, saturated: s.saturated }).collect()
+    };
+    let (steps, found) = if args.mode == CapacityMode::Ramp {
+        if clients_mode {
+            return Err(Failure::usage(anyhow!(
+                "--mode ramp steps the message rate within one run; --clients needs one run per step (--mode runs)"
+            )));
         }
+        let steps = run_ramp(args, &base, &slos, &dir, &search.ramp())?;
+        let found = search.conclude(&observe(&steps));
+        (steps, found)
+    } else {
+        let mut steps: Vec<Step> = Vec::new();
+        let found = loop {
+            match search.next_step(&observe(&steps)) {
+                Next::Run(spec) => steps.push(run_step(args, &base, per_conv, &slos, &dir, spec)?),
+                Next::Done(found) => break found,
+            }
+        };
+        (steps, found)
     };
     let cap = Capacity {
         schema_version: 1,
         kind: "capacity".into(),
         provenance,
         scenario: base,
-        search: if clients_mode { "clients" } else { "rate" }.into(),
+        search: match (clients_mode, args.mode) {
+            (true, _) => "clients",
+            (false, CapacityMode::Runs) => "rate",
+            (false, CapacityMode::Ramp) => "rate-ramp",
+        }
+        .into(),
         slos: args.slo.clone(),
         steps,
         capacity: found.capacity,
@@ -88,6 +108,7 @@ fn run_step(
     // Each step is a typed edit of the one scenario.
     let mut scenario = base.clone();
     (scenario.duration, scenario.warmup) = (args.step, args.warmup);
+    scenario.stages.clear(); // a step is one flat rate
     if args.clients {
         scenario.clients.count = x as usize;
         scenario.traffic.set_rate(per_conv);
@@ -108,4 +129,57 @@ fn run_step(
         if step.saturated { " — GENERATOR SATURATED" } else { "" }
     );
     Ok(step)
+}
+
+/// `--mode ramp`: one run whose stages are the steps (after one unmeasured warm-up stage
+/// at the first rate), into `dir/ramp/`; each stage is judged as a step would be, on its
+/// own figures ([`stages::summary_of`]): saturation from its seconds, then the SLOs.
+fn run_ramp(
+    args: &CapacityArgs,
+    base: &Scenario,
+    slos: &[Threshold],
+    dir: &Path,
+    rates: &[f64],
+) -> Result<Vec<Step>, Failure> {
+    let mut scenario = base.clone();
+    (scenario.duration, scenario.warmup) = (Default::default(), Default::default());
+    (scenario.traffic.rate, scenario.traffic.aggregate_rate) = (None, None);
+    let flat = |name: String, duration, rate: f64, measure| Stage {
+        name: Some(name),
+        duration,
+        rate: Some(rate),
+        from: Some(rate),
+        measure,
+        clients: None,
+    };
+    scenario.stages = Vec::new();
+    if !args.warmup.is_zero() {
+        scenario.stages.push(flat("warm-up".into(), args.warmup, rates[0], false));
+    }
+    let first_step = scenario.stages.len();
+    for (i, &x) in rates.iter().enumerate() {
+        scenario.stages.push(flat(format!("step{:02}-{}", i + 1, x as u64), args.step, x, true));
+    }
+    let plan = Plan::new(scenario).map_err(|e| Failure::usage(anyhow!("{}: ramp: {e:#}", args.scenario.display())))?;
+    let total: std::time::Duration = plan.scenario.stages.iter().map(|s| s.duration).sum();
+    eprintln!("[ramp] {} steps of {:?} in one run ({total:?}): {:?} msgs/s", rates.len(), args.step, rates);
+    let (run, outcome) = execute_quiet_outcome(&plan, &dir.join("ramp"), &[]).context("capacity ramp")?;
+    let mut steps = Vec::with_capacity(rates.len());
+    for (i, &x) in rates.iter().enumerate() {
+        let stage = first_step + i;
+        let mut s = stages::summary_of(&run, &plan.profile, &outcome.seconds, stage);
+        saturation::judge(&mut s, &stages::seconds_of(&outcome.seconds, stage));
+        threshold::judge(&mut s, slos);
+        let step = Step::of(i + 1, x, plan.scenario.clients.count, "ramp".into(), &s);
+        eprintln!(
+            "[step {}] offered {x} msgs/s: delivered {:.0}/s, e2e p99 {}, {}{}",
+            i + 1,
+            step.delivered_per_s,
+            step.e2e_p99_us.map_or("-".into(), format_us),
+            if step.pass { "SLO met" } else { "SLO broken" },
+            if step.saturated { " — GENERATOR SATURATED" } else { "" }
+        );
+        steps.push(step);
+    }
+    Ok(steps)
 }

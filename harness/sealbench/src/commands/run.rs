@@ -117,6 +117,19 @@ fn write_outputs(
 /// # Errors
 /// When the run cannot start or its results cannot be written.
 pub fn execute_quiet(plan: &Plan, dir: &std::path::Path, thresholds: &[Threshold]) -> anyhow::Result<Summary> {
+    execute_quiet_outcome(plan, dir, thresholds).map(|(summary, _)| summary)
+}
+
+/// As [`execute_quiet`], also returning the run's outcome (its seconds, for judging a
+/// staged run stage by stage).
+///
+/// # Errors
+/// As [`execute_quiet`].
+pub fn execute_quiet_outcome(
+    plan: &Plan,
+    dir: &std::path::Path,
+    thresholds: &[Threshold],
+) -> anyhow::Result<(Summary, driver::Outcome)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let provenance = Provenance::collect();
     let clients = plan.scenario.clients.count;
@@ -129,7 +142,7 @@ pub fn execute_quiet(plan: &Plan, dir: &std::path::Path, thresholds: &[Threshold
     })?;
     let summary = summarise(plan, &outcome, thresholds, provenance);
     write_outputs(dir, &outcome, &summary, true)?;
-    Ok(summary)
+    Ok((summary, outcome))
 }
 
 /// Reads a scenario file, applies `--set` overrides then typed `edits`, and checks the

@@ -27,6 +27,12 @@ pub struct RunShape {
     pub warmup_ns: u64,
     /// Measured phase, ns.
     pub duration_ns: u64,
+    /// Sending lasts this long after the steady start (warm-up, measured phase and any
+    /// cool-down stage), ns.
+    pub sending_ns: u64,
+    /// Where each stage ends, ns after the steady start (a scenario without stages has
+    /// a warm-up stage, when it has a warm-up, and the measured one).
+    pub stage_ends_ns: Vec<u64>,
     /// When the run started (process clock, ns).
     pub run_start_ns: u64,
     /// The relay's URL, for error messages.
@@ -56,8 +62,10 @@ pub struct Tally {
     pub counters: Counters,
     /// Per-second history.
     pub seconds: Vec<Second>,
-    /// Wall time of the steady phase actually run (warm-up + measured), s.
+    /// Wall time of the steady phase actually run (every stage), s.
     pub measured_s: f64,
+    /// When the steady phase started, seconds after the run's start (None: it never did).
+    pub steady_start_s: Option<f64>,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
     /// Seconds from the first handshake started to the last one finished.
@@ -271,20 +279,26 @@ impl Coordinator {
         for s in (0..self.shape.shards).filter(|&s| self.done[s]) {
             now_counters.add(&self.shard_counters[s]);
         }
+        let mut stage = None;
         if let Some(t0) = self.steady_start {
             let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
             self.phase = if at < t0 + w {
                 Phase::Warmup
             } else if at < t0 + w + d {
                 Phase::Steady
+            } else if at < t0 + self.shape.sending_ns {
+                Phase::CoolDown
             } else {
                 Phase::Draining
             };
+            stage = self.stage_of(at, t0);
         }
         self.total.add(&merged);
         let delta = now_counters.since(&self.last_counters);
         let t = (at.saturating_sub(self.shape.run_start_ns) as f64 / 1e9).round() as u64;
-        self.seconds.push(Second { t, phase: self.phase, hist: merged, delta, connected, busy: busy.min(1.0) });
+        let at_s = at.saturating_sub(self.shape.run_start_ns) as f64 / 1e9;
+        let busy = busy.min(1.0);
+        self.seconds.push(Second { t, phase: self.phase, hist: merged, delta, connected, busy, stage, at_s });
         let mut r = Reaction { second: Some(self.seconds.len() - 1), ..Reaction::default() };
         // The relay went away: most clients lost their connection unexpectedly.
         if self.aborted.is_none() && self.phase != Phase::Connecting && now_counters.disconnects > 0 {
@@ -317,8 +331,18 @@ impl Coordinator {
         self.last_counters = counters;
         let t = (now_ns.saturating_sub(self.shape.run_start_ns) as f64 / 1e9).ceil() as u64;
         let t = t.max(self.seconds.last().map_or(0, |s| s.t + 1));
-        self.seconds.push(Second { t, phase: Phase::Draining, hist, delta, connected: 0, busy: 0.0 });
+        let at_s = now_ns.saturating_sub(self.shape.run_start_ns) as f64 / 1e9;
+        let stage = self.steady_start.and_then(|t0| self.stage_of(now_ns, t0));
+        self.seconds.push(Second { t, phase: Phase::Draining, hist, delta, connected: 0, busy: 0.0, stage, at_s });
         Some(self.seconds.len() - 1)
+    }
+
+    /// The stage of the second that ended at `at` (ns; `t0` the steady start): the one
+    /// its middle falls in (a second that straddles a boundary goes to the stage holding
+    /// most of it). None before the steady start and after the last stage.
+    fn stage_of(&self, at: u64, t0: u64) -> Option<usize> {
+        let mid = (at.saturating_sub(500_000_000)).checked_sub(t0)?;
+        self.shape.stage_ends_ns.iter().position(|&end| mid < end)
     }
 
     /// Every shard has connected, none has finished its handshakes, and not one client
@@ -361,9 +385,8 @@ impl Coordinator {
                  with --auth-secret needs the same secret here: --set relay.auth_secret=SECRET"
             );
         }
-        let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
         let measured_s = match self.steady_start {
-            Some(_) if !self.interrupted && self.aborted.is_none() => (w + d) as f64 / 1e9,
+            Some(_) if !self.interrupted && self.aborted.is_none() => self.shape.sending_ns as f64 / 1e9,
             Some(t0) => self
                 .seconds
                 .last()
@@ -376,6 +399,7 @@ impl Coordinator {
             counters,
             seconds: self.seconds,
             measured_s,
+            steady_start_s: self.steady_start.map(|t0| t0.saturating_sub(self.shape.run_start_ns) as f64 / 1e9),
             setup_s: self.setup_s,
             handshake_s: self.handshake_s,
             cpu_ns: self.cpu_ns,
@@ -399,6 +423,8 @@ mod tests {
             clients: 4 * shards,
             warmup_ns: S,
             duration_ns: 2 * S,
+            sending_ns: 3 * S,
+            stage_ends_ns: vec![S, 3 * S],
             run_start_ns: 100 * S,
             relay_url: "ws://127.0.0.1:1/".into(),
         }
@@ -477,6 +503,33 @@ mod tests {
         assert_eq!((tally.cpu_ns, tally.steady_cpu_ns, tally.steady_sent), (10, 6, 14));
         assert!((tally.setup_s - 2.0).abs() < 1e-9 && (tally.handshake_s - 1.0).abs() < 1e-6);
         Ok(())
+    }
+
+    #[test]
+    fn each_second_knows_its_stage_and_a_trailing_unmeasured_stage_is_cool_down() {
+        let mut shape = shape(1);
+        // Warm-up 1 s, measured 2 s, cool-down stage 1 s.
+        (shape.sending_ns, shape.stage_ends_ns) = (4 * S, vec![S, 3 * S, 4 * S]);
+        let mut c = Coordinator::new(shape);
+        c.on_event(ShardEvent::Connected { shard: 0 }, 101 * S);
+        let t0 =
+            c.on_event(ShardEvent::HandshakesDone { shard: 0, first_ns: 1, last_ns: 2 }, 102 * S).start_at.unwrap();
+        let mut seen = Vec::new();
+        for k in 1..=5 {
+            let r = c.on_event(interval(0, t0 + k * S - S / 10, &[], k, 4), t0);
+            let s = &c.seconds()[r.second.unwrap()];
+            seen.push((s.stage, s.phase));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (Some(0), Phase::Warmup),
+                (Some(1), Phase::Steady),
+                (Some(1), Phase::Steady),
+                (Some(2), Phase::CoolDown),
+                (None, Phase::Draining)
+            ]
+        );
     }
 
     #[test]

@@ -46,14 +46,13 @@ pub(super) fn build_shards(
             chats: Vec::new(),
             connect_rate: scenario.clients.connect_rate / shards as f64,
             seed: scenario.seed,
-            warmup_ns: scenario.warmup.as_nanos() as u64,
-            duration_ns: scenario.duration.as_nanos() as u64,
+            warmup_ns: plan.warmup_ns(),
+            duration_ns: plan.measured_ns(),
+            sending_ns: plan.sending_ns(),
             cooldown_ns: scenario.cooldown.as_nanos() as u64,
             ack: scenario.relay.ack,
             stall: if index == 0 {
-                options
-                    .stall
-                    .map(|(a, l)| (a.as_nanos() as u64 + scenario.warmup.as_nanos() as u64, l.as_nanos() as u64))
+                options.stall.map(|(a, l)| (a.as_nanos() as u64 + plan.warmup_ns(), l.as_nanos() as u64))
             } else {
                 None
             },

@@ -60,8 +60,11 @@ pub struct ShardSpec {
     chats: Vec<ChatSpec>,
     connect_rate: f64,
     seed: u64,
+    /// The measured window: from `warmup_ns` after the steady start, `duration_ns` long.
     warmup_ns: u64,
     duration_ns: u64,
+    /// Sending lasts this long after the steady start (every stage).
+    sending_ns: u64,
     cooldown_ns: u64,
     ack: bool,
     stall: Option<(u64, u64)>,
@@ -176,6 +179,8 @@ pub enum Phase {
     Warmup,
     /// Measured traffic.
     Steady,
+    /// Traffic of a cool-down stage after the measured phase (not in the histograms).
+    CoolDown,
     /// Waiting for in-flight messages.
     Draining,
 }
@@ -188,6 +193,7 @@ impl Phase {
             Phase::Handshaking => "handshaking",
             Phase::Warmup => "warmup",
             Phase::Steady => "steady",
+            Phase::CoolDown => "cool-down",
             Phase::Draining => "draining",
         }
     }
@@ -208,6 +214,11 @@ pub struct Second {
     pub connected: usize,
     /// The busiest shard's CPU time over the interval's wall time (0..=1; 0 when unknown).
     pub busy: f64,
+    /// The stage the second belongs to (index into the plan's profile; the one holding
+    /// the second's middle), None outside the sending phase.
+    pub stage: Option<usize>,
+    /// When the second ended, seconds since the run started (unrounded, unlike `t`).
+    pub at_s: f64,
 }
 
 /// Everything a run produced.
@@ -219,8 +230,11 @@ pub struct Outcome {
     pub counters: Counters,
     /// Per-second history.
     pub seconds: Vec<Second>,
-    /// Wall time of the steady phase actually run (warm-up + measured), s.
+    /// Wall time of the steady phase actually run (every stage: warm-up, measured,
+    /// cool-down), s.
     pub measured_s: f64,
+    /// When the steady phase started, seconds after the run's start (None: it never did).
+    pub steady_start_s: Option<f64>,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
     /// Seconds from the first handshake started to the last one finished.
@@ -279,8 +293,10 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     let shape = RunShape {
         shards,
         clients: scenario.clients.count,
-        warmup_ns: scenario.warmup.as_nanos() as u64,
-        duration_ns: scenario.duration.as_nanos() as u64,
+        warmup_ns: plan.warmup_ns(),
+        duration_ns: plan.measured_ns(),
+        sending_ns: plan.sending_ns(),
+        stage_ends_ns: plan.stage_ends_ns(),
         run_start_ns: run_start,
         relay_url: target.url.clone(),
     };
@@ -298,6 +314,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         counters: tally.counters,
         seconds: tally.seconds,
         measured_s: tally.measured_s,
+        steady_start_s: tally.steady_start_s,
         setup_s: tally.setup_s,
         handshake_s: tally.handshake_s,
         driver_cpu_s: tally.cpu_ns as f64 / 1e9,

@@ -28,6 +28,7 @@ pub fn table(s: &Summary, dir: &str) -> String {
     let mut o = String::new();
     header(&mut o, s);
     latency_rows(&mut o, s);
+    stage_rows(&mut o, s);
     accounting(&mut o, s);
     generator(&mut o, s);
     if !s.thresholds.is_empty() {
@@ -48,7 +49,12 @@ fn header(o: &mut String, s: &Summary) {
         let _ =
             writeln!(o, "  *** UNENCRYPTED baseline run (aead = none): messages crossed the relay in the clear ***");
     }
-    let _ = writeln!(o, "  relay: {}   duration {:?} (+{:?} warm-up)", s.relay, sc.duration, sc.warmup);
+    if sc.stages.is_empty() {
+        let _ = writeln!(o, "  relay: {}   duration {:?} (+{:?} warm-up)", s.relay, sc.duration, sc.warmup);
+    } else {
+        let total: std::time::Duration = sc.stages.iter().map(|st| st.duration).sum();
+        let _ = writeln!(o, "  relay: {}   {} stages, {:?}", s.relay, sc.stages.len(), total);
+    }
     if s.interrupted {
         let _ = writeln!(o, "  INTERRUPTED (Ctrl-C): results cover what was measured until then");
     }
@@ -147,6 +153,39 @@ fn generator(o: &mut String, s: &Summary) {
             o,
             "  note: {} second(s) with a schedule-lag spike (p99 > 1 ms), not sustained: not saturation",
             g.lag_spikes
+        );
+    }
+}
+
+/// Per-stage rows of a staged run: its window, target, what was achieved, and e2e from
+/// the stage's own histograms (unmeasured stages in brackets, without latencies).
+fn stage_rows(o: &mut String, s: &Summary) {
+    if s.stages.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n  {:<16} {:>13} {:>17} {:>10} {:>12} {:>9} {:>9} {:>9}",
+        "stage", "window (s)", "target (msgs/s)", "sent/s", "delivered/s", "e2e p50", "e2e p99", "e2e max"
+    );
+    for st in &s.stages {
+        let name = if st.measure { st.name.clone() } else { format!("({})", st.name) };
+        let target = if st.target_start_per_s == st.target_end_per_s {
+            format!("{:.0}", st.target_end_per_s)
+        } else {
+            format!("{:.0}→{:.0}", st.target_start_per_s, st.target_end_per_s)
+        };
+        let lat =
+            |f: fn(&crate::results::summary::Latency) -> f64| st.e2e.as_ref().map_or("-".into(), |l| format_us(f(l)));
+        let _ = writeln!(
+            o,
+            "  {name:<16} {:>13} {target:>17} {:>10.0} {:>12.0} {:>9} {:>9} {:>9}",
+            format!("{:.1}–{:.1}", st.start_s, st.end_s),
+            st.sent_per_s,
+            st.delivered_per_s,
+            lat(|l| l.p50_us),
+            lat(|l| l.p99_us),
+            lat(|l| l.max_us),
         );
     }
 }

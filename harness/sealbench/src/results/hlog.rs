@@ -108,8 +108,16 @@ mod tests {
         h.record(Metric::E2e, 1_500_000);
         h.record(Metric::E2e, 2_500_000);
         h.record(Metric::Handshake, 400_000);
-        let secs =
-            vec![Second { t: 1, phase: Phase::Steady, hist: h, delta: Counters::new(), connected: 2, busy: 0.0 }];
+        let secs = vec![Second {
+            t: 1,
+            phase: Phase::Steady,
+            hist: h,
+            delta: Counters::new(),
+            connected: 2,
+            busy: 0.0,
+            stage: Some(0),
+            at_s: 1.0,
+        }];
         let bytes = render(&secs, 1_700_000_000.0).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("#[StartTime: 1700000000.000"));
@@ -148,6 +156,8 @@ mod tests {
             delta: Counters::new(),
             connected: 2,
             busy: 0.0,
+            stage: None,
+            at_s: 1.0,
         }];
         let bytes = render(&secs, 1_700_000_000.0)?;
         let text = String::from_utf8(bytes.clone())?;

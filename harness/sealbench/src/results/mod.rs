@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
+//! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
 //! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
 //!   paths, what counts as an error) and units (one parser, one formatter).
@@ -13,6 +14,7 @@ pub mod capacity;
 pub mod figure;
 pub mod hlog;
 pub mod matrix;
+pub mod stages;
 pub mod summary;
 pub mod timeseries;
 

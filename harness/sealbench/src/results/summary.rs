@@ -260,6 +260,9 @@ pub struct Summary {
     pub relay_stats: Option<crate::driver::RelayStats>,
     /// Wall seconds of the whole run.
     pub wall_s: f64,
+    /// Per-stage figures of a scenario with `stages` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<super::stages::StageFigures>,
 }
 
 /// A threshold's verdict, as written to `summary.json` (and to a capacity step's `slos`).
@@ -416,6 +419,11 @@ impl Summary {
             generator: Generator::of(outcome, lag),
             relay_stats: outcome.relay_stats.clone(),
             wall_s: outcome.wall_s,
+            stages: if scenario.stages.is_empty() {
+                Vec::new()
+            } else {
+                super::stages::figures(&plan.profile, &outcome.seconds)
+            },
         }
     }
 

@@ -134,7 +134,16 @@ mod tests {
         let mut h = Histograms::with_tags(tags.into());
         h.record_tagged(Metric::E2e, &[TagId(0)], 2_000_000);
         h.record_tagged(Metric::E2e, &[TagId(0)], 4_000_000);
-        let sec = |hist| Second { t: 1, phase: Phase::Steady, hist, delta: Counters::new(), connected: 2, busy: 0.0 };
+        let sec = |hist| Second {
+            t: 1,
+            phase: Phase::Steady,
+            hist,
+            delta: Counters::new(),
+            connected: 2,
+            busy: 0.0,
+            stage: None,
+            at_s: 1.0,
+        };
         let csv = render(&[sec(h.clone()), sec(Histograms::new())]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], format!("{HEADER},e2e_n{{class=dm}},e2e_p50_us{{class=dm}},e2e_p99_us{{class=dm}}"));

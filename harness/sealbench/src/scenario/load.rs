@@ -185,6 +185,7 @@ fn apply_override(table: &mut toml::Table, o: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Result;
     use sealcore::{AeadKind, Pattern};
     use std::time::Duration;
 
@@ -242,5 +243,57 @@ mod tests {
         let text = format!("{MIN}[traffic]\nrate = 5\n");
         let ok = ["traffic.aggregate_rate=100".to_owned(), "traffic.rate=".to_owned()];
         assert_eq!(Scenario::parse(&text, "t.toml", &ok).unwrap().traffic.aggregate_rate, Some(100.0));
+    }
+
+    const STAGED: &str = "name = \"t\"\n[clients]\ncount = 10\n\
+        [[stages]]\nname = \"warm\"\nduration = \"2s\"\nrate = 100\nmeasure = false\n\
+        [[stages]]\nduration = \"3s\"\nrate = 400\n\
+        [[stages]]\nduration = \"1s\"\n";
+
+    #[test]
+    fn a_staged_scenario_reads_into_a_profile() -> Result<()> {
+        let p = Plan::new(Scenario::parse(STAGED, "t.toml", &[])?)?;
+        assert_eq!(p.profile.spans().len(), 3);
+        assert_eq!(p.profile.window_s(), (2.0, 6.0));
+        assert_eq!((p.warmup_ns(), p.measured_ns(), p.sending_ns()), (2_000_000_000, 4_000_000_000, 6_000_000_000));
+        // 200 + 750 + 400 messages over 6 s, shared by 5 conversations.
+        assert!((p.offered_rate() - 1350.0 / 6.0).abs() < 1e-9);
+        assert!((p.share_of(p.rate_per_conversation) - 0.2).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_stages_table_is_refused_naming_the_field() {
+        let e = |text: &str, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+            format!("{:#}", Scenario::parse(text, "t.toml", &sets).unwrap_err())
+        };
+        let msg = e(STAGED, &["duration=10s"]);
+        assert!(msg.contains("duration: leave it out when `stages` is set"), "{msg}");
+        let msg = e(&format!("{STAGED}[traffic]\nrate = 5\n"), &[]);
+        assert!(msg.contains("traffic.rate: leave it out"), "{msg}");
+        let msg = e(&STAGED.replace("rate = 400", "rate = -4"), &[]);
+        assert!(msg.contains("stages[1].rate") && msg.contains("-4"), "{msg}");
+        let msg = e(&STAGED.replace("duration = \"3s\"", "duration = \"0s\""), &[]);
+        assert!(msg.contains("stages[1].duration: must be more than 0"), "{msg}");
+        let gap =
+            STAGED.replace("measure = false\n", "").replace("duration = \"3s\"", "duration = \"3s\"\nmeasure = false");
+        let msg = e(&gap, &[]);
+        assert!(msg.contains("stages[1].measure: an unmeasured stage may only come before"), "{msg}");
+        let msg = e(&format!("{STAGED}clients = 4\n"), &[]);
+        assert!(msg.contains("stages[2].clients") && msg.contains("not yet supported"), "{msg}");
+        let msg = e(&format!("{STAGED}colour = 4\n"), &[]);
+        assert!(msg.contains("colour"), "{msg}");
+    }
+
+    #[test]
+    fn the_staged_example_of_the_scenario_reference_reads() -> Result<()> {
+        let doc = include_str!("../../../../docs/SCENARIOS.md");
+        let start = doc.find("```toml\n").map(|i| i + 8).expect("a toml example");
+        let text = &doc[start..start + doc[start..].find("```").expect("its end")];
+        let p = Plan::new(Scenario::parse(text, "SCENARIOS.md", &[])?)?;
+        assert_eq!(p.profile.spans().len(), 6);
+        assert_eq!((p.profile.total_s(), p.profile.window_s()), (145.0, (10.0, 140.0)));
+        Ok(())
     }
 }

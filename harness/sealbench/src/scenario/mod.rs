@@ -10,11 +10,14 @@
 //! - [`choice`] — the choice types (`Mode`, `Arrival`, `Senders`, `RelayTarget`, …).
 //! - `load` — text → [`Scenario`]: TOML, `--set` overrides, errors with file, line and field.
 //! - `plan` — [`Scenario`] → [`Plan`]: whole-scenario checks and derived values.
+//! - [`stages`] — `[[stages]]` (load that changes within a run) and the rate [`Profile`]
+//!   the open-loop schedule follows.
 
 pub mod choice;
 mod load;
 mod plan;
 pub mod population;
+pub mod stages;
 mod tags;
 
 pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, WsUrl};
@@ -22,6 +25,7 @@ pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
 pub use population::Population;
 use sealcore::{AeadKind, HashKind, Pattern};
 use serde::{Deserialize, Serialize};
+pub use stages::{Profile, Span, Stage};
 use std::time::Duration;
 
 /// A load scenario, resolved (defaults filled in).
@@ -33,10 +37,12 @@ pub struct Scenario {
     /// Seed of every random choice (pairing, arrival times, sizes).
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Length of the measured steady phase.
-    #[serde(with = "humantime_serde")]
+    /// Length of the measured steady phase. Required without `stages`; left out (zero)
+    /// with them: the run then lasts the sum of the stages.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Duration::is_zero")]
     pub duration: Duration,
-    /// Traffic before the measured phase: sent and accounted, not in the histograms.
+    /// Traffic before the measured phase: sent and accounted, not in the histograms. Left
+    /// out with `stages` (a leading stage with `measure = false` is the warm-up).
     #[serde(default, with = "humantime_serde")]
     pub warmup: Duration,
     /// Time to drain in-flight messages after sending stops; what has not arrived then is lost.
@@ -62,6 +68,10 @@ pub struct Scenario {
     /// Pass/fail expressions, e.g. `e2e.p99 < 25ms`.
     #[serde(default)]
     pub thresholds: Vec<String>,
+    /// Load that changes within the run: stages of a target aggregate rate, ramped
+    /// linearly (see [`stages`]). Instead of `duration`, `warmup` and the traffic rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
 }
 
 fn default_seed() -> u64 {
@@ -212,8 +222,9 @@ pub struct SizeWeight {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Traffic {
-    /// Messages per second per conversation (both directions together). Not together with
-    /// `aggregate_rate`.
+    /// Messages per second per conversation (both directions together); 1 when neither
+    /// this nor `aggregate_rate` is set. Not together with `aggregate_rate`, nor with
+    /// `stages` (each stage has its own rate).
     #[serde(default)]
     pub rate: Option<f64>,
     /// Messages per second over all conversations (instead of `rate`).
@@ -240,7 +251,7 @@ fn default_size() -> usize {
 impl Default for Traffic {
     fn default() -> Self {
         Traffic {
-            rate: Some(1.0),
+            rate: None,
             aggregate_rate: None,
             arrival: Arrival::default(),
             size: default_size(),

@@ -3,7 +3,7 @@
 //! cell or step.
 
 use super::population::ChatKind;
-use super::{ConversationKind, Fanout, Population, RelayTarget, Scenario};
+use super::{ConversationKind, Fanout, Population, Profile, RelayTarget, Scenario};
 use crate::relay::Adversary;
 use anyhow::{Context, Result, bail};
 use sealcore::{AeadKind, Suite, TransportMode};
@@ -23,8 +23,12 @@ pub struct Plan {
     pub suite: Suite,
     /// Transport mode (with its rekey interval).
     pub mode: TransportMode,
-    /// Messages per second per conversation.
+    /// Messages per second per conversation: the scenario's rate, or with stages the mean
+    /// target over the run (the profile scales it in time).
     pub rate_per_conversation: f64,
+    /// The target aggregate rate over the run (one flat measured stage, after an
+    /// unmeasured warm-up, for a scenario without stages).
+    pub profile: Profile,
     /// (size, cumulative weight) pairs; one entry for a fixed size.
     pub sizes: Vec<(usize, f64)>,
     /// Source addresses, expanded.
@@ -48,8 +52,25 @@ impl Plan {
         if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("name: use letters, digits, '-', '_' or '.' (it becomes part of a directory name)");
         }
-        if s.duration.is_zero() {
-            bail!("duration: must be more than 0 (e.g. \"30s\")");
+        let staged = !s.stages.is_empty();
+        if staged {
+            if !s.duration.is_zero() {
+                bail!("duration: leave it out when `stages` is set (the run lasts the sum of the stages' durations)");
+            }
+            if !s.warmup.is_zero() {
+                bail!(
+                    "warmup: leave it out when `stages` is set (a first stage with `measure = false` is the warm-up)"
+                );
+            }
+            for (field, v) in [("rate", s.traffic.rate), ("aggregate_rate", s.traffic.aggregate_rate)] {
+                if v.is_some() {
+                    bail!(
+                        "traffic.{field}: leave it out when `stages` is set (each stage's `rate` is the target, messages/s over all conversations)"
+                    );
+                }
+            }
+        } else if s.duration.is_zero() {
+            bail!("duration: must be more than 0 (e.g. \"30s\"), or give `[[stages]]`");
         }
         if s.clients.count < 2 {
             bail!("clients.count: at least 2 clients are needed for a conversation");
@@ -67,7 +88,15 @@ impl Plan {
         };
         let population = Population::new(s)?;
         check_groups(s, &population)?;
-        let rate_per_conversation = rate_per_conversation(s, population.chats.len())?;
+        let chats = population.chats.len();
+        let (profile, rate_per_conversation) = if staged {
+            let profile = Profile::new(&s.stages)?;
+            let per_conversation = profile.mean_rate() / chats as f64;
+            (profile, per_conversation)
+        } else {
+            let r = rate_per_conversation(s, chats)?;
+            (Profile::steady(s.warmup, s.duration, r * chats as f64), r)
+        };
         let sizes = sizes(s)?;
         let sources = parse_sources(&s.clients.source_addresses).context("clients.source_addresses")?;
         let embedded = s.relay.url == RelayTarget::Embedded;
@@ -83,7 +112,7 @@ impl Plan {
             Some(a) => Some(Adversary::parse(a).map_err(|e| anyhow::anyhow!("relay.adversary: {e}"))?),
         };
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
-        Ok(Plan { suite, mode, rate_per_conversation, sizes, sources, adversary, population, scenario })
+        Ok(Plan { suite, mode, rate_per_conversation, profile, sizes, sources, adversary, population, scenario })
     }
 
     /// Runs the checks of [`Plan::new`] on a scenario that stays with the caller.
@@ -107,6 +136,33 @@ impl Plan {
     /// The rate offered over all conversations, messages/s.
     pub fn offered_rate(&self) -> f64 {
         self.rate_per_conversation * self.conversations() as f64
+    }
+
+    /// The share of the aggregate rate that a sender of `rate` messages/s (at the plan's
+    /// mean rate) carries: what its schedule scales the profile by.
+    pub fn share_of(&self, rate: f64) -> f64 {
+        rate / self.offered_rate()
+    }
+
+    /// Sending time before the measured window (the warm-up), ns.
+    pub fn warmup_ns(&self) -> u64 {
+        secs_ns(self.profile.window_s().0)
+    }
+
+    /// The measured window's length, ns.
+    pub fn measured_ns(&self) -> u64 {
+        let (a, b) = self.profile.window_s();
+        secs_ns(b) - secs_ns(a)
+    }
+
+    /// How long sending lasts (every stage), ns.
+    pub fn sending_ns(&self) -> u64 {
+        secs_ns(self.profile.total_s())
+    }
+
+    /// Stage ends, ns after the steady start.
+    pub fn stage_ends_ns(&self) -> Vec<u64> {
+        self.profile.spans().iter().map(|s| secs_ns(s.end_s)).collect()
     }
 
     /// The run sends UNENCRYPTED messages (the `none` baseline).
@@ -168,8 +224,13 @@ fn rate_per_conversation(s: &Scenario, chats: usize) -> Result<f64> {
         (None, Some(a)) => bail!("traffic.aggregate_rate: must be a positive number of messages per second, got {a}"),
         (Some(r), None) if r.is_finite() && r > 0.0 => r,
         (Some(r), None) => bail!("traffic.rate: must be a positive number of messages per second, got {r}"),
-        (None, None) => bail!("traffic: set `rate` (per conversation) or `aggregate_rate`"),
+        (None, None) => 1.0,
     })
+}
+
+/// Seconds (a stage boundary) to whole ns.
+fn secs_ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
 }
 
 fn sizes(s: &Scenario) -> Result<Vec<(usize, f64)>> {

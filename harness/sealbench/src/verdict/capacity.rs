@@ -165,6 +165,22 @@ impl Search {
         Next::Run(StepSpec { index: observations.len() + 1, offered })
     }
 
+    /// What `observations` found, without asking for more steps: for `capacity --mode
+    /// ramp`, whose steps were all run in one go (no bisection after the fact).
+    pub fn conclude(&self, observations: &[Observation]) -> Found {
+        self.found(&Bracket::of(observations), observations)
+    }
+
+    /// The values a stepped ramp runs through: the growth the search makes while every
+    /// SLO holds, from `start` by `factor` up to `max`, at most `max_steps` of them.
+    pub fn ramp(&self) -> Vec<f64> {
+        let mut seen: Vec<Observation> = Vec::new();
+        while let Next::Run(step) = self.next_step(&seen) {
+            seen.push(Observation { offered: step.offered, pass: true, saturated: false });
+        }
+        seen.into_iter().map(|o| o.offered).collect()
+    }
+
     /// The value to try after a step, or None when the search is over: grow while nothing
     /// broke, shrink while nothing held, then bisect to `precision`.
     fn after(&self, b: &Bracket) -> Option<f64> {
@@ -350,6 +366,16 @@ mod tests {
         assert_eq!(steps, vec![4.0, 8.0, 14.0]);
         assert_eq!(found.capacity, Some(14.0));
         assert!(found.conclusion.contains("clients"));
+    }
+
+    #[test]
+    fn a_ramp_runs_the_growth_and_is_concluded_from_its_stages() {
+        let s = search(250.0, 2000.0);
+        assert_eq!(s.ramp(), vec![250.0, 500.0, 1000.0, 2000.0]);
+        let seen: Vec<Observation> =
+            s.ramp().into_iter().map(|x| Observation { offered: x, pass: x <= 500.0, saturated: false }).collect();
+        let found = s.conclude(&seen);
+        assert_eq!((found.capacity, found.first_failure), (Some(500.0), Some(1000.0)));
     }
 
     #[test]

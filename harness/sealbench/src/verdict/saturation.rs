@@ -52,13 +52,13 @@ impl SecondEvidence {
 }
 
 impl SecondEvidence {
-    /// The evidence of every second in which the generator was sending (warm-up and
-    /// measured phase).
+    /// The evidence of every second in which the generator was sending (warm-up, measured
+    /// phase and cool-down stages).
     pub fn of(seconds: &[Second]) -> Vec<SecondEvidence> {
         use crate::driver::Phase;
         seconds
             .iter()
-            .filter(|s| matches!(s.phase, Phase::Warmup | Phase::Steady))
+            .filter(|s| matches!(s.phase, Phase::Warmup | Phase::Steady | Phase::CoolDown))
             .map(|s| {
                 let h = s.hist.get(Metric::ScheduleLag);
                 let sent = s.delta.sent;
@@ -217,6 +217,7 @@ mod tests {
             },
             relay_stats: None,
             wall_s: 12.0,
+            stages: Vec::new(),
         })
     }
 

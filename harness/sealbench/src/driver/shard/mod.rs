@@ -181,8 +181,8 @@ struct Steady {
     sent: u64,
 }
 
-/// Phase 3: open-loop sending from `t0` (warm-up, then measured) until the end of the
-/// measured phase or a stop. Every sender's next due time is in one heap.
+/// Phase 3: open-loop sending from `t0` (every stage: warm-up, measured, cool-down) on
+/// the plan's rate profile until its end or a stop. Every sender's next due time is in one heap.
 async fn send_steady(
     spec: &ShardSpec,
     control: &Control,
@@ -192,20 +192,22 @@ async fn send_steady(
 ) -> Steady {
     let plan = &spec.plan;
     let measure_from = t0 + spec.warmup_ns;
-    let stop_at = measure_from + spec.duration_ns;
+    let stop_at = t0 + spec.sending_ns;
     {
         let mut st = state.borrow_mut();
         st.measure_from = measure_from;
+        st.measure_until = measure_from + spec.duration_ns;
         st.send_from = t0;
     }
     let mut senders = build_senders(&state.borrow(), plan, spec.seed, spec.index);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(senders.len());
     for (i, s) in senders.iter_mut().enumerate() {
-        s.next_ns = s.sched.first(t0);
-        heap.push(Reverse((s.next_ns, i)));
+        if let Some(first) = s.sched.first(t0, &plan.profile) {
+            s.next_ns = first;
+            heap.push(Reverse((first, i)));
+        }
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let senders_kind = plan.scenario.traffic.senders;
     let churn = churn::Setup::of(spec)
         .map(|setup| tokio::task::spawn_local(churn::run(setup, control.clone(), state.clone(), t0, stop_at)));
     let cpu0 = thread_cpu_ns();
@@ -228,7 +230,7 @@ async fn send_steady(
                 break;
             }
             heap.pop();
-            let next = send_one(&mut state.borrow_mut(), &mut senders[i], senders_kind, &plan.sizes, &mut buf);
+            let next = send_one(&mut state.borrow_mut(), &mut senders[i], plan, &mut buf);
             if let Some(n) = next {
                 heap.push(Reverse((n, i)));
             }

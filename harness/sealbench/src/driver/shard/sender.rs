@@ -9,8 +9,8 @@ use crate::driver::conversation::{Timed, seal_group_message};
 use crate::driver::layout::group_id;
 use crate::driver::recorder::{LATE_SEND_NS, Metric};
 use crate::driver::schedule::{Rng, Schedule};
-use crate::scenario::Senders;
 use crate::scenario::population::ChatKind;
+use crate::scenario::{Plan, Senders};
 use bytes::BytesMut;
 
 /// The schedule of one conversation.
@@ -34,8 +34,10 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
             continue;
         }
         let stream = u64::from(chat.id) << 1;
+        // Each conversation's sender carries its share of the aggregate rate; its schedule
+        // scales the run's rate profile by that share.
         let sched = Schedule::new(
-            plan.rate_per_conversation,
+            plan.share_of(plan.rate_per_conversation),
             plan.scenario.traffic.arrival,
             Rng::new(seed ^ shard as u64, stream),
         );
@@ -67,20 +69,15 @@ fn online_device(st: &State, c: usize, user: usize, rng: &mut Rng) -> Option<usi
 }
 
 /// Sends one due message of `s` if its device can take it; returns the sender's next due
-/// time (the same intended time again, slightly later, when the device's queue is full).
-pub(super) fn send_one(
-    st: &mut State,
-    s: &mut Sender,
-    senders: Senders,
-    sizes: &[(usize, f64)],
-    buf: &mut BytesMut,
-) -> Option<u64> {
+/// time (the same intended time again, slightly later, when the device's queue is full;
+/// None when the run has nothing more for it).
+pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut BytesMut) -> Option<u64> {
     let c = s.chat;
-    let user = next_user(st, s, senders);
+    let user = next_user(st, s, plan.scenario.traffic.senders);
     let Some(pos) = online_device(st, c, user, &mut s.rng) else {
         // Every device of the sending user is offline: the user does not send.
         st.counters.skipped_offline += 1;
-        s.next_ns += s.sched.gap();
+        s.next_ns = s.sched.next(&plan.profile)?;
         return Some(s.next_ns);
     };
     let client = st.chats[c].first_client + pos;
@@ -93,7 +90,7 @@ pub(super) fn send_one(
         return Some(now_ns() + 200_000);
     }
     let intended = s.next_ns;
-    let m = Timed { size: s.sched.size(sizes), msg: 0, intended_ns: intended, actual_ns: now_ns() };
+    let m = Timed { size: s.sched.size(&plan.sizes), msg: 0, intended_ns: intended, actual_ns: now_ns() };
     let actual = m.actual_ns;
     let sent = if relay { send_to_group(st, c, pos, m, buf) } else { send_copies(st, c, pos, m, buf) };
     let done = now_ns();
@@ -101,7 +98,7 @@ pub(super) fn send_one(
     if actual.saturating_sub(intended) > LATE_SEND_NS {
         st.counters.late_sends += 1;
     }
-    if intended >= st.measure_from {
+    if st.measures(intended) {
         st.hist.record(Metric::ScheduleLag, actual.saturating_sub(intended));
         st.counters.sent_measured += sent;
         if frames >= 2 || relay {
@@ -109,7 +106,7 @@ pub(super) fn send_one(
             st.hist.record_tagged(Metric::FanoutSeal, tags, done - actual);
         }
     }
-    s.next_ns = intended + s.sched.gap();
+    s.next_ns = s.sched.next(&plan.profile)?;
     Some(s.next_ns)
 }
 
@@ -134,7 +131,7 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, online as u32);
     st.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
-    let measuring = m.intended_ns >= st.measure_from;
+    let measuring = st.measures(m.intended_ns);
     let mut sent = 0;
     for k in 0..routes {
         let (session, side) = st.chats[c].routes[pos][k];
@@ -176,7 +173,7 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
         st.counters.other_errors += 1;
         return 0;
     }
-    if t && m.intended_ns >= st.measure_from {
+    if t && st.measures(m.intended_ns) {
         st.hist.record(Metric::Seal, now_ns() - t0);
     }
     for p in (0..devices).filter(|&p| p != pos) {

@@ -49,8 +49,10 @@ pub(super) struct State {
     pub(super) hist: Histograms,
     /// Cumulative counters.
     pub(super) counters: Counters,
-    /// Histograms record samples whose intended time is at or after this (warm-up end).
+    /// Histograms record samples whose intended time is at or after this (warm-up end)…
     pub(super) measure_from: u64,
+    /// …and before this (the measured window's end: a cool-down stage follows it).
+    pub(super) measure_until: u64,
     /// The steady start: no transport message of this run was due before it.
     pub(super) send_from: u64,
     /// Shutting down: disconnects are expected.
@@ -125,6 +127,7 @@ impl State {
             hist: Histograms::with_tags(spec.plan.tags()),
             counters: Counters::new(),
             measure_from: u64::MAX,
+            measure_until: u64::MAX,
             send_from: u64::MAX,
             closing: false,
             ack: spec.ack,
@@ -210,11 +213,17 @@ impl State {
         let RequestId::Message { conv, side, seq } = request else { return };
         if let Some(c) = self.conv_index(conv) {
             if let Some(t) = self.convs[c].sent_at(side, seq) {
-                if t >= self.measure_from {
+                if self.measures(t) {
                     self.hist.record(Metric::RelayAck, now.saturating_sub(t));
                 }
             }
         }
+    }
+
+    /// A message intended at `t` belongs in the histograms (the measured window).
+    #[inline]
+    pub(super) fn measures(&self, t: u64) -> bool {
+        self.measure_from <= t && t < self.measure_until
     }
 
     fn conv_index(&self, conv_id: u32) -> Option<usize> {
@@ -241,8 +250,9 @@ impl State {
         let c = &mut self.clients[client];
         if c.stored_left > 0 {
             c.stored_left -= 1;
-            if c.stored_left == 0 && c.welcome_ns >= self.measure_from {
-                self.hist.record(Metric::MailboxDrain, now.saturating_sub(c.welcome_ns));
+            let welcome = c.welcome_ns;
+            if c.stored_left == 0 && self.measures(welcome) {
+                self.hist.record(Metric::MailboxDrain, now.saturating_sub(welcome));
             }
         }
     }
@@ -332,7 +342,7 @@ impl State {
         if reordered {
             self.counters.reordered += 1;
         }
-        let measured = stamp.intended_ns >= self.measure_from;
+        let measured = self.measures(stamp.intended_ns);
         let chat = &mut self.chats[chat];
         let arrival = if stored { Default::default() } else { chat.outboxes[sender_pos].arrived(stamp.msg, now) };
         if !measured {

@@ -4,10 +4,12 @@
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
 use crate::results::figure::Metric;
+use crate::results::stages::StageFigures;
 use crate::results::summary::Summary;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub fn render_all(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec<PathBuf>> {
     let title = format!("{} — {}", summary.scenario.name, summary.suite);
     let mut files = super::render(dir, &Percentiles { outcome, title: &title })?;
-    files.extend(super::render(dir, &Timeline { outcome, title: &title })?);
+    files.extend(super::render(dir, &Timeline { outcome, title: &title, stages: &summary.stages })?);
     files.extend(super::render(dir, &LatencyHistogram { outcome, title: &title })?);
     Ok(files)
 }
@@ -151,6 +153,34 @@ where
 struct Timeline<'a> {
     outcome: &'a Outcome,
     title: &'a str,
+    /// A staged run's stages: shaded bands with their names, and the target rate.
+    stages: &'a [StageFigures],
+}
+
+/// The stages on a timeline panel (x: seconds since the run's start): a light band per
+/// stage, alternating, with its name at the top (unmeasured stages in brackets), and a
+/// line at each boundary.
+fn stage_bands<DB: DrawingBackend>(
+    c: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    stages: &[StageFigures],
+    t0: f64,
+    ymax: f64,
+    names: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, st) in stages.iter().enumerate() {
+        let (a, b) = (t0 + st.start_s, t0 + st.end_s);
+        let shade = if i % 2 == 0 { RGBColor(90, 120, 200).mix(0.07) } else { RGBColor(90, 120, 200).mix(0.16) };
+        c.draw_series(std::iter::once(Rectangle::new([(a, 0.0), (b, ymax)], shade.filled()))).map_err(perr)?;
+        c.draw_series(std::iter::once(PathElement::new(vec![(a, 0.0), (a, ymax)], BLACK.mix(0.35)))).map_err(perr)?;
+        if names {
+            let label = if st.measure { st.name.clone() } else { format!("({})", st.name) };
+            c.draw_series(std::iter::once(Text::new(label, (a, ymax * 0.97), (FONT, 12).into_font()))).map_err(perr)?;
+        }
+    }
+    Ok(())
 }
 
 impl Chart for Timeline<'_> {
@@ -169,7 +199,15 @@ impl Chart for Timeline<'_> {
         // Throughput.
         let sent: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.sent as f64)).collect();
         let delivered: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.delivered as f64)).collect();
-        let ymax = sent.iter().chain(&delivered).map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let t0 = self.outcome.steady_start_s.unwrap_or(0.0);
+        // The target rate, stage by stage (linear within each).
+        let target: Vec<(f64, f64)> = self
+            .stages
+            .iter()
+            .flat_map(|st| [(t0 + st.start_s, st.target_start_per_s), (t0 + st.end_s, st.target_end_per_s)])
+            .collect();
+        let ymax = sent.iter().chain(&delivered).chain(&target).map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let tmax = target.last().map_or(tmax, |p| tmax.max(p.0));
         let mut c = ChartBuilder::on(&panels[0])
             .margin(10)
             .x_label_area_size(30)
@@ -182,6 +220,14 @@ impl Chart for Timeline<'_> {
             .axis_desc_style((FONT, 14))
             .draw()
             .map_err(perr)?;
+        stage_bands(&mut c, self.stages, t0, ymax, true)?;
+        if !target.is_empty() {
+            let col = BLACK.mix(0.6);
+            c.draw_series(DashedLineSeries::new(target, 6, 4, col.stroke_width(2)))
+                .map_err(perr)?
+                .label("target/s")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        }
         for (i, (name, pts)) in [("sent/s", sent), ("delivered/s", delivered)].into_iter().enumerate() {
             let col = colour(i);
             c.draw_series(LineSeries::new(pts, col.stroke_width(2)))
@@ -211,6 +257,7 @@ impl Chart for Timeline<'_> {
             .axis_desc_style((FONT, 14))
             .draw()
             .map_err(perr)?;
+        stage_bands(&mut c, self.stages, t0, lmax, false)?;
         for (i, (name, pts)) in [("e2e p50", p50), ("e2e p99", p99)].into_iter().enumerate() {
             let col = colour(i + 2);
             c.draw_series(LineSeries::new(pts, col.stroke_width(2)))
