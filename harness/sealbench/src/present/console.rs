@@ -115,8 +115,8 @@ fn accounting(o: &mut String, s: &Summary) {
     let t = &s.throughput;
     let _ = writeln!(
         o,
-        "  throughput: {:.0} msgs/s delivered ({:.0} sent, {:.0} offered) over {:.1}s; {:.0} handshakes/s at set-up",
-        t.delivered_per_s, t.sent_per_s, t.offered_per_s, t.seconds, t.handshakes_per_s
+        "  throughput: {:.0} msgs/s delivered ({:.0} sent; {:.0} messages/s of {:.0} offered) over {:.1}s; {:.0} handshakes/s at set-up",
+        t.delivered_per_s, t.sent_per_s, t.messages_per_s, t.offered_per_s, t.seconds, t.handshakes_per_s
     );
 }
 
@@ -124,7 +124,7 @@ fn generator(o: &mut String, s: &Summary) {
     let g = &s.generator;
     let _ = writeln!(
         o,
-        "  generator: {} shard(s), {:.0}% busy while sending, {:.2} µs CPU per message (driver side, relay excluded); peak RSS {:.1} MiB",
+        "  generator: {} shard(s), {:.0}% busy while sending, {:.2} µs CPU per delivery sent (driver side, relay excluded); peak RSS {:.1} MiB",
         g.shards,
         g.steady_cpu_share * 100.0,
         g.driver_cpu_us_per_msg,

@@ -34,8 +34,12 @@ pub struct StageFigures {
     pub sent: u64,
     /// Messages delivered in those seconds.
     pub delivered: u64,
-    /// Sent per second achieved.
+    /// Deliveries sent per second achieved.
     pub sent_per_s: f64,
+    /// Messages per second achieved (the unit of the target: each message fans out into
+    /// one delivery per recipient device).
+    #[serde(default)]
+    pub messages_per_s: f64,
     /// Delivered per second achieved.
     pub delivered_per_s: f64,
     /// e2e (intended send → decrypted) over the stage, µs; absent when unmeasured or empty.
@@ -89,6 +93,7 @@ pub fn figures(profile: &Profile, seconds: &[Second]) -> Vec<StageFigures> {
                 sent: t.delta.sent,
                 delivered: t.delta.delivered,
                 sent_per_s: per_s(t.delta.sent),
+                messages_per_s: per_s(t.delta.messages + t.delta.skipped_offline),
                 delivered_per_s: per_s(t.delta.delivered),
                 e2e: if span.measure { Latency::of(t.hist.get(Metric::E2e)) } else { None },
             }
@@ -116,6 +121,7 @@ pub fn summary_of(run: &Summary, profile: &Profile, seconds: &[Second], stage: u
         seconds: t.seconds,
         sent_per_s: per_s(t.delta.sent),
         delivered_per_s: per_s(t.delta.delivered),
+        messages_per_s: per_s(t.delta.messages + t.delta.skipped_offline),
         handshakes_per_s: run.throughput.handshakes_per_s,
         offered_per_s: (span.from + span.to) / 2.0,
     };

@@ -167,10 +167,14 @@ pub struct Messages {
 pub struct Throughput {
     /// Wall seconds of sending (warm-up + measured phase; shorter if interrupted).
     pub seconds: f64,
-    /// Messages sent per second over those seconds.
+    /// Deliveries sent per second over those seconds (a message to a group of 50 is 49).
     pub sent_per_s: f64,
-    /// Messages delivered per second over those seconds.
+    /// Deliveries decrypted per second over those seconds.
     pub delivered_per_s: f64,
+    /// Messages handled per second — sent, or not sent because every device of the sender
+    /// was offline: what the schedule asked of the generator, in the unit of `offered_per_s`.
+    #[serde(default)]
+    pub messages_per_s: f64,
     /// Handshakes completed per second, from the first handshake started to the last one
     /// finished (handshakes start as soon as both clients of a pair are connected).
     pub handshakes_per_s: f64,
@@ -343,6 +347,7 @@ impl Throughput {
             seconds: outcome.measured_s,
             sent_per_s: per_s(c.sent),
             delivered_per_s: per_s(c.delivered),
+            messages_per_s: per_s(c.messages + c.skipped_offline),
             handshakes_per_s: if outcome.handshake_s > 0.0 {
                 c.handshakes_ok as f64 / outcome.handshake_s
             } else {

@@ -147,10 +147,13 @@ fn short_of_rate(s: &Summary) -> Option<String> {
         return None;
     }
     let expected = t.offered_per_s * t.seconds;
-    let sent = t.sent_per_s * t.seconds;
+    // Offered in messages; a message fans out into deliveries (`sent`). Summaries from
+    // before messages were counted have only `sent`, which was the same thing then.
+    let per_s = if t.messages_per_s > 0.0 { t.messages_per_s } else { t.sent_per_s };
+    let sent = per_s * t.seconds;
     let tolerance = (0.05 * expected).max(3.0 * expected.sqrt());
     (expected >= 20.0 && sent < expected - tolerance)
-        .then(|| format!("sent {:.0}/s of the {:.0}/s offered", t.sent_per_s, t.offered_per_s))
+        .then(|| format!("sent {per_s:.0} messages/s of the {:.0}/s offered", t.offered_per_s))
 }
 
 /// Judges whether the generator of `s` saturated, from its sending `seconds`, and records
@@ -195,6 +198,7 @@ mod tests {
                 seconds: 10.0,
                 sent_per_s: 1000.0,
                 delivered_per_s: 1000.0,
+                messages_per_s: 1000.0,
                 handshakes_per_s: 0.0,
                 offered_per_s: 1000.0,
             },
@@ -259,9 +263,10 @@ mod tests {
 
         let mut short = kept_up()?;
         short.throughput.sent_per_s = 800.0;
+        short.throughput.messages_per_s = 800.0;
         let j = judgement(&short, &seconds(6, 1000, 0.5, 0.5));
         assert_eq!(j.criterion.as_deref(), Some("sustained_lag+short_of_rate"), "{j:?}");
-        assert!(j.reasons.iter().any(|r| r.contains("sent 800/s of the 1000/s offered")));
+        assert!(j.reasons.iter().any(|r| r.contains("sent 800 messages/s of the 1000/s offered")));
         Ok(())
     }
 
@@ -274,12 +279,23 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_is_judged_in_messages_not_in_the_deliveries_they_fan_out_into() -> anyhow::Result<()> {
+        // Groups of 10: 500 messages/s of the 1,000 offered is 4,500 deliveries/s.
+        let mut s = kept_up()?;
+        (s.throughput.sent_per_s, s.throughput.messages_per_s) = (4_500.0, 500.0);
+        assert!(short_of_rate(&s).is_some_and(|r| r.contains("500 messages/s of the 1000/s")));
+        (s.throughput.sent_per_s, s.throughput.messages_per_s) = (9_000.0, 1_000.0);
+        assert!(short_of_rate(&s).is_none());
+        Ok(())
+    }
+
+    #[test]
     fn a_short_rate_within_poisson_noise_or_an_interrupted_run_is_not_short() -> anyhow::Result<()> {
         let mut s = kept_up()?;
         (s.throughput.offered_per_s, s.throughput.seconds, s.throughput.sent_per_s) = (1.0, 2.0, 0.0);
         assert!(short_of_rate(&s).is_none(), "2 expected messages are no evidence");
         let mut s = kept_up()?;
-        s.throughput.sent_per_s = 100.0;
+        (s.throughput.sent_per_s, s.throughput.messages_per_s) = (100.0, 100.0);
         s.interrupted = true;
         assert!(short_of_rate(&s).is_none());
         Ok(())
