@@ -89,6 +89,14 @@ fn accounting(o: &mut String, s: &Summary) {
         "\n  messages: sent {}  delivered {}  refused {}  lost {}  | duplicated {}  reordered {}  auth failed {}  too old {}",
         m.sent, m.delivered, m.refused, m.lost, m.duplicated, m.reordered, m.auth_failed, m.too_old
     );
+    if m.messages != m.sent || m.skipped_offline + m.undelivered_offline > 0 {
+        let _ = writeln!(
+            o,
+            "    {} messages fanned out into those {} deliveries; {} not sent (sender's devices all offline), {} held by \
+             the relay for devices offline at the end (not lost), {} fan-outs incomplete",
+            m.messages, m.sent, m.skipped_offline, m.undelivered_offline, m.fanout_incomplete
+        );
+    }
     if m.not_ready + m.bad_timestamp > 0 {
         let _ = writeln!(
             o,
@@ -166,7 +174,7 @@ fn stage_rows(o: &mut String, s: &Summary) {
     let _ = writeln!(
         o,
         "\n  {:<16} {:>13} {:>17} {:>10} {:>12} {:>9} {:>9} {:>9}",
-        "stage", "window (s)", "target (msgs/s)", "sent/s", "delivered/s", "e2e p50", "e2e p99", "e2e max"
+        "stage", "window (s)", "target (msgs/s)", "msgs/s", "delivered/s", "e2e p50", "e2e p99", "e2e max"
     );
     for st in &s.stages {
         let name = if st.measure { st.name.clone() } else { format!("({})", st.name) };
@@ -181,7 +189,7 @@ fn stage_rows(o: &mut String, s: &Summary) {
             o,
             "  {name:<16} {:>13} {target:>17} {:>10.0} {:>12.0} {:>9} {:>9} {:>9}",
             format!("{:.1}–{:.1}", st.start_s, st.end_s),
-            st.sent_per_s,
+            if st.messages_per_s > 0.0 { st.messages_per_s } else { st.sent_per_s },
             st.delivered_per_s,
             lat(|l| l.p50_us),
             lat(|l| l.p99_us),
