@@ -109,3 +109,28 @@ fn messages_to_an_offline_device_arrive_after_it_reconnects_as_offline_e2e() -> 
     assert_eq!((c.duplicated, c.auth_failed, c.not_ready, c.bad_timestamp), (0, 0, 0, 0));
     Ok(())
 }
+
+#[test]
+fn connected_clients_follow_the_stage_targets_and_nothing_is_lost() -> TestResult {
+    // 40 clients: down to 10 over the first stage, held, then back up to all 40.
+    let text = "name = \"p\"\nseed = 4\ncooldown = \"2s\"\n\
+                [clients]\ncount = 40\n\
+                [traffic]\nsize = 64\n\
+                [[stages]]\nduration = \"2s\"\nrate = 200\nclients = 10\n\
+                [[stages]]\nduration = \"2s\"\n\
+                [[stages]]\nduration = \"2s\"\nclients = 40\n";
+    let plan = Plan::new(Scenario::parse(text, "test.toml", &[])?)?;
+    let o = driver::run(&plan, &RunOptions { shards: Some(1), ..RunOptions::default() }, |_, _| {})?;
+    let t0 = o.steady_start_s.ok_or("the steady phase started")?;
+    // The held stage (2–4 s after the start): 10 of 40 connected, within the 100 ms the
+    // target is followed at.
+    let held: Vec<usize> =
+        o.seconds.iter().filter(|s| (2.5..=4.0).contains(&(s.at_s - t0))).map(|s| s.connected).collect();
+    assert!(!held.is_empty() && held.iter().all(|&n| (9..=12).contains(&n)), "connected while held: {held:?}");
+    let c = &o.counters;
+    assert!(c.reconnects >= 25, "the held devices came back for the last stage: {c:?}");
+    assert!(!o.total.get(Metric::OfflineE2e).is_empty(), "messages to held devices arrive when they return");
+    assert_eq!(c.lost(), 0, "{c:?}");
+    assert_eq!(c.sent, c.delivered + c.undelivered_offline);
+    Ok(())
+}

@@ -86,6 +86,15 @@ impl Plan {
             super::Mode::Noise => TransportMode::Noise { rekey_every: s.crypto.rekey_every },
             super::Mode::Ratchet => TransportMode::Ratchet,
         };
+        if let Some((i, c)) = s
+            .stages
+            .iter()
+            .enumerate()
+            .find_map(|(i, st)| st.clients.map(|c| (i, c)))
+            .filter(|&(_, c)| c > s.clients.count)
+        {
+            bail!("stages[{i}].clients: {c} connected clients is more than clients.count ({})", s.clients.count);
+        }
         let population = Population::new(s)?;
         check_groups(s, &population)?;
         let chats = population.chats.len();
@@ -126,6 +135,12 @@ impl Plan {
     /// Conversations in the run (1:1 and groups).
     pub fn conversations(&self) -> usize {
         self.population.chats.len()
+    }
+
+    /// Connected clients the stages ask for `t_s` seconds after the steady start (None:
+    /// every client stays connected).
+    pub fn clients_at(&self, t_s: f64) -> Option<f64> {
+        super::stages::clients_at(&self.scenario.stages, self.scenario.clients.count, t_s)
     }
 
     /// The most copies one message can take (devices of its conversation but the sender's).

@@ -44,8 +44,10 @@ pub struct Stage {
     /// measured phase is one window.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub measure: bool,
-    /// Connected clients at the stage's end. Read but not yet supported: connected-client
-    /// targets come with the churn machinery (see [`Profile::new`], which refuses it).
+    /// Connected clients (devices) at the stage's end, ramped linearly from the previous
+    /// stage's target (before the first target: every client). Devices above the target
+    /// are held offline — messages to them are stored by the relay — and come back (a new
+    /// connection, stored messages first) as the target rises.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<usize>,
 }
@@ -117,8 +119,8 @@ impl Profile {
     ///
     /// # Errors
     /// Names the stage and field (`stages[2].duration`) and says what is accepted: a
-    /// duration of 0, a negative or non-finite rate, a first stage without a rate, a
-    /// `clients` target (not yet supported), unmeasured stages between measured ones, no
+    /// duration of 0, a negative or non-finite rate, a first stage without a rate,
+    /// unmeasured stages between measured ones, no
     /// measured stage, or no traffic at all.
     pub fn new(stages: &[Stage]) -> Result<Profile> {
         if stages.is_empty() {
@@ -134,12 +136,6 @@ impl Profile {
                         "stages[{i}].{field}: must be 0 or a positive number of messages per second over all conversations, got {r}"
                     );
                 }
-            }
-            if s.clients.is_some() {
-                bail!(
-                    "stages[{i}].clients: connected-client targets are not yet supported (they come with churn); \
-                     leave it out: every client stays connected for the whole run"
-                );
             }
             if let Some(name) = &s.name {
                 if name.is_empty() || name.chars().any(char::is_control) {
@@ -340,9 +336,6 @@ mod tests {
         assert!(err(&[stage(1, Some(1.0), None), stage(1, Some(-3.0), None)]).starts_with("stages[1].rate"));
         assert!(err(&[stage(1, None, None)]).starts_with("stages[0].rate"));
         assert!(err(&[stage(1, Some(0.0), None)]).contains("nothing would be sent"));
-        let mut clients = stage(1, Some(1.0), None);
-        clients.clients = Some(10);
-        assert!(err(&[clients]).contains("stages[0].clients: connected-client targets are not yet supported"));
         let mut gap = vec![stage(1, Some(1.0), None), stage(1, None, None), stage(1, None, None)];
         gap[1].measure = false;
         assert!(err(&gap).starts_with("stages[1].measure"));
@@ -354,5 +347,51 @@ mod tests {
             s.measure = false;
         }
         assert!(err(&gap).contains("at least one must be measured"));
+    }
+}
+
+/// The connected-client target `t_s` seconds after the steady start, when some stage sets
+/// one: linear within each stage from the previous stage's target (before the first
+/// target, `all` — every client connected), held after the last stage. None when no stage
+/// sets `clients` (everyone stays connected).
+pub fn clients_at(stages: &[Stage], all: usize, t_s: f64) -> Option<f64> {
+    if stages.iter().all(|s| s.clients.is_none()) {
+        return None;
+    }
+    let (mut start, mut prev) = (0.0, all as f64);
+    for s in stages {
+        let len = s.duration.as_secs_f64();
+        let to = s.clients.map_or(prev, |c| c as f64);
+        if t_s < start + len {
+            let f = ((t_s - start) / len).clamp(0.0, 1.0);
+            return Some(prev + (to - prev) * f);
+        }
+        start += len;
+        prev = to;
+    }
+    Some(prev)
+}
+
+#[cfg(test)]
+mod clients_tests {
+    use super::*;
+
+    #[test]
+    fn connected_client_targets_ramp_from_everyone_and_hold() {
+        let st = |secs: u64, clients: Option<usize>| Stage {
+            name: None,
+            duration: Duration::from_secs(secs),
+            rate: Some(10.0),
+            from: None,
+            measure: true,
+            clients,
+        };
+        assert_eq!(clients_at(&[st(2, None)], 100, 1.0), None, "no target: everyone stays");
+        let stages = [st(2, Some(20)), st(4, None), st(4, Some(100))];
+        assert_eq!(clients_at(&stages, 100, 0.0), Some(100.0));
+        assert_eq!(clients_at(&stages, 100, 1.0), Some(60.0), "halfway from everyone to 20");
+        assert_eq!(clients_at(&stages, 100, 4.0), Some(20.0), "a stage without a target holds");
+        assert_eq!(clients_at(&stages, 100, 8.0), Some(60.0));
+        assert_eq!(clients_at(&stages, 100, 60.0), Some(100.0), "held after the last stage");
     }
 }

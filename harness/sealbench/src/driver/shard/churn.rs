@@ -1,5 +1,6 @@
-//! Churn: devices that go offline and come back during the sending phase, and the
-//! reconnect storm. Leaving closes the connection cleanly (the relay puts what it had
+//! Churn: devices that go offline and come back during the sending phase, the reconnect
+//! storm, and the stages' connected-client targets (devices above the target are held
+//! offline; they come back as it rises). Leaving closes the connection cleanly (the relay puts what it had
 //! queued back into the device's mailbox); coming back is a new connection and HELLO,
 //! after which the relay delivers the stored messages first. The device's end-to-end
 //! sessions resume from their state: no new handshake.
@@ -124,6 +125,9 @@ impl Plan {
     }
 }
 
+/// How often the connected-client target is followed.
+const PRESENCE_PERIOD_NS: u64 = 100_000_000;
+
 /// What a shard's churn needs.
 #[derive(Debug, Clone)]
 pub(super) struct Setup {
@@ -131,17 +135,25 @@ pub(super) struct Setup {
     churns: Vec<bool>,
     seed: u64,
     target: client::Target,
+    /// The run's plan, when its stages set connected-client targets.
+    presence: Option<std::sync::Arc<crate::scenario::Plan>>,
 }
 
 impl Setup {
-    /// The shard's churn, if its scenario has any.
+    /// The shard's churn, if its scenario has any (churn, a storm, or client targets).
     pub(super) fn of(spec: &ShardSpec) -> Option<Setup> {
-        let churn = spec.plan.scenario.churn.clone()?;
+        let presence = spec.plan.clients_at(0.0).is_some().then(|| spec.plan.clone());
+        let churn = spec.plan.scenario.churn.clone().unwrap_or(Churn {
+            share: 0.0,
+            online: std::time::Duration::from_secs(1),
+            offline: std::time::Duration::from_secs(1),
+            storm: None,
+        });
         let churns: Vec<bool> = spec.clients.iter().map(|c| c.churns).collect();
-        if !churns.iter().any(|&c| c) && churn.storm.is_none() {
+        if !churns.iter().any(|&c| c) && churn.storm.is_none() && presence.is_none() {
             return None;
         }
-        Some(Setup { churn, churns, seed: spec.seed ^ spec.index as u64, target: spec.target.clone() })
+        Some(Setup { churn, churns, seed: spec.seed ^ spec.index as u64, target: spec.target.clone(), presence })
     }
 }
 
@@ -149,8 +161,18 @@ impl Setup {
 pub(super) async fn run(setup: Setup, control: Control, state: Rc<RefCell<State>>, t0: u64, stop_at: u64) {
     let plan = Rc::new(RefCell::new(Plan::new(&setup.churn, &setup.churns, t0, setup.seed)));
     let devices = setup.churns.len();
+    let mut next_presence = t0;
     while !control.stop.load(Ordering::Relaxed) && now_ns() < stop_at {
-        let wake = plan.borrow().next_due().unwrap_or(stop_at).min(stop_at);
+        if let Some(p) = setup.presence.as_ref().filter(|_| now_ns() >= next_presence) {
+            let t_s = now_ns().saturating_sub(t0) as f64 / 1e9;
+            if let Some(all) = p.clients_at(t_s) {
+                let mine = (all * devices as f64 / p.scenario.clients.count as f64).round() as usize;
+                follow_target(&setup, &state, &plan, mine.min(devices));
+            }
+            next_presence = now_ns() + PRESENCE_PERIOD_NS;
+        }
+        let due = plan.borrow().next_due().unwrap_or(stop_at);
+        let wake = if setup.presence.is_some() { due.min(next_presence) } else { due }.min(stop_at);
         // Churn steps need millisecond precision, not the senders' timer.
         let nap = wake.saturating_sub(now_ns()).min(50_000_000);
         tokio::time::sleep(std::time::Duration::from_nanos(nap)).await;
@@ -165,11 +187,41 @@ pub(super) async fn run(setup: Setup, control: Control, state: Rc<RefCell<State>
         for (i, step) in steps {
             match step {
                 Step::Leave => leave(&mut state.borrow_mut(), i),
-                Step::Return => {
-                    let (state, plan, target) = (state.clone(), plan.clone(), setup.target.clone());
-                    tokio::task::spawn_local(async move { come_back(&state, &plan, &target, i).await });
-                }
+                Step::Return if state.borrow().clients[i].parked => {} // held offline by the target
+                Step::Return => return_later(&setup, &state, &plan, i),
             }
+        }
+    }
+}
+
+/// Starts device `i`'s reconnection.
+fn return_later(setup: &Setup, state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, i: usize) {
+    let (state, plan, target) = (state.clone(), plan.clone(), setup.target.clone());
+    tokio::task::spawn_local(async move { come_back(&state, &plan, &target, i).await });
+}
+
+/// Parks or unparks devices so that `target` of this shard's devices are not held
+/// offline by the stages (devices offline for churn count as connected here: the target
+/// bounds presence, churn comes on top). Parks from the highest index down, unparks in
+/// the reverse order.
+fn follow_target(setup: &Setup, state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target: usize) {
+    let mut st = state.borrow_mut();
+    let n = st.clients.len();
+    let parked = st.clients.iter().filter(|c| c.parked).count();
+    let want_parked = n - target;
+    if parked < want_parked {
+        for i in (0..n).rev().filter(|&i| !st.clients[i].parked).take(want_parked - parked).collect::<Vec<_>>() {
+            st.clients[i].parked = true;
+            leave(&mut st, i);
+        }
+    } else if parked > want_parked {
+        let back: Vec<usize> = (0..n).filter(|&i| st.clients[i].parked).take(parked - want_parked).collect();
+        for &i in &back {
+            st.clients[i].parked = false;
+        }
+        drop(st);
+        for i in back {
+            return_later(setup, state, plan, i);
         }
     }
 }
@@ -190,7 +242,7 @@ async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target:
         let st = state.borrow();
         (st.clients[i].id, st.clients[i].source, st.clients[i].tx.is_some())
     };
-    if online || state.borrow().closing {
+    if online || state.borrow().closing || state.borrow().clients[i].parked {
         return;
     }
     match client::connect(target, source, id, Registration::default()).await {

@@ -31,6 +31,8 @@ pub(super) struct Client {
     pub(super) tx: Option<mpsc::Sender<Bytes>>,
     /// Which connection is current (a reader of an older one must not take it down).
     pub(super) generation: u32,
+    /// Held offline by the stages' connected-client target (churn does not bring it back).
+    pub(super) parked: bool,
     /// Copies addressed to it and not yet received (at the end: held by the relay while
     /// it is offline, or lost while it is online).
     pub(super) owed: u64,
@@ -108,6 +110,7 @@ impl State {
                 sessions: Vec::new(),
                 tx: None,
                 generation: 0,
+                parked: false,
                 owed: 0,
                 stored_left: 0,
                 welcome_ns: 0,
