@@ -280,8 +280,8 @@ mod tests {
             STAGED.replace("measure = false\n", "").replace("duration = \"3s\"", "duration = \"3s\"\nmeasure = false");
         let msg = e(&gap, &[]);
         assert!(msg.contains("stages[1].measure: an unmeasured stage may only come before"), "{msg}");
-        let msg = e(&format!("{STAGED}clients = 4\n"), &[]);
-        assert!(msg.contains("stages[2].clients") && msg.contains("not yet supported"), "{msg}");
+        let msg = e(&format!("{STAGED}clients = 11\n"), &[]);
+        assert!(msg.contains("stages[2].clients: 11 connected clients is more than clients.count (10)"), "{msg}");
         let msg = e(&format!("{STAGED}colour = 4\n"), &[]);
         assert!(msg.contains("colour"), "{msg}");
     }
