@@ -3,6 +3,7 @@
 
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
+use crate::driver::recorder::tags::Label;
 use crate::results::figure::Metric;
 use crate::results::stages::StageFigures;
 use crate::results::summary::Summary;
@@ -150,6 +151,25 @@ where
     Ok(())
 }
 
+/// Deliveries per second of each `class=` traffic class (its online and offline
+/// deliveries in the measured phase: the counts of its tagged `e2e` and `offline_e2e`).
+fn class_rates(secs: &[crate::driver::Second]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let Some(tags) = secs.iter().map(|s| s.hist.tags()).find(|t| !t.is_empty()) else { return Vec::new() };
+    tags.iter()
+        .filter(|t| t.labels().count() == 1 && t.get(Label::Class).is_some())
+        .map(|tag| {
+            let pts = secs
+                .iter()
+                .map(|s| {
+                    let n = |m| s.hist.get_tagged(m, tag).map_or(0, |h| h.len());
+                    (s.t as f64, (n(Metric::E2e) + n(Metric::OfflineE2e)) as f64)
+                })
+                .collect();
+            (tag.to_string(), pts)
+        })
+        .collect()
+}
+
 struct Timeline<'a> {
     outcome: &'a Outcome,
     title: &'a str,
@@ -196,9 +216,11 @@ impl Chart for Timeline<'_> {
         let panels = root.split_evenly((3, 1));
         let secs = &self.outcome.seconds;
         let tmax = secs.last().map_or(1.0, |s| s.t as f64).max(1.0);
-        // Throughput.
-        let sent: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.sent as f64)).collect();
+        // Throughput: messages (the unit of the target) and the deliveries they fan out into.
+        let sent: Vec<(f64, f64)> =
+            secs.iter().map(|s| (s.t as f64, (s.delta.messages + s.delta.skipped_offline) as f64)).collect();
         let delivered: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.delivered as f64)).collect();
+        let by_class = class_rates(secs);
         let t0 = self.outcome.steady_start_s.unwrap_or(0.0);
         // The target rate, stage by stage (linear within each).
         let target: Vec<(f64, f64)> = self
@@ -207,6 +229,7 @@ impl Chart for Timeline<'_> {
             .flat_map(|st| [(t0 + st.start_s, st.target_start_per_s), (t0 + st.end_s, st.target_end_per_s)])
             .collect();
         let ymax = sent.iter().chain(&delivered).chain(&target).map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let fanned_out = secs.iter().any(|s| s.delta.sent != s.delta.messages);
         let tmax = target.last().map_or(tmax, |p| tmax.max(p.0));
         let mut c = ChartBuilder::on(&panels[0])
             .margin(10)
@@ -228,12 +251,18 @@ impl Chart for Timeline<'_> {
                 .label("target/s")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
         }
-        for (i, (name, pts)) in [("sent/s", sent), ("delivered/s", delivered)].into_iter().enumerate() {
+        let (sent_name, delivered_name) =
+            if fanned_out { ("messages sent/s", "deliveries/s") } else { ("sent/s", "delivered/s") };
+        let mut lines = vec![(sent_name.to_owned(), sent, 2), (delivered_name.to_owned(), delivered, 2)];
+        if by_class.len() > 1 {
+            lines.extend(by_class.into_iter().map(|(name, pts)| (format!("deliveries/s {{{name}}}"), pts, 1)));
+        }
+        for (i, (name, pts, width)) in lines.into_iter().enumerate() {
             let col = colour(i);
-            c.draw_series(LineSeries::new(pts, col.stroke_width(2)))
+            c.draw_series(LineSeries::new(pts, col.stroke_width(width)))
                 .map_err(perr)?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(width)));
         }
         super::legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
         // Latency.
