@@ -21,6 +21,12 @@ pub enum Command {
     /// Run a load scenario: thousands of clients, real handshakes and sealed messages through
     /// a relay; writes summary.json, latency.hlog, timeseries.csv and plots. Exit 99 when a
     /// threshold fails.
+    ///
+    /// A scenario describes the population (devices per user, 1:1 chats and groups with
+    /// client or relay fan-out, churn and reconnect storms), the traffic and its stages,
+    /// the crypto, the relay and the thresholds. Every field, with units, defaults and
+    /// examples: docs/SCENARIOS.md. Examples: scenarios/quickstart.toml,
+    /// scenarios/messenger-mix.toml, scenarios/group-fanout.toml.
     Run(RunArgs),
     /// Compare two results (regression gate): every comparable figure with its change,
     /// marked better / worse / within noise. Exit 99 when a --fail-on rule is violated.
