@@ -134,3 +134,28 @@ fn connected_clients_follow_the_stage_targets_and_nothing_is_lost() -> TestResul
     assert_eq!(c.sent, c.delivered + c.undelivered_offline);
     Ok(())
 }
+
+#[test]
+fn thresholds_on_group_classes_pass_fail_and_refuse_as_they_should() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("g.toml");
+    let base = groups("client").replace("duration = \"2s\"", "duration = \"1s\"");
+    let run = |thresholds: &str| -> Result<std::process::Output, std::io::Error> {
+        std::fs::write(&path, format!("thresholds = [{thresholds}]\n{base}"))?;
+        std::process::Command::new(env!("CARGO_BIN_EXE_sealbench"))
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join("r"))
+            .arg("--no-plots")
+            .output()
+    };
+    let ok = run("\"fanout_last{size=10}.p99 < 10s\", \"e2e{class=group}.p50 < 10s\"")?;
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let fail = run("\"fanout_last{size=10}.p99 < 10s\", \"e2e{class=group}.p50 < 1ns\"")?;
+    assert_eq!(fail.status.code(), Some(99), "{}", String::from_utf8_lossy(&fail.stderr));
+    let typo = run("\"fanout_last{size=11}.p99 < 10s\"")?;
+    assert_eq!(typo.status.code(), Some(2), "a class the run does not record is a usage error, not a pass");
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("size=10"), "the error lists the run's classes");
+    Ok(())
+}
