@@ -8,6 +8,7 @@ pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init();
     let outcome = match cli.command {
         Command::Compare(args) => crate::commands::compare::run(&args),
+        Command::Merge(args) => crate::commands::merge::run(&args),
         Command::Matrix(args) => crate::commands::matrix::run(&args),
         Command::Capacity(args) => crate::commands::capacity::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),

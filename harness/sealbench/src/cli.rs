@@ -31,6 +31,11 @@ pub enum Command {
     /// Compare two results (regression gate): every comparable figure with its change,
     /// marked better / worse / within noise. Exit 99 when a --fail-on rule is violated.
     Compare(CompareArgs),
+    /// Combine the results of a run split over processes or machines (`run --shard I/N`)
+    /// into one: histograms added from every part's latency.hlog (never percentiles
+    /// averaged), counters summed, seconds aligned on wall-clock time, thresholds judged on
+    /// the whole, each part's generator verdict kept. Exit 99 when a threshold fails.
+    Merge(MergeArgs),
     /// Run one scenario per cipher choice (AEAD × pattern × mode), interleaved and repeated,
     /// and tabulate what each costs end to end (matrix.json, matrix.md, plots).
     Matrix(MatrixArgs),
@@ -236,9 +241,44 @@ pub struct RunArgs {
     /// Do not draw plots.
     #[arg(long)]
     pub no_plots: bool,
+
+    /// Run part I of N of the scenario (a run split over processes or machines; `merge`
+    /// combines the parts). Whole conversations per part. Also taken from the environment:
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with SEALBENCH_SHARDS.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::scenario::Part>,
+
+    /// The common steady start of a split run: every part starts sending then (wall clock;
+    /// RFC 3339 such as 2026-11-26T12:00:00Z, or Unix seconds). Also SEALBENCH_START_AT.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
 }
 
 impl RunArgs {
+    /// This process's part: `--shard`, else the Indexed Job's environment.
+    ///
+    /// # Errors
+    /// A bad environment value (named).
+    pub fn part(&self) -> Result<Option<crate::scenario::Part>, String> {
+        if self.shard.is_some() {
+            return Ok(self.shard);
+        }
+        crate::scenario::Part::from_env(
+            std::env::var("JOB_COMPLETION_INDEX").ok(),
+            std::env::var("SEALBENCH_SHARDS").ok(),
+        )
+    }
+
+    /// The common start: `--start-at`, else SEALBENCH_START_AT.
+    ///
+    /// # Errors
+    /// A time that is neither RFC 3339 nor Unix seconds.
+    pub fn start_at(&self) -> Result<Option<std::time::SystemTime>, String> {
+        let Some(text) = self.start_at.clone().or_else(|| std::env::var("SEALBENCH_START_AT").ok()) else {
+            return Ok(None);
+        };
+        crate::timefmt::parse_wall_clock(&text).map(Some)
+    }
     /// The short flags as typed scenario edits (applied after the `--set` overrides).
     pub fn edits(&self) -> crate::scenario::Edits {
         crate::scenario::Edits {
@@ -250,6 +290,21 @@ impl RunArgs {
             relay: self.relay.clone(),
         }
     }
+}
+
+/// `sealbench merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The parts' result directories (each holds summary.json, latency.hlog,
+    /// timeseries.csv).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged result goes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Do not draw plots.
+    #[arg(long)]
+    pub no_plots: bool,
 }
 
 /// `sealbench compare`.

@@ -6,5 +6,6 @@ pub mod capacity;
 pub mod compare;
 pub mod crypto;
 pub mod matrix;
+pub mod merge;
 pub mod relay;
 pub mod run;

@@ -24,6 +24,11 @@ use std::time::Instant;
 /// cannot be written.
 pub fn run(args: &RunArgs) -> Outcome {
     let plan = load_plan(&args.scenario, &args.set, &args.edits()).map_err(Failure::usage)?;
+    let plan = match args.part().map_err(|e| Failure::usage(anyhow!(e)))? {
+        Some(part) => plan.with_part(part).map_err(Failure::usage)?,
+        None => plan,
+    };
+    let start_at = args.start_at().map_err(|e| Failure::usage(anyhow!(e)))?;
     let scenario = &plan.scenario;
     let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
@@ -32,14 +37,22 @@ pub fn run(args: &RunArgs) -> Outcome {
     let provenance = Provenance::collect();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
-    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None };
+    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at };
     let tty = std::io::stderr().is_terminal();
     let mut last_plain = Instant::now();
-    let clients = scenario.clients.count;
+    let clients = plan.local().1;
     if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
     }
-    eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display());
+    match plan.part {
+        Some(p) => eprintln!(
+            "sealbench run `{}`, part {p}: {clients} of {} clients → results in {}",
+            scenario.name,
+            scenario.clients.count,
+            dir.display()
+        ),
+        None => eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display()),
+    }
     let outcome = driver::run(&plan, &options, |sec, total| {
         let line = console::progress_line(sec, total, clients);
         if tty {

@@ -37,6 +37,8 @@ pub struct RunShape {
     pub run_start_ns: u64,
     /// The relay's URL, for error messages.
     pub relay_url: String,
+    /// A split run's common start (process clock, ns): the steady phase starts no earlier.
+    pub start_not_before_ns: Option<u64>,
 }
 
 /// What the caller must do after an event.
@@ -66,6 +68,8 @@ pub struct Tally {
     pub measured_s: f64,
     /// When the steady phase started, seconds after the run's start (None: it never did).
     pub steady_start_s: Option<f64>,
+    /// A split run's common start: how late this process was ready for it, s (0: in time).
+    pub late_start_s: Option<f64>,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
     /// Seconds from the first handshake started to the last one finished.
@@ -116,6 +120,7 @@ pub struct Coordinator {
     hs_from: Option<u64>,
     hs_to: u64,
     steady_start: Option<u64>,
+    late_start_s: Option<f64>,
     interrupted: bool,
     aborted: Option<String>,
     failure: Option<String>,
@@ -147,6 +152,7 @@ impl Coordinator {
             hs_from: None,
             hs_to: 0,
             steady_start: None,
+            late_start_s: None,
             interrupted: false,
             aborted: None,
             failure: None,
@@ -246,7 +252,11 @@ impl Coordinator {
         }
         self.setup_s = now_ns.saturating_sub(self.shape.run_start_ns) as f64 / 1e9;
         self.handshake_s = self.hs_to.saturating_sub(self.hs_from.unwrap_or(self.hs_to)) as f64 / 1e9;
-        let t0 = now_ns + START_LEAD_NS;
+        let ready = now_ns + START_LEAD_NS;
+        let t0 = self.shape.start_not_before_ns.map_or(ready, |at| at.max(ready));
+        if let Some(at) = self.shape.start_not_before_ns {
+            self.late_start_s = Some(ready.saturating_sub(at) as f64 / 1e9);
+        }
         self.steady_start = Some(t0);
         self.phase = if self.shape.warmup_ns > 0 { Phase::Warmup } else { Phase::Steady };
         Reaction { start_at: Some(t0), ..Reaction::default() }
@@ -400,6 +410,7 @@ impl Coordinator {
             seconds: self.seconds,
             measured_s,
             steady_start_s: self.steady_start.map(|t0| t0.saturating_sub(self.shape.run_start_ns) as f64 / 1e9),
+            late_start_s: self.late_start_s,
             setup_s: self.setup_s,
             handshake_s: self.handshake_s,
             cpu_ns: self.cpu_ns,
@@ -427,7 +438,23 @@ mod tests {
             stage_ends_ns: vec![S, 3 * S],
             run_start_ns: 100 * S,
             relay_url: "ws://127.0.0.1:1/".into(),
+            start_not_before_ns: None,
         }
+    }
+
+    #[test]
+    fn a_split_run_starts_at_the_common_time_and_says_how_late_it_was_ready() {
+        let mut sh = shape(1);
+        sh.start_not_before_ns = Some(200 * S);
+        let mut c = Coordinator::new(sh.clone());
+        let r = c.on_event(ShardEvent::HandshakesDone { shard: 0, first_ns: 1, last_ns: 2 }, 150 * S);
+        assert_eq!(r.start_at, Some(200 * S), "waits for the common start");
+        sh.start_not_before_ns = Some(120 * S);
+        let mut c = Coordinator::new(sh);
+        let r = c.on_event(ShardEvent::HandshakesDone { shard: 0, first_ns: 1, last_ns: 2 }, 150 * S);
+        let t0 = r.start_at.unwrap();
+        assert!(t0 > 150 * S, "ready after the common start: starts as soon as it can");
+        assert!((c.finish().unwrap().late_start_s.unwrap() - (t0 - 120 * S) as f64 / 1e9).abs() < 1e-9);
     }
 
     fn interval(shard: usize, at_ns: u64, e2e: &[u64], sent: u64, connected: usize) -> ShardEvent {

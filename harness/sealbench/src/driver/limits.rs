@@ -26,7 +26,7 @@ pub fn ephemeral_ports() -> u64 {
 /// # Errors
 /// When `clients.count` does not fit.
 pub fn check(plan: &Plan) -> Result<()> {
-    let n = plan.scenario.clients.count as u64;
+    let n = plan.local().1 as u64;
     let limit = open_file_limit();
     let embedded = plan.scenario.relay.url == RelayTarget::Embedded;
     let per_client = if embedded { 2 } else { 1 };

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Test hook: shard 0 stops sending for `.1` starting `.0` after the steady start.
     pub stall: Option<(Duration, Duration)>,
+    /// A split run's common steady start (wall clock): every part starts sending then.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// What each shard gets.
@@ -186,6 +188,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 6] =
+        [Phase::Connecting, Phase::Handshaking, Phase::Warmup, Phase::Steady, Phase::CoolDown, Phase::Draining];
+
+    /// The phase of a name ([`Phase::name`]).
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -235,6 +246,10 @@ pub struct Outcome {
     pub measured_s: f64,
     /// When the steady phase started, seconds after the run's start (None: it never did).
     pub steady_start_s: Option<f64>,
+    /// A split run's common start: how late this process was ready for it, s.
+    pub late_start_s: Option<f64>,
+    /// A split run's common start, Unix seconds.
+    pub start_at_unix_s: Option<f64>,
     /// Seconds from start to the end of handshakes.
     pub setup_s: f64,
     /// Seconds from the first handshake started to the last one finished.
@@ -270,7 +285,7 @@ pub struct Outcome {
 pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second, &Counters)) -> Result<Outcome> {
     let scenario = &plan.scenario;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let shards = options.shards.unwrap_or(cores).clamp(1, 64).min(plan.conversations());
+    let shards = options.shards.unwrap_or(cores).clamp(1, 64).min(plan.local().0.max(1));
     limits::check(plan)?;
     let started_unix_s = crate::timefmt::unix_seconds_now();
     let run_start = now_ns();
@@ -292,12 +307,19 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
 
     let shape = RunShape {
         shards,
-        clients: scenario.clients.count,
+        clients: plan.local().1,
         warmup_ns: plan.warmup_ns(),
         duration_ns: plan.measured_ns(),
         sending_ns: plan.sending_ns(),
         stage_ends_ns: plan.stage_ends_ns(),
         run_start_ns: run_start,
+        start_not_before_ns: options.start_at.map(|at| {
+            let now = std::time::SystemTime::now();
+            match at.duration_since(now) {
+                Ok(ahead) => now_ns() + ahead.as_nanos() as u64,
+                Err(behind) => now_ns().saturating_sub(behind.duration().as_nanos() as u64),
+            }
+        }),
         relay_url: target.url.clone(),
     };
     let steering = Steering { start: start_tx, stop, abort, interrupt: options.interrupt.clone() };
@@ -315,6 +337,11 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         seconds: tally.seconds,
         measured_s: tally.measured_s,
         steady_start_s: tally.steady_start_s,
+        late_start_s: tally.late_start_s,
+        start_at_unix_s: options
+            .start_at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64()),
         setup_s: tally.setup_s,
         handshake_s: tally.handshake_s,
         driver_cpu_s: tally.cpu_ns as f64 / 1e9,

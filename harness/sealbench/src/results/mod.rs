@@ -7,6 +7,7 @@
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
+//! - [`merge`] — the parts of a split run read back and combined into one run's data.
 //! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
 //!   paths, what counts as an error) and units (one parser, one formatter).
 
@@ -14,6 +15,7 @@ pub mod capacity;
 pub mod figure;
 pub mod hlog;
 pub mod matrix;
+pub mod merge;
 pub mod stages;
 pub mod summary;
 pub mod timeseries;

@@ -267,6 +267,43 @@ pub struct Summary {
     /// Per-stage figures of a scenario with `stages` (absent otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<super::stages::StageFigures>,
+    /// A run split over processes: this process's part and how its start went (absent for
+    /// a whole run). A merged result lists every part in `parts` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    /// A merged result (`sealbench merge`): each part's directory and generator verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartVerdict>,
+}
+
+/// One process's part of a split run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Split {
+    /// `index` of `count`.
+    pub part: crate::scenario::Part,
+    /// The common steady start every part was given (Unix seconds), if any.
+    pub start_at_unix_s: Option<f64>,
+    /// How late this part was ready for it, s (0: it waited for it).
+    pub late_start_s: Option<f64>,
+    /// This process's clock against the relay's, s: not measured — the relay's WELCOME
+    /// carries no time, so parts are aligned on their own wall clocks (keep them in NTP
+    /// sync). Latencies never need it: both ends of a message are in one process.
+    pub clock_offset_s: Option<f64>,
+}
+
+/// A part of a merged result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartVerdict {
+    /// Its result directory, as given to `merge`.
+    pub dir: String,
+    /// Its part of the split (None: a whole run merged with others).
+    pub part: Option<crate::scenario::Part>,
+    /// Its generator saturated (its latencies then describe the generator).
+    pub saturated: bool,
+    /// Why, or why not.
+    pub saturation_reasons: Vec<String>,
+    /// How late it was ready for the common start, s.
+    pub late_start_s: Option<f64>,
 }
 
 /// A threshold's verdict, as written to `summary.json` (and to a capacity step's `slos`).
@@ -402,7 +439,7 @@ impl Summary {
         }
         let mut tags: Vec<TagSet> = plan.tags().to_vec();
         tags.sort();
-        let offered = plan.offered_rate();
+        let offered = plan.local_offered_rate();
         let lag = latency.get(Metric::ScheduleLag.name()).cloned();
         Summary {
             schema_version: SCHEMA_VERSION,
@@ -414,7 +451,7 @@ impl Summary {
             relay: outcome.relay_url.clone(),
             interrupted: outcome.interrupted,
             aborted: outcome.aborted.clone(),
-            clients: ClientsSummary::of(scenario.clients.count, &outcome.counters),
+            clients: ClientsSummary::of(plan.local().1, &outcome.counters),
             messages: Messages::of(&outcome.counters),
             throughput: Throughput::of(outcome, offered),
             latency,
@@ -429,6 +466,13 @@ impl Summary {
             } else {
                 super::stages::figures(&plan.profile, &outcome.seconds)
             },
+            split: plan.part.map(|part| Split {
+                part,
+                start_at_unix_s: outcome.start_at_unix_s,
+                late_start_s: outcome.late_start_s,
+                clock_offset_s: None,
+            }),
+            parts: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 
 /// Column header of `timeseries.csv` (units in the names; `docs/RESULTS.md` explains each).
-pub const HEADER: &str = "t_s,phase,connected,handshakes,sent_per_s,delivered_per_s,e2e_p50_us,e2e_p99_us,e2e_max_us,e2e_raw_p99_us,schedule_lag_p99_us,refused,lost_or_pending,errors";
+pub const HEADER: &str = "t_s,phase,connected,handshakes,sent_per_s,delivered_per_s,e2e_p50_us,e2e_p99_us,e2e_max_us,e2e_raw_p99_us,schedule_lag_p99_us,refused,lost_or_pending,errors,messages_per_s";
 
 /// Metrics that get `_p50_us` and `_p99_us` columns (all classes together) when the run
 /// recorded them: those [`HEADER`] predates.
@@ -97,7 +97,7 @@ pub fn render(seconds: &[Second]) -> String {
         let errors = ErrorCounts::of(d).total();
         let _ = write!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             sec.t,
             sec.phase.name(),
             sec.connected,
@@ -111,7 +111,8 @@ pub fn render(seconds: &[Second]) -> String {
             q(Some(lag), 0.99),
             refused,
             in_flight.max(0),
-            errors
+            errors,
+            d.messages + d.skipped_offline
         );
         for x in &extra {
             x.cells(sec, &mut s);

@@ -15,12 +15,14 @@
 
 pub mod choice;
 mod load;
+mod part;
 mod plan;
 pub mod population;
 pub mod stages;
 mod tags;
 
 pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, WsUrl};
+pub use part::Part;
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
 pub use population::Population;
 use sealcore::{AeadKind, HashKind, Pattern};

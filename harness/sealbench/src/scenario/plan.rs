@@ -37,6 +37,8 @@ pub struct Plan {
     pub adversary: Option<Adversary>,
     /// Users and conversations.
     pub population: Population,
+    /// The part of a split run this process runs (None: all of it).
+    pub part: Option<super::part::Part>,
 }
 
 /// Members a group may have on the reference relay (`max_group_members`).
@@ -121,7 +123,18 @@ impl Plan {
             Some(a) => Some(Adversary::parse(a).map_err(|e| anyhow::anyhow!("relay.adversary: {e}"))?),
         };
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
-        Ok(Plan { suite, mode, rate_per_conversation, profile, sizes, sources, adversary, population, scenario })
+        Ok(Plan {
+            suite,
+            mode,
+            rate_per_conversation,
+            profile,
+            sizes,
+            sources,
+            adversary,
+            population,
+            part: None,
+            scenario,
+        })
     }
 
     /// Runs the checks of [`Plan::new`] on a scenario that stays with the caller.
@@ -148,9 +161,18 @@ impl Plan {
         self.population.chats.iter().map(|c| self.population.device_count(c) as usize - 1).max().unwrap_or(1)
     }
 
-    /// The rate offered over all conversations, messages/s.
+    /// The rate offered over all conversations of the run (every part), messages/s.
     pub fn offered_rate(&self) -> f64 {
         self.rate_per_conversation * self.conversations() as f64
+    }
+
+    /// The rate offered to this process: its conversations' (all of them unless the run
+    /// is split), messages/s.
+    pub fn local_offered_rate(&self) -> f64 {
+        match self.part {
+            None => self.offered_rate(),
+            Some(_) => self.rate_per_conversation * self.local().0 as f64,
+        }
     }
 
     /// The share of the aggregate rate that a sender of `rate` messages/s (at the plan's
@@ -274,7 +296,8 @@ fn sizes(s: &Scenario) -> Result<Vec<(usize, f64)>> {
     Ok(sizes)
 }
 
-/// Expands `127.0.0.2` and `127.0.0.2-127.0.0.9` entries.
+/// Expands `127.0.0.2` and `127.0.0.2-127.0.0.9` entries; each must be an address of
+/// this machine (checked by binding it).
 fn parse_sources(list: &[String]) -> Result<Vec<Ipv4Addr>> {
     let mut out = Vec::new();
     for item in list {
@@ -290,8 +313,9 @@ fn parse_sources(list: &[String]) -> Result<Vec<Ipv4Addr>> {
         }
         for ip in lo..=hi {
             let ip = Ipv4Addr::from(ip);
-            if !ip.is_loopback() {
-                bail!("`{ip}`: load tests send traffic to loopback only (127.0.0.0/8)");
+            // Loopback addresses all bind on Linux; any other must be configured here.
+            if !ip.is_loopback() && std::net::UdpSocket::bind((ip, 0)).is_err() {
+                bail!("`{ip}` is not an address of this machine (clients connect from a local address)");
             }
             out.push(ip);
         }
@@ -307,9 +331,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn source_ranges_expand_and_must_be_loopback() {
+    fn source_ranges_expand_and_must_be_local() {
         let v = parse_sources(&["127.0.0.2-127.0.0.4".into(), "127.0.0.9".into()]).unwrap();
         assert_eq!(v.len(), 4);
-        assert!(parse_sources(&["10.0.0.1".into()]).is_err());
+        // TEST-NET-3 (RFC 5737): never configured on a machine.
+        let e = parse_sources(&["203.0.113.7".into()]).unwrap_err().to_string();
+        assert!(e.contains("not an address of this machine"), "{e}");
     }
 }

@@ -222,6 +222,8 @@ mod tests {
             relay_stats: None,
             wall_s: 12.0,
             stages: Vec::new(),
+            split: None,
+            parts: Vec::new(),
         })
     }
 

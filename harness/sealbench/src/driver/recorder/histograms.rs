@@ -131,6 +131,21 @@ impl Histograms {
         }
     }
 
+    /// Adds one histogram of `m` (all classes, or under `tag`): what reading an interval
+    /// log back adds, series by series. A tag on a metric not recorded per tag is ignored
+    /// and reported as false.
+    pub fn add_series(&mut self, m: Metric, tag: Option<&TagSet>, h: &Histogram<u64>) -> bool {
+        let i = match tag {
+            None => m as usize,
+            Some(t) => {
+                let Some(k) = m.tagged_index() else { return false };
+                UNTAGGED + self.adopt(t) * PER_TAG + k
+            }
+        };
+        self.add_slot(i, &Some(h.clone()));
+        true
+    }
+
     /// The index of `tag` here, appended (with empty slots) when new.
     fn adopt(&mut self, tag: &TagSet) -> usize {
         if let Some(i) = self.tags.iter().position(|t| t == tag) {
