@@ -252,6 +252,11 @@ pub struct RunArgs {
     /// RFC 3339 such as 2026-11-26T12:00:00Z, or Unix seconds). Also SEALBENCH_START_AT.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
+
+    /// Check the scenario, the overrides and the part, print what this process would run,
+    /// and exit (0) without connecting to anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl RunArgs {

@@ -30,6 +30,10 @@ pub fn run(args: &RunArgs) -> Outcome {
     };
     let start_at = args.start_at().map_err(|e| Failure::usage(anyhow!(e)))?;
     let scenario = &plan.scenario;
+    if args.dry_run {
+        output::stdout(&dry_run(&plan, start_at));
+        return Ok(ExitCode::SUCCESS);
+    }
     let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
@@ -83,6 +87,26 @@ pub fn run(args: &RunArgs) -> Outcome {
         )));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `run --dry-run` says: the run this process would make.
+fn dry_run(plan: &Plan, start_at: Option<std::time::SystemTime>) -> String {
+    let s = &plan.scenario;
+    let (chats, devices) = plan.local();
+    let part = plan.part.map_or_else(|| "the whole run".to_owned(), |p| format!("part {p}"));
+    let start = start_at
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| "when set up".to_owned(), |d| format!("at {:.3} (Unix seconds)", d.as_secs_f64()));
+    format!(
+        "scenario `{}` is valid: {part}: {chats} of {} conversations, {devices} of {} clients, {:.1} of {:.1} msgs/s \
+         offered; relay {}; steady phase starts {start}\n",
+        s.name,
+        plan.conversations(),
+        s.clients.count,
+        plan.local_offered_rate(),
+        plan.offered_rate(),
+        s.relay.url,
+    )
 }
 
 /// The first Ctrl-C sets `flag` (the run ends early and writes its results); a second one
