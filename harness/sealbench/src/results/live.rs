@@ -279,6 +279,9 @@ mod tests {
         let missing: Vec<&String> = c.counts.keys().filter(|k| counter_help(k).is_none()).collect();
         assert!(missing.is_empty(), "describe these counters in counter_help and docs/RESULTS.md: {missing:?}");
         assert!(c.counts.len() >= 29, "every scalar counter is listed: {:?}", c.counts.keys());
+        let docs = include_str!("../../../../docs/RESULTS.md");
+        let undocumented: Vec<&String> = c.counts.keys().filter(|k| !docs.contains(&format!("`{k}`"))).collect();
+        assert!(undocumented.is_empty(), "docs/RESULTS.md (Live figures) does not describe {undocumented:?}");
     }
 
     #[test]
