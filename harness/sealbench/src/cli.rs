@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+pub mod live;
+
 /// sealbench: load and performance harness for end-to-end-encrypted messaging.
 ///
 /// Simulated clients run real Noise handshakes through a relay over WebSockets and send
@@ -257,6 +259,10 @@ pub struct RunArgs {
     /// and exit (0) without connecting to anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Watching the run while it goes on.
+    #[command(flatten)]
+    pub live: live::LiveArgs,
 }
 
 impl RunArgs {

@@ -11,11 +11,12 @@ use crate::results::{self, summary::Summary};
 use crate::scenario::{Edits, Plan, Scenario};
 use crate::verdict::threshold::{self, Threshold};
 use anyhow::{Context, anyhow};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+mod live;
 
 /// Runs `sealbench run`.
 ///
@@ -42,8 +43,6 @@ pub fn run(args: &RunArgs) -> Outcome {
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
     let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at };
-    let tty = std::io::stderr().is_terminal();
-    let mut last_plain = Instant::now();
     let clients = plan.local().1;
     if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
@@ -57,22 +56,18 @@ pub fn run(args: &RunArgs) -> Outcome {
         ),
         None => eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display()),
     }
-    let outcome = driver::run(&plan, &options, |sec, total| {
-        let line = console::progress_line(sec, total, clients);
-        if tty {
-            eprint!("\r\x1b[2K{line}");
-        } else if last_plain.elapsed().as_secs() >= 5 {
-            eprintln!("{line}");
-            last_plain = Instant::now();
-        }
-    });
-    if tty {
-        eprintln!();
-    }
+    let mut watch = live::Watch::start(&args.live, &plan)?;
+    let outcome = driver::run(&plan, &options, |sec, total| watch.on_second(sec, total));
+    watch.finish();
     let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
     let summary = summarise(&plan, &outcome, &thresholds, provenance);
     let files = write_outputs(&dir, &outcome, &summary, !args.no_plots)?;
-    output::stdout(&format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len()));
+    let table = format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len());
+    if watch.human_on_stderr() {
+        eprint!("{table}")
+    } else {
+        output::stdout(&table)
+    }
     if interrupt.load(Ordering::Relaxed) {
         return Ok(ExitCode::from(130));
     }

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`console`] — the progress line and the final table of `run`.
+//! - while a run goes on: [`live`] — the terminal view redrawn each second;
+//!   [`prometheus`] — the driver's `/metrics`, served by [`metrics_http`].
 //! - [`markdown`] — `matrix.md` and `capacity.md`; [`html`] — the self-contained
 //!   `report.html` of a run, a matrix or a capacity search.
 //! - [`plot`] — charts (PNG + SVG).
@@ -11,8 +13,11 @@
 
 pub mod console;
 pub mod html;
+pub mod live;
 pub mod markdown;
+pub mod metrics_http;
 pub mod plot;
+pub mod prometheus;
 
 use crate::driver::Outcome;
 use crate::output::write_atomic;

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
+//! - [`live`] — one record per second of a running run; [`stream`] — `--json-stream`,
+//!   those records as JSON lines.
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
 //! - [`merge`] — the parts of a split run read back and combined into one run's data.
@@ -14,9 +16,11 @@
 pub mod capacity;
 pub mod figure;
 pub mod hlog;
+pub mod live;
 pub mod matrix;
 pub mod merge;
 pub mod stages;
+pub mod stream;
 pub mod summary;
 pub mod timeseries;
 

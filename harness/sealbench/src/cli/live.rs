@@ -1,0 +1,31 @@
+//! `run`'s flags for watching a run while it goes on (flattened into [`super::RunArgs`]).
+
+use crate::results::stream::StreamTarget;
+use clap::Args;
+
+/// Live figures during a run: `/metrics`, JSON lines, the terminal view.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LiveArgs {
+    /// Serve the driver's live figures at http://ADDR:PORT/metrics (OpenMetrics text, for
+    /// Prometheus and Grafana; port 0 picks a free port, printed at start). Every metric:
+    /// docs/RESULTS.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Write one JSON object per completed second to FILE, or to standard output with `-`
+    /// (then the human output, progress and final table, goes to standard error). Every
+    /// field: docs/RESULTS.md.
+    #[arg(long, value_name = "FILE|-", value_parser = parse_stream)]
+    pub json_stream: Option<StreamTarget>,
+
+    /// No progress and no live view while running (the final table is still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_stream(text: &str) -> Result<StreamTarget, String> {
+    if text.is_empty() {
+        return Err("give a file name, or `-` for standard output".to_owned());
+    }
+    Ok(StreamTarget::parse(text))
+}

@@ -1,0 +1,112 @@
+//! What `run` shows and serves while it goes on, once per merged second: the terminal
+//! view or the progress line, `--json-stream` lines and `--metrics`. Composition only:
+//! each output is its own module ([`crate::present::live`], [`crate::results::stream`],
+//! [`crate::present::prometheus`]), fed the same [`LiveSecond`].
+//!
+//! Where the human output goes:
+//! - stdout is a terminal (and neither `--quiet` nor `--json-stream -`): the live view,
+//!   redrawn in place on stdout, where the final table follows it;
+//! - otherwise the progress line on stderr as before (redrawn on a terminal, every 5 s
+//!   into a file or pipe); none with `--quiet`;
+//! - `--json-stream -` gives stdout to the JSON lines, so the final table goes to
+//!   stderr ([`Watch::human_on_stderr`]).
+
+use crate::cli::live::LiveArgs;
+use crate::driver::Second;
+use crate::driver::recorder::Counters;
+use crate::error::Failure;
+use crate::present::console;
+use crate::present::live::{TerminalView, render, terminal_width};
+use crate::present::metrics_http::MetricsServer;
+use crate::results::live::LiveTracker;
+use crate::results::stream::{JsonStream, StreamTarget};
+use crate::scenario::Plan;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+/// How the human sees the run.
+#[derive(Debug)]
+enum Display {
+    /// The block redrawn on stdout.
+    View(TerminalView, usize),
+    /// The one-line progress on stderr; `tty`: redrawn in place, else every 5 s.
+    Progress { tty: bool, last: Instant, clients: usize },
+    /// Nothing.
+    Quiet,
+}
+
+/// The live outputs of one run.
+#[derive(Debug)]
+pub(super) struct Watch {
+    tracker: LiveTracker,
+    metrics: Option<MetricsServer>,
+    stream: Option<JsonStream>,
+    display: Display,
+    json_on_stdout: bool,
+}
+
+impl Watch {
+    /// Opens the stream and binds `/metrics` before the run starts.
+    ///
+    /// # Errors
+    /// Exit 2 when the `--metrics` address cannot be bound or the `--json-stream` file
+    /// cannot be created (the message names the flag and the value).
+    pub(super) fn start(args: &LiveArgs, plan: &Plan) -> Result<Watch, Failure> {
+        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
+        if let Some(m) = &metrics {
+            eprintln!("metrics: http://{}/metrics", m.addr());
+        }
+        let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
+        let json_on_stdout = args.json_stream == Some(StreamTarget::Stdout);
+        let display = if args.quiet {
+            Display::Quiet
+        } else if std::io::stdout().is_terminal() && !json_on_stdout {
+            Display::View(TerminalView::default(), terminal_width())
+        } else {
+            let tty = std::io::stderr().is_terminal();
+            Display::Progress { tty, last: Instant::now(), clients: plan.local().1 }
+        };
+        let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
+        Ok(Watch { tracker, metrics, stream, display, json_on_stdout })
+    }
+
+    /// Shows, writes and publishes one merged second.
+    pub(super) fn on_second(&mut self, sec: &Second, total: &Counters) {
+        let live = self.tracker.next(sec);
+        match &mut self.display {
+            Display::View(view, width) => {
+                let frame = view.frame(&render(&live, *width));
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(frame.as_bytes()).and_then(|()| out.flush());
+            }
+            Display::Progress { tty, last, clients } => {
+                let line = console::progress_line(sec, total, *clients);
+                if *tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else if last.elapsed().as_secs() >= 5 {
+                    eprintln!("{line}");
+                    *last = Instant::now();
+                }
+            }
+            Display::Quiet => {}
+        }
+        if let Some(s) = &mut self.stream {
+            s.write(&live);
+        }
+        if let Some(m) = &self.metrics {
+            m.metrics().publish(live);
+        }
+    }
+
+    /// Ends the redrawn progress line (the view ends with a newline already).
+    pub(super) fn finish(&self) {
+        if let Display::Progress { tty: true, .. } = self.display {
+            eprintln!();
+        }
+    }
+
+    /// True when stdout carries the JSON lines, so the final table goes to stderr.
+    pub(super) fn human_on_stderr(&self) -> bool {
+        self.json_on_stdout
+    }
+}

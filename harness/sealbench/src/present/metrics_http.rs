@@ -1,0 +1,139 @@
+//! The HTTP endpoint of `run --metrics ADDR`: `GET /metrics` ([`LiveMetrics`]) and
+//! `GET /healthz`, served on a thread of its own with a one-thread tokio runtime — never
+//! on a shard thread, so a slow or hostile scraper cannot delay a message.
+//!
+//! Why bind before the run: a port already taken must be a clear usage error (exit 2)
+//! before any client connects, not a warning in the middle of a run.
+
+use super::prometheus::LiveMetrics;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A running `/metrics` endpoint; dropping it stops the server.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    metrics: LiveMetrics,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` now and serves from a thread of its own.
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound (in use, not a local address, no permission); the
+    /// message names the flag and the address.
+    pub fn bind(addr: SocketAddr) -> Result<Self> {
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("--metrics {addr}: cannot listen there"))?;
+        listener.set_nonblocking(true).with_context(|| format!("--metrics {addr}"))?;
+        let local = listener.local_addr().with_context(|| format!("--metrics {addr}"))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .context("--metrics: starting the server's runtime")?;
+        let metrics = LiveMetrics::default();
+        let registry = Arc::new(metrics.registry());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("sealbench-metrics".into())
+            .spawn(move || rt.block_on(serve(listener, registry, stopped)))
+            .context("--metrics: starting the server's thread")?;
+        Ok(MetricsServer { addr: local, metrics, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The address served (with the port the system chose for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where the figures go: [`LiveMetrics::publish`] makes a second visible.
+    pub fn metrics(&self) -> &LiveMetrics {
+        &self.metrics
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>, stopped: tokio::sync::oneshot::Receiver<()>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let registry = registry.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, registry.clone()));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+async fn answer(req: Request<Incoming>, registry: Arc<Registry>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/metrics" => {
+            let mut text = String::new();
+            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+            (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+        }
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /healthz\n".to_owned()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = ctype.parse() {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn serves_metrics_and_healthz_and_refuses_a_taken_port() -> anyhow::Result<()> {
+        let server = MetricsServer::bind("127.0.0.1:0".parse()?)?;
+        assert_ne!(server.addr().port(), 0);
+        assert!(get(server.addr(), "/healthz")?.ends_with("ok\n"));
+        let m = get(server.addr(), "/metrics")?;
+        assert!(m.starts_with("HTTP/1.1 200") && m.contains("openmetrics-text") && m.ends_with("# EOF\n"), "{m}");
+        assert!(get(server.addr(), "/nope")?.starts_with("HTTP/1.1 404"));
+        let e = MetricsServer::bind(server.addr()).map(|_| ()).unwrap_err();
+        assert!(format!("{e:#}").contains(&format!("--metrics {}: cannot listen there", server.addr())), "{e:#}");
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The driver's `/metrics` (`run --metrics ADDR`): the latest [`LiveSecond`] in the
+//! OpenMetrics text format (what the relay's `/metrics` speaks, and what Prometheus
+//! scrapes), encoded by `prometheus-client`.
+//!
+//! Why a collector over a snapshot rather than live atomics: the coordinator publishes
+//! one finished second at a time ([`LiveMetrics::publish`] swaps an `Arc`), so a scrape
+//! always sees one second's figures together — counters, gauges and latencies agree —
+//! and nothing on the per-message path is touched. Every name is listed with its unit in
+//! `docs/RESULTS.md`.
+//!
+//! Why gauges for latency: a second's percentiles come from its HdrHistogram; Prometheus
+//! cannot add percentiles across scrapes, so they are exposed as what they are — the
+//! last completed second's p50 / p90 / p99 / max (`quantile="1"`) in seconds, with the
+//! second's sample count beside them. Exact whole-run figures are in `summary.json`.
+
+use crate::results::live::{LIVE_METRICS, LiveSecond, counter_help};
+use crate::results::summary::Latency;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use sealcore::frame::ErrorCode;
+use std::sync::{Arc, Mutex};
+
+/// Prefix of every driver metric (the relay's are `sealbench_relay_`).
+pub const PREFIX: &str = "sealbench_driver";
+
+/// Counters from the last second that also get a `sealbench_driver_last_second` gauge:
+/// the rates a dashboard shows without a `rate()` window.
+const LAST_SECOND: [&str; 4] = ["messages", "sent", "delivered", "refused"];
+
+/// The latest second, shared between the run (which publishes) and the HTTP server
+/// (which encodes on each scrape).
+#[derive(Debug, Default, Clone)]
+pub struct LiveMetrics {
+    latest: Arc<Mutex<Option<Arc<LiveSecond>>>>,
+}
+
+impl LiveMetrics {
+    /// Makes `sec` the second every later scrape shows (a pointer swap under a lock held
+    /// for no longer than that).
+    pub fn publish(&self, sec: LiveSecond) {
+        let sec = Arc::new(sec);
+        if let Ok(mut l) = self.latest.lock() {
+            *l = Some(sec);
+        }
+    }
+
+    fn latest(&self) -> Option<Arc<LiveSecond>> {
+        self.latest.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// A registry that encodes the latest second on each scrape.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register_collector(Box::new(self.clone()));
+        r
+    }
+
+    /// The exposition of the latest second (only `# EOF` before the first).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry());
+        out
+    }
+}
+
+impl Collector for LiveMetrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match self.latest() {
+            Some(sec) => encode_second(&sec, &mut enc),
+            None => Ok(()),
+        }
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_counter::<NoLabelSet, _, u64>(v, None)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: &[(Labels, f64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+fn encode_second(s: &LiveSecond, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    let one = |v: f64| vec![(Labels::new(), v)];
+    for (name, &v) in s.total.counts.iter().filter(|(n, _)| n.as_str() != "refused") {
+        let help = counter_help(name).unwrap_or("see docs/RESULTS.md");
+        counter(enc, &format!("{PREFIX}_{name}"), help, &[(Labels::new(), v)])?;
+    }
+    let refused: Vec<(Labels, u64)> = ErrorCode::ALL
+        .iter()
+        .map(|c| (vec![("code", c.name().to_owned())], s.total.refused_by_code.get(c.name()).copied().unwrap_or(0)))
+        .collect();
+    counter(enc, &format!("{PREFIX}_refused"), "Transport messages the relay refused, by error code", &refused)?;
+    let last: Vec<(Labels, f64)> =
+        LAST_SECOND.iter().map(|c| (vec![("counter", (*c).to_owned())], s.delta.get(c) as f64)).collect();
+    gauge(enc, &format!("{PREFIX}_last_second"), "What a counter grew by in the last completed second", None, &last)?;
+    gauge(enc, &format!("{PREFIX}_connected_clients"), "Clients connected now", None, &one(s.connected as f64))?;
+    gauge(enc, &format!("{PREFIX}_clients"), "Clients the scenario asks for", None, &one(s.clients as f64))?;
+    gauge(
+        enc,
+        &format!("{PREFIX}_lost_or_pending"),
+        "Sent messages not yet delivered, refused or held for an offline device",
+        None,
+        &one(s.lost_or_pending as f64),
+    )?;
+    gauge(
+        enc,
+        &format!("{PREFIX}_busy_ratio"),
+        "The busiest driver shard's CPU time over wall time in the last second (0..1)",
+        None,
+        &one(s.busy),
+    )?;
+    gauge(enc, &format!("{PREFIX}_elapsed"), "Time since the run started", Some(&Unit::Seconds), &one(s.at_s))?;
+    let name = format!("{PREFIX}_phase");
+    let mut info = enc.encode_descriptor(&name, "The run's phase and stage now", None, MetricType::Info)?;
+    let stage = s.stage.as_ref().map_or_else(String::new, |st| st.name.clone());
+    info.encode_info(&vec![("phase", s.phase.clone()), ("stage", stage)])?;
+    if let Some(st) = &s.stage {
+        gauge(enc, &format!("{PREFIX}_stage_index"), "Index of the stage now (0-based)", None, &one(st.index as f64))?;
+        let target = [("start", st.target_from_per_s), ("end", st.target_to_per_s)]
+            .map(|(at, v)| (vec![("at", at.to_owned())], v))
+            .to_vec();
+        gauge(
+            enc,
+            &format!("{PREFIX}_stage_target_messages_per_second"),
+            "The stage's target rate over all conversations, at its start and its end (equal unless it ramps)",
+            None,
+            &target,
+        )?;
+    }
+    latencies(s, enc)
+}
+
+/// `sealbench_driver_<metric>_seconds{quantile}` and `sealbench_driver_<metric>_samples`,
+/// all classes together and per class, for the metrics with samples in the last second.
+fn latencies(s: &LiveSecond, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    for m in LIVE_METRICS {
+        let mut series: Vec<(Labels, &Latency)> = Vec::new();
+        if let Some(l) = s.latency_us.get(m.name()) {
+            series.push((Labels::new(), l));
+        }
+        for (class, l) in s.latency_by_class_us.get(m.name()).into_iter().flatten() {
+            series.push((class_labels(class), l));
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let mut values = Vec::new();
+        for (labels, l) in &series {
+            for (q, us) in [("0.5", l.p50_us), ("0.9", l.p90_us), ("0.99", l.p99_us), ("1", l.max_us)] {
+                let mut labels = labels.clone();
+                labels.push(("quantile", q.to_owned()));
+                values.push((labels, us / 1e6));
+            }
+        }
+        let help = format!("{} over the last completed second: p50, p90, p99 and max (quantile=\"1\")", m.name());
+        gauge(enc, &format!("{PREFIX}_{}", m.name()), &help, Some(&Unit::Seconds), &values)?;
+        let counts: Vec<(Labels, f64)> = series.iter().map(|(lb, l)| (lb.clone(), l.count as f64)).collect();
+        let help = format!("{} samples recorded in the last completed second", m.name());
+        gauge(enc, &format!("{PREFIX}_{}_samples", m.name()), &help, None, &counts)?;
+    }
+    Ok(())
+}
+
+/// `class=group,size=50` as labels `class="group", size="50"`.
+fn class_labels(class: &str) -> Labels {
+    class
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| {
+            let key = crate::driver::recorder::tags::Label::parse(k)?.key();
+            Some((key, v.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::recorder::tags::{TagId, TagSet};
+    use crate::driver::recorder::{Counters, Histograms, Metric};
+    use crate::driver::{Phase, Second};
+    use crate::results::live::LiveTracker;
+    use crate::scenario::Profile;
+    use std::time::Duration;
+
+    fn sample() -> LiveSecond {
+        let tags = Arc::from(vec![TagSet::class("group").unwrap(), TagSet::parse("class=group,size=50").unwrap()]);
+        let mut hist = Histograms::with_tags(tags);
+        for v in [1_000_000, 2_000_000, 4_000_000] {
+            hist.record_tagged(Metric::E2e, &[TagId(0), TagId(1)], v);
+        }
+        let mut delta = Counters::new();
+        (delta.sent, delta.delivered, delta.messages) = (98, 96, 2);
+        delta.refused[ErrorCode::MailboxFull as usize] = 1;
+        let sec =
+            Second { t: 3, phase: Phase::Steady, hist, delta, connected: 100, busy: 0.25, stage: Some(1), at_s: 3.0 };
+        let profile = Profile::steady(Duration::from_secs(1), Duration::from_secs(5), 40.0);
+        LiveTracker::with_stages(profile.spans().to_vec(), 100, 0.0).next(&sec)
+    }
+
+    #[test]
+    fn a_second_encodes_counters_gauges_and_per_class_latencies() {
+        let m = LiveMetrics::default();
+        assert_eq!(m.encode().trim(), "# EOF", "nothing before the first second");
+        m.publish(sample());
+        let text = m.encode();
+        for line in [
+            "sealbench_driver_sent_total 98",
+            "sealbench_driver_delivered_total 96",
+            "sealbench_driver_refused_total{code=\"mailbox_full\"} 1",
+            "sealbench_driver_refused_total{code=\"too_large\"} 0",
+            "sealbench_driver_last_second{counter=\"messages\"} 2",
+            "sealbench_driver_connected_clients 100",
+            "sealbench_driver_lost_or_pending 1",
+            "sealbench_driver_phase_info{phase=\"steady\",stage=\"steady\"} 1",
+            "sealbench_driver_stage_index 1",
+            "sealbench_driver_stage_target_messages_per_second{at=\"end\"} 40",
+            "sealbench_driver_e2e_samples{class=\"group\",size=\"50\"} 3",
+            "# UNIT sealbench_driver_e2e_seconds seconds",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in:\n{text}");
+        }
+        let p99 = text
+            .lines()
+            .find(|l| l.starts_with("sealbench_driver_e2e_seconds{class=\"group\",quantile=\"0.99\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        assert!(p99.is_some_and(|v| (v - 0.004).abs() < 0.00001), "p99 of 1, 2, 4 ms is 4 ms: {p99:?}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
