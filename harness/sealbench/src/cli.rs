@@ -144,6 +144,14 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Serve wss:// (TLS) with this PEM certificate chain, leaf first (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Hold every message this many milliseconds before routing it. For comparisons and
     /// tests of latency measurement only: it makes the relay deliberately slow.
     #[arg(
@@ -221,9 +229,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub pattern: Option<sealcore::Pattern>,
 
-    /// Relay: `embedded` or a ws:// URL (relay.url).
+    /// Relay: `embedded` or a ws:// or wss:// URL (relay.url).
     #[arg(long, value_name = "embedded|URL")]
     pub relay: Option<crate::scenario::RelayTarget>,
+
+    /// ws or wss. With the embedded relay, wss serves TLS with a certificate generated at
+    /// start, trusted exactly (relay.tls); with a URL, its scheme decides and this checks it.
+    #[arg(long, value_name = "ws|wss")]
+    pub transport: Option<crate::scenario::Transport>,
+
+    /// wss:// only: trust the relay's certificate if this CA (PEM) signed it, instead of
+    /// the built-in Mozilla roots (relay.ca).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+
+    /// wss:// only, TEST RELAYS ONLY: accept any certificate, unverified (relay.insecure;
+    /// recorded in summary.json as transport.insecure).
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Output directory [default: results/<UTC time>-<name>/].
     #[arg(long, value_name = "DIR")]
@@ -248,6 +271,9 @@ impl RunArgs {
             aead: self.aead,
             pattern: self.pattern,
             relay: self.relay.clone(),
+            transport: self.transport,
+            ca: self.ca.clone(),
+            insecure: self.insecure,
         }
     }
 }

@@ -39,6 +39,12 @@ pub fn run(args: &RunArgs) -> Outcome {
     if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
     }
+    if scenario.relay.insecure {
+        eprintln!(
+            "WARNING: insecure: the relay's TLS certificate is NOT checked (any certificate is accepted; recorded in \
+             summary.json as transport.insecure). For self-signed test relays only; --ca FILE trusts a private CA."
+        );
+    }
     eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display());
     let outcome = driver::run(&plan, &options, |sec, total| {
         let line = console::progress_line(sec, total, clients);

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
+//! - [`transport`] — `summary.json`'s `transport` (ws or wss, whom TLS trusted).
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
 //! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
@@ -17,6 +18,7 @@ pub mod matrix;
 pub mod stages;
 pub mod summary;
 pub mod timeseries;
+pub mod transport;
 
 use crate::driver::Outcome;
 use crate::output::{write_atomic, write_json};
