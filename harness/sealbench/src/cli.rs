@@ -31,8 +31,8 @@ pub enum Command {
     /// Compare two results (regression gate): every comparable figure with its change,
     /// marked better / worse / within noise. Exit 99 when a --fail-on rule is violated.
     Compare(CompareArgs),
-    /// Run one scenario per cipher choice (AEAD × pattern × mode), interleaved and repeated,
-    /// and tabulate what each costs end to end (matrix.json, matrix.md, plots).
+    /// Run one scenario per cipher choice (AEAD × pattern × mode × transport), interleaved
+    /// and repeated, and tabulate what each costs end to end (matrix.json, matrix.md, plots).
     Matrix(MatrixArgs),
     /// Find the highest offered rate (or client count) that meets every SLO: grow until it
     /// breaks, then bisect (capacity.json, capacity.md, plots).
@@ -307,9 +307,9 @@ pub struct MatrixArgs {
     /// The scenario every cell runs (same seed, same schedule).
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
-    /// AEADs to compare (comma-separated). The UNENCRYPTED `none` baseline is added unless
-    /// --no-baseline.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// AEADs to compare (comma-separated) [default: the scenario's]. The UNENCRYPTED
+    /// `none` baseline is added unless --no-baseline.
+    #[arg(long, value_delimiter = ',')]
     pub aead: Vec<sealcore::AeadKind>,
     /// Handshake patterns (comma-separated: NN, NK, XX, IK) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
@@ -317,6 +317,11 @@ pub struct MatrixArgs {
     /// Transport modes (comma-separated: noise, ratchet) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
     pub mode: Vec<crate::scenario::Mode>,
+    /// What carries the WebSocket (comma-separated: ws, wss) [default: the scenario's].
+    /// wss on the embedded relay serves TLS with a certificate generated at start; an
+    /// external relay serves one scheme, so its URL decides and only that one is allowed.
+    #[arg(long, value_delimiter = ',', value_name = "ws,wss")]
+    pub transport: Vec<crate::scenario::Transport>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,

@@ -161,5 +161,6 @@ pub fn load_plan(path: &std::path::Path, sets: &[String], edits: &Edits) -> anyh
     let origin = path.display().to_string();
     let mut scenario = Scenario::parse_fields(&text, &origin, sets)?;
     edits.apply(&mut scenario);
+    edits.check(&mut scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
     Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))
 }

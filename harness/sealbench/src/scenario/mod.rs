@@ -383,6 +383,17 @@ pub struct Edits {
 }
 
 impl Edits {
+    /// The edits that can be wrong for a scenario they were applied to.
+    ///
+    /// # Errors
+    /// `--transport` that the relay URL's scheme contradicts.
+    pub fn check(&self, s: &mut Scenario) -> anyhow::Result<()> {
+        match self.transport {
+            Some(t) => s.relay.require_transport(t),
+            None => Ok(()),
+        }
+    }
+
     /// Applies the edits that are set.
     pub fn apply(&self, s: &mut Scenario) {
         if let Some(n) = self.clients {
@@ -404,6 +415,7 @@ impl Edits {
             s.relay.url = r.clone();
         }
         if let Some(t) = self.transport {
+            // Checked by `Edits::check`.
             s.relay.set_transport(t);
         }
         if let Some(ca) = &self.ca {

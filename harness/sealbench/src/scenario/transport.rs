@@ -21,6 +21,18 @@ impl RelayChoice {
         self.tls = t == Transport::Wss;
     }
 
+    /// Asks for `t` ([`RelayChoice::set_transport`]) and checks the relay serves it.
+    ///
+    /// # Errors
+    /// A URL whose scheme is not `t` (an external relay serves the scheme it serves).
+    pub fn require_transport(&mut self, t: Transport) -> Result<()> {
+        self.set_transport(t);
+        if self.transport() != t {
+            bail!("--transport {t}: the relay URL {} decides its scheme; give a {t}:// URL instead", self.url);
+        }
+        Ok(())
+    }
+
     /// The TLS fields agree with the relay they are for.
     ///
     /// # Errors
@@ -68,6 +80,9 @@ mod tests {
         assert_eq!(e.transport(), Transport::Ws);
         e.set_transport(Transport::Wss);
         assert_eq!(e.transport(), Transport::Wss);
+        let mut u = relay("wss://127.0.0.1:9443/");
+        assert!(u.require_transport(Transport::Ws).unwrap_err().to_string().contains("ws://"));
+        assert!(u.require_transport(Transport::Wss).is_ok());
     }
 
     #[test]

@@ -299,7 +299,8 @@ fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
 fn matrix_figures(m: &Matrix) -> Vec<Figure> {
     let mut v = Vec::new();
     for c in &m.cells {
-        let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
+        // Cells match by transport too: a wss cell is `aead/pattern/mode/wss`.
+        let cell = format!("{}/{}/{}{}", c.aead, c.pattern, c.mode, c.transport_suffix("/"));
         let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
             if let Some(st) = st {
                 let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
@@ -311,6 +312,8 @@ fn matrix_figures(m: &Matrix) -> Vec<Figure> {
         add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
         add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
         add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
+        add("connect_p99_us", c.connect_p99_us, "µs", Better::Lower);
+        add("tls_p99_us", c.tls_p99_us, "µs", Better::Lower);
         add("seal_ns", c.seal_ns, "ns", Better::Lower);
         add("open_ns", c.open_ns, "ns", Better::Lower);
         add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
