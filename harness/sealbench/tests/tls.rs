@@ -150,3 +150,39 @@ fn the_embedded_relay_serves_wss_and_connect_splits_into_tcp_tls_and_upgrade() -
     }
     Ok(())
 }
+
+#[test]
+fn matrix_measures_ws_and_wss_side_by_side_and_compare_matches_cells_by_transport() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (scenario, out) = (dir.path().join("t.toml"), dir.path().join("m"));
+    std::fs::write(&scenario, TINY)?;
+    let o = sealbench(&[
+        "matrix",
+        scenario.to_str().ok_or("p")?,
+        "--transport",
+        "ws,wss",
+        "--no-baseline",
+        "--repeat",
+        "1",
+        "--out",
+        out.to_str().ok_or("p")?,
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: sealbench::results::matrix::Matrix =
+        serde_json::from_str(&std::fs::read_to_string(out.join("matrix.json"))?)?;
+    let cells: Vec<(&str, &str)> = m.cells.iter().map(|c| (c.aead.as_str(), c.transport.as_str())).collect();
+    assert_eq!(
+        cells,
+        [("chacha20-poly1305", "ws"), ("chacha20-poly1305", "wss")],
+        "the scenario's AEAD, each transport"
+    );
+    assert!(m.cells[0].tls_p99_us.is_none() && m.cells[1].tls_p99_us.is_some());
+    assert!(m.cells.iter().all(|c| c.connect_p99_us.is_some() && c.lost == 0));
+    assert!(std::fs::read_to_string(out.join("matrix.md"))?.contains("/ wss"));
+    let same = sealbench(&["compare", out.to_str().ok_or("p")?, out.to_str().ok_or("p")?])?;
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{text}");
+    assert!(text.contains("matrix.e2e_p99_us[chacha20-poly1305/XX/noise/wss]"), "{text}");
+    assert!(text.contains("matrix.e2e_p99_us[chacha20-poly1305/XX/noise]"), "{text}");
+    Ok(())
+}
