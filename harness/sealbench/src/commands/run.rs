@@ -39,12 +39,6 @@ pub fn run(args: &RunArgs) -> Outcome {
     if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
     }
-    if scenario.relay.insecure {
-        eprintln!(
-            "WARNING: insecure: the relay's TLS certificate is NOT checked (any certificate is accepted; recorded in \
-             summary.json as transport.insecure). For self-signed test relays only; --ca FILE trusts a private CA."
-        );
-    }
     eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display());
     let outcome = driver::run(&plan, &options, |sec, total| {
         let line = console::progress_line(sec, total, clients);
@@ -162,5 +156,13 @@ pub fn load_plan(path: &std::path::Path, sets: &[String], edits: &Edits) -> anyh
     let mut scenario = Scenario::parse_fields(&text, &origin, sets)?;
     edits.apply(&mut scenario);
     edits.check(&mut scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
-    Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))
+    let plan = Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
+    if plan.scenario.relay.insecure {
+        // Here, so that run, matrix and capacity all say it.
+        eprintln!(
+            "WARNING: insecure: the relay's TLS certificate is NOT checked (any certificate is accepted; recorded in \
+             summary.json as transport.insecure). For self-signed test relays only; --ca FILE trusts a private CA."
+        );
+    }
+    Ok(plan)
 }

@@ -8,6 +8,7 @@
 //! also the whole public web); or exactly one certificate (the embedded relay's, generated
 //! at start); or anything (`relay.insecure` / `--insecure`: the handshake still runs and
 //! costs what it costs, only the certificate goes unchecked; labelled in the results).
+//! Session resumption is off: each connect is a full handshake (see [`ClientTls::new`]).
 
 use anyhow::{Result, anyhow};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,13 +60,17 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| anyhow!("TLS versions: {e}"))?;
-        let config = match trust {
+        let mut config = match trust {
             Trust::Insecure => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.signature_verification_algorithms)))
                 .with_no_client_auth(),
             _ => builder.with_root_certificates(roots(trust)?).with_no_client_auth(),
         };
+        // Every simulated client is a device of its own: with the configuration shared, a
+        // shared session cache would let one device resume another's session. Every
+        // connect is a full handshake, what a device connecting afresh costs.
+        config.resumption = rustls::client::Resumption::disabled();
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| anyhow!("relay.url: `{host}` is not a name a TLS certificate can carry: {e}"))?;
         Ok(ClientTls {
