@@ -19,6 +19,9 @@ const TRACKED: &[&str] = &[
     "tokio",
     "tokio-tungstenite",
     "tungstenite",
+    "rustls",
+    "tokio-rustls",
+    "ring",
     "hdrhistogram",
 ];
 

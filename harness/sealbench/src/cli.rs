@@ -38,8 +38,8 @@ pub enum Command {
     /// averaged), counters summed, seconds aligned on wall-clock time, thresholds judged on
     /// the whole, each part's generator verdict kept. Exit 99 when a threshold fails.
     Merge(MergeArgs),
-    /// Run one scenario per cipher choice (AEAD × pattern × mode), interleaved and repeated,
-    /// and tabulate what each costs end to end (matrix.json, matrix.md, plots).
+    /// Run one scenario per cipher choice (AEAD × pattern × mode × transport), interleaved
+    /// and repeated, and tabulate what each costs end to end (matrix.json, matrix.md, plots).
     Matrix(MatrixArgs),
     /// Find the highest offered rate (or client count) that meets every SLO: grow until it
     /// breaks, then bisect (capacity.json, capacity.md, plots).
@@ -151,6 +151,14 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Serve wss:// (TLS) with this PEM certificate chain, leaf first (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Hold every message this many milliseconds before routing it. For comparisons and
     /// tests of latency measurement only: it makes the relay deliberately slow.
     #[arg(
@@ -228,9 +236,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub pattern: Option<sealcore::Pattern>,
 
-    /// Relay: `embedded` or a ws:// URL (relay.url).
+    /// Relay: `embedded` or a ws:// or wss:// URL (relay.url).
     #[arg(long, value_name = "embedded|URL")]
     pub relay: Option<crate::scenario::RelayTarget>,
+
+    /// ws or wss. With the embedded relay, wss serves TLS with a certificate generated at
+    /// start, trusted exactly (relay.tls); with a URL, its scheme decides and this checks it.
+    #[arg(long, value_name = "ws|wss")]
+    pub transport: Option<crate::scenario::Transport>,
+
+    /// wss:// only: trust the relay's certificate if this CA (PEM) signed it, instead of
+    /// the built-in Mozilla roots (relay.ca).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+
+    /// wss:// only, TEST RELAYS ONLY: accept any certificate, unverified (relay.insecure;
+    /// recorded in summary.json as transport.insecure).
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Output directory [default: results/<UTC time>-<name>/].
     #[arg(long, value_name = "DIR")]
@@ -299,6 +322,9 @@ impl RunArgs {
             aead: self.aead,
             pattern: self.pattern,
             relay: self.relay.clone(),
+            transport: self.transport,
+            ca: self.ca.clone(),
+            insecure: self.insecure,
         }
     }
 }
@@ -347,9 +373,9 @@ pub struct MatrixArgs {
     /// The scenario every cell runs (same seed, same schedule).
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
-    /// AEADs to compare (comma-separated). The UNENCRYPTED `none` baseline is added unless
-    /// --no-baseline.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// AEADs to compare (comma-separated) [default: the scenario's]. The UNENCRYPTED
+    /// `none` baseline is added unless --no-baseline.
+    #[arg(long, value_delimiter = ',')]
     pub aead: Vec<sealcore::AeadKind>,
     /// Handshake patterns (comma-separated: NN, NK, XX, IK) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
@@ -357,6 +383,11 @@ pub struct MatrixArgs {
     /// Transport modes (comma-separated: noise, ratchet) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
     pub mode: Vec<crate::scenario::Mode>,
+    /// What carries the WebSocket (comma-separated: ws, wss) [default: the scenario's].
+    /// wss on the embedded relay serves TLS with a certificate generated at start; an
+    /// external relay serves one scheme, so its URL decides and only that one is allowed.
+    #[arg(long, value_delimiter = ',', value_name = "ws,wss")]
+    pub transport: Vec<crate::scenario::Transport>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,

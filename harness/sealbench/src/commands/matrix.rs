@@ -1,4 +1,5 @@
-//! `sealbench matrix SCENARIO --aead a,b --pattern XX,IK --mode noise,ratchet`: the same
+//! `sealbench matrix SCENARIO --aead a,b --pattern XX,IK --mode noise,ratchet
+//! --transport ws,wss`: the same
 //! scenario (same seed, same schedule) once per combination, in an interleaved order
 //! repeated `--repeat` times, then one table of what each choice costs end to end.
 
@@ -11,7 +12,7 @@ use crate::present;
 use crate::provenance::Provenance;
 use crate::results::matrix::{self, Cell, Matrix};
 use crate::results::summary::Summary;
-use crate::scenario::{Edits, Mode, Plan, Scenario};
+use crate::scenario::{Edits, Mode, Plan, Scenario, Transport};
 use anyhow::{Context, anyhow};
 use sealcore::{AeadKind, Pattern};
 use std::process::ExitCode;
@@ -25,10 +26,13 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells = combinations(args, &base);
     // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
-    for &(a, p, m) in &cells {
+    for &(a, p, m, t) in &cells {
         let mut s = base.clone();
         (s.crypto.aead, s.crypto.pattern, s.crypto.mode) = (a, p, m);
-        let cell = format!("{}-{}-{}", a.name(), p.name(), m.name());
+        let cell = cell_name(a, p, m, t);
+        s.relay
+            .require_transport(t)
+            .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?;
         scenarios.push(
             Plan::new(s).map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?,
         );
@@ -46,8 +50,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         for k in 0..cells.len() {
             let i = (k + r) % cells.len();
             order.push(i);
-            let (a, p, m) = cells[i];
-            let name = format!("{}-{}-{}-r{}", a.name(), p.name(), m.name(), r + 1);
+            let (a, p, m, t) = cells[i];
+            let name = format!("{}-r{}", cell_name(a, p, m, t), r + 1);
             eprintln!("[{}/{total}] {name}", order.len());
             let s =
                 execute_quiet(&scenarios[i], &dir.join(&name), &[]).with_context(|| format!("matrix cell {name}"))?;
@@ -57,7 +61,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells: Vec<Cell> = cells
         .iter()
         .zip(&summaries)
-        .map(|((a, p, m), runs)| Cell::from_runs(a.name(), p.name(), m.name(), runs))
+        .map(|((a, p, m, t), runs)| Cell::from_runs(a.name(), p.name(), m.name(), t.name(), runs))
         .collect();
     let matrix = Matrix { schema_version: 1, kind: "matrix".into(), provenance, scenario: base, repeat, order, cells };
     matrix::write(&dir, &matrix)?;
@@ -66,20 +70,30 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every `(aead, pattern, mode)` the flags ask for (plus the `none` baseline unless
-/// `--no-baseline`), AEAD varying fastest.
-fn combinations(args: &MatrixArgs, base: &Scenario) -> Vec<(AeadKind, Pattern, Mode)> {
-    let mut aeads = args.aead.clone();
+/// A cell's name in run directories: `aead-pattern-mode`, then `-wss` for TLS (a ws
+/// cell keeps the name it had before transports were a dimension).
+fn cell_name(a: AeadKind, p: Pattern, m: Mode, t: Transport) -> String {
+    let tls = if t == Transport::Wss { "-wss" } else { "" };
+    format!("{}-{}-{}{tls}", a.name(), p.name(), m.name())
+}
+
+/// Every `(aead, pattern, mode, transport)` the flags ask for (plus the `none` baseline
+/// unless `--no-baseline`), AEAD varying fastest, transport slowest.
+fn combinations(args: &MatrixArgs, base: &Scenario) -> Vec<(AeadKind, Pattern, Mode, Transport)> {
+    let mut aeads = if args.aead.is_empty() { vec![base.crypto.aead] } else { args.aead.clone() };
     if !args.no_baseline && !aeads.contains(&AeadKind::None) {
         aeads.push(AeadKind::None);
     }
     let patterns = if args.pattern.is_empty() { vec![base.crypto.pattern] } else { args.pattern.clone() };
     let modes = if args.mode.is_empty() { vec![base.crypto.mode] } else { args.mode.clone() };
+    let transports = if args.transport.is_empty() { vec![base.relay.transport()] } else { args.transport.clone() };
     let mut cells = Vec::new();
-    for &p in &patterns {
-        for &m in &modes {
-            for &a in &aeads {
-                cells.push((a, p, m));
+    for &t in &transports {
+        for &p in &patterns {
+            for &m in &modes {
+                for &a in &aeads {
+                    cells.push((a, p, m, t));
+                }
             }
         }
     }

@@ -61,6 +61,11 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         write_buffer: RelayConfig::default().write_buffer,
         delay: Duration::from_secs_f64(args.delay_ms / 1e3),
         adversary,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(relay::tls::from_pem_files(cert, key).map_err(Failure::usage)?),
+            (None, None) => None,
+            _ => return Err(Failure::usage(anyhow!("--tls-cert and --tls-key go together (a PEM chain and its key)"))),
+        },
     })
 }
 
@@ -89,7 +94,8 @@ pub fn run(args: &RelayArgs) -> Outcome {
             eprintln!("metrics on http://{addr}/metrics");
         }
         eprintln!(
-            "sealbench relay listening on ws://{} (max {} connections, max message {} B{})",
+            "sealbench relay listening on {}://{} (max {} connections, max message {} B{})",
+            if config.tls.is_some() { "wss" } else { "ws" },
             listener.local_addr().unwrap_or(args.listen),
             config.max_connections,
             config.max_message,

@@ -187,5 +187,14 @@ pub fn load_plan(path: &std::path::Path, sets: &[String], edits: &Edits) -> anyh
     let origin = path.display().to_string();
     let mut scenario = Scenario::parse_fields(&text, &origin, sets)?;
     edits.apply(&mut scenario);
-    Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))
+    edits.check(&mut scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
+    let plan = Plan::new(scenario).map_err(|e| anyhow!("{origin}: {e:#}"))?;
+    if plan.scenario.relay.insecure {
+        // Here, so that run, matrix and capacity all say it.
+        eprintln!(
+            "WARNING: insecure: the relay's TLS certificate is NOT checked (any certificate is accepted; recorded in \
+             summary.json as transport.insecure). For self-signed test relays only; --ca FILE trusts a private CA."
+        );
+    }
+    Ok(plan)
 }

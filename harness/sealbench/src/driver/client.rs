@@ -1,5 +1,5 @@
-//! A simulated client's connection: connect from its source address, upgrade, register,
-//! then a writer task that drains the client's bounded queue into the socket (one flush
+//! A simulated client's connection: connect from its source address, TLS for `wss://`
+//! (see [`super::tls`]), upgrade, register, then a writer task that drains the client's bounded queue into the socket (one flush
 //! per batch).
 
 use super::recorder::Metric;
@@ -13,18 +13,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The client side of a connection.
-pub type Ws = WebSocketStream<TcpStream>;
+/// The client side of a connection (TCP for `ws://`, TLS over TCP for `wss://`).
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Its writing half.
 pub type Sink = futures_util::stream::SplitSink<Ws, Message>;
 /// Its reading half.
 pub type Source = futures_util::stream::SplitStream<Ws>;
 
-/// Time allowed for connect + upgrade + HELLO/WELCOME.
+/// Time allowed for connect (TCP, TLS, upgrade), and then for HELLO/WELCOME.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Frames a client may have queued for its socket before the generator holds back.
 pub const QUEUE: usize = 256;
@@ -36,8 +36,10 @@ const WRITE_BATCH: usize = 128;
 pub struct Target {
     /// Relay socket address.
     pub addr: SocketAddr,
-    /// The `ws://` URL (for the upgrade request).
+    /// The `ws://` or `wss://` URL (for the upgrade request).
     pub url: String,
+    /// `wss://`: the run's one TLS configuration (shared by every client).
+    pub tls: Option<super::tls::ClientTls>,
     /// Auth secret of the relay, if it needs tokens.
     pub auth_secret: Option<Vec<u8>>,
 }
@@ -47,8 +49,14 @@ pub struct Target {
 pub struct Registered {
     /// The connection.
     pub ws: Ws,
-    /// TCP connect + upgrade, ns.
+    /// TCP connect + TLS handshake + upgrade, ns.
     pub connect_ns: u64,
+    /// Its parts: TCP connect, TLS handshake (`wss://` only), WebSocket upgrade, ns.
+    pub tcp_ns: u64,
+    /// See `tcp_ns`.
+    pub tls_ns: Option<u64>,
+    /// See `tcp_ns`.
+    pub upgrade_ns: u64,
     /// HELLO → WELCOME, ns.
     pub register_ns: u64,
     /// Stored messages the relay announced in WELCOME (they follow it).
@@ -67,7 +75,7 @@ pub struct Registration {
 /// Why a client failed to come up.
 #[derive(Debug)]
 pub enum ConnectFailure {
-    /// TCP or WebSocket upgrade failed.
+    /// TCP, TLS or the WebSocket upgrade failed.
     Connect(anyhow::Error),
     /// Connected, but registration failed.
     Register(anyhow::Error),
@@ -86,19 +94,10 @@ pub async fn connect(
     with: Registration,
 ) -> Result<Registered, ConnectFailure> {
     let t0 = now_ns();
-    let ws = tokio::time::timeout(REGISTER_TIMEOUT, async {
-        let socket = TcpSocket::new_v4().context("socket")?;
-        socket.bind(SocketAddr::new(source.into(), 0)).with_context(|| format!("binding source address {source}"))?;
-        let stream = socket.connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
-        let _ = stream.set_nodelay(true);
-        let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
-            .await
-            .context("WebSocket upgrade")?;
-        anyhow::Ok(ws)
-    })
-    .await
-    .map_err(|_| ConnectFailure::Connect(anyhow!("connect timed out")))?
-    .map_err(ConnectFailure::Connect)?;
+    let (ws, tcp_ns, tls_ns) = tokio::time::timeout(REGISTER_TIMEOUT, open(target, source))
+        .await
+        .map_err(|_| ConnectFailure::Connect(anyhow!("connect timed out")))?
+        .map_err(ConnectFailure::Connect)?;
     let t1 = now_ns();
     let mut ws = ws;
     let reg = tokio::time::timeout(REGISTER_TIMEOUT, register(&mut ws, target, id, with))
@@ -106,7 +105,31 @@ pub async fn connect(
         .map_err(|_| ConnectFailure::Register(anyhow!("no WELCOME in time")))?;
     let stored = reg.map_err(ConnectFailure::Register)?;
     let t2 = now_ns();
-    Ok(Registered { ws, connect_ns: t1 - t0, register_ns: t2 - t1, stored })
+    let connect_ns = t1 - t0;
+    let upgrade_ns = connect_ns.saturating_sub(tcp_ns + tls_ns.unwrap_or(0));
+    Ok(Registered { ws, connect_ns, tcp_ns, tls_ns, upgrade_ns, register_ns: t2 - t1, stored })
+}
+
+/// TCP connect from `source`, the TLS handshake for `wss://`, the WebSocket upgrade.
+/// Returns the socket and the TCP and TLS times (ns); the upgrade is the rest.
+async fn open(target: &Target, source: Ipv4Addr) -> Result<(Ws, u64, Option<u64>)> {
+    let t0 = now_ns();
+    let socket = TcpSocket::new_v4().context("socket")?;
+    socket.bind(SocketAddr::new(source.into(), 0)).with_context(|| format!("binding source address {source}"))?;
+    let stream = socket.connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
+    let _ = stream.set_nodelay(true);
+    let t1 = now_ns();
+    let (stream, tls_ns) = match &target.tls {
+        None => (MaybeTlsStream::Plain(stream), None),
+        Some(tls) => {
+            let stream = tls.handshake(stream).await?;
+            (MaybeTlsStream::Rustls(stream), Some(now_ns() - t1))
+        }
+    };
+    let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
+        .await
+        .context("WebSocket upgrade")?;
+    Ok((ws, t1 - t0, tls_ns))
 }
 
 async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
@@ -179,8 +202,13 @@ pub async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Bytes>) {
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
-/// Records a client's connect and register timings.
+/// Records a client's connect timings (the whole and its parts) and its register time.
 pub fn record(h: &mut super::recorder::Histograms, r: &Registered) {
     h.record(Metric::Connect, r.connect_ns);
+    h.record(Metric::Tcp, r.tcp_ns);
+    if let Some(tls) = r.tls_ns {
+        h.record(Metric::Tls, tls);
+    }
+    h.record(Metric::Upgrade, r.upgrade_ns);
     h.record(Metric::Register, r.register_ns);
 }

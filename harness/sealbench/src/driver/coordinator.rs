@@ -385,6 +385,10 @@ impl Coordinator {
         let url = &self.shape.relay_url;
         if counters.connects_ok == 0 {
             let why = self.aborted.clone().unwrap_or_else(|| format!("no client could connect to {url}"));
+            // A TLS failure already says what to do (--ca / --insecure); the relay is there.
+            if let Some(e) = self.first_error.as_ref().filter(|e| e.contains("TLS handshake")) {
+                bail!("{why}: {e}");
+            }
             let first = self.first_error.map(|e| format!(" (first failure: {e})")).unwrap_or_default();
             bail!("{why}{first}: is the relay running and reachable? (relay.url / --relay)");
         }

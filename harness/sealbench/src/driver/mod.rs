@@ -8,6 +8,7 @@
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
+//! - [`tls`] — `wss://`: the run's one TLS client configuration and whom it trusts.
 //!
 //! - [`coordinator`] — folds the shards' once-a-second reports into intervals and the
 //!   outcome (pure; this module carries out what it decides). Never on the per-message path.
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;
+pub mod tls;
 pub mod wire;
 
 use crate::clock::now_ns;
@@ -409,29 +411,52 @@ fn coordinate(
     coordinator
 }
 
-/// Starts the embedded relay (on its own runtime threads), or resolves the external one.
+/// Starts the embedded relay (on its own runtime threads), or resolves the external one;
+/// builds the run's one TLS client configuration for `wss://`.
 fn relay_target(plan: &Plan) -> Result<(Option<EmbeddedRelay>, client::Target)> {
     let scenario = &plan.scenario;
-    Ok(match &scenario.relay.url {
-        RelayTarget::Ws(url) => (
-            None,
-            client::Target {
-                addr: resolve(url)?,
-                url: url.url.clone(),
-                auth_secret: scenario.relay.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
-            },
-        ),
+    let relay = &scenario.relay;
+    Ok(match &relay.url {
+        RelayTarget::Ws(url) => {
+            let tls = if url.tls {
+                let trust = match (&relay.ca, relay.insecure) {
+                    (_, true) => tls::Trust::Insecure,
+                    (Some(ca), false) => tls::Trust::Ca(ca.clone()),
+                    (None, false) => tls::Trust::Roots,
+                };
+                Some(tls::ClientTls::new(&trust, &url.host)?)
+            } else {
+                None
+            };
+            (
+                None,
+                client::Target {
+                    addr: resolve(url)?,
+                    url: url.url.clone(),
+                    tls,
+                    auth_secret: relay.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+                },
+            )
+        }
         RelayTarget::Embedded => {
+            let (server_tls, client_tls) = if relay.tls {
+                let (server, cert) = crate::relay::tls::self_signed()?;
+                (Some(server), Some(tls::ClientTls::new(&tls::Trust::Exactly(cert), "127.0.0.1")?))
+            } else {
+                (None, None)
+            };
             let cfg = RelayConfig {
                 max_connections: scenario.clients.count + 64,
-                delay: scenario.relay.delay,
+                delay: relay.delay,
                 adversary: plan.adversary,
+                tls: server_tls,
                 ..RelayConfig::default()
             };
             let e = EmbeddedRelay::start(cfg)?;
-            let url = format!("ws://{}/", e.addr);
+            let scheme = if client_tls.is_some() { "wss" } else { "ws" };
+            let url = format!("{scheme}://{}/", e.addr);
             let addr = e.addr;
-            (Some(e), client::Target { addr, url, auth_secret: None })
+            (Some(e), client::Target { addr, url, tls: client_tls, auth_secret: None })
         }
     })
 }

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(usize)]
 pub enum Metric {
-    /// TCP connect + WebSocket upgrade.
+    /// The whole connection set-up: [`Metric::Tcp`] + [`Metric::Tls`] (wss) +
+    /// [`Metric::Upgrade`].
     Connect = 0,
     /// HELLO sent → WELCOME received.
     Register,
@@ -52,11 +53,18 @@ pub enum Metric {
     OfflineE2e,
     /// A reconnecting client's WELCOME → the last message its mailbox held received.
     MailboxDrain,
+    /// `connect()` called → TCP connected (the first part of [`Metric::Connect`]).
+    Tcp,
+    /// TCP connected → TLS handshake done (`wss://` only; nothing recorded for `ws://`).
+    Tls,
+    /// Upgrade request sent → `101 Switching Protocols` received (the last part of
+    /// [`Metric::Connect`]).
+    Upgrade,
 }
 
 impl Metric {
     /// Every metric, in index order.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 17] = [
         Metric::Connect,
         Metric::Register,
         Metric::Handshake,
@@ -71,6 +79,9 @@ impl Metric {
         Metric::FanoutSeal,
         Metric::OfflineE2e,
         Metric::MailboxDrain,
+        Metric::Tcp,
+        Metric::Tls,
+        Metric::Upgrade,
     ];
 
     /// The metrics also recorded per traffic class ([`tags`]): those a user asks about
@@ -95,6 +106,9 @@ impl Metric {
             "fanout_seal",
             "offline_e2e",
             "mailbox_drain",
+            "tcp",
+            "tls",
+            "upgrade",
         ][self as usize]
     }
 

@@ -56,12 +56,14 @@ pub fn matrix_heading(m: &Matrix, code: impl Fn(&str) -> String) -> String {
 /// The table of a matrix: one row per cell.
 pub fn matrix_table(m: &Matrix) -> Table {
     let header = [
-        "AEAD / pattern / mode",
+        "AEAD / pattern / mode (/ transport)",
         "delivered msg/s",
         "e2e p50 ms",
         "e2e p99 ms",
         "e2e p99.9 ms",
         "handshake p99 ms",
+        "connect p50 / p99 ms",
+        "of which TLS p50 / p99 ms",
         "seal ns/msg",
         "open ns/msg",
         "driver CPU ms / 1000 msgs",
@@ -79,6 +81,8 @@ pub fn matrix_table(m: &Matrix) -> Table {
                 fmt_spread(c.e2e_p99_us, 1e-3, 3),
                 fmt_spread(c.e2e_p999_us, 1e-3, 3),
                 fmt_spread(c.handshake_p99_us, 1e-3, 2),
+                format!("{} / {}", fmt_spread(c.connect_p50_us, 1e-3, 2), fmt_spread(c.connect_p99_us, 1e-3, 2)),
+                format!("{} / {}", fmt_spread(c.tls_p50_us, 1e-3, 2), fmt_spread(c.tls_p99_us, 1e-3, 2)),
                 fmt_spread(c.seal_ns, 1.0, 0),
                 fmt_spread(c.open_ns, 1.0, 0),
                 fmt_spread(c.cpu_ms_per_1000_msgs, 1.0, 2),
@@ -91,7 +95,7 @@ pub fn matrix_table(m: &Matrix) -> Table {
 }
 
 /// What a reader of the matrix table needs to know, one line each, `code` quoting names.
-pub fn matrix_notes(code: impl Fn(&str) -> String) -> [String; 2] {
+pub fn matrix_notes(code: impl Fn(&str) -> String) -> [String; 3] {
     [
         format!(
             "{} is the UNENCRYPTED baseline: the difference to it is what encryption costs. Seal/open are",
@@ -99,13 +103,18 @@ pub fn matrix_notes(code: impl Fn(&str) -> String) -> [String; 2] {
         ),
         "means of the per-message timings sampled inside the runs; driver CPU is the load driver's (relay excluded)."
             .to_owned(),
+        format!(
+            "A {} row differs from its ws row by TLS alone (rustls; on the embedded relay, a certificate made at \
+             start): TLS's cost per message (e2e, CPU) and per connection (connect, of which TLS).",
+            code("wss")
+        ),
     ]
 }
 
 /// `matrix.md`.
 pub fn matrix(m: &Matrix) -> String {
-    let [a, b] = matrix_notes(backticks);
-    format!("## {}\n\n{}\n{a}\n{b}\n", matrix_heading(m, backticks), matrix_table(m).markdown())
+    let [a, b, c] = matrix_notes(backticks);
+    format!("## {}\n\n{}\n{a}\n{b}\n{c}\n", matrix_heading(m, backticks), matrix_table(m).markdown())
 }
 
 /// The heading of a capacity search, `code` quoting the scenario name.

@@ -50,6 +50,9 @@ pub struct RelayConfig {
     /// Test aid: tamper with, replay, duplicate, drop, reorder or delay a fraction of the
     /// forwarded 1:1 transport messages (see [`super::adversary`]). `None` in production.
     pub adversary: Option<super::adversary::Adversary>,
+    /// Serve `wss://`: TLS with this configuration in front of every upgrade (see
+    /// [`super::tls`]). `None`: plain `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Bytes charged per stored message on top of its length (its slot in the mailbox queue
@@ -82,6 +85,7 @@ impl Default for RelayConfig {
             write_buffer: 16 * 1024,
             delay: Duration::ZERO,
             adversary: None,
+            tls: None,
         }
     }
 }

@@ -19,7 +19,6 @@ use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame,
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -28,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-type Source = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+type Source<S> = futures_util::stream::SplitStream<WebSocketStream<S>>;
 
 /// Frames handled per wake-up before counters are published and the task yields.
 const READ_BATCH: usize = 64;
@@ -38,10 +37,9 @@ const ARENA_BLOCK: usize = 4096;
 /// One SEND in this many has its routing time sampled into the histogram.
 const SAMPLE_EVERY: u32 = 32;
 
-/// Serves one accepted TCP connection to the end.
-pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
-    let accepted = Instant::now();
-    let _ = stream.set_nodelay(true);
+/// Serves one accepted connection (TCP, or TLS over TCP) to the end. `accepted`: when
+/// TCP accepted it (the handshake timeout runs from then, a TLS handshake included).
+pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted: Instant) {
     let cfg = &shared.config;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(cfg.read_buffer)
@@ -139,7 +137,7 @@ enum Next {
 }
 
 impl Conn {
-    async fn run(&mut self, mut source: Source) -> CloseWith {
+    async fn run<S: super::Io>(&mut self, mut source: Source<S>) -> CloseWith {
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.clone();
         let cfg = &shared.config;

@@ -79,6 +79,9 @@ pub struct RelayMetrics {
     pub upgrades_refused: Family<ReasonLabel, Counter>,
     /// Connections closed by the relay, by reason.
     pub closes: Family<ReasonLabel, Counter>,
+    /// TLS handshakes that failed (`error`: the client refused our certificate or spoke
+    /// no TLS) or did not finish in time (`timeout`).
+    pub tls_handshakes_failed: Family<ReasonLabel, Counter>,
     /// In-relay routing time of sampled SEND frames, seconds (read → enqueued).
     pub routing_seconds: Histogram,
     /// What the adversarial relay did (test aid; all zero without `--adversary`).
@@ -113,6 +116,7 @@ impl RelayMetrics {
             mailbox_refusals: Family::default(),
             upgrades_refused: Family::default(),
             closes: Family::default(),
+            tls_handshakes_failed: Family::default(),
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
             adversary: Family::default(),
             registry: Registry::default(),
@@ -154,6 +158,11 @@ impl RelayMetrics {
         );
         registry.register("upgrades_refused", "WebSocket upgrades refused, by reason", m.upgrades_refused.clone());
         registry.register("closes", "Connections closed by the relay, by reason", m.closes.clone());
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed (error) or did not finish in time (timeout)",
+            m.tls_handshakes_failed.clone(),
+        );
         registry.register(
             "routing_seconds",
             "In-relay routing time of sampled SEND frames (read to enqueued)",
@@ -213,6 +222,19 @@ impl RelayMetrics {
     /// Counts a refused upgrade.
     pub fn refuse_upgrade(&self, reason: &'static str) {
         self.upgrades_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn tls_failed(&self, reason: &'static str) {
+        self.tls_handshakes_failed.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// TLS handshakes that failed, all reasons.
+    pub fn tls_failed_count(&self) -> u64 {
+        ["error", "timeout"]
+            .iter()
+            .map(|&reason| self.tls_handshakes_failed.get_or_create(&ReasonLabel { reason }).get())
+            .sum()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -15,6 +15,8 @@
 //! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
+//! - [`tls`] — `wss://`: the server certificate (PEM files or generated) and the TLS
+//!   accept step in front of the upgrade.
 
 pub mod adversary;
 pub mod config;
@@ -23,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod registry;
 pub mod timeouts;
+pub mod tls;
 mod writer;
 
 pub use adversary::{Adversary, AdversaryCounts};
@@ -41,6 +44,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub const CLOSE_SLOW: CloseCode = CloseCode::Library(4001);
 /// Close code for an idle connection (nothing received for the idle timeout).
 pub const CLOSE_IDLE: CloseCode = CloseCode::Library(4002);
+
+/// What a connection's bytes travel over: TCP, or TLS over TCP (the connection code is
+/// generic over it, so a `ws://` relay pays nothing for `wss://`).
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// State every connection shares.
 #[derive(Debug)]
@@ -90,6 +98,7 @@ impl Relay {
             idle: Notify::new(),
             adversary_index: std::sync::atomic::AtomicU64::new(0),
         });
+        let acceptor = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -100,8 +109,18 @@ impl Relay {
                         shared.metrics.connections.inc();
                         shared.connections.fetch_add(1, Ordering::Relaxed);
                         let s = shared.clone();
+                        let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            connection::serve(s.clone(), stream).await;
+                            let accepted = tokio::time::Instant::now();
+                            let _ = stream.set_nodelay(true);
+                            match acceptor {
+                                None => connection::serve(s.clone(), stream, accepted).await,
+                                Some(a) => {
+                                    if let Some(tls) = tls::accept(&s, &a, stream, accepted).await {
+                                        connection::serve(s.clone(), tls, accepted).await;
+                                    }
+                                }
+                            }
                             s.metrics.connections.dec();
                             if s.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 s.idle.notify_waiters();

@@ -13,7 +13,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -21,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-pub(super) type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+pub(super) type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Message>;
 
 /// Frames written per flush.
 const WRITE_BATCH: usize = 256;
@@ -60,9 +59,9 @@ pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) -> Vec<
     }
 }
 
-struct Writer {
+struct Writer<S> {
     shared: Arc<Shared>,
-    sink: Sink,
+    sink: Sink<S>,
     me: Peer,
     stop: watch::Receiver<bool>,
     /// Frames from the queue fed to the sink and not yet flushed.
@@ -70,7 +69,7 @@ struct Writer {
     bytes_out: u64,
 }
 
-impl Writer {
+impl<S: super::Io> Writer<S> {
     async fn feed(&mut self, m: Bytes) -> bool {
         let len = m.len() as u64;
         let fut = self.sink.feed(to_message(m));
@@ -152,9 +151,9 @@ async fn mail_ready(me: &Peer) {
     }
 }
 
-pub(super) async fn write_loop(
+pub(super) async fn write_loop<S: super::Io>(
     shared: Arc<Shared>,
-    sink: Sink,
+    sink: Sink<S>,
     mut rx: mpsc::Receiver<Bytes>,
     me: Peer,
     mut close_rx: watch::Receiver<CloseWith>,

@@ -25,7 +25,7 @@ pub fn metric(name: &str) -> Option<Metric> {
 
 /// The order latency metrics are listed in tables: end to end first, set-up after, the
 /// generator's own lag last.
-pub const TABLE_ORDER: [Metric; 14] = [
+pub const TABLE_ORDER: [Metric; 17] = [
     Metric::E2e,
     Metric::E2eRaw,
     Metric::OfflineE2e,
@@ -36,6 +36,9 @@ pub const TABLE_ORDER: [Metric; 14] = [
     Metric::RelayAck,
     Metric::Handshake,
     Metric::Connect,
+    Metric::Tcp,
+    Metric::Tls,
+    Metric::Upgrade,
     Metric::Register,
     Metric::Seal,
     Metric::Open,

@@ -1,4 +1,4 @@
-//! `matrix.json`: one scenario run once per cipher choice, each choice's figures as the
+//! `matrix.json`: one scenario run once per cipher choice and transport, each choice's figures as the
 //! median and spread over its repeats.
 
 use super::figure::{Metric, Stat};
@@ -41,6 +41,9 @@ pub struct Cell {
     pub pattern: String,
     /// Transport mode.
     pub mode: String,
+    /// What carried the WebSocket: `ws` or `wss` (matrices made before TLS: `ws`).
+    #[serde(default = "ws")]
+    pub transport: String,
     /// Run directories (relative to the matrix directory), one per repeat.
     pub runs: Vec<String>,
     /// Delivered messages per second.
@@ -53,6 +56,18 @@ pub struct Cell {
     pub e2e_p999_us: Option<Spread>,
     /// Handshake p99, µs.
     pub handshake_p99_us: Option<Spread>,
+    /// Connect (TCP + TLS + upgrade) p50, µs.
+    #[serde(default)]
+    pub connect_p50_us: Option<Spread>,
+    /// Connect p99, µs.
+    #[serde(default)]
+    pub connect_p99_us: Option<Spread>,
+    /// The TLS handshake's part of connect, p50, µs (absent for ws).
+    #[serde(default)]
+    pub tls_p50_us: Option<Spread>,
+    /// The TLS handshake's part of connect, p99, µs (absent for ws).
+    #[serde(default)]
+    pub tls_p99_us: Option<Spread>,
     /// Seal, mean ns per message (sampled in the run).
     pub seal_ns: Option<Spread>,
     /// Open, mean ns per message.
@@ -67,16 +82,26 @@ pub struct Cell {
     pub saturated: bool,
 }
 
+fn ws() -> String {
+    "ws".into()
+}
+
 impl Cell {
-    /// `aead / pattern / mode`.
+    /// `aead / pattern / mode`, then ` / wss` for TLS (ws is the default, left unsaid).
     pub fn label(&self) -> String {
         let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
-        format!("{aead} / {} / {}", self.pattern, self.mode)
+        format!("{aead} / {} / {}{}", self.pattern, self.mode, self.transport_suffix(" / "))
     }
 
-    /// The cell of `aead / pattern / mode` from its repeats' summaries (run directory name,
-    /// summary).
-    pub fn from_runs(a: &str, p: &str, m: &str, runs: &[(String, Summary)]) -> Cell {
+    /// `{sep}wss` for a TLS cell, nothing for ws: how names and labels tell them apart
+    /// while ws cells keep the names they had before transports were a dimension.
+    pub fn transport_suffix(&self, sep: &str) -> String {
+        if self.transport == "ws" { String::new() } else { format!("{sep}{}", self.transport) }
+    }
+
+    /// The cell of `aead / pattern / mode / transport` from its repeats' summaries (run
+    /// directory name, summary).
+    pub fn from_runs(a: &str, p: &str, m: &str, t: &str, runs: &[(String, Summary)]) -> Cell {
         let get = |f: &dyn Fn(&Summary) -> Option<f64>| Spread::of(runs.iter().filter_map(|(_, s)| f(s)).collect());
         let lat = |metric: Metric, stat: Stat| move |s: &Summary| s.latency.get(metric.name()).map(|l| l.get(stat));
         let e2e_p50 = get(&lat(Metric::E2e, Stat::P50));
@@ -90,12 +115,17 @@ impl Cell {
             aead: a.into(),
             pattern: p.into(),
             mode: m.into(),
+            transport: t.into(),
             runs: runs.iter().map(|(n, _)| n.clone()).collect(),
             throughput_per_s: get(&|s| Some(s.throughput.delivered_per_s)),
             e2e_p50_us: e2e_p50,
             e2e_p99_us: get(&lat(Metric::E2e, Stat::P99)),
             e2e_p999_us: get(&lat(Metric::E2e, Stat::P999)),
             handshake_p99_us: get(&lat(Metric::Handshake, Stat::P99)),
+            connect_p50_us: get(&lat(Metric::Connect, Stat::P50)),
+            connect_p99_us: get(&lat(Metric::Connect, Stat::P99)),
+            tls_p50_us: get(&lat(Metric::Tls, Stat::P50)),
+            tls_p99_us: get(&lat(Metric::Tls, Stat::P99)),
             seal_ns: seal,
             open_ns: open,
             cpu_ms_per_1000_msgs: get(&|s| Some(s.generator.driver_cpu_us_per_msg)),

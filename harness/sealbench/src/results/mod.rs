@@ -7,6 +7,7 @@
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
 //! - [`live`] — one record per second of a running run; [`stream`] — `--json-stream`,
 //!   those records as JSON lines.
+//! - [`transport`] — `summary.json`'s `transport` (ws or wss, whom TLS trusted).
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
 //! - [`merge`] — the parts of a split run read back and combined into one run's data.
@@ -23,6 +24,7 @@ pub mod stages;
 pub mod stream;
 pub mod summary;
 pub mod timeseries;
+pub mod transport;
 
 use crate::driver::Outcome;
 use crate::output::{write_atomic, write_json};

@@ -233,6 +233,10 @@ pub struct Summary {
     pub aead: String,
     /// Relay used.
     pub relay: String,
+    /// What carried the WebSocket (ws or wss) and whom TLS trusted (absent in results
+    /// made before TLS: those were ws).
+    #[serde(default)]
+    pub transport: super::transport::TransportInfo,
     /// Ctrl-C ended the run early.
     pub interrupted: bool,
     /// Why the run was cut short, if it was.
@@ -441,6 +445,7 @@ impl Summary {
         tags.sort();
         let offered = plan.local_offered_rate();
         let lag = latency.get(Metric::ScheduleLag.name()).cloned();
+        let transport = super::transport::TransportInfo::of(&scenario.relay, &provenance);
         Summary {
             schema_version: SCHEMA_VERSION,
             kind: "run".into(),
@@ -449,6 +454,7 @@ impl Summary {
             suite,
             aead: scenario.crypto.aead.name().to_owned(),
             relay: outcome.relay_url.clone(),
+            transport,
             interrupted: outcome.interrupted,
             aborted: outcome.aborted.clone(),
             clients: ClientsSummary::of(plan.local().1, &outcome.counters),

@@ -171,19 +171,21 @@ pub enum RelayTarget {
     /// A reference relay in this process, on 127.0.0.1 (port 0), on its own threads.
     #[default]
     Embedded,
-    /// A relay at a `ws://` URL.
+    /// A relay at a `ws://` or `wss://` URL.
     Ws(WsUrl),
 }
 
-/// A checked `ws://host[:port]/path` URL.
+/// A checked `ws://host[:port]/path` or `wss://host[:port]/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// As the user wrote it (used for the WebSocket request).
     pub url: String,
-    /// Host name or address.
+    /// Host name or address (also the name the relay's certificate must carry for wss).
     pub host: String,
-    /// Port (80 when the URL has none).
+    /// Port (80 for ws, 443 for wss when the URL has none).
     pub port: u16,
+    /// `wss://`: TLS below the WebSocket.
+    pub tls: bool,
 }
 
 impl WsUrl {
@@ -197,20 +199,63 @@ impl WsUrl {
     }
 }
 
+/// What carries the WebSocket: plain TCP or TLS over TCP. A dimension of `matrix`
+/// (`--transport ws,wss`) and `run --transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `ws://`: WebSocket over TCP.
+    #[default]
+    Ws,
+    /// `wss://`: WebSocket over TLS (rustls) over TCP.
+    Wss,
+}
+
+impl Transport {
+    /// Both transports.
+    pub const ALL: [Transport; 2] = [Transport::Ws, Transport::Wss];
+
+    /// The name used in files and on the command line (the URL scheme).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Transport::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| format!("`{s}`: use \"ws\" or \"wss\""))
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for RelayTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "embedded" {
             return Ok(RelayTarget::Embedded);
         }
-        let hint = "use \"embedded\" or a ws:// URL such as ws://127.0.0.1:9000/";
-        if !s.starts_with("ws://") {
+        let hint = "use \"embedded\" or a ws:// or wss:// URL such as ws://127.0.0.1:9000/";
+        let tls = if s.starts_with("wss://") {
+            true
+        } else if s.starts_with("ws://") {
+            false
+        } else {
             return Err(format!("`{s}`: {hint}"));
-        }
+        };
         let uri: Uri = s.parse().map_err(|e| format!("`{s}`: not a URL ({e}); {hint}"))?;
         let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{s}`: no host; {hint}"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        Ok(RelayTarget::Ws(WsUrl { url: s.to_owned(), host, port: uri.port_u16().unwrap_or(80) }))
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(RelayTarget::Ws(WsUrl { url: s.to_owned(), host, port, tls }))
     }
 }
 
@@ -247,7 +292,12 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("relay.example", 9000));
         let RelayTarget::Ws(u) = "ws://127.0.0.1/".parse::<RelayTarget>().unwrap() else { panic!() };
         assert_eq!(u.host_port(), "127.0.0.1:80");
-        for bad in ["http://x/", "ws://", "ws//x", "tcp://1.2.3.4:5"] {
+        assert!(!u.tls);
+        let RelayTarget::Ws(u) = "wss://relay.example/x".parse::<RelayTarget>().unwrap() else { panic!() };
+        assert_eq!((u.host_port().as_str(), u.tls), ("relay.example:443", true));
+        let RelayTarget::Ws(u) = "wss://[::1]:8443/".parse::<RelayTarget>().unwrap() else { panic!() };
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8443));
+        for bad in ["http://x/", "ws://", "wss://", "ws//x", "tcp://1.2.3.4:5", "https://x/"] {
             assert!(bad.parse::<RelayTarget>().is_err(), "{bad}");
         }
     }

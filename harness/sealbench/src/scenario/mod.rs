@@ -10,6 +10,7 @@
 //! - [`choice`] — the choice types (`Mode`, `Arrival`, `Senders`, `RelayTarget`, …).
 //! - `load` — text → [`Scenario`]: TOML, `--set` overrides, errors with file, line and field.
 //! - `plan` — [`Scenario`] → [`Plan`]: whole-scenario checks and derived values.
+//! - `transport` — `ws` or `wss`, and the `[relay]` TLS fields (`tls`, `ca`, `insecure`).
 //! - [`stages`] — `[[stages]]` (load that changes within a run) and the rate [`Profile`]
 //!   the open-loop schedule follows.
 
@@ -20,8 +21,9 @@ mod plan;
 pub mod population;
 pub mod stages;
 mod tags;
+mod transport;
 
-pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, WsUrl};
+pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, Transport, WsUrl};
 pub use part::Part;
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
 pub use population::Population;
@@ -324,9 +326,23 @@ impl Default for Crypto {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RelayChoice {
-    /// `embedded` (a reference relay in this process, on 127.0.0.1) or a `ws://` URL.
+    /// `embedded` (a reference relay in this process, on 127.0.0.1) or a `ws://` or
+    /// `wss://` URL.
     #[serde(default)]
     pub url: RelayTarget,
+    /// Embedded relay only: serve `wss://` with a certificate generated at start (for
+    /// 127.0.0.1 and localhost), which the clients trust exactly (not `insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    /// A `wss://` URL only: trust the relay's certificate if this CA (PEM file, one or
+    /// more certificates) signed it, *instead of* the built-in Mozilla roots. Relative to
+    /// the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
+    /// A `wss://` URL only: accept any certificate (self-signed test relays). The run
+    /// says so on the console and in `summary.json` (`transport.insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
     /// Ask the relay for an ACK per message (measures `relay_ack`).
     #[serde(default)]
     pub ack: bool,
@@ -360,9 +376,26 @@ pub struct Edits {
     pub pattern: Option<Pattern>,
     /// `relay.url`.
     pub relay: Option<RelayTarget>,
+    /// `relay.tls` (embedded) or, for a URL, a check that its scheme agrees.
+    pub transport: Option<Transport>,
+    /// `relay.ca`.
+    pub ca: Option<std::path::PathBuf>,
+    /// `relay.insecure` (set only, never cleared).
+    pub insecure: bool,
 }
 
 impl Edits {
+    /// The edits that can be wrong for a scenario they were applied to.
+    ///
+    /// # Errors
+    /// `--transport` that the relay URL's scheme contradicts.
+    pub fn check(&self, s: &mut Scenario) -> anyhow::Result<()> {
+        match self.transport {
+            Some(t) => s.relay.require_transport(t),
+            None => Ok(()),
+        }
+    }
+
     /// Applies the edits that are set.
     pub fn apply(&self, s: &mut Scenario) {
         if let Some(n) = self.clients {
@@ -383,5 +416,13 @@ impl Edits {
         if let Some(r) = &self.relay {
             s.relay.url = r.clone();
         }
+        if let Some(t) = self.transport {
+            // Checked by `Edits::check`.
+            s.relay.set_transport(t);
+        }
+        if let Some(ca) = &self.ca {
+            s.relay.ca = Some(ca.clone());
+        }
+        s.relay.insecure |= self.insecure;
     }
 }

@@ -111,6 +111,7 @@ impl Plan {
         let sizes = sizes(s)?;
         let sources = parse_sources(&s.clients.source_addresses).context("clients.source_addresses")?;
         let embedded = s.relay.url == RelayTarget::Embedded;
+        s.relay.check_transport()?;
         if embedded && s.relay.auth_secret.is_some() {
             bail!("relay.auth_secret: only for an external relay (the embedded one needs no tokens)");
         }

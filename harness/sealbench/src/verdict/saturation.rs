@@ -190,6 +190,7 @@ mod tests {
             suite: String::new(),
             aead: "chacha20-poly1305".into(),
             relay: String::new(),
+            transport: Default::default(),
             interrupted: false,
             aborted: None,
             clients: ClientsSummary::of(2, &c),

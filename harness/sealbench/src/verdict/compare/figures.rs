@@ -166,7 +166,7 @@ pub fn t_multiplier(blocks: usize) -> f64 {
 /// Blocks of consecutive seconds a run's intervals are split into to estimate its spread.
 pub const BLOCKS: usize = 5;
 /// Metrics of the set-up burst: shown, not judged.
-pub const SET_UP: [&str; 3] = ["connect", "register", "handshake"];
+pub const SET_UP: [&str; 6] = ["connect", "tcp", "tls", "upgrade", "register", "handshake"];
 
 /// Each latency figure's relative noise band (t × standard error), from the run's own intervals: the
 /// seconds of each metric are split into up to [`BLOCKS`] blocks of consecutive seconds,
@@ -299,7 +299,8 @@ fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
 fn matrix_figures(m: &Matrix) -> Vec<Figure> {
     let mut v = Vec::new();
     for c in &m.cells {
-        let cell = format!("{}/{}/{}", c.aead, c.pattern, c.mode);
+        // Cells match by transport too: a wss cell is `aead/pattern/mode/wss`.
+        let cell = format!("{}/{}/{}{}", c.aead, c.pattern, c.mode, c.transport_suffix("/"));
         let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
             if let Some(st) = st {
                 let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
@@ -311,9 +312,15 @@ fn matrix_figures(m: &Matrix) -> Vec<Figure> {
         add("e2e_p99_us", c.e2e_p99_us, "µs", Better::Lower);
         add("e2e_p999_us", c.e2e_p999_us, "µs", Better::Lower);
         add("handshake_p99_us", c.handshake_p99_us, "µs", Better::Lower);
+        add("connect_p99_us", c.connect_p99_us, "µs", Better::Lower);
+        add("tls_p99_us", c.tls_p99_us, "µs", Better::Lower);
         add("seal_ns", c.seal_ns, "ns", Better::Lower);
         add("open_ns", c.open_ns, "ns", Better::Lower);
         add("cpu_ms_per_1000_msgs", c.cpu_ms_per_1000_msgs, "ms", Better::Lower);
+    }
+    // Connect times come from the set-up burst: shown, not judged (as in a run's figures).
+    for f in v.iter_mut().filter(|f| f.name.starts_with("matrix.connect_") || f.name.starts_with("matrix.tls_")) {
+        f.judged = false;
     }
     v
 }
