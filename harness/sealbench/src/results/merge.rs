@@ -128,6 +128,8 @@ pub struct Merged {
     pub parts: Vec<PartVerdict>,
     /// What the merge found worth saying (a part missing, parts that did not overlap).
     pub warnings: Vec<String>,
+    /// The largest part's peak memory, KiB.
+    pub parts_peak_rss_kib: u64,
 }
 
 /// Merges `parts` (at least one).
@@ -188,7 +190,8 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
             late_start_s: p.summary.split.as_ref().and_then(|s| s.late_start_s),
         })
         .collect();
-    Ok(Merged { plan, outcome, parts: verdicts, warnings })
+    let parts_peak_rss_kib = parts.iter().map(|p| p.summary.generator.process_peak_rss_kib).max().unwrap_or(0);
+    Ok(Merged { plan, outcome, parts: verdicts, warnings, parts_peak_rss_kib })
 }
 
 /// The outcome of the whole run: histograms added, counters summed, seconds on one
@@ -256,7 +259,12 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
         late_start_s: None,
         start_at_unix_s: parts[0].summary.split.as_ref().and_then(|s| s.start_at_unix_s),
         setup_s: 0.0,
-        handshake_s: 0.0,
+        // Handshakes ran in every part at once: the merged rate is their sum.
+        handshake_s: {
+            let rate = sum(|s| s.throughput.handshakes_per_s);
+            let n: u64 = parts.iter().map(|p| p.summary.clients.handshakes_ok).sum();
+            if rate > 0.0 { n as f64 / rate } else { 0.0 }
+        },
         driver_cpu_s: sum(|s| s.generator.driver_cpu_s),
         steady_cpu_s: sum(|s| s.generator.steady_cpu_s),
         steady_sent,
@@ -317,6 +325,8 @@ pub fn summary(merged: &Merged, provenance: crate::provenance::Provenance) -> Su
             format!("{which}: {}", p.saturation_reasons.join("; "))
         })
         .collect();
+    // The merging process's memory says nothing; the largest part's does.
+    s.generator.process_peak_rss_kib = merged.parts_peak_rss_kib;
     if !s.generator.saturated {
         s.generator.saturation_reasons =
             vec![format!("no part saturated ({} parts judged on their own)", merged.parts.len())];
