@@ -395,13 +395,19 @@ impl Registry {
         out
     }
 
-    /// Removes the first `n` frames of `id`'s mailbox: they were written to its connection.
-    pub fn written(&self, id: u64, n: usize, metrics: &RelayMetrics) {
+    /// Removes from `id`'s mailbox the frames of `batch` ([`Registry::peek_mail`]'s, in
+    /// order): they were written to its connection. They are found by identity, not taken
+    /// from the front: between the peek and the write, a closing older connection of the
+    /// same id may have put its unwritten frames back in front of them (they must stay).
+    pub fn written(&self, id: u64, batch: &[Bytes], metrics: &RelayMetrics) {
         let mut map = shard(&self.clients, id);
         let Some(slot) = map.get_mut(&id) else { return };
-        let n = n.min(slot.mailbox.len());
+        let same = |a: &Bytes, b: &Bytes| a.as_ptr() == b.as_ptr() && a.len() == b.len();
+        let Some(first) = batch.first() else { return };
+        let Some(at) = slot.mailbox.iter().position(|f| same(f, first)) else { return };
+        let n = batch.iter().zip(slot.mailbox.iter().skip(at)).take_while(|(a, b)| same(a, b)).count();
         let mut freed = 0;
-        for f in slot.mailbox.drain(..n) {
+        for f in slot.mailbox.drain(at..at + n) {
             freed += f.len() + STORED_OVERHEAD;
         }
         slot.charged -= freed;

@@ -125,17 +125,18 @@ impl<S: super::Io> Writer<S> {
         if batch.is_empty() {
             return true;
         }
-        let n = batch.len();
-        for m in batch {
-            if !self.feed(m).await {
+        for m in &batch {
+            if !self.feed(m.clone()).await {
                 return false;
             }
         }
         if !self.flush().await {
             return false;
         }
-        self.shared.registry.written(id, n, &self.shared.metrics);
-        self.shared.metrics.mailbox_delivered.inc_by(n as u64);
+        // By identity, not by count: a closing older connection of this id may have put
+        // its leftovers in front of these frames meanwhile.
+        self.shared.registry.written(id, &batch, &self.shared.metrics);
+        self.shared.metrics.mailbox_delivered.inc_by(batch.len() as u64);
         true
     }
 }
