@@ -7,15 +7,7 @@
 
 use super::prometheus::LiveMetrics;
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -77,40 +69,16 @@ impl Drop for MetricsServer {
 
 async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>, stopped: tokio::sync::oneshot::Receiver<()>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let registry = registry.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, registry.clone()));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        }
-    }
-}
-
-async fn answer(req: Request<Incoming>, registry: Arc<Registry>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => {
-            let mut text = String::new();
-            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-            (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
-        }
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /healthz\n".to_owned()),
+    let render = move || {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    if let Ok(v) = ctype.parse() {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    Ok(resp)
+    crate::relay::http::serve_text(listener, render, async move {
+        let _ = stopped.await;
+    })
+    .await;
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

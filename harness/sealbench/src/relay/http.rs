@@ -13,17 +13,28 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Serves metrics on `listener` until `shutdown` completes.
+/// Serves the relay's metrics on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, metrics: Arc<RelayMetrics>, shutdown: impl Future<Output = ()>) {
+    serve_text(listener, move || metrics.encode(), shutdown).await;
+}
+
+/// Serves `GET /metrics` (OpenMetrics text from `render`, called per scrape) and
+/// `GET /healthz` on `listener` until `shutdown` completes: the relay's endpoint and the
+/// driver's (`run --metrics`) alike.
+pub async fn serve_text(
+    listener: TcpListener,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let metrics = metrics.clone();
+                let render = render.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, metrics.clone()));
+                    let service = service_fn(move |req| answer(req, render.clone()));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
@@ -31,9 +42,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<RelayMetrics>, shutdown: 
     }
 }
 
-async fn answer(req: Request<Incoming>, metrics: Arc<RelayMetrics>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(req: Request<Incoming>, render: impl Fn() -> String) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.encode()),
+        "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", render()),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /healthz\n".to_owned()),
     };
