@@ -91,16 +91,13 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
     };
     let close = conn.run(source).await;
     conn.cleanup();
-    // The writer ends first; what it could not write goes back to the mailbox before the
-    // id goes offline, so those frames stay ahead of anything stored later.
-    let leftovers = finish_writer(writer, close).await;
+    // The writer ends first: it puts what it could not write back in the mailbox and takes
+    // the id offline (before its close frame), so those frames stay ahead of anything
+    // stored later. Marking offline again here covers a writer that was aborted.
+    finish_writer(writer, close).await;
     if conn.id != 0 {
-        // Acknowledged frames are kept past `mailbox_total_bytes`, up to twice it.
         let cap = shared.config.mailbox_total_bytes.saturating_mul(2);
-        let (back, dropped) =
-            shared.registry.unregister(conn.id, conn.me.ctl.generation, leftovers, cap, &shared.metrics);
-        shared.metrics.requeued_on_close.inc_by(back as u64);
-        shared.metrics.dropped_on_close.inc_by(dropped as u64);
+        shared.registry.unregister(conn.id, conn.me.ctl.generation, Vec::new(), cap, &shared.metrics);
     }
 }
 

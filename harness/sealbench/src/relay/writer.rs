@@ -2,7 +2,8 @@
 //! socket, one flush per batch; when the queue is empty, takes the client's stored frames
 //! from its mailbox (flow control: the mailbox moves only as fast as the socket takes
 //! it, and a frame leaves the mailbox only once it has been written); at the end, closes
-//! with the code the reader decided and hands back what it could not write.
+//! with the code the reader decided, handing what it could not write back to the mailbox
+//! before the close frame.
 
 use super::Shared;
 use super::registry::Peer;
@@ -36,26 +37,25 @@ pub(super) type CloseWith = Option<(CloseCode, &'static str)>;
 
 /// The writer's handles, kept by the reader.
 pub(super) struct WriterHandle {
-    pub task: JoinHandle<Vec<Bytes>>,
+    pub task: JoinHandle<()>,
     pub close_tx: watch::Sender<CloseWith>,
     /// Set when the grace period is over: the writer abandons the socket at once.
     pub stop_tx: watch::Sender<bool>,
 }
 
 /// Tells the writer to close with `close` and waits for it (at most twice
-/// [`CLOSE_GRACE`]). Returns the direct DELIVER frames it could not write, in order.
-pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) -> Vec<Bytes> {
+/// [`CLOSE_GRACE`]). The writer hands what it could not write back to the mailbox itself,
+/// before its close frame.
+pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) {
     let _ = w.close_tx.send(Some(close.unwrap_or((CloseCode::Normal, "bye"))));
-    if let Ok(r) = tokio::time::timeout(CLOSE_GRACE, &mut w.task).await {
-        return r.unwrap_or_default();
+    if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_ok() {
+        return;
     }
     let _ = w.stop_tx.send(true);
-    match tokio::time::timeout(CLOSE_GRACE, &mut w.task).await {
-        Ok(r) => r.unwrap_or_default(),
-        Err(_) => {
-            w.task.abort();
-            Vec::new()
-        }
+    if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_err() {
+        // Past its grace, a writer is only ever stuck on the socket, after it handed
+        // its frames back.
+        w.task.abort();
     }
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn write_loop<S: super::Io>(
     me: Peer,
     mut close_rx: watch::Receiver<CloseWith>,
     stop: watch::Receiver<bool>,
-) -> Vec<Bytes> {
+) {
     let mut w = Writer { shared, sink, me: me.clone(), stop, in_flight: Vec::new(), bytes_out: 0 };
     let mut closing = None;
     loop {
@@ -181,16 +181,24 @@ pub(super) async fn write_loop<S: super::Io>(
             w.shared.metrics.bytes_out.inc_by(std::mem::take(&mut w.bytes_out));
         }
     }
-    // What was not written: direct deliveries go back to the mailbox (the reader puts them
-    // there); everything else (acks, errors, pings, group deliveries) is dropped and
+    // What was not written: direct deliveries go back to the mailbox (below, before the
+    // close frame); everything else (acks, errors, pings, group deliveries) is dropped and
     // counted. On an orderly close, acks and errors still go out before the close frame.
     rx.close();
     let mut pending: Vec<Bytes> = std::mem::take(&mut w.in_flight);
     while let Ok(m) = rx.try_recv() {
         pending.push(m);
     }
-    let (mut back, rest): (Vec<Bytes>, Vec<Bytes>) = pending.into_iter().partition(|b| is_direct_deliver(b));
+    let (back, rest): (Vec<Bytes>, Vec<Bytes>) = pending.into_iter().partition(|b| is_direct_deliver(b));
     let mut dropped = rest.iter().filter(|b| !b.is_empty()).count() as u64;
+    let back_len: usize = back.iter().map(|b| b.len()).sum();
+    // The direct deliveries go back to the mailbox, and the id goes offline, *before* the
+    // close frame: a client that sees our close frame and connects again at once finds
+    // every frame this connection did not write counted in its WELCOME and waiting for it
+    // (handing them back after the close frame let a quick reconnection register first,
+    // with a `stored` count short of them, and a client that then read exactly that many
+    // left them behind).
+    hand_back(&w.shared, &me, back);
     if let Some(close) = closing {
         for m in rest.iter().filter(|b| !b.is_empty()) {
             if !w.feed(m.clone()).await {
@@ -205,10 +213,24 @@ pub(super) async fn write_loop<S: super::Io>(
     let m = &w.shared.metrics;
     m.bytes_out.inc_by(w.bytes_out);
     m.dropped_on_close.inc_by(dropped);
-    let len: usize = back.iter().chain(rest.iter()).map(|b| b.len()).sum();
+    let len: usize = back_len + rest.iter().map(|b| b.len()).sum::<usize>();
     me.ctl.queued_bytes.fetch_sub(len.min(me.ctl.queued_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-    back.shrink_to_fit();
-    back
+}
+
+/// Puts `back` (direct DELIVER frames queued to this connection and not written, in
+/// order) at the front of its client's mailbox and marks the id offline, if this
+/// connection is still the id's. Acknowledged frames are kept past `mailbox_total_bytes`,
+/// up to twice it.
+fn hand_back(shared: &Shared, me: &Peer, back: Vec<Bytes>) {
+    let id = me.ctl.id.load(Ordering::Acquire);
+    if id == 0 {
+        shared.metrics.dropped_on_close.inc_by(back.len() as u64);
+        return;
+    }
+    let cap = shared.config.mailbox_total_bytes.saturating_mul(2);
+    let (n, dropped) = shared.registry.unregister(id, me.ctl.generation, back, cap, &shared.metrics);
+    shared.metrics.requeued_on_close.inc_by(n as u64);
+    shared.metrics.dropped_on_close.inc_by(dropped as u64);
 }
 
 /// Runs `f` unless the grace period ends first (then `None`).
