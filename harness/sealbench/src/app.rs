@@ -13,6 +13,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Capacity(args) => crate::commands::capacity::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),
         Command::Crypto(args) => crate::commands::crypto::run(&args),
+        Command::Calibrate(args) => crate::commands::calibrate::run(&args),
         Command::Relay(args) => crate::commands::relay::run(&args),
     };
     match outcome {

@@ -47,6 +47,11 @@ pub enum Command {
     /// Single-core sweep of the crypto core: AEAD seal/open per message size, handshakes
     /// per second per suite, X25519, ratchet vs Noise transport. Writes crypto.json and plots.
     Crypto(CryptoArgs),
+    /// Measure this machine's floors in a few seconds — the CPU cost of one loopback TCP
+    /// hop (unbatched, and 16 messages to a write), of a timer wake-up, of X25519 and of
+    /// one seal — and cache them (`~/.cache/sealbench/calibration.json`). Every result
+    /// carries them, and reports CPU per message also as a multiple of the hop.
+    Calibrate(CalibrateArgs),
     /// Run the reference relay: routes opaque ciphertext between clients over WebSockets
     /// until SIGINT/SIGTERM (then closes every connection with "going away" and exits 0).
     Relay(RelayArgs),
@@ -201,6 +206,23 @@ pub struct CryptoArgs {
     /// Do not draw plots (crypto.json and the table only).
     #[arg(long)]
     pub no_plots: bool,
+}
+
+/// `sealbench calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// About a second instead of a few: fewer rounds (what a run takes by itself when it
+    /// finds no calibration).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Print the calibration as JSON on stdout (the cache is written as well).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show the cached calibration without measuring.
+    #[arg(long, conflicts_with = "quick")]
+    pub show: bool,
 }
 
 /// `sealbench run`.

@@ -8,7 +8,8 @@
 //! presentation. No module imports one above it, and none imports [`commands`].
 //! - [`cli`] — the command line; [`app`] — dispatch and exit codes; [`commands`] — one
 //!   module per subcommand, which only parses its arguments and composes the rest.
-//! - [`crypto`] — the single-core crypto sweep.
+//! - [`crypto`] — the single-core crypto sweep; [`calibrate`] — this machine's floors
+//!   (a loopback hop, a timer wake-up), cached, that CPU per message is compared with.
 //! - [`relay`] — the reference relay.
 //! - [`scenario`] — what a run is asked to do.
 //! - [`driver`] — the load driver (shards of simulated clients); [`clock`] — its clock.
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod calibrate;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -28,11 +28,32 @@ pub struct Provenance {
     pub build_profile: String,
     /// Start of the measurement, UTC, RFC 3339.
     pub started_at: String,
+    /// This machine's floors (`sealbench calibrate`, cached per machine), when known:
+    /// CPU per message is also reported as a multiple of them. Absent in results made
+    /// before calibration existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibrate::Calibration>,
 }
 
 impl Provenance {
-    /// Reads this machine's provenance now.
+    /// Reads this machine's provenance now, with its cached calibration if there is one
+    /// (see [`Provenance::with_calibration`] for a run, which measures one if not).
     pub fn collect() -> Self {
+        let mut p = Self::collect_without_calibration();
+        p.calibration = crate::calibrate::cached();
+        p
+    }
+
+    /// [`Provenance::collect`], and when this machine has no cached calibration yet, a
+    /// quick one measured now (about a second, once per machine) and cached.
+    pub fn with_calibration() -> Self {
+        let mut p = Self::collect_without_calibration();
+        p.calibration = crate::calibrate::cached_or_quick();
+        p
+    }
+
+    /// This machine's provenance without reading the calibration cache.
+    pub fn collect_without_calibration() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -62,6 +83,7 @@ impl Provenance {
             os: format!("{} {}", std::env::consts::OS, kernel.trim()),
             build_profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned(),
             started_at: crate::timefmt::rfc3339_now(),
+            calibration: None,
         }
     }
 

@@ -47,7 +47,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     let dir =
         output::result_dir(args.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
-    let provenance = Provenance::collect();
+    let provenance = Provenance::with_calibration();
     let observe = |steps: &[Step]| -> Vec<Observation> {
         steps.iter().map(|s| Observation { offered: s.offered, pass: s.pass, saturated: s.saturated }).collect()
     };

@@ -41,7 +41,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let dir =
         output::result_dir(args.out.as_deref(), &format!("{}-matrix-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
-    let provenance = Provenance::collect();
+    let provenance = Provenance::with_calibration();
     let mut summaries: Vec<Vec<(String, Summary)>> = vec![Vec::new(); cells.len()];
     let mut order = Vec::new();
     let total = repeat * cells.len();

@@ -2,6 +2,7 @@
 //! result data ([`crate::results`]), judge it ([`crate::verdict`]), then present it
 //! ([`crate::present`]). Nothing imports these modules but [`crate::app`].
 
+pub mod calibrate;
 pub mod capacity;
 pub mod compare;
 pub mod crypto;

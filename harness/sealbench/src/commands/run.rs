@@ -39,7 +39,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
         .map_err(Failure::usage)?;
-    let provenance = Provenance::collect();
+    let provenance = Provenance::with_calibration();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
     let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at };

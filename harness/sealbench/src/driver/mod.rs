@@ -276,6 +276,9 @@ pub struct Outcome {
     pub started_unix_s: f64,
     /// The embedded relay's own counters (None for an external relay).
     pub relay_stats: Option<RelayStats>,
+    /// CPU seconds of the embedded relay's threads while sending (None for an external
+    /// relay, or when the sending phase never started).
+    pub relay_steady_cpu_s: Option<f64>,
 }
 
 /// Runs the planned scenario. `on_second` sees each merged second as it completes, with
@@ -324,12 +327,16 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         }),
         relay_url: target.url.clone(),
     };
+    let relay_cpu =
+        embedded.as_ref().map(|_| embedded::sample_relay_cpu(control.start.clone(), shape.sending_ns, stop.clone()));
     let steering = Steering { start: start_tx, stop, abort, interrupt: options.interrupt.clone() };
     let coordinator = coordinate(Coordinator::new(shape), &ev_rx, &steering, &mut on_second);
     for h in handles {
         let _ = h.join();
     }
     let tally = coordinator.finish();
+    drop(steering); // a sampler still waiting for a start that never came ends now
+    let relay_steady_cpu_s = relay_cpu.and_then(|h| h.join().ok().flatten()).map(|ns| ns as f64 / 1e9);
     let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics, plan.adversary.is_some()));
     drop(embedded);
     let tally = tally?;
@@ -359,6 +366,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         },
         started_unix_s,
         relay_stats,
+        relay_steady_cpu_s,
     })
 }
 

@@ -138,6 +138,19 @@ fn generator(o: &mut String, s: &Summary) {
         g.driver_cpu_us_per_msg,
         g.process_peak_rss_kib as f64 / 1024.0
     );
+    if let Some(r) = g.relay_cpu_us_per_msg {
+        let _ = writeln!(o, "  embedded relay: {r:.2} µs CPU per delivery (its threads, while sending)");
+    }
+    if let Some(f) = &g.floor {
+        let mut line = format!(
+            "  against this machine's floor (one loopback hop = {:.2} µs CPU, calibrated {}): driver {:.1}×",
+            f.hop_us, f.calibrated_at, f.driver
+        );
+        if let (Some(r), Some(t)) = (f.relay, f.together) {
+            line.push_str(&format!(", relay {r:.1}×, together {t:.1}× the two hops a relayed message makes"));
+        }
+        let _ = writeln!(o, "{line}");
+    }
     if g.saturated {
         let criterion = g.saturation_criterion.as_deref().unwrap_or("unnamed");
         let _ = writeln!(

@@ -275,6 +275,7 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
         relay_url: first.relay.clone(),
         started_unix_s: origin,
         relay_stats: None,
+        relay_steady_cpu_s: None,
     })
 }
 

@@ -196,6 +196,14 @@ pub struct Generator {
     pub steady_cpu_share: f64,
     /// Driver CPU per message while sending (seal + send + receive + open + record), µs.
     pub driver_cpu_us_per_msg: f64,
+    /// The embedded relay's CPU per message while sending, µs (its threads' CPU over the
+    /// same deliveries; absent for an external relay, whose CPU this process cannot see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_cpu_us_per_msg: Option<f64>,
+    /// CPU per message as multiples of this machine's floor (one loopback hop, from the
+    /// calibration in the provenance); absent without a calibration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorMultiples>,
     /// Driver shard threads.
     pub shards: usize,
     /// Peak resident memory of this process (driver, plus the relay when embedded), KiB
@@ -214,6 +222,43 @@ pub struct Generator {
     /// pattern: stalls, not saturation.
     #[serde(default)]
     pub lag_spikes: u64,
+}
+
+/// CPU per message as multiples of the machine's floor: figures that compare between
+/// machines where microseconds do not.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FloorMultiples {
+    /// The floor: CPU of one unbatched loopback TCP hop on this machine, µs.
+    pub hop_us: f64,
+    /// When the floor was measured.
+    pub calibrated_at: String,
+    /// Driver CPU per message ÷ one hop (the driver's share of a relayed message is one
+    /// hop: its send and its receive).
+    pub driver: f64,
+    /// Embedded relay CPU per message ÷ one hop (the relay's share is one hop too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<f64>,
+    /// Driver + embedded relay per message ÷ two hops (a relayed message makes two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub together: Option<f64>,
+}
+
+impl FloorMultiples {
+    /// The multiples of `generator`'s CPU figures against `calibration`.
+    pub fn of(g: &Generator, calibration: &crate::calibrate::Calibration) -> Option<Self> {
+        let hop_us = calibration.hop_ns / 1e3;
+        if hop_us <= 0.0 || g.driver_cpu_us_per_msg <= 0.0 {
+            return None;
+        }
+        let relay = g.relay_cpu_us_per_msg.filter(|r| *r > 0.0);
+        Some(FloorMultiples {
+            hop_us,
+            calibrated_at: calibration.measured_at.clone(),
+            driver: g.driver_cpu_us_per_msg / hop_us,
+            relay: relay.map(|r| r / hop_us),
+            together: relay.map(|r| (g.driver_cpu_us_per_msg + r) / (2.0 * hop_us)),
+        })
+    }
 }
 
 /// The whole summary.
@@ -415,6 +460,11 @@ impl Generator {
             } else {
                 0.0
             },
+            relay_cpu_us_per_msg: match outcome.relay_steady_cpu_s {
+                Some(cpu) if outcome.steady_sent > 0 => Some(cpu * 1e6 / outcome.steady_sent as f64),
+                _ => None,
+            },
+            floor: None,
             shards: outcome.shards,
             process_peak_rss_kib: peak_rss_kib(),
             saturated: false,
@@ -446,6 +496,8 @@ impl Summary {
         let offered = plan.local_offered_rate();
         let lag = latency.get(Metric::ScheduleLag.name()).cloned();
         let transport = super::transport::TransportInfo::of(&scenario.relay, &provenance);
+        let mut generator = Generator::of(outcome, lag);
+        generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c));
         Summary {
             schema_version: SCHEMA_VERSION,
             kind: "run".into(),
@@ -464,7 +516,7 @@ impl Summary {
             tags: tags.iter().map(ToString::to_string).collect(),
             latency_by_tag,
             thresholds: Vec::new(),
-            generator: Generator::of(outcome, lag),
+            generator,
             relay_stats: outcome.relay_stats.clone(),
             wall_s: outcome.wall_s,
             stages: if scenario.stages.is_empty() {

@@ -213,6 +213,8 @@ mod tests {
                 steady_cpu_s: 5.0,
                 steady_cpu_share: 0.5,
                 driver_cpu_us_per_msg: 500.0,
+                relay_cpu_us_per_msg: None,
+                floor: None,
                 shards: 1,
                 process_peak_rss_kib: 0,
                 saturated: false,

@@ -257,6 +257,16 @@ fn run_figures(s: &Summary, spread: &BTreeMap<String, f64>) -> Vec<Figure> {
         v.push(fig(ERRORS_RATE, r, "fraction", Better::Lower, 0.0));
     }
     v.push(fig("generator.cpu_us_per_msg", s.generator.driver_cpu_us_per_msg, "µs", Better::Lower, RUN_NOISE * 2.0));
+    if let Some(r) = s.generator.relay_cpu_us_per_msg {
+        v.push(fig("relay.cpu_us_per_msg", r, "µs", Better::Lower, RUN_NOISE * 2.0));
+    }
+    if let Some(f) = &s.generator.floor {
+        // Multiples of each machine's own floor: comparable where the machines differ.
+        v.push(fig("generator.cpu_floor_multiple", f.driver, "×", Better::Lower, RUN_NOISE * 2.0));
+        if let Some(t) = f.together {
+            v.push(fig("together.cpu_floor_multiple", t, "×", Better::Lower, RUN_NOISE * 2.0));
+        }
+    }
     v
 }
 

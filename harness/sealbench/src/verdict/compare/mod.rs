@@ -187,6 +187,11 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
             pa.cpu_model, pa.cores, pb.cpu_model, pb.cores
         ));
     }
+    if let (Some(ca), Some(cb)) = (&pa.calibration, &pb.calibration) {
+        if let Some(w) = crate::calibrate::differ(ca, cb) {
+            warnings.push(w);
+        }
+    }
     if pa.build_profile != pb.build_profile {
         warnings.push(format!("build profiles differ: {} vs {}", pa.build_profile, pb.build_profile));
     }
