@@ -146,21 +146,28 @@ func (h *hub) lookup(id uint64) *client {
 	return h.clients[id]
 }
 
-func ack(requestID uint64) []byte {
-	b := make([]byte, 10)
-	b[0], b[1] = version, rAck
-	le.PutUint64(b[2:], requestID)
+// reply allocates a relay frame of type kind whose first field is the u64 at offset 2
+// (a request id or a client id), with n more bytes for the caller to fill.
+func reply(kind byte, first uint64, n int) []byte {
+	b := make([]byte, 10+n)
+	b[0], b[1] = version, kind
+	le.PutUint64(b[2:], first)
+	return b
+}
+
+func ack(requestID uint64) []byte { return reply(rAck, requestID, 0) }
+
+// withBytes writes a u16 length then the bytes at offset at of b.
+func withBytes(b []byte, at int, bytes []byte) []byte {
+	le.PutUint16(b[at:], uint16(len(bytes)))
+	copy(b[at+2:], bytes)
 	return b
 }
 
 func errorFrame(requestID uint64, code uint16, reason string) []byte {
-	b := make([]byte, 14+len(reason))
-	b[0], b[1] = version, rError
-	le.PutUint64(b[2:], requestID)
+	b := reply(rError, requestID, 4+len(reason))
 	le.PutUint16(b[10:], code)
-	le.PutUint16(b[12:], uint16(len(reason)))
-	copy(b[14:], reason)
-	return b
+	return withBytes(b, 12, []byte(reason))
 }
 
 func requestIDOf(data []byte) uint64 {
@@ -230,9 +237,7 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			registered = true
-			b := make([]byte, 18)
-			b[0], b[1] = version, rWelcome
-			le.PutUint64(b[2:], c.id)
+			b := reply(rWelcome, c.id, 8)
 			le.PutUint32(b[10:], 0) // nothing stored: this relay keeps no mailboxes
 			le.PutUint32(b[14:], maxMessage)
 			c.enqueue(b)
@@ -311,13 +316,9 @@ func (h *hub) fetch(c *client, data []byte) {
 		c.enqueue(errorFrame(requestID, eNoSuchKey, "no key published"))
 		return
 	}
-	b := make([]byte, 20+len(key))
-	b[0], b[1] = version, rKey
-	le.PutUint64(b[2:], requestID)
+	b := reply(rKey, requestID, 10+len(key))
 	le.PutUint64(b[10:], who)
-	le.PutUint16(b[18:], uint16(len(key)))
-	copy(b[20:], key)
-	c.enqueue(b)
+	c.enqueue(withBytes(b, 18, key))
 }
 
 func main() {

@@ -49,45 +49,43 @@ function parseListen(argv) {
 const clients = new Map();
 const keys = new Map();
 
-function ack(requestId) {
-  const b = Buffer.allocUnsafe(10);
+/** A relay frame of type `kind` whose first field is the u64 `first` (a request or client
+ * id), with `n` more bytes for the caller to fill. */
+function reply(kind, first, n) {
+  const b = Buffer.alloc(10 + n);
   b[0] = VERSION;
-  b[1] = R.ACK;
-  b.writeBigUInt64LE(requestId, 2);
+  b[1] = kind;
+  b.writeBigUInt64LE(first, 2);
   return b;
 }
+
+/** Writes a u16 length then `bytes` at offset `at` of `b`. */
+function withBytes(b, at, bytes) {
+  b.writeUInt16LE(bytes.length, at);
+  bytes.copy(b, at + 2);
+  return b;
+}
+
+const ack = (requestId) => reply(R.ACK, requestId, 0);
 
 function error(requestId, code, reason) {
   const text = Buffer.from(reason, 'utf8');
-  const b = Buffer.allocUnsafe(14 + text.length);
-  b[0] = VERSION;
-  b[1] = R.ERROR;
-  b.writeBigUInt64LE(requestId, 2);
+  const b = reply(R.ERROR, requestId, 4 + text.length);
   b.writeUInt16LE(code, 10);
-  b.writeUInt16LE(text.length, 12);
-  text.copy(b, 14);
-  return b;
+  return withBytes(b, 12, text);
 }
 
 function welcome(id) {
-  const b = Buffer.alloc(18);
-  b[0] = VERSION;
-  b[1] = R.WELCOME;
-  b.writeBigUInt64LE(id, 2);
+  const b = reply(R.WELCOME, id, 8);
   b.writeUInt32LE(0, 10); // nothing stored: this relay keeps no mailboxes
   b.writeUInt32LE(MAX_MESSAGE, 14);
   return b;
 }
 
 function keyAnswer(requestId, client, key) {
-  const b = Buffer.allocUnsafe(20 + key.length);
-  b[0] = VERSION;
-  b[1] = R.KEY;
-  b.writeBigUInt64LE(requestId, 2);
+  const b = reply(R.KEY, requestId, 10 + key.length);
   b.writeBigUInt64LE(client, 10);
-  b.writeUInt16LE(key.length, 18);
-  key.copy(b, 20);
-  return b;
+  return withBytes(b, 18, key);
 }
 
 function requestIdOf(data) {
