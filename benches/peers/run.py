@@ -306,10 +306,15 @@ def med(cells: list[Cell], attr: str) -> float:
     return statistics.median(vals) if vals else float("nan")
 
 
-def fmt(x: float, digits: int = 0) -> str:
+def fmt(x: float) -> str:
+    """µs per message: one decimal below 100."""
     if x != x:
         return "—"
-    return f"{x:,.{digits}f}" if abs(x) >= 10 or digits == 0 else f"{x:.1f}"
+    return f"{x:.1f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def fmt_rate(x: float) -> str:
+    return "—" if x != x else f"{x:,.0f}"
 
 
 def fmt_ms(x: float) -> str:
@@ -342,7 +347,7 @@ def tables(args, cells: list[Cell]) -> str:
 
             lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok else "—"
             sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok else "—"
-            lines.append(f"| {r:,} | {LABELS[k]} | {len(ok)}/{len(cs)} | {fmt(med(cs, 'delivered_per_s'))} | {rng('relay_us')} | {rng('driver_us')} | {rng('driver_self_us')} | {rng('e2e_p50_ms', fmt_ms)} | {rng('e2e_p99_ms', fmt_ms)} | {lost} | {sat} |")
+            lines.append(f"| {r:,} | {LABELS[k]} | {len(ok)}/{len(cs)} | {fmt_rate(med(cs, 'delivered_per_s'))} | {rng('relay_us')} | {rng('driver_us')} | {rng('driver_self_us')} | {rng('e2e_p50_ms', fmt_ms)} | {rng('e2e_p99_ms', fmt_ms)} | {lost} | {sat} |")
     failed = [c for c in cells if not c.ok]
     if failed:
         lines += ["", "Failed runs:", ""]
