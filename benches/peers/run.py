@@ -44,6 +44,7 @@ LABELS = {
     "node": "Node `ws` relay",
     "go": "Go gorilla relay",
     "naive": "naive tokio-tungstenite relay",
+    "naive-gen": "sealbench relay, naive generator as the driver",
 }
 GOPATH = "/usr/share/gocode"
 GORILLA = Path(GOPATH) / "src/github.com/gorilla/websocket"
@@ -120,6 +121,14 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
         if not naive.is_file():
             raise Refused(f"no naive relay at {naive}: cargo build --release -p sealbench-benches --example naive-relay")
         cmds["naive"] = [str(naive)]
+    if args.naive_generator:
+        gen = target / "release/examples/naive-generator"
+        if not args.no_build:
+            need("cargo", "a Rust toolchain (https://rustup.rs)")
+            run_checked(["cargo", "build", "--release", "-p", "sealbench-benches", "--example", "naive-generator"], "the naive generator", 1800, cwd=ROOT)
+        if not gen.is_file():
+            raise Refused(f"no naive generator at {gen}: cargo build --release -p sealbench-benches --example naive-generator, or pass --no-naive-generator")
+        cmds["naive-gen"] = [str(gen)]
     return cmds
 
 
@@ -297,6 +306,51 @@ def measure(args, children: Children, relay_cmd: list[str], cell: Cell, work: Pa
             children.stop(p)
 
 
+def measure_naive_gen(args, children: Children, relay_cmd: list[str], gen_cmd: list[str], cell: Cell, work: Path) -> None:
+    """The naive generator against the sealbench relay: it prints `steady-start` and
+    `steady-end` at the edges of its measured window (the relay's CPU is sampled then) and a
+    JSON summary with its own CPU per message at the end."""
+    name = f"r{cell.round}-{cell.rate}-naive-gen"
+    log, out = work / f"{name}.relay.log", work / f"{name}.generator.log"
+    cell.out = str(out)
+    port = free_port()
+    relay = children.start(relay_cmd + ["--listen", f"127.0.0.1:{port}"], log, args.pin_relay)
+    try:
+        wait_listening(relay, port, log)
+        warmup = 3
+        cmd = gen_cmd + [f"ws://127.0.0.1:{port}/", str(args.clients), str(cell.rate), str(warmup), str(args.duration_s - 5)]
+        gen = children.start(cmd, out, args.pin_driver)
+        limit = time.monotonic() + args.duration_s + DRIVER_MARGIN_S
+        marks: dict[str, int | None] = {}
+        while True:
+            done = gen.poll() is not None
+            text = out.read_text(errors="replace")
+            for mark in ("steady-start", "steady-end"):
+                if mark in text and mark not in marks:
+                    marks[mark] = cpu_ticks(relay.pid)
+            if done:
+                break
+            if time.monotonic() > limit:
+                raise RuntimeError(f"generator still running after {args.duration_s + DRIVER_MARGIN_S:.0f} s (killed)")
+            time.sleep(POLL_S)
+        if gen.returncode != 0:
+            raise RuntimeError(f"naive generator exit {gen.returncode}: {' / '.join(text.strip().splitlines()[-3:])}")
+        r = json.loads(text.strip().splitlines()[-1])
+        if marks.get("steady-start") is None or marks.get("steady-end") is None:
+            raise RuntimeError("no relay CPU sample at the generator's steady window")
+        cell.relay_us = (marks["steady-end"] - marks["steady-start"]) / TICKS * 1e6 / r["steady_delivered"]
+        cell.driver_us = r["cpu_us_per_msg"]
+        cell.delivered_per_s = r["steady_delivered"] / r["steady_s"]
+        cell.e2e_p99_ms, cell.e2e_p50_ms = r["e2e_p99_us"] / 1000, r["e2e_p50_us"] / 1000
+        cell.sent, cell.lost = r["sent"], r["lost"]
+        cell.ok = True
+    except (RuntimeError, OSError, KeyError, ValueError, IndexError) as e:
+        cell.error = str(e)
+    finally:
+        for p in list(children.procs):
+            children.stop(p)
+
+
 # ---------------------------------------------------------------------------------------
 # Tables
 
@@ -322,22 +376,26 @@ def fmt_ms(x: float) -> str:
 
 
 def tables(args, cells: list[Cell]) -> str:
-    by = {(r, k): [c for c in cells if c.rate == r and c.relay == k] for r in args.rates for k in args.relays}
+    by = {(r, k): [c for c in cells if c.rate == r and c.relay == k] for r in args.rates for k in args.runs}
     lines = []
     head = ["aggregate rate"] + [f"{LABELS[k]} µs CPU/msg" for k in args.relays]
     base = "sealbench" if "sealbench" in args.relays else args.relays[0]
-    head += [f"sealbench driver µs CPU/msg (with the {LABELS[base]})", "e2e p99, ms: " + " / ".join(args.relays)]
+    head += [f"sealbench driver µs CPU/msg (with the {LABELS[base]})"]
+    head += ["naive generator µs CPU/msg (with the sealbench relay)"] if args.naive_generator else []
+    head += ["e2e p99, ms: " + " / ".join(args.relays)]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in args.rates:
         row = [f"{r // 1000}k msgs/s"] + [fmt(med(by[(r, k)], "relay_us")) for k in args.relays]
         row.append(fmt(med(by[(r, base)], "driver_us")))
+        if args.naive_generator:
+            row.append(fmt(med(by[(r, "naive-gen")], "driver_us")))
         row.append(" / ".join(fmt_ms(med(by[(r, k)], "e2e_p99_ms")) for k in args.relays))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Every cell (median of the rounds that completed; range over rounds in brackets):", ""]
     head = ["rate", "relay", "rounds ok", "delivered msgs/s", "relay µs CPU/msg", "driver µs CPU/msg (process)", "driver µs/msg (its own, shard threads)", "e2e p50 ms", "e2e p99 ms", "lost / sent", "generator saturated"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in args.rates:
-        for k in args.relays:
+        for k in args.runs:
             cs = by[(r, k)]
             ok = [c for c in cs if c.ok]
 
@@ -346,7 +404,7 @@ def tables(args, cells: list[Cell]) -> str:
                 return f"{f(med(cs, attr))} ({f(min(vals))}–{f(max(vals))})" if len(vals) > 1 else f(med(cs, attr))
 
             lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok else "—"
-            sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok else "—"
+            sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok and k != "naive-gen" else "—"
             lines.append(f"| {r:,} | {LABELS[k]} | {len(ok)}/{len(cs)} | {fmt_rate(med(cs, 'delivered_per_s'))} | {rng('relay_us')} | {rng('driver_us')} | {rng('driver_self_us')} | {rng('e2e_p50_ms', fmt_ms)} | {rng('e2e_p99_ms', fmt_ms)} | {lost} | {sat} |")
     failed = [c for c in cells if not c.ok]
     if failed:
@@ -375,6 +433,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sealbench", type=Path, help="a built sealbench binary (default: build it with cargo)")
     p.add_argument("--no-build", action="store_true", help="use what is already built")
     p.add_argument("--out", type=Path, help="working directory for logs and results (default: results/peers-<UTC time>)")
+    p.add_argument("--no-naive-generator", dest="naive_generator", action="store_false", help="skip the naive generator column (the naive open-loop generator against the sealbench relay)")
     p.add_argument("--pin-relay", type=int, metavar="CPU", help="pin the relay process to this CPU")
     p.add_argument("--pin-driver", type=int, metavar="CPU", help="pin the driver process to this CPU")
     a = p.parse_args()
@@ -393,6 +452,7 @@ def parse_args() -> argparse.Namespace:
         die("--clients must be between 1 and 9000 (one process, one source address)")
     if not (a.duration.endswith("s") and a.duration[:-1].isdigit() and 1 <= int(a.duration[:-1]) <= 600):
         die(f"--duration wants whole seconds like 10s (1–600 s), got {a.duration!r}")
+    a.runs = a.relays + (["naive-gen"] if a.naive_generator else [])
     a.duration_s = int(a.duration[:-1]) + 5  # quickstart's 3 s warm-up and 2 s cool-down
     if not a.scenario.is_file():
         die(f"no scenario file at {a.scenario}")
@@ -417,15 +477,18 @@ def main() -> None:
     except Refused as e:
         die(str(e))
     cells: list[Cell] = []
-    total = args.rounds * len(args.rates) * len(args.relays)
+    total = args.rounds * len(args.rates) * len(args.runs)
     try:
         for rnd in range(1, args.rounds + 1):
             for rate in args.rates:
-                shift = (rnd - 1) % len(args.relays)
-                for relay in args.relays[shift:] + args.relays[:shift]:  # rotate the order each round
+                shift = (rnd - 1) % len(args.runs)
+                for relay in args.runs[shift:] + args.runs[:shift]:  # rotate the order each round
                     cell = Cell(relay=relay, rate=rate, round=rnd)
                     print(f"[{len(cells) + 1}/{total}] round {rnd}, {rate:,} msgs/s, {LABELS[relay]} … ", end="", flush=True)
-                    measure(args, children, cmds[relay], cell, work)
+                    if relay == "naive-gen":
+                        measure_naive_gen(args, children, cmds["sealbench"], cmds[relay], cell, work)
+                    else:
+                        measure(args, children, cmds[relay], cell, work)
                     cells.append(cell)
                     if cell.ok:
                         print(f"relay {cell.relay_us:.1f} µs/msg, driver {cell.driver_us:.1f} µs/msg, e2e p99 {cell.e2e_p99_ms:.1f} ms, lost {cell.lost + cell.refused}/{cell.sent}", flush=True)

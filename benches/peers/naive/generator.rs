@@ -15,8 +15,8 @@
 //! `cargo build --release -p sealbench-benches --example naive-generator`, then
 //! `target/release/examples/naive-generator ws://127.0.0.1:9000/ CLIENTS RATE WARMUP_S SECONDS`.
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -50,7 +50,13 @@ fn nonce(counter: u64) -> [u8; 12] {
     n
 }
 
-async fn sender(mut sink: impl SinkExt<Message> + Unpin, me: u64, period: Duration, start: tokio::time::Instant, s: Arc<Shared>) {
+async fn sender(
+    mut sink: impl SinkExt<Message> + Unpin,
+    me: u64,
+    period: Duration,
+    start: tokio::time::Instant,
+    s: Arc<Shared>,
+) {
     let (peer, aead) = (me ^ 1, cipher(me));
     let mut ticks = tokio::time::interval_at(start, period);
     for counter in 0u64.. {
@@ -78,7 +84,11 @@ async fn sender(mut sink: impl SinkExt<Message> + Unpin, me: u64, period: Durati
     }
 }
 
-async fn receiver(mut source: impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin, me: u64, s: Arc<Shared>) {
+async fn receiver(
+    mut source: impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    me: u64,
+    s: Arc<Shared>,
+) {
     let aead = cipher(me ^ 1);
     while let Some(Ok(msg)) = source.next().await {
         let Message::Binary(b) = msg else { continue };
