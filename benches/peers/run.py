@@ -113,22 +113,21 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
         if not args.no_build or not out.is_file():
             run_checked([go, "build", "-o", str(out), "relay.go"], "the Go relay (GOPATH mode, Debian's gorilla/websocket)", 600, cwd=HERE / "go", env=env)
         cmds["go"] = [str(out)]
+    def example(name: str) -> list[str]:
+        """A cargo example of the benches crate (the naive relay and generator)."""
+        path = target / "release/examples" / name
+        build_cmd = ["cargo", "build", "--release", "-p", "sealbench-benches", "--example", name]
+        if not args.no_build:
+            need("cargo", "a Rust toolchain (https://rustup.rs)")
+            run_checked(build_cmd, name, 1800, cwd=ROOT)
+        if not path.is_file():
+            raise Refused(f"no {name} at {path}: {' '.join(build_cmd)}")
+        return [str(path)]
+
     if "naive" in args.relays:
-        naive = target / "release/examples/naive-relay"
-        if not args.no_build:
-            need("cargo", "a Rust toolchain (https://rustup.rs)")
-            run_checked(["cargo", "build", "--release", "-p", "sealbench-benches", "--example", "naive-relay"], "the naive relay", 1800, cwd=ROOT)
-        if not naive.is_file():
-            raise Refused(f"no naive relay at {naive}: cargo build --release -p sealbench-benches --example naive-relay")
-        cmds["naive"] = [str(naive)]
+        cmds["naive"] = example("naive-relay")
     if args.naive_generator:
-        gen = target / "release/examples/naive-generator"
-        if not args.no_build:
-            need("cargo", "a Rust toolchain (https://rustup.rs)")
-            run_checked(["cargo", "build", "--release", "-p", "sealbench-benches", "--example", "naive-generator"], "the naive generator", 1800, cwd=ROOT)
-        if not gen.is_file():
-            raise Refused(f"no naive generator at {gen}: cargo build --release -p sealbench-benches --example naive-generator, or pass --no-naive-generator")
-        cmds["naive-gen"] = [str(gen)]
+        cmds["naive-gen"] = example("naive-generator")
     return cmds
 
 
