@@ -399,7 +399,7 @@ def tables(args, cells: list[Cell]) -> str:
             ok = [c for c in cs if c.ok]
 
             def rng(attr, f=fmt):
-                vals = [getattr(c, attr) for c in ok]
+                vals = [getattr(c, attr) for c in ok if getattr(c, attr) == getattr(c, attr)]  # NaN: not measured
                 return f"{f(med(cs, attr))} ({f(min(vals))}–{f(max(vals))})" if len(vals) > 1 else f(med(cs, attr))
 
             lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok else "—"

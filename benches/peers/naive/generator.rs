@@ -138,7 +138,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let mut socks = Vec::new();
     for me in 0..clients {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        // Nagle off, as the sealbench driver and every relay here have it: one segment per message.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
         let mut hello = vec![1, 0x01];
         hello.extend_from_slice(&(me + 1).to_le_bytes());
         hello.push(0);
