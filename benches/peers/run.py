@@ -433,6 +433,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-build", action="store_true", help="use what is already built")
     p.add_argument("--out", type=Path, help="working directory for logs and results (default: results/peers-<UTC time>)")
     p.add_argument("--no-naive-generator", dest="naive_generator", action="store_false", help="skip the naive generator column (the naive open-loop generator against the sealbench relay)")
+    p.add_argument("--tables-from", type=Path, nargs="+", metavar="DIR", help="run nothing: print the tables of earlier runs' cells.json files, their rounds pooled (same rates and relays)")
     p.add_argument("--pin-relay", type=int, metavar="CPU", help="pin the relay process to this CPU")
     p.add_argument("--pin-driver", type=int, metavar="CPU", help="pin the driver process to this CPU")
     a = p.parse_args()
@@ -458,8 +459,29 @@ def parse_args() -> argparse.Namespace:
     return a
 
 
+def pooled(args: argparse.Namespace) -> None:
+    """Prints the tables of earlier runs' cells, every round of every run pooled."""
+    cells: list[Cell] = []
+    for d in args.tables_from:
+        try:
+            saved = json.loads((d / "cells.json").read_text())
+        except (OSError, ValueError) as e:
+            die(f"cannot read {d / 'cells.json'}: {e}")
+        offset = max((c.round for c in cells), default=0)
+        for c in saved:
+            c["round"] += offset
+            cells.append(Cell(**{k: v for k, v in c.items() if k in Cell.__dataclass_fields__}))
+    args.rates = [r for r in args.rates if any(c.rate == r for c in cells)]
+    args.relays = [k for k in args.relays if any(c.relay == k for c in cells)]
+    args.naive_generator = args.naive_generator and any(c.relay == "naive-gen" for c in cells)
+    args.runs = args.relays + (["naive-gen"] if args.naive_generator else [])
+    print(tables(args, cells))
+
+
 def main() -> None:
     args = parse_args()
+    if args.tables_from:
+        return pooled(args)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     work = (args.out or ROOT / f"results/peers-{stamp}").resolve()
     work.mkdir(parents=True, exist_ok=True)
