@@ -32,6 +32,8 @@ use tokio_tungstenite::tungstenite::Message;
 /// Measure seal/open time for one message in this many (a clock read costs ~25 ns, a
 /// seal a few hundred: timing every one would cost more than the 2 % budget).
 pub(super) const CRYPTO_SAMPLE: u64 = 16;
+/// The sending loop looks at the stop flag at least this often.
+const STOP_CHECK_NS: u64 = 50_000_000;
 /// A handshake with no answer for this long has failed.
 const HANDSHAKE_TIMEOUT_NS: u64 = 20_000_000_000;
 
@@ -213,6 +215,8 @@ async fn send_steady(
     let cpu0 = thread_cpu_ns();
     let sent0 = state.borrow().counters.sent;
     let stall = spec.stall.map(|(after, len)| (t0 + after, t0 + after + len));
+    let tick = plan.scenario.traffic.tick.as_nanos() as u64;
+    let mut woke = 0u64;
     while !control.stop.load(Ordering::Relaxed) {
         let now = now_ns();
         if now >= stop_at {
@@ -241,11 +245,13 @@ async fn send_steady(
             tokio::task::yield_now().await;
             continue;
         }
-        let wake = heap.peek().map(|r| r.0.0).unwrap_or(stop_at).min(stop_at);
-        tokio::select! {
-            _ = ticker.sleep_until(wake) => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {} // re-check stop regularly
-        }
+        // Once per tick at most (what falls due meanwhile goes out together at the next
+        // wake-up, each message with its own intended time), and every 50 ms at least, to
+        // see a stop.
+        let due = heap.peek().map(|r| r.0.0).unwrap_or(stop_at).min(stop_at);
+        let wake = due.max(woke + tick).min(now + STOP_CHECK_NS);
+        let _ = ticker.sleep_until(wake).await;
+        woke = wake;
     }
     if let Some(c) = churn {
         c.abort();
