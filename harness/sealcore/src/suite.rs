@@ -182,6 +182,24 @@ impl Suite {
         )
     }
 
+    /// Bytes of all the handshake's messages with empty payloads (both directions): the
+    /// Noise messages (32-byte keys, 16-byte tags), plus for a hybrid pattern the ML-KEM-768
+    /// encapsulation key, ciphertext and key confirmation (`docs/PROTOCOL.md` §1.1).
+    pub fn handshake_bytes(&self) -> usize {
+        let classical = match self.pattern.noise() {
+            Pattern::NN => 32 + 48,
+            Pattern::NK => 48 + 48,
+            Pattern::XX => 32 + 96 + 64,
+            _ => 96 + 48,
+        };
+        let kem = if self.pattern.is_hybrid() {
+            crate::kem::EK_LEN + crate::kem::CT_LEN + crate::kem::CONFIRM_LEN
+        } else {
+            0
+        };
+        classical + kem
+    }
+
     /// The protocol for people and result files: the Noise name, then `+MLKEM768` for a
     /// hybrid pattern (`Noise_XX_25519_ChaChaPoly_SHA256+MLKEM768`).
     pub fn protocol_name(&self) -> String {

@@ -18,7 +18,8 @@ fn pair(suite: Suite, mode: TransportMode) -> Result<(Transport, Transport), Han
     let rkeys = HandshakeKeys { local_static: Some(&rs), ..Default::default() };
     let mut i = Handshake::initiator(suite, ikeys, b"test")?;
     let mut r = Handshake::responder(suite, rkeys, b"test")?;
-    complete_in_memory(&mut i, &mut r)?;
+    let bytes = complete_in_memory(&mut i, &mut r)?;
+    assert_eq!(bytes, suite.handshake_bytes(), "{suite}: handshake bytes");
     assert_eq!(i.handshake_hash(), r.handshake_hash());
     Ok((i.into_transport(mode)?, r.into_transport(mode)?))
 }

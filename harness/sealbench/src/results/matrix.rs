@@ -59,6 +59,12 @@ pub struct Cell {
     pub e2e_p999_us: Option<Spread>,
     /// Handshake p99, µs.
     pub handshake_p99_us: Option<Spread>,
+    /// Handshakes completed per second in the run's set-up.
+    #[serde(default)]
+    pub handshakes_per_s: Option<Spread>,
+    /// Bytes of one handshake's messages (a hybrid pattern's ML-KEM-768 step included).
+    #[serde(default)]
+    pub handshake_bytes: usize,
     /// Connect (TCP + TLS + upgrade) p50, µs.
     #[serde(default)]
     pub connect_p50_us: Option<Spread>,
@@ -137,6 +143,8 @@ impl Cell {
             e2e_p99_us: get(&lat(Metric::E2e, Stat::P99)),
             e2e_p999_us: get(&lat(Metric::E2e, Stat::P999)),
             handshake_p99_us: get(&lat(Metric::Handshake, Stat::P99)),
+            handshakes_per_s: get(&|s| Some(s.throughput.handshakes_per_s)),
+            handshake_bytes: runs.first().map_or(0, |(_, s)| s.handshake_bytes),
             connect_p50_us: get(&lat(Metric::Connect, Stat::P50)),
             connect_p99_us: get(&lat(Metric::Connect, Stat::P99)),
             tls_p50_us: get(&lat(Metric::Tls, Stat::P50)),

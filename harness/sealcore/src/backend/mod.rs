@@ -108,7 +108,7 @@ pub enum BackendError {
     NotCompiled(&'static str),
     /// The backend does not implement this AEAD.
     #[error(
-        "backend `{backend}` has no {aead}: use --backend rustcrypto for it, or one of {alternatives} with this backend"
+        "backend `{backend}` has no {aead}: use the rustcrypto backend for it, or one of {alternatives} with `{backend}`"
     )]
     NoAead {
         /// The backend.
