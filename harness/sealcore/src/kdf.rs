@@ -24,6 +24,17 @@ pub fn expand_label(key: &[u8; 32], info: &[u8], out: &mut [u8; 32]) {
     hk.expand(info, out).expect("32 bytes");
 }
 
+/// One step of the KDF chain on `backend`'s HKDF (the same function on every backend;
+/// see [`ratchet_step`]).
+#[inline]
+pub fn chain_step(backend: crate::Backend, ck: &mut [u8; 32], mk: &mut [u8; 32]) {
+    let mut okm = [0u8; 64];
+    crate::backend::hkdf_expand(backend, ck, RATCHET_STEP_INFO, &mut okm);
+    ck.copy_from_slice(&okm[..32]);
+    mk.copy_from_slice(&okm[32..]);
+    zeroize::Zeroize::zeroize(&mut okm);
+}
+
 /// One step of the symmetric KDF chain (`kdf-chain` mode; the label keeps its old name): replaces the chain key `ck` with the next one and
 /// writes this step's message key to `mk`.
 #[inline]

@@ -34,7 +34,7 @@ pub mod suite;
 pub mod transport;
 
 pub use aead::{AeadKey, AeadKind, TAG_LEN};
-pub use backend::{Backend, BackendError};
+pub use backend::{Backend, BackendError, X25519Secret};
 pub use handshake::{Handshake, HandshakeError, HandshakeKeys, StaticKeypair};
 pub use suite::{HashKind, Pattern, Suite};
 pub use transport::{OpenError, SealError, SenderKey, Transport, TransportMode, TransportReceiver, TransportSender};

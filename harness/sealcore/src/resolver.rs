@@ -9,7 +9,7 @@
 //! measured on one code base.
 
 use crate::aead::{AeadKey, AeadKind, TAG_LEN};
-use crate::backend::{self, Backend};
+use crate::backend::{Backend, X25519Secret};
 use blake2::Blake2s256;
 use sha2::{Digest, Sha256};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
@@ -39,7 +39,7 @@ impl CryptoResolver for SealResolver {
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
             DHChoice::Curve25519 if self.backend.is_compiled() => {
-                Some(Box::new(X25519 { backend: self.backend, private: [0; 32], public: [0; 32] }))
+                Some(Box::new(X25519 { backend: self.backend, key: X25519Secret::new(self.backend, [0; 32]) }))
             }
             _ => None,
         }
@@ -82,23 +82,10 @@ impl Random for OsRandom {
     }
 }
 
-/// X25519 (RFC 7748) on the backend's library.
+/// X25519 (RFC 7748) on the backend's library, the key parsed once and reused.
 struct X25519 {
     backend: Backend,
-    private: [u8; 32],
-    public: [u8; 32],
-}
-
-impl Drop for X25519 {
-    fn drop(&mut self) {
-        self.private.zeroize();
-    }
-}
-
-impl X25519 {
-    fn derive_public(&mut self) {
-        self.public = backend::x25519_public(self.backend, &self.private);
-    }
+    key: X25519Secret,
 }
 
 impl Dh for X25519 {
@@ -112,25 +99,29 @@ impl Dh for X25519 {
         32
     }
     fn set(&mut self, privkey: &[u8]) {
-        self.private.copy_from_slice(&privkey[..32]);
-        self.derive_public();
+        let mut private = [0u8; 32];
+        private.copy_from_slice(&privkey[..32]);
+        self.key = X25519Secret::new(self.backend, private);
+        private.zeroize();
     }
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
-        rng.try_fill_bytes(&mut self.private)?;
-        self.derive_public();
+        let mut private = [0u8; 32];
+        rng.try_fill_bytes(&mut private)?;
+        self.key = X25519Secret::new(self.backend, private);
+        private.zeroize();
         Ok(())
     }
     fn pubkey(&self) -> &[u8] {
-        &self.public
+        self.key.public()
     }
     fn privkey(&self) -> &[u8] {
-        &self.private
+        self.key.private()
     }
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
         // snow hands over a 56-byte buffer (room for X448): the key is its first 32 bytes.
         let their: [u8; 32] = pubkey.get(..32).and_then(|s| s.try_into().ok()).ok_or(snow::Error::Dh)?;
         // A low-order public key gives an all-zero shared secret: refused (RFC 7748 §6.1).
-        let shared = backend::x25519(self.backend, &self.private, &their).ok_or(snow::Error::Dh)?;
+        let shared = self.key.agree(&their).ok_or(snow::Error::Dh)?;
         out[..32].copy_from_slice(&shared);
         Ok(())
     }

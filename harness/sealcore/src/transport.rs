@@ -214,7 +214,7 @@ impl TransportSender {
             }
             TransportMode::KdfChain => {
                 let mut mk = [0u8; 32];
-                kdf::ratchet_step(&mut self.key, &mut mk);
+                kdf::chain_step(self.backend, &mut self.key, &mut mk);
                 let tag = seal_once(self.backend, self.aead, &mk, body);
                 mk.zeroize();
                 tag?
@@ -430,7 +430,7 @@ fn open_chain(
     let mut ck = chain.ck;
     let mut mk = [0u8; 32];
     for _ in chain.next..=n {
-        kdf::ratchet_step(&mut ck, &mut mk);
+        kdf::chain_step(backend, &mut ck, &mut mk);
     }
     let result = open_once(backend, aead, &mk, body, tag);
     mk.zeroize();
@@ -450,7 +450,7 @@ fn open_chain(
     // newest RATCHET_SKIPPED_SLOTS of them can still be stored).
     let keep_from = n.saturating_sub(RATCHET_SKIPPED_SLOTS as u64 - 1).max(chain.next);
     for i in chain.next..=n {
-        kdf::ratchet_step(&mut chain.ck, &mut mk);
+        kdf::chain_step(backend, &mut chain.ck, &mut mk);
         if i >= keep_from && i < n {
             let s = (i % RATCHET_SKIPPED_SLOTS as u64) as usize;
             chain.skipped[s] = (i, mk, true);

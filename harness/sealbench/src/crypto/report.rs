@@ -12,6 +12,11 @@ use std::time::Duration;
 /// fields of `transport_modes` to `chain` (version 1 files still load).
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// The clock of files written before the sweep counted CPU time.
+fn wall() -> String {
+    "wall".to_owned()
+}
+
 /// The backend of rows written before backends were a dimension.
 fn rustcrypto() -> String {
     Backend::RustCrypto.name().to_owned()
@@ -33,6 +38,10 @@ pub struct SweepSettings {
     /// Backends measured.
     #[serde(default)]
     pub backends: Vec<String>,
+    /// What the figures count: `thread-cpu` (the measuring thread's CPU time; files
+    /// before schema 2: `wall`).
+    #[serde(default = "wall")]
+    pub clock: String,
     /// Combinations left out because a backend lacks them, with why.
     #[serde(default)]
     pub skipped: Vec<String>,
@@ -156,7 +165,7 @@ pub struct ModeRow {
     /// What the chain adds per message (seal + open), ns.
     #[serde(alias = "ratchet_extra_ns")]
     pub chain_extra_ns: f64,
-    /// One HKDF-SHA256 chain step alone, ns (the same code on every backend).
+    /// One HKDF-SHA256 chain step alone on this backend's HMAC, ns.
     #[serde(default)]
     pub kdf_step_ns: f64,
     /// Keying the AEAD alone (its key schedule on this backend), ns.
@@ -297,7 +306,11 @@ impl CryptoReport {
         let mut s = String::new();
         let p = &self.provenance;
         let _ = writeln!(s, "sealbench crypto — {} ({} cores; {})", p.cpu_model, p.cores, p.flags_line());
-        let _ = writeln!(s, "one core, median of {} samples; MB = 10^6 bytes of plaintext\n", self.settings.samples);
+        let _ = writeln!(
+            s,
+            "one core, this thread's CPU time, median of {} samples; MB = 10^6 bytes of plaintext\n",
+            self.settings.samples
+        );
         let _ = writeln!(
             s,
             "{:<22} {:<11} {:>7} {:>11} {:>10} {:>11} {:>10} {:>7}",

@@ -8,7 +8,7 @@
 //! exactly the per-message work of a load run. Backends are measured back to back for each
 //! figure (sizes outermost), so that they share the machine's state in one sitting.
 
-use super::measure::{Budget, Timing, measure, timed};
+use super::measure::{Budget, Stopwatch, Timing, measure, timed};
 use super::report::{AeadRow, CryptoReport, HandshakeRow, KemRow, ModeRow, SweepSettings, X25519Row};
 use crate::provenance::Provenance;
 use anyhow::{Context, Result, bail};
@@ -20,7 +20,7 @@ use sealcore::{
     TransportMode,
 };
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Message sizes of the full sweep: powers of two from 16 B to 64 KiB, plus 1350 B (a
 /// typical MTU-sized payload).
@@ -101,7 +101,7 @@ impl SweepPlan {
     /// How many figures the plan measures (for the progress bar).
     pub fn steps(&self) -> u64 {
         let per_backend = self.aeads.len() * self.sizes.len() + self.handshakes.len() + 2 + self.mode_aeads.len();
-        (self.backends.len() * per_backend + 1) as u64
+        (self.backends.len() * per_backend) as u64
     }
 
     /// Checks the backends before anything is measured: each must be compiled in.
@@ -142,7 +142,7 @@ pub trait Progress {
 pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport> {
     plan.check()?;
     let provenance = Provenance::collect();
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let noise = TransportMode::Noise { rekey_every: 0 };
     let mut aead_rows = Vec::new();
     for &aead in &plan.aeads {
@@ -171,8 +171,6 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         progress.step(&format!("ML-KEM-768 on {}", b.kem_impl()));
         kems.push(kem_ops(b, plan.budget)?);
     }
-    progress.step("HKDF-SHA256 KDF-chain step");
-    let step = kdf_step(plan.budget);
     let mut modes = Vec::new();
     for &aead in &plan.mode_aeads {
         for &b in plan.backends.iter().filter(|b| b.has_aead(aead)) {
@@ -180,6 +178,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
             let (ns, no) = seal_open(b, aead, noise, MODE_SIZE, plan.budget)?;
             let (cs, co) = seal_open(b, aead, TransportMode::KdfChain, MODE_SIZE, plan.budget)?;
             let setup = key_setup(b, aead, plan.budget)?;
+            let step = kdf_step(b, plan.budget);
             modes.push(ModeRow::new(b, aead, MODE_SIZE, [ns, no, cs, co], step, setup));
         }
     }
@@ -194,6 +193,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
             ring_bytes: RING_BYTES,
             duration_s: 0.0,
             backends: plan.backends.iter().map(|b| b.name().to_owned()).collect(),
+            clock: "thread-cpu".into(),
             skipped: plan.skipped(),
         },
         aead: aead_rows,
@@ -227,7 +227,7 @@ fn seal_open(
     let stride = size + OVERHEAD;
     let mut bufs = vec![0x5au8; ring * stride];
     let seal = measure(budget, |n| {
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         for k in 0..n {
             let off = (k as usize % ring) * stride;
             let buf = &mut bufs[off..off + stride];
@@ -249,7 +249,7 @@ fn seal_open(
                 buf[HEADER_LEN..HEADER_LEN + size].fill(k as u8);
                 *len = a.sender.seal(buf, size).expect("seal");
             }
-            let t0 = Instant::now();
+            let t0 = Stopwatch::start();
             for (k, len) in lens.iter().enumerate().take(batch) {
                 let buf = &mut bufs[k * stride..k * stride + *len];
                 black_box(b.receiver.open(buf).expect("open"));
@@ -286,14 +286,14 @@ fn handshakes(suite: Suite, budget: Budget) -> Result<(Timing, usize)> {
 }
 
 /// Raw X25519 on `backend`: one variable-base scalar multiplication (a DH) per operation,
-/// with a key that is used again (as Noise does; for `ring` that is x25519-dalek).
+/// with a key parsed once and used again (as Noise does; for `ring` that is x25519-dalek).
 fn x25519_ops(backend: Backend, budget: Budget) -> Timing {
-    let k = [7u8; 32];
-    let mut u = sealcore::handshake::x25519(k, sealcore::handshake::X25519_BASEPOINT);
+    let key = sealcore::X25519Secret::new(backend, [7u8; 32]);
+    let mut u = *key.public();
     measure(budget, |n| {
         timed(n, || {
             // A valid point each time (the result of the previous one).
-            u = sealcore::backend::x25519(backend, black_box(&k), &u).unwrap_or(u);
+            u = key.agree(black_box(&u)).unwrap_or(u);
         })
     })
 }
@@ -321,12 +321,12 @@ fn kem_ops(backend: Backend, budget: Budget) -> Result<KemRow> {
     Ok(KemRow::new(backend, keygen, encaps, decaps))
 }
 
-/// One step of the KDF chain (HKDF-SHA256, the same on every backend).
-fn kdf_step(budget: Budget) -> Timing {
+/// One step of the KDF chain (HKDF-SHA256 on the backend's HMAC).
+fn kdf_step(backend: Backend, budget: Budget) -> Timing {
     let (mut ck, mut mk) = ([1u8; 32], [0u8; 32]);
     measure(budget, |n| {
         timed(n, || {
-            sealcore::kdf::ratchet_step(black_box(&mut ck), &mut mk);
+            sealcore::kdf::chain_step(backend, black_box(&mut ck), &mut mk);
         })
     })
 }

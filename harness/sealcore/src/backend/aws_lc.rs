@@ -20,28 +20,46 @@ impl Primitives for AwsLc {
     }
 
     fn x25519(private: &[u8; 32], public: &[u8; 32]) -> Option<[u8; 32]> {
-        let key = PrivateKey::from_private_key(&X25519, private).ok()?;
-        let mut out = [0u8; 32];
-        // AWS-LC refuses a low-order peer key (an all-zero result) itself; check anyway.
-        agreement::agree(&key, UnparsedPublicKey::new(&X25519, public), (), |s| {
-            out.copy_from_slice(s);
-            Ok(())
-        })
-        .ok()?;
-        (!out.iter().all(|&b| b == 0)).then_some(out)
+        agree(&private_key(private)?, public)
     }
 
     fn x25519_public(private: &[u8; 32]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        if let Some(p) = PrivateKey::from_private_key(&X25519, private).ok().and_then(|k| k.compute_public_key().ok()) {
-            out.copy_from_slice(p.as_ref());
-        }
-        out
+        private_key(private).as_ref().map(public_key).unwrap_or_default()
     }
 
     fn sha256(data: &[u8]) -> [u8; 32] {
         ring_api_sha256(data)
     }
+
+    fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+        ring_api_hkdf_expand(prk, info, out);
+    }
+}
+
+/// An X25519 private key parsed once, for reuse.
+pub(crate) fn private_key(private: &[u8; 32]) -> Option<PrivateKey> {
+    PrivateKey::from_private_key(&X25519, private).ok()
+}
+
+/// Its public key.
+pub(crate) fn public_key(key: &PrivateKey) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(p) = key.compute_public_key() {
+        out.copy_from_slice(p.as_ref());
+    }
+    out
+}
+
+/// X25519 with a parsed key; `None` for a low-order peer key (AWS-LC refuses it itself,
+/// and an all-zero result is checked anyway).
+pub(crate) fn agree(key: &PrivateKey, public: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    agreement::agree(key, UnparsedPublicKey::new(&X25519, public), (), |s| {
+        out.copy_from_slice(s);
+        Ok(())
+    })
+    .ok()?;
+    (!out.iter().all(|&b| b == 0)).then_some(out)
 }
 
 /// Verifies and opens in place with an aws-lc-rs key.

@@ -44,6 +44,23 @@ macro_rules! ring_api {
             Ok(Keyed::$variant(LessSafeKey::new(unbound)))
         }
 
+        /// An HKDF output length.
+        struct OutLen(usize);
+
+        impl $krate::hkdf::KeyType for OutLen {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+
+        /// HKDF-Expand-SHA256 into `out`.
+        fn ring_api_hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+            let prk = $krate::hkdf::Prk::new_less_safe($krate::hkdf::HKDF_SHA256, prk);
+            let info = [info];
+            let okm = prk.expand(&info, OutLen(out.len())).expect("HKDF output within 255 blocks");
+            okm.fill(out).expect("the length asked for");
+        }
+
         /// SHA-256 in one call.
         fn ring_api_sha256(data: &[u8]) -> [u8; 32] {
             let d = $krate::digest::digest(&$krate::digest::SHA256, data);
@@ -237,6 +254,9 @@ pub(crate) trait Primitives {
     fn x25519_public(private: &[u8; 32]) -> [u8; 32];
     /// SHA-256 of `data`.
     fn sha256(data: &[u8]) -> [u8; 32];
+    /// HKDF-Expand-SHA256 (RFC 5869) of the 32-byte `prk` with `info`, filling `out`
+    /// (at most 255 × 32 bytes).
+    fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]);
 }
 
 /// Keys `kind` on `backend`.
@@ -272,6 +292,83 @@ pub fn x25519_public(backend: Backend, private: &[u8; 32]) -> [u8; 32] {
         #[cfg(feature = "aws-lc-rs")]
         Backend::AwsLcRs => aws_lc::AwsLc::x25519_public(private),
         _ => rustcrypto::RustCrypto::x25519_public(private),
+    }
+}
+
+/// HKDF-Expand-SHA256 of `prk` on `backend` (RustCrypto's for a backend compiled out):
+/// the KDF chain's step runs on the backend it measures.
+#[inline]
+pub(crate) fn hkdf_expand(backend: Backend, prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+    match backend {
+        #[cfg(feature = "ring")]
+        Backend::Ring => ring::Ring::hkdf_expand(prk, info, out),
+        #[cfg(feature = "aws-lc-rs")]
+        Backend::AwsLcRs => aws_lc::AwsLc::hkdf_expand(prk, info, out),
+        _ => rustcrypto::RustCrypto::hkdf_expand(prk, info, out),
+    }
+}
+
+/// An X25519 private key held for reuse on one backend (Noise uses a key more than once):
+/// with `aws-lc-rs` the parsed key is kept, so each agreement is one scalar multiplication.
+pub struct X25519Secret {
+    backend: Backend,
+    private: [u8; 32],
+    public: [u8; 32],
+    #[cfg(feature = "aws-lc-rs")]
+    aws: Option<::aws_lc_rs::agreement::PrivateKey>,
+}
+
+impl fmt::Debug for X25519Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X25519Secret")
+            .field("backend", &self.backend)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for X25519Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.private);
+    }
+}
+
+impl X25519Secret {
+    /// The key of `private` on `backend`.
+    pub fn new(backend: Backend, private: [u8; 32]) -> Self {
+        #[cfg(feature = "aws-lc-rs")]
+        let aws = (backend == Backend::AwsLcRs).then(|| aws_lc::private_key(&private)).flatten();
+        let public = match () {
+            #[cfg(feature = "aws-lc-rs")]
+            () if aws.is_some() => aws.as_ref().map(aws_lc::public_key).unwrap_or_default(),
+            () => x25519_public(backend, &private),
+        };
+        X25519Secret {
+            backend,
+            private,
+            public,
+            #[cfg(feature = "aws-lc-rs")]
+            aws,
+        }
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// The private key's bytes.
+    pub fn private(&self) -> &[u8; 32] {
+        &self.private
+    }
+
+    /// X25519 with their `public` key: `None` for an all-zero (low-order) result.
+    pub fn agree(&self, public: &[u8; 32]) -> Option<[u8; 32]> {
+        #[cfg(feature = "aws-lc-rs")]
+        if let Some(k) = &self.aws {
+            return aws_lc::agree(k, public);
+        }
+        x25519(self.backend, &self.private, public)
     }
 }
 

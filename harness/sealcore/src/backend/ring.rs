@@ -27,6 +27,10 @@ impl Primitives for Ring {
     fn sha256(data: &[u8]) -> [u8; 32] {
         ring_api_sha256(data)
     }
+
+    fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+        ring_api_hkdf_expand(prk, info, out);
+    }
 }
 
 /// Verifies and opens in place with a ring key.

@@ -36,4 +36,9 @@ impl Primitives for RustCrypto {
     fn sha256(data: &[u8]) -> [u8; 32] {
         Sha256::digest(data).into()
     }
+
+    fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+        let hk = hkdf::Hkdf::<Sha256>::from_prk(prk).expect("32-byte PRK");
+        hk.expand(info, out).expect("HKDF output within 255 blocks");
+    }
 }
