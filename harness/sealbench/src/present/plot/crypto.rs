@@ -120,7 +120,7 @@ impl SizeChart<'_> {
             SizeMetric::Throughput => "throughput (MB/s, 10^6 bytes per second)",
             SizeMetric::PerMessage => "time per message (ns)",
         };
-        let small = series.len() > 1 && title_size < 26;
+        let small = title_size < 26; // a panel of several
         let mut chart = ChartBuilder::on(area)
             .caption(title, (FONT, title_size))
             .margin(if small { 8 } else { 18 })
@@ -238,7 +238,16 @@ impl Chart for Handshakes<'_> {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .label_style((FONT, if rows.len() > 24 { 11 } else { 15 }))
+            .label_style((
+                FONT,
+                if n > 30 {
+                    9
+                } else if n > 24 {
+                    11
+                } else {
+                    15
+                },
+            ))
             .axis_desc_style((FONT, 18))
             .draw()
             .map_err(perr)?;
@@ -271,13 +280,14 @@ impl Chart for Handshakes<'_> {
                 [(0.0, SegmentValue::Exact(i)), (h.handshakes_per_s, SegmentValue::Exact(i + 1))],
                 c.mix(0.85).filled(),
             );
-            bar.set_margin(5, 5, 0, 0);
+            let margin = if n > 30 { 1 } else { 5 };
+            bar.set_margin(margin, margin, 0, 0);
             chart.draw_series(std::iter::once(bar)).map_err(perr)?;
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{:.0}/s, {} B", h.handshakes_per_s, h.bytes),
                     (h.handshakes_per_s + xmax * 0.01, SegmentValue::CenterOf(i)),
-                    (FONT, 14).into_font(),
+                    (FONT, if n > 30 { 10 } else { 14 }).into_font(),
                 )))
                 .map_err(perr)?;
         }
