@@ -209,6 +209,7 @@ digest_hash!(Blake2sHash, Blake2s256, "BLAKE2s", 64);
 
 /// SHA-256 on a backend's incremental digest (`ring` or `aws-lc-rs`), whose `finish`
 /// consumes the context: `result` swaps in a fresh one.
+#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 macro_rules! context_hash {
     ($name:ident, $ctx:ty, $alg:expr) => {
         struct $name($ctx);
