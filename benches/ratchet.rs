@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mut g = c.benchmark_group("transport_seal");
-    for (name, mode) in [("noise", TransportMode::Noise { rekey_every: 0 }), ("ratchet", TransportMode::Ratchet)] {
+    for (name, mode) in [("noise", TransportMode::Noise { rekey_every: 0 }), ("ratchet", TransportMode::KdfChain)] {
         for size in [64usize, 256, 1024, 16384] {
             let (mut a, _) = pair(mode);
             let mut buf = vec![0u8; size + OVERHEAD];

@@ -7,7 +7,7 @@ use sealcore::{AeadKind, Handshake, HandshakeKeys, HashKind, Pattern, Suite, Tra
 
 fuzz_target!(|data: &[u8]| {
     let suite = Suite::new(Pattern::NN, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
-    let mode = if data.first().is_some_and(|b| b & 1 == 1) { TransportMode::Ratchet } else { TransportMode::Noise { rekey_every: 4 } };
+    let mode = if data.first().is_some_and(|b| b & 1 == 1) { TransportMode::KdfChain } else { TransportMode::Noise { rekey_every: 4 } };
     let mut i = Handshake::initiator(suite, HandshakeKeys::default(), b"").unwrap();
     let mut r = Handshake::responder(suite, HandshakeKeys::default(), b"").unwrap();
     complete_in_memory(&mut i, &mut r).unwrap();

@@ -22,6 +22,9 @@ const TRACKED: &[&str] = &[
     "rustls",
     "tokio-rustls",
     "ring",
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "libcrux-ml-kem",
     "hdrhistogram",
 ];
 

@@ -45,7 +45,8 @@ pub enum Command {
     /// breaks, then bisect (capacity.json, capacity.md, plots).
     Capacity(CapacityArgs),
     /// Single-core sweep of the crypto core: AEAD seal/open per message size, handshakes
-    /// per second per suite, X25519, ratchet vs Noise transport. Writes crypto.json and plots.
+    /// per second per suite (classical and hybrid post-quantum), X25519, ML-KEM-768, the KDF
+    /// chain vs Noise transport; per backend (--backend). Writes crypto.json and plots.
     Crypto(CryptoArgs),
     /// Measure this machine's floors in a few seconds — the CPU cost of one loopback TCP
     /// hop (unbatched, and 16 messages to a write), of a timer wake-up, of X25519 and of
@@ -198,6 +199,11 @@ pub struct CryptoArgs {
     /// aes-128-gcm, aes-256-gcm, none (the UNENCRYPTED baseline).
     #[arg(long, value_delimiter = ',', value_name = "AEAD,...")]
     pub aead: Vec<sealcore::AeadKind>,
+
+    /// Backends to measure side by side (comma-separated): rustcrypto, ring, aws-lc-rs
+    /// [default: rustcrypto]. A backend lacking an AEAD is skipped for it, with a note.
+    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...")]
+    pub backend: Vec<sealcore::Backend>,
 
     /// Only these message sizes in bytes (comma-separated), instead of the plan's.
     #[arg(long, value_delimiter = ',', value_name = "BYTES,...", value_parser = clap::value_parser!(u32).range(0..=65536))]
@@ -399,12 +405,17 @@ pub struct MatrixArgs {
     /// `none` baseline is added unless --no-baseline.
     #[arg(long, value_delimiter = ',')]
     pub aead: Vec<sealcore::AeadKind>,
-    /// Handshake patterns (comma-separated: NN, NK, XX, IK) [default: the scenario's].
+    /// Handshake patterns (comma-separated: NN, NK, XX, IK, and the hybrid post-quantum
+    /// XX-pq, IK-pq) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
     pub pattern: Vec<sealcore::Pattern>,
-    /// Transport modes (comma-separated: noise, ratchet) [default: the scenario's].
+    /// Transport modes (comma-separated: noise, kdf-chain; `ratchet` is the old name of
+    /// kdf-chain) [default: the scenario's].
     #[arg(long, value_delimiter = ',')]
     pub mode: Vec<crate::scenario::Mode>,
+    /// Backends (comma-separated: rustcrypto, ring, aws-lc-rs) [default: the scenario's].
+    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...")]
+    pub backend: Vec<sealcore::Backend>,
     /// What carries the WebSocket (comma-separated: ws, wss) [default: the scenario's].
     /// wss on the embedded relay serves TLS with a certificate generated at start; an
     /// external relay serves one scheme, so its URL decides and only that one is allowed.

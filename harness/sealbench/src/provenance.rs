@@ -16,6 +16,10 @@ pub struct Provenance {
     pub git_revision: String,
     /// Versions of the crates the measured code runs on.
     pub crate_versions: BTreeMap<String, String>,
+    /// The crypto backends in this build and the versions of what each runs on (a
+    /// backend compiled out is absent).
+    #[serde(default)]
+    pub backends: BTreeMap<String, String>,
     /// CPU model name from `/proc/cpuinfo`.
     pub cpu_model: String,
     /// Which of [`FLAGS_OF_INTEREST`] the CPU has.
@@ -72,11 +76,13 @@ impl Provenance {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        let backends = backend_versions(&crate_versions);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         Provenance {
             sealbench_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision: env!("SEALBENCH_GIT_REV").to_owned(),
             crate_versions,
+            backends,
             cpu_model,
             cpu_flags,
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -92,4 +98,21 @@ impl Provenance {
         let on: Vec<&str> = self.cpu_flags.iter().filter(|(_, v)| **v).map(|(k, _)| k.as_str()).collect();
         on.join(" ")
     }
+}
+
+/// `backend → "crate version, ..."` for the backends in this build.
+fn backend_versions(crates: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let list = |names: &[&str]| {
+        names.iter().filter_map(|n| crates.get(*n).map(|v| format!("{n} {v}"))).collect::<Vec<_>>().join(", ")
+    };
+    sealcore::Backend::compiled()
+        .map(|b| {
+            let crates = match b {
+                sealcore::Backend::Ring => list(&["ring", "libcrux-ml-kem"]),
+                sealcore::Backend::AwsLcRs => list(&["aws-lc-rs", "aws-lc-sys", "blake2"]),
+                _ => list(&["chacha20poly1305", "aes-gcm", "aes", "x25519-dalek", "sha2", "blake2", "libcrux-ml-kem"]),
+            };
+            (b.name().to_owned(), crates)
+        })
+        .collect()
 }

@@ -5,7 +5,8 @@
 //! framing and buffer traffic as an encrypted run and isolates what the cryptography costs.
 //! It is never a default and is printed as UNENCRYPTED wherever it appears.
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
+use crate::backend::{self, Backend};
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use core::fmt;
@@ -157,27 +158,37 @@ pub enum AeadError {
     /// The message is longer than the AEAD allows.
     #[error("message too long for the AEAD")]
     TooLong,
+    /// The backend does not implement this AEAD, or was compiled out
+    /// ([`Backend::check`] says which, and what to do).
+    #[error("the backend does not implement this AEAD")]
+    Unsupported,
 }
 
-#[allow(clippy::large_enum_variant)] // inline on purpose: the ratchet keys one per message
-enum Keyed {
+/// A keyed AEAD of one backend: the per-message dispatch is this enum, never a `dyn`.
+#[allow(clippy::large_enum_variant)] // inline on purpose: the KDF chain keys one per message
+pub(crate) enum Keyed {
     ChaCha(ChaCha20Poly1305),
     XChaCha(XChaCha20Poly1305),
     Aes128(Aes128Gcm),
     Aes256(Aes256Gcm),
+    #[cfg(feature = "ring")]
+    Ring(ring::aead::LessSafeKey),
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc(aws_lc_rs::aead::LessSafeKey),
     None,
 }
 
-/// A keyed AEAD instance, held inline (no heap). Creating one runs the key schedule;
-/// sealing and opening never allocate.
+/// A keyed AEAD instance, held inline (no heap, except inside AWS-LC for `aws-lc-rs`).
+/// Creating one runs the key schedule; sealing and opening never allocate.
 pub struct AeadKey {
     kind: AeadKind,
+    backend: Backend,
     keyed: Keyed,
 }
 
 impl fmt::Debug for AeadKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AeadKey").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("AeadKey").field("kind", &self.kind).field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -200,31 +211,35 @@ macro_rules! open_with {
 }
 
 impl AeadKey {
-    /// Keys `kind` with `key` (`kind.key_len()` bytes).
+    /// Keys `kind` with `key` (`kind.key_len()` bytes) on the default backend (RustCrypto).
     ///
     /// # Errors
     /// [`AeadError::KeyLength`] when `key` has the wrong length.
     pub fn new(kind: AeadKind, key: &[u8]) -> Result<Self, AeadError> {
+        Self::with_backend(Backend::RustCrypto, kind, key)
+    }
+
+    /// Keys `kind` with `key` on `backend`.
+    ///
+    /// # Errors
+    /// [`AeadError::KeyLength`] when `key` has the wrong length; [`AeadError::Unsupported`]
+    /// when the backend lacks the AEAD or was compiled out ([`Backend::check`] explains).
+    pub fn with_backend(backend: Backend, kind: AeadKind, key: &[u8]) -> Result<Self, AeadError> {
         if key.len() != kind.key_len() {
             return Err(AeadError::KeyLength);
         }
-        let keyed = match kind {
-            AeadKind::ChaCha20Poly1305 => {
-                Keyed::ChaCha(ChaCha20Poly1305::new_from_slice(key).map_err(|_| AeadError::KeyLength)?)
-            }
-            AeadKind::XChaCha20Poly1305 => {
-                Keyed::XChaCha(XChaCha20Poly1305::new_from_slice(key).map_err(|_| AeadError::KeyLength)?)
-            }
-            AeadKind::Aes128Gcm => Keyed::Aes128(Aes128Gcm::new_from_slice(key).map_err(|_| AeadError::KeyLength)?),
-            AeadKind::Aes256Gcm => Keyed::Aes256(Aes256Gcm::new_from_slice(key).map_err(|_| AeadError::KeyLength)?),
-            AeadKind::None => Keyed::None,
-        };
-        Ok(AeadKey { kind, keyed })
+        let keyed = backend::key(backend, kind, key)?;
+        Ok(AeadKey { kind, backend, keyed })
     }
 
     /// Which AEAD this key is for.
     pub fn kind(&self) -> AeadKind {
         self.kind
+    }
+
+    /// Which backend implements it.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Encrypts `buf` in place and returns the tag.
@@ -239,6 +254,10 @@ impl AeadKey {
             Keyed::XChaCha(c) => seal_with!(c, nonce, aad, buf),
             Keyed::Aes128(c) => seal_with!(c, nonce, aad, buf),
             Keyed::Aes256(c) => seal_with!(c, nonce, aad, buf),
+            #[cfg(feature = "ring")]
+            Keyed::Ring(k) => backend::ring::seal(k, nonce, aad, buf),
+            #[cfg(feature = "aws-lc-rs")]
+            Keyed::AwsLc(k) => backend::aws_lc::seal(k, nonce, aad, buf),
             Keyed::None => {
                 if nonce.len() != self.kind.nonce_len() {
                     return Err(AeadError::NonceLength);
@@ -260,6 +279,10 @@ impl AeadKey {
             Keyed::XChaCha(c) => open_with!(c, nonce, aad, buf, tag),
             Keyed::Aes128(c) => open_with!(c, nonce, aad, buf, tag),
             Keyed::Aes256(c) => open_with!(c, nonce, aad, buf, tag),
+            #[cfg(feature = "ring")]
+            Keyed::Ring(k) => backend::ring::open(k, nonce, aad, buf, tag),
+            #[cfg(feature = "aws-lc-rs")]
+            Keyed::AwsLc(k) => backend::aws_lc::open(k, nonce, aad, buf, tag),
             Keyed::None => {
                 if nonce.len() != self.kind.nonce_len() {
                     return Err(AeadError::NonceLength);

@@ -6,11 +6,15 @@
 //! # Layout
 //! - [`aead`] — the AEADs compared (ChaCha20-Poly1305, XChaCha20-Poly1305, AES-128/256-GCM,
 //!   and the UNENCRYPTED `none` baseline), keyed once, sealing in place.
+//! - [`backend`] — who implements the cryptography: RustCrypto (default), `ring`,
+//!   `aws-lc-rs` (Cargo features, on by default), each behind one small trait.
 //! - [`suite`] — handshake pattern × AEAD × hash, with standard Noise protocol names.
-//! - [`resolver`] — our `snow` crypto resolver on x25519-dalek and the RustCrypto crates.
+//! - [`resolver`] — our `snow` crypto resolver, one per backend.
+//! - [`kem`] — ML-KEM-768 for the hybrid post-quantum handshake (aws-lc-rs or libcrux).
 //! - [`handshake`] — the Noise handshake; becomes a transport only when finished.
 //! - [`transport`] — transport sessions (`noise` counter nonces with rekey, or a
-//!   per-message `ratchet`), with replay / forgery / truncation detection.
+//!   per-message symmetric `kdf-chain`, not a Double Ratchet), with replay / forgery /
+//!   truncation detection.
 //! - [`replay`] — the sliding replay window.
 //! - [`kdf`] — HKDF-SHA256 derivations beyond the handshake.
 //! - [`frame`] — the relay wire protocol (envelopes, error codes, auth tokens).
@@ -18,9 +22,11 @@
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod backend;
 pub mod frame;
 pub mod handshake;
 pub mod kdf;
+pub mod kem;
 pub mod payload;
 pub mod replay;
 pub mod resolver;
@@ -28,6 +34,7 @@ pub mod suite;
 pub mod transport;
 
 pub use aead::{AeadKey, AeadKind, TAG_LEN};
+pub use backend::{Backend, BackendError, X25519Secret};
 pub use handshake::{Handshake, HandshakeError, HandshakeKeys, StaticKeypair};
 pub use suite::{HashKind, Pattern, Suite};
 pub use transport::{OpenError, SealError, SenderKey, Transport, TransportMode, TransportReceiver, TransportSender};

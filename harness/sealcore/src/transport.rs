@@ -8,9 +8,13 @@
 //!   Noise specifies (so for ChaChaPoly and AESGCM the `ciphertext ‖ tag` part is exactly
 //!   what any Noise library's stateless/out-of-order transport produces), with an optional
 //!   rekey every N messages (Noise `REKEY`).
-//! * **ratchet** — a per-message symmetric KDF chain (Signal-style): message `n` is sealed
-//!   with a key used once and erased, out-of-order delivery is handled within a window by
-//!   keeping skipped message keys in a fixed table.
+//! * **kdf-chain** (formerly `ratchet`) — a per-message symmetric KDF chain: message `n` is
+//!   sealed with a key used once and erased, out-of-order delivery is handled within a
+//!   window by keeping skipped message keys in a fixed table. It is *not* a Double Ratchet:
+//!   there is no Diffie-Hellman step after the handshake, so it gives forward secrecy per
+//!   message (a stolen chain key does not open earlier messages) but no post-compromise
+//!   security (a stolen chain key opens every later message of that direction). Each
+//!   message pays one HKDF step and one AEAD key schedule.
 //!
 //! The explicit counter is what lets the receiver tell a *replay* (counter already
 //! accepted) from a *forgery* (tag does not verify) from a message that is *too old* for
@@ -18,6 +22,7 @@
 //! caller's buffer and never allocate.
 
 use crate::aead::{AeadError, AeadKey, AeadKind, MAX_NONCE_LEN, TAG_LEN, noise_nonce};
+use crate::backend::Backend;
 use crate::kdf;
 use crate::replay::{Refusal, ReplayWindow};
 use zeroize::Zeroize;
@@ -29,9 +34,9 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// How far ahead of the newest accepted counter a message may be before it is refused
 /// (bounds the work a forged counter can cause).
 pub const MAX_AHEAD: u64 = 1 << 16;
-/// In ratchet mode: how far ahead a message may be (each skipped key costs one KDF step).
+/// In kdf-chain mode: how far ahead a message may be (each skipped key costs one KDF step).
 pub const RATCHET_MAX_SKIP: u64 = 2048;
-/// In ratchet mode: how many skipped message keys are kept for late messages.
+/// In kdf-chain mode: how many skipped message keys are kept for late messages.
 pub const RATCHET_SKIPPED_SLOTS: usize = 256;
 
 /// How transport messages are keyed.
@@ -44,16 +49,26 @@ pub enum TransportMode {
         /// Messages per key (0: never rekey).
         rekey_every: u64,
     },
-    /// Per-message symmetric KDF chain with HKDF-SHA256.
-    Ratchet,
+    /// Per-message symmetric KDF chain with HKDF-SHA256 (not a Double Ratchet: no DH step,
+    /// so no post-compromise security). Named `ratchet` before.
+    KdfChain,
 }
 
 impl TransportMode {
-    /// `noise` or `ratchet`.
+    /// `noise` or `kdf-chain`.
     pub fn name(self) -> &'static str {
         match self {
             TransportMode::Noise { .. } => "noise",
-            TransportMode::Ratchet => "ratchet",
+            TransportMode::KdfChain => "kdf-chain",
+        }
+    }
+
+    /// The mode's word in HKDF info labels. `kdf-chain` keeps the label `ratchet` it had
+    /// before it was renamed, so keys (and independent implementations) do not change.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportMode::Noise { .. } => "noise",
+            TransportMode::KdfChain => "ratchet",
         }
     }
 }
@@ -83,7 +98,7 @@ pub enum OpenError {
     /// The counter was already accepted: a replay or duplicate.
     #[error("replayed transport message")]
     Replay,
-    /// The counter is older than the replay window (or its ratchet key was evicted).
+    /// The counter is older than the replay window (or its kdf-chain key was evicted).
     #[error("transport message too old for the window")]
     TooOld,
     /// The counter is implausibly far ahead.
@@ -123,8 +138,8 @@ fn nonce_for(aead: AeadKind, n: u64, out: &mut [u8; MAX_NONCE_LEN]) -> usize {
 }
 
 /// Noise `REKEY(k)`: the first key-length bytes of `ENCRYPT(k, 2^64-1, "", zeros)`.
-fn rekey(aead: AeadKind, key: &mut [u8; 32]) {
-    let Ok(cipher) = AeadKey::new(aead, &key[..aead.key_len()]) else { return };
+fn rekey(backend: Backend, aead: AeadKind, key: &mut [u8; 32]) {
+    let Ok(cipher) = AeadKey::with_backend(backend, aead, &key[..aead.key_len()]) else { return };
     let mut nonce = [0u8; MAX_NONCE_LEN];
     let len = nonce_for(aead, u64::MAX, &mut nonce);
     let mut block = [0u8; 32];
@@ -141,13 +156,14 @@ fn rekey(aead: AeadKind, key: &mut [u8; 32]) {
 /// The sending half of a transport session.
 #[derive(Debug)]
 pub struct TransportSender {
+    backend: Backend,
     aead: AeadKind,
     mode: TransportMode,
     /// Counter of the next message.
     next: u64,
-    /// noise: current key bytes (rolled by rekey); ratchet: the chain key.
+    /// noise: current key bytes (rolled by rekey); kdf-chain: the chain key.
     key: [u8; 32],
-    /// noise: the keyed AEAD for `key` (ratchet keys one per message instead).
+    /// noise: the keyed AEAD for `key` (kdf-chain keys one per message instead).
     cipher: Option<AeadKey>,
 }
 
@@ -158,12 +174,12 @@ impl Drop for TransportSender {
 }
 
 impl TransportSender {
-    pub(crate) fn new(aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
+    pub(crate) fn new(backend: Backend, aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
         let cipher = match mode {
-            TransportMode::Noise { .. } => AeadKey::new(aead, &key[..aead.key_len()]).ok(),
-            TransportMode::Ratchet => None,
+            TransportMode::Noise { .. } => AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).ok(),
+            TransportMode::KdfChain => None,
         };
-        TransportSender { aead, mode, next: 0, key, cipher }
+        TransportSender { backend, aead, mode, next: 0, key, cipher }
     }
 
     /// Seals in place. `buf[HEADER_LEN..HEADER_LEN + plaintext_len]` holds the plaintext;
@@ -188,18 +204,18 @@ impl TransportSender {
         let tag = match self.mode {
             TransportMode::Noise { rekey_every } => {
                 if rekey_every > 0 && n > 0 && n % rekey_every == 0 {
-                    rekey(self.aead, &mut self.key);
-                    self.cipher = AeadKey::new(self.aead, &self.key[..self.aead.key_len()]).ok();
+                    rekey(self.backend, self.aead, &mut self.key);
+                    self.cipher = AeadKey::with_backend(self.backend, self.aead, &self.key[..self.aead.key_len()]).ok();
                 }
                 let mut nonce = [0u8; MAX_NONCE_LEN];
                 let nl = nonce_for(self.aead, n, &mut nonce);
                 let cipher = self.cipher.as_ref().ok_or(SealError::Aead)?;
                 cipher.seal(&nonce[..nl], &[], body).map_err(seal_err)?
             }
-            TransportMode::Ratchet => {
+            TransportMode::KdfChain => {
                 let mut mk = [0u8; 32];
-                kdf::ratchet_step(&mut self.key, &mut mk);
-                let tag = seal_once(self.aead, &mk, body);
+                kdf::chain_step(self.backend, &mut self.key, &mut mk);
+                let tag = seal_once(self.backend, self.aead, &mk, body);
                 mk.zeroize();
                 tag?
             }
@@ -216,17 +232,23 @@ fn seal_err(_: AeadError) -> SealError {
     SealError::Aead
 }
 
-/// Seals with a one-time message key (ratchet mode): the nonce is all zeros.
+/// Seals with a one-time message key (kdf-chain mode): the nonce is all zeros.
 #[inline]
-fn seal_once(aead: AeadKind, mk: &[u8; 32], body: &mut [u8]) -> Result<[u8; TAG_LEN], SealError> {
-    let cipher = AeadKey::new(aead, &mk[..aead.key_len()]).map_err(seal_err)?;
+fn seal_once(backend: Backend, aead: AeadKind, mk: &[u8; 32], body: &mut [u8]) -> Result<[u8; TAG_LEN], SealError> {
+    let cipher = AeadKey::with_backend(backend, aead, &mk[..aead.key_len()]).map_err(seal_err)?;
     let nonce = [0u8; MAX_NONCE_LEN];
     cipher.seal(&nonce[..aead.nonce_len()], &[], body).map_err(seal_err)
 }
 
 #[inline]
-fn open_once(aead: AeadKind, mk: &[u8; 32], body: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), OpenError> {
-    let cipher = AeadKey::new(aead, &mk[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
+fn open_once(
+    backend: Backend,
+    aead: AeadKind,
+    mk: &[u8; 32],
+    body: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), OpenError> {
+    let cipher = AeadKey::with_backend(backend, aead, &mk[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
     let nonce = [0u8; MAX_NONCE_LEN];
     cipher.open(&nonce[..aead.nonce_len()], &[], body, tag).map_err(|_| OpenError::Auth)
 }
@@ -241,9 +263,9 @@ struct NoiseKeys {
     prev: Option<AeadKey>,
 }
 
-/// Ratchet-mode receiving chain.
+/// kdf-chain-mode receiving chain.
 #[derive(Debug)]
-struct RatchetChain {
+struct KdfChain {
     /// Chain key for message `next`.
     ck: [u8; 32],
     /// Index of the next message key the chain would produce.
@@ -257,12 +279,13 @@ struct RatchetChain {
 #[derive(Debug)]
 enum RecvState {
     Noise { rekey_every: u64, keys: NoiseKeys },
-    Ratchet(RatchetChain),
+    Chain(KdfChain),
 }
 
 /// The receiving half of a transport session.
 #[derive(Debug)]
 pub struct TransportReceiver {
+    backend: Backend,
     aead: AeadKind,
     window: ReplayWindow,
     state: RecvState,
@@ -272,7 +295,7 @@ impl Drop for TransportReceiver {
     fn drop(&mut self) {
         match &mut self.state {
             RecvState::Noise { keys, .. } => keys.key.zeroize(),
-            RecvState::Ratchet(chain) => {
+            RecvState::Chain(chain) => {
                 chain.ck.zeroize();
                 for slot in chain.skipped.iter_mut() {
                     slot.1.zeroize();
@@ -283,19 +306,24 @@ impl Drop for TransportReceiver {
 }
 
 impl TransportReceiver {
-    pub(crate) fn new(aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
+    pub(crate) fn new(backend: Backend, aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
         let state = match mode {
             TransportMode::Noise { rekey_every } => RecvState::Noise {
                 rekey_every,
-                keys: NoiseKeys { epoch: 0, key, cipher: AeadKey::new(aead, &key[..aead.key_len()]).ok(), prev: None },
+                keys: NoiseKeys {
+                    epoch: 0,
+                    key,
+                    cipher: AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).ok(),
+                    prev: None,
+                },
             },
-            TransportMode::Ratchet => RecvState::Ratchet(RatchetChain {
+            TransportMode::KdfChain => RecvState::Chain(KdfChain {
                 ck: key,
                 next: 0,
                 skipped: Box::new([(0, [0u8; 32], false); RATCHET_SKIPPED_SLOTS]),
             }),
         };
-        TransportReceiver { aead, window: ReplayWindow::new(), state }
+        TransportReceiver { backend, aead, window: ReplayWindow::new(), state }
     }
 
     /// Opens a transport message in place and returns its plaintext (a sub-slice of
@@ -321,8 +349,10 @@ impl TransportReceiver {
         tag.copy_from_slice(&msg[body_end..]);
         let body = &mut msg[HEADER_LEN..body_end];
         match &mut self.state {
-            RecvState::Noise { rekey_every, keys } => open_noise(self.aead, *rekey_every, keys, n, body, &tag)?,
-            RecvState::Ratchet(chain) => open_ratchet(self.aead, chain, n, body, &tag)?,
+            RecvState::Noise { rekey_every, keys } => {
+                open_noise(self.backend, self.aead, *rekey_every, keys, n, body, &tag)?
+            }
+            RecvState::Chain(chain) => open_chain(self.backend, self.aead, chain, n, body, &tag)?,
         }
         self.window.mark(n);
         Ok(body)
@@ -330,6 +360,7 @@ impl TransportReceiver {
 }
 
 fn open_noise(
+    backend: Backend,
     aead: AeadKind,
     rekey_every: u64,
     keys: &mut NoiseKeys,
@@ -356,12 +387,12 @@ fn open_noise(
     let mut prev_key = key;
     for _ in keys.epoch..epoch {
         prev_key = key;
-        rekey(aead, &mut key);
+        rekey(backend, aead, &mut key);
     }
-    let cipher = AeadKey::new(aead, &key[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
+    let cipher = AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
     let result = cipher.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
     if result.is_ok() {
-        keys.prev = AeadKey::new(aead, &prev_key[..aead.key_len()]).ok();
+        keys.prev = AeadKey::with_backend(backend, aead, &prev_key[..aead.key_len()]).ok();
         keys.key = key;
         keys.cipher = Some(cipher);
         keys.epoch = epoch;
@@ -371,9 +402,10 @@ fn open_noise(
     result
 }
 
-fn open_ratchet(
+fn open_chain(
+    backend: Backend,
     aead: AeadKind,
-    chain: &mut RatchetChain,
+    chain: &mut KdfChain,
     n: u64,
     body: &mut [u8],
     tag: &[u8; TAG_LEN],
@@ -385,7 +417,7 @@ fn open_ratchet(
         if !*live || *idx != n {
             return Err(OpenError::TooOld);
         }
-        open_once(aead, mk, body, tag)?;
+        open_once(backend, aead, mk, body, tag)?;
         mk.zeroize();
         *live = false;
         return Ok(());
@@ -398,9 +430,9 @@ fn open_ratchet(
     let mut ck = chain.ck;
     let mut mk = [0u8; 32];
     for _ in chain.next..=n {
-        kdf::ratchet_step(&mut ck, &mut mk);
+        kdf::chain_step(backend, &mut ck, &mut mk);
     }
-    let result = open_once(aead, &mk, body, tag);
+    let result = open_once(backend, aead, &mk, body, tag);
     mk.zeroize();
     if let Err(e) = result {
         ck.zeroize();
@@ -418,7 +450,7 @@ fn open_ratchet(
     // newest RATCHET_SKIPPED_SLOTS of them can still be stored).
     let keep_from = n.saturating_sub(RATCHET_SKIPPED_SLOTS as u64 - 1).max(chain.next);
     for i in chain.next..=n {
-        kdf::ratchet_step(&mut chain.ck, &mut mk);
+        kdf::chain_step(backend, &mut chain.ck, &mut mk);
         if i >= keep_from && i < n {
             let s = (i % RATCHET_SKIPPED_SLOTS as u64) as usize;
             chain.skipped[s] = (i, mk, true);
@@ -436,6 +468,7 @@ fn open_ratchet(
 /// so that a distributed key is never used directly.
 #[derive(Clone)]
 pub struct SenderKey {
+    backend: Backend,
     aead: AeadKind,
     mode: TransportMode,
     chain: [u8; 32],
@@ -443,7 +476,11 @@ pub struct SenderKey {
 
 impl std::fmt::Debug for SenderKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SenderKey").field("aead", &self.aead).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("SenderKey")
+            .field("backend", &self.backend)
+            .field("aead", &self.aead)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -454,21 +491,21 @@ impl Drop for SenderKey {
 }
 
 impl SenderKey {
-    /// The chain of a distributed 32-byte key, for `aead` in `mode`.
-    pub fn new(aead: AeadKind, mode: TransportMode, key: &[u8; 32]) -> Self {
+    /// The chain of a distributed 32-byte key, for `aead` in `mode` on `backend`.
+    pub fn new(backend: Backend, aead: AeadKind, mode: TransportMode, key: &[u8; 32]) -> Self {
         let mut chain = [0u8; 32];
         kdf::hkdf_sha256(&[], key, b"sealbench sender key", &mut chain);
-        SenderKey { aead, mode, chain }
+        SenderKey { backend, aead, mode, chain }
     }
 
     /// The sending half (the group sender's own).
     pub fn sender(&self) -> TransportSender {
-        TransportSender::new(self.aead, self.mode, self.chain)
+        TransportSender::new(self.backend, self.aead, self.mode, self.chain)
     }
 
     /// A receiving half (one per member).
     pub fn receiver(&self) -> TransportReceiver {
-        TransportReceiver::new(self.aead, self.mode, self.chain)
+        TransportReceiver::new(self.backend, self.aead, self.mode, self.chain)
     }
 }
 

@@ -18,7 +18,8 @@ fn pair(suite: Suite, mode: TransportMode) -> Result<(Transport, Transport), Han
     let rkeys = HandshakeKeys { local_static: Some(&rs), ..Default::default() };
     let mut i = Handshake::initiator(suite, ikeys, b"test")?;
     let mut r = Handshake::responder(suite, rkeys, b"test")?;
-    complete_in_memory(&mut i, &mut r)?;
+    let bytes = complete_in_memory(&mut i, &mut r)?;
+    assert_eq!(bytes, suite.handshake_bytes(), "{suite}: handshake bytes");
     assert_eq!(i.handshake_hash(), r.handshake_hash());
     Ok((i.into_transport(mode)?, r.into_transport(mode)?))
 }
@@ -36,7 +37,7 @@ fn all_suites() -> Vec<Suite> {
 }
 
 const MODES: [TransportMode; 3] =
-    [TransportMode::Noise { rekey_every: 0 }, TransportMode::Noise { rekey_every: 3 }, TransportMode::Ratchet];
+    [TransportMode::Noise { rekey_every: 0 }, TransportMode::Noise { rekey_every: 3 }, TransportMode::KdfChain];
 
 fn seal(t: &mut Transport, plaintext: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; plaintext.len() + OVERHEAD];
@@ -101,7 +102,7 @@ fn replay_truncation_and_forgery_are_distinct_errors() -> TestResult {
 #[test]
 fn ratchet_handles_out_of_order_within_the_window_and_refuses_evicted_keys() -> TestResult {
     let suite = Suite::new(Pattern::XX, AeadKind::ChaCha20Poly1305, HashKind::Sha256);
-    let (mut a, mut b) = pair(suite, TransportMode::Ratchet)?;
+    let (mut a, mut b) = pair(suite, TransportMode::KdfChain)?;
     let msgs: Vec<Vec<u8>> = (0..300u32).map(|i| seal(&mut a, &i.to_le_bytes())).collect();
     // Deliver 299 first, then 100..299 in reverse, then 0 (whose key was evicted).
     let mut m = msgs[299].clone();
@@ -205,7 +206,7 @@ proptest! {
         size in sizes(), aead_i in 0usize..4, ratchet in any::<bool>(), flip in any::<prop::sample::Index>(), seed in any::<u8>()
     ) {
         let aead = AeadKind::ALL[aead_i]; // encrypted ones only
-        let mode = if ratchet { TransportMode::Ratchet } else { TransportMode::Noise { rekey_every: 0 } };
+        let mode = if ratchet { TransportMode::KdfChain } else { TransportMode::Noise { rekey_every: 0 } };
         let (mut a, mut b) = pair(Suite::new(Pattern::NN, aead, HashKind::Sha256), mode).unwrap();
         let text: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
         let m = seal(&mut a, &text);
@@ -227,7 +228,7 @@ proptest! {
     /// for NN/XX whose first message is just an ephemeral key, possibly accepts it) and
     /// never panics.
     #[test]
-    fn arbitrary_handshake_messages_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), p in 0usize..4) {
+    fn arbitrary_handshake_messages_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), p in 0usize..6) {
         let suite = Suite::new(Pattern::ALL[p], AeadKind::ChaCha20Poly1305, HashKind::Sha256);
         let rs = StaticKeypair::generate().unwrap();
         let mut r = Handshake::responder(suite, HandshakeKeys { local_static: Some(&rs), ..Default::default() }, b"").unwrap();

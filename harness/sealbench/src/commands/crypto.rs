@@ -40,6 +40,15 @@ pub fn run(args: &CryptoArgs) -> Outcome {
         plan.aeads = args.aead.clone();
         plan.mode_aeads.retain(|a| args.aead.contains(a));
     }
+    if !args.backend.is_empty() {
+        plan.backends = args.backend.clone();
+        plan.backends.dedup();
+    }
+    plan.check().map_err(Failure::usage)?;
+    if let Some(b) = plan.backends.iter().find(|b| plan.aeads.iter().all(|a| !b.has_aead(*a))) {
+        let only = plan.aeads.iter().find(|a| !b.has_aead(**a)).copied().unwrap_or(sealcore::AeadKind::None);
+        return Err(Failure::usage(anyhow::anyhow!("--backend {b} with --aead: {}", b.check(only).unwrap_err())));
+    }
     if !args.sizes.is_empty() {
         plan.sizes = args.sizes.iter().map(|&s| s as usize).collect();
     }

@@ -1,5 +1,5 @@
-//! `sealbench matrix SCENARIO --aead a,b --pattern XX,IK --mode noise,ratchet
-//! --transport ws,wss`: the same
+//! `sealbench matrix SCENARIO --aead a,b --backend rustcrypto,ring --pattern XX,IK-pq
+//! --mode noise,kdf-chain --transport ws,wss`: the same
 //! scenario (same seed, same schedule) once per combination, in an interleaved order
 //! repeated `--repeat` times, then one table of what each choice costs end to end.
 
@@ -14,7 +14,7 @@ use crate::results::matrix::{self, Cell, Matrix};
 use crate::results::summary::Summary;
 use crate::scenario::{Edits, Mode, Plan, Scenario, Transport};
 use anyhow::{Context, anyhow};
-use sealcore::{AeadKind, Pattern};
+use sealcore::{AeadKind, Backend, Pattern};
 use std::process::ExitCode;
 
 /// Runs `sealbench matrix`.
@@ -26,10 +26,11 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells = combinations(args, &base);
     // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
-    for &(a, p, m, t) in &cells {
+    for &(a, b, p, m, t) in &cells {
         let mut s = base.clone();
-        (s.crypto.aead, s.crypto.pattern, s.crypto.mode) = (a, p, m);
-        let cell = cell_name(a, p, m, t);
+        (s.crypto.aead, s.crypto.backend, s.crypto.pattern, s.crypto.mode) = (a, b, p, m);
+        let cell = cell_name(a, b, p, m, t);
+        b.check(a).map_err(|e| Failure::usage(anyhow!("--backend: cell {cell}: {e}")))?;
         s.relay
             .require_transport(t)
             .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?;
@@ -50,8 +51,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         for k in 0..cells.len() {
             let i = (k + r) % cells.len();
             order.push(i);
-            let (a, p, m, t) = cells[i];
-            let name = format!("{}-r{}", cell_name(a, p, m, t), r + 1);
+            let (a, b, p, m, t) = cells[i];
+            let name = format!("{}-r{}", cell_name(a, b, p, m, t), r + 1);
             eprintln!("[{}/{total}] {name}", order.len());
             let s =
                 execute_quiet(&scenarios[i], &dir.join(&name), &[]).with_context(|| format!("matrix cell {name}"))?;
@@ -61,7 +62,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells: Vec<Cell> = cells
         .iter()
         .zip(&summaries)
-        .map(|((a, p, m, t), runs)| Cell::from_runs(a.name(), p.name(), m.name(), t.name(), runs))
+        .map(|((a, b, p, m, t), runs)| Cell::from_runs(a.name(), b.name(), p.name(), m.name(), t.name(), runs))
         .collect();
     let matrix = Matrix { schema_version: 1, kind: "matrix".into(), provenance, scenario: base, repeat, order, cells };
     matrix::write(&dir, &matrix)?;
@@ -70,29 +71,38 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A cell's name in run directories: `aead-pattern-mode`, then `-wss` for TLS (a ws
-/// cell keeps the name it had before transports were a dimension).
-fn cell_name(a: AeadKind, p: Pattern, m: Mode, t: Transport) -> String {
+/// A cell's name in run directories: `aead-pattern-mode`, then `-<backend>` unless it is
+/// rustcrypto and `-wss` for TLS (a rustcrypto ws cell keeps the name it had before
+/// backends and transports were dimensions).
+fn cell_name(a: AeadKind, b: Backend, p: Pattern, m: Mode, t: Transport) -> String {
     let tls = if t == Transport::Wss { "-wss" } else { "" };
-    format!("{}-{}-{}{tls}", a.name(), p.name(), m.name())
+    let backend = if b == Backend::default() { String::new() } else { format!("-{b}") };
+    format!("{}-{}-{}{backend}{tls}", a.name(), p.name(), m.name())
 }
 
-/// Every `(aead, pattern, mode, transport)` the flags ask for (plus the `none` baseline
-/// unless `--no-baseline`), AEAD varying fastest, transport slowest.
-fn combinations(args: &MatrixArgs, base: &Scenario) -> Vec<(AeadKind, Pattern, Mode, Transport)> {
+/// A cell: AEAD, backend, pattern, mode, transport.
+type Combination = (AeadKind, Backend, Pattern, Mode, Transport);
+
+/// Every `(aead, backend, pattern, mode, transport)` the flags ask for (plus the `none`
+/// baseline, once per backend, unless `--no-baseline`), AEAD varying fastest, then backend,
+/// transport slowest.
+fn combinations(args: &MatrixArgs, base: &Scenario) -> Vec<Combination> {
     let mut aeads = if args.aead.is_empty() { vec![base.crypto.aead] } else { args.aead.clone() };
     if !args.no_baseline && !aeads.contains(&AeadKind::None) {
         aeads.push(AeadKind::None);
     }
     let patterns = if args.pattern.is_empty() { vec![base.crypto.pattern] } else { args.pattern.clone() };
     let modes = if args.mode.is_empty() { vec![base.crypto.mode] } else { args.mode.clone() };
+    let backends = if args.backend.is_empty() { vec![base.crypto.backend] } else { args.backend.clone() };
     let transports = if args.transport.is_empty() { vec![base.relay.transport()] } else { args.transport.clone() };
     let mut cells = Vec::new();
     for &t in &transports {
         for &p in &patterns {
             for &m in &modes {
-                for &a in &aeads {
-                    cells.push((a, p, m, t));
+                for &b in &backends {
+                    for &a in &aeads {
+                        cells.push((a, b, p, m, t));
+                    }
                 }
             }
         }

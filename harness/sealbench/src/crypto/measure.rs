@@ -1,8 +1,33 @@
 //! Timing loops for the crypto sweep: calibrate a batch, then take repeated samples and
 //! keep the median and the spread. Single-threaded; each figure is per operation.
+//!
+//! Time is the measuring thread's CPU time ([`Stopwatch`]), not wall time: on a shared
+//! machine another process's time slice is not the cost of a seal. (OpenSSL's `speed`
+//! counts CPU time too, so the two compare.)
 
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// The CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`), read once per batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Duration);
+
+impl Stopwatch {
+    /// Starts now.
+    pub fn start() -> Self {
+        Stopwatch(thread_cpu())
+    }
+
+    /// CPU time of this thread since [`start`](Self::start).
+    pub fn elapsed(&self) -> Duration {
+        thread_cpu().saturating_sub(self.0)
+    }
+}
+
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
+}
 
 /// How long to measure one figure.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +112,7 @@ pub fn measure(budget: Budget, mut op: impl FnMut(u64) -> Duration) -> Timing {
 
 /// Times `n` runs of `f` (the usual case: nothing untimed inside).
 pub fn timed(n: u64, mut f: impl FnMut()) -> Duration {
-    let t0 = Instant::now();
+    let t0 = Stopwatch::start();
     for _ in 0..n {
         f();
     }
@@ -108,5 +133,18 @@ mod tests {
         assert!(t.spread.abs() < 1e-9);
         assert!((t.per_second() - 1e7).abs() < 1e-3);
         assert!((t.mb_per_s(1000) - 10_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_stopwatch_counts_this_threads_cpu_time_not_sleep() {
+        let w = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(w.elapsed() < Duration::from_millis(15), "{:?}", w.elapsed());
+        let w = Stopwatch::start();
+        let mut x = 0u64;
+        while w.elapsed() < Duration::from_millis(5) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(w.elapsed() >= Duration::from_millis(5));
     }
 }

@@ -2,13 +2,25 @@
 
 use super::measure::Timing;
 use crate::provenance::Provenance;
-use sealcore::{AeadKind, Suite};
+use sealcore::{AeadKind, Backend, Suite};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Version of the `crypto.json` layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the `crypto.json` layout; bumped on any incompatible change. Version 2 adds
+/// backends (a `backend` on every row, `x25519` a list, `kem`) and renames the `ratchet`
+/// fields of `transport_modes` to `chain` (version 1 files still load).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The clock of files written before the sweep counted CPU time.
+fn wall() -> String {
+    "wall".to_owned()
+}
+
+/// The backend of rows written before backends were a dimension.
+fn rustcrypto() -> String {
+    Backend::RustCrypto.name().to_owned()
+}
 
 /// How the sweep was run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -23,6 +35,16 @@ pub struct SweepSettings {
     pub ring_bytes: usize,
     /// Wall time of the whole sweep, s.
     pub duration_s: f64,
+    /// Backends measured.
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// What the figures count: `thread-cpu` (the measuring thread's CPU time; files
+    /// before schema 2: `wall`).
+    #[serde(default = "wall")]
+    pub clock: String,
+    /// Combinations left out because a backend lacks them, with why.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// Seal or open figures of one AEAD at one size.
@@ -42,9 +64,12 @@ impl OpFigures {
     }
 }
 
-/// One AEAD at one message size.
+/// One AEAD on one backend at one message size.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AeadRow {
+    /// Which library (`rustcrypto`, `ring`, `aws-lc-rs`).
+    #[serde(default = "rustcrypto")]
+    pub backend: String,
     /// AEAD short name (`none` is the UNENCRYPTED baseline).
     pub aead: String,
     /// Whether the AEAD encrypts (false only for `none`).
@@ -59,8 +84,9 @@ pub struct AeadRow {
 
 impl AeadRow {
     /// A row.
-    pub fn new(aead: AeadKind, size: usize, seal: Timing, open: Timing) -> Self {
+    pub fn new(backend: Backend, aead: AeadKind, size: usize, seal: Timing, open: Timing) -> Self {
         AeadRow {
+            backend: backend.name().into(),
             aead: aead.name().into(),
             encrypted: aead.is_encrypted(),
             size,
@@ -70,13 +96,25 @@ impl AeadRow {
     }
 }
 
-/// Complete handshakes of one suite.
+/// Complete handshakes of one suite on one backend.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HandshakeRow {
-    /// Pattern (`XX`, `IK`, ...).
+    /// Which library.
+    #[serde(default = "rustcrypto")]
+    pub backend: String,
+    /// Pattern (`XX`, `IK`, `XX-pq`, ...).
     pub pattern: String,
-    /// Standard Noise protocol name.
+    /// Standard Noise protocol name, `+MLKEM768` for a hybrid pattern.
     pub suite: String,
+    /// Bytes of all the handshake's messages (both directions, empty payloads).
+    #[serde(default)]
+    pub bytes: usize,
+    /// X25519 implementation (says FALLBACK where the backend's own is not used).
+    #[serde(default)]
+    pub x25519: String,
+    /// ML-KEM-768 implementation of a hybrid pattern (empty for a classical one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kem: String,
     /// Complete handshakes per second, both sides' work on one core.
     pub handshakes_per_s: f64,
     /// Median µs per complete handshake.
@@ -87,10 +125,15 @@ pub struct HandshakeRow {
 
 impl HandshakeRow {
     /// A row.
-    pub fn new(suite: Suite, t: Timing) -> Self {
+    pub fn new(suite: Suite, t: Timing, bytes: usize) -> Self {
+        let b = suite.backend;
         HandshakeRow {
+            backend: b.name().into(),
             pattern: suite.pattern.name().into(),
-            suite: suite.noise_name(),
+            suite: suite.protocol_name(),
+            bytes,
+            x25519: b.x25519_impl().into(),
+            kem: if suite.pattern.is_hybrid() { b.kem_impl().into() } else { String::new() },
             handshakes_per_s: t.per_second(),
             us_per_handshake: t.ns_median / 1e3,
             timing: t,
@@ -98,9 +141,13 @@ impl HandshakeRow {
     }
 }
 
-/// Noise transport against the per-message ratchet for one AEAD.
+/// Noise transport against the per-message KDF chain (`kdf-chain`, formerly `ratchet`)
+/// for one AEAD on one backend: what a message costs when each has a new key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModeRow {
+    /// Which library.
+    #[serde(default = "rustcrypto")]
+    pub backend: String,
     /// AEAD short name.
     pub aead: String,
     /// Plaintext bytes per message.
@@ -109,41 +156,118 @@ pub struct ModeRow {
     pub noise_seal_ns: f64,
     /// noise mode open, ns/msg.
     pub noise_open_ns: f64,
-    /// ratchet mode seal, ns/msg.
-    pub ratchet_seal_ns: f64,
-    /// ratchet mode open, ns/msg.
-    pub ratchet_open_ns: f64,
-    /// What the ratchet adds per message (seal + open), ns.
-    pub ratchet_extra_ns: f64,
-    /// Timing samples: noise seal, noise open, ratchet seal, ratchet open.
+    /// kdf-chain seal, ns/msg: KDF step + AEAD key set-up + seal.
+    #[serde(alias = "ratchet_seal_ns")]
+    pub chain_seal_ns: f64,
+    /// kdf-chain open, ns/msg.
+    #[serde(alias = "ratchet_open_ns")]
+    pub chain_open_ns: f64,
+    /// What the chain adds per message (seal + open), ns.
+    #[serde(alias = "ratchet_extra_ns")]
+    pub chain_extra_ns: f64,
+    /// One HKDF-SHA256 chain step alone on this backend's HMAC, ns.
+    #[serde(default)]
+    pub kdf_step_ns: f64,
+    /// Keying the AEAD alone (its key schedule on this backend), ns.
+    #[serde(default)]
+    pub key_setup_ns: f64,
+    /// Timing samples: noise seal, noise open, chain seal, chain open.
     pub timings: [Timing; 4],
 }
 
 impl ModeRow {
-    /// A row.
-    pub fn new(aead: AeadKind, size: usize, ns: Timing, no: Timing, rs: Timing, ro: Timing) -> Self {
+    /// A row from noise seal/open, chain seal/open, the KDF step and the key set-up.
+    pub fn new(backend: Backend, aead: AeadKind, size: usize, t: [Timing; 4], step: Timing, setup: Timing) -> Self {
+        let [ns, no, cs, co] = t;
         ModeRow {
+            backend: backend.name().into(),
             aead: aead.name().into(),
             size,
             noise_seal_ns: ns.ns_median,
             noise_open_ns: no.ns_median,
-            ratchet_seal_ns: rs.ns_median,
-            ratchet_open_ns: ro.ns_median,
-            ratchet_extra_ns: (rs.ns_median + ro.ns_median) - (ns.ns_median + no.ns_median),
-            timings: [ns, no, rs, ro],
+            chain_seal_ns: cs.ns_median,
+            chain_open_ns: co.ns_median,
+            chain_extra_ns: (cs.ns_median + co.ns_median) - (ns.ns_median + no.ns_median),
+            kdf_step_ns: step.ns_median,
+            key_setup_ns: setup.ns_median,
+            timings: t,
         }
     }
 }
 
-/// Raw X25519 figures.
+/// Raw X25519 figures of one backend.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct X25519Row {
+    /// Which backend.
+    #[serde(default = "rustcrypto")]
+    pub backend: String,
+    /// Which implementation ran (says FALLBACK where the backend's own is not used).
+    #[serde(default)]
+    pub implementation: String,
     /// Variable-base scalar multiplications per second.
     pub ops_per_s: f64,
     /// Median µs per operation.
     pub us_per_op: f64,
     /// The timing samples behind the figure.
     pub timing: Timing,
+}
+
+impl X25519Row {
+    /// A row.
+    pub fn new(backend: Backend, t: Timing) -> Self {
+        X25519Row {
+            backend: backend.name().into(),
+            implementation: backend.x25519_impl().into(),
+            ops_per_s: t.per_second(),
+            us_per_op: t.ns_median / 1e3,
+            timing: t,
+        }
+    }
+}
+
+/// ML-KEM-768 figures with one backend's KEM.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KemRow {
+    /// Which backend.
+    pub backend: String,
+    /// Which implementation ran (says FALLBACK where the backend has none).
+    pub implementation: String,
+    /// Key generation, µs.
+    pub keygen_us: f64,
+    /// Encapsulation, µs.
+    pub encaps_us: f64,
+    /// Decapsulation, µs.
+    pub decaps_us: f64,
+    /// Timing samples: keygen, encaps, decaps.
+    pub timings: [Timing; 3],
+}
+
+impl KemRow {
+    /// A row.
+    pub fn new(backend: Backend, keygen: Timing, encaps: Timing, decaps: Timing) -> Self {
+        KemRow {
+            backend: backend.name().into(),
+            implementation: backend.kem_impl().into(),
+            keygen_us: keygen.ns_median / 1e3,
+            encaps_us: encaps.ns_median / 1e3,
+            decaps_us: decaps.ns_median / 1e3,
+            timings: [keygen, encaps, decaps],
+        }
+    }
+}
+
+/// Reads `x25519` as a list, or as the one object of a version 1 file.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<X25519Row>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(X25519Row),
+        Many(Vec<X25519Row>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(r) => vec![r],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Everything `sealbench crypto` measured (`crypto.json`).
@@ -161,9 +285,13 @@ pub struct CryptoReport {
     pub aead: Vec<AeadRow>,
     /// Per handshake suite.
     pub handshakes: Vec<HandshakeRow>,
-    /// Raw X25519.
-    pub x25519: X25519Row,
-    /// noise vs ratchet.
+    /// Raw X25519, per backend.
+    #[serde(deserialize_with = "one_or_many")]
+    pub x25519: Vec<X25519Row>,
+    /// ML-KEM-768, per backend.
+    #[serde(default)]
+    pub kem: Vec<KemRow>,
+    /// noise vs kdf-chain.
     pub transport_modes: Vec<ModeRow>,
 }
 
@@ -178,11 +306,15 @@ impl CryptoReport {
         let mut s = String::new();
         let p = &self.provenance;
         let _ = writeln!(s, "sealbench crypto — {} ({} cores; {})", p.cpu_model, p.cores, p.flags_line());
-        let _ = writeln!(s, "one core, median of {} samples; MB = 10^6 bytes of plaintext\n", self.settings.samples);
         let _ = writeln!(
             s,
-            "{:<22} {:>7} {:>11} {:>10} {:>11} {:>10} {:>7}",
-            "AEAD", "size B", "seal ns/msg", "seal MB/s", "open ns/msg", "open MB/s", "spread"
+            "one core, this thread's CPU time, median of {} samples; MB = 10^6 bytes of plaintext\n",
+            self.settings.samples
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:<11} {:>7} {:>11} {:>10} {:>11} {:>10} {:>7}",
+            "AEAD", "backend", "size B", "seal ns/msg", "seal MB/s", "open ns/msg", "open MB/s", "spread"
         );
         let mut last = "";
         for r in &self.aead {
@@ -195,50 +327,89 @@ impl CryptoReport {
             let spread = r.seal.timing.spread.max(r.open.timing.spread) * 100.0;
             let _ = writeln!(
                 s,
-                "{:<22} {:>7} {:>11.0} {:>10.1} {:>11.0} {:>10.1} {:>6.1}%",
-                label, r.size, r.seal.ns_per_msg, r.seal.mb_per_s, r.open.ns_per_msg, r.open.mb_per_s, spread
+                "{:<22} {:<11} {:>7} {:>11.0} {:>10.1} {:>11.0} {:>10.1} {:>6.1}%",
+                label,
+                r.backend,
+                r.size,
+                r.seal.ns_per_msg,
+                r.seal.mb_per_s,
+                r.open.ns_per_msg,
+                r.open.mb_per_s,
+                spread
             );
+        }
+        for skipped in &self.settings.skipped {
+            let _ = writeln!(s, "skipped: {skipped}");
         }
         let _ = writeln!(
             s,
-            "\n{:<38} {:>13} {:>14} {:>7}",
-            "handshake (both sides)", "handshakes/s", "µs/handshake", "spread"
+            "\n{:<47} {:<11} {:>7} {:>13} {:>14} {:>7}",
+            "handshake (both sides)", "backend", "bytes", "handshakes/s", "µs/handshake", "spread"
         );
         for h in &self.handshakes {
             let _ = writeln!(
                 s,
-                "{:<38} {:>13.0} {:>14.1} {:>6.1}%",
+                "{:<47} {:<11} {:>7} {:>13.0} {:>14.1} {:>6.1}%",
                 h.suite,
+                h.backend,
+                h.bytes,
                 h.handshakes_per_s,
                 h.us_per_handshake,
                 h.timing.spread * 100.0
             );
         }
-        let _ = writeln!(
-            s,
-            "\nX25519: {:.0} ops/s ({:.1} µs/op, spread {:.1}%)",
-            self.x25519.ops_per_s,
-            self.x25519.us_per_op,
-            self.x25519.timing.spread * 100.0
-        );
+        let _ = writeln!(s);
+        for x in &self.x25519 {
+            let _ = writeln!(
+                s,
+                "X25519 on {:<10} {:>7.0} ops/s ({:.1} µs/op, spread {:.1}%): {}",
+                x.backend,
+                x.ops_per_s,
+                x.us_per_op,
+                x.timing.spread * 100.0,
+                x.implementation
+            );
+        }
+        for k in &self.kem {
+            let _ = writeln!(
+                s,
+                "ML-KEM-768 with {:<10} keygen {:.1} µs, encaps {:.1} µs, decaps {:.1} µs: {}",
+                k.backend, k.keygen_us, k.encaps_us, k.decaps_us, k.implementation
+            );
+        }
         if let Some(first) = self.transport_modes.first() {
             let _ = writeln!(
                 s,
-                "\n{:<22} {:>10} {:>10} {:>12} {:>12} {:>15}",
+                "\n{:<22} {:<11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11}",
                 format!("transport @ {} B", first.size),
+                "backend",
                 "noise seal",
                 "noise open",
-                "ratchet seal",
-                "ratchet open",
-                "ratchet extra"
+                "chain seal",
+                "chain open",
+                "KDF step",
+                "key set",
+                "chain extra"
             );
             for m in &self.transport_modes {
                 let _ = writeln!(
                     s,
-                    "{:<22} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>12.0} ns",
-                    m.aead, m.noise_seal_ns, m.noise_open_ns, m.ratchet_seal_ns, m.ratchet_open_ns, m.ratchet_extra_ns
+                    "{:<22} {:<11} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>8.0} ns",
+                    m.aead,
+                    m.backend,
+                    m.noise_seal_ns,
+                    m.noise_open_ns,
+                    m.chain_seal_ns,
+                    m.chain_open_ns,
+                    m.kdf_step_ns,
+                    m.key_setup_ns,
+                    m.chain_extra_ns
                 );
             }
+            let _ = writeln!(
+                s,
+                "(kdf-chain: a new key per message = KDF step + key set-up + seal; a symmetric KDF chain, not a Double Ratchet)"
+            );
         }
         s
     }

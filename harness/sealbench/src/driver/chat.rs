@@ -12,7 +12,7 @@ use super::ChatSpec;
 use super::wire::Side;
 use crate::scenario::Fanout;
 use crate::scenario::population::ChatKind;
-use sealcore::{AeadKind, SenderKey, TransportMode, TransportReceiver, TransportSender};
+use sealcore::{SenderKey, Suite, TransportMode, TransportReceiver, TransportSender};
 use std::ops::Range;
 
 /// How many messages of one sending device are tracked at once (older records are
@@ -138,7 +138,7 @@ impl Chat {
     ///
     /// # Errors
     /// When the OS has no randomness for sender keys.
-    pub(super) fn new(spec: &ChatSpec, aead: AeadKind, mode: TransportMode) -> Result<Chat, getrandom::Error> {
+    pub(super) fn new(spec: &ChatSpec, suite: Suite, mode: TransportMode) -> Result<Chat, getrandom::Error> {
         let devices = spec.users.last().map_or(0, |u| u.end);
         let mut routes = vec![Vec::new(); spec.sending];
         for &(a, b, session) in &spec.sessions {
@@ -156,7 +156,7 @@ impl Chat {
                 for k in &mut keys {
                     getrandom::fill(k)?;
                 }
-                let out = keys.iter().map(|k| SenderKey::new(aead, mode, k).sender()).collect();
+                let out = keys.iter().map(|k| SenderKey::new(suite.backend, suite.aead, mode, k).sender()).collect();
                 let n = devices * spec.sending;
                 Some(SenderKeys { keys, out, inbound: (0..n).map(|_| None).collect(), max_rx: vec![None; n] })
             }

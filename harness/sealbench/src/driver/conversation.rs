@@ -233,7 +233,8 @@ impl Conversation {
     }
 
     fn handshake_frame(&self, hs: &mut Handshake, from: Side) -> Result<BytesMut, HandshakeError> {
-        let mut buf = BytesMut::zeroed(TRANSPORT_AT + 256);
+        // A hybrid pattern's first two messages carry 1,184 and 1,120 bytes of ML-KEM data.
+        let mut buf = BytesMut::zeroed(TRANSPORT_AT + 2048);
         let n = hs.write_message(&[], &mut buf[TRANSPORT_AT..])?;
         buf.truncate(TRANSPORT_AT + n);
         let to = self.ids[from.peer().index()];

@@ -56,12 +56,14 @@ pub fn matrix_heading(m: &Matrix, code: impl Fn(&str) -> String) -> String {
 /// The table of a matrix: one row per cell.
 pub fn matrix_table(m: &Matrix) -> Table {
     let header = [
-        "AEAD / pattern / mode (/ transport)",
+        "AEAD on backend / pattern / mode (/ transport)",
         "delivered msg/s",
         "e2e p50 ms",
         "e2e p99 ms",
         "e2e p99.9 ms",
         "handshake p99 ms",
+        "handshakes/s",
+        "handshake bytes",
         "connect p50 / p99 ms",
         "of which TLS p50 / p99 ms",
         "seal ns/msg",
@@ -81,6 +83,8 @@ pub fn matrix_table(m: &Matrix) -> Table {
                 fmt_spread(c.e2e_p99_us, 1e-3, 3),
                 fmt_spread(c.e2e_p999_us, 1e-3, 3),
                 fmt_spread(c.handshake_p99_us, 1e-3, 2),
+                fmt_spread(c.handshakes_per_s, 1.0, 0),
+                c.handshake_bytes.to_string(),
                 format!("{} / {}", fmt_spread(c.connect_p50_us, 1e-3, 2), fmt_spread(c.connect_p99_us, 1e-3, 2)),
                 format!("{} / {}", fmt_spread(c.tls_p50_us, 1e-3, 2), fmt_spread(c.tls_p99_us, 1e-3, 2)),
                 fmt_spread(c.seal_ns, 1.0, 0),

@@ -37,6 +37,9 @@ impl Spread {
 pub struct Cell {
     /// AEAD short name (`none` = UNENCRYPTED baseline).
     pub aead: String,
+    /// Which library (matrices made before backends: `rustcrypto`).
+    #[serde(default = "rustcrypto")]
+    pub backend: String,
     /// Handshake pattern.
     pub pattern: String,
     /// Transport mode.
@@ -56,6 +59,12 @@ pub struct Cell {
     pub e2e_p999_us: Option<Spread>,
     /// Handshake p99, µs.
     pub handshake_p99_us: Option<Spread>,
+    /// Handshakes completed per second in the run's set-up.
+    #[serde(default)]
+    pub handshakes_per_s: Option<Spread>,
+    /// Bytes of one handshake's messages (a hybrid pattern's ML-KEM-768 step included).
+    #[serde(default)]
+    pub handshake_bytes: usize,
     /// Connect (TCP + TLS + upgrade) p50, µs.
     #[serde(default)]
     pub connect_p50_us: Option<Spread>,
@@ -86,11 +95,22 @@ fn ws() -> String {
     "ws".into()
 }
 
+fn rustcrypto() -> String {
+    sealcore::Backend::RustCrypto.name().into()
+}
+
 impl Cell {
-    /// `aead / pattern / mode`, then ` / wss` for TLS (ws is the default, left unsaid).
+    /// `aead on backend / pattern / mode`, then ` / wss` for TLS (ws is the default, left
+    /// unsaid).
     pub fn label(&self) -> String {
         let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
-        format!("{aead} / {} / {}{}", self.pattern, self.mode, self.transport_suffix(" / "))
+        format!("{aead} on {} / {} / {}{}", self.backend, self.pattern, self.mode, self.transport_suffix(" / "))
+    }
+
+    /// `{sep}<backend>` unless the backend is rustcrypto (cells from before backends were
+    /// a dimension keep their names).
+    pub fn backend_suffix(&self, sep: &str) -> String {
+        if self.backend == rustcrypto() { String::new() } else { format!("{sep}{}", self.backend) }
     }
 
     /// `{sep}wss` for a TLS cell, nothing for ws: how names and labels tell them apart
@@ -99,9 +119,9 @@ impl Cell {
         if self.transport == "ws" { String::new() } else { format!("{sep}{}", self.transport) }
     }
 
-    /// The cell of `aead / pattern / mode / transport` from its repeats' summaries (run
-    /// directory name, summary).
-    pub fn from_runs(a: &str, p: &str, m: &str, t: &str, runs: &[(String, Summary)]) -> Cell {
+    /// The cell of `aead / backend / pattern / mode / transport` from its repeats'
+    /// summaries (run directory name, summary).
+    pub fn from_runs(a: &str, b: &str, p: &str, m: &str, t: &str, runs: &[(String, Summary)]) -> Cell {
         let get = |f: &dyn Fn(&Summary) -> Option<f64>| Spread::of(runs.iter().filter_map(|(_, s)| f(s)).collect());
         let lat = |metric: Metric, stat: Stat| move |s: &Summary| s.latency.get(metric.name()).map(|l| l.get(stat));
         let e2e_p50 = get(&lat(Metric::E2e, Stat::P50));
@@ -113,6 +133,7 @@ impl Cell {
         };
         Cell {
             aead: a.into(),
+            backend: b.into(),
             pattern: p.into(),
             mode: m.into(),
             transport: t.into(),
@@ -122,6 +143,8 @@ impl Cell {
             e2e_p99_us: get(&lat(Metric::E2e, Stat::P99)),
             e2e_p999_us: get(&lat(Metric::E2e, Stat::P999)),
             handshake_p99_us: get(&lat(Metric::Handshake, Stat::P99)),
+            handshakes_per_s: get(&|s| Some(s.throughput.handshakes_per_s)),
+            handshake_bytes: runs.first().map_or(0, |(_, s)| s.handshake_bytes),
             connect_p50_us: get(&lat(Metric::Connect, Stat::P50)),
             connect_p99_us: get(&lat(Metric::Connect, Stat::P99)),
             tls_p50_us: get(&lat(Metric::Tls, Stat::P50)),

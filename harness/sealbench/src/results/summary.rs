@@ -274,6 +274,10 @@ pub struct Summary {
     pub scenario: Scenario,
     /// Noise protocol name + AEAD label.
     pub suite: String,
+    /// Bytes of one handshake's messages, both directions (a hybrid pattern's ML-KEM-768
+    /// step included).
+    #[serde(default)]
+    pub handshake_bytes: usize,
     /// Transport AEAD short name (`none` = UNENCRYPTED).
     pub aead: String,
     /// Relay used.
@@ -504,6 +508,7 @@ impl Summary {
             provenance,
             scenario: scenario.clone(),
             suite,
+            handshake_bytes: plan.suite.handshake_bytes(),
             aead: scenario.crypto.aead.name().to_owned(),
             relay: outcome.relay_url.clone(),
             transport,

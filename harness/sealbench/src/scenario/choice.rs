@@ -3,7 +3,7 @@
 //! `scenario` object in `summary.json` read the same; a wrong value is refused when the
 //! file is read, with the line and the accepted values.
 
-use sealcore::{AeadKind, HashKind, Pattern};
+use sealcore::{AeadKind, Backend, HashKind, Pattern};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +28,11 @@ impl Named for AeadKind {
 impl Named for HashKind {
     fn name(self) -> &'static str {
         HashKind::name(self)
+    }
+}
+impl Named for Backend {
+    fn name(self) -> &'static str {
+        Backend::name(self)
     }
 }
 
@@ -63,25 +68,28 @@ pub mod by_name {
 }
 
 /// How messages are protected after the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Noise transport: one key per direction, counter nonce (optionally rekeyed).
     #[default]
     Noise,
-    /// A per-message symmetric KDF chain (not a Double Ratchet).
-    Ratchet,
+    /// A per-message symmetric KDF chain (not a Double Ratchet: no DH step, so no
+    /// post-compromise security). Was named `ratchet`, which is still read.
+    KdfChain,
 }
+
+/// The old name of [`Mode::KdfChain`], still accepted.
+pub const OLD_KDF_CHAIN_NAME: &str = "ratchet";
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 2] = [Mode::Noise, Mode::Ratchet];
+    pub const ALL: [Mode; 2] = [Mode::Noise, Mode::KdfChain];
 
     /// The name used in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Noise => "noise",
-            Mode::Ratchet => "ratchet",
+            Mode::KdfChain => "kdf-chain",
         }
     }
 }
@@ -89,7 +97,29 @@ impl Mode {
 impl FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Mode::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| format!("`{s}`: use \"noise\" or \"ratchet\""))
+        if s == OLD_KDF_CHAIN_NAME {
+            tracing::warn!(
+                "mode `ratchet` was renamed `kdf-chain` (a per-message symmetric KDF chain, not a Double Ratchet); the old name still works"
+            );
+            return Ok(Mode::KdfChain);
+        }
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("`{s}`: use \"noise\" or \"kdf-chain\" (formerly \"ratchet\")"))
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -305,7 +335,11 @@ mod tests {
     #[test]
     fn choices_keep_their_file_spelling() -> Result<(), serde_json::Error> {
         assert_eq!(serde_json::to_string(&Senders::Alternating)?, "\"alternating\"");
-        assert_eq!(serde_json::to_string(&Mode::Ratchet)?, "\"ratchet\"");
+        assert_eq!(serde_json::to_string(&Mode::KdfChain)?, "\"kdf-chain\"");
+        // The old name still loads (a warning says it was renamed).
+        assert_eq!(serde_json::from_str::<Mode>("\"ratchet\"")?, Mode::KdfChain);
+        assert_eq!(serde_json::from_str::<Mode>("\"kdf-chain\"")?, Mode::KdfChain);
+        assert!(serde_json::from_str::<Mode>("\"double-ratchet\"").is_err());
         assert_eq!(serde_json::to_string(&RelayTarget::Embedded)?, "\"embedded\"");
         Ok(())
     }

@@ -234,6 +234,28 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_is_a_scenario_choice_and_what_it_lacks_is_refused_by_name() {
+        let s = Scenario::parse(MIN, "t.toml", &["crypto.backend=aws-lc-rs".to_owned()]).unwrap();
+        assert_eq!(s.crypto.backend, sealcore::Backend::AwsLcRs);
+        let p = Plan::new(s).unwrap();
+        assert_eq!(p.suite.backend, sealcore::Backend::AwsLcRs);
+        let e = format!("{:#}", Scenario::parse(MIN, "t.toml", &["crypto.backend=openssl".to_owned()]).unwrap_err());
+        assert!(e.contains("openssl") && e.contains("rustcrypto, ring, aws-lc-rs"), "{e}");
+        let sets = ["crypto.backend=ring".to_owned(), "crypto.aead=xchacha20-poly1305".to_owned()];
+        let e = format!("{:#}", Scenario::parse(MIN, "t.toml", &sets).unwrap_err());
+        assert!(e.contains("crypto.backend") && e.contains("xchacha20-poly1305") && e.contains("aes-256-gcm"), "{e}");
+    }
+
+    #[test]
+    fn the_old_mode_name_ratchet_still_loads_as_kdf_chain() {
+        let text = format!("{MIN}[crypto]\nmode = \"ratchet\"\n");
+        let s = Scenario::parse(&text, "t.toml", &[]).unwrap();
+        assert_eq!(s.crypto.mode, crate::scenario::Mode::KdfChain);
+        let p = Plan::new(s).unwrap();
+        assert_eq!(p.mode, sealcore::TransportMode::KdfChain);
+    }
+
+    #[test]
     fn exclusive_fields_are_refused_together() {
         let text = format!("{MIN}[traffic]\nrate = 5\naggregate_rate = 100\n");
         let e = Scenario::parse(&text, "t.toml", &[]).unwrap_err().to_string();

@@ -23,11 +23,13 @@ pub mod stages;
 mod tags;
 mod transport;
 
-pub use choice::{Arrival, ConversationKind, Fanout, Mode, Pairing, RelayTarget, Senders, Transport, WsUrl};
+pub use choice::{
+    Arrival, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport, WsUrl,
+};
 pub use part::Part;
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
 pub use population::Population;
-use sealcore::{AeadKind, HashKind, Pattern};
+use sealcore::{AeadKind, Backend, HashKind, Pattern};
 use serde::{Deserialize, Serialize};
 pub use stages::{Profile, Span, Stage};
 use std::time::Duration;
@@ -305,12 +307,19 @@ pub struct Crypto {
     /// `SHA256` or `BLAKE2s`.
     #[serde(default = "default_hash", with = "choice::by_name")]
     pub hash: HashKind,
-    /// `noise` or `ratchet`.
+    /// `noise` or `kdf-chain` (formerly `ratchet`, still read).
     #[serde(default)]
     pub mode: Mode,
+    /// The library that implements it: `rustcrypto` (default), `ring`, `aws-lc-rs`.
+    #[serde(default, with = "choice::by_name", skip_serializing_if = "is_default_backend")]
+    pub backend: Backend,
     /// noise mode: rekey every N messages (0: never).
     #[serde(default)]
     pub rekey_every: u64,
+}
+
+fn is_default_backend(b: &Backend) -> bool {
+    *b == Backend::default()
 }
 
 fn default_pattern() -> Pattern {
@@ -330,6 +339,7 @@ impl Default for Crypto {
             aead: default_aead(),
             hash: default_hash(),
             mode: Mode::default(),
+            backend: Backend::default(),
             rekey_every: 0,
         }
     }

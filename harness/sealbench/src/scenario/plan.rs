@@ -86,7 +86,7 @@ impl Plan {
         }
         let mode = match s.crypto.mode {
             super::Mode::Noise => TransportMode::Noise { rekey_every: s.crypto.rekey_every },
-            super::Mode::Ratchet => TransportMode::Ratchet,
+            super::Mode::KdfChain => TransportMode::KdfChain,
         };
         if let Some((i, c)) = s
             .stages
@@ -123,7 +123,8 @@ impl Plan {
             Some(_) if !embedded => bail!("relay.adversary: only the embedded relay can play the adversary"),
             Some(a) => Some(Adversary::parse(a).map_err(|e| anyhow::anyhow!("relay.adversary: {e}"))?),
         };
-        let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash);
+        s.crypto.backend.check(s.crypto.aead).map_err(|e| anyhow::anyhow!("crypto.backend: {e}"))?;
+        let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash).with_backend(s.crypto.backend);
         Ok(Plan {
             suite,
             mode,

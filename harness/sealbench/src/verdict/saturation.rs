@@ -188,6 +188,7 @@ mod tests {
             provenance: Provenance::collect(),
             scenario,
             suite: String::new(),
+            handshake_bytes: 0,
             aead: "chacha20-poly1305".into(),
             relay: String::new(),
             transport: Default::default(),

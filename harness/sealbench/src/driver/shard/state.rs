@@ -92,10 +92,10 @@ impl State {
     /// When the OS has no randomness for sender keys.
     pub(super) fn new(spec: &mut ShardSpec, tags: &dyn Fn(&Chat) -> Vec<TagId>) -> Result<Self, getrandom::Error> {
         let convs = std::mem::take(&mut spec.convs);
-        let (aead, mode) = (spec.plan.suite.aead, spec.plan.mode);
+        let (suite, mode) = (spec.plan.suite, spec.plan.mode);
         let mut chats = Vec::with_capacity(spec.chats.len());
         for c in &spec.chats {
-            let mut chat = Chat::new(c, aead, mode)?;
+            let mut chat = Chat::new(c, suite, mode)?;
             chat.tags = tags(&chat);
             chats.push(chat);
         }
@@ -426,7 +426,8 @@ impl State {
         };
         let slot = &mut keys.inbound[pos * sending + sender];
         if slot.is_none() {
-            *slot = Some(SenderKey::new(self.convs[s].suite().aead, self.convs[s].mode(), &key).receiver());
+            let suite = self.convs[s].suite();
+            *slot = Some(SenderKey::new(suite.backend, suite.aead, self.convs[s].mode(), &key).receiver());
             self.counters.sender_keys += 1;
             self.keys_pending = self.keys_pending.saturating_sub(1);
         }

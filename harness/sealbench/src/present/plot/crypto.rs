@@ -20,12 +20,12 @@ pub fn render_all(dir: &Path, report: &CryptoReport) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// AEAD names in report order, each once.
-fn aeads(report: &CryptoReport) -> Vec<String> {
+/// Distinct values of `f` over the AEAD rows, in report order.
+fn distinct(report: &CryptoReport, f: impl Fn(&AeadRow) -> &String) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for r in &report.aead {
-        if !v.contains(&r.aead) {
-            v.push(r.aead.clone());
+        if !v.contains(f(r)) {
+            v.push(f(r).clone());
         }
     }
     v
@@ -35,35 +35,34 @@ fn label(aead: &str) -> String {
     aead.parse::<sealcore::AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| aead.to_owned())
 }
 
-/// Draws seal (solid) and open (dashed) lines of `aeads` over `sizes` for a y value.
-fn draw_lines<DB: DrawingBackend>(
+/// The value a chart shows for a row, seal or open.
+type Value<'a> = &'a dyn Fn(&AeadRow, bool) -> f64;
+
+/// Draws one series, seal (solid, circles) and open (dashed, triangles), of `rows`.
+fn draw_series<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>>,
-    report: &CryptoReport,
-    names: &[String],
-    max_size: usize,
-    value: impl Fn(&AeadRow, bool) -> f64,
+    rows: &[&AeadRow],
+    c: RGBColor,
+    name: &str,
+    value: Value<'_>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    for (i, name) in names.iter().enumerate() {
-        let c = colour(i);
-        let rows: Vec<_> = report.aead.iter().filter(|r| &r.aead == name && r.size <= max_size).collect();
-        let seal: Vec<(f64, f64)> = rows.iter().map(|r| (r.size as f64, value(r, true))).collect();
-        let open: Vec<(f64, f64)> = rows.iter().map(|r| (r.size as f64, value(r, false))).collect();
-        chart
-            .draw_series(LineSeries::new(seal.clone(), c.stroke_width(3)))
-            .map_err(perr)?
-            .label(format!("{} seal", label(name)))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
-        chart.draw_series(seal.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(perr)?;
-        chart
-            .draw_series(DashedLineSeries::new(open.clone(), 10, 6, c.stroke_width(2)))
-            .map_err(perr)?
-            .label(format!("{} open", label(name)))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], c.stroke_width(2)));
-        chart.draw_series(open.iter().map(|&p| TriangleMarker::new(p, 5, c.filled()))).map_err(perr)?;
-    }
+    let seal: Vec<(f64, f64)> = rows.iter().map(|r| (r.size as f64, value(r, true))).collect();
+    let open: Vec<(f64, f64)> = rows.iter().map(|r| (r.size as f64, value(r, false))).collect();
+    chart
+        .draw_series(LineSeries::new(seal.clone(), c.stroke_width(3)))
+        .map_err(perr)?
+        .label(format!("{name} seal"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+    chart.draw_series(seal.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(perr)?;
+    chart
+        .draw_series(DashedLineSeries::new(open.clone(), 10, 6, c.stroke_width(2)))
+        .map_err(perr)?
+        .label(format!("{name} open"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], c.stroke_width(2)));
+    chart.draw_series(open.iter().map(|&p| TriangleMarker::new(p, 5, c.filled()))).map_err(perr)?;
     Ok(())
 }
 
@@ -77,8 +76,9 @@ enum SizeMetric {
     PerMessage,
 }
 
-/// `crypto-throughput` and `crypto-per-message`: one line per AEAD against message size
-/// (log2 x axis), seal solid, open dashed.
+/// `crypto-throughput` and `crypto-per-message` against message size (log2 x axis), seal
+/// solid, open dashed. One backend: one chart, a line per AEAD. Several backends: a panel
+/// per AEAD, a line per backend (each backend one colour in every panel).
 struct SizeChart<'a>(&'a CryptoReport, SizeMetric);
 
 impl SizeChart<'_> {
@@ -92,11 +92,57 @@ impl SizeChart<'_> {
 
     /// Largest size shown: 4 KiB for per-message cost unless fewer than two sizes fit.
     fn limit(&self) -> usize {
-        let small = self.0.aead.iter().filter(|x| x.size <= 4096).count();
+        let small = distinct(self.0, |r| &r.aead).first().map_or(0, |a| {
+            self.0.aead.iter().filter(|x| &x.aead == a && x.size <= 4096 && x.backend == self.0.aead[0].backend).count()
+        });
         match self.1 {
             SizeMetric::PerMessage if small >= 2 => 4096,
             _ => usize::MAX,
         }
+    }
+
+    /// One panel: `series` (name, colour, rows) on shared axes.
+    fn panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        title: &str,
+        title_size: u32,
+        series: &[(String, RGBColor, Vec<&AeadRow>)],
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let rows: Vec<&AeadRow> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
+        let min_size = rows.iter().map(|x| x.size).min().unwrap_or(16).max(1) as f64;
+        let max_size = (rows.iter().map(|x| x.size).max().unwrap_or(4096) as f64).max(min_size * 2.0);
+        let ymax = rows.iter().map(|x| self.value(x, true).max(self.value(x, false))).fold(1.0, f64::max) * 1.12;
+        let y_desc = match self.1 {
+            SizeMetric::Throughput => "throughput (MB/s, 10^6 bytes per second)",
+            SizeMetric::PerMessage => "time per message (ns)",
+        };
+        let small = title_size < 26; // a panel of several
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, (FONT, title_size))
+            .margin(if small { 8 } else { 18 })
+            .x_label_area_size(if small { 36 } else { 56 })
+            .y_label_area_size(if small { 60 } else { 84 })
+            .build_cartesian_2d((min_size..max_size).log_scale().base(2.0), 0.0..ymax)
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .x_desc(if small { "message size (log2)" } else { "message size (bytes of plaintext, log2 scale)" })
+            .y_desc(if small { "" } else { y_desc })
+            .x_label_formatter(&|v| size_label(*v))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, if small { 12 } else { 16 }))
+            .axis_desc_style((FONT, if small { 13 } else { 18 }))
+            .draw()
+            .map_err(perr)?;
+        for (name, c, rows) in series {
+            draw_series(&mut chart, rows, *c, name, &|r, seal| self.value(r, seal))?;
+        }
+        super::legend(&mut chart, SeriesLabelPosition::UpperLeft, if small { 11 } else { 15 })?;
+        Ok(())
     }
 }
 
@@ -114,42 +160,39 @@ impl Chart for SizeChart<'_> {
     {
         let r = self.0;
         let limit = self.limit();
-        let names: Vec<String> = match self.1 {
-            SizeMetric::Throughput => aeads(r).into_iter().filter(|a| a != "none").collect(),
-            SizeMetric::PerMessage => aeads(r),
+        let aeads: Vec<String> = distinct(r, |x| &x.aead)
+            .into_iter()
+            .filter(|a| matches!(self.1, SizeMetric::PerMessage) || a != "none")
+            .collect();
+        let backends = distinct(r, |x| &x.backend);
+        let rows_of = |aead: &str, backend: &str| -> Vec<&AeadRow> {
+            r.aead.iter().filter(|x| x.aead == aead && x.backend == backend && x.size <= limit).collect()
         };
-        let rows: Vec<&AeadRow> = r.aead.iter().filter(|x| x.size <= limit && names.contains(&x.aead)).collect();
-        let min_size = rows.iter().map(|x| x.size).min().unwrap_or(16).max(1) as f64;
-        let max_size = (rows.iter().map(|x| x.size).max().unwrap_or(4096) as f64).max(min_size * 2.0);
-        let ymax = rows.iter().map(|x| self.value(x, true).max(self.value(x, false))).fold(1.0, f64::max) * 1.12;
-        let (title, y_desc) = match self.1 {
-            SizeMetric::Throughput => (
-                format!("AEAD throughput per message size (one core, {})", r.provenance.cpu_model),
-                "throughput (MB/s, 10^6 bytes per second)",
-            ),
-            SizeMetric::PerMessage => {
-                ("Cost per message, small messages (one core)".to_owned(), "time per message (ns)")
+        let title = match self.1 {
+            SizeMetric::Throughput => {
+                format!("AEAD throughput per message size (one core, {})", r.provenance.cpu_model)
             }
+            SizeMetric::PerMessage => "Cost per message, small messages (one core)".to_owned(),
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 26))
-            .margin(18)
-            .x_label_area_size(56)
-            .y_label_area_size(84)
-            .build_cartesian_2d((min_size..max_size).log_scale().base(2.0), 0.0..ymax)
-            .map_err(perr)?;
-        chart
-            .configure_mesh()
-            .x_desc("message size (bytes of plaintext, log2 scale)")
-            .y_desc(y_desc)
-            .x_label_formatter(&|v| size_label(*v))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FONT, 16))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(perr)?;
-        draw_lines(&mut chart, r, &names, limit, |row, seal| self.value(row, seal))?;
-        super::legend(&mut chart, SeriesLabelPosition::UpperLeft, 15)?;
+        if backends.len() <= 1 {
+            let b = backends.first().cloned().unwrap_or_default();
+            let series: Vec<_> = aeads.iter().enumerate().map(|(i, a)| (label(a), colour(i), rows_of(a, &b))).collect();
+            return self.panel(root, &title, 26, &series);
+        }
+        // A panel per AEAD, a line per backend.
+        let root = root.titled(&format!("{title}: a line per backend"), (FONT, 24)).map_err(perr)?;
+        let cols = if aeads.len() > 4 { 3 } else { 2.min(aeads.len().max(1)) };
+        let rows = aeads.len().div_ceil(cols).max(1);
+        let panels = root.split_evenly((rows, cols));
+        for (a, area) in aeads.iter().zip(panels.iter()) {
+            let series: Vec<_> = backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.clone(), colour(i), rows_of(a, b)))
+                .filter(|s| !s.2.is_empty())
+                .collect();
+            self.panel(area, &label(a), 18, &series)?;
+        }
         Ok(())
     }
 }
@@ -169,12 +212,19 @@ impl Chart for Handshakes<'_> {
         let rows = &self.0.handshakes;
         let n = rows.len().max(1);
         let xmax = rows.iter().map(|h| h.handshakes_per_s).fold(1.0, f64::max) * 1.15;
-        let names: Vec<String> = rows.iter().map(|h| h.suite.trim_start_matches("Noise_").replace('_', " ")).collect();
+        let several = rows.iter().any(|h| h.backend != rows[0].backend);
+        let names: Vec<String> = rows
+            .iter()
+            .map(|h| {
+                let name = h.suite.trim_start_matches("Noise_").replace('_', " ");
+                if several { format!("{name} ({})", h.backend) } else { name }
+            })
+            .collect();
         let mut chart = ChartBuilder::on(root)
-            .caption("Complete Noise handshakes per second (both sides' work, one core)", (FONT, 26))
+            .caption("Complete handshakes per second (both sides' work, one core)", (FONT, 26))
             .margin(18)
             .x_label_area_size(56)
-            .y_label_area_size(300)
+            .y_label_area_size(if several { 420 } else { 340 })
             .build_cartesian_2d(0.0..xmax, (0..n).into_segmented())
             .map_err(perr)?;
         chart
@@ -188,7 +238,16 @@ impl Chart for Handshakes<'_> {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .label_style((FONT, 15))
+            .label_style((
+                FONT,
+                if n > 30 {
+                    9
+                } else if n > 24 {
+                    11
+                } else {
+                    15
+                },
+            ))
             .axis_desc_style((FONT, 18))
             .draw()
             .map_err(perr)?;
@@ -201,19 +260,34 @@ impl Chart for Handshakes<'_> {
             }
             v
         };
+        let backends: Vec<&str> = {
+            let mut v: Vec<&str> = Vec::new();
+            for h in rows {
+                if !v.contains(&h.backend.as_str()) {
+                    v.push(&h.backend);
+                }
+            }
+            v
+        };
         for (i, h) in rows.iter().enumerate() {
-            let c = colour(patterns.iter().position(|p| *p == h.pattern).unwrap_or(0));
+            // Colour by backend when there are several (the names say the pattern), else by pattern.
+            let c = if several {
+                colour(backends.iter().position(|b| *b == h.backend).unwrap_or(0))
+            } else {
+                colour(patterns.iter().position(|p| *p == h.pattern).unwrap_or(0))
+            };
             let mut bar = Rectangle::new(
                 [(0.0, SegmentValue::Exact(i)), (h.handshakes_per_s, SegmentValue::Exact(i + 1))],
                 c.mix(0.85).filled(),
             );
-            bar.set_margin(5, 5, 0, 0);
+            let margin = if n > 30 { 1 } else { 5 };
+            bar.set_margin(margin, margin, 0, 0);
             chart.draw_series(std::iter::once(bar)).map_err(perr)?;
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("{:.0}/s", h.handshakes_per_s),
+                    format!("{:.0}/s, {} B", h.handshakes_per_s, h.bytes),
                     (h.handshakes_per_s + xmax * 0.01, SegmentValue::CenterOf(i)),
-                    (FONT, 14).into_font(),
+                    (FONT, if n > 30 { 10 } else { 14 }).into_font(),
                 )))
                 .map_err(perr)?;
         }

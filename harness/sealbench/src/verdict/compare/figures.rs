@@ -8,6 +8,7 @@ use crate::results::hlog;
 use crate::results::matrix::{Matrix, Spread};
 use crate::results::summary::{Latency, Summary};
 use anyhow::{Context, Result, bail};
+use sealcore::Backend;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -270,13 +271,16 @@ fn run_figures(s: &Summary, spread: &BTreeMap<String, f64>) -> Vec<Figure> {
     v
 }
 
-/// A crypto sweep's seal/open costs, handshake and X25519 rates and ratchet overhead;
-/// the noise band is each measurement's own spread (at least 3 %).
+/// A crypto sweep's seal/open costs, handshake and X25519 rates and KDF-chain overhead;
+/// the noise band is each measurement's own spread (at least 3 %). Figures match by
+/// backend: `,<backend>` ends the key unless it is rustcrypto (so files from before
+/// backends were a dimension still match).
 fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
     let noise = |a: f64| a.max(0.03);
+    let on = |b: &str| if b == Backend::RustCrypto.name() { String::new() } else { format!(",{b}") };
     let mut v = Vec::new();
     for r in &c.aead {
-        let key = format!("{},{}", r.aead, r.size);
+        let key = format!("{},{}{}", r.aead, r.size, on(&r.backend));
         v.push(fig(
             &format!("crypto.seal_ns[{key}]"),
             r.seal.ns_per_msg,
@@ -293,13 +297,20 @@ fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
         ));
     }
     for h in &c.handshakes {
-        let name = format!("crypto.handshakes_per_s[{}]", h.suite);
+        let name = format!("crypto.handshakes_per_s[{}{}]", h.suite, on(&h.backend));
         v.push(fig(&name, h.handshakes_per_s, "1/s", Better::Higher, noise(h.timing.spread)));
     }
-    let x = &c.x25519;
-    v.push(fig("crypto.x25519_ops_per_s", x.ops_per_s, "1/s", Better::Higher, noise(x.timing.spread)));
+    for x in &c.x25519 {
+        let name = if x.backend == Backend::RustCrypto.name() {
+            "crypto.x25519_ops_per_s".to_owned()
+        } else {
+            format!("crypto.x25519_ops_per_s[{}]", x.backend)
+        };
+        v.push(fig(&name, x.ops_per_s, "1/s", Better::Higher, noise(x.timing.spread)));
+    }
     for m in &c.transport_modes {
-        v.push(fig(&format!("crypto.ratchet_extra_ns[{}]", m.aead), m.ratchet_extra_ns, "ns", Better::Lower, 0.05));
+        let name = format!("crypto.chain_extra_ns[{}{}]", m.aead, on(&m.backend));
+        v.push(fig(&name, m.chain_extra_ns, "ns", Better::Lower, 0.05));
     }
     v
 }
@@ -309,8 +320,11 @@ fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
 fn matrix_figures(m: &Matrix) -> Vec<Figure> {
     let mut v = Vec::new();
     for c in &m.cells {
-        // Cells match by transport too: a wss cell is `aead/pattern/mode/wss`.
-        let cell = format!("{}/{}/{}{}", c.aead, c.pattern, c.mode, c.transport_suffix("/"));
+        // Cells match by backend and transport too: `aead/pattern/mode/ring/wss` (the
+        // defaults, rustcrypto and ws, left out), and the old mode name `ratchet` is
+        // `kdf-chain`.
+        let mode = if c.mode == crate::scenario::OLD_KDF_CHAIN_NAME { "kdf-chain" } else { c.mode.as_str() };
+        let cell = format!("{}/{}/{mode}{}{}", c.aead, c.pattern, c.backend_suffix("/"), c.transport_suffix("/"));
         let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
             if let Some(st) = st {
                 let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
