@@ -17,6 +17,7 @@ pub mod hop;
 pub mod wake;
 
 use anyhow::{Context, Result};
+use sealcore::backend::Backend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,11 +90,16 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Calibratio
     for _ in 0..rounds {
         w.push(wake::measure(if quick { 500 } else { 2_000 })?);
     }
-    progress("X25519 and one seal");
-    let (mut x, mut s) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        x.push(x25519_ns(if quick { 50 } else { 200 }));
-        s.push(seal_ns(if quick { 2_000 } else { 20_000 })?);
+    progress("X25519 and one seal, per backend");
+    let (mut x25519, mut seal) = (BTreeMap::new(), BTreeMap::new());
+    for backend in Backend::compiled() {
+        let (mut x, mut s) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            x.push(x25519_ns(backend, if quick { 50 } else { 200 }));
+            s.push(seal_ns(backend, if quick { 2_000 } else { 20_000 })?);
+        }
+        x25519.insert(backend.name().to_owned(), median(&mut x));
+        seal.insert(backend.name().to_owned(), median(&mut s));
     }
     let hop_ns = median(&mut a.clone());
     let spread = (a.iter().copied().fold(f64::MIN, f64::max) - a.iter().copied().fold(f64::MAX, f64::min)) / hop_ns;
@@ -105,8 +111,8 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Calibratio
         hop_ns,
         hop_batched_ns: median(&mut b),
         timer_wake_ns: median(&mut w),
-        x25519_ns: BTreeMap::from([("rustcrypto".to_owned(), median(&mut x))]),
-        seal_256_ns: BTreeMap::from([("rustcrypto".to_owned(), median(&mut s))]),
+        x25519_ns: x25519,
+        seal_256_ns: seal,
         hop_spread: spread,
         rounds,
     })
@@ -117,19 +123,19 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn x25519_ns(n: u32) -> f64 {
+fn x25519_ns(backend: Backend, n: u32) -> f64 {
     let mut k = [9u8; 32];
     let cpu0 = crate::clock::thread_cpu_ns();
     for i in 0..n {
         k[0] = i as u8;
-        k = sealcore::handshake::x25519(k, [9; 32]);
+        k = sealcore::backend::x25519(backend, &k, &[9; 32]).unwrap_or(k);
     }
     std::hint::black_box(k);
     (crate::clock::thread_cpu_ns() - cpu0) as f64 / f64::from(n)
 }
 
-fn seal_ns(n: u32) -> Result<f64> {
-    let key = sealcore::AeadKey::new(sealcore::AeadKind::ChaCha20Poly1305, &[7; 32])?;
+fn seal_ns(backend: Backend, n: u32) -> Result<f64> {
+    let key = sealcore::AeadKey::with_backend(backend, sealcore::AeadKind::ChaCha20Poly1305, &[7; 32])?;
     let mut buf = [0u8; 256];
     let mut nonce = [0u8; 12];
     let cpu0 = crate::clock::thread_cpu_ns();
