@@ -201,6 +201,15 @@ pub struct CryptoArgs {
     /// Do not draw plots (crypto.json and the table only).
     #[arg(long)]
     pub no_plots: bool,
+
+    /// Protocol section: only these protocols (comma-separated: noise, olm, megolm, mls;
+    /// `none` leaves the section out) [default: every protocol built in].
+    #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
+    pub protocol: Vec<String>,
+
+    /// Protocol section: group sizes in devices [default: 5,50,500; --quick: 5,50].
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u32).range(2..=2000))]
+    pub group_sizes: Vec<u32>,
 }
 
 /// `sealbench run`.

@@ -165,6 +165,10 @@ pub struct CryptoReport {
     pub x25519: X25519Row,
     /// noise vs ratchet.
     pub transport_modes: Vec<ModeRow>,
+    /// The protocol section: per-operation costs of Noise, Olm, Megolm and MLS against
+    /// group size (absent from reports written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<super::protocols::ProtocolRow>,
 }
 
 impl CryptoReport {
@@ -240,6 +244,7 @@ impl CryptoReport {
                 );
             }
         }
+        s.push_str(&super::protocols::table(&self.protocols));
         s
     }
 }

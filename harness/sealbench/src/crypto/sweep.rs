@@ -42,6 +42,8 @@ pub struct SweepPlan {
     pub budget: Budget,
     /// Whether this is the quick plan.
     pub quick: bool,
+    /// The protocol section (None: left out).
+    pub protocols: Option<super::protocols::ProtocolPlan>,
 }
 
 impl SweepPlan {
@@ -62,6 +64,7 @@ impl SweepPlan {
             mode_aeads: AeadKind::ALL.to_vec(),
             budget: Budget { sample: Duration::from_millis(70), samples: 5 },
             quick: false,
+            protocols: Some(super::protocols::ProtocolPlan::full()),
         }
     }
 
@@ -81,12 +84,14 @@ impl SweepPlan {
             mode_aeads: vec![AeadKind::ChaCha20Poly1305, AeadKind::Aes256Gcm],
             budget: Budget { sample: Duration::from_millis(30), samples: 5 },
             quick: true,
+            protocols: Some(super::protocols::ProtocolPlan::quick()),
         }
     }
 
     /// How many figures the plan measures (for the progress bar).
     pub fn steps(&self) -> u64 {
         (self.aeads.len() * self.sizes.len() + self.handshakes.len() + 1 + self.mode_aeads.len()) as u64
+            + self.protocols.as_ref().map_or(0, super::protocols::ProtocolPlan::steps)
     }
 }
 
@@ -128,6 +133,10 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         let (rs, ro) = seal_open(aead, TransportMode::Ratchet, MODE_SIZE, plan.budget)?;
         modes.push(ModeRow::new(aead, MODE_SIZE, ns, no, rs, ro));
     }
+    let protocols = match &plan.protocols {
+        Some(p) => super::protocols::run(p, progress)?,
+        None => Vec::new(),
+    };
     Ok(CryptoReport {
         schema_version: super::report::SCHEMA_VERSION,
         kind: "crypto".into(),
@@ -143,6 +152,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         handshakes: handshake_rows,
         x25519,
         transport_modes: modes,
+        protocols,
     }
     .finished(started.elapsed()))
 }

@@ -155,10 +155,10 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
                 first.dir.display()
             );
         }
-        if let Some(split) = &p.summary.split {
-            if let Some(other) = seen.insert(split.part.index, &p.dir) {
-                bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
-            }
+        if let Some(split) = &p.summary.split
+            && let Some(other) = seen.insert(split.part.index, &p.dir)
+        {
+            bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
         }
     }
     let counts: Vec<usize> = parts.iter().filter_map(|p| p.summary.split.as_ref().map(|s| s.part.count)).collect();

@@ -77,7 +77,10 @@ impl Plan {
         if s.clients.count < 2 {
             bail!("clients.count: at least 2 clients are needed for a conversation");
         }
-        if s.clients.count % 2 != 0 && s.conversations.kind == ConversationKind::Pairs && s.clients.devices.is_empty() {
+        if !s.clients.count.is_multiple_of(2)
+            && s.conversations.kind == ConversationKind::Pairs
+            && s.clients.devices.is_empty()
+        {
             bail!("clients.count: {} is odd; `pairs` needs an even number", s.clients.count);
         }
         check_shares(s)?;
@@ -222,10 +225,10 @@ fn check_shares(s: &Scenario) -> Result<()> {
         if c.online.is_zero() || c.offline.is_zero() {
             bail!("churn.online / churn.offline: mean periods must be more than 0 (e.g. \"30s\", \"5s\")");
         }
-        if let Some(st) = &c.storm {
-            if !frac(st.share) || st.within.is_zero() {
-                bail!("churn.storm: `share` must be between 0 and 1 and `within` more than 0");
-            }
+        if let Some(st) = &c.storm
+            && (!frac(st.share) || st.within.is_zero())
+        {
+            bail!("churn.storm: `share` must be between 0 and 1 and `within` more than 0");
         }
     }
     Ok(())
@@ -241,15 +244,16 @@ fn check_groups(s: &Scenario, p: &Population) -> Result<()> {
              them; churn is measured with fanout = \"client\""
         );
     }
-    if relay_groups && s.relay.url == RelayTarget::Embedded {
-        if let Some(c) = p.chats.iter().find(|c| p.device_count(c) > MAX_GROUP_DEVICES) {
-            bail!(
-                "conversations.group_sizes: a group of {} users has {} devices, more than the reference relay's \
+    if relay_groups
+        && s.relay.url == RelayTarget::Embedded
+        && let Some(c) = p.chats.iter().find(|c| p.device_count(c) > MAX_GROUP_DEVICES)
+    {
+        bail!(
+            "conversations.group_sizes: a group of {} users has {} devices, more than the reference relay's \
                  {MAX_GROUP_DEVICES} members per group",
-                c.users.len(),
-                p.device_count(c)
-            );
-        }
+            c.users.len(),
+            p.device_count(c)
+        );
     }
     Ok(())
 }

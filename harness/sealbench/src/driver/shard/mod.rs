@@ -218,11 +218,12 @@ async fn send_steady(
         if now >= stop_at {
             break;
         }
-        if let Some((a, b)) = stall {
-            if now >= a && now < b {
-                let _ = ticker.sleep_until(b).await; // the sending side is held up (test hook)
-                continue;
-            }
+        if let Some((a, b)) = stall
+            && now >= a
+            && now < b
+        {
+            let _ = ticker.sleep_until(b).await; // the sending side is held up (test hook)
+            continue;
         }
         let mut sent_any = false;
         while let Some(&Reverse((due, i))) = heap.peek() {

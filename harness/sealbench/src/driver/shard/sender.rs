@@ -112,7 +112,7 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
 
 /// Whether this seal is the one in `CRYPTO_SAMPLE` that is timed.
 fn timed(st: &mut State) -> bool {
-    let t = st.seal_tick % CRYPTO_SAMPLE == 0;
+    let t = st.seal_tick.is_multiple_of(CRYPTO_SAMPLE);
     st.seal_tick += 1;
     t
 }

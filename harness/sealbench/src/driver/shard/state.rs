@@ -214,12 +214,11 @@ impl State {
 
     fn on_ack(&mut self, request: RequestId, now: u64) {
         let RequestId::Message { conv, side, seq } = request else { return };
-        if let Some(c) = self.conv_index(conv) {
-            if let Some(t) = self.convs[c].sent_at(side, seq) {
-                if self.measures(t) {
-                    self.hist.record(Metric::RelayAck, now.saturating_sub(t));
-                }
-            }
+        if let Some(c) = self.conv_index(conv)
+            && let Some(t) = self.convs[c].sent_at(side, seq)
+            && self.measures(t)
+        {
+            self.hist.record(Metric::RelayAck, now.saturating_sub(t));
         }
     }
 
@@ -297,7 +296,7 @@ impl State {
     /// A transport message for `side` of session `s`: opened in place, classified, and
     /// (from the warm-up's end) its latencies recorded.
     fn on_transport(&mut self, s: usize, side: Side, data: &mut [u8], stored: bool, now: u64) {
-        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
         let result = self.convs[s].open(side, data).map(|o| (o.stamp, o.reordered));
@@ -381,7 +380,7 @@ impl State {
             self.counters.malformed += 1;
             return;
         };
-        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
         let sending = self.chats[chat].sending;
