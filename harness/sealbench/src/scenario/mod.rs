@@ -298,6 +298,10 @@ pub struct Crypto {
     /// noise mode: rekey every N messages (0: never).
     #[serde(default)]
     pub rekey_every: u64,
+    /// The messaging protocol: `noise` (the default: the Noise handshake and transport
+    /// above), `olm`, `megolm` or `mls` (docs/PROTOCOL.md §5).
+    #[serde(default, with = "choice::by_name")]
+    pub protocol: sealproto::Protocol,
 }
 
 fn default_pattern() -> Pattern {
@@ -318,6 +322,7 @@ impl Default for Crypto {
             hash: default_hash(),
             mode: Mode::default(),
             rekey_every: 0,
+            protocol: sealproto::Protocol::default(),
         }
     }
 }

@@ -102,6 +102,7 @@ impl Plan {
         }
         let population = Population::new(s)?;
         check_groups(s, &population)?;
+        check_protocol(s, &population)?;
         let chats = population.chats.len();
         let (profile, rate_per_conversation) = if staged {
             let profile = Profile::new(&s.stages)?;
@@ -232,6 +233,27 @@ fn check_shares(s: &Scenario) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The protocol is built in and the driver can run it with this population.
+fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
+    use sealproto::Protocol;
+    let proto = s.crypto.protocol;
+    if !proto.available() {
+        bail!("crypto.protocol: {proto} is not built into this binary (build with the Cargo feature '{proto}')");
+    }
+    let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
+    match proto {
+        Protocol::Olm if relay_groups => bail!(
+            "crypto.protocol = \"olm\": Olm sessions are pairwise, so a group needs conversations.fanout = \"client\" \
+             (one Olm copy per member device); relay fan-out of one ciphertext is what megolm and mls do"
+        ),
+        Protocol::Megolm | Protocol::Mls => bail!(
+            "crypto.protocol = \"{proto}\": `run` does not drive {proto} yet (its per-operation costs against group \
+             size are in the protocol section of `sealbench crypto`); use noise or olm"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Groups fit the relay, and relay fan-out is not combined with churn.

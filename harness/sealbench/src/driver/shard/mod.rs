@@ -10,6 +10,8 @@
 //! - `sender` — the open-loop senders.
 
 mod churn;
+#[cfg(feature = "olm")]
+mod olm;
 mod sender;
 mod state;
 
@@ -295,7 +297,10 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
                 client::record(&mut st.hist, &reg);
             }
             bring_up_reader_writer(state, i, reg);
-            state.borrow_mut().begin_sessions_of(i, now_ns());
+            let mut st = state.borrow_mut();
+            #[cfg(feature = "olm")]
+            st.publish_olm_keys(i);
+            st.begin_sessions_of(i, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {
             let mut st = state.borrow_mut();

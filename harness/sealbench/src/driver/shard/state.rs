@@ -82,6 +82,9 @@ pub(super) struct State {
     pub(super) hs_last: u64,
     /// The first connect or registration failure, for the coordinator's error message.
     pub(super) first_error: Option<String>,
+    /// `crypto.protocol = "olm"`: accounts and session set-up (None for Noise).
+    #[cfg(feature = "olm")]
+    pub(super) olm: Option<super::olm::OlmShard>,
 }
 
 impl State {
@@ -120,6 +123,9 @@ impl State {
             clients[s.initiator].sessions.push(i);
             clients[s.responder].sessions.push(i);
         }
+        let protocol = spec.plan.scenario.crypto.protocol;
+        #[cfg(feature = "olm")]
+        let (n_clients, n_sessions) = (clients.len(), convs.len());
         Ok(State {
             clients,
             handshakes_pending: convs.len(),
@@ -139,11 +145,13 @@ impl State {
             connected: 0,
             scratch: Vec::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(4 * 1024),
-            needs_key: spec.plan.suite.pattern.needs_remote_static(),
+            needs_key: spec.plan.suite.pattern.needs_remote_static() && protocol == sealproto::Protocol::Noise,
             queue: spec.plan.max_copies() + super::QUEUE,
             hs_first: None,
             hs_last: 0,
             first_error: None,
+            #[cfg(feature = "olm")]
+            olm: (protocol == sealproto::Protocol::Olm).then(|| super::olm::OlmShard::new(n_clients, n_sessions)),
         })
     }
 
@@ -179,7 +187,12 @@ impl State {
 
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
         self.counters.bytes_received += data.len() as u64;
-        match Wire::decode(&data) {
+        let incoming = Wire::decode(&data);
+        #[cfg(feature = "olm")]
+        if self.on_olm_frame(&incoming, now) {
+            return;
+        }
+        match incoming {
             Incoming::Deliver { body_at, sender, stored } => {
                 self.on_deliver(client, &data, Delivery { body_at, sender, stored }, now);
             }
@@ -208,7 +221,11 @@ impl State {
                     self.fail_handshake(c);
                 }
             }
-            Incoming::Key { .. } | Incoming::Unexpected | Incoming::Malformed => self.counters.malformed += 1,
+            Incoming::Key { .. }
+            | Incoming::Claimed { .. }
+            | Incoming::PoolStatus { .. }
+            | Incoming::Unexpected
+            | Incoming::Malformed => self.counters.malformed += 1,
         }
     }
 
@@ -289,6 +306,10 @@ impl State {
             E2eKind::Transport => self.on_transport(s, side, data, d.stored, now),
             E2eKind::Handshake => self.on_handshake_message(s, side, data, now),
             E2eKind::SenderKey => self.on_sender_key(s, side, data),
+            #[cfg(feature = "olm")]
+            E2eKind::Olm => self.on_transport(s, side, data, d.stored, now),
+            #[cfg(feature = "olm")]
+            E2eKind::OlmSetup => self.on_olm_setup(s, side, data, now),
             _ => self.counters.malformed += 1,
         }
     }
@@ -498,6 +519,10 @@ impl State {
     }
 
     fn begin(&mut self, s: usize, now: u64) {
+        #[cfg(feature = "olm")]
+        if self.olm.is_some() {
+            return self.begin_olm(s, now);
+        }
         let (ini, resp) = (self.convs[s].initiator, self.convs[s].responder);
         if self.begun[s] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
             return;
