@@ -1,7 +1,7 @@
 //! `crypto.protocol` end to end, in process, against the embedded relay on loopback: Olm
 //! sessions set up from keys claimed from the relay's directory, then traffic, with every
 //! message accounted for. Small and bounded: a few dozen clients for a few seconds.
-#![cfg(feature = "olm")]
+#![cfg(all(feature = "olm", feature = "megolm"))]
 
 use sealbench::driver::recorder::Metric;
 use sealbench::driver::{self, RunOptions};
@@ -57,6 +57,34 @@ fn olm_client_fanout_groups_set_up_a_session_per_device_pair_even_past_the_one_t
     Ok(())
 }
 
+fn megolm(rotate_after: u32) -> String {
+    format!(
+        "name = \"megolm\"\nseed = 4\nduration = \"2s\"\nwarmup = \"500ms\"\ncooldown = \"2s\"\n\
+         [clients]\ncount = 40\n\
+         [conversations]\nkind = \"groups\"\nfanout = \"relay\"\ngroup_senders = 3\n\
+         group_sizes = [{{ size = 10, weight = 1 }}]\n\
+         [crypto]\nprotocol = \"megolm\"\nmegolm_rotate_after = {rotate_after}\n\
+         [traffic]\nrate = 50\narrival = \"poisson\"\nsize = 100\n"
+    )
+}
+
+#[test]
+fn megolm_groups_fan_out_at_the_relay_and_rotate_without_losing_a_message() -> TestResult {
+    // Rotation every 5 messages of a sender: a dozen rotations per sender during traffic,
+    // each key shared again over Olm while the old session's messages are still in flight.
+    let (plan, o) = run(&megolm(5))?;
+    let c = &o.counters;
+    assert_eq!(plan.conversations(), 4);
+    assert_eq!(c.sender_keys, 4 * 3 * 9, "each sender's first key reached each other member: {c:?}");
+    assert_eq!(c.sent, c.messages * 9, "a message to a group of 10 is 9 deliveries");
+    every_message_delivered(&o, 4 * 24);
+    assert_eq!(c.fanout_incomplete, 0);
+    let shares = o.total.get(Metric::KeyShare).len();
+    assert!(shares >= c.sent_measured / 9 / 5 / 2, "rotations measured: {shares}");
+    assert!(!o.total.get(Metric::FanoutLast).is_empty());
+    Ok(())
+}
+
 /// The error a scenario is refused with (parsing or planning), or "" when it is accepted.
 fn refusal(text: &str) -> String {
     match Scenario::parse(text, "t.toml", &[])
@@ -75,7 +103,9 @@ fn protocols_the_driver_cannot_run_with_this_population_are_refused_with_the_rea
     let e = refusal(&olm("alternating", relay_groups));
     assert!(e.contains("crypto.protocol") && e.contains("pairwise"), "{e}");
     let e = refusal(&olm("alternating", "").replace("\"olm\"", "\"megolm\""));
-    assert!(e.contains("megolm") && e.contains("sealbench crypto"), "{e}");
+    assert!(e.contains("megolm") && e.contains("fanout = \"relay\""), "{e}");
+    let e = refusal(&olm("alternating", "").replace("\"olm\"", "\"mls\""));
+    assert!(e.contains("mls") && e.contains("sealbench crypto"), "{e}");
     let e = refusal(&olm("alternating", "").replace("\"olm\"", "\"signal\""));
     assert!(e.contains("unknown protocol"), "{e}");
     assert_eq!(refusal(&olm("alternating", "")), "", "olm pairs are accepted");

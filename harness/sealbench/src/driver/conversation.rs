@@ -349,18 +349,19 @@ impl Conversation {
     }
 
     /// Seals a group sender key from `side` to its peer (a timed plaintext followed by
-    /// the 32 key bytes).
+    /// the key bytes: a 32-byte chain key, or a Megolm session key).
     ///
     /// # Errors
     /// As [`Conversation::seal`].
     pub fn seal_sender_key(
         &mut self,
         side: Side,
-        key: &[u8; 32],
+        key: &[u8],
         now_ns: u64,
         out: &mut BytesMut,
     ) -> Result<RequestId, SealError> {
-        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN + 32, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        let size = payload::PLAINTEXT_HEADER_LEN + key.len();
+        let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
         self.seal_kind(side, E2eKind::SenderKey, m, key, false, out)
     }
 

@@ -5,7 +5,8 @@
 //! - [`limits`] — checks the run fits the machine (open files, ephemeral ports) before it starts.
 //! - [`shard`] — one thread of clients; [`client`] — a client's connection;
 //!   [`conversation`] — handshake and transport of one pair; [`olm`] — an Olm session's
-//!   end inside a conversation (`crypto.protocol = "olm"`); [`schedule`] — open-loop timing.
+//!   end inside a conversation (`crypto.protocol = "olm"`); [`megolm`] — a relay-fan-out
+//!   group's Megolm sessions; [`schedule`] — open-loop timing.
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
@@ -21,6 +22,8 @@ pub mod coordinator;
 mod embedded;
 pub(crate) mod layout;
 pub mod limits;
+#[cfg(feature = "megolm")]
+pub mod megolm;
 #[cfg(feature = "olm")]
 pub mod olm;
 pub mod recorder;

@@ -60,11 +60,14 @@ pub enum Metric {
     /// Upgrade request sent → `101 Switching Protocols` received (the last part of
     /// [`Metric::Connect`]).
     Upgrade,
+    /// `crypto.protocol = "megolm"`: a sender's time to encrypt its new group session key
+    /// for every other member device (over Olm) and hand the copies over, at each rotation.
+    KeyShare,
 }
 
 impl Metric {
     /// Every metric, in index order.
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 18] = [
         Metric::Connect,
         Metric::Register,
         Metric::Handshake,
@@ -82,12 +85,20 @@ impl Metric {
         Metric::Tcp,
         Metric::Tls,
         Metric::Upgrade,
+        Metric::KeyShare,
     ];
 
     /// The metrics also recorded per traffic class ([`tags`]): those a user asks about
     /// "for groups of 500" or "for DMs". Set-up, crypto and generator metrics are not.
-    pub const TAGGED: [Metric; 6] =
-        [Metric::E2e, Metric::E2eRaw, Metric::OfflineE2e, Metric::FanoutFirst, Metric::FanoutLast, Metric::FanoutSeal];
+    pub const TAGGED: [Metric; 7] = [
+        Metric::KeyShare,
+        Metric::E2e,
+        Metric::E2eRaw,
+        Metric::OfflineE2e,
+        Metric::FanoutFirst,
+        Metric::FanoutLast,
+        Metric::FanoutSeal,
+    ];
 
     /// Name in result files, interval-log tags and thresholds.
     pub fn name(self) -> &'static str {
@@ -109,6 +120,7 @@ impl Metric {
             "tcp",
             "tls",
             "upgrade",
+            "key_share",
         ][self as usize]
     }
 

@@ -25,12 +25,13 @@ pub fn metric(name: &str) -> Option<Metric> {
 
 /// The order latency metrics are listed in tables: end to end first, set-up after, the
 /// generator's own lag last.
-pub const TABLE_ORDER: [Metric; 17] = [
+pub const TABLE_ORDER: [Metric; 18] = [
     Metric::E2e,
     Metric::E2eRaw,
     Metric::OfflineE2e,
     Metric::FanoutFirst,
     Metric::FanoutLast,
+    Metric::KeyShare,
     Metric::FanoutSeal,
     Metric::MailboxDrain,
     Metric::RelayAck,

@@ -302,6 +302,14 @@ pub struct Crypto {
     /// above), `olm`, `megolm` or `mls` (docs/PROTOCOL.md §5).
     #[serde(default, with = "choice::by_name")]
     pub protocol: sealproto::Protocol,
+    /// megolm: a sender starts a new group session (and shares its key again) after this
+    /// many messages; 0: never by count. Matrix clients rotate after 100 by default.
+    #[serde(default = "default_rotate_after")]
+    pub megolm_rotate_after: u32,
+}
+
+fn default_rotate_after() -> u32 {
+    100
 }
 
 fn default_pattern() -> Pattern {
@@ -323,6 +331,7 @@ impl Default for Crypto {
             mode: Mode::default(),
             rekey_every: 0,
             protocol: sealproto::Protocol::default(),
+            megolm_rotate_after: default_rotate_after(),
         }
     }
 }

@@ -243,12 +243,18 @@ fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
         bail!("crypto.protocol: {proto} is not built into this binary (build with the Cargo feature '{proto}')");
     }
     let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
+    let client_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Client, .. }));
     match proto {
         Protocol::Olm if relay_groups => bail!(
             "crypto.protocol = \"olm\": Olm sessions are pairwise, so a group needs conversations.fanout = \"client\" \
              (one Olm copy per member device); relay fan-out of one ciphertext is what megolm and mls do"
         ),
-        Protocol::Megolm | Protocol::Mls => bail!(
+        Protocol::Megolm if !relay_groups || client_groups => bail!(
+            "crypto.protocol = \"megolm\": Megolm is a group protocol with relay fan-out (one ciphertext per message, \
+             its key shared over Olm), so it needs conversations.kind = \"groups\" or \"mix\" with fanout = \"relay\" \
+             (the 1:1 conversations of a mix run Olm); for 1:1 traffic alone use protocol = \"olm\""
+        ),
+        Protocol::Mls => bail!(
             "crypto.protocol = \"{proto}\": `run` does not drive {proto} yet (its per-operation costs against group \
              size are in the protocol section of `sealbench crypto`); use noise or olm"
         ),

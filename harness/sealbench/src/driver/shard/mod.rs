@@ -10,6 +10,8 @@
 //! - `sender` — the open-loop senders.
 
 mod churn;
+#[cfg(feature = "megolm")]
+mod megolm;
 #[cfg(feature = "olm")]
 mod olm;
 mod sender;

@@ -178,6 +178,8 @@ impl State {
                 if need_more {
                     self.top_up(resp);
                 }
+                // Megolm: each end that sends in the group shares its session key over it.
+                self.hand_out_sender_keys(s, now);
             }
             Err(e) => {
                 tracing::debug!(session = s, error = %e, "olm: inbound session not created");

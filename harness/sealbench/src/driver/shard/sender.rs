@@ -168,8 +168,18 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     m.msg = msg;
     let t = timed(st);
     let t0 = now_ns();
-    let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
-    if seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf).is_err() {
+    #[cfg(feature = "megolm")]
+    let sealed = super::megolm::seal(st, c, pos, m, buf);
+    #[cfg(not(feature = "megolm"))]
+    let sealed = None;
+    let sealed = match sealed {
+        Some(r) => r,
+        None => {
+            let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
+            seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf)
+        }
+    };
+    if sealed.is_err() {
         st.counters.other_errors += 1;
         return 0;
     }

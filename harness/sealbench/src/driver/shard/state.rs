@@ -96,9 +96,11 @@ impl State {
     pub(super) fn new(spec: &mut ShardSpec, tags: &dyn Fn(&Chat) -> Vec<TagId>) -> Result<Self, getrandom::Error> {
         let convs = std::mem::take(&mut spec.convs);
         let (aead, mode) = (spec.plan.suite.aead, spec.plan.mode);
+        let crypto = &spec.plan.scenario.crypto;
+        let megolm_rotate = (crypto.protocol == sealproto::Protocol::Megolm).then_some(crypto.megolm_rotate_after);
         let mut chats = Vec::with_capacity(spec.chats.len());
         for c in &spec.chats {
-            let mut chat = Chat::new(c, aead, mode)?;
+            let mut chat = Chat::new(c, aead, mode, megolm_rotate)?;
             chat.tags = tags(&chat);
             chats.push(chat);
         }
@@ -151,7 +153,8 @@ impl State {
             hs_last: 0,
             first_error: None,
             #[cfg(feature = "olm")]
-            olm: (protocol == sealproto::Protocol::Olm).then(|| super::olm::OlmShard::new(n_clients, n_sessions)),
+            olm: matches!(protocol, sealproto::Protocol::Olm | sealproto::Protocol::Megolm)
+                .then(|| super::olm::OlmShard::new(n_clients, n_sessions)),
         })
     }
 
@@ -237,6 +240,13 @@ impl State {
         {
             self.hist.record(Metric::RelayAck, now.saturating_sub(t));
         }
+    }
+
+    /// Starts timing an open when it is the one in `CRYPTO_SAMPLE` that is timed: its start.
+    pub(super) fn open_timer(&mut self) -> Option<u64> {
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
+        self.open_tick += 1;
+        timed.then(now_ns)
     }
 
     /// A message intended at `t` belongs in the histograms (the measured window).
@@ -332,7 +342,7 @@ impl State {
 
     /// Counts a message that could not be opened (or whose stamp cannot belong to this
     /// run); passes on an authentic one.
-    fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
+    pub(super) fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
         match r {
             // A stamp that cannot belong to this run (sent before it started sending, or
             // "in the future"): authentic bytes, impossible timing — counted, never
@@ -351,7 +361,7 @@ impl State {
     /// Records one delivered copy of a message of conversation `chat` sent by the device at
     /// `sender_pos`: online or offline latency by class, and the fan-out it completes.
     #[allow(clippy::too_many_arguments)]
-    fn delivered(
+    pub(super) fn delivered(
         &mut self,
         chat: usize,
         sender_pos: usize,
@@ -391,16 +401,11 @@ impl State {
 
     /// A group message (relay fan-out) for `client`: opened with its sender's key.
     fn on_group(&mut self, client: usize, chat_id: u32, d: Delivery, data: &mut [u8], now: u64) {
-        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
-        let first = self.chats[chat].first_client;
-        let sender = {
-            let clients = &self.clients;
-            self.chats[chat].sender_position(d.sender, |p| clients[first + p].id)
-        };
-        let (Some(sender), true) = (sender, self.chats[chat].id == chat_id) else {
-            self.counters.malformed += 1;
-            return;
-        };
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[client].chat].megolm.is_some() {
+            return self.on_megolm_group(client, chat_id, d, data, now);
+        }
+        let Some((chat, pos, sender)) = self.group_sender(client, chat_id, d) else { return };
         let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
@@ -427,8 +432,29 @@ impl State {
         }
     }
 
+    /// The conversation, the recipient's position and the sender's position of a group
+    /// message delivered to `client`; None (counted as malformed) when the sender is not a
+    /// sending member or the message names another conversation.
+    pub(super) fn group_sender(&mut self, client: usize, chat_id: u32, d: Delivery) -> Option<(usize, usize, usize)> {
+        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+        let first = self.chats[chat].first_client;
+        let clients = &self.clients;
+        let sender = self.chats[chat].sender_position(d.sender, |p| clients[first + p].id);
+        match (sender, self.chats[chat].id == chat_id) {
+            (Some(sender), true) => Some((chat, pos, sender)),
+            _ => {
+                self.counters.malformed += 1;
+                None
+            }
+        }
+    }
+
     /// A sender key for `side` of session `s`: installed for the group's sender.
     fn on_sender_key(&mut self, s: usize, side: Side, data: &mut [u8]) {
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[self.convs[s].client(side)].chat].megolm.is_some() {
+            return self.on_megolm_key(s, side, data);
+        }
         let (to, from) = (self.convs[s].client(side), self.convs[s].client(side.peer()));
         let key = match self.convs[s].open(side, data) {
             Ok(Opened { rest, .. }) => <[u8; 32]>::try_from(rest.get(..32).unwrap_or(&[])).ok(),
@@ -485,7 +511,11 @@ impl State {
 
     /// Relay fan-out: once session `s` is up, each of its ends that sends in the group
     /// hands its sender key to the other over it.
-    fn hand_out_sender_keys(&mut self, s: usize, now: u64) {
+    pub(super) fn hand_out_sender_keys(&mut self, s: usize, now: u64) {
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[self.convs[s].initiator].chat].megolm.is_some() {
+            return self.hand_out_megolm_keys(s, now);
+        }
         for side in Side::BOTH {
             let from = self.convs[s].client(side);
             let (chat, pos) = (self.clients[from].chat, self.clients[from].pos);
@@ -576,10 +606,10 @@ impl State {
 
 /// Where a delivery's body is, who sent it, and whether the relay stored it.
 #[derive(Debug, Clone, Copy)]
-struct Delivery {
+pub(super) struct Delivery {
     body_at: usize,
-    sender: u64,
-    stored: bool,
+    pub(super) sender: u64,
+    pub(super) stored: bool,
 }
 
 /// A message's stamp can belong to this run: due no earlier than the steady start, sent
