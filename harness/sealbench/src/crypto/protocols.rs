@@ -194,7 +194,7 @@ fn noise(plan: &ProtocolPlan, rows: &mut Vec<ProtocolRow>) -> Result<()> {
         })
     });
     rows.push(ProtocolRow::new(Protocol::Noise, "encrypt", None, seal, Some(MESSAGE_SIZE + OVERHEAD)));
-    let (mut a, _) = pair()?;
+    let (mut a, mut b) = pair()?;
     let mut msgs = vec![vec![0u8; MESSAGE_SIZE + OVERHEAD]; 4096];
     let open = measure(plan.budget, |n| {
         let mut spent = Duration::ZERO;
