@@ -186,7 +186,7 @@ fn noise(plan: &ProtocolPlan, rows: &mut Vec<ProtocolRow>) -> Result<()> {
     };
     let setup = measure(plan.budget, |n| timed(n, || drop(black_box(pair().expect("handshake")))));
     rows.push(ProtocolRow::new(Protocol::Noise, "session_setup", None, setup, None));
-    let (mut a, mut b) = pair()?;
+    let (mut a, _) = pair()?;
     let mut buf = vec![0u8; MESSAGE_SIZE + OVERHEAD];
     let seal = measure(plan.budget, |n| {
         timed(n, || {

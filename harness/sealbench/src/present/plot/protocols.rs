@@ -59,6 +59,7 @@ impl Chart for VsGroupSize<'_> {
             .configure_mesh()
             .x_desc("group size (devices, log scale)")
             .y_desc("µs per operation (median, log scale)")
+            .x_labels(12)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v:.2}") })
             .label_style((FONT, 16))
@@ -72,12 +73,23 @@ impl Chart for VsGroupSize<'_> {
                 .filter(|r| &r.protocol == proto && &r.operation == op)
                 .filter_map(|r| Some((r.group_size? as f64, r.us_median.max(0.01))))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(perr)?
-                .label(format!("{proto} {op}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(perr)?;
+            // Past the palette's eight colours, the series repeat them dashed, with triangles.
+            let label = format!("{proto} {op}");
+            if i < 8 {
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(perr)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(perr)?;
+            } else {
+                chart
+                    .draw_series(DashedLineSeries::new(pts.clone(), 8, 5, c.stroke_width(2)))
+                    .map_err(perr)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(3)));
+                chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 5, c.filled()))).map_err(perr)?;
+            }
         }
         super::legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
         Ok(())
