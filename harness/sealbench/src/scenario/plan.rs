@@ -256,7 +256,7 @@ fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
         ),
         Protocol::Mls => bail!(
             "crypto.protocol = \"{proto}\": `run` does not drive {proto} yet (its per-operation costs against group \
-             size are in the protocol section of `sealbench crypto`); use noise or olm"
+             size are in the protocol section of `sealbench crypto`); use noise, olm or megolm"
         ),
         _ => Ok(()),
     }
