@@ -130,6 +130,9 @@ pub struct Chat {
     /// Relay fan-out with `crypto.protocol = "megolm"` (instead of `sender_keys`).
     #[cfg(feature = "megolm")]
     pub megolm: Option<super::megolm::MegolmGroup>,
+    /// Relay fan-out with `crypto.protocol = "mls"`: the group's MLS members.
+    #[cfg(feature = "mls")]
+    pub mls: Option<super::mls::MlsGroupState>,
     /// Tags its messages are recorded under.
     pub tags: Vec<super::recorder::tags::TagId>,
     /// 1:1 with alternating senders: whose turn it is.
@@ -191,6 +194,8 @@ impl Chat {
             sender_keys,
             #[cfg(feature = "megolm")]
             megolm,
+            #[cfg(feature = "mls")]
+            mls: None,
             tags: Vec::new(),
             turn: 0,
         })
@@ -200,6 +205,10 @@ impl Chat {
     pub fn relay_fanout(&self) -> bool {
         #[cfg(feature = "megolm")]
         if self.megolm.is_some() {
+            return true;
+        }
+        #[cfg(feature = "mls")]
+        if self.mls.is_some() {
             return true;
         }
         self.sender_keys.is_some()
@@ -212,6 +221,10 @@ impl Chat {
 
     /// Sender keys still to be received by the group's members.
     pub fn keys_expected(&self) -> usize {
+        #[cfg(feature = "mls")]
+        if self.mls.is_some() {
+            return self.devices - 1; // Welcomes to process
+        }
         if self.relay_fanout() { self.sending * (self.devices - 1) } else { 0 }
     }
 }

@@ -117,6 +117,17 @@ fn write_plaintext(plain: &mut [u8], stamp: Stamp, extra: &[u8]) -> Result<(), S
     Ok(())
 }
 
+/// Fills `plain` with the timed plaintext of `m` (its stamp, then zero padding up to its
+/// size): what a group protocol's sender encrypts.
+///
+/// # Errors
+/// Never in practice (the buffer is sized here); kept for the stamp's own check.
+pub fn timed_plaintext(plain: &mut Vec<u8>, m: Timed) -> Result<(), SealError> {
+    plain.clear();
+    plain.resize(m.size.max(payload::PLAINTEXT_HEADER_LEN), 0);
+    write_plaintext(plain, Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }, &[])
+}
+
 /// A timed message to seal.
 #[derive(Debug, Clone, Copy)]
 pub struct Timed {

@@ -68,11 +68,7 @@ impl MegolmGroup {
         Wire::write_group_send_header(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)?;
         let body = &mut out[Wire::ROUTED_HEADER_LEN..];
         payload::write_e2e_header(body, E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
-        self.plain.clear();
-        self.plain.resize(m.size.max(payload::PLAINTEXT_HEADER_LEN), 0);
-        Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
-            .write(&mut self.plain)
-            .map_err(|_| SealError::BufferTooSmall)?;
+        super::conversation::timed_plaintext(&mut self.plain, m)?;
         self.wire.clear();
         self.out[pos].encrypt(&self.plain, &mut self.wire);
         out.extend_from_slice(&self.wire);

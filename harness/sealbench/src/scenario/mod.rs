@@ -306,10 +306,18 @@ pub struct Crypto {
     /// many messages; 0: never by count. Matrix clients rotate after 100 by default.
     #[serde(default = "default_rotate_after")]
     pub megolm_rotate_after: u32,
+    /// mls: the group's creator commits a self-update (fresh leaf keys) after every this
+    /// many messages of its group; 0: never.
+    #[serde(default = "default_self_update")]
+    pub mls_self_update_every: u32,
 }
 
 fn default_rotate_after() -> u32 {
     100
+}
+
+fn default_self_update() -> u32 {
+    50
 }
 
 fn default_pattern() -> Pattern {
@@ -332,6 +340,7 @@ impl Default for Crypto {
             rekey_every: 0,
             protocol: sealproto::Protocol::default(),
             megolm_rotate_after: default_rotate_after(),
+            mls_self_update_every: default_self_update(),
         }
     }
 }

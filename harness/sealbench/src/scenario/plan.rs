@@ -254,10 +254,15 @@ fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
              its key shared over Olm), so it needs conversations.kind = \"groups\" or \"mix\" with fanout = \"relay\" \
              (the 1:1 conversations of a mix run Olm); for 1:1 traffic alone use protocol = \"olm\""
         ),
-        Protocol::Mls => bail!(
-            "crypto.protocol = \"{proto}\": `run` does not drive {proto} yet (its per-operation costs against group \
-             size are in the protocol section of `sealbench crypto`); use noise, olm or megolm"
-        ),
+        Protocol::Mls
+            if !relay_groups || p.chats.iter().any(|c| matches!(c.kind, ChatKind::Direct)) || client_groups =>
+        {
+            bail!(
+                "crypto.protocol = \"mls\": MLS is a group protocol with relay fan-out (one ciphertext per message, \
+                 commits and Welcome through the relay), so it needs conversations.kind = \"groups\" with \
+                 fanout = \"relay\"; for 1:1 traffic use protocol = \"olm\""
+            )
+        }
         _ => Ok(()),
     }
 }

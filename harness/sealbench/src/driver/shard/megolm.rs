@@ -11,18 +11,11 @@ use crate::driver::layout::group_id;
 use crate::driver::recorder::Metric;
 use crate::driver::wire::Side;
 use bytes::BytesMut;
-use sealcore::SealError;
 
 /// Seals message `m` of the sending device at `pos` of conversation `c` into `buf` when
 /// the conversation is a Megolm group (None otherwise), rotating its session first when
 /// the count says so.
-pub(super) fn seal(
-    st: &mut State,
-    c: usize,
-    pos: usize,
-    m: Timed,
-    buf: &mut BytesMut,
-) -> Option<Result<(), SealError>> {
+pub(super) fn seal(st: &mut State, c: usize, pos: usize, m: Timed, buf: &mut BytesMut) -> super::Sealed {
     let due = st.chats[c].megolm.as_ref()?.out[pos].rotation_due();
     if due {
         rotate(st, c, pos);

@@ -12,6 +12,13 @@
 mod churn;
 #[cfg(feature = "megolm")]
 mod megolm;
+
+/// What a group protocol's sealing gives: None when the conversation is not one of its
+/// groups, else whether the frame was written.
+#[cfg(any(feature = "megolm", feature = "mls"))]
+type Sealed = Option<Result<(), sealcore::SealError>>;
+#[cfg(feature = "mls")]
+mod mls;
 #[cfg(feature = "olm")]
 mod olm;
 mod sender;
@@ -302,6 +309,8 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
             let mut st = state.borrow_mut();
             #[cfg(feature = "olm")]
             st.publish_olm_keys(i);
+            #[cfg(feature = "mls")]
+            st.publish_mls_key_package(i);
             st.begin_sessions_of(i, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {

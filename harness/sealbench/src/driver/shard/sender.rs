@@ -30,6 +30,8 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
         let first = chat.first_client;
         let any_up =
             st.clients[first..first + chat.devices].iter().any(|d| d.sessions.iter().any(|&s| st.convs[s].ready()));
+        #[cfg(feature = "mls")]
+        let any_up = any_up || chat.mls.as_ref().is_some_and(|g| g.created);
         if !any_up {
             continue;
         }
@@ -172,6 +174,8 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     let sealed = super::megolm::seal(st, c, pos, m, buf);
     #[cfg(not(feature = "megolm"))]
     let sealed = None;
+    #[cfg(feature = "mls")]
+    let sealed = sealed.or_else(|| super::mls::seal(st, c, pos, m, buf));
     let sealed = match sealed {
         Some(r) => r,
         None => {

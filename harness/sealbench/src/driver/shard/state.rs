@@ -85,6 +85,9 @@ pub(super) struct State {
     /// `crypto.protocol = "olm"`: accounts and session set-up (None for Noise).
     #[cfg(feature = "olm")]
     pub(super) olm: Option<super::olm::OlmShard>,
+    /// `crypto.protocol = "mls"`: which devices' key packages are published.
+    #[cfg(feature = "mls")]
+    pub(super) mls: Option<super::mls::MlsShard>,
 }
 
 impl State {
@@ -100,7 +103,14 @@ impl State {
         let megolm_rotate = (crypto.protocol == sealproto::Protocol::Megolm).then_some(crypto.megolm_rotate_after);
         let mut chats = Vec::with_capacity(spec.chats.len());
         for c in &spec.chats {
+            #[allow(unused_mut)]
             let mut chat = Chat::new(c, aead, mode, megolm_rotate)?;
+            #[cfg(feature = "mls")]
+            if crypto.protocol == sealproto::Protocol::Mls && chat.sender_keys.is_some() {
+                let ids: Vec<u64> = (0..chat.devices).map(|p| spec.clients[c.first_client + p].id).collect();
+                chat.sender_keys = None;
+                chat.mls = crate::driver::mls::MlsGroupState::new(&ids, c.sending, crypto.mls_self_update_every).ok();
+            }
             chat.tags = tags(&chat);
             chats.push(chat);
         }
@@ -155,6 +165,8 @@ impl State {
             #[cfg(feature = "olm")]
             olm: matches!(protocol, sealproto::Protocol::Olm | sealproto::Protocol::Megolm)
                 .then(|| super::olm::OlmShard::new(n_clients, n_sessions)),
+            #[cfg(feature = "mls")]
+            mls: (protocol == sealproto::Protocol::Mls).then(|| super::mls::MlsShard::new(n_clients)),
         })
     }
 
@@ -193,6 +205,10 @@ impl State {
         let incoming = Wire::decode(&data);
         #[cfg(feature = "olm")]
         if self.on_olm_frame(&incoming, now) {
+            return;
+        }
+        #[cfg(feature = "mls")]
+        if self.on_mls_frame(&incoming, now) {
             return;
         }
         match incoming {
@@ -300,6 +316,10 @@ impl State {
             self.on_group(client, conv_id, d, data, now);
             return;
         }
+        #[cfg(feature = "mls")]
+        if matches!(kind, E2eKind::MlsWelcome | E2eKind::MlsCommit) {
+            return self.on_mls_control(client, kind, conv_id, data, now);
+        }
         let Some(s) = self.conv_index(conv_id) else {
             self.counters.malformed += 1;
             return;
@@ -404,6 +424,10 @@ impl State {
         #[cfg(feature = "megolm")]
         if self.chats[self.clients[client].chat].megolm.is_some() {
             return self.on_megolm_group(client, chat_id, d, data, now);
+        }
+        #[cfg(feature = "mls")]
+        if self.chats[self.clients[client].chat].mls.is_some() {
+            return self.on_mls_group(client, chat_id, d, data, now);
         }
         let Some((chat, pos, sender)) = self.group_sender(client, chat_id, d) else { return };
         let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
