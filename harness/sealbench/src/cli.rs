@@ -212,6 +212,15 @@ pub struct CryptoArgs {
     /// Do not draw plots (crypto.json and the table only).
     #[arg(long)]
     pub no_plots: bool,
+
+    /// Protocol section: only these protocols (comma-separated: noise, olm, megolm, mls;
+    /// `none` leaves the section out) [default: every protocol built in].
+    #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
+    pub protocol: Vec<String>,
+
+    /// Protocol section: group sizes in devices [default: 5,50,500; --quick: 5,50].
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u32).range(2..=2000))]
+    pub group_sizes: Vec<u32>,
 }
 
 /// `sealbench calibrate`.
@@ -421,6 +430,12 @@ pub struct MatrixArgs {
     /// external relay serves one scheme, so its URL decides and only that one is allowed.
     #[arg(long, value_delimiter = ',', value_name = "ws,wss")]
     pub transport: Vec<crate::scenario::Transport>,
+    /// Messaging protocols (comma-separated: noise, olm, megolm, mls) [default: the
+    /// scenario's]. `noise` cells vary over --aead/--pattern/--mode and are the reference;
+    /// another protocol is one cell per transport (its own cipher suite); a group protocol
+    /// (megolm, mls) runs its groups with relay fan-out.
+    #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
+    pub protocol: Vec<sealproto::Protocol>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,

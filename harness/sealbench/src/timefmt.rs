@@ -34,10 +34,11 @@ pub fn unix_seconds_now() -> f64 {
 /// Neither form, with what is accepted.
 pub fn parse_wall_clock(text: &str) -> Result<std::time::SystemTime, String> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = t.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
     }
     let at = OffsetDateTime::parse(t, &Rfc3339)
         .map_err(|e| format!("`{text}`: not a time ({e}); give RFC 3339 (2026-11-26T12:00:00Z) or Unix seconds"))?;

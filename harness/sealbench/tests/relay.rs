@@ -263,12 +263,12 @@ async fn a_client_that_never_reads_is_disconnected_and_its_queue_stays_bounded()
     // Bounded: at most 64 MiB offered (socket buffers absorb a few MiB first).
     for i in 0..4096u64 {
         send(&mut sender, Frame::Send { request_id: i, flags: 0, recipient: 2, body: &body }).await?;
-        if let Ok(Some(Ok(Message::Binary(b)))) = tokio::time::timeout(Duration::ZERO, sender.next()).await {
-            if let Ok(Frame::Error { code, .. }) = frame::decode(&b) {
-                assert_eq!(code, ErrorCode::RecipientOverloaded as u16);
-                overloaded = true;
-                break;
-            }
+        if let Ok(Some(Ok(Message::Binary(b)))) = tokio::time::timeout(Duration::ZERO, sender.next()).await
+            && let Ok(Frame::Error { code, .. }) = frame::decode(&b)
+        {
+            assert_eq!(code, ErrorCode::RecipientOverloaded as u16);
+            overloaded = true;
+            break;
         }
     }
     assert!(overloaded, "the sender was told that the recipient could not take the message");

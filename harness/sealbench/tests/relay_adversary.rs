@@ -64,10 +64,10 @@ async fn each_adversary_action_happens_at_its_fraction_and_is_counted_exactly() 
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(800), b.next()).await {
-            if let Message::Binary(f) = m {
-                if let Frame::Deliver { body, .. } = frame::decode(&f)? {
-                    got.push(body.to_vec());
-                }
+            if let Message::Binary(f) = m
+                && let Frame::Deliver { body, .. } = frame::decode(&f)?
+            {
+                got.push(body.to_vec());
             }
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(got)

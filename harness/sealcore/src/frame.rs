@@ -18,6 +18,21 @@ pub const MAX_KEY_LEN: usize = 256;
 pub const MAX_TOKEN_LEN: usize = 64;
 /// Largest error reason text.
 pub const MAX_REASON_LEN: usize = 1024;
+/// Largest item of a key pool (an Olm one-time key is 32 bytes, an MLS key package a few
+/// hundred).
+pub const MAX_POOL_ITEM_LEN: usize = 2048;
+/// Most items in one KEYS_PUBLISH.
+pub const MAX_POOL_ITEMS: usize = 256;
+/// KEYS_PUBLISH flag: the (single) item replaces the pool's fallback.
+pub const POOL_FLAG_FALLBACK: u8 = 0x01;
+/// Key pool of Olm one-time keys (fallback: the signed fallback key).
+pub const POOL_OLM: u8 = 1;
+/// Key pool of MLS key packages (fallback: a last-resort key package).
+pub const POOL_MLS: u8 = 2;
+/// CLAIMED source: a one-time item, handed out once and removed.
+pub const CLAIM_ONE_TIME: u8 = 1;
+/// CLAIMED source: the pool was empty; this is its fallback (handed out again and again).
+pub const CLAIM_FALLBACK: u8 = 2;
 
 /// Flag bit of SEND / GROUP_SEND: the sender wants an ACK once the relay has routed it.
 pub const FLAG_ACK: u8 = 0x01;
@@ -45,6 +60,11 @@ pub enum FrameType {
     KeyPublish = 0x06,
     /// Fetch a client's static public key.
     KeyFetch = 0x07,
+    /// Publish items to one of this client's key pools (one-time keys, key packages) or
+    /// its fallback; with no items, ask how many the pool holds.
+    KeysPublish = 0x08,
+    /// Claim one item of another client's key pool (atomically: each once).
+    KeyClaim = 0x09,
     /// Registration accepted.
     Welcome = 0x81,
     /// A body from another client (direct or group).
@@ -55,6 +75,10 @@ pub enum FrameType {
     Key = 0x84,
     /// A refused input, with a code and a reason.
     Error = 0x85,
+    /// The answer to KEYS_PUBLISH: what the pool holds now.
+    PoolStatus = 0x86,
+    /// The answer to KEY_CLAIM: the item handed out.
+    Claimed = 0x87,
 }
 
 impl FrameType {
@@ -68,11 +92,15 @@ impl FrameType {
             0x05 => FrameType::GroupSend,
             0x06 => FrameType::KeyPublish,
             0x07 => FrameType::KeyFetch,
+            0x08 => FrameType::KeysPublish,
+            0x09 => FrameType::KeyClaim,
             0x81 => FrameType::Welcome,
             0x82 => FrameType::Deliver,
             0x83 => FrameType::Ack,
             0x84 => FrameType::Key,
             0x85 => FrameType::Error,
+            0x86 => FrameType::PoolStatus,
+            0x87 => FrameType::Claimed,
             _ => return None,
         })
     }
@@ -280,6 +308,55 @@ pub enum Frame<'a> {
         /// Whose key.
         client: u64,
     },
+    /// `KEYS_PUBLISH request_id, pool, flags, count, items`.
+    KeysPublish {
+        /// Echoed in POOL_STATUS / ERROR.
+        request_id: u64,
+        /// Which pool ([`POOL_OLM`], [`POOL_MLS`]; any non-zero value is a pool).
+        pool: u8,
+        /// [`POOL_FLAG_FALLBACK`].
+        flags: u8,
+        /// The items, each `len u16 ‖ bytes` (decoding checked they are well formed;
+        /// [`key_items`] walks them).
+        items: &'a [u8],
+        /// How many items.
+        count: u16,
+    },
+    /// `KEY_CLAIM request_id, client, pool`.
+    KeyClaim {
+        /// Echoed in CLAIMED / ERROR.
+        request_id: u64,
+        /// Whose pool.
+        client: u64,
+        /// Which pool.
+        pool: u8,
+    },
+    /// `POOL_STATUS request_id, pool, available, fallback`.
+    PoolStatus {
+        /// The KEYS_PUBLISH's request id.
+        request_id: u64,
+        /// Which pool.
+        pool: u8,
+        /// One-time items the pool holds now.
+        available: u32,
+        /// 1 when the pool has a fallback, else 0.
+        fallback: u8,
+    },
+    /// `CLAIMED request_id, client, pool, source, remaining, item`.
+    Claimed {
+        /// The KEY_CLAIM's request id.
+        request_id: u64,
+        /// Whose pool.
+        client: u64,
+        /// Which pool.
+        pool: u8,
+        /// [`CLAIM_ONE_TIME`] or [`CLAIM_FALLBACK`].
+        source: u8,
+        /// One-time items left in the pool after this claim.
+        remaining: u32,
+        /// The item.
+        item: &'a [u8],
+    },
     /// `WELCOME client_id, stored, max_message`.
     Welcome {
         /// The registered id.
@@ -417,6 +494,30 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
             Frame::KeyPublish { request_id, key: r.sized(n, MAX_KEY_LEN)? }
         }
         FrameType::KeyFetch => Frame::KeyFetch { request_id: r.u64()?, client: r.u64()? },
+        FrameType::KeysPublish => {
+            let request_id = r.u64()?;
+            let pool = r.u8()?;
+            let flags = r.u8()?;
+            let count = r.u16()?;
+            if count as usize > MAX_POOL_ITEMS {
+                return Err(FrameError::BadField);
+            }
+            let start = r.at;
+            for _ in 0..count {
+                let n = r.u16()? as usize;
+                r.sized(n, MAX_POOL_ITEM_LEN)?;
+            }
+            Frame::KeysPublish { request_id, pool, flags, items: &bytes[start..r.at], count }
+        }
+        FrameType::KeyClaim => Frame::KeyClaim { request_id: r.u64()?, client: r.u64()?, pool: r.u8()? },
+        FrameType::PoolStatus => {
+            Frame::PoolStatus { request_id: r.u64()?, pool: r.u8()?, available: r.u32()?, fallback: r.u8()? }
+        }
+        FrameType::Claimed => {
+            let (request_id, client, pool, source, remaining) = (r.u64()?, r.u64()?, r.u8()?, r.u8()?, r.u32()?);
+            let n = r.u16()? as usize;
+            Frame::Claimed { request_id, client, pool, source, remaining, item: r.sized(n, MAX_POOL_ITEM_LEN)? }
+        }
         FrameType::Welcome => Frame::Welcome { client_id: r.u64()?, stored: r.u32()?, max_message: r.u32()? },
         FrameType::Ack => Frame::Ack { request_id: r.u64()? },
         FrameType::Key => {
@@ -462,6 +563,10 @@ impl Frame<'_> {
             Frame::GroupSend { .. } => FrameType::GroupSend,
             Frame::KeyPublish { .. } => FrameType::KeyPublish,
             Frame::KeyFetch { .. } => FrameType::KeyFetch,
+            Frame::KeysPublish { .. } => FrameType::KeysPublish,
+            Frame::KeyClaim { .. } => FrameType::KeyClaim,
+            Frame::PoolStatus { .. } => FrameType::PoolStatus,
+            Frame::Claimed { .. } => FrameType::Claimed,
             Frame::Welcome { .. } => FrameType::Welcome,
             Frame::Deliver { .. } => FrameType::Deliver,
             Frame::Ack { .. } => FrameType::Ack,
@@ -481,6 +586,10 @@ impl Frame<'_> {
             Frame::Ack { .. } => 8,
             Frame::Key { key, .. } => 18 + key.len(),
             Frame::Error { reason, .. } => 12 + reason.len(),
+            Frame::KeysPublish { items, .. } => 12 + items.len(),
+            Frame::KeyClaim { .. } => 17,
+            Frame::PoolStatus { .. } => 14,
+            Frame::Claimed { item, .. } => 24 + item.len(),
         }
     }
 
@@ -540,6 +649,37 @@ impl Frame<'_> {
                 w.put(&(key.len() as u16).to_le_bytes())?;
                 w.put(key)?;
             }
+            Frame::KeysPublish { request_id, pool, flags, items, count } => {
+                if count as usize > MAX_POOL_ITEMS || key_items(items).count() != count as usize {
+                    return Err(FrameError::BadField);
+                }
+                w.put(&request_id.to_le_bytes())?;
+                w.put(&[pool, flags])?;
+                w.put(&count.to_le_bytes())?;
+                w.put(items)?;
+            }
+            Frame::KeyClaim { request_id, client, pool } => {
+                w.put(&request_id.to_le_bytes())?;
+                w.put(&client.to_le_bytes())?;
+                w.put(&[pool])?;
+            }
+            Frame::PoolStatus { request_id, pool, available, fallback } => {
+                w.put(&request_id.to_le_bytes())?;
+                w.put(&[pool])?;
+                w.put(&available.to_le_bytes())?;
+                w.put(&[fallback])?;
+            }
+            Frame::Claimed { request_id, client, pool, source, remaining, item } => {
+                if item.len() > MAX_POOL_ITEM_LEN {
+                    return Err(FrameError::BadField);
+                }
+                w.put(&request_id.to_le_bytes())?;
+                w.put(&client.to_le_bytes())?;
+                w.put(&[pool, source])?;
+                w.put(&remaining.to_le_bytes())?;
+                w.put(&(item.len() as u16).to_le_bytes())?;
+                w.put(item)?;
+            }
             Frame::Error { request_id, code, reason } => {
                 if reason.len() > MAX_REASON_LEN {
                     return Err(FrameError::BadField);
@@ -597,6 +737,36 @@ pub fn write_group_send_header(out: &mut [u8], request_id: u64, flags: u8, group
     write_send_header(out, request_id, flags, group)?;
     out[1] = FrameType::GroupSend as u8;
     Ok(())
+}
+
+/// The items of a KEYS_PUBLISH (`len u16 ‖ bytes`, repeated), in order. Stops at the first
+/// item that does not fit (a decoded frame's items always fit).
+pub fn key_items(items: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let n = u16::from_le_bytes(*len) as usize;
+        let item = tail.get(..n)?;
+        rest = &tail[n..];
+        Some(item)
+    })
+}
+
+/// Appends the items of a KEYS_PUBLISH to `out` (`len u16 ‖ bytes` each).
+///
+/// # Errors
+/// [`FrameError::BadField`] for an item longer than [`MAX_POOL_ITEM_LEN`].
+pub fn put_key_items<'a>(items: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) -> Result<u16, FrameError> {
+    let mut n = 0u16;
+    for item in items {
+        if item.len() > MAX_POOL_ITEM_LEN || n as usize >= MAX_POOL_ITEMS {
+            return Err(FrameError::BadField);
+        }
+        out.extend_from_slice(&(item.len() as u16).to_le_bytes());
+        out.extend_from_slice(item);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The token a client presents in HELLO when the relay runs with an auth secret:

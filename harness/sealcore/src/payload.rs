@@ -9,6 +9,11 @@
 //!            carries a group sender's chain key after the stamp
 //!   kind 4 = group message: sealed once with the sender's chain key, fanned out by the
 //!            relay (the conversation field holds the group's conversation id)
+//!   kind 5 = Olm session set-up: the first (pre-key) Olm message of a session
+//!   kind 6 = Olm message (data = type byte ‖ vodozemac's encoding, docs/PROTOCOL.md §5.1)
+//!   kind 7 = MLS Welcome (data = the `MLSMessage`, sent to one joining device)
+//!   kind 8 = MLS commit (data = the `MLSMessage`, fanned out by the relay to the group)
+//!   (an MLS application message is kind 4, a group message, its data the `MLSMessage`)
 //! plaintext:  seq u32 | msg u32 | intended_ns u64 | actual_ns u64 | padding (zeros) up to the size
 //! ```
 //!
@@ -33,6 +38,15 @@ pub enum E2eKind {
     SenderKey = 3,
     /// A group message sealed with its sender's chain key (relay fan-out).
     Group = 4,
+    /// The first Olm message of a session (`crypto.protocol = "olm"`): it creates the
+    /// responder's inbound session.
+    OlmSetup = 5,
+    /// An Olm message of an established session.
+    Olm = 6,
+    /// An MLS Welcome to one joining device (`crypto.protocol = "mls"`).
+    MlsWelcome = 7,
+    /// An MLS commit, fanned out to the group by the relay.
+    MlsCommit = 8,
 }
 
 /// Why an E2E body or plaintext could not be parsed or written. Cheap: no allocation, no
@@ -78,6 +92,10 @@ pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
         2 => E2eKind::Transport,
         3 => E2eKind::SenderKey,
         4 => E2eKind::Group,
+        5 => E2eKind::OlmSetup,
+        6 => E2eKind::Olm,
+        7 => E2eKind::MlsWelcome,
+        8 => E2eKind::MlsCommit,
         k => return Err(PayloadError::UnknownKind(k)),
     };
     let conv = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);

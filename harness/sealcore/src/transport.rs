@@ -203,7 +203,7 @@ impl TransportSender {
         let (body, tail) = rest.split_at_mut(plaintext_len);
         let tag = match self.mode {
             TransportMode::Noise { rekey_every } => {
-                if rekey_every > 0 && n > 0 && n % rekey_every == 0 {
+                if rekey_every > 0 && n > 0 && n.is_multiple_of(rekey_every) {
                     rekey(self.backend, self.aead, &mut self.key);
                     self.cipher = AeadKey::with_backend(self.backend, self.aead, &self.key[..self.aead.key_len()]).ok();
                 }

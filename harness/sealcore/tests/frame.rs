@@ -47,10 +47,34 @@ proptest! {
     }
 
     #[test]
+    fn key_pool_frames_round_trip(
+        items in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..80), 0..20),
+        a in any::<u64>(), b in any::<u64>(), pool in any::<u8>(), flags in any::<u8>(), n in any::<u32>(),
+    ) {
+        let mut raw = Vec::new();
+        let count = frame::put_key_items(items.iter().map(Vec::as_slice), &mut raw).unwrap();
+        let item = items.first().map_or(&[][..], Vec::as_slice);
+        for f in [
+            Frame::KeysPublish { request_id: a, pool, flags, items: &raw, count },
+            Frame::KeyClaim { request_id: a, client: b, pool },
+            Frame::PoolStatus { request_id: a, pool, available: n, fallback: flags },
+            Frame::Claimed { request_id: a, client: b, pool, source: flags, remaining: n, item },
+        ] {
+            let mut out = vec![0u8; f.encoded_len()];
+            let len = f.encode(&mut out).unwrap();
+            prop_assert_eq!(len, f.encoded_len());
+            prop_assert_eq!(frame::decode(&out[..len]).unwrap(), f);
+            if let Ok(g) = frame::decode(&out[..len - 1]) { prop_assert_ne!(g, f); }
+        }
+        let got: Vec<&[u8]> = frame::key_items(&raw).collect();
+        prop_assert_eq!(got, items.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn decode_of_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = frame::decode(&bytes);
         let mut v = bytes.clone();
-        if v.len() >= 2 { v[0] = frame::VERSION; v[1] = bytes[1] % 8; }
+        if v.len() >= 2 { v[0] = frame::VERSION; v[1] = bytes[1] % 10; }
         let _ = frame::decode(&v);
     }
 }
@@ -107,6 +131,8 @@ fn every_error_code_round_trips_and_has_a_name() {
 fn protocol_examples() {
     let body = [2u8, 1, 0, 0, 0, 0x68, 0x69];
     let key = [0xde, 0xad, 0xbe, 0xef];
+    let mut items = Vec::new();
+    frame::put_key_items([&[0xaa, 0xbb][..], &[0xcc][..]], &mut items).unwrap();
     let cases: Vec<(Frame<'_>, &str)> = vec![
         (Frame::Hello { client_id: 42, token: &[] }, "01 01 2a 00 00 00 00 00 00 00 00"),
         (
@@ -137,6 +163,29 @@ fn protocol_examples() {
         (
             Frame::Error { request_id: 7, code: ErrorCode::MailboxFull as u16, reason: "full" },
             "01 85 07 00 00 00 00 00 00 00 09 00 04 00 66 75 6c 6c",
+        ),
+        (
+            Frame::KeysPublish { request_id: 14, pool: frame::POOL_OLM, flags: 0, items: &items, count: 2 },
+            "01 08 0e 00 00 00 00 00 00 00 01 00 02 00 02 00 aa bb 01 00 cc",
+        ),
+        (
+            Frame::KeyClaim { request_id: 15, client: 42, pool: frame::POOL_OLM },
+            "01 09 0f 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00 01",
+        ),
+        (
+            Frame::PoolStatus { request_id: 14, pool: frame::POOL_OLM, available: 2, fallback: 0 },
+            "01 86 0e 00 00 00 00 00 00 00 01 02 00 00 00 00",
+        ),
+        (
+            Frame::Claimed {
+                request_id: 15,
+                client: 42,
+                pool: frame::POOL_OLM,
+                source: frame::CLAIM_ONE_TIME,
+                remaining: 1,
+                item: &[0xaa, 0xbb],
+            },
+            "01 87 0f 00 00 00 00 00 00 00 2a 00 00 00 00 00 00 00 01 01 01 00 00 00 02 00 aa bb",
         ),
     ];
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md")).unwrap();

@@ -30,6 +30,32 @@ impl Progress for Bar {
     }
 }
 
+/// `--protocol` and `--group-sizes`: which protocols the protocol section measures, at
+/// which group sizes (`--protocol none` leaves the section out).
+fn protocol_options(args: &CryptoArgs, plan: &mut SweepPlan) -> anyhow::Result<()> {
+    if args.protocol.iter().any(|p| p == "none") {
+        plan.protocols = None;
+        return Ok(());
+    }
+    let Some(p) = plan.protocols.as_mut() else { return Ok(()) };
+    if !args.protocol.is_empty() {
+        p.protocols = Vec::new();
+        for name in &args.protocol {
+            let proto: sealproto::Protocol = name.parse().map_err(|e| anyhow::anyhow!("--protocol: {e}"))?;
+            if !proto.available() {
+                anyhow::bail!(
+                    "--protocol: {proto} is not built into this binary (build with the Cargo feature '{proto}')"
+                );
+            }
+            p.protocols.push(proto);
+        }
+    }
+    if !args.group_sizes.is_empty() {
+        p.group_sizes = args.group_sizes.iter().map(|&n| n as usize).collect();
+    }
+    Ok(())
+}
+
 /// Runs `sealbench crypto`.
 ///
 /// # Errors
@@ -52,6 +78,7 @@ pub fn run(args: &CryptoArgs) -> Outcome {
     if !args.sizes.is_empty() {
         plan.sizes = args.sizes.iter().map(|&s| s as usize).collect();
     }
+    protocol_options(args, &mut plan).map_err(Failure::usage)?;
     let dir = output::result_dir(args.out.as_deref(), &format!("crypto-{}", crate::timefmt::compact_now()))
         .map_err(Failure::usage)?;
     let total = plan.steps();
@@ -73,6 +100,8 @@ pub fn run(args: &CryptoArgs) -> Outcome {
     let mut files = vec![json];
     if !args.no_plots {
         files.extend(crate::present::plot::crypto::render_all(&dir, &report).context("drawing the crypto plots")?);
+        let protocols = crate::present::plot::protocols::render_all(&dir, &report.protocols);
+        files.extend(protocols.context("drawing the protocol plots")?);
     }
     crate::output::stdout(&format!("{}\nwrote {} files to {}\n", report.table(), files.len(), dir.display()));
     Ok(ExitCode::SUCCESS)

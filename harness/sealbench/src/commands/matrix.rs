@@ -15,6 +15,7 @@ use crate::results::summary::Summary;
 use crate::scenario::{Edits, Mode, Plan, Scenario, Transport};
 use anyhow::{Context, anyhow};
 use sealcore::{AeadKind, Backend, Pattern};
+use sealproto::Protocol;
 use std::process::ExitCode;
 
 /// Runs `sealbench matrix`.
@@ -23,14 +24,21 @@ use std::process::ExitCode;
 /// Exit 2 for a bad scenario or choice; exit 1 when a run fails.
 pub fn run(args: &MatrixArgs) -> Outcome {
     let base = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?.scenario;
-    let cells = combinations(args, &base);
+    let cells = with_protocols(args, &base, combinations(args, &base));
     // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
-    for &(a, b, p, m, t) in &cells {
+    for &(proto, (a, b, p, m, t)) in &cells {
         let mut s = base.clone();
-        (s.crypto.aead, s.crypto.backend, s.crypto.pattern, s.crypto.mode) = (a, b, p, m);
-        let cell = cell_name(a, b, p, m, t);
-        b.check(a).map_err(|e| Failure::usage(anyhow!("--backend: cell {cell}: {e}")))?;
+        (s.crypto.aead, s.crypto.backend, s.crypto.pattern, s.crypto.mode, s.crypto.protocol) = (a, b, p, m, proto);
+        if proto.is_group() {
+            // A group protocol fans its one ciphertext out at the relay, whatever the
+            // scenario says for noise.
+            s.conversations.fanout = crate::scenario::Fanout::Relay;
+        }
+        let cell = protocol_cell_name(proto, (a, b, p, m, t));
+        if proto == Protocol::Noise {
+            b.check(a).map_err(|e| Failure::usage(anyhow!("--backend: cell {cell}: {e}")))?;
+        }
         s.relay
             .require_transport(t)
             .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?;
@@ -51,8 +59,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         for k in 0..cells.len() {
             let i = (k + r) % cells.len();
             order.push(i);
-            let (a, b, p, m, t) = cells[i];
-            let name = format!("{}-r{}", cell_name(a, b, p, m, t), r + 1);
+            let (proto, c) = cells[i];
+            let name = format!("{}-r{}", protocol_cell_name(proto, c), r + 1);
             eprintln!("[{}/{total}] {name}", order.len());
             let s =
                 execute_quiet(&scenarios[i], &dir.join(&name), &[]).with_context(|| format!("matrix cell {name}"))?;
@@ -62,13 +70,47 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells: Vec<Cell> = cells
         .iter()
         .zip(&summaries)
-        .map(|((a, b, p, m, t), runs)| Cell::from_runs(a.name(), b.name(), p.name(), m.name(), t.name(), runs))
+        .map(|((proto, (a, b, p, m, t)), runs)| {
+            let mut cell = Cell::from_runs(a.name(), b.name(), p.name(), m.name(), t.name(), runs);
+            cell.protocol = proto.name().to_owned();
+            cell
+        })
         .collect();
     let matrix = Matrix { schema_version: 1, kind: "matrix".into(), provenance, scenario: base, repeat, order, cells };
     matrix::write(&dir, &matrix)?;
     let md = present::write_matrix(&dir, &matrix)?;
     crate::output::stdout(&format!("{md}\nresults: {}\n", dir.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A cell of a protocol: the scenario's crypto choice it runs with.
+type ProtocolCell = (Protocol, Combination);
+
+/// The cells of every `--protocol`: `noise` takes every combination of the other flags;
+/// another protocol (its own cipher suite) one cell per transport.
+fn with_protocols(args: &MatrixArgs, base: &Scenario, noise: Vec<Combination>) -> Vec<ProtocolCell> {
+    let protocols = if args.protocol.is_empty() { vec![base.crypto.protocol] } else { args.protocol.clone() };
+    let mut cells = Vec::new();
+    for proto in protocols {
+        if proto == Protocol::Noise {
+            cells.extend(noise.iter().map(|&c| (proto, c)));
+            continue;
+        }
+        let mut transports: Vec<Transport> = noise.iter().map(|c| c.4).collect();
+        transports.dedup();
+        let (a, b, p, m) = (base.crypto.aead, base.crypto.backend, base.crypto.pattern, base.crypto.mode);
+        cells.extend(transports.into_iter().map(|t| (proto, (a, b, p, m, t))));
+    }
+    cells
+}
+
+/// A cell's name: [`cell_name`] for noise, the protocol's name (and `-wss`) otherwise.
+fn protocol_cell_name(proto: Protocol, (a, b, p, m, t): Combination) -> String {
+    if proto == Protocol::Noise {
+        return cell_name(a, b, p, m, t);
+    }
+    let tls = if t == Transport::Wss { "-wss" } else { "" };
+    format!("{}{tls}", proto.name())
 }
 
 /// A cell's name in run directories: `aead-pattern-mode`, then `-<backend>` unless it is

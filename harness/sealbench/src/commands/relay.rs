@@ -56,6 +56,7 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         max_groups_per_client: args.max_groups,
         max_group_members: args.max_group_members,
         max_keys: RelayConfig::default().max_keys,
+        key_pools: RelayConfig::default().key_pools,
         auth_secret: args.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
         read_buffer: args.read_buffer.max(256),
         write_buffer: RelayConfig::default().write_buffer,

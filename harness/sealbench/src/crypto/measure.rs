@@ -93,6 +93,14 @@ pub fn measure(budget: Budget, mut op: impl FnMut(u64) -> Duration) -> Timing {
         iterations += n;
         per_op.push(elapsed.as_nanos() as f64 / n as f64);
     }
+    summarize(per_op, iterations)
+}
+
+/// The median, min, max and spread of samples of nanoseconds per operation.
+pub fn summarize(mut per_op: Vec<f64>, iterations: u64) -> Timing {
+    if per_op.is_empty() {
+        per_op.push(0.0);
+    }
     per_op.sort_by(f64::total_cmp);
     let median = if per_op.len() % 2 == 1 {
         per_op[per_op.len() / 2]

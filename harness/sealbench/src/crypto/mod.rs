@@ -3,11 +3,14 @@
 //! # Layout
 //! - [`measure`] — calibrated timing loops (median and spread of repeated samples).
 //! - [`sweep`] — what is measured: AEAD seal/open per size, handshakes, X25519, modes.
+//! - [`protocols`] — the protocol section: Noise, Olm, Megolm, MLS per operation against
+//!   group size.
 //! - [`report`] — `crypto.json` and the console table.
 //!
 //! Plots of a report are drawn by [`crate::present::plot::crypto`].
 
 pub mod measure;
+pub mod protocols;
 pub mod report;
 pub mod sweep;
 

@@ -293,6 +293,10 @@ pub struct CryptoReport {
     pub kem: Vec<KemRow>,
     /// noise vs kdf-chain.
     pub transport_modes: Vec<ModeRow>,
+    /// The protocol section: per-operation costs of Noise, Olm, Megolm and MLS against
+    /// group size (absent from reports written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<super::protocols::ProtocolRow>,
 }
 
 impl CryptoReport {
@@ -411,6 +415,7 @@ impl CryptoReport {
                 "(kdf-chain: a new key per message = KDF step + key set-up + seal; a symmetric KDF chain, not a Double Ratchet)"
             );
         }
+        s.push_str(&super::protocols::table(&self.protocols));
         s
     }
 }

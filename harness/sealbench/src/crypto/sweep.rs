@@ -50,6 +50,8 @@ pub struct SweepPlan {
     pub budget: Budget,
     /// Whether this is the quick plan.
     pub quick: bool,
+    /// The protocol section (None: left out).
+    pub protocols: Option<super::protocols::ProtocolPlan>,
 }
 
 impl SweepPlan {
@@ -71,6 +73,7 @@ impl SweepPlan {
             mode_aeads: AeadKind::ALL.to_vec(),
             budget: Budget { sample: Duration::from_millis(70), samples: 5 },
             quick: false,
+            protocols: Some(super::protocols::ProtocolPlan::full()),
         }
     }
 
@@ -95,6 +98,7 @@ impl SweepPlan {
             mode_aeads: vec![AeadKind::ChaCha20Poly1305, AeadKind::Aes256Gcm],
             budget: Budget { sample: Duration::from_millis(30), samples: 5 },
             quick: true,
+            protocols: Some(super::protocols::ProtocolPlan::quick()),
         }
     }
 
@@ -102,6 +106,7 @@ impl SweepPlan {
     pub fn steps(&self) -> u64 {
         let per_backend = self.aeads.len() * self.sizes.len() + self.handshakes.len() + 2 + self.mode_aeads.len();
         (self.backends.len() * per_backend) as u64
+            + self.protocols.as_ref().map_or(0, super::protocols::ProtocolPlan::steps)
     }
 
     /// Checks the backends before anything is measured: each must be compiled in.
@@ -182,6 +187,10 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
             modes.push(ModeRow::new(b, aead, MODE_SIZE, [ns, no, cs, co], step, setup));
         }
     }
+    let protocols = match &plan.protocols {
+        Some(p) => super::protocols::run(p, progress)?,
+        None => Vec::new(),
+    };
     Ok(CryptoReport {
         schema_version: super::report::SCHEMA_VERSION,
         kind: "crypto".into(),
@@ -201,6 +210,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         x25519,
         kem: kems,
         transport_modes: modes,
+        protocols,
     }
     .finished(started.elapsed()))
 }

@@ -127,6 +127,12 @@ pub struct Chat {
     pub outboxes: Vec<Outbox>,
     /// Relay fan-out only.
     pub sender_keys: Option<SenderKeys>,
+    /// Relay fan-out with `crypto.protocol = "megolm"` (instead of `sender_keys`).
+    #[cfg(feature = "megolm")]
+    pub megolm: Option<super::megolm::MegolmGroup>,
+    /// Relay fan-out with `crypto.protocol = "mls"`: the group's MLS members.
+    #[cfg(feature = "mls")]
+    pub mls: Option<super::mls::MlsGroupState>,
     /// Tags its messages are recorded under.
     pub tags: Vec<super::recorder::tags::TagId>,
     /// 1:1 with alternating senders: whose turn it is.
@@ -138,7 +144,14 @@ impl Chat {
     ///
     /// # Errors
     /// When the OS has no randomness for sender keys.
-    pub(super) fn new(spec: &ChatSpec, suite: Suite, mode: TransportMode) -> Result<Chat, getrandom::Error> {
+    /// With `megolm_rotate_after` (`crypto.protocol = "megolm"`), a relay-fan-out group gets
+    /// Megolm sessions instead of sender keys.
+    pub(super) fn new(
+        spec: &ChatSpec,
+        suite: Suite,
+        mode: TransportMode,
+        megolm_rotate_after: Option<u32>,
+    ) -> Result<Chat, getrandom::Error> {
         let devices = spec.users.last().map_or(0, |u| u.end);
         let mut routes = vec![Vec::new(); spec.sending];
         for &(a, b, session) in &spec.sessions {
@@ -150,8 +163,14 @@ impl Chat {
             }
         }
         let sending_users = spec.users.iter().take_while(|u| u.end <= spec.sending).count();
+        let relay = matches!(spec.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
+        #[cfg(feature = "megolm")]
+        let megolm =
+            megolm_rotate_after.filter(|_| relay).map(|r| super::megolm::MegolmGroup::new(devices, spec.sending, r));
+        #[cfg(not(feature = "megolm"))]
+        let _ = megolm_rotate_after;
         let sender_keys = match spec.kind {
-            ChatKind::Group { fanout: Fanout::Relay, .. } => {
+            ChatKind::Group { fanout: Fanout::Relay, .. } if megolm_rotate_after.is_none() => {
                 let mut keys = vec![[0u8; 32]; spec.sending];
                 for k in &mut keys {
                     getrandom::fill(k)?;
@@ -173,6 +192,10 @@ impl Chat {
             routes,
             outboxes: (0..spec.sending).map(|_| Outbox::new()).collect(),
             sender_keys,
+            #[cfg(feature = "megolm")]
+            megolm,
+            #[cfg(feature = "mls")]
+            mls: None,
             tags: Vec::new(),
             turn: 0,
         })
@@ -180,6 +203,14 @@ impl Chat {
 
     /// Relay fan-out: the relay delivers one sealed message to every other member.
     pub fn relay_fanout(&self) -> bool {
+        #[cfg(feature = "megolm")]
+        if self.megolm.is_some() {
+            return true;
+        }
+        #[cfg(feature = "mls")]
+        if self.mls.is_some() {
+            return true;
+        }
         self.sender_keys.is_some()
     }
 
@@ -190,6 +221,10 @@ impl Chat {
 
     /// Sender keys still to be received by the group's members.
     pub fn keys_expected(&self) -> usize {
+        #[cfg(feature = "mls")]
+        if self.mls.is_some() {
+            return self.devices - 1; // Welcomes to process
+        }
         if self.relay_fanout() { self.sending * (self.devices - 1) } else { 0 }
     }
 }

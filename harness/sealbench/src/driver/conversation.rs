@@ -37,13 +37,25 @@ pub enum End {
     Ready(Box<Link>),
 }
 
+/// What protects an end's messages: a Noise transport, or an Olm session.
+///
+/// The Noise variant is large and stays inline: the whole [`Link`] is boxed already, and
+/// boxing the transport too would add a pointer chase to every Noise message.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Cipher {
+    /// Noise transport: seals what this end sends, opens what it receives.
+    Noise { sender: TransportSender, receiver: TransportReceiver },
+    /// `crypto.protocol = "olm"`: the end's Olm session.
+    #[cfg(feature = "olm")]
+    Olm(Box<super::olm::OlmEnd>),
+}
+
 /// An end's transport and the per-direction bookkeeping that accounting needs.
 #[derive(Debug)]
 pub struct Link {
-    /// Seals what this end sends.
-    sender: TransportSender,
-    /// Opens what this end receives.
-    receiver: TransportReceiver,
+    /// Seals what this end sends and opens what it receives.
+    cipher: Cipher,
     /// Sequence number of this end's next message.
     next_seq: u64,
     /// Highest sequence number received from the peer.
@@ -95,6 +107,25 @@ pub fn seal_group_message(
         .map_err(|_| SealError::BufferTooSmall)?;
     sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
     Ok(())
+}
+
+/// Writes a timed plaintext: the stamp, then `extra`, then zero padding.
+fn write_plaintext(plain: &mut [u8], stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+    stamp.write(plain).map_err(|_| SealError::BufferTooSmall)?;
+    let at = payload::PLAINTEXT_HEADER_LEN;
+    plain.get_mut(at..at + extra.len()).ok_or(SealError::BufferTooSmall)?.copy_from_slice(extra);
+    Ok(())
+}
+
+/// Fills `plain` with the timed plaintext of `m` (its stamp, then zero padding up to its
+/// size): what a group protocol's sender encrypts.
+///
+/// # Errors
+/// Never in practice (the buffer is sized here); kept for the stamp's own check.
+pub fn timed_plaintext(plain: &mut Vec<u8>, m: Timed) -> Result<(), SealError> {
+    plain.clear();
+    plain.resize(m.size.max(payload::PLAINTEXT_HEADER_LEN), 0);
+    write_plaintext(plain, Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }, &[])
 }
 
 /// A timed message to seal.
@@ -285,13 +316,38 @@ impl Conversation {
     fn finish(&mut self, side: Side, hs: Handshake) -> Result<(), HandshakeError> {
         let t = hs.into_transport(self.mode)?;
         let (sender, receiver) = t.split();
+        self.set_ready(side, Cipher::Noise { sender, receiver });
+        Ok(())
+    }
+
+    fn set_ready(&mut self, side: Side, cipher: Cipher) {
         let sent_at = vec![(u64::MAX, 0); SENT_RING];
-        self.ends[side.index()] =
-            End::Ready(Box::new(Link { sender, receiver, next_seq: 0, max_seq_rx: None, sent_at }));
+        self.ends[side.index()] = End::Ready(Box::new(Link { cipher, next_seq: 0, max_seq_rx: None, sent_at }));
         if self.ready() {
             self.hs_finished = true;
         }
-        Ok(())
+    }
+
+    /// `crypto.protocol = "olm"`: `side`'s Olm session is set up (the initiator's from a
+    /// claimed key, the responder's from the first pre-key message).
+    #[cfg(feature = "olm")]
+    pub fn olm_ready(&mut self, side: Side, session: sealproto::olm::OlmSession) {
+        self.set_ready(side, Cipher::Olm(Box::new(super::olm::OlmEnd::new(session))));
+    }
+
+    /// Whether `side`'s session is set up.
+    pub fn end_ready(&self, side: Side) -> bool {
+        self.ends[side.index()].ready()
+    }
+
+    /// The first message of an Olm session from the initiator (kind `OlmSetup`, a timed
+    /// plaintext stamped `now_ns`).
+    ///
+    /// # Errors
+    /// As [`Conversation::seal`].
+    pub fn seal_olm_setup(&mut self, now_ns: u64, out: &mut BytesMut) -> Result<RequestId, SealError> {
+        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        self.seal_kind(Side::Initiator, E2eKind::OlmSetup, m, &[], false, out)
     }
 
     /// Seals the next message of `side` into a complete SEND frame in `out`: a timed
@@ -305,18 +361,19 @@ impl Conversation {
     }
 
     /// Seals a group sender key from `side` to its peer (a timed plaintext followed by
-    /// the 32 key bytes).
+    /// the key bytes: a 32-byte chain key, or a Megolm session key).
     ///
     /// # Errors
     /// As [`Conversation::seal`].
     pub fn seal_sender_key(
         &mut self,
         side: Side,
-        key: &[u8; 32],
+        key: &[u8],
         now_ns: u64,
         out: &mut BytesMut,
     ) -> Result<RequestId, SealError> {
-        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN + 32, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        let size = payload::PLAINTEXT_HEADER_LEN + key.len();
+        let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
         self.seal_kind(side, E2eKind::SenderKey, m, key, false, out)
     }
 
@@ -333,19 +390,35 @@ impl Conversation {
         let link = self.ends[side.index()].link().ok_or(SealError::Aead)?;
         let seq = link.next_seq;
         let size = m.size;
-        let total = PLAINTEXT_AT + size + sealcore::TAG_LEN;
+        let req = RequestId::Message { conv: id, side, seq };
+        let stamp = Stamp { seq: seq as u32, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
+        let kind = match (&link.cipher, kind) {
+            #[cfg(feature = "olm")]
+            (Cipher::Olm(_), E2eKind::Transport) => E2eKind::Olm,
+            _ => kind,
+        };
+        let total = match link.cipher {
+            Cipher::Noise { .. } => PLAINTEXT_AT + size + sealcore::TAG_LEN,
+            #[cfg(feature = "olm")]
+            Cipher::Olm(_) => TRANSPORT_AT,
+        };
         out.clear();
         out.resize(total, 0);
-        let req = RequestId::Message { conv: id, side, seq };
         Wire::write_send_header(out, req, want_ack, to).map_err(|_| SealError::BufferTooSmall)?;
         payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
-        let plain = &mut out[PLAINTEXT_AT..PLAINTEXT_AT + size];
-        Stamp { seq: seq as u32, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
-            .write(plain)
-            .map_err(|_| SealError::BufferTooSmall)?;
-        let at = payload::PLAINTEXT_HEADER_LEN;
-        plain.get_mut(at..at + extra.len()).ok_or(SealError::BufferTooSmall)?.copy_from_slice(extra);
-        link.sender.seal(&mut out[TRANSPORT_AT..], size)?;
+        match &mut link.cipher {
+            Cipher::Noise { sender, .. } => {
+                let plain = &mut out[PLAINTEXT_AT..PLAINTEXT_AT + size];
+                write_plaintext(plain, stamp, extra)?;
+                sender.seal(&mut out[TRANSPORT_AT..], size)?;
+            }
+            #[cfg(feature = "olm")]
+            Cipher::Olm(olm) => {
+                let plain = olm.plaintext(size);
+                write_plaintext(plain, stamp, extra)?;
+                olm.seal(out)?;
+            }
+        }
         link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
         link.next_seq = seq + 1;
         Ok(req)
@@ -361,7 +434,11 @@ impl Conversation {
     /// Also returns whether it arrived after a later one, and the plaintext after the stamp.
     pub fn open<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
         let link = self.ends[side.index()].link().ok_or(NotOpened::NotReady)?;
-        let pt = link.receiver.open(data).map_err(NotOpened::Open)?;
+        let pt = match &mut link.cipher {
+            Cipher::Noise { receiver, .. } => receiver.open(data).map_err(NotOpened::Open)?,
+            #[cfg(feature = "olm")]
+            Cipher::Olm(olm) => olm.open(data).map_err(NotOpened::Open)?,
+        };
         let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
         let reordered = link.max_seq_rx.is_some_and(|m| stamp.seq < m);
         if !reordered {

@@ -113,7 +113,11 @@ fn lay_out_chat(plan: &Plan, chat: &Chat, spec: &mut ShardSpec, next_session: &m
     // A session between every sending device and every other device of the conversation
     // (the lower position initiates).
     let mut sessions = Vec::new();
-    for a in 0..devices {
+    // MLS groups need no pairwise sessions: key packages, Welcome and commits go through
+    // the relay's key directory and group fan-out.
+    let mls = plan.scenario.crypto.protocol == sealproto::Protocol::Mls
+        && matches!(chat.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
+    for a in (0..devices).filter(|_| !mls) {
         for b in a + 1..devices {
             if a >= sending && b >= sending {
                 continue;

@@ -4,7 +4,10 @@
 //! # Layout
 //! - [`limits`] — checks the run fits the machine (open files, ephemeral ports) before it starts.
 //! - [`shard`] — one thread of clients; [`client`] — a client's connection;
-//!   [`conversation`] — handshake and transport of one pair; [`schedule`] — open-loop timing.
+//!   [`conversation`] — handshake and transport of one pair; [`olm`] — an Olm session's
+//!   end inside a conversation (`crypto.protocol = "olm"`); [`megolm`] — a relay-fan-out
+//!   group's Megolm sessions; [`mls`] — a relay-fan-out group's MLS members;
+//!   [`schedule`] — open-loop timing.
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
@@ -20,6 +23,12 @@ pub mod coordinator;
 mod embedded;
 pub(crate) mod layout;
 pub mod limits;
+#[cfg(feature = "megolm")]
+pub mod megolm;
+#[cfg(feature = "mls")]
+pub mod mls;
+#[cfg(feature = "olm")]
+pub mod olm;
 pub mod recorder;
 pub mod schedule;
 pub mod shard;

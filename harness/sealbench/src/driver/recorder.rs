@@ -60,11 +60,21 @@ pub enum Metric {
     /// Upgrade request sent → `101 Switching Protocols` received (the last part of
     /// [`Metric::Connect`]).
     Upgrade,
+    /// `crypto.protocol = "megolm"`: a sender's time to encrypt its new group session key
+    /// for every other member device (over Olm) and hand the copies over, at each rotation.
+    KeyShare,
+    /// `crypto.protocol = "mls"`: creating a commit (the group's creation adding every
+    /// member, or a self-update), at the committer.
+    MlsCommit,
+    /// `crypto.protocol = "mls"`: processing (and merging) a commit, at each member.
+    MlsCommitProcess,
+    /// `crypto.protocol = "mls"`: processing a Welcome, at each joining device.
+    MlsWelcome,
 }
 
 impl Metric {
     /// Every metric, in index order.
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 21] = [
         Metric::Connect,
         Metric::Register,
         Metric::Handshake,
@@ -82,12 +92,25 @@ impl Metric {
         Metric::Tcp,
         Metric::Tls,
         Metric::Upgrade,
+        Metric::KeyShare,
+        Metric::MlsCommit,
+        Metric::MlsCommitProcess,
+        Metric::MlsWelcome,
     ];
 
     /// The metrics also recorded per traffic class ([`tags`]): those a user asks about
     /// "for groups of 500" or "for DMs". Set-up, crypto and generator metrics are not.
-    pub const TAGGED: [Metric; 6] =
-        [Metric::E2e, Metric::E2eRaw, Metric::OfflineE2e, Metric::FanoutFirst, Metric::FanoutLast, Metric::FanoutSeal];
+    pub const TAGGED: [Metric; 9] = [
+        Metric::MlsCommit,
+        Metric::MlsCommitProcess,
+        Metric::KeyShare,
+        Metric::E2e,
+        Metric::E2eRaw,
+        Metric::OfflineE2e,
+        Metric::FanoutFirst,
+        Metric::FanoutLast,
+        Metric::FanoutSeal,
+    ];
 
     /// Name in result files, interval-log tags and thresholds.
     pub fn name(self) -> &'static str {
@@ -109,6 +132,10 @@ impl Metric {
             "tcp",
             "tls",
             "upgrade",
+            "key_share",
+            "mls_commit",
+            "mls_commit_process",
+            "mls_welcome",
         ][self as usize]
     }
 
@@ -210,6 +237,10 @@ pub struct Counters {
     /// Sender keys handed out over pairwise sessions and installed (relay fan-out).
     #[serde(default)]
     pub sender_keys: u64,
+    /// `crypto.protocol = "mls"`: application messages from an epoch whose secrets the
+    /// recipient no longer holds (authentic, but undecryptable: not delivered).
+    #[serde(default)]
+    pub old_epoch: u64,
 }
 
 impl Counters {
@@ -253,7 +284,8 @@ impl Counters {
             reconnects,
             reconnect_failures,
             fanout_incomplete,
-            sender_keys
+            sender_keys,
+            old_epoch
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

@@ -126,6 +126,22 @@ pub enum Incoming<'a> {
         /// The key bytes.
         key: &'a [u8],
     },
+    /// An item claimed from a key pool (Olm one-time key or fallback).
+    Claimed {
+        /// Which request claimed it.
+        request: RequestId,
+        /// The pool had no one-time item left: this is its fallback.
+        fallback: bool,
+        /// The item.
+        item: &'a [u8],
+    },
+    /// The answer to a key-pool publish: one-time items the pool holds now.
+    PoolStatus {
+        /// Which request published.
+        request: RequestId,
+        /// One-time items in the pool.
+        available: u32,
+    },
     /// A frame the driver has no use for (counted as malformed where it arrives).
     Unexpected,
     /// Not a frame of this protocol.
@@ -164,6 +180,16 @@ pub trait RelayProtocol {
 
     /// Asks the directory for `client`'s key.
     fn key_fetch(request: RequestId, client: u64) -> Bytes;
+
+    /// Publishes a key of any length (≤ 256 bytes) in the directory: an Olm identity bundle.
+    fn key_publish_bytes(request: RequestId, key: &[u8]) -> Bytes;
+
+    /// Publishes `items` to this client's key pool `pool` (or, `fallback`, replaces the
+    /// pool's fallback with the single item).
+    fn keys_publish(request: RequestId, pool: u8, fallback: bool, items: &[&[u8]]) -> Bytes;
+
+    /// Claims one item of `client`'s key pool `pool`.
+    fn key_claim(request: RequestId, client: u64, pool: u8) -> Bytes;
 
     /// Reads the answer to [`hello`](Self::hello), [`key_publish`](Self::key_publish) or
     /// [`group_join`](Self::group_join): how many stored messages follow (a WELCOME's count;
@@ -218,6 +244,14 @@ impl RelayProtocol for Sealbench1 {
                     Incoming::Refused { request: RequestId::decode(request_id), code }
                 }
                 Ok(Frame::Key { request_id, key, .. }) => Incoming::Key { request: RequestId::decode(request_id), key },
+                Ok(Frame::Claimed { request_id, source, item, .. }) => Incoming::Claimed {
+                    request: RequestId::decode(request_id),
+                    fallback: source == frame::CLAIM_FALLBACK,
+                    item,
+                },
+                Ok(Frame::PoolStatus { request_id, available, .. }) => {
+                    Incoming::PoolStatus { request: RequestId::decode(request_id), available }
+                }
                 Ok(_) => Incoming::Unexpected,
                 Err(_) => Incoming::Malformed,
             },
@@ -235,6 +269,24 @@ impl RelayProtocol for Sealbench1 {
 
     fn key_fetch(request: RequestId, client: u64) -> Bytes {
         encode(&Frame::KeyFetch { request_id: request.encode(), client }).into()
+    }
+
+    fn key_publish_bytes(request: RequestId, key: &[u8]) -> Bytes {
+        encode(&Frame::KeyPublish { request_id: request.encode(), key }).into()
+    }
+
+    fn keys_publish(request: RequestId, pool: u8, fallback: bool, items: &[&[u8]]) -> Bytes {
+        let mut raw = Vec::new();
+        // Items longer than the protocol allows are a caller's defect: they are left out,
+        // and the relay answers with the count it took.
+        let count = frame::put_key_items(items.iter().copied(), &mut raw).unwrap_or(0);
+        let flags = if fallback { frame::POOL_FLAG_FALLBACK } else { 0 };
+        let items = if count == 0 { &[][..] } else { &raw[..] };
+        encode(&Frame::KeysPublish { request_id: request.encode(), pool, flags, items, count }).into()
+    }
+
+    fn key_claim(request: RequestId, client: u64, pool: u8) -> Bytes {
+        encode(&Frame::KeyClaim { request_id: request.encode(), client, pool }).into()
     }
 
     fn registered(answer: &[u8], what: &str) -> anyhow::Result<u32> {

@@ -320,9 +320,45 @@ impl Conn {
                 }
                 Next::Continue
             }
+            Frame::KeysPublish { request_id, pool, flags, items, count: _ } => {
+                self.publish_keys(request_id, pool, flags, items);
+                Next::Continue
+            }
+            Frame::KeyClaim { request_id, client, pool } => {
+                self.claim_key(request_id, client, pool);
+                Next::Continue
+            }
             _ => {
                 self.refuse(req, ErrorCode::UnknownType, "a relay-to-client frame type sent by a client");
                 Next::Continue
+            }
+        }
+    }
+
+    /// KEYS_PUBLISH: all items stored, or none (ERROR `BAD_KEY` with the limit's reason).
+    fn publish_keys(&mut self, request_id: u64, pool: u8, flags: u8, items: &[u8]) {
+        let list: Vec<&[u8]> = frame::key_items(items).collect();
+        let fallback = flags & frame::POOL_FLAG_FALLBACK != 0;
+        let limits = self.shared.config.key_pools;
+        match self.shared.pools.publish(self.id, pool, fallback, list.into_iter(), limits) {
+            Ok((available, has_fallback)) => {
+                let f = Frame::PoolStatus { request_id, pool, available, fallback: u8::from(has_fallback) };
+                self.send_frame(&f);
+            }
+            Err(e) => self.refuse(request_id, ErrorCode::BadKey, e.reason()),
+        }
+    }
+
+    /// KEY_CLAIM: one item of another client's pool, each one-time item once.
+    fn claim_key(&mut self, request_id: u64, client: u64, pool: u8) {
+        match self.shared.pools.claim(client, pool) {
+            Some(c) => {
+                let source = if c.fallback { frame::CLAIM_FALLBACK } else { frame::CLAIM_ONE_TIME };
+                let f = Frame::Claimed { request_id, client, pool, source, remaining: c.remaining, item: &c.item };
+                self.send_frame(&f);
+            }
+            None => {
+                self.refuse(request_id, ErrorCode::NoSuchKey, "that client's key pool is empty and has no fallback")
             }
         }
     }
@@ -336,11 +372,11 @@ impl Conn {
             self.refuse(0, ErrorCode::InvalidTarget, "client id 0 is reserved");
             return Next::Close(CloseCode::Policy, "invalid client id");
         }
-        if let Some(secret) = &self.shared.config.auth_secret {
-            if !frame::verify_auth_token(secret, client_id, token) {
-                self.refuse(0, ErrorCode::AuthFailed, "token is not HMAC-SHA256(secret, client id)");
-                return Next::Close(CloseCode::Policy, "authentication failed");
-            }
+        if let Some(secret) = &self.shared.config.auth_secret
+            && !frame::verify_auth_token(secret, client_id, token)
+        {
+            self.refuse(0, ErrorCode::AuthFailed, "token is not HMAC-SHA256(secret, client id)");
+            return Next::Close(CloseCode::Policy, "authentication failed");
         }
         match self.shared.registry.register(client_id, self.me.clone()) {
             Register::Duplicate => {
@@ -455,7 +491,7 @@ impl Conn {
 
     fn sampled(&mut self) -> bool {
         self.sample = self.sample.wrapping_add(1);
-        self.sample % SAMPLE_EVERY == 0
+        self.sample.is_multiple_of(SAMPLE_EVERY)
     }
 
     /// A SEND the adversary may touch: ACKed on acceptance, then forwarded as it decides.

@@ -12,6 +12,8 @@
 //! - [`timeouts`] — the handshake and idle timeouts of a connection (sans-IO, one timer).
 //! - [`adversary`] — the adversarial relay mode (testing only): decisions and held messages.
 //! - [`registry`] — online clients, mailboxes, groups, key directory.
+//! - [`keypool`] — the key directory's pools: one-time keys and key packages, claimed
+//!   atomically, with a fallback when a pool is empty (Olm, MLS).
 //! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
@@ -22,6 +24,7 @@ pub mod adversary;
 pub mod config;
 mod connection;
 pub mod http;
+pub mod keypool;
 pub mod metrics;
 pub mod registry;
 pub mod timeouts;
@@ -64,6 +67,8 @@ struct Shared {
     idle: Notify,
     /// Index of the next message the adversary decides on (test aid).
     adversary_index: std::sync::atomic::AtomicU64,
+    /// One-time keys, key packages and fallbacks (Olm, MLS).
+    pools: keypool::KeyPools,
 }
 
 /// A relay instance: its config and metrics, before and while it serves.
@@ -97,6 +102,7 @@ impl Relay {
             shutdown: stop_rx,
             idle: Notify::new(),
             adversary_index: std::sync::atomic::AtomicU64::new(0),
+            pools: keypool::KeyPools::default(),
         });
         let acceptor = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::pin!(shutdown);

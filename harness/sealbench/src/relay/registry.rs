@@ -325,10 +325,11 @@ impl Registry {
         let mut map = shard(&self.clients, id);
         let Some(slot) = map.get_mut(&id) else { return Route::Unknown };
         let live = slot.online.as_ref().filter(|p| p.is_live());
-        if let Some(peer) = live {
-            if slot.mailbox.is_empty() && !peer.ctl.mail_pending.load(Ordering::Acquire) {
-                return Route::Online(peer.clone());
-            }
+        if let Some(peer) = live
+            && slot.mailbox.is_empty()
+            && !peer.ctl.mail_pending.load(Ordering::Acquire)
+        {
+            return Route::Online(peer.clone());
         }
         let online = live.is_some();
         if slot.mailbox.is_empty() && self.mailboxes.load(Ordering::Relaxed) >= limits.mailboxes {

@@ -99,12 +99,12 @@ mod tests {
         let mut reads = reads.iter().copied().peekable();
         loop {
             let d = t.deadline();
-            if let Some(&r) = reads.peek() {
-                if t0 + r < d {
-                    reads.next();
-                    t.on_read(t0 + r);
-                    continue;
-                }
+            if let Some(&r) = reads.peek()
+                && t0 + r < d
+            {
+                reads.next();
+                t.on_read(t0 + r);
+                continue;
             }
             if d > t0 + until {
                 return out;

@@ -25,13 +25,17 @@ pub fn metric(name: &str) -> Option<Metric> {
 
 /// The order latency metrics are listed in tables: end to end first, set-up after, the
 /// generator's own lag last.
-pub const TABLE_ORDER: [Metric; 17] = [
+pub const TABLE_ORDER: [Metric; 21] = [
     Metric::E2e,
     Metric::E2eRaw,
     Metric::OfflineE2e,
     Metric::FanoutFirst,
     Metric::FanoutLast,
+    Metric::KeyShare,
     Metric::FanoutSeal,
+    Metric::MlsWelcome,
+    Metric::MlsCommitProcess,
+    Metric::MlsCommit,
     Metric::MailboxDrain,
     Metric::RelayAck,
     Metric::Handshake,

@@ -93,6 +93,7 @@ pub fn counter_help(name: &str) -> Option<&'static str> {
         "reconnect_failures" => "Reconnections that failed",
         "fanout_incomplete" => "Messages whose fan-out never completed",
         "sender_keys" => "Sender keys handed out and installed (relay fan-out)",
+        "old_epoch" => "MLS messages from an epoch the recipient no longer holds (not delivered)",
         _ => return None,
     })
 }

@@ -47,6 +47,10 @@ pub struct Cell {
     /// What carried the WebSocket: `ws` or `wss` (matrices made before TLS: `ws`).
     #[serde(default = "ws")]
     pub transport: String,
+    /// The messaging protocol: `noise` (matrices made before protocols: `noise`), `olm`,
+    /// `megolm`, `mls`; a cell of another protocol than noise ignores aead/pattern/mode.
+    #[serde(default = "noise")]
+    pub protocol: String,
     /// Run directories (relative to the matrix directory), one per repeat.
     pub runs: Vec<String>,
     /// Delivered messages per second.
@@ -99,10 +103,17 @@ fn rustcrypto() -> String {
     sealcore::Backend::RustCrypto.name().into()
 }
 
+fn noise() -> String {
+    "noise".into()
+}
+
 impl Cell {
     /// `aead on backend / pattern / mode`, then ` / wss` for TLS (ws is the default, left
     /// unsaid).
     pub fn label(&self) -> String {
+        if self.protocol != "noise" {
+            return format!("{}{}", self.protocol, self.transport_suffix(" / "));
+        }
         let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
         format!("{aead} on {} / {} / {}{}", self.backend, self.pattern, self.mode, self.transport_suffix(" / "))
     }
@@ -137,6 +148,7 @@ impl Cell {
             pattern: p.into(),
             mode: m.into(),
             transport: t.into(),
+            protocol: "noise".into(),
             runs: runs.iter().map(|(n, _)| n.clone()).collect(),
             throughput_per_s: get(&|s| Some(s.throughput.delivered_per_s)),
             e2e_p50_us: e2e_p50,

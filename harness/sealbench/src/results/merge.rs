@@ -155,10 +155,10 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
                 first.dir.display()
             );
         }
-        if let Some(split) = &p.summary.split {
-            if let Some(other) = seen.insert(split.part.index, &p.dir) {
-                bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
-            }
+        if let Some(split) = &p.summary.split
+            && let Some(other) = seen.insert(split.part.index, &p.dir)
+        {
+            bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
         }
     }
     let counts: Vec<usize> = parts.iter().filter_map(|p| p.summary.split.as_ref().map(|s| s.part.count)).collect();
@@ -297,7 +297,7 @@ fn counters(parts: &[PartResult]) -> Counters {
             (m.bytes_sent, m.bytes_received, m.not_ready, m.bad_timestamp, m.late_sends);
         (one.messages, one.skipped_offline, one.undelivered_offline, one.group_refusals) =
             (m.messages, m.skipped_offline, m.undelivered_offline, m.group_refusals);
-        (one.fanout_incomplete, one.sender_keys) = (m.fanout_incomplete, m.sender_keys);
+        (one.fanout_incomplete, one.sender_keys, one.old_epoch) = (m.fanout_incomplete, m.sender_keys, m.old_epoch);
         for (name, &n) in &m.refused_by_code {
             let code = (0..MAX_CODE as u16)
                 .find(|&c| sealcore::frame::ErrorCode::from_u16(c).is_some_and(|e| e.name() == name))

@@ -160,6 +160,10 @@ pub struct Messages {
     /// Group sender keys handed out over pairwise sessions (relay fan-out).
     #[serde(default)]
     pub sender_keys: u64,
+    /// MLS application messages from an epoch the recipient no longer holds secrets for
+    /// (not delivered: counted in `lost` too, under this name).
+    #[serde(default)]
+    pub old_epoch: u64,
 }
 
 /// Rates.
@@ -407,6 +411,7 @@ impl Messages {
             group_refusals: c.group_refusals,
             fanout_incomplete: c.fanout_incomplete,
             sender_keys: c.sender_keys,
+            old_epoch: c.old_epoch,
         }
     }
 }

@@ -36,6 +36,12 @@ impl Named for Backend {
     }
 }
 
+impl Named for sealproto::Protocol {
+    fn name(self) -> &'static str {
+        sealproto::Protocol::name(self)
+    }
+}
+
 /// Serde adapter for the core's choice types (`#[serde(with = "by_name")]`): the core
 /// stays free of serde, and its own `FromStr` error (which lists the accepted names)
 /// reaches the user.

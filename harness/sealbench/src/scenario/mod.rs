@@ -316,6 +316,26 @@ pub struct Crypto {
     /// noise mode: rekey every N messages (0: never).
     #[serde(default)]
     pub rekey_every: u64,
+    /// The messaging protocol: `noise` (the default: the Noise handshake and transport
+    /// above), `olm`, `megolm` or `mls` (docs/PROTOCOL.md §5).
+    #[serde(default, with = "choice::by_name")]
+    pub protocol: sealproto::Protocol,
+    /// megolm: a sender starts a new group session (and shares its key again) after this
+    /// many messages; 0: never by count. Matrix clients rotate after 100 by default.
+    #[serde(default = "default_rotate_after")]
+    pub megolm_rotate_after: u32,
+    /// mls: the group's creator commits a self-update (fresh leaf keys) after every this
+    /// many messages of its group; 0: never.
+    #[serde(default = "default_self_update")]
+    pub mls_self_update_every: u32,
+}
+
+fn default_rotate_after() -> u32 {
+    100
+}
+
+fn default_self_update() -> u32 {
+    50
 }
 
 fn is_default_backend(b: &Backend) -> bool {
@@ -341,6 +361,9 @@ impl Default for Crypto {
             mode: Mode::default(),
             backend: Backend::default(),
             rekey_every: 0,
+            protocol: sealproto::Protocol::default(),
+            megolm_rotate_after: default_rotate_after(),
+            mls_self_update_every: default_self_update(),
         }
     }
 }

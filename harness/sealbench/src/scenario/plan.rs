@@ -77,7 +77,10 @@ impl Plan {
         if s.clients.count < 2 {
             bail!("clients.count: at least 2 clients are needed for a conversation");
         }
-        if s.clients.count % 2 != 0 && s.conversations.kind == ConversationKind::Pairs && s.clients.devices.is_empty() {
+        if !s.clients.count.is_multiple_of(2)
+            && s.conversations.kind == ConversationKind::Pairs
+            && s.clients.devices.is_empty()
+        {
             bail!("clients.count: {} is odd; `pairs` needs an even number", s.clients.count);
         }
         check_shares(s)?;
@@ -99,6 +102,7 @@ impl Plan {
         }
         let population = Population::new(s)?;
         check_groups(s, &population)?;
+        check_protocol(s, &population)?;
         let chats = population.chats.len();
         let (profile, rate_per_conversation) = if staged {
             let profile = Profile::new(&s.stages)?;
@@ -223,13 +227,45 @@ fn check_shares(s: &Scenario) -> Result<()> {
         if c.online.is_zero() || c.offline.is_zero() {
             bail!("churn.online / churn.offline: mean periods must be more than 0 (e.g. \"30s\", \"5s\")");
         }
-        if let Some(st) = &c.storm {
-            if !frac(st.share) || st.within.is_zero() {
-                bail!("churn.storm: `share` must be between 0 and 1 and `within` more than 0");
-            }
+        if let Some(st) = &c.storm
+            && (!frac(st.share) || st.within.is_zero())
+        {
+            bail!("churn.storm: `share` must be between 0 and 1 and `within` more than 0");
         }
     }
     Ok(())
+}
+
+/// The protocol is built in and the driver can run it with this population.
+fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
+    use sealproto::Protocol;
+    let proto = s.crypto.protocol;
+    if !proto.available() {
+        bail!("crypto.protocol: {proto} is not built into this binary (build with the Cargo feature '{proto}')");
+    }
+    let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
+    let client_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Client, .. }));
+    match proto {
+        Protocol::Olm if relay_groups => bail!(
+            "crypto.protocol = \"olm\": Olm sessions are pairwise, so a group needs conversations.fanout = \"client\" \
+             (one Olm copy per member device); relay fan-out of one ciphertext is what megolm and mls do"
+        ),
+        Protocol::Megolm if !relay_groups || client_groups => bail!(
+            "crypto.protocol = \"megolm\": Megolm is a group protocol with relay fan-out (one ciphertext per message, \
+             its key shared over Olm), so it needs conversations.kind = \"groups\" or \"mix\" with fanout = \"relay\" \
+             (the 1:1 conversations of a mix run Olm); for 1:1 traffic alone use protocol = \"olm\""
+        ),
+        Protocol::Mls
+            if !relay_groups || p.chats.iter().any(|c| matches!(c.kind, ChatKind::Direct)) || client_groups =>
+        {
+            bail!(
+                "crypto.protocol = \"mls\": MLS is a group protocol with relay fan-out (one ciphertext per message, \
+                 commits and Welcome through the relay), so it needs conversations.kind = \"groups\" with \
+                 fanout = \"relay\"; for 1:1 traffic use protocol = \"olm\""
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Groups fit the relay, and relay fan-out is not combined with churn.
@@ -242,15 +278,16 @@ fn check_groups(s: &Scenario, p: &Population) -> Result<()> {
              them; churn is measured with fanout = \"client\""
         );
     }
-    if relay_groups && s.relay.url == RelayTarget::Embedded {
-        if let Some(c) = p.chats.iter().find(|c| p.device_count(c) > MAX_GROUP_DEVICES) {
-            bail!(
-                "conversations.group_sizes: a group of {} users has {} devices, more than the reference relay's \
+    if relay_groups
+        && s.relay.url == RelayTarget::Embedded
+        && let Some(c) = p.chats.iter().find(|c| p.device_count(c) > MAX_GROUP_DEVICES)
+    {
+        bail!(
+            "conversations.group_sizes: a group of {} users has {} devices, more than the reference relay's \
                  {MAX_GROUP_DEVICES} members per group",
-                c.users.len(),
-                p.device_count(c)
-            );
-        }
+            c.users.len(),
+            p.device_count(c)
+        );
     }
     Ok(())
 }

@@ -175,10 +175,10 @@ fn users(s: &Scenario) -> Result<Vec<User>> {
     }
     if s.conversations.kind == ConversationKind::Pairs && users.len() % 2 == 1 && users.len() > 1 {
         // An odd user out would have no one to talk to: its devices go to the user before.
-        if let Some(last) = users.pop() {
-            if let Some(prev) = users.last_mut() {
-                prev.devices += last.devices;
-            }
+        if let Some(last) = users.pop()
+            && let Some(prev) = users.last_mut()
+        {
+            prev.devices += last.devices;
         }
     }
     Ok(users)

@@ -137,10 +137,10 @@ impl Profile {
                     );
                 }
             }
-            if let Some(name) = &s.name {
-                if name.is_empty() || name.chars().any(char::is_control) {
-                    bail!("stages[{i}].name: give a non-empty name without control characters");
-                }
+            if let Some(name) = &s.name
+                && (name.is_empty() || name.chars().any(char::is_control))
+            {
+                bail!("stages[{i}].name: give a non-empty name without control characters");
             }
         }
         if stages[0].rate.is_none() && stages[0].from.is_none() {

@@ -80,15 +80,15 @@ impl Plan {
     /// A departure schedules the return, a return the next departure.
     pub(super) fn due(&mut self, now: u64, online: impl Fn(usize) -> bool, devices: usize) -> Vec<(usize, Step)> {
         let mut out = Vec::new();
-        if let Some((at, share, within)) = self.storm {
-            if at <= now {
-                self.storm = None;
-                for i in (0..devices).filter(|&i| online(i)) {
-                    if self.rng.next_f64() < share {
-                        out.push((i, Step::Leave));
-                        let back = now + (self.rng.next_f64() * within as f64) as u64;
-                        self.heap.push(Reverse((back, i, Step::Return)));
-                    }
+        if let Some((at, share, within)) = self.storm
+            && at <= now
+        {
+            self.storm = None;
+            for i in (0..devices).filter(|&i| online(i)) {
+                if self.rng.next_f64() < share {
+                    out.push((i, Step::Leave));
+                    let back = now + (self.rng.next_f64() * within as f64) as u64;
+                    self.heap.push(Reverse((back, i, Step::Return)));
                 }
             }
         }

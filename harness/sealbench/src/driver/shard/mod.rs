@@ -10,6 +10,17 @@
 //! - `sender` — the open-loop senders.
 
 mod churn;
+#[cfg(feature = "megolm")]
+mod megolm;
+
+/// What a group protocol's sealing gives: None when the conversation is not one of its
+/// groups, else whether the frame was written.
+#[cfg(any(feature = "megolm", feature = "mls"))]
+type Sealed = Option<Result<(), sealcore::SealError>>;
+#[cfg(feature = "mls")]
+mod mls;
+#[cfg(feature = "olm")]
+mod olm;
 mod sender;
 mod state;
 
@@ -222,11 +233,12 @@ async fn send_steady(
         if now >= stop_at {
             break;
         }
-        if let Some((a, b)) = stall {
-            if now >= a && now < b {
-                let _ = ticker.sleep_until(b).await; // the sending side is held up (test hook)
-                continue;
-            }
+        if let Some((a, b)) = stall
+            && now >= a
+            && now < b
+        {
+            let _ = ticker.sleep_until(b).await; // the sending side is held up (test hook)
+            continue;
         }
         let mut sent_any = false;
         while let Some(&Reverse((due, i))) = heap.peek() {
@@ -300,7 +312,12 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
                 client::record(&mut st.hist, &reg);
             }
             bring_up_reader_writer(state, i, reg);
-            state.borrow_mut().begin_sessions_of(i, now_ns());
+            let mut st = state.borrow_mut();
+            #[cfg(feature = "olm")]
+            st.publish_olm_keys(i);
+            #[cfg(feature = "mls")]
+            st.publish_mls_key_package(i);
+            st.begin_sessions_of(i, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {
             let mut st = state.borrow_mut();

@@ -30,6 +30,8 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
         let first = chat.first_client;
         let any_up =
             st.clients[first..first + chat.devices].iter().any(|d| d.sessions.iter().any(|&s| st.convs[s].ready()));
+        #[cfg(feature = "mls")]
+        let any_up = any_up || chat.mls.as_ref().is_some_and(|g| g.created);
         if !any_up {
             continue;
         }
@@ -112,7 +114,7 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
 
 /// Whether this seal is the one in `CRYPTO_SAMPLE` that is timed.
 fn timed(st: &mut State) -> bool {
-    let t = st.seal_tick % CRYPTO_SAMPLE == 0;
+    let t = st.seal_tick.is_multiple_of(CRYPTO_SAMPLE);
     st.seal_tick += 1;
     t
 }
@@ -168,8 +170,20 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     m.msg = msg;
     let t = timed(st);
     let t0 = now_ns();
-    let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
-    if seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf).is_err() {
+    #[cfg(feature = "megolm")]
+    let sealed = super::megolm::seal(st, c, pos, m, buf);
+    #[cfg(not(feature = "megolm"))]
+    let sealed = None;
+    #[cfg(feature = "mls")]
+    let sealed = sealed.or_else(|| super::mls::seal(st, c, pos, m, buf));
+    let sealed = match sealed {
+        Some(r) => r,
+        None => {
+            let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
+            seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf)
+        }
+    };
+    if sealed.is_err() {
         st.counters.other_errors += 1;
         return 0;
     }

@@ -82,6 +82,12 @@ pub(super) struct State {
     pub(super) hs_last: u64,
     /// The first connect or registration failure, for the coordinator's error message.
     pub(super) first_error: Option<String>,
+    /// `crypto.protocol = "olm"`: accounts and session set-up (None for Noise).
+    #[cfg(feature = "olm")]
+    pub(super) olm: Option<super::olm::OlmShard>,
+    /// `crypto.protocol = "mls"`: which devices' key packages are published.
+    #[cfg(feature = "mls")]
+    pub(super) mls: Option<super::mls::MlsShard>,
 }
 
 impl State {
@@ -93,9 +99,18 @@ impl State {
     pub(super) fn new(spec: &mut ShardSpec, tags: &dyn Fn(&Chat) -> Vec<TagId>) -> Result<Self, getrandom::Error> {
         let convs = std::mem::take(&mut spec.convs);
         let (suite, mode) = (spec.plan.suite, spec.plan.mode);
+        let crypto = &spec.plan.scenario.crypto;
+        let megolm_rotate = (crypto.protocol == sealproto::Protocol::Megolm).then_some(crypto.megolm_rotate_after);
         let mut chats = Vec::with_capacity(spec.chats.len());
         for c in &spec.chats {
-            let mut chat = Chat::new(c, suite, mode)?;
+            #[allow(unused_mut)]
+            let mut chat = Chat::new(c, suite, mode, megolm_rotate)?;
+            #[cfg(feature = "mls")]
+            if crypto.protocol == sealproto::Protocol::Mls && chat.sender_keys.is_some() {
+                let ids: Vec<u64> = (0..chat.devices).map(|p| spec.clients[c.first_client + p].id).collect();
+                chat.sender_keys = None;
+                chat.mls = crate::driver::mls::MlsGroupState::new(&ids, c.sending, crypto.mls_self_update_every).ok();
+            }
             chat.tags = tags(&chat);
             chats.push(chat);
         }
@@ -120,6 +135,9 @@ impl State {
             clients[s.initiator].sessions.push(i);
             clients[s.responder].sessions.push(i);
         }
+        let protocol = spec.plan.scenario.crypto.protocol;
+        #[cfg(feature = "olm")]
+        let (n_clients, n_sessions) = (clients.len(), convs.len());
         Ok(State {
             clients,
             handshakes_pending: convs.len(),
@@ -139,11 +157,16 @@ impl State {
             connected: 0,
             scratch: Vec::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(4 * 1024),
-            needs_key: spec.plan.suite.pattern.needs_remote_static(),
+            needs_key: spec.plan.suite.pattern.needs_remote_static() && protocol == sealproto::Protocol::Noise,
             queue: spec.plan.max_copies() + super::QUEUE,
             hs_first: None,
             hs_last: 0,
             first_error: None,
+            #[cfg(feature = "olm")]
+            olm: matches!(protocol, sealproto::Protocol::Olm | sealproto::Protocol::Megolm)
+                .then(|| super::olm::OlmShard::new(n_clients, n_sessions)),
+            #[cfg(feature = "mls")]
+            mls: (protocol == sealproto::Protocol::Mls).then(|| super::mls::MlsShard::new(n_clients)),
         })
     }
 
@@ -179,7 +202,16 @@ impl State {
 
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
         self.counters.bytes_received += data.len() as u64;
-        match Wire::decode(&data) {
+        let incoming = Wire::decode(&data);
+        #[cfg(feature = "olm")]
+        if self.on_olm_frame(&incoming, now) {
+            return;
+        }
+        #[cfg(feature = "mls")]
+        if self.on_mls_frame(&incoming, now) {
+            return;
+        }
+        match incoming {
             Incoming::Deliver { body_at, sender, stored } => {
                 self.on_deliver(client, &data, Delivery { body_at, sender, stored }, now);
             }
@@ -208,19 +240,29 @@ impl State {
                     self.fail_handshake(c);
                 }
             }
-            Incoming::Key { .. } | Incoming::Unexpected | Incoming::Malformed => self.counters.malformed += 1,
+            Incoming::Key { .. }
+            | Incoming::Claimed { .. }
+            | Incoming::PoolStatus { .. }
+            | Incoming::Unexpected
+            | Incoming::Malformed => self.counters.malformed += 1,
         }
     }
 
     fn on_ack(&mut self, request: RequestId, now: u64) {
         let RequestId::Message { conv, side, seq } = request else { return };
-        if let Some(c) = self.conv_index(conv) {
-            if let Some(t) = self.convs[c].sent_at(side, seq) {
-                if self.measures(t) {
-                    self.hist.record(Metric::RelayAck, now.saturating_sub(t));
-                }
-            }
+        if let Some(c) = self.conv_index(conv)
+            && let Some(t) = self.convs[c].sent_at(side, seq)
+            && self.measures(t)
+        {
+            self.hist.record(Metric::RelayAck, now.saturating_sub(t));
         }
+    }
+
+    /// Starts timing an open when it is the one in `CRYPTO_SAMPLE` that is timed: its start.
+    pub(super) fn open_timer(&mut self) -> Option<u64> {
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
+        self.open_tick += 1;
+        timed.then(now_ns)
     }
 
     /// A message intended at `t` belongs in the histograms (the measured window).
@@ -274,6 +316,10 @@ impl State {
             self.on_group(client, conv_id, d, data, now);
             return;
         }
+        #[cfg(feature = "mls")]
+        if matches!(kind, E2eKind::MlsWelcome | E2eKind::MlsCommit) {
+            return self.on_mls_control(client, kind, conv_id, data, now);
+        }
         let Some(s) = self.conv_index(conv_id) else {
             self.counters.malformed += 1;
             return;
@@ -290,6 +336,10 @@ impl State {
             E2eKind::Transport => self.on_transport(s, side, data, d.stored, now),
             E2eKind::Handshake => self.on_handshake_message(s, side, data, now),
             E2eKind::SenderKey => self.on_sender_key(s, side, data),
+            #[cfg(feature = "olm")]
+            E2eKind::Olm => self.on_transport(s, side, data, d.stored, now),
+            #[cfg(feature = "olm")]
+            E2eKind::OlmSetup => self.on_olm_setup(s, side, data, now),
             _ => self.counters.malformed += 1,
         }
     }
@@ -297,7 +347,7 @@ impl State {
     /// A transport message for `side` of session `s`: opened in place, classified, and
     /// (from the warm-up's end) its latencies recorded.
     fn on_transport(&mut self, s: usize, side: Side, data: &mut [u8], stored: bool, now: u64) {
-        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
         let result = self.convs[s].open(side, data).map(|o| (o.stamp, o.reordered));
@@ -312,7 +362,7 @@ impl State {
 
     /// Counts a message that could not be opened (or whose stamp cannot belong to this
     /// run); passes on an authentic one.
-    fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
+    pub(super) fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
         match r {
             // A stamp that cannot belong to this run (sent before it started sending, or
             // "in the future"): authentic bytes, impossible timing — counted, never
@@ -331,7 +381,7 @@ impl State {
     /// Records one delivered copy of a message of conversation `chat` sent by the device at
     /// `sender_pos`: online or offline latency by class, and the fan-out it completes.
     #[allow(clippy::too_many_arguments)]
-    fn delivered(
+    pub(super) fn delivered(
         &mut self,
         chat: usize,
         sender_pos: usize,
@@ -371,17 +421,16 @@ impl State {
 
     /// A group message (relay fan-out) for `client`: opened with its sender's key.
     fn on_group(&mut self, client: usize, chat_id: u32, d: Delivery, data: &mut [u8], now: u64) {
-        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
-        let first = self.chats[chat].first_client;
-        let sender = {
-            let clients = &self.clients;
-            self.chats[chat].sender_position(d.sender, |p| clients[first + p].id)
-        };
-        let (Some(sender), true) = (sender, self.chats[chat].id == chat_id) else {
-            self.counters.malformed += 1;
-            return;
-        };
-        let timed = self.open_tick % CRYPTO_SAMPLE == 0;
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[client].chat].megolm.is_some() {
+            return self.on_megolm_group(client, chat_id, d, data, now);
+        }
+        #[cfg(feature = "mls")]
+        if self.chats[self.clients[client].chat].mls.is_some() {
+            return self.on_mls_group(client, chat_id, d, data, now);
+        }
+        let Some((chat, pos, sender)) = self.group_sender(client, chat_id, d) else { return };
+        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
         self.open_tick += 1;
         let t0 = if timed { now_ns() } else { 0 };
         let sending = self.chats[chat].sending;
@@ -407,8 +456,29 @@ impl State {
         }
     }
 
+    /// The conversation, the recipient's position and the sender's position of a group
+    /// message delivered to `client`; None (counted as malformed) when the sender is not a
+    /// sending member or the message names another conversation.
+    pub(super) fn group_sender(&mut self, client: usize, chat_id: u32, d: Delivery) -> Option<(usize, usize, usize)> {
+        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+        let first = self.chats[chat].first_client;
+        let clients = &self.clients;
+        let sender = self.chats[chat].sender_position(d.sender, |p| clients[first + p].id);
+        match (sender, self.chats[chat].id == chat_id) {
+            (Some(sender), true) => Some((chat, pos, sender)),
+            _ => {
+                self.counters.malformed += 1;
+                None
+            }
+        }
+    }
+
     /// A sender key for `side` of session `s`: installed for the group's sender.
     fn on_sender_key(&mut self, s: usize, side: Side, data: &mut [u8]) {
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[self.convs[s].client(side)].chat].megolm.is_some() {
+            return self.on_megolm_key(s, side, data);
+        }
         let (to, from) = (self.convs[s].client(side), self.convs[s].client(side.peer()));
         let key = match self.convs[s].open(side, data) {
             Ok(Opened { rest, .. }) => <[u8; 32]>::try_from(rest.get(..32).unwrap_or(&[])).ok(),
@@ -466,7 +536,11 @@ impl State {
 
     /// Relay fan-out: once session `s` is up, each of its ends that sends in the group
     /// hands its sender key to the other over it.
-    fn hand_out_sender_keys(&mut self, s: usize, now: u64) {
+    pub(super) fn hand_out_sender_keys(&mut self, s: usize, now: u64) {
+        #[cfg(feature = "megolm")]
+        if self.chats[self.clients[self.convs[s].initiator].chat].megolm.is_some() {
+            return self.hand_out_megolm_keys(s, now);
+        }
         for side in Side::BOTH {
             let from = self.convs[s].client(side);
             let (chat, pos) = (self.clients[from].chat, self.clients[from].pos);
@@ -500,6 +574,10 @@ impl State {
     }
 
     fn begin(&mut self, s: usize, now: u64) {
+        #[cfg(feature = "olm")]
+        if self.olm.is_some() {
+            return self.begin_olm(s, now);
+        }
         let (ini, resp) = (self.convs[s].initiator, self.convs[s].responder);
         if self.begun[s] || self.clients[ini].tx.is_none() || self.clients[resp].tx.is_none() {
             return;
@@ -553,10 +631,10 @@ impl State {
 
 /// Where a delivery's body is, who sent it, and whether the relay stored it.
 #[derive(Debug, Clone, Copy)]
-struct Delivery {
+pub(super) struct Delivery {
     body_at: usize,
-    sender: u64,
-    stored: bool,
+    pub(super) sender: u64,
+    pub(super) stored: bool,
 }
 
 /// A message's stamp can belong to this run: due no earlier than the steady start, sent

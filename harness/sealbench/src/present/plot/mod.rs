@@ -4,7 +4,7 @@
 //! the same on a machine without any font packages.
 //!
 //! # Layout
-//! - [`crypto`] — charts of `sealbench crypto`.
+//! - [`crypto`] — charts of `sealbench crypto`; [`protocols`] — its protocol section.
 //! - [`run`] — charts of `sealbench run`; [`classes`] — its traffic-class charts (fan-out
 //!   by group size, offline delivery), drawn when the run has them; [`matrix`], [`capacity`] — of those commands;
 //!   [`bars`] — the shared bar chart.
@@ -14,6 +14,7 @@ pub mod capacity;
 pub mod classes;
 pub mod crypto;
 pub mod matrix;
+pub mod protocols;
 pub mod run;
 
 use anyhow::{Result, anyhow};
@@ -121,5 +122,5 @@ pub fn colour(i: usize) -> RGBColor {
 /// A human size label: 16 B, 1 KiB, 64 KiB, 1350 B.
 pub fn size_label(bytes: f64) -> String {
     let b = bytes.round() as u64;
-    if b >= 1024 && b % 1024 == 0 { format!("{} KiB", b / 1024) } else { format!("{b} B") }
+    if b >= 1024 && b.is_multiple_of(1024) { format!("{} KiB", b / 1024) } else { format!("{b} B") }
 }

@@ -195,15 +195,17 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
     if pa.build_profile != pb.build_profile {
         warnings.push(format!("build profiles differ: {} vs {}", pa.build_profile, pb.build_profile));
     }
-    if let (Loaded::Matrix(a), Loaded::Matrix(b)) = (base, new) {
-        if a.scenario != b.scenario && !force {
-            bail!("the matrices ran different scenarios; pass --force to compare anyway");
-        }
+    if let (Loaded::Matrix(a), Loaded::Matrix(b)) = (base, new)
+        && a.scenario != b.scenario
+        && !force
+    {
+        bail!("the matrices ran different scenarios; pass --force to compare anyway");
     }
-    if let (Loaded::Capacity(a), Loaded::Capacity(b)) = (base, new) {
-        if (a.search != b.search || a.slos != b.slos) && !force {
-            bail!("the capacity searches differ (search kind or SLOs); pass --force to compare anyway");
-        }
+    if let (Loaded::Capacity(a), Loaded::Capacity(b)) = (base, new)
+        && (a.search != b.search || a.slos != b.slos)
+        && !force
+    {
+        bail!("the capacity searches differ (search kind or SLOs); pass --force to compare anyway");
     }
     if let (Loaded::Run(a), Loaded::Run(b)) = (base, new) {
         let (a, b) = (&a.summary, &b.summary);

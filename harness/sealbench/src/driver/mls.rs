@@ -1,0 +1,153 @@
+//! A relay-fan-out group's MLS state inside the driver (`crypto.protocol = "mls"`): one
+//! openmls member per device (its provider, signer and group state), the key packages its
+//! creator claimed, who has joined, and sealing / opening application messages. openmls
+//! allocates inside every operation and writes its group state to the member's in-memory
+//! storage provider; the buffers around it are reused. No I/O.
+
+use super::conversation::{TRANSPORT_AT, Timed};
+use super::wire::{RelayProtocol, RequestId, Wire};
+use bytes::BytesMut;
+use sealcore::payload::{self, E2eKind, Stamp};
+use sealcore::{OpenError, SealError};
+use sealproto::ProtoError;
+use sealproto::mls::{MlsMember, Processed};
+
+/// Why an MLS message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotProcessed {
+    /// This device has not joined (yet), or the message is from an epoch it has not reached.
+    NotReady,
+    /// From an epoch whose secrets this device no longer holds.
+    OldEpoch,
+    /// Refused under the transport's names.
+    Open(OpenError),
+}
+
+/// The MLS state of one group.
+#[derive(Debug)]
+pub struct MlsGroupState {
+    /// Per device position: its MLS member.
+    pub members: Vec<MlsMember>,
+    /// Per device position: it has joined (the creator from the start).
+    pub joined: Vec<bool>,
+    /// Per device position: the key package its creator claimed for it.
+    pub key_packages: Vec<Option<Vec<u8>>>,
+    /// The creator has sent its claims (set-up under way).
+    pub claiming: bool,
+    /// When the creator started claiming (the group's set-up start).
+    pub claimed_at: u64,
+    /// The group exists (its creator made it).
+    pub created: bool,
+    /// Messages of the group since the last commit, and the self-update period.
+    since_commit: u32,
+    self_update_every: u32,
+    /// Per (recipient, sender): the highest message number received (reorder count).
+    max_rx: Vec<Option<u32>>,
+    sending: usize,
+    plain: Vec<u8>,
+    wire: Vec<u8>,
+}
+
+impl MlsGroupState {
+    /// Members for the devices `ids` (their relay ids are their MLS identities), `sending`
+    /// of them senders; the creator commits a self-update every `self_update_every`
+    /// messages (0: never).
+    ///
+    /// # Errors
+    /// When a member's signature key cannot be made.
+    pub fn new(ids: &[u64], sending: usize, self_update_every: u32) -> Result<Self, ProtoError> {
+        let members = ids.iter().map(|id| MlsMember::new(&id.to_le_bytes())).collect::<Result<Vec<_>, _>>()?;
+        let n = ids.len();
+        Ok(MlsGroupState {
+            members,
+            joined: vec![false; n],
+            key_packages: vec![None; n],
+            claiming: false,
+            claimed_at: 0,
+            created: false,
+            since_commit: 0,
+            self_update_every,
+            max_rx: vec![None; n * sending],
+            sending,
+            plain: Vec::with_capacity(256),
+            wire: Vec::with_capacity(512),
+        })
+    }
+
+    /// Whether the creator should commit a self-update before the next message.
+    pub fn self_update_due(&mut self) -> bool {
+        self.since_commit += 1;
+        if self.self_update_every > 0 && self.since_commit > self.self_update_every {
+            self.since_commit = 1;
+            return true;
+        }
+        false
+    }
+
+    /// A complete frame carrying `data` (a Welcome to one device, or a commit to the
+    /// group) in `out`.
+    ///
+    /// # Errors
+    /// When `out` cannot hold the headers.
+    pub fn frame(kind: E2eKind, chat: u32, to: Target, data: &[u8], out: &mut BytesMut) -> Result<(), SealError> {
+        out.clear();
+        out.resize(TRANSPORT_AT, 0);
+        let header = match to {
+            Target::Device(id) => Wire::write_send_header(out, RequestId::Control(chat), false, id),
+            Target::Group(g) => Wire::write_group_send_header(out, RequestId::Group(chat), g),
+        };
+        header.map_err(|_| SealError::BufferTooSmall)?;
+        payload::write_e2e_header(&mut out[Wire::ROUTED_HEADER_LEN..], kind, chat)
+            .map_err(|_| SealError::BufferTooSmall)?;
+        out.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Seals message `m` of the device at `pos` into a complete GROUP_SEND frame.
+    ///
+    /// # Errors
+    /// When the device is not in the group, or `out` cannot hold the headers.
+    pub fn seal(&mut self, pos: usize, chat: u32, group: u64, m: Timed, out: &mut BytesMut) -> Result<(), SealError> {
+        super::conversation::timed_plaintext(&mut self.plain, m)?;
+        self.wire.clear();
+        self.members[pos].encrypt(&self.plain, &mut self.wire).map_err(|_| SealError::Aead)?;
+        let wire = std::mem::take(&mut self.wire);
+        let r = Self::frame(E2eKind::Group, chat, Target::Group(group), &wire, out);
+        self.wire = wire;
+        r
+    }
+
+    /// Processes an application message from the sender at `sender` at the device at
+    /// `recipient`: its stamp and whether it arrived after a later one.
+    ///
+    /// # Errors
+    /// A [`NotProcessed`]: not joined or a future epoch, an old epoch, or a refusal.
+    pub fn open(&mut self, recipient: usize, sender: usize, data: &[u8]) -> Result<(Stamp, bool), NotProcessed> {
+        if !self.joined[recipient] {
+            return Err(NotProcessed::NotReady);
+        }
+        let pt = match self.members[recipient].process(data) {
+            Ok(Processed::Application(pt)) => pt,
+            Ok(_) => return Err(NotProcessed::Open(OpenError::Truncated)),
+            Err(ProtoError::OldEpoch) => return Err(NotProcessed::OldEpoch),
+            Err(ProtoError::FutureEpoch) => return Err(NotProcessed::NotReady),
+            Err(e) => return Err(NotProcessed::Open(super::olm::open_error(e))),
+        };
+        let stamp = Stamp::read(&pt).map_err(|_| NotProcessed::Open(OpenError::Truncated))?;
+        let slot = recipient * self.sending + sender;
+        let reordered = self.max_rx.get(slot).copied().flatten().is_some_and(|m| stamp.msg < m);
+        if !reordered && slot < self.max_rx.len() {
+            self.max_rx[slot] = Some(stamp.msg);
+        }
+        Ok((stamp, reordered))
+    }
+}
+
+/// Where an MLS control message goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// One device (a Welcome).
+    Device(u64),
+    /// The relay group (a commit).
+    Group(u64),
+}

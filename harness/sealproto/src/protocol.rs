@@ -1,0 +1,85 @@
+//! The protocol dimension of a scenario, a matrix and the crypto sweep.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The messaging protocol a conversation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// A Noise session (sealcore's handshake and transport): the reference.
+    #[default]
+    Noise,
+    /// Olm: the Double Ratchet with one-time prekeys (vodozemac).
+    Olm,
+    /// Megolm: a group sender ratchet per sender, its key shared over Olm (vodozemac).
+    Megolm,
+    /// MLS, RFC 9420, ciphersuite 0x0001 (openmls with its RustCrypto provider).
+    Mls,
+}
+
+impl Protocol {
+    /// Every protocol, the reference first.
+    pub const ALL: [Protocol; 4] = [Protocol::Noise, Protocol::Olm, Protocol::Megolm, Protocol::Mls];
+
+    /// Its name in scenarios, flags and result files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Noise => "noise",
+            Protocol::Olm => "olm",
+            Protocol::Megolm => "megolm",
+            Protocol::Mls => "mls",
+        }
+    }
+
+    /// Whether this build has it (each protocol but `noise` is a Cargo feature of
+    /// `sealproto`, on by default).
+    pub fn available(self) -> bool {
+        match self {
+            Protocol::Noise => true,
+            Protocol::Olm => cfg!(feature = "olm"),
+            Protocol::Megolm => cfg!(feature = "megolm"),
+            Protocol::Mls => cfg!(feature = "mls"),
+        }
+    }
+
+    /// Whether it is a group protocol (its messages need the relay's group fan-out).
+    pub fn is_group(self) -> bool {
+        matches!(self, Protocol::Megolm | Protocol::Mls)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown protocol name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol '{0}' (expected one of: noise, olm, megolm, mls)")]
+pub struct UnknownProtocol(pub String);
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownProtocol(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>(), Ok(p));
+        }
+        assert!("signal".parse::<Protocol>().is_err());
+        assert_eq!(Protocol::default(), Protocol::Noise);
+    }
+}
