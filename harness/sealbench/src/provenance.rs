@@ -108,7 +108,7 @@ fn backend_versions(crates: &BTreeMap<String, String>) -> BTreeMap<String, Strin
     sealcore::Backend::compiled()
         .map(|b| {
             let crates = match b {
-                sealcore::Backend::Ring => list(&["ring", "libcrux-ml-kem"]),
+                sealcore::Backend::Ring => list(&["ring", "x25519-dalek", "blake2", "libcrux-ml-kem"]),
                 sealcore::Backend::AwsLcRs => list(&["aws-lc-rs", "aws-lc-sys", "blake2"]),
                 _ => list(&["chacha20poly1305", "aes-gcm", "aes", "x25519-dalek", "sha2", "blake2", "libcrux-ml-kem"]),
             };

@@ -1,7 +1,8 @@
 //! Known-answer tests against the published vectors in `vectors/` (see its README for the
 //! source of every value): RFC 7748 X25519, RFC 8439 and draft-irtf-cfrg-xchacha AEADs,
 //! NIST / McGrew–Viega AES-GCM, and Cacophony Noise vectors run through our resolver —
-//! each on every backend in the build (what a backend lacks is skipped, by name).
+//! each on every backend in the build (what a backend lacks is skipped, by name) — and
+//! the C2SP CCTV accumulated ML-KEM-768 vectors (FIPS 203) on libcrux-ml-kem.
 
 use sealcore::handshake::{X25519_BASEPOINT, x25519};
 use sealcore::transport::{HEADER_LEN, OVERHEAD};
@@ -252,4 +253,42 @@ fn cacophony_on(backend: Backend) -> TestResult {
         assert!(per_pattern.get(&p).copied().unwrap_or(0) >= 2, "vectors for {p:?}");
     }
     Ok(())
+}
+
+/// C2SP CCTV "accumulated" ML-KEM-768 vectors (github.com/C2SP/CCTV, `ML-KEM/README.md`,
+/// FIPS 203 final): 10,000 tests whose inputs come from one SHAKE-128 stream with an empty
+/// input and whose outputs go into a second SHAKE-128; the hash of all of them is
+/// published. This checks libcrux-ml-kem (the `rustcrypto` and `ring` backends' KEM)
+/// through its deterministic API; aws-lc-rs has none, and is checked against libcrux in
+/// `tests/backends.rs` (each decapsulates the other's ciphertexts to the same secret).
+#[test]
+fn ml_kem_768_matches_the_c2sp_cctv_accumulated_vectors() {
+    use libcrux_ml_kem::mlkem768;
+    use libcrux_sha3::portable::incremental::{Shake128Xof, Xof};
+    const EXPECTED: &str = "f959d18d3d1180121433bf0e05f11e7908cf9d03edc150b2b07cb90bef5bc1c1";
+    let mut rng = Shake128Xof::new();
+    rng.absorb_final(&[]);
+    let mut acc = Shake128Xof::new();
+    for i in 0..10_000 {
+        let (mut dz, mut m, mut ct_random) = ([0u8; 64], [0u8; 32], [0u8; 1088]);
+        rng.squeeze(&mut dz);
+        rng.squeeze(&mut m);
+        rng.squeeze(&mut ct_random);
+        if i == 0 {
+            assert_eq!(hex::encode(&dz[..16]), "7f9c2ba4e88f827d616045507605853e", "the RNG stream");
+        }
+        let kp = mlkem768::generate_key_pair(dz);
+        let (ct, k) = mlkem768::encapsulate(kp.public_key(), m);
+        assert_eq!(mlkem768::decapsulate(kp.private_key(), &ct), k, "test {i}");
+        let k_random = mlkem768::decapsulate(kp.private_key(), &mlkem768::MlKem768Ciphertext::from(ct_random));
+        acc.absorb(kp.pk());
+        acc.absorb(kp.sk());
+        acc.absorb(ct.as_slice());
+        acc.absorb(&k);
+        acc.absorb(&k_random);
+    }
+    acc.absorb_final(&[]);
+    let mut hash = [0u8; 32];
+    acc.squeeze(&mut hash);
+    assert_eq!(hex::encode(hash), EXPECTED);
 }

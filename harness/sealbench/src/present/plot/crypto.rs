@@ -131,7 +131,11 @@ impl SizeChart<'_> {
         chart
             .configure_mesh()
             .x_desc(if small { "message size (log2)" } else { "message size (bytes of plaintext, log2 scale)" })
-            .y_desc(if small { "" } else { y_desc })
+            .y_desc(match (small, self.1) {
+                (true, SizeMetric::Throughput) => "MB/s",
+                (true, SizeMetric::PerMessage) => "ns per message",
+                (false, _) => y_desc,
+            })
             .x_label_formatter(&|v| size_label(*v))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, if small { 12 } else { 16 }))

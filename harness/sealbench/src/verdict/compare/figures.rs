@@ -366,3 +366,56 @@ fn capacity_figures(c: &Capacity) -> Vec<Figure> {
 fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
     Figure { name: name.to_owned(), value, unit, better, noise, judged: true }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn timing() -> serde_json::Value {
+        json!({"ns_median": 100.0, "ns_min": 99.0, "ns_max": 101.0, "spread": 0.02, "iterations": 10, "samples": 5})
+    }
+
+    fn op() -> serde_json::Value {
+        json!({"ns_per_msg": 100.0, "mb_per_s": 1.0, "timing": timing()})
+    }
+
+    /// A crypto.json of schema 1 (no backends; `x25519` one object; `ratchet_*` fields)
+    /// with, when `ring` is set, a schema 2 ring row added.
+    fn report(ring: bool) -> CryptoReport {
+        let mut aead = vec![json!({"aead": "aes-256-gcm", "encrypted": true, "size": 64, "seal": op(), "open": op()})];
+        if ring {
+            aead.push(json!({"backend": "ring", "aead": "aes-256-gcm", "encrypted": true, "size": 64, "seal": op(), "open": op()}));
+        }
+        let v = json!({
+            "schema_version": 1, "kind": "crypto",
+            "provenance": {"sealbench_version": "0.1.0", "git_revision": "x", "crate_versions": {}, "cpu_model": "c",
+                "cpu_flags": {}, "cores": 2, "os": "linux", "build_profile": "release", "started_at": "t"},
+            "settings": {"quick": true, "sample_ms": 30.0, "samples": 5, "ring_bytes": 1, "duration_s": 1.0},
+            "aead": aead,
+            "handshakes": [],
+            "x25519": {"ops_per_s": 1.0, "us_per_op": 1.0, "timing": timing()},
+            "transport_modes": [{"aead": "aes-256-gcm", "size": 256, "noise_seal_ns": 1.0, "noise_open_ns": 1.0,
+                "ratchet_seal_ns": 2.0, "ratchet_open_ns": 2.0, "ratchet_extra_ns": 2.0,
+                "timings": [timing(), timing(), timing(), timing()]}]
+        });
+        serde_json::from_value(v).expect("a schema 1 crypto.json still loads")
+    }
+
+    #[test]
+    fn crypto_figures_match_by_backend_and_old_files_keep_their_names() {
+        let names: Vec<String> = crypto_figures(&report(true)).into_iter().map(|f| f.name).collect();
+        for n in [
+            "crypto.seal_ns[aes-256-gcm,64]",
+            "crypto.seal_ns[aes-256-gcm,64,ring]",
+            "crypto.x25519_ops_per_s",
+            "crypto.chain_extra_ns[aes-256-gcm]",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+        }
+        let old = report(false);
+        assert_eq!(old.transport_modes[0].chain_extra_ns, 2.0);
+        assert_eq!(old.x25519.len(), 1);
+        assert_eq!(old.aead[0].backend, "rustcrypto");
+    }
+}
