@@ -69,7 +69,7 @@ impl SweepPlan {
     }
 
     /// The quick sweep: every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
-    /// Noise cipher with SHA-256 (about 13 s: `docs/PERFORMANCE.md`).
+    /// Noise cipher with SHA-256 (about 13 s, 19 s with the protocol section: `docs/PERFORMANCE.md`).
     pub fn quick() -> Self {
         let mut handshakes = Vec::new();
         for p in Pattern::ALL {
