@@ -79,7 +79,7 @@ impl SweepPlan {
 
     /// The quick sweep: every AEAD at 64 B, 1 KiB and 16 KiB, every classical pattern once
     /// per Noise cipher with SHA-256, the hybrid ones with ChaChaPoly (about 15 s per
-    /// backend: `docs/PERFORMANCE.md`).
+    /// backend, 6 s more with the protocol section: `docs/PERFORMANCE.md`).
     pub fn quick() -> Self {
         let mut handshakes = Vec::new();
         for p in Pattern::CLASSICAL {

@@ -93,7 +93,7 @@ impl MlsGroupState {
         out.clear();
         out.resize(TRANSPORT_AT, 0);
         let header = match to {
-            Target::Device(id) => Wire::write_send_header(out, RequestId::Control(chat), false, id),
+            Target::Device(id, request) => Wire::write_send_header(out, RequestId::Control(request), false, id),
             Target::Group(g) => Wire::write_group_send_header(out, RequestId::Group(chat), g),
         };
         header.map_err(|_| SealError::BufferTooSmall)?;
@@ -146,8 +146,8 @@ impl MlsGroupState {
 /// Where an MLS control message goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
-    /// One device (a Welcome).
-    Device(u64),
+    /// One device (a Welcome): its relay id, and the request id to send it under.
+    Device(u64, u32),
     /// The relay group (a commit).
     Group(u64),
 }

@@ -35,6 +35,9 @@ pub mod shard;
 pub mod tls;
 pub mod wire;
 
+/// The embedded relay's message limit in MLS runs (a Welcome to a group of 500 is 166 kB).
+const MLS_MAX_MESSAGE: usize = 1 << 20;
+
 use crate::clock::now_ns;
 use crate::relay::RelayConfig;
 use crate::scenario::{Plan, RelayTarget};
@@ -462,7 +465,11 @@ fn relay_target(plan: &Plan) -> Result<(Option<EmbeddedRelay>, client::Target)> 
             } else {
                 (None, None)
             };
+            // An MLS Welcome carries the whole ratchet tree: 166 kB for a group of 500
+            // (docs/PERFORMANCE.md), past the default 64 KiB message limit.
+            let mls = scenario.crypto.protocol == sealproto::Protocol::Mls;
             let cfg = RelayConfig {
+                max_message: if mls { MLS_MAX_MESSAGE } else { RelayConfig::default().max_message },
                 max_connections: scenario.clients.count + 64,
                 delay: relay.delay,
                 adversary: plan.adversary,

@@ -276,7 +276,8 @@ pub struct Summary {
     pub provenance: Provenance,
     /// The resolved scenario (after `--set` overrides).
     pub scenario: Scenario,
-    /// Noise protocol name + AEAD label.
+    /// Noise protocol name + AEAD label; with `crypto.protocol` other than noise, the
+    /// protocol and its library.
     pub suite: String,
     /// Bytes of one handshake's messages, both directions (a hybrid pattern's ML-KEM-768
     /// step included).
@@ -489,7 +490,12 @@ impl Summary {
     /// generator saturated (see [`crate::verdict::judge_run`]).
     pub fn build(plan: &Plan, outcome: &Outcome, provenance: Provenance) -> Self {
         let scenario = &plan.scenario;
-        let suite = plan.suite.to_string();
+        let suite = match scenario.crypto.protocol {
+            sealproto::Protocol::Olm => "olm: Olm v1 (vodozemac), every pairwise session".to_owned(),
+            sealproto::Protocol::Megolm => "megolm: Megolm v1 groups, keys over Olm v1 (vodozemac)".to_owned(),
+            sealproto::Protocol::Mls => "mls: MLS ciphersuite 0x0001 (openmls), relay fan-out groups".to_owned(),
+            _ => plan.suite.to_string(),
+        };
         let latency: BTreeMap<String, Latency> = Metric::ALL
             .into_iter()
             .filter_map(|m| Latency::of(outcome.total.get(m)).map(|l| (m.name().to_owned(), l)))

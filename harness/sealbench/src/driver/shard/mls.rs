@@ -23,7 +23,10 @@ use sealproto::mls::Processed;
 const PUBLISH: u32 = 1 << 30;
 /// Request ids of a creator's claim of a device's key package: `Control(CLAIM | client)`.
 const CLAIM: u32 = 1 << 29;
-const CLIENT: u32 = CLAIM - 1;
+/// Request ids of a Welcome to a device: `Control(WELCOME | client)` (a refusal, e.g.
+/// TOO_LARGE from a relay whose message limit is below the Welcome, fails that join).
+const WELCOME: u32 = 1 << 28;
+const CLIENT: u32 = WELCOME - 1;
 
 /// Per device: its key package is in the directory.
 #[derive(Debug)]
@@ -105,9 +108,12 @@ impl State {
             Incoming::Claimed { request: RequestId::Control(c), item, .. } if c & CLAIM != 0 => {
                 self.on_key_package(((c & CLIENT) as usize).min(self.clients.len() - 1), item, now);
             }
-            Incoming::Refused { request: RequestId::Control(c), code } if c & (CLAIM | PUBLISH) != 0 => {
+            Incoming::Refused { request: RequestId::Control(c), code } if c & (CLAIM | PUBLISH | WELCOME) != 0 => {
                 tracing::debug!(code, "mls set-up refused by the relay");
                 self.counters.handshakes_failed += 1;
+                if c & WELCOME != 0 {
+                    self.keys_pending = self.keys_pending.saturating_sub(1); // that join will not happen
+                }
             }
             _ => return false,
         }
@@ -157,7 +163,7 @@ impl State {
         self.hist.record_tagged(Metric::MlsCommit, &self.chats[chat].tags, took);
         let mut out = std::mem::take(&mut self.out);
         for d in first + 1..first + self.chats[chat].devices {
-            let to = Target::Device(self.clients[d].id);
+            let to = Target::Device(self.clients[d].id, WELCOME | d as u32);
             if MlsGroupState::frame(E2eKind::MlsWelcome, chat_id, to, &welcome, &mut out).is_ok() {
                 let frame = out.split().freeze();
                 self.send_to(first, frame);
