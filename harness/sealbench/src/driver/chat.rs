@@ -163,6 +163,7 @@ impl Chat {
             }
         }
         let sending_users = spec.users.iter().take_while(|u| u.end <= spec.sending).count();
+        #[cfg(feature = "megolm")]
         let relay = matches!(spec.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
         #[cfg(feature = "megolm")]
         let megolm =

@@ -430,9 +430,7 @@ impl State {
             return self.on_mls_group(client, chat_id, d, data, now);
         }
         let Some((chat, pos, sender)) = self.group_sender(client, chat_id, d) else { return };
-        let timed = self.open_tick.is_multiple_of(CRYPTO_SAMPLE);
-        self.open_tick += 1;
-        let t0 = if timed { now_ns() } else { 0 };
+        let t0 = self.open_timer();
         let sending = self.chats[chat].sending;
         let Some(keys) = self.chats[chat].sender_keys.as_mut() else {
             self.counters.malformed += 1;
@@ -452,7 +450,7 @@ impl State {
         };
         if let Some((stamp, reordered)) = self.classify(result, now) {
             self.clients[client].owed = self.clients[client].owed.saturating_sub(1);
-            self.delivered(chat, sender, stamp, reordered, d.stored, now, timed.then_some(t0));
+            self.delivered(chat, sender, stamp, reordered, d.stored, now, t0);
         }
     }
 
