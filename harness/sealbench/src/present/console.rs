@@ -138,6 +138,9 @@ fn generator(o: &mut String, s: &Summary) {
         g.driver_cpu_us_per_msg,
         g.process_peak_rss_kib as f64 / 1024.0
     );
+    if let Some(c) = &g.cores {
+        let _ = writeln!(o, "  cores: {c}");
+    }
     if let Some(r) = g.relay_cpu_us_per_msg {
         let _ = writeln!(o, "  embedded relay: {r:.2} µs CPU per delivery (its threads, while sending)");
     }

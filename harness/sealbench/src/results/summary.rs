@@ -208,6 +208,11 @@ pub struct Generator {
     /// calibration in the provenance); absent without a calibration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorMultiples>,
+    /// How the cores were shared while sending: the driver's shard threads, and with an
+    /// embedded relay its worker threads, on the same cores, not pinned (the CPU figures
+    /// above and every latency include that sharing). Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<String>,
     /// Driver shard threads.
     pub shards: usize,
     /// Peak resident memory of this process (driver, plus the relay when embedded), KiB
@@ -475,6 +480,7 @@ impl Generator {
                 _ => None,
             },
             floor: None,
+            cores: None,
             shards: outcome.shards,
             process_peak_rss_kib: peak_rss_kib(),
             saturated: false,
@@ -513,6 +519,17 @@ impl Summary {
         let transport = super::transport::TransportInfo::of(&scenario.relay, &provenance);
         let mut generator = Generator::of(outcome, lag);
         generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c));
+        generator.cores = Some(if outcome.relay_steady_cpu_s.is_some() {
+            format!(
+                "{} cores shared, not pinned, by {} driver shard thread(s) and the embedded relay's {} worker thread(s)",
+                provenance.cores, outcome.shards, provenance.cores
+            )
+        } else {
+            format!(
+                "{} cores, not pinned, for {} driver shard thread(s); the relay was external (its CPU is not in these figures, wherever it ran)",
+                provenance.cores, outcome.shards
+            )
+        });
         Summary {
             schema_version: SCHEMA_VERSION,
             kind: "run".into(),

@@ -216,6 +216,7 @@ mod tests {
                 driver_cpu_us_per_msg: 500.0,
                 relay_cpu_us_per_msg: None,
                 floor: None,
+                cores: None,
                 shards: 1,
                 process_peak_rss_kib: 0,
                 saturated: false,
