@@ -16,6 +16,7 @@
 pub mod hop;
 pub mod wake;
 
+use crate::crypto::measure::{summarize, timed};
 use anyhow::{Context, Result};
 use sealcore::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -98,62 +99,73 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Calibratio
             x.push(x25519_ns(backend, if quick { 50 } else { 200 }));
             s.push(seal_ns(backend, if quick { 2_000 } else { 20_000 })?);
         }
-        x25519.insert(backend.name().to_owned(), median(&mut x));
-        seal.insert(backend.name().to_owned(), median(&mut s));
+        x25519.insert(backend.name().to_owned(), median(x));
+        seal.insert(backend.name().to_owned(), median(s));
     }
-    let hop_ns = median(&mut a.clone());
-    let spread = (a.iter().copied().fold(f64::MIN, f64::max) - a.iter().copied().fold(f64::MAX, f64::min)) / hop_ns;
+    let hop = summarize(a, 0);
     Ok(Calibration {
         measured_at: crate::timefmt::rfc3339_now(),
         machine: machine_fingerprint(),
         sealbench_version: env!("CARGO_PKG_VERSION").to_owned(),
         kind: if quick { "quick" } else { "full" }.to_owned(),
-        hop_ns,
-        hop_batched_ns: median(&mut b),
-        timer_wake_ns: median(&mut w),
+        hop_ns: hop.ns_median,
+        hop_batched_ns: median(b),
+        timer_wake_ns: median(w),
         x25519_ns: x25519,
         seal_256_ns: seal,
-        hop_spread: spread,
+        hop_spread: hop.spread,
         rounds,
     })
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+/// The median of samples (the crypto sweep's summary: the same statistics everywhere).
+fn median(v: Vec<f64>) -> f64 {
+    summarize(v, 0).ns_median
 }
 
 fn x25519_ns(backend: Backend, n: u32) -> f64 {
     let mut k = [9u8; 32];
-    let cpu0 = crate::clock::thread_cpu_ns();
-    for i in 0..n {
-        k[0] = i as u8;
+    let mut i = 0u8;
+    let cpu = timed(u64::from(n), || {
+        k[0] = i;
+        i = i.wrapping_add(1);
         k = sealcore::backend::x25519(backend, &k, &[9; 32]).unwrap_or(k);
-    }
+    });
     std::hint::black_box(k);
-    (crate::clock::thread_cpu_ns() - cpu0) as f64 / f64::from(n)
+    cpu.as_nanos() as f64 / f64::from(n)
 }
 
 fn seal_ns(backend: Backend, n: u32) -> Result<f64> {
     let key = sealcore::AeadKey::with_backend(backend, sealcore::AeadKind::ChaCha20Poly1305, &[7; 32])?;
     let mut buf = [0u8; 256];
     let mut nonce = [0u8; 12];
-    let cpu0 = crate::clock::thread_cpu_ns();
-    for i in 0..n {
+    let mut i = 0u32;
+    let mut failed = None;
+    let cpu = timed(u64::from(n), || {
         nonce[..4].copy_from_slice(&i.to_le_bytes());
-        std::hint::black_box(key.seal(&nonce, &[], &mut buf)?);
+        i += 1;
+        if let Err(e) = std::hint::black_box(key.seal(&nonce, &[], &mut buf)) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
     }
-    Ok((crate::clock::thread_cpu_ns() - cpu0) as f64 / f64::from(n))
+    Ok(cpu.as_nanos() as f64 / f64::from(n))
 }
 
 /// Where the calibration is cached: `$SEALBENCH_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/sealbench`, else `~/.cache/sealbench`; `calibration.json` in it.
+/// `$XDG_CACHE_HOME/sealbench`, else `~/.cache/sealbench`; `calibration.json` in it
+/// (`calibration-debug.json` for a debug build).
 pub fn cache_path() -> Option<PathBuf> {
     let dir = std::env::var_os("SEALBENCH_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("sealbench")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("sealbench")))?;
-    Some(dir.join("calibration.json"))
+    // A debug build measures its own loops slower: it keeps a calibration of its own, so
+    // that tests run in debug never leave their figures for release runs.
+    let file = if cfg!(debug_assertions) { "calibration-debug.json" } else { "calibration.json" };
+    Some(dir.join(file))
 }
 
 /// The cached calibration, if there is one for this machine.

@@ -56,7 +56,11 @@ fn table(c: &Calibration) -> String {
     ));
     o.push_str(&format!("  timer wake-up                 {:>9.2} µs CPU\n", c.timer_wake_ns / 1e3));
     for (backend, ns) in &c.x25519_ns {
-        o.push_str(&format!("  X25519 ({backend:<10})         {:>9.2} µs CPU\n", ns / 1e3));
+        let via = match backend.parse::<sealcore::backend::Backend>() {
+            Ok(b) if b.x25519_is_fallback() => format!(" — {}", b.x25519_impl()),
+            _ => String::new(),
+        };
+        o.push_str(&format!("  X25519 ({backend:<10})         {:>9.2} µs CPU{via}\n", ns / 1e3));
     }
     for (backend, ns) in &c.seal_256_ns {
         o.push_str(&format!("  seal 256 B ChaCha20-Poly1305 ({backend}) {:>7.3} µs CPU\n", ns / 1e3));
