@@ -80,7 +80,13 @@ impl Ticker {
             let mut guard = self.fd.readable().await?;
             let mut buf = [0u8; 8];
             match rustix::io::read(guard.get_inner(), &mut buf) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    // The expiry is consumed and the timer disarmed: forget the readiness
+                    // now, or the next sleep would find it still set and pay a read that
+                    // fails (EAGAIN) before it can wait.
+                    guard.clear_ready();
+                    return Ok(());
+                }
                 Err(rustix::io::Errno::AGAIN) => guard.clear_ready(),
                 Err(e) => return Err(e.into()),
             }

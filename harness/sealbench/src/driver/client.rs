@@ -1,18 +1,16 @@
 //! A simulated client's connection: connect from its source address, TLS for `wss://`
-//! (see [`super::tls`]), upgrade, register, then a writer task that drains the client's bounded queue into the socket (one flush
-//! per batch).
+//! (see [`super::tls`]), upgrade, register. What the connection carries after that is the
+//! shard's (`shard/out.rs` writes, the shard's reader reads).
 
 use super::recorder::Metric;
 use super::wire::{RelayProtocol, Wire};
 use crate::clock::now_ns;
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use sealcore::frame;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -28,8 +26,6 @@ pub type Source = futures_util::stream::SplitStream<Ws>;
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Frames a client may have queued for its socket before the generator holds back.
 pub const QUEUE: usize = 256;
-/// Frames written per flush.
-const WRITE_BATCH: usize = 128;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -178,28 +174,6 @@ async fn answer_after_stored(ws: &mut Ws, what: &str, stored: u32) -> Result<u32
         Wire::registered(&f, what)?;
         return Ok(skipped);
     }
-}
-
-/// Drains `rx` into `sink`, flushing once per batch, until the queue closes or the socket
-/// fails. Sends a close frame at the end.
-pub async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(b) = next.take() {
-            if sink.feed(Message::Binary(b)).await.is_err() {
-                return;
-            }
-            n += 1;
-            if n < WRITE_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
 /// Records a client's connect timings (the whole and its parts) and its register time.

@@ -8,6 +8,7 @@
 //! # Layout
 //! - `state` — what the shard's tasks share and how received frames are handled.
 //! - `sender` — the open-loop senders.
+//! - `out` — a connection's sending side: frames written by the shard, flushed per batch.
 
 mod churn;
 #[cfg(feature = "megolm")]
@@ -21,6 +22,7 @@ type Sealed = Option<Result<(), sealcore::SealError>>;
 mod mls;
 #[cfg(feature = "olm")]
 mod olm;
+mod out;
 mod sender;
 mod state;
 
@@ -37,7 +39,6 @@ use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Measure seal/open time for one message in this many (a clock read costs ~25 ns, a
@@ -81,6 +82,7 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
         }
     };
     let reporter = tokio::task::spawn_local(report_every_second(state.clone(), events.clone(), spec.index));
+    let flusher = tokio::task::spawn_local(flush_replies(state.clone()));
 
     connect_all(&spec, &control, &state, &ticker).await;
     let _ = events.send(ShardEvent::Connected { shard: spec.index });
@@ -93,6 +95,7 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
 
     drain_and_close(&spec, &control, &state).await;
     reporter.abort();
+    flusher.abort();
     let mut st = state.borrow_mut();
     st.counters.fanout_incomplete += st.chats.iter().flat_map(|c| &c.outboxes).map(|o| o.incomplete()).sum::<u64>();
     let _ = events.send(ShardEvent::Finished {
@@ -241,6 +244,7 @@ async fn send_steady(
             continue;
         }
         let mut sent_any = false;
+        state.borrow_mut().batching = true;
         while let Some(&Reverse((due, i))) = heap.peek() {
             if due > now || due >= stop_at {
                 break;
@@ -252,8 +256,14 @@ async fn send_steady(
             }
             sent_any = true;
         }
+        {
+            // One write per connection for everything this batch put on it.
+            let mut st = state.borrow_mut();
+            st.flush_dirty();
+            st.batching = false;
+        }
         if sent_any {
-            // Let the writer and reader tasks run before sleeping again.
+            // Let the readers run before looking at the schedule again.
             tokio::task::yield_now().await;
             continue;
         }
@@ -335,16 +345,28 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
     }
 }
 
-/// Makes `reg` device `i`'s current connection: its queue, writer and reader.
+/// Makes `reg` device `i`'s current connection: its sending side and its reader.
 fn bring_up_reader_writer(state: &Rc<RefCell<State>>, i: usize, reg: client::Registered) {
     let mut st = state.borrow_mut();
     let (sink, source) = reg.ws.split();
-    let (tx, rx) = mpsc::channel(QUEUE.max(st.queue));
-    st.clients[i].tx = Some(tx);
+    st.clients[i].tx = Some(out::Out::start(sink, QUEUE.max(st.queue)));
     st.connected += 1;
     let generation = st.clients[i].generation;
-    tokio::task::spawn_local(client::write_loop(sink, rx));
     tokio::task::spawn_local(read_loop(state.clone(), i, generation, source));
+}
+
+/// Flushes the frames written outside the schedule's batches (handshake messages, acks,
+/// protocol replies): woken by the first such write, it runs after the tasks already
+/// due, so every reply written by the readers of one wake-up leaves in one flush per
+/// connection.
+async fn flush_replies(state: Rc<RefCell<State>>) {
+    std::future::poll_fn(|cx| {
+        let mut st = state.borrow_mut();
+        st.flush_dirty();
+        st.flusher = Some(cx.waker().clone());
+        std::task::Poll::<()>::Pending
+    })
+    .await;
 }
 
 async fn read_loop(state: Rc<RefCell<State>>, i: usize, generation: u32, mut source: Source) {

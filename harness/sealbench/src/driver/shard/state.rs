@@ -3,6 +3,7 @@
 //! (single-threaded: `Rc<RefCell<State>>`).
 
 use super::CRYPTO_SAMPLE;
+use super::out::{Out, Sent};
 use crate::clock::now_ns;
 use crate::driver::ShardSpec;
 use crate::driver::chat::Chat;
@@ -14,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SenderKey};
 use std::net::Ipv4Addr;
-use tokio::sync::mpsc;
+use std::task::Waker;
 
 /// One simulated device of this shard: one client, one connection at a time.
 #[derive(Debug)]
@@ -27,8 +28,8 @@ pub(super) struct Client {
     pub(super) source: Ipv4Addr,
     /// Sessions it is an end of.
     pub(super) sessions: Vec<usize>,
-    /// Its outgoing queue: `Some` while online.
-    pub(super) tx: Option<mpsc::Sender<Bytes>>,
+    /// Its connection's sending side: `Some` while online.
+    pub(super) tx: Option<Out>,
     /// Which connection is current (a reader of an older one must not take it down).
     pub(super) generation: u32,
     /// Held offline by the stages' connected-client target (churn does not bring it back).
@@ -75,6 +76,12 @@ pub(super) struct State {
     pub(super) needs_key: bool,
     /// Frames a device's queue holds (enough for the largest fan-out).
     pub(super) queue: usize,
+    /// Clients written to since the last flush (each once), and the task that flushes
+    /// them when frames were written outside the schedule's batches (replies).
+    pub(super) dirty: Vec<usize>,
+    pub(super) flusher: Option<Waker>,
+    /// The schedule is sending a batch and flushes it itself (the flusher is not woken).
+    pub(super) batching: bool,
     /// Per session: its handshake has been started.
     pub(super) begun: Vec<bool>,
     /// When the first handshake started and the last one finished (initiator side).
@@ -159,6 +166,9 @@ impl State {
             out: BytesMut::with_capacity(4 * 1024),
             needs_key: spec.plan.suite.pattern.needs_remote_static() && protocol == sealproto::Protocol::Noise,
             queue: spec.plan.max_copies() + super::QUEUE,
+            dirty: Vec::with_capacity(n_clients),
+            flusher: None,
+            batching: false,
             hs_first: None,
             hs_last: 0,
             first_error: None,
@@ -193,11 +203,35 @@ impl State {
         }
     }
 
-    /// Queues `frame` on `client`'s connection; false when it is offline or its queue is full.
+    /// Writes `frame` into `client`'s connection (sent at the next flush); false when it
+    /// is offline or its backlog is full.
     pub(super) fn send_to(&mut self, client: usize, frame: Bytes) -> bool {
         let Some(tx) = self.clients[client].tx.as_ref() else { return false };
         self.counters.bytes_sent += frame.len() as u64;
-        tx.try_send(frame).is_ok()
+        match tx.send(frame) {
+            Sent::Dirty => {
+                if self.dirty.is_empty()
+                    && !self.batching
+                    && let Some(w) = self.flusher.take()
+                {
+                    w.wake(); // runs after the tasks already due: one flush for all of them
+                }
+                self.dirty.push(client);
+                true
+            }
+            Sent::Taken => true,
+            Sent::Refused => false,
+        }
+    }
+
+    /// Flushes every connection written to since the last flush: one write each.
+    pub(super) fn flush_dirty(&mut self) {
+        for k in 0..self.dirty.len() {
+            if let Some(tx) = self.clients[self.dirty[k]].tx.as_ref() {
+                tx.flush();
+            }
+        }
+        self.dirty.clear();
     }
 
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
