@@ -144,3 +144,55 @@ fn protocols_the_driver_cannot_run_with_this_population_are_refused_with_the_rea
     assert!(e.contains("unknown protocol"), "{e}");
     assert_eq!(refusal(&olm("alternating", "")), "", "olm pairs are accepted");
 }
+
+#[cfg(feature = "mls")]
+#[test]
+fn mls_group_of_20_with_removes_adds_and_self_updates_during_traffic_delivers_to_every_current_member() -> TestResult {
+    // One group of 20 (4 senders): every 4 messages the creator removes a member that does
+    // not send (a commit) or re-adds the one it removed (a commit and a Welcome from a key
+    // package that member published afresh and the creator claimed); a self-update every 7.
+    // The relay fans out to all 20 devices; a copy counts as sent only to a member at the
+    // sender's epoch, so a removed device's copies are `not_member`, never delivered.
+    let text = "name = \"mls-churn\"\nseed = 8\nduration = \"3s\"\nwarmup = \"500ms\"\ncooldown = \"2s\"\n\
+                [clients]\ncount = 20\n\
+                [conversations]\nkind = \"groups\"\nfanout = \"relay\"\ngroup_senders = 4\n\
+                group_sizes = [{ size = 20, weight = 1 }]\n\
+                [crypto]\nprotocol = \"mls\"\nmls_self_update_every = 7\nmls_churn_every = 4\n\
+                [traffic]\nrate = 20\narrival = \"poisson\"\nsize = 100\n";
+    let (plan, o) = run(text)?;
+    let c = &o.counters;
+    assert_eq!(plan.conversations(), 1);
+    assert_eq!((c.handshakes_ok, c.handshakes_failed), (19, 0), "every device joined by Welcome: {c:?}");
+    assert!(c.messages > 40, "{c:?}");
+    assert!(c.mls_removed >= 3 && c.mls_readded >= 2, "members removed and re-added during traffic: {c:?}");
+    assert!(c.mls_readded + 1 >= c.mls_removed, "every removed member but the last came back: {c:?}");
+    // While a member is out, a message has 18 recipients, otherwise 19.
+    assert!(c.sent < c.messages * 19 && c.sent >= c.messages * 18, "copies only to current members: {c:?}");
+    assert!(c.not_member > 0, "the relay's copies to a removed device are counted under their name: {c:?}");
+    assert_eq!(c.delivered + c.old_epoch, c.sent, "every copy to a current member delivered or counted: {c:?}");
+    assert!(c.old_epoch * 20 <= c.sent, "old-epoch messages are the exception: {c:?}");
+    assert_eq!((c.duplicated, c.auth_failed, c.malformed, c.not_ready, c.too_old, c.other_errors), (0, 0, 0, 0, 0, 0));
+    assert_eq!(c.refused_total(), 0, "{c:?}");
+    let commits = o.total.get(Metric::MlsCommit).len();
+    assert!(commits >= 4, "self-updates and membership commits measured: {commits}");
+    Ok(())
+}
+
+#[test]
+fn mls_churn_is_refused_without_mls_or_without_a_member_that_does_not_send() {
+    let groups = |senders: u32| {
+        format!(
+            "name = \"m\"\nduration = \"1s\"\n[clients]\ncount = 20\n\
+             [conversations]\nkind = \"groups\"\nfanout = \"relay\"\ngroup_senders = {senders}\n\
+             group_sizes = [{{ size = 10, weight = 1 }}]\n\
+             [crypto]\nprotocol = \"mls\"\nmls_churn_every = 5\n"
+        )
+    };
+    if sealproto::Protocol::Mls.available() {
+        assert_eq!(refusal(&groups(3)), "", "mls groups with members that do not send are accepted");
+        let e = refusal(&groups(0));
+        assert!(e.contains("crypto.mls_churn_every") && e.contains("group_senders"), "{e}");
+    }
+    let e = refusal(&groups(3).replace("\"mls\"", "\"megolm\""));
+    assert!(e.contains("crypto.mls_churn_every") && e.contains("protocol = \"mls\""), "{e}");
+}

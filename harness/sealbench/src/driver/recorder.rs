@@ -241,6 +241,18 @@ pub struct Counters {
     /// recipient no longer holds (authentic, but undecryptable: not delivered).
     #[serde(default)]
     pub old_epoch: u64,
+    /// `crypto.protocol = "mls"` with `crypto.mls_churn_every`: application messages and
+    /// commits the relay's fan-out delivered to a device that was not in the MLS group in
+    /// their epoch (removed, or not yet re-added). Not among `sent`: the sender counts a
+    /// copy for each member at its epoch only.
+    #[serde(default)]
+    pub not_member: u64,
+    /// MLS members removed by a commit during traffic (`crypto.mls_churn_every`)…
+    #[serde(default)]
+    pub mls_removed: u64,
+    /// …and re-added (commit and Welcome, from a fresh key package): Welcomes processed.
+    #[serde(default)]
+    pub mls_readded: u64,
 }
 
 impl Counters {
@@ -285,7 +297,10 @@ impl Counters {
             reconnect_failures,
             fanout_incomplete,
             sender_keys,
-            old_epoch
+            old_epoch,
+            not_member,
+            mls_removed,
+            mls_readded
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

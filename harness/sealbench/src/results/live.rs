@@ -94,6 +94,9 @@ pub fn counter_help(name: &str) -> Option<&'static str> {
         "fanout_incomplete" => "Messages whose fan-out never completed",
         "sender_keys" => "Sender keys handed out and installed (relay fan-out)",
         "old_epoch" => "MLS messages from an epoch the recipient no longer holds (not delivered)",
+        "not_member" => "MLS copies the relay delivered to a device outside the group in their epoch (not sent)",
+        "mls_removed" => "MLS members removed by a commit during traffic",
+        "mls_readded" => "MLS members re-added by a commit and a Welcome during traffic",
         _ => return None,
     })
 }

@@ -164,6 +164,16 @@ pub struct Messages {
     /// (not delivered: counted in `lost` too, under this name).
     #[serde(default)]
     pub old_epoch: u64,
+    /// MLS copies (application messages and commits) the relay's fan-out delivered to a
+    /// device outside the group in their epoch (`crypto.mls_churn_every`): not in `sent`.
+    #[serde(default)]
+    pub not_member: u64,
+    /// MLS members removed by a commit during traffic, and re-added (Welcome processed).
+    #[serde(default)]
+    pub mls_removed: u64,
+    /// See `mls_removed`.
+    #[serde(default)]
+    pub mls_readded: u64,
 }
 
 /// Rates.
@@ -418,6 +428,9 @@ impl Messages {
             fanout_incomplete: c.fanout_incomplete,
             sender_keys: c.sender_keys,
             old_epoch: c.old_epoch,
+            not_member: c.not_member,
+            mls_removed: c.mls_removed,
+            mls_readded: c.mls_readded,
         }
     }
 }

@@ -328,6 +328,12 @@ pub struct Crypto {
     /// many messages of its group; 0: never.
     #[serde(default = "default_self_update")]
     pub mls_self_update_every: u32,
+    /// mls: membership churn during traffic. After every this many messages of its group
+    /// the creator commits a change: it removes a member that does not send (a commit), or
+    /// re-adds the one it removed last (a commit and a Welcome, from a key package that
+    /// member published afresh and the creator claimed from the directory); 0: never.
+    #[serde(default)]
+    pub mls_churn_every: u32,
 }
 
 fn default_rotate_after() -> u32 {
@@ -364,6 +370,7 @@ impl Default for Crypto {
             protocol: sealproto::Protocol::default(),
             megolm_rotate_after: default_rotate_after(),
             mls_self_update_every: default_self_update(),
+            mls_churn_every: 0,
         }
     }
 }

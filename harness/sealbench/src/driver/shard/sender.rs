@@ -164,7 +164,15 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
 fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
     let client = st.chats[c].first_client + pos;
     let (chat_id, devices, first) = (st.chats[c].id, st.chats[c].devices, st.chats[c].first_client);
-    let members = devices as u64 - 1;
+    // MLS: the creator's commits due first; then the copies are for the members at the
+    // sender's epoch (membership churn changes who they are).
+    #[cfg(feature = "mls")]
+    super::mls::commit_due(st, c);
+    #[cfg(feature = "mls")]
+    let recipient = |st: &State, p: usize| super::mls::recipient(st, c, pos, p);
+    #[cfg(not(feature = "mls"))]
+    let recipient = |_: &State, p: usize| p != pos;
+    let members = (0..devices).filter(|&p| recipient(st, p)).count() as u64;
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
     st.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
@@ -190,8 +198,10 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     if t && st.measures(m.intended_ns) {
         st.hist.record(Metric::Seal, now_ns() - t0);
     }
-    for p in (0..devices).filter(|&p| p != pos) {
-        st.clients[first + p].owed += 1;
+    for p in 0..devices {
+        if recipient(st, p) {
+            st.clients[first + p].owed += 1;
+        }
     }
     st.counters.sent += members;
     st.send_to(client, buf.split().freeze());
