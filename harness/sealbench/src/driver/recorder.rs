@@ -241,18 +241,23 @@ pub struct Counters {
     /// recipient no longer holds (authentic, but undecryptable: not delivered).
     #[serde(default)]
     pub old_epoch: u64,
-    /// `crypto.protocol = "mls"` with `crypto.mls_churn_every`: application messages and
-    /// commits the relay's fan-out delivered to a device that was not in the MLS group in
-    /// their epoch (removed, or not yet re-added). Not among `sent`: the sender counts a
-    /// copy for each member at its epoch only.
+    /// Membership churn (`crypto.mls_churn_every`, `crypto.megolm_leave_every`): copies the
+    /// relay's group fan-out delivered to a device that was not a member for them (MLS: in
+    /// their epoch, removed or not yet re-added; Megolm: sent after it left, and tried with
+    /// the key it kept, in vain). Not among `sent`: a sender counts its members only.
     #[serde(default)]
     pub not_member: u64,
-    /// MLS members removed by a commit during traffic (`crypto.mls_churn_every`)…
+    /// Megolm: messages sent after a device left that it could read nonetheless (a rotation
+    /// that did not exclude it; 0 in a correct run).
     #[serde(default)]
-    pub mls_removed: u64,
-    /// …and re-added (commit and Welcome, from a fresh key package): Welcomes processed.
+    pub departed_read: u64,
+    /// Members removed during traffic: MLS remove commits, Megolm leaves…
     #[serde(default)]
-    pub mls_readded: u64,
+    pub members_removed: u64,
+    /// …and MLS members re-added (commit and Welcome, from a fresh key package): Welcomes
+    /// processed.
+    #[serde(default)]
+    pub members_readded: u64,
 }
 
 impl Counters {
@@ -299,8 +304,9 @@ impl Counters {
             sender_keys,
             old_epoch,
             not_member,
-            mls_removed,
-            mls_readded
+            departed_read,
+            members_removed,
+            members_readded
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

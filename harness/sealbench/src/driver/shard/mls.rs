@@ -61,12 +61,6 @@ pub(super) fn commit_due(st: &mut State, c: usize) {
     }
 }
 
-/// Whether the device at `to` is a recipient of what the device at `sender` of
-/// conversation `c` sends now: for MLS, a member at the sender's epoch.
-pub(super) fn recipient(st: &State, c: usize, sender: usize, to: usize) -> bool {
-    st.chats[c].mls.as_ref().map_or(to != sender, |g| g.recipient(sender, to))
-}
-
 /// The creator's self-update: a commit fanned out to the group.
 fn self_update(st: &mut State, c: usize) {
     let t0 = now_ns();
@@ -113,7 +107,7 @@ fn change_membership(st: &mut State, c: usize) {
             };
             g.evicted(v, commit.epoch);
             (g.out, g.republished, g.readding) = (Some(v), false, false);
-            st.counters.mls_removed += 1;
+            st.counters.members_removed += 1;
             send_commit(st, c, &commit.commit, t0);
         }
         Some(v) if g.republished && !g.readding => {
@@ -268,7 +262,7 @@ impl State {
                 self.hist.record(Metric::Handshake, setup);
                 self.hs_last = self.hs_last.max(now);
             }
-            E2eKind::MlsWelcome if !g.members[pos].in_group() && g.out.is_none() => {
+            E2eKind::MlsWelcome if !g.members[pos].in_group() => {
                 // Re-added (membership churn): the commit that re-added it is merged.
                 let joined = g.members[pos].join(data).is_ok();
                 let took = now_ns() - t0;
@@ -276,7 +270,7 @@ impl State {
                     self.counters.handshakes_failed += 1;
                     return;
                 }
-                self.counters.mls_readded += 1;
+                self.counters.members_readded += 1;
                 self.hist.record(Metric::MlsWelcome, took);
             }
             E2eKind::MlsWelcome => self.counters.duplicated += 1,

@@ -159,6 +159,25 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
     sent
 }
 
+/// Whether the device at `to` of relay-fan-out group `c` is a recipient of what the device
+/// at `sender` sends now: any other device, but with membership churn only a member (MLS:
+/// at the sender's epoch; Megolm: one that has not left).
+fn recipient(st: &State, c: usize, sender: usize, to: usize) -> bool {
+    if to == sender {
+        return false;
+    }
+    #[cfg(feature = "megolm")]
+    if let Some(g) = st.chats[c].megolm.as_ref() {
+        return !g.departed(to);
+    }
+    #[cfg(feature = "mls")]
+    if let Some(g) = st.chats[c].mls.as_ref() {
+        return g.recipient(sender, to);
+    }
+    let _ = (st, c);
+    true
+}
+
 /// Relay fan-out: one message sealed with the sender's key; the relay delivers it to
 /// every other member device. Returns the copies that implies.
 fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
@@ -168,11 +187,10 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     // sender's epoch (membership churn changes who they are).
     #[cfg(feature = "mls")]
     super::mls::commit_due(st, c);
-    #[cfg(feature = "mls")]
-    let recipient = |st: &State, p: usize| super::mls::recipient(st, c, pos, p);
-    #[cfg(not(feature = "mls"))]
-    let recipient = |_: &State, p: usize| p != pos;
-    let members = (0..devices).filter(|&p| recipient(st, p)).count() as u64;
+    // Megolm: a member that leaves first (every sender rotates).
+    #[cfg(feature = "megolm")]
+    super::megolm::leave_if_due(st, c);
+    let members = (0..devices).filter(|&p| recipient(st, c, pos, p)).count() as u64;
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
     st.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
@@ -199,7 +217,7 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
         st.hist.record(Metric::Seal, now_ns() - t0);
     }
     for p in 0..devices {
-        if recipient(st, p) {
+        if recipient(st, c, pos, p) {
             st.clients[first + p].owed += 1;
         }
     }

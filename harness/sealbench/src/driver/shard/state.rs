@@ -105,6 +105,10 @@ impl State {
         for c in &spec.chats {
             #[allow(unused_mut)]
             let mut chat = Chat::new(c, suite, mode, megolm_rotate)?;
+            #[cfg(feature = "megolm")]
+            {
+                chat.megolm = chat.megolm.take().map(|g| g.with_leaves(crypto.megolm_leave_every));
+            }
             #[cfg(feature = "mls")]
             if crypto.protocol == sealproto::Protocol::Mls && chat.sender_keys.is_some() {
                 let ids: Vec<u64> = (0..chat.devices).map(|p| spec.clients[c.first_client + p].id).collect();
