@@ -6,6 +6,13 @@
 //! through the relay's group fan-out. `mls_commit`, `mls_commit_process` and
 //! `mls_welcome` record the costs; `handshake` a device's join (claims started → Welcome
 //! processed); messages from an epoch a member no longer holds are `old_epoch`.
+//!
+//! **Membership churn** (`crypto.mls_churn_every`): the creator, the group's only
+//! committer, removes a device that does not send by a commit; that device, once it has
+//! processed its removal, publishes a fresh key package; at the next change the creator
+//! claims it and re-adds the device (Welcome first, then the commit). Who a message is for
+//! is decided by the sender's epoch ([`MlsGroupState::recipient`]); the relay's copies to a
+//! device outside the group in a message's epoch are `not_member`.
 
 use super::state::{Delivery, State};
 use crate::clock::now_ns;
@@ -164,6 +171,12 @@ impl State {
                 self.counters.handshakes_failed += 1;
                 if c & WELCOME != 0 {
                     self.keys_pending = self.keys_pending.saturating_sub(1); // that join will not happen
+                }
+                // A re-add's claim refused: the next membership change claims again.
+                let client = ((c & CLIENT) as usize).min(self.clients.len() - 1);
+                let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+                if let Some(g) = self.chats[chat].mls.as_mut().filter(|g| c & CLAIM != 0 && g.out == Some(pos)) {
+                    g.readding = false;
                 }
             }
             _ => return false,
