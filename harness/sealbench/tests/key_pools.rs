@@ -1,6 +1,7 @@
 //! The key directory's pools through the reference relay over real sockets: one-time keys
 //! claimed concurrently by many clients are each handed out exactly once, an empty pool
-//! falls back (and says so), refused publishes say why; and an Olm conversation set up
+//! falls back (and says so), refused publishes say why, `/metrics` counts claims by what
+//! they handed out; and an Olm conversation set up
 //! from a claimed key survives out-of-order delivery and refuses a replay.
 
 use futures_util::{SinkExt, StreamExt};
@@ -176,6 +177,65 @@ async fn refused_publishes_and_empty_claims_say_why() -> TestResult {
     ws.send(Message::Binary(bad.into())).await?;
     expect(recv(&mut ws).await?, ErrorCode::Malformed)?;
     let _ = stop.send(());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_relay_exports_its_key_claims_on_metrics_by_what_they_handed_out() -> TestResult {
+    // Three one-time keys and a fallback: five claims take the three, then the fallback
+    // twice; a claim of a pool that does not exist finds nothing.
+    let relay = Relay::new(RelayConfig::default());
+    let metrics = relay.metrics();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(relay.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http_addr = http.local_addr()?;
+    let (stop_http, rx_http) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sealbench::relay::http::serve(http, metrics.clone(), async move {
+        let _ = rx_http.await;
+    }));
+    let scrape = || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(http_addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+        let mut resp = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut resp)).await??;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(resp)
+    };
+    let before = scrape().await?;
+    assert!(
+        before.contains("sealbench_relay_key_claims_total{result=\"empty\"} 0\n"),
+        "present from the start: {before}"
+    );
+
+    let mut owner = hello(addr, 1).await?;
+    publish(&mut owner, 1, 0, &[b"k1", b"k2", b"k3"]).await?;
+    publish(&mut owner, 2, POOL_FLAG_FALLBACK, &[b"fb"]).await?;
+    let mut claimer = hello(addr, 2).await?;
+    let mut sources = Vec::new();
+    for r in 0..5 {
+        send(&mut claimer, Frame::KeyClaim { request_id: 10 + r, client: 1, pool: POOL_OLM }).await?;
+        match frame::decode(&recv(&mut claimer).await?)? {
+            Frame::Claimed { source, .. } => sources.push(source),
+            other => return Err(format!("expected CLAIMED, got {other:?}").into()),
+        }
+    }
+    assert_eq!(sources, [CLAIM_ONE_TIME, CLAIM_ONE_TIME, CLAIM_ONE_TIME, CLAIM_FALLBACK, CLAIM_FALLBACK]);
+    send(&mut claimer, Frame::KeyClaim { request_id: 20, client: 3, pool: POOL_OLM }).await?;
+    assert!(matches!(frame::decode(&recv(&mut claimer).await?)?, Frame::Error { .. }));
+
+    let body = scrape().await?;
+    for (result, n) in [("one_time", 3), ("fallback", 2), ("empty", 1)] {
+        let line = format!("sealbench_relay_key_claims_total{{result=\"{result}\"}} {n}\n");
+        assert!(body.contains(&line), "{line:?} in {body}");
+        assert_eq!(metrics.key_claims_count(result), n);
+    }
+    assert!(body.contains("# TYPE sealbench_relay_key_claims counter\n"), "{body}");
+    let _ = (stop.send(()), stop_http.send(()));
     Ok(())
 }
 

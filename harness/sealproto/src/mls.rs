@@ -66,6 +66,9 @@ pub struct MlsMember {
     signer: SignatureKeyPair,
     credential: CredentialWithKey,
     group: Option<MlsGroup>,
+    /// The epoch of the last message [`MlsMember::process`] decoded (whether or not it
+    /// could process it): who was in the group then decides how a refusal is counted.
+    last_epoch: u64,
 }
 
 impl std::fmt::Debug for MlsMember {
@@ -97,7 +100,7 @@ impl MlsMember {
             credential: BasicCredential::new(identity.to_vec()).into(),
             signature_key: signer.to_public_vec().into(),
         };
-        Ok(MlsMember { provider, signer, credential, group: None })
+        Ok(MlsMember { provider, signer, credential, group: None, last_epoch: 0 })
     }
 
     /// A new key package to publish (its private part stays in this device's storage).
@@ -225,7 +228,8 @@ impl MlsMember {
     }
 
     /// Joins the group a Welcome invites this device to (the key package it names must be
-    /// one this device published).
+    /// one this device published). A device removed from that group joins it again this
+    /// way (its old state of the group is deleted first).
     ///
     /// # Errors
     /// [`ProtoError::Malformed`] (not a Welcome), [`ProtoError::MissingOneTimeKey`] (no key
@@ -233,6 +237,11 @@ impl MlsMember {
     pub fn join(&mut self, welcome: &[u8]) -> Result<u64, ProtoError> {
         let m = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| ProtoError::Malformed)?;
         let MlsMessageBodyIn::Welcome(w) = m.extract() else { return Err(ProtoError::Malformed) };
+        // Re-added after a removal: the state of the group it was removed from goes first
+        // (openmls refuses a Welcome to a group id its storage still holds).
+        if let Some(mut old) = self.group.take() {
+            old.delete(self.provider.storage()).map_err(library)?;
+        }
         let staged =
             StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), w, None).map_err(|e| match e {
                 WelcomeError::NoMatchingKeyPackage => ProtoError::MissingOneTimeKey,
@@ -270,6 +279,7 @@ impl MlsMember {
     pub fn process(&mut self, message: &[u8]) -> Result<Processed, ProtoError> {
         let m = MlsMessageIn::tls_deserialize_exact(message).map_err(|_| ProtoError::Malformed)?;
         let pm = m.try_into_protocol_message().map_err(|_| ProtoError::Malformed)?;
+        self.last_epoch = pm.epoch().as_u64();
         let provider = &self.provider;
         let g = match self.group.as_mut() {
             Some(g) if g.is_active() => g,
@@ -292,6 +302,12 @@ impl MlsMember {
             }
             _ => Ok(Processed::Proposal),
         }
+    }
+
+    /// The epoch of the last message [`MlsMember::process`] decoded, processed or not (a
+    /// removed device still reads it: it was in the group in some epochs, not in others).
+    pub fn last_epoch(&self) -> u64 {
+        self.last_epoch
     }
 
     /// The group's epoch (0 outside a group).

@@ -25,6 +25,16 @@ pub struct MegolmGroup {
     max_rx: Vec<Option<u32>>,
     /// Senders (the row length of the per-pair tables).
     sending: usize,
+    /// `crypto.megolm_leave_every`: messages of the group since the last leave, and the
+    /// period (0: none); the next device to leave (one that does not send).
+    since_leave: u32,
+    leave_every: u32,
+    next_leave: usize,
+    /// Per device position: it has left the group.
+    departed: Vec<bool>,
+    /// Per (recipient, sender): the first generation of that sender not meant for it (the
+    /// one it rotated to when the recipient left; `u32::MAX` while it is a member).
+    cutoff: Vec<u32>,
     plain: Vec<u8>,
     wire: Vec<u8>,
 }
@@ -40,9 +50,69 @@ impl MegolmGroup {
             previous: (0..n).map(|_| None).collect(),
             max_rx: vec![None; n],
             sending,
+            since_leave: 0,
+            leave_every: 0,
+            next_leave: sending,
+            departed: vec![false; devices],
+            cutoff: vec![u32::MAX; n],
             plain: Vec::with_capacity(256),
             wire: Vec::with_capacity(512),
         }
+    }
+
+    /// With a member leaving every `every` messages of the group (0: never).
+    pub fn with_leaves(mut self, every: u32) -> Self {
+        self.leave_every = every;
+        self
+    }
+
+    /// The device that leaves before the next message, when a leave is due (the next one
+    /// that does not send and is still a member; None once only senders remain).
+    pub fn leave_due(&mut self) -> Option<usize> {
+        if self.leave_every == 0 {
+            return None;
+        }
+        self.since_leave += 1;
+        if self.since_leave <= self.leave_every || self.next_leave >= self.departed.len() {
+            return None;
+        }
+        self.since_leave = 1;
+        let v = self.next_leave;
+        self.next_leave += 1;
+        Some(v)
+    }
+
+    /// Device `pos` is leaving: senders no longer count it, and their rotation's key skips it.
+    pub fn leaving(&mut self, pos: usize) {
+        self.departed[pos] = true;
+    }
+
+    /// Device `pos` has left: every sender has rotated (its current generation is the
+    /// first one not meant for `pos`).
+    pub fn left(&mut self, pos: usize) {
+        for s in 0..self.sending {
+            self.cutoff[pos * self.sending + s] = self.out[s].generation();
+        }
+    }
+
+    /// For a device that has left: whether `data`, from the sender at `sender`, was sent
+    /// after it left (`None`: it was not, open it as a member's), and if so whether the
+    /// device could read it anyway, trying what a departed member who kept its last key
+    /// would (that key on the message body, whatever its generation says). It must not:
+    /// `Some(true)` means the rotation did not exclude it.
+    pub fn read_after_leave(&mut self, recipient: usize, sender: usize, data: &[u8]) -> Option<bool> {
+        let slot = recipient * self.sending + sender;
+        let generation = MegolmInbound::generation_of(data).ok()?;
+        if generation < *self.cutoff.get(slot)? {
+            return None;
+        }
+        let body = data.get(4..).unwrap_or_default();
+        Some(self.inbound[slot].as_mut().is_some_and(|kept| kept.decrypt_body(body).is_ok()))
+    }
+
+    /// Whether device `pos` has left the group.
+    pub fn departed(&self, pos: usize) -> bool {
+        self.departed.get(pos).copied().unwrap_or(false)
     }
 
     /// Installs a shared session key of `sender` at `recipient`; returns whether this was

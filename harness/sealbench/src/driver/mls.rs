@@ -19,6 +19,10 @@ pub enum NotProcessed {
     NotReady,
     /// From an epoch whose secrets this device no longer holds.
     OldEpoch,
+    /// From an epoch in which this device was not in the group (the relay's fan-out
+    /// reaches every device of the relay group; MLS membership is end to end): the
+    /// sender did not count it as a recipient.
+    NotMember,
     /// Refused under the transport's names.
     Open(OpenError),
 }
@@ -41,6 +45,22 @@ pub struct MlsGroupState {
     /// Messages of the group since the last commit, and the self-update period.
     since_commit: u32,
     self_update_every: u32,
+    /// Membership churn (`crypto.mls_churn_every`): messages since the last change, and
+    /// the period (0: none).
+    since_churn: u32,
+    churn_every: u32,
+    /// Per device position: the epochs it is in the group, as `[from, until)` intervals
+    /// (the sender's epoch decides who a message is for; a late message's epoch decides
+    /// whether its refusal is `old_epoch` or `not_member`).
+    membership: Vec<Vec<(u64, u64)>>,
+    /// The member removed last, while it is out (membership churn).
+    pub out: Option<usize>,
+    /// The member that is out has published a fresh key package (it can be re-added).
+    pub republished: bool,
+    /// The creator has claimed that key package (the re-add is under way).
+    pub readding: bool,
+    /// The next removal's candidate (a device that does not send: positions `sending..`).
+    next_out: usize,
     /// Per (recipient, sender): the highest message number received (reorder count).
     max_rx: Vec<Option<u32>>,
     sending: usize,
@@ -67,6 +87,13 @@ impl MlsGroupState {
             created: false,
             since_commit: 0,
             self_update_every,
+            since_churn: 0,
+            churn_every: 0,
+            membership: vec![Vec::new(); n],
+            out: None,
+            republished: false,
+            readding: false,
+            next_out: sending,
             max_rx: vec![None; n * sending],
             sending,
             plain: Vec::with_capacity(256),
@@ -82,6 +109,59 @@ impl MlsGroupState {
             return true;
         }
         false
+    }
+
+    /// With membership churn every `every` messages of the group (0: none).
+    pub fn with_churn(mut self, every: u32) -> Self {
+        self.churn_every = every;
+        self
+    }
+
+    /// Whether the creator should commit a membership change before the next message.
+    pub fn churn_due(&mut self) -> bool {
+        if self.churn_every == 0 {
+            return false;
+        }
+        self.since_churn += 1;
+        if self.since_churn > self.churn_every {
+            self.since_churn = 1;
+            return true;
+        }
+        false
+    }
+
+    /// The device to remove next (one that does not send, round robin), if any.
+    pub fn next_to_remove(&mut self) -> Option<usize> {
+        let n = self.members.len();
+        if self.sending >= n {
+            return None;
+        }
+        let p = self.next_out.clamp(self.sending, n - 1);
+        self.next_out = if p + 1 >= n { self.sending } else { p + 1 };
+        Some(p)
+    }
+
+    /// Device `pos` is in the group from `epoch` on.
+    pub fn admitted(&mut self, pos: usize, epoch: u64) {
+        self.membership[pos].push((epoch, u64::MAX));
+    }
+
+    /// Device `pos` is out of the group from `epoch` on.
+    pub fn evicted(&mut self, pos: usize, epoch: u64) {
+        if let Some(last) = self.membership[pos].last_mut() {
+            last.1 = last.1.min(epoch);
+        }
+    }
+
+    /// Whether device `pos` is in the group at `epoch`.
+    pub fn member_at(&self, pos: usize, epoch: u64) -> bool {
+        self.membership.get(pos).is_some_and(|m| m.iter().any(|&(a, b)| a <= epoch && epoch < b))
+    }
+
+    /// Whether device `to` is a recipient of what the device at `sender` sends now (in
+    /// the group at the sender's epoch).
+    pub fn recipient(&self, sender: usize, to: usize) -> bool {
+        to != sender && self.member_at(to, self.members[sender].epoch())
     }
 
     /// A complete frame carrying `data` (a Welcome to one device, or a commit to the
@@ -126,9 +206,16 @@ impl MlsGroupState {
         if !self.joined[recipient] {
             return Err(NotProcessed::NotReady);
         }
-        let pt = match self.members[recipient].process(data) {
+        let processed = self.members[recipient].process(data);
+        // The epoch is read before processing: a message that does not decode has none.
+        let decoded = !matches!(processed, Ok(_) | Err(ProtoError::Malformed));
+        if decoded && !self.member_at(recipient, self.members[recipient].last_epoch()) {
+            return Err(NotProcessed::NotMember);
+        }
+        let pt = match processed {
             Ok(Processed::Application(pt)) => pt,
             Ok(_) => return Err(NotProcessed::Open(OpenError::Truncated)),
+            Err(ProtoError::NotMember) => return Err(NotProcessed::OldEpoch),
             Err(ProtoError::OldEpoch) => return Err(NotProcessed::OldEpoch),
             Err(ProtoError::FutureEpoch) => return Err(NotProcessed::NotReady),
             Err(e) => return Err(NotProcessed::Open(super::olm::open_error(e))),

@@ -241,6 +241,23 @@ pub struct Counters {
     /// recipient no longer holds (authentic, but undecryptable: not delivered).
     #[serde(default)]
     pub old_epoch: u64,
+    /// Membership churn (`crypto.mls_churn_every`, `crypto.megolm_leave_every`): copies the
+    /// relay's group fan-out delivered to a device that was not a member for them (MLS: in
+    /// their epoch, removed or not yet re-added; Megolm: sent after it left, and tried with
+    /// the key it kept, in vain). Not among `sent`: a sender counts its members only.
+    #[serde(default)]
+    pub not_member: u64,
+    /// Megolm: messages sent after a device left that it could read nonetheless (a rotation
+    /// that did not exclude it; 0 in a correct run).
+    #[serde(default)]
+    pub departed_read: u64,
+    /// Members removed during traffic: MLS remove commits, Megolm leaves…
+    #[serde(default)]
+    pub members_removed: u64,
+    /// …and MLS members re-added (commit and Welcome, from a fresh key package): Welcomes
+    /// processed.
+    #[serde(default)]
+    pub members_readded: u64,
 }
 
 impl Counters {
@@ -285,7 +302,11 @@ impl Counters {
             reconnect_failures,
             fanout_incomplete,
             sender_keys,
-            old_epoch
+            old_epoch,
+            not_member,
+            departed_read,
+            members_removed,
+            members_readded
         );
         if self.refused.len() < MAX_CODE {
             self.refused.resize(MAX_CODE, 0);

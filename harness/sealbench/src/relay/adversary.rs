@@ -5,8 +5,9 @@
 //!
 //! The relay cannot see inside the end-to-end layer. To touch only handshake-complete
 //! traffic it peeks at **one byte**, the E2E kind at the start of a SEND body
-//! (`docs/PROTOCOL.md` §3): only bodies whose first byte is 2 (transport message) and that
-//! are long enough to hold a transport message are eligible. Handshake messages, group
+//! (`docs/PROTOCOL.md` §3): only bodies whose first byte is 2 (transport message) or 6 (an
+//! Olm message of a set-up session, `crypto.protocol = "olm"`) and that are long enough to
+//! hold a transport message are eligible. Handshake messages, group
 //! messages and everything else pass untouched. This peek exists for testing only.
 //!
 //! The decision is sans-IO and deterministic: [`Adversary::decide`] maps (seed, the
@@ -181,9 +182,10 @@ impl Adversary {
         Ok(a)
     }
 
-    /// Is a SEND with this body one the adversary may touch (an E2E transport message)?
+    /// Is a SEND with this body one the adversary may touch (an E2E transport message, or
+    /// an Olm message after its session's set-up)?
     pub fn eligible(body: &[u8]) -> bool {
-        body.len() >= MIN_TRANSPORT_BODY && body[0] == E2eKind::Transport as u8
+        body.len() >= MIN_TRANSPORT_BODY && (body[0] == E2eKind::Transport as u8 || body[0] == E2eKind::Olm as u8)
     }
 
     /// The action for the `index`-th eligible message whose body is `body_len` bytes.
@@ -385,11 +387,15 @@ mod tests {
     }
 
     #[test]
-    fn only_transport_bodies_are_eligible() {
+    fn only_transport_and_olm_message_bodies_are_eligible() {
         let mut body = vec![2u8; MIN_TRANSPORT_BODY];
         assert!(Adversary::eligible(&body));
-        body[0] = 1; // handshake
-        assert!(!Adversary::eligible(&body));
+        body[0] = E2eKind::Olm as u8;
+        assert!(Adversary::eligible(&body));
+        for kind in [E2eKind::Handshake, E2eKind::OlmSetup, E2eKind::SenderKey, E2eKind::MlsWelcome] {
+            body[0] = kind as u8;
+            assert!(!Adversary::eligible(&body), "{kind:?}");
+        }
         assert!(!Adversary::eligible(&[2u8; 10]));
     }
 

@@ -351,7 +351,14 @@ impl Conn {
 
     /// KEY_CLAIM: one item of another client's pool, each one-time item once.
     fn claim_key(&mut self, request_id: u64, client: u64, pool: u8) {
-        match self.shared.pools.claim(client, pool) {
+        let claim = self.shared.pools.claim(client, pool);
+        let result = match &claim {
+            Some(c) if c.fallback => "fallback",
+            Some(_) => "one_time",
+            None => "empty",
+        };
+        self.shared.metrics.key_claimed(result);
+        match claim {
             Some(c) => {
                 let source = if c.fallback { frame::CLAIM_FALLBACK } else { frame::CLAIM_ONE_TIME };
                 let f = Frame::Claimed { request_id, client, pool, source, remaining: c.remaining, item: &c.item };

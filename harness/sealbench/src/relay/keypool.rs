@@ -68,33 +68,16 @@ pub struct Claim {
     pub remaining: u32,
 }
 
-/// What claims handed out, by source (for the metrics).
-#[derive(Debug, Default)]
-pub struct ClaimCounts {
-    /// One-time items handed out.
-    pub one_time: AtomicUsize,
-    /// Fallbacks handed out (the pool was empty).
-    pub fallback: AtomicUsize,
-    /// Claims that found nothing.
-    pub empty: AtomicUsize,
-}
-
 /// All clients' key pools.
 #[derive(Debug)]
 pub struct KeyPools {
     shards: Vec<Mutex<HashMap<(u64, u8), Pool>>>,
     bytes: AtomicUsize,
-    /// Claims by source.
-    pub counts: ClaimCounts,
 }
 
 impl Default for KeyPools {
     fn default() -> Self {
-        KeyPools {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            bytes: AtomicUsize::new(0),
-            counts: ClaimCounts::default(),
-        }
+        KeyPools { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), bytes: AtomicUsize::new(0) }
     }
 }
 
@@ -147,25 +130,12 @@ impl KeyPools {
     /// has neither.
     pub fn claim(&self, client: u64, pool: u8) -> Option<Claim> {
         let mut map = self.shard(client);
-        let Some(p) = map.get_mut(&(client, pool)) else {
-            self.counts.empty.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
+        let p = map.get_mut(&(client, pool))?;
         if let Some(item) = p.items.pop_front() {
             self.bytes.fetch_sub(item.len() + ITEM_OVERHEAD, Ordering::Relaxed);
-            self.counts.one_time.fetch_add(1, Ordering::Relaxed);
             return Some(Claim { item, fallback: false, remaining: p.items.len() as u32 });
         }
-        match &p.fallback {
-            Some(f) => {
-                self.counts.fallback.fetch_add(1, Ordering::Relaxed);
-                Some(Claim { item: f.clone(), fallback: true, remaining: 0 })
-            }
-            None => {
-                self.counts.empty.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        p.fallback.as_ref().map(|f| Claim { item: f.clone(), fallback: true, remaining: 0 })
     }
 
     /// Bytes charged to all pools now.

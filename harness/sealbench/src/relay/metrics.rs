@@ -40,6 +40,14 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
+/// Label of a key claim: what it handed out.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClaimLabel {
+    /// `one_time`, `fallback` (the pool had no one-time item left) or `empty` (nothing:
+    /// refused with NO_SUCH_KEY).
+    pub result: &'static str,
+}
+
 /// Every relay metric.
 #[derive(Debug)]
 pub struct RelayMetrics {
@@ -86,6 +94,8 @@ pub struct RelayMetrics {
     pub routing_seconds: Histogram,
     /// What the adversarial relay did (test aid; all zero without `--adversary`).
     pub adversary: Family<ActionLabel, Counter>,
+    /// KEY_CLAIMs answered, by what they handed out (their sum: every claim).
+    pub key_claims: Family<ClaimLabel, Counter>,
 }
 
 impl Default for RelayMetrics {
@@ -119,6 +129,7 @@ impl RelayMetrics {
             tls_handshakes_failed: Family::default(),
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
             adversary: Family::default(),
+            key_claims: Family::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections open now", m.connections.clone());
@@ -173,7 +184,26 @@ impl RelayMetrics {
             "Messages the adversarial relay tampered with, replayed, duplicated, dropped, reordered or delayed (testing only)",
             m.adversary.clone(),
         );
+        registry.register(
+            "key_claims",
+            "KEY_CLAIMs by what they handed out: one_time, fallback (no one-time item left), empty (nothing)",
+            m.key_claims.clone(),
+        );
+        // Present from the start (a scrape before any claim reads 0, not a missing series).
+        for result in ["one_time", "fallback", "empty"] {
+            drop(m.key_claims.get_or_create(&ClaimLabel { result }));
+        }
         RelayMetrics { registry, ..m }
+    }
+
+    /// Counts a KEY_CLAIM by what it handed out (`one_time`, `fallback`, `empty`).
+    pub fn key_claimed(&self, result: &'static str) {
+        self.key_claims.get_or_create(&ClaimLabel { result }).inc();
+    }
+
+    /// How many KEY_CLAIMs handed out `result` so far.
+    pub fn key_claims_count(&self, result: &'static str) -> u64 {
+        self.key_claims.get_or_create(&ClaimLabel { result }).get()
     }
 
     /// Counts a refused input.

@@ -94,6 +94,10 @@ pub fn counter_help(name: &str) -> Option<&'static str> {
         "fanout_incomplete" => "Messages whose fan-out never completed",
         "sender_keys" => "Sender keys handed out and installed (relay fan-out)",
         "old_epoch" => "MLS messages from an epoch the recipient no longer holds (not delivered)",
+        "not_member" => "Group copies the relay delivered to a device that was not a member for them (not sent)",
+        "departed_read" => "Megolm messages sent after a device left that it could read (must be 0)",
+        "members_removed" => "Members removed during traffic (MLS remove commits, Megolm leaves)",
+        "members_readded" => "MLS members re-added by a commit and a Welcome during traffic",
         _ => return None,
     })
 }

@@ -298,6 +298,8 @@ fn counters(parts: &[PartResult]) -> Counters {
         (one.messages, one.skipped_offline, one.undelivered_offline, one.group_refusals) =
             (m.messages, m.skipped_offline, m.undelivered_offline, m.group_refusals);
         (one.fanout_incomplete, one.sender_keys, one.old_epoch) = (m.fanout_incomplete, m.sender_keys, m.old_epoch);
+        (one.not_member, one.departed_read) = (m.not_member, m.departed_read);
+        (one.members_removed, one.members_readded) = (m.members_removed, m.members_readded);
         for (name, &n) in &m.refused_by_code {
             let code = (0..MAX_CODE as u16)
                 .find(|&c| sealcore::frame::ErrorCode::from_u16(c).is_some_and(|e| e.name() == name))

@@ -164,6 +164,20 @@ pub struct Messages {
     /// (not delivered: counted in `lost` too, under this name).
     #[serde(default)]
     pub old_epoch: u64,
+    /// Copies the relay's group fan-out delivered to a device that was not a member for
+    /// them (MLS: in their epoch; Megolm: sent after it left, unreadable to it): not in `sent`.
+    #[serde(default)]
+    pub not_member: u64,
+    /// Megolm messages sent after a device left that it could read nonetheless (must be 0).
+    #[serde(default)]
+    pub departed_read: u64,
+    /// Members removed during traffic (MLS remove commits, Megolm leaves); MLS members
+    /// re-added (Welcome processed).
+    #[serde(default)]
+    pub members_removed: u64,
+    /// See `members_removed`.
+    #[serde(default)]
+    pub members_readded: u64,
 }
 
 /// Rates.
@@ -418,6 +432,10 @@ impl Messages {
             fanout_incomplete: c.fanout_incomplete,
             sender_keys: c.sender_keys,
             old_epoch: c.old_epoch,
+            not_member: c.not_member,
+            departed_read: c.departed_read,
+            members_removed: c.members_removed,
+            members_readded: c.members_readded,
         }
     }
 }

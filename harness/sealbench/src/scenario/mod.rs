@@ -324,10 +324,21 @@ pub struct Crypto {
     /// many messages; 0: never by count. Matrix clients rotate after 100 by default.
     #[serde(default = "default_rotate_after")]
     pub megolm_rotate_after: u32,
+    /// megolm: after every this many messages of its group, a member device that does not
+    /// send leaves it; every sender rotates its session at once and shares the new key with
+    /// the remaining members only (the departed device must not read what follows); 0: never.
+    #[serde(default)]
+    pub megolm_leave_every: u32,
     /// mls: the group's creator commits a self-update (fresh leaf keys) after every this
     /// many messages of its group; 0: never.
     #[serde(default = "default_self_update")]
     pub mls_self_update_every: u32,
+    /// mls: membership churn during traffic. After every this many messages of its group
+    /// the creator commits a change: it removes a member that does not send (a commit), or
+    /// re-adds the one it removed last (a commit and a Welcome, from a key package that
+    /// member published afresh and the creator claimed from the directory); 0: never.
+    #[serde(default)]
+    pub mls_churn_every: u32,
 }
 
 fn default_rotate_after() -> u32 {
@@ -363,7 +374,9 @@ impl Default for Crypto {
             rekey_every: 0,
             protocol: sealproto::Protocol::default(),
             megolm_rotate_after: default_rotate_after(),
+            megolm_leave_every: 0,
             mls_self_update_every: default_self_update(),
+            mls_churn_every: 0,
         }
     }
 }

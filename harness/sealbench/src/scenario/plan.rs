@@ -245,6 +245,39 @@ fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
     }
     let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
     let client_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Client, .. }));
+    if s.crypto.mls_churn_every > 0 {
+        if proto != Protocol::Mls {
+            bail!(
+                "crypto.mls_churn_every: only with crypto.protocol = \"mls\" (it is {proto}); set it to 0 or remove it"
+            );
+        }
+        if let Some(c) = p.chats.iter().find(|c| c.senders as usize >= c.users.len()) {
+            bail!(
+                "crypto.mls_churn_every: the members it removes and re-adds are ones that do not send, but every user \
+                 of group {} sends ({} of {}); set conversations.group_senders below the smallest group size",
+                c.id,
+                c.senders,
+                c.users.len()
+            );
+        }
+    }
+    if s.crypto.megolm_leave_every > 0 {
+        if proto != Protocol::Megolm {
+            bail!(
+                "crypto.megolm_leave_every: only with crypto.protocol = \"megolm\" (it is {proto}); set it to 0 or remove it"
+            );
+        }
+        let group = |c: &&crate::scenario::population::Chat| matches!(c.kind, ChatKind::Group { .. });
+        if let Some(c) = p.chats.iter().filter(group).find(|c| c.senders as usize >= c.users.len()) {
+            bail!(
+                "crypto.megolm_leave_every: the members that leave are ones that do not send, but every user of \
+                 group {} sends ({} of {}); set conversations.group_senders below the smallest group size",
+                c.id,
+                c.senders,
+                c.users.len()
+            );
+        }
+    }
     match proto {
         Protocol::Olm if relay_groups => bail!(
             "crypto.protocol = \"olm\": Olm sessions are pairwise, so a group needs conversations.fanout = \"client\" \

@@ -1,8 +1,11 @@
 //! Megolm in a shard (`crypto.protocol = "megolm"`): relay-fan-out groups whose senders
 //! encrypt each message once with their Megolm session; the session keys travel over the
 //! devices' Olm sessions (set up as in `shard/olm`), at set-up and at every rotation
-//! (after `crypto.megolm_rotate_after` messages), where `key_share` records what sharing
-//! cost the sender.
+//! (after `crypto.megolm_rotate_after` messages, and when a member leaves:
+//! `crypto.megolm_leave_every`), where `key_share` records what sharing cost the sender.
+//! A departed device stays in the relay's group: what is sent after it left still reaches
+//! it, is tried with the key it kept, and must not open (`not_member`; `departed_read` if
+//! it did).
 
 use super::state::{Delivery, State};
 use crate::clock::now_ns;
@@ -27,6 +30,22 @@ pub(super) fn seal(st: &mut State, c: usize, pos: usize, m: Timed, buf: &mut Byt
 
 /// Starts the sender's next session and shares its key with every other member device
 /// over their Olm sessions; records the time as `key_share`.
+/// A member leaves before the next message of conversation `c` when that is due
+/// (`crypto.megolm_leave_every`): every sender rotates its session at once and shares the
+/// new key with the remaining members only.
+pub(super) fn leave_if_due(st: &mut State, c: usize) {
+    let Some(g) = st.chats[c].megolm.as_mut() else { return };
+    let Some(v) = g.leave_due() else { return };
+    g.leaving(v);
+    for pos in 0..g.out.len() {
+        rotate(st, c, pos);
+    }
+    if let Some(g) = st.chats[c].megolm.as_mut() {
+        g.left(v);
+    }
+    st.counters.members_removed += 1;
+}
+
 fn rotate(st: &mut State, c: usize, pos: usize) {
     let t0 = now_ns();
     let Some(g) = st.chats[c].megolm.as_mut() else { return };
@@ -36,6 +55,10 @@ fn rotate(st: &mut State, c: usize, pos: usize) {
     let mut out = std::mem::take(&mut st.out);
     for k in 0..st.chats[c].routes[pos].len() {
         let (session, side) = st.chats[c].routes[pos][k];
+        let to = st.clients[st.convs[session].client(side.peer())].pos;
+        if g_departed(st, c, to) {
+            continue; // it left: the new session is not for it
+        }
         if st.convs[session].ready() && st.convs[session].seal_sender_key(side, &key, t0, &mut out).is_ok() {
             let frame = out.split().freeze();
             st.send_to(client, frame);
@@ -46,6 +69,10 @@ fn rotate(st: &mut State, c: usize, pos: usize) {
         let tags = &st.chats[c].tags;
         st.hist.record_tagged(Metric::KeyShare, tags, now_ns() - t0);
     }
+}
+
+fn g_departed(st: &State, c: usize, pos: usize) -> bool {
+    st.chats[c].megolm.as_ref().is_some_and(|g| g.departed(pos))
 }
 
 impl State {
@@ -94,6 +121,18 @@ impl State {
         let Some((chat, pos, sender)) = self.group_sender(client, chat_id, d) else { return };
         let t0 = self.open_timer();
         let Some(g) = self.chats[chat].megolm.as_mut() else { return };
+        if g.departed(pos)
+            && let Some(read) = g.read_after_leave(pos, sender, data)
+        {
+            // Sent after this device left (the relay still fans the group out to it):
+            // not sent to it, and it must not be able to read it.
+            if read {
+                self.counters.departed_read += 1;
+            } else {
+                self.counters.not_member += 1;
+            }
+            return;
+        }
         let result = match g.open(pos, sender, data) {
             None => Err(NotOpened::NotReady),
             Some(r) => r.map_err(NotOpened::Open),

@@ -6,6 +6,13 @@
 //! through the relay's group fan-out. `mls_commit`, `mls_commit_process` and
 //! `mls_welcome` record the costs; `handshake` a device's join (claims started → Welcome
 //! processed); messages from an epoch a member no longer holds are `old_epoch`.
+//!
+//! **Membership churn** (`crypto.mls_churn_every`): the creator, the group's only
+//! committer, removes a device that does not send by a commit; that device, once it has
+//! processed its removal, publishes a fresh key package; at the next change the creator
+//! claims it and re-adds the device (Welcome first, then the commit). Who a message is for
+//! is decided by the sender's epoch ([`MlsGroupState::recipient`]); the relay's copies to a
+//! device outside the group in a message's epoch are `not_member`.
 
 use super::state::{Delivery, State};
 use crate::clock::now_ns;
@@ -17,6 +24,7 @@ use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Wire};
 use bytes::BytesMut;
 use sealcore::frame::POOL_MLS;
 use sealcore::payload::E2eKind;
+use sealproto::ProtoError;
 use sealproto::mls::Processed;
 
 /// Request ids of a device's key-package publication: `Control(PUBLISH | client)`.
@@ -41,28 +49,42 @@ impl MlsShard {
 }
 
 /// Seals message `m` of the device at `pos` of conversation `c` when it is an MLS group
-/// (None otherwise), after the creator's self-update commit when one is due.
+/// (None otherwise).
 pub(super) fn seal(st: &mut State, c: usize, pos: usize, m: Timed, buf: &mut BytesMut) -> super::Sealed {
     let chat_id = st.chats[c].id;
-    if st.chats[c].mls.as_mut()?.self_update_due() {
+    st.chats[c].mls.as_mut().map(|g| g.seal(pos, chat_id, group_id(chat_id), m, buf))
+}
+
+/// The creator's commits due before the next message of conversation `c` (an MLS group):
+/// a self-update, a membership change.
+pub(super) fn commit_due(st: &mut State, c: usize) {
+    let Some(g) = st.chats[c].mls.as_mut() else { return };
+    let (update, churn) = (g.self_update_due(), g.churn_due());
+    if update {
         self_update(st, c);
     }
-    st.chats[c].mls.as_mut().map(|g| g.seal(pos, chat_id, group_id(chat_id), m, buf))
+    if churn {
+        change_membership(st, c);
+    }
 }
 
 /// The creator's self-update: a commit fanned out to the group.
 fn self_update(st: &mut State, c: usize) {
     let t0 = now_ns();
-    let chat_id = st.chats[c].id;
     let Some(g) = st.chats[c].mls.as_mut() else { return };
     let Ok(commit) = g.members[0].self_update() else {
         st.counters.other_errors += 1;
         return;
     };
+    send_commit(st, c, &commit.commit, t0);
+}
+
+/// Fans a commit of the creator out to the group, and records what making it took (from `t0`).
+fn send_commit(st: &mut State, c: usize, commit: &[u8], t0: u64) {
     let took = now_ns() - t0;
+    let chat_id = st.chats[c].id;
     let mut out = std::mem::take(&mut st.out);
-    let framed =
-        MlsGroupState::frame(E2eKind::MlsCommit, chat_id, Target::Group(group_id(chat_id)), &commit.commit, &mut out);
+    let framed = MlsGroupState::frame(E2eKind::MlsCommit, chat_id, Target::Group(group_id(chat_id)), commit, &mut out);
     if framed.is_ok() {
         let frame = out.split().freeze();
         st.send_to(st.chats[c].first_client, frame);
@@ -71,6 +93,38 @@ fn self_update(st: &mut State, c: usize) {
     if st.measures(t0) {
         let tags = &st.chats[c].tags;
         st.hist.record_tagged(Metric::MlsCommit, tags, took);
+    }
+}
+
+/// Membership churn (`crypto.mls_churn_every`): the creator removes a device that does
+/// not send, by a commit; at the next change it claims the fresh key package that device
+/// has published since and re-adds it (the commit and Welcome go out when the claim is
+/// answered, [`State::readd`]).
+fn change_membership(st: &mut State, c: usize) {
+    let first = st.chats[c].first_client;
+    let Some(g) = st.chats[c].mls.as_mut() else { return };
+    match g.out {
+        None => {
+            let Some(v) = g.next_to_remove() else { return };
+            let id = st.clients[first + v].id.to_le_bytes();
+            let t0 = now_ns();
+            let Ok(commit) = g.members[0].remove(&[&id]) else {
+                st.counters.other_errors += 1;
+                return;
+            };
+            g.evicted(v, commit.epoch);
+            (g.out, g.republished, g.readding) = (Some(v), false, false);
+            st.counters.members_removed += 1;
+            send_commit(st, c, &commit.commit, t0);
+        }
+        Some(v) if g.republished && !g.readding => {
+            g.readding = true;
+            let d = first + v;
+            let claim = Wire::key_claim(RequestId::Control(CLAIM | d as u32), st.clients[d].id, POOL_MLS);
+            st.send_to(first, claim);
+        }
+        // Its fresh key package is not in the directory yet, or the claim is under way.
+        Some(_) => {}
     }
 }
 
@@ -102,7 +156,11 @@ impl State {
                 let client = (c & !PUBLISH) as usize;
                 if let Some(m) = self.mls.as_mut().filter(|_| client < self.clients.len()) {
                     m.published[client] = true;
-                    self.maybe_create(self.clients[client].chat, now);
+                    let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+                    if let Some(g) = self.chats[chat].mls.as_mut().filter(|g| g.out == Some(pos)) {
+                        g.republished = true;
+                    }
+                    self.maybe_create(chat, now);
                 }
             }
             Incoming::Claimed { request: RequestId::Control(c), item, .. } if c & CLAIM != 0 => {
@@ -113,6 +171,12 @@ impl State {
                 self.counters.handshakes_failed += 1;
                 if c & WELCOME != 0 {
                     self.keys_pending = self.keys_pending.saturating_sub(1); // that join will not happen
+                }
+                // A re-add's claim refused: the next membership change claims again.
+                let client = ((c & CLIENT) as usize).min(self.clients.len() - 1);
+                let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+                if let Some(g) = self.chats[chat].mls.as_mut().filter(|g| c & CLAIM != 0 && g.out == Some(pos)) {
+                    g.readding = false;
                 }
             }
             _ => return false,
@@ -145,8 +209,14 @@ impl State {
         let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
         let (first, chat_id) = (self.chats[chat].first_client, self.chats[chat].id);
         let Some(g) = self.chats[chat].mls.as_mut() else { return };
+        if g.created {
+            if g.readding && g.out == Some(pos) {
+                self.readd(chat, pos, item);
+            }
+            return;
+        }
         g.key_packages[pos] = Some(item.to_vec());
-        if g.created || g.key_packages.iter().skip(1).any(Option::is_none) {
+        if g.key_packages.iter().skip(1).any(Option::is_none) {
             return;
         }
         let kps: Vec<&[u8]> = g.key_packages.iter().skip(1).flatten().map(Vec::as_slice).collect();
@@ -159,6 +229,10 @@ impl State {
         };
         g.created = true;
         g.joined[0] = true;
+        g.admitted(0, 0);
+        for p in 1..g.members.len() {
+            g.admitted(p, commit.epoch);
+        }
         let welcome = commit.welcome.unwrap_or_default();
         self.hist.record_tagged(Metric::MlsCommit, &self.chats[chat].tags, took);
         let mut out = std::mem::take(&mut self.out);
@@ -201,17 +275,80 @@ impl State {
                 self.hist.record(Metric::Handshake, setup);
                 self.hs_last = self.hs_last.max(now);
             }
+            E2eKind::MlsWelcome if !g.members[pos].in_group() => {
+                // Re-added (membership churn): the commit that re-added it is merged.
+                let joined = g.members[pos].join(data).is_ok();
+                let took = now_ns() - t0;
+                if !joined {
+                    self.counters.handshakes_failed += 1;
+                    return;
+                }
+                self.counters.members_readded += 1;
+                self.hist.record(Metric::MlsWelcome, took);
+            }
             E2eKind::MlsWelcome => self.counters.duplicated += 1,
             _ => {
-                let merged = matches!(g.members[pos].process(data), Ok(Processed::Commit { .. } | Processed::Removed));
+                let processed = g.members[pos].process(data);
                 let took = now_ns() - t0;
-                if !merged {
-                    self.counters.malformed += 1;
-                } else if self.measures(t0) {
-                    self.hist.record_tagged(Metric::MlsCommitProcess, &self.chats[chat].tags, took);
+                // A commit of an epoch in which this device was not in the group (the relay
+                // fans commits out to every device of the relay group).
+                let outside = processed.as_ref().is_err_and(|e| *e != ProtoError::Malformed)
+                    && !g.member_at(pos, g.members[pos].last_epoch());
+                match processed {
+                    Ok(Processed::Commit { .. } | Processed::Removed) => {
+                        if self.measures(t0) {
+                            self.hist.record_tagged(Metric::MlsCommitProcess, &self.chats[chat].tags, took);
+                        }
+                    }
+                    _ if outside => self.counters.not_member += 1,
+                    _ => self.counters.malformed += 1,
+                }
+                if matches!(processed, Ok(Processed::Removed)) {
+                    self.republish_mls_key_package(client);
                 }
             }
         }
+    }
+
+    /// A device removed from its group publishes a fresh key package (its first one was
+    /// used when the group was created), so that its creator can claim it to re-add it.
+    fn republish_mls_key_package(&mut self, client: usize) {
+        let (chat, pos) = (self.clients[client].chat, self.clients[client].pos);
+        let Some(g) = self.chats[chat].mls.as_ref() else { return };
+        let Ok(kp) = g.members[pos].key_package(false) else {
+            self.counters.other_errors += 1;
+            return;
+        };
+        let f = Wire::keys_publish(RequestId::Control(PUBLISH | client as u32), POOL_MLS, false, &[&kp]);
+        self.send_to(client, f);
+    }
+
+    /// The claimed fresh key package of the device at `pos` of group `chat`, removed
+    /// earlier: the creator re-adds it by a commit (to the group) and a Welcome (to it).
+    fn readd(&mut self, chat: usize, pos: usize, item: &[u8]) {
+        let (first, chat_id) = (self.chats[chat].first_client, self.chats[chat].id);
+        let Some(g) = self.chats[chat].mls.as_mut() else { return };
+        let t0 = now_ns();
+        let added = g.members[0].add(&[item]);
+        g.readding = false;
+        let Ok(commit) = added else {
+            self.counters.other_errors += 1;
+            return;
+        };
+        g.admitted(pos, commit.epoch);
+        (g.out, g.republished) = (None, false);
+        let welcome = commit.welcome.unwrap_or_default();
+        // The Welcome first: the relay then queues it for the device before the commit
+        // reaches any member, so no message of the new epoch can overtake it.
+        let d = first + pos;
+        let mut out = std::mem::take(&mut self.out);
+        let to = Target::Device(self.clients[d].id, WELCOME | d as u32);
+        if MlsGroupState::frame(E2eKind::MlsWelcome, chat_id, to, &welcome, &mut out).is_ok() {
+            let frame = out.split().freeze();
+            self.send_to(first, frame);
+        }
+        self.out = out;
+        send_commit(self, chat, &commit.commit, t0);
     }
 
     /// An MLS application message for `client`.
@@ -225,6 +362,11 @@ impl State {
             Err(NotProcessed::Open(e)) => Err(NotOpened::Open(e)),
             Err(NotProcessed::OldEpoch) => {
                 self.counters.old_epoch += 1;
+                self.clients[client].owed = self.clients[client].owed.saturating_sub(1);
+                return;
+            }
+            Err(NotProcessed::NotMember) => {
+                self.counters.not_member += 1;
                 return;
             }
         };

@@ -159,12 +159,38 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
     sent
 }
 
+/// Whether the device at `to` of relay-fan-out group `c` is a recipient of what the device
+/// at `sender` sends now: any other device, but with membership churn only a member (MLS:
+/// at the sender's epoch; Megolm: one that has not left).
+fn recipient(st: &State, c: usize, sender: usize, to: usize) -> bool {
+    if to == sender {
+        return false;
+    }
+    #[cfg(feature = "megolm")]
+    if let Some(g) = st.chats[c].megolm.as_ref() {
+        return !g.departed(to);
+    }
+    #[cfg(feature = "mls")]
+    if let Some(g) = st.chats[c].mls.as_ref() {
+        return g.recipient(sender, to);
+    }
+    let _ = (st, c);
+    true
+}
+
 /// Relay fan-out: one message sealed with the sender's key; the relay delivers it to
 /// every other member device. Returns the copies that implies.
 fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
     let client = st.chats[c].first_client + pos;
     let (chat_id, devices, first) = (st.chats[c].id, st.chats[c].devices, st.chats[c].first_client);
-    let members = devices as u64 - 1;
+    // MLS: the creator's commits due first; then the copies are for the members at the
+    // sender's epoch (membership churn changes who they are).
+    #[cfg(feature = "mls")]
+    super::mls::commit_due(st, c);
+    // Megolm: a member that leaves first (every sender rotates).
+    #[cfg(feature = "megolm")]
+    super::megolm::leave_if_due(st, c);
+    let members = (0..devices).filter(|&p| recipient(st, c, pos, p)).count() as u64;
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
     st.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
@@ -190,8 +216,10 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     if t && st.measures(m.intended_ns) {
         st.hist.record(Metric::Seal, now_ns() - t0);
     }
-    for p in (0..devices).filter(|&p| p != pos) {
-        st.clients[first + p].owed += 1;
+    for p in 0..devices {
+        if recipient(st, c, pos, p) {
+            st.clients[first + p].owed += 1;
+        }
     }
     st.counters.sent += members;
     st.send_to(client, buf.split().freeze());

@@ -112,11 +112,17 @@ impl State {
         for c in &spec.chats {
             #[allow(unused_mut)]
             let mut chat = Chat::new(c, suite, mode, megolm_rotate)?;
+            #[cfg(feature = "megolm")]
+            {
+                chat.megolm = chat.megolm.take().map(|g| g.with_leaves(crypto.megolm_leave_every));
+            }
             #[cfg(feature = "mls")]
             if crypto.protocol == sealproto::Protocol::Mls && chat.sender_keys.is_some() {
                 let ids: Vec<u64> = (0..chat.devices).map(|p| spec.clients[c.first_client + p].id).collect();
                 chat.sender_keys = None;
-                chat.mls = crate::driver::mls::MlsGroupState::new(&ids, c.sending, crypto.mls_self_update_every).ok();
+                chat.mls = crate::driver::mls::MlsGroupState::new(&ids, c.sending, crypto.mls_self_update_every)
+                    .ok()
+                    .map(|g| g.with_churn(crypto.mls_churn_every));
             }
             chat.tags = tags(&chat);
             chats.push(chat);
