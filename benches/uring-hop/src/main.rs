@@ -1,0 +1,585 @@
+//! uring-hop: what one loopback TCP hop costs in CPU when the writes and reads of many
+//! *different* connections share one system call (io_uring), against the epoll floor that
+//! `sealbench calibrate` measures (harness/sealbench/src/calibrate/hop.rs).
+//!
+//! Same shape as calibrate's hop: `--conns` connected pairs over 127.0.0.1, TCP_NODELAY,
+//! nonblocking, `--bytes`-byte messages, one thread (plus, for SQPOLL only, the kernel's
+//! submission thread, which belongs to this process and is counted). CPU is
+//! getrusage(RUSAGE_SELF) — every thread of the process, io_uring's io-wq workers and SQPOLL
+//! thread included — over the timed rounds, divided by the messages moved. Variants are
+//! measured in interleaved rounds (the order rotates each round); the table gives the median
+//! and the min–max over rounds. Every message's bytes are counted on its receiver, per
+//! socket, and any shortfall or excess fails the run.
+
+use io_uring::{IoUring, opcode, squeue, types};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, String>;
+
+/// How long any wait may take before the run fails (a hop takes microseconds).
+const WAIT_AT_MOST_S: u64 = 5;
+/// Receive buffer per in-flight receive: larger than a message, so an excess is seen.
+const RBUF: usize = 4096;
+/// SQPOLL thread idle time before it sleeps (ms).
+const SQPOLL_IDLE_MS: u32 = 10;
+
+fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we own; no other memory is touched.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed timespec we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Threads of this process other than the main one (io_uring's io-wq workers "iou-wrk-*",
+/// the SQPOLL thread "iou-sqp-*"), with their on-CPU ns from /proc/self/task/*/schedstat.
+fn other_threads() -> Vec<(String, u64)> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let tid = e.file_name().to_string_lossy().to_string();
+            if tid == me {
+                continue;
+            }
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
+            let ns = std::fs::read_to_string(e.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+                .unwrap_or(0);
+            out.push((comm, ns));
+        }
+    }
+    out
+}
+
+struct Pairs {
+    senders: Vec<TcpStream>,
+    receivers: Vec<TcpStream>,
+}
+
+impl Pairs {
+    fn new(n: usize) -> Res<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut senders = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for i in 0..n {
+            let s = TcpStream::connect(addr).map_err(|e| format!("connect pair {i}: {e}"))?;
+            let (r, _) = listener.accept().map_err(|e| format!("accept pair {i}: {e}"))?;
+            for sock in [&s, &r] {
+                sock.set_nodelay(true).map_err(|e| e.to_string())?;
+                sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+            }
+            senders.push(s);
+            receivers.push(r);
+        }
+        Ok(Pairs { senders, receivers })
+    }
+    fn n(&self) -> usize {
+        self.senders.len()
+    }
+}
+
+/// Epoll: per round, `per_sock` messages in one write to each of `k` different senders
+/// (k writes), then epoll_wait + read until all arrived. k = 1, per_sock = 1 is calibrate's
+/// unbatched hop; k = 1, per_sock = 16 its batched one.
+fn run_epoll(p: &mut Pairs, k: usize, per_sock: usize, bytes: usize, msgs: usize) -> Res<Sample> {
+    let n = p.n();
+    let ep = epoll_create()?;
+    for (i, r) in p.receivers.iter().enumerate() {
+        epoll_ctl(ep, libc::EPOLL_CTL_ADD, r.as_raw_fd(), i as u64)?;
+    }
+    let out = vec![0x5au8; bytes * per_sock];
+    let mut inbuf = vec![0u8; 64 * 1024];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut got = vec![0usize; n];
+    let rounds = msgs.div_ceil(k * per_sock);
+    let (mut total_w, mut total_r) = (0usize, 0usize);
+    let (c0, t0, w0) = (process_cpu_ns(), thread_cpu_ns(), Instant::now());
+    for round in 0..rounds {
+        let base = round * k;
+        for j in 0..k {
+            let i = (base + j) % n;
+            let mut written = 0;
+            let mut spins = 0u32;
+            while written < out.len() {
+                match p.senders[i].write(&out[written..]) {
+                    Ok(w) => written += w,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        spins += 1;
+                        if spins > 10_000_000 {
+                            return Err("a sender stayed full".into());
+                        }
+                        std::hint::spin_loop()
+                    }
+                    Err(e) => return Err(format!("write: {e}")),
+                }
+            }
+            total_w += written;
+        }
+        let want = k * out.len();
+        let mut read = 0;
+        while read < want {
+            // SAFETY: `events` is a live buffer of events.len() entries owned by this frame.
+            let ready = unsafe {
+                libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, (WAIT_AT_MOST_S * 1000) as i32)
+            };
+            if ready < 0 {
+                return Err(format!("epoll_wait: {}", std::io::Error::last_os_error()));
+            }
+            if ready == 0 {
+                return Err(format!("epoll: {} of {want} bytes arrived within {WAIT_AT_MOST_S} s", read));
+            }
+            for ev in &events[..ready as usize] {
+                let j = ev.u64 as usize;
+                loop {
+                    match p.receivers[j].read(&mut inbuf) {
+                        Ok(0) => return Err("a loopback pair closed".into()),
+                        Ok(r) => {
+                            read += r;
+                            got[j] += r;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(format!("read: {e}")),
+                    }
+                }
+            }
+        }
+        if read != want {
+            return Err(format!("epoll round {round}: read {read} bytes, wrote {want}"));
+        }
+        total_r += read;
+    }
+    let s = Sample::new(c0, t0, w0, rounds * k * per_sock);
+    for (i, r) in p.receivers.iter().enumerate() {
+        epoll_ctl(ep, libc::EPOLL_CTL_DEL, r.as_raw_fd(), i as u64)?;
+    }
+    // SAFETY: `ep` is the epoll fd created above and not used after this.
+    unsafe { libc::close(ep) };
+    check_counts(total_w, total_r, &got, rounds, k, per_sock * bytes, n)?;
+    Ok(s)
+}
+
+fn epoll_create() -> Res<RawFd> {
+    // SAFETY: plain syscall, no pointers.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 { Err(format!("epoll_create1: {}", std::io::Error::last_os_error())) } else { Ok(fd) }
+}
+
+fn epoll_ctl(ep: RawFd, op: i32, fd: RawFd, data: u64) -> Res<()> {
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: data };
+    // SAFETY: `ev` lives across the call.
+    let rc = unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) };
+    if rc < 0 { Err(format!("epoll_ctl: {}", std::io::Error::last_os_error())) } else { Ok(()) }
+}
+
+/// Every receiver got exactly what its sender was sent, and the totals agree.
+fn check_counts(w: usize, r: usize, got: &[usize], rounds: usize, k: usize, per: usize, n: usize) -> Res<()> {
+    if w != r || w != rounds * k * per {
+        return Err(format!("bytes: wrote {w}, read {r}, expected {}", rounds * k * per));
+    }
+    for (i, g) in got.iter().enumerate() {
+        // Socket i was a target once for each slot index (round*k + j) % n == i.
+        let total = rounds * k;
+        let times = total / n + usize::from(i < total % n);
+        if *g != times * per {
+            return Err(format!("socket {i}: read {g} bytes, expected {}", times * per));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavour {
+    /// Default ring, plain fds.
+    Plain,
+    /// Registered files (IOSQE_FIXED_FILE).
+    Fixed,
+    /// Registered files + IORING_SETUP_SINGLE_ISSUER + IORING_SETUP_DEFER_TASKRUN.
+    FixedDefer,
+    /// Registered files + IORING_SETUP_SQPOLL (kernel submission thread; its CPU counted).
+    SqPoll,
+}
+
+struct Ring {
+    ring: IoUring,
+    flavour: Flavour,
+}
+
+impl Ring {
+    fn new(flavour: Flavour, p: &Pairs) -> Res<Self> {
+        let mut b = IoUring::builder();
+        match flavour {
+            Flavour::Plain | Flavour::Fixed => {}
+            Flavour::FixedDefer => {
+                b.setup_single_issuer().setup_defer_taskrun();
+            }
+            Flavour::SqPoll => {
+                b.setup_sqpoll(SQPOLL_IDLE_MS);
+            }
+        }
+        let ring = b.build(512).map_err(|e| format!("io_uring_setup ({flavour:?}): {e}"))?;
+        if !ring.params().is_feature_ext_arg() {
+            return Err("kernel lacks IORING_FEAT_EXT_ARG (bounded waits)".into());
+        }
+        if flavour != Flavour::Plain {
+            let fds: Vec<RawFd> =
+                p.senders.iter().chain(p.receivers.iter()).map(|s| s.as_raw_fd()).collect();
+            ring.submitter().register_files(&fds).map_err(|e| format!("register_files ({flavour:?}): {e}"))?;
+        }
+        Ok(Ring { ring, flavour })
+    }
+
+    fn send(&self, p: &Pairs, i: usize, buf: *const u8, len: usize) -> squeue::Entry {
+        if self.flavour == Flavour::Plain {
+            opcode::Send::new(types::Fd(p.senders[i].as_raw_fd()), buf, len as u32).build()
+        } else {
+            opcode::Send::new(types::Fixed(i as u32), buf, len as u32).build()
+        }
+    }
+
+    fn recv(&self, p: &Pairs, i: usize, buf: *mut u8, len: usize) -> squeue::Entry {
+        if self.flavour == Flavour::Plain {
+            opcode::Recv::new(types::Fd(p.receivers[i].as_raw_fd()), buf, len as u32).build()
+        } else {
+            opcode::Recv::new(types::Fixed((p.n() + i) as u32), buf, len as u32).build()
+        }
+    }
+
+    fn push(&mut self, e: squeue::Entry) -> Res<()> {
+        // SAFETY: every SQE points at `out` (send) or a slot of `rbufs` (recv); both are
+        // allocated before the first push of a run and dropped only after the run has reaped
+        // every completion it submitted (the loop does not return Ok with anything in
+        // flight, and on error the process exits before the buffers are freed).
+        unsafe { self.ring.submission().push(&e) }.map_err(|_| "submission queue full".to_string())
+    }
+
+    /// Submits what is queued and waits (bounded) until `want` completions are ready.
+    fn submit_wait(&mut self, want: usize) -> Res<()> {
+        let ts = types::Timespec::new().sec(WAIT_AT_MOST_S);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                if self.ring.completion().len() >= want {
+                    Ok(())
+                } else {
+                    Err(format!("io_uring: completions did not arrive within {WAIT_AT_MOST_S} s"))
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(e) => Err(format!("io_uring_enter: {e}")),
+        }
+    }
+}
+
+const SEND: u64 = 1 << 32;
+const RECV: u64 = 2 << 32;
+
+/// io_uring: per round, one send SQE to each of `k` different senders and one recv SQE on
+/// each matching receiver, one io_uring_enter (submit + wait for all 2k completions), reap.
+/// Short sends/recvs are resubmitted for the remainder (never seen in practice; counted).
+fn run_uring(ring: &mut Ring, p: &mut Pairs, k: usize, armed: bool, bytes: usize, msgs: usize) -> Res<(Sample, usize)> {
+    let n = p.n();
+    let out = vec![0x5au8; bytes];
+    let mut rbufs = vec![0u8; k * RBUF];
+    let mut sent = vec![0usize; k];
+    let mut recvd = vec![0usize; k];
+    let mut got = vec![0usize; n];
+    let rounds = msgs.div_ceil(k);
+    let (mut total_w, mut total_r, mut resubmits) = (0usize, 0usize, 0usize);
+    let before = other_threads().iter().map(|t| t.1).sum::<u64>();
+    let (c0, t0, w0) = (process_cpu_ns(), thread_cpu_ns(), Instant::now());
+    for round in 0..rounds {
+        let base = round * k;
+        // `armed`: the receives go first, find no data, and wait armed (poll + wake-up +
+        // task work), as a driver's reads would wait for data it cannot predict. Otherwise
+        // the sends go first and each receive finds its data already queued.
+        if armed {
+            for j in 0..k {
+                let buf = rbufs[j * RBUF..].as_mut_ptr();
+                let e = ring.recv(p, (base + j) % n, buf, RBUF).user_data(RECV | j as u64);
+                ring.push(e)?;
+            }
+        }
+        for j in 0..k {
+            let e = ring.send(p, (base + j) % n, out.as_ptr(), bytes).user_data(SEND | j as u64);
+            ring.push(e)?;
+        }
+        if !armed {
+            for j in 0..k {
+                let buf = rbufs[j * RBUF..].as_mut_ptr();
+                let e = ring.recv(p, (base + j) % n, buf, RBUF).user_data(RECV | j as u64);
+                ring.push(e)?;
+            }
+        }
+        sent.iter_mut().for_each(|x| *x = 0);
+        recvd.iter_mut().for_each(|x| *x = 0);
+        let mut pending = 2 * k;
+        let mut passes = 0;
+        while pending > 0 {
+            passes += 1;
+            if passes > 1000 {
+                return Err(format!("io_uring round {round}: {pending} operations never completed"));
+            }
+            ring.submit_wait(pending)?;
+            let mut again: Vec<(u64, usize)> = Vec::new();
+            for cqe in ring.ring.completion() {
+                pending -= 1;
+                let (kind, j) = (cqe.user_data() & !0xffff_ffff, (cqe.user_data() & 0xffff_ffff) as usize);
+                let res = cqe.result();
+                if res < 0 {
+                    if res == -libc::EAGAIN || res == -libc::EINTR {
+                        again.push((kind, j));
+                        continue;
+                    }
+                    return Err(format!(
+                        "io_uring {} on slot {j}: {}",
+                        if kind == SEND { "send" } else { "recv" },
+                        std::io::Error::from_raw_os_error(-res)
+                    ));
+                }
+                let res = res as usize;
+                if kind == SEND {
+                    sent[j] += res;
+                    total_w += res;
+                    if sent[j] < bytes {
+                        again.push((kind, j));
+                    }
+                } else {
+                    if res == 0 {
+                        return Err("a loopback pair closed".into());
+                    }
+                    recvd[j] += res;
+                    total_r += res;
+                    got[(base + j) % n] += res;
+                    if recvd[j] > bytes {
+                        return Err(format!("receiver {} got {} bytes, sent {bytes}", (base + j) % n, recvd[j]));
+                    }
+                    if recvd[j] < bytes {
+                        again.push((kind, j));
+                    }
+                }
+            }
+            for (kind, j) in again {
+                resubmits += 1;
+                let i = (base + j) % n;
+                let e = if kind == SEND {
+                    ring.send(p, i, out[sent[j]..].as_ptr(), bytes - sent[j]).user_data(SEND | j as u64)
+                } else {
+                    let buf = rbufs[j * RBUF + recvd[j]..].as_mut_ptr();
+                    ring.recv(p, i, buf, RBUF - recvd[j]).user_data(RECV | j as u64)
+                };
+                ring.push(e)?;
+                pending += 1;
+            }
+        }
+    }
+    if ring.flavour == Flavour::SqPoll {
+        // Let the submission thread's idle spin run out and count it: it is this variant's.
+        std::thread::sleep(Duration::from_millis(3 * SQPOLL_IDLE_MS as u64));
+    }
+    let mut s = Sample::new(c0, t0, w0, rounds * k);
+    let after = other_threads().iter().map(|t| t.1).sum::<u64>();
+    s.other_threads_ns = after.saturating_sub(before);
+    check_counts(total_w, total_r, &got, rounds, k, bytes, n)?;
+    Ok((s, resubmits))
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// Process CPU ns per message (all threads).
+    proc_ns: f64,
+    /// Main thread CPU ns per message.
+    thread_ns: f64,
+    /// Wall ns per message.
+    wall_ns: f64,
+    msgs: usize,
+    /// On-CPU ns of threads other than the main one over the run (schedstat), total.
+    other_threads_ns: u64,
+}
+
+impl Sample {
+    fn new(c0: u64, t0: u64, w0: Instant, msgs: usize) -> Self {
+        let (c1, t1, w1) = (process_cpu_ns(), thread_cpu_ns(), w0.elapsed());
+        let m = msgs as f64;
+        Sample {
+            proc_ns: (c1 - c0) as f64 / m,
+            thread_ns: (t1 - t0) as f64 / m,
+            wall_ns: w1.as_nanos() as f64 / m,
+            msgs,
+            other_threads_ns: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Variant {
+    Epoll { k: usize, per_sock: usize },
+    Uring { flavour: Flavour, k: usize, armed: bool },
+}
+
+impl Variant {
+    fn label(&self) -> String {
+        match *self {
+            Variant::Epoll { k: 1, per_sock: 1 } => "epoll, unbatched (calibrate's floor)".into(),
+            Variant::Epoll { k: 1, per_sock } => format!("epoll, {per_sock} msgs in one write to one socket"),
+            Variant::Epoll { k, .. } => format!("epoll, {k} conns per epoll_wait ({k} writes, reads)"),
+            Variant::Uring { flavour, k, armed } => {
+                let f = match flavour {
+                    Flavour::Plain => "io_uring",
+                    Flavour::Fixed => "io_uring + registered files",
+                    Flavour::FixedDefer => "io_uring + reg. files + SINGLE_ISSUER + DEFER_TASKRUN",
+                    Flavour::SqPoll => "io_uring SQPOLL + reg. files (kernel thread counted)",
+                };
+                let order = if armed { "recv armed before send" } else { "send then recv" };
+                format!("{f}, {order}, {k} conns per submit")
+            }
+        }
+    }
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .unwrap_or(default)
+}
+
+fn median_min_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let m = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
+    (m, v[0], v[v.len() - 1])
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("uring-hop: FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let conns = arg(&args, "--conns", 1000);
+    let bytes = arg(&args, "--bytes", 300);
+    let msgs = arg(&args, "--msgs", 20_000);
+    let rounds = arg(&args, "--rounds", 7);
+    let ks = [1usize, 4, 16, 64];
+    let no_sqpoll = args.iter().any(|a| a == "--no-sqpoll");
+    if bytes == 0 || bytes > RBUF / 2 || conns < 64 || rounds == 0 || msgs == 0 {
+        return Err(format!("need 0 < --bytes <= {}, --conns >= 64, --rounds, --msgs > 0", RBUF / 2));
+    }
+
+    let mut p = Pairs::new(conns)?;
+    let mut variants = vec![
+        Variant::Epoll { k: 1, per_sock: 1 },
+        Variant::Epoll { k: 1, per_sock: 16 },
+    ];
+    for &k in &ks[1..] {
+        variants.push(Variant::Epoll { k, per_sock: 1 });
+    }
+    let mut flavours = vec![Flavour::Plain, Flavour::Fixed, Flavour::FixedDefer];
+    if !no_sqpoll {
+        flavours.push(Flavour::SqPoll);
+    }
+    // Rings: one per flavour, made once; a flavour the kernel refuses is reported and skipped
+    // (Plain refused means io_uring is unavailable here: stop).
+    let mut rings: Vec<Ring> = Vec::new();
+    for f in flavours {
+        match Ring::new(f, &p) {
+            Ok(r) => {
+                rings.push(r);
+                for &k in &ks {
+                    variants.push(Variant::Uring { flavour: f, k, armed: false });
+                }
+                if matches!(f, Flavour::Plain | Flavour::FixedDefer) {
+                    for &k in &ks {
+                        variants.push(Variant::Uring { flavour: f, k, armed: true });
+                    }
+                }
+            }
+            Err(e) if f == Flavour::Plain => return Err(format!("io_uring refused on this machine: {e}")),
+            Err(e) => println!("note: flavour {f:?} refused by the kernel: {e}"),
+        }
+    }
+    let ring_of = |f: Flavour, rings: &[Ring]| rings.iter().position(|r| r.flavour == f).unwrap();
+
+    let mut run = |v: Variant, m: usize, rings: &mut Vec<Ring>| -> Res<(Sample, usize)> {
+        match v {
+            Variant::Epoll { k, per_sock } => Ok((run_epoll(&mut p, k, per_sock, bytes, m)?, 0)),
+            Variant::Uring { flavour, k, armed } => {
+                let i = ring_of(flavour, rings);
+                let r = run_uring(&mut rings[i], &mut p, k, armed, bytes, m);
+                if flavour == Flavour::SqPoll {
+                    std::thread::sleep(Duration::from_millis(3 * SQPOLL_IDLE_MS as u64));
+                }
+                r
+            }
+        }
+    };
+
+    // Warm-up: every variant once, untimed for the table.
+    for &v in &variants {
+        run(v, msgs / 4, &mut rings)?;
+    }
+    let mut results: Vec<Vec<Sample>> = vec![Vec::new(); variants.len()];
+    let mut resubmits = 0usize;
+    for r in 0..rounds {
+        for i in 0..variants.len() {
+            let vi = (i + r * 3) % variants.len();
+            // After an SQPOLL run, let its kernel thread fall asleep so it charges nothing to
+            // the next variant (its idle tail is counted in its own run).
+            let (s, re) = run(variants[vi], msgs, &mut rings)?;
+            resubmits += re;
+            results[vi].push(s);
+        }
+        eprintln!("round {}/{rounds} done", r + 1);
+    }
+
+    let floor = median_min_max(results[0].iter().map(|s| s.proc_ns).collect()).0;
+    println!(
+        "\n{conns} loopback pairs, {bytes} B messages, TCP_NODELAY, {msgs} msgs per variant per round, {rounds} interleaved rounds; \
+         CPU = getrusage(RUSAGE_SELF) (all threads) / messages\n"
+    );
+    println!("| variant | µs CPU/msg, median (min–max) | × epoll floor | main thread µs/msg | other threads µs/msg | wall µs/msg |");
+    println!("|---|---|---|---|---|---|");
+    for (v, ss) in variants.iter().zip(&results) {
+        let (m, lo, hi) = median_min_max(ss.iter().map(|s| s.proc_ns).collect());
+        let th = median_min_max(ss.iter().map(|s| s.thread_ns).collect()).0;
+        let oth = median_min_max(ss.iter().map(|s| s.other_threads_ns as f64 / s.msgs as f64).collect()).0;
+        let wall = median_min_max(ss.iter().map(|s| s.wall_ns).collect()).0;
+        println!(
+            "| {} | {:.2} ({:.2}–{:.2}) | {:.2} | {:.2} | {:.2} | {:.2} |",
+            v.label(),
+            m / 1e3,
+            lo / 1e3,
+            hi / 1e3,
+            m / floor,
+            th / 1e3,
+            oth / 1e3,
+            wall / 1e3
+        );
+    }
+    let threads = other_threads();
+    println!(
+        "\nshort sends/recvs resubmitted: {resubmits}; threads besides main at exit: {:?}",
+        threads.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    println!("every byte written was read back on its own receiver (counted per socket).");
+    Ok(())
+}
