@@ -236,8 +236,7 @@ impl Ring {
             return Err("kernel lacks IORING_FEAT_EXT_ARG (bounded waits)".into());
         }
         if flavour != Flavour::Plain {
-            let fds: Vec<RawFd> =
-                p.senders.iter().chain(p.receivers.iter()).map(|s| s.as_raw_fd()).collect();
+            let fds: Vec<RawFd> = p.senders.iter().chain(p.receivers.iter()).map(|s| s.as_raw_fd()).collect();
             ring.submitter().register_files(&fds).map_err(|e| format!("register_files ({flavour:?}): {e}"))?;
         }
         Ok(Ring { ring, flavour })
@@ -399,6 +398,189 @@ fn run_uring(ring: &mut Ring, p: &mut Pairs, k: usize, armed: bool, bytes: usize
     Ok((s, resubmits))
 }
 
+/// A provided-buffer ring (IORING_REGISTER_PBUF_RING) of `ENTRIES` buffers of `BUF` bytes:
+/// the kernel picks a buffer for each multishot receive completion; we hand it back after
+/// reading by writing its entry and advancing the tail (no system call).
+struct BufRing {
+    entries: *mut BufEntry,
+    layout: std::alloc::Layout,
+    bufs: Vec<u8>,
+    tail: u16,
+}
+
+#[repr(C)]
+struct BufEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    /// In entry 0 this field is the ring's tail, shared with the kernel.
+    resv: u16,
+}
+
+const BR_ENTRIES: u16 = 4096;
+const BR_BUF: usize = 512;
+const BGID: u16 = 7;
+
+impl BufRing {
+    fn new(ring: &IoUring) -> Res<Self> {
+        let layout = std::alloc::Layout::from_size_align(BR_ENTRIES as usize * 16, 4096).unwrap();
+        // SAFETY: non-zero size; zeroed memory is a valid (empty) ring of plain integers.
+        let entries = unsafe { std::alloc::alloc_zeroed(layout) } as *mut BufEntry;
+        if entries.is_null() {
+            return Err("allocating the buffer ring".into());
+        }
+        let mut br = BufRing { entries, layout, bufs: vec![0u8; BR_ENTRIES as usize * BR_BUF], tail: 0 };
+        // SAFETY: `entries` (BR_ENTRIES entries, page aligned) lives until Drop, which runs
+        // only after the caller has unregistered the group (run_multishot does before return).
+        unsafe { ring.submitter().register_buf_ring_with_flags(entries as u64, BR_ENTRIES, BGID, 0) }
+            .map_err(|e| format!("register_buf_ring: {e}"))?;
+        for bid in 0..BR_ENTRIES {
+            br.give_back(bid);
+        }
+        br.publish();
+        Ok(br)
+    }
+
+    /// Puts buffer `bid` at the tail (visible to the kernel after `publish`).
+    fn give_back(&mut self, bid: u16) {
+        let idx = (self.tail & (BR_ENTRIES - 1)) as usize;
+        let addr = self.bufs[bid as usize * BR_BUF..].as_ptr() as u64;
+        // SAFETY: idx < BR_ENTRIES, inside the allocation; the kernel does not read entries
+        // past the published tail, so this slot is ours until `publish`. The `resv` field
+        // (the tail, in entry 0) is left alone.
+        unsafe {
+            let e = self.entries.add(idx);
+            (*e).addr = addr;
+            (*e).len = BR_BUF as u32;
+            (*e).bid = bid;
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail is the u16 at offset 14 of entry 0 (struct io_uring_buf_ring),
+        // aligned and inside the allocation; the kernel reads it with acquire semantics.
+        let tail = unsafe { &*(std::ptr::addr_of_mut!((*self.entries).resv) as *const std::sync::atomic::AtomicU16) };
+        tail.store(self.tail, std::sync::atomic::Ordering::Release);
+    }
+
+    fn buf(&self, bid: u16, len: usize) -> &[u8] {
+        &self.bufs[bid as usize * BR_BUF..bid as usize * BR_BUF + len]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; unregistered before drop.
+        unsafe { std::alloc::dealloc(self.entries as *mut u8, self.layout) };
+    }
+}
+
+/// io_uring, the driver's realistic read path: one multishot receive armed once on every
+/// receiver (outside the timing, as a client's read stays armed for its lifetime), buffers
+/// from a provided-buffer ring; per round only the `k` send SQEs are submitted, one
+/// io_uring_enter waits for the k send and k receive completions; buffers go back to the
+/// ring. Uses the registered-files ring given (SINGLE_ISSUER + DEFER_TASKRUN).
+fn run_multishot(ring: &mut Ring, p: &mut Pairs, k: usize, bytes: usize, msgs: usize) -> Res<(Sample, usize)> {
+    let n = p.n();
+    if ring.flavour == Flavour::Plain || ring.flavour == Flavour::SqPoll {
+        return Err("multishot runs on a registered-files ring".into());
+    }
+    let mut br = BufRing::new(&ring.ring)?;
+    for i in 0..n {
+        let e = opcode::RecvMulti::new(types::Fixed((n + i) as u32), BGID).build().user_data(RECV | i as u64);
+        ring.push(e)?;
+        if i % 256 == 255 {
+            ring.submit_wait(0)?;
+        }
+    }
+    ring.submit_wait(0)?;
+    let out = vec![0x5au8; bytes];
+    let mut got = vec![0usize; n];
+    let mut round_got = vec![0usize; n];
+    let rounds = msgs.div_ceil(k);
+    let (mut total_w, mut total_r) = (0usize, 0usize);
+    let (c0, t0, w0) = (process_cpu_ns(), thread_cpu_ns(), Instant::now());
+    let mut result: Res<()> = Ok(());
+    'rounds: for round in 0..rounds {
+        let base = round * k;
+        for j in 0..k {
+            let e = ring.send(p, (base + j) % n, out.as_ptr(), bytes).user_data(SEND | j as u64);
+            ring.push(e)?;
+        }
+        let (mut sends_left, mut recv_left) = (k, k);
+        let mut passes = 0;
+        while sends_left + recv_left > 0 {
+            passes += 1;
+            if passes > 1000 {
+                result = Err(format!("multishot round {round}: {} operations never completed", sends_left + recv_left));
+                break 'rounds;
+            }
+            ring.submit_wait(sends_left + recv_left)?;
+            for cqe in ring.ring.completion() {
+                let (kind, j) = (cqe.user_data() & !0xffff_ffff, (cqe.user_data() & 0xffff_ffff) as usize);
+                let res = cqe.result();
+                if kind == SEND {
+                    if res != bytes as i32 {
+                        return Err(format!("multishot: send returned {res}"));
+                    }
+                    sends_left -= 1;
+                    total_w += bytes;
+                    continue;
+                }
+                if res <= 0 || !io_uring::cqueue::more(cqe.flags()) {
+                    return Err(format!("multishot recv on receiver {j} ended: {res}"));
+                }
+                let bid =
+                    io_uring::cqueue::buffer_select(cqe.flags()).ok_or("a receive completion without a buffer")?;
+                let r = res as usize;
+                if br.buf(bid, r).iter().any(|&b| b != 0x5a) {
+                    return Err(format!("receiver {j}: corrupt bytes"));
+                }
+                br.give_back(bid);
+                got[j] += r;
+                round_got[j] += r;
+                total_r += r;
+                if round_got[j] > bytes {
+                    return Err(format!("receiver {j} got {} bytes in a round, sent {bytes}", round_got[j]));
+                }
+                if round_got[j] == bytes {
+                    recv_left -= 1;
+                }
+            }
+            br.publish();
+        }
+        for j in 0..k {
+            round_got[(base + j) % n] = 0;
+        }
+    }
+    let s = Sample::new(c0, t0, w0, rounds * k);
+    // Disarm every receive (outside the timing) and reap their final completions.
+    ring.ring
+        .submitter()
+        .register_sync_cancel(Some(types::Timespec::new().sec(WAIT_AT_MOST_S)), types::CancelBuilder::any().all())
+        .map_err(|e| format!("cancelling the multishot receives: {e}"))?;
+    let mut ended = 0;
+    let mut passes = 0;
+    while ended < n {
+        passes += 1;
+        if passes > 100 {
+            return Err(format!("only {ended} of {n} multishot receives ended after cancel"));
+        }
+        ring.submit_wait(1)?;
+        for cqe in ring.ring.completion() {
+            if cqe.user_data() & !0xffff_ffff == RECV && !io_uring::cqueue::more(cqe.flags()) {
+                ended += 1;
+            }
+        }
+    }
+    ring.ring.submitter().unregister_buf_ring(BGID).map_err(|e| format!("unregister_buf_ring: {e}"))?;
+    drop(br);
+    result?;
+    check_counts(total_w, total_r, &got, rounds, k, bytes, n)?;
+    Ok((s, 0))
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     /// Process CPU ns per message (all threads).
@@ -430,6 +612,7 @@ impl Sample {
 enum Variant {
     Epoll { k: usize, per_sock: usize },
     Uring { flavour: Flavour, k: usize, armed: bool },
+    Multishot { k: usize },
 }
 
 impl Variant {
@@ -447,6 +630,11 @@ impl Variant {
                 };
                 let order = if armed { "recv armed before send" } else { "send then recv" };
                 format!("{f}, {order}, {k} conns per submit")
+            }
+            Variant::Multishot { k } => {
+                format!(
+                    "io_uring + reg. files + SI + DT, multishot recv armed on all + buffer ring, {k} conns per submit"
+                )
             }
         }
     }
@@ -486,10 +674,7 @@ fn real_main() -> Res<()> {
     }
 
     let mut p = Pairs::new(conns)?;
-    let mut variants = vec![
-        Variant::Epoll { k: 1, per_sock: 1 },
-        Variant::Epoll { k: 1, per_sock: 16 },
-    ];
+    let mut variants = vec![Variant::Epoll { k: 1, per_sock: 1 }, Variant::Epoll { k: 1, per_sock: 16 }];
     for &k in &ks[1..] {
         variants.push(Variant::Epoll { k, per_sock: 1 });
     }
@@ -506,6 +691,11 @@ fn real_main() -> Res<()> {
                 rings.push(r);
                 for &k in &ks {
                     variants.push(Variant::Uring { flavour: f, k, armed: false });
+                }
+                if f == Flavour::FixedDefer {
+                    for &k in &ks {
+                        variants.push(Variant::Multishot { k });
+                    }
                 }
                 if matches!(f, Flavour::Plain | Flavour::FixedDefer) {
                     for &k in &ks {
@@ -529,6 +719,10 @@ fn real_main() -> Res<()> {
                     std::thread::sleep(Duration::from_millis(3 * SQPOLL_IDLE_MS as u64));
                 }
                 r
+            }
+            Variant::Multishot { k } => {
+                let i = ring_of(Flavour::FixedDefer, rings);
+                run_multishot(&mut rings[i], &mut p, k, bytes, m)
             }
         }
     };
@@ -556,7 +750,9 @@ fn real_main() -> Res<()> {
         "\n{conns} loopback pairs, {bytes} B messages, TCP_NODELAY, {msgs} msgs per variant per round, {rounds} interleaved rounds; \
          CPU = getrusage(RUSAGE_SELF) (all threads) / messages\n"
     );
-    println!("| variant | µs CPU/msg, median (min–max) | × epoll floor | main thread µs/msg | other threads µs/msg | wall µs/msg |");
+    println!(
+        "| variant | µs CPU/msg, median (min–max) | × epoll floor | main thread µs/msg | other threads µs/msg | wall µs/msg |"
+    );
     println!("|---|---|---|---|---|---|");
     for (v, ss) in variants.iter().zip(&results) {
         let (m, lo, hi) = median_min_max(ss.iter().map(|s| s.proc_ns).collect());
