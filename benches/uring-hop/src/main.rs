@@ -27,8 +27,9 @@ const RBUF: usize = 4096;
 const SQPOLL_IDLE_MS: u32 = 10;
 
 fn process_cpu_ns() -> u64 {
-    // SAFETY: getrusage writes into the zeroed struct we own; no other memory is touched.
+    // SAFETY: rusage is plain integers, all-zero is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into `ru`, which we own.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     assert_eq!(rc, 0, "getrusage failed");
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
@@ -36,8 +37,9 @@ fn process_cpu_ns() -> u64 {
 }
 
 fn thread_cpu_ns() -> u64 {
-    // SAFETY: clock_gettime writes into the zeroed timespec we own.
+    // SAFETY: timespec is plain integers, all-zero is a valid value.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes only into `ts`, which we own.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime failed");
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -285,10 +287,10 @@ impl Ring {
     }
 
     fn push(&mut self, e: squeue::Entry) -> Res<()> {
-        // SAFETY: every SQE points at `out` (send) or a slot of `rbufs` (recv); both are
-        // allocated before the first push of a run and dropped only after the run has reaped
-        // every completion it submitted (the loop does not return Ok with anything in
-        // flight, and on error the process exits before the buffers are freed).
+        // SAFETY: every SQE points at a run's `out` (send) or a slot of its `rbufs` (recv),
+        // or (multishot) carries no buffer; `run_uring`/`run_multishot` own those buffers
+        // and free them only after every completion submitted was reaped (a round does not
+        // end with anything in flight); on an error they leak them instead of freeing.
         unsafe { self.ring.submission().push(&e) }.map_err(|_| "submission queue full".to_string())
     }
 
@@ -318,9 +320,30 @@ const RECV: u64 = 2 << 32;
 /// each matching receiver, one io_uring_enter (submit + wait for all 2k completions), reap.
 /// Short sends/recvs are resubmitted for the remainder (never seen in practice; counted).
 fn run_uring(ring: &mut Ring, p: &mut Pairs, k: usize, armed: bool, bytes: usize, msgs: usize) -> Res<(Sample, usize)> {
-    let n = p.n();
     let out = vec![0x5au8; bytes];
     let mut rbufs = vec![0u8; k * RBUF];
+    let r = run_uring_inner(ring, p, k, armed, bytes, msgs, &out, &mut rbufs);
+    if r.is_err() {
+        // Operations may still be in flight: their buffers must outlive them (the process
+        // is about to exit on this error).
+        std::mem::forget(out);
+        std::mem::forget(rbufs);
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_uring_inner(
+    ring: &mut Ring,
+    p: &mut Pairs,
+    k: usize,
+    armed: bool,
+    bytes: usize,
+    msgs: usize,
+    out: &[u8],
+    rbufs: &mut [u8],
+) -> Res<(Sample, usize)> {
+    let n = p.n();
     let mut sent = vec![0usize; k];
     let mut recvd = vec![0usize; k];
     let mut got = vec![0usize; n];
@@ -508,11 +531,31 @@ impl Drop for BufRing {
 /// io_uring_enter waits for the k send and k receive completions; buffers go back to the
 /// ring. Uses the registered-files ring given (SINGLE_ISSUER + DEFER_TASKRUN).
 fn run_multishot(ring: &mut Ring, p: &mut Pairs, k: usize, bytes: usize, msgs: usize) -> Res<(Sample, usize)> {
-    let n = p.n();
     if ring.flavour == Flavour::Plain || ring.flavour == Flavour::SqPoll {
         return Err("multishot runs on a registered-files ring".into());
     }
     let mut br = BufRing::new(&ring.ring)?;
+    let out = vec![0x5au8; bytes];
+    let r = run_multishot_inner(ring, p, k, bytes, msgs, &mut br, &out);
+    if r.is_err() {
+        // The buffer ring may still be registered and receives armed: leak rather than free
+        // memory the kernel may write (the process is about to exit on this error).
+        std::mem::forget(br);
+        std::mem::forget(out);
+    }
+    r
+}
+
+fn run_multishot_inner(
+    ring: &mut Ring,
+    p: &mut Pairs,
+    k: usize,
+    bytes: usize,
+    msgs: usize,
+    br: &mut BufRing,
+    out: &[u8],
+) -> Res<(Sample, usize)> {
+    let n = p.n();
     for i in 0..n {
         let e = opcode::RecvMulti::new(types::Fixed((n + i) as u32), BGID).build().user_data(RECV | i as u64);
         ring.push(e)?;
@@ -521,7 +564,6 @@ fn run_multishot(ring: &mut Ring, p: &mut Pairs, k: usize, bytes: usize, msgs: u
         }
     }
     ring.submit_wait(0)?;
-    let out = vec![0x5au8; bytes];
     let mut got = vec![0usize; n];
     let mut round_got = vec![0usize; n];
     let rounds = msgs.div_ceil(k);
@@ -601,7 +643,6 @@ fn run_multishot(ring: &mut Ring, p: &mut Pairs, k: usize, bytes: usize, msgs: u
         }
     }
     ring.ring.submitter().unregister_buf_ring(BGID).map_err(|e| format!("unregister_buf_ring: {e}"))?;
-    drop(br);
     result?;
     check_counts(total_w, total_r, &got, rounds, k, bytes, n)?;
     Ok((s, 0))
