@@ -44,6 +44,10 @@ use tokio_tungstenite::tungstenite::Message;
 /// Measure seal/open time for one message in this many (a clock read costs ~25 ns, a
 /// seal a few hundred: timing every one would cost more than the 2 % budget).
 pub(super) const CRYPTO_SAMPLE: u64 = 16;
+/// Most messages one batch sends before it flushes and lets the readers run: a generator
+/// far behind its schedule would otherwise write for as long as the sockets take frames,
+/// starving its readers and its per-second reports.
+const MAX_BATCH: u32 = 256;
 /// The sending loop looks at the stop flag at least this often.
 const STOP_CHECK_NS: u64 = 50_000_000;
 /// A handshake with no answer for this long has failed.
@@ -244,11 +248,13 @@ async fn send_steady(
             continue;
         }
         let mut sent_any = false;
+        let mut batch = 0;
         state.borrow_mut().batching = true;
         while let Some(&Reverse((due, i))) = heap.peek() {
-            if due > now || due >= stop_at {
+            if due > now || due >= stop_at || batch == MAX_BATCH {
                 break;
             }
+            batch += 1;
             heap.pop();
             let next = send_one(&mut state.borrow_mut(), &mut senders[i], plan, &mut buf);
             if let Some(n) = next {

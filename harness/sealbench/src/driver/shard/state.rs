@@ -210,7 +210,8 @@ impl State {
     }
 
     /// Writes `frame` into `client`'s connection (sent at the next flush); false when it
-    /// is offline or its backlog is full.
+    /// is offline or its connection broke (data messages check `capacity` first; control frames
+    /// are taken past it, never dropped for a full backlog).
     pub(super) fn send_to(&mut self, client: usize, frame: Bytes) -> bool {
         let Some(tx) = self.clients[client].tx.as_ref() else { return false };
         self.counters.bytes_sent += frame.len() as u64;
