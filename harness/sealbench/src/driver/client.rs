@@ -88,10 +88,11 @@ pub enum ConnectFailure {
     Register(anyhow::Error),
 }
 
-/// tungstenite's read buffer per connection, bytes: allocated (and zero-filled) for every
-/// connection, so it is most of an idle client's memory; larger frames still arrive (the
-/// buffer grows for them). The relay's default is the same.
-const READ_BUFFER: usize = 2 * 1024;
+/// The most tungstenite reads from the socket at once, bytes. Not the buffer's size: a
+/// client connection keeps the 4 KiB buffer tungstenite read the upgrade response into
+/// (`from_partially_read`), whatever this says, so a smaller figure saves no memory
+/// (measured with `benches/idle/run.py`) and would only mean more reads.
+const READ_BUFFER: usize = 4 * 1024;
 
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(16 * 1024)
