@@ -297,9 +297,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Driver threads [default: one per core].
+    /// Driver threads [default: one per core, or one per CPU of --cpus driver=LIST].
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
+
+    /// Pin the driver's shard threads and the embedded relay's threads to these CPUs, e.g.
+    /// `driver=0,relay=1` or `driver=0-2,relay=3` (either part may be left out) [default:
+    /// not pinned: every thread may run on every core]. The embedded relay then runs one
+    /// worker thread per CPU it is given. summary.json's generator.cores says how the cores
+    /// were shared.
+    #[arg(long, value_name = "driver=LIST,relay=LIST", value_parser = crate::driver::cpus::CpuSplit::parse)]
+    pub cpus: Option<crate::driver::cpus::CpuSplit>,
 
     /// Do not draw plots.
     #[arg(long)]

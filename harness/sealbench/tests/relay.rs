@@ -620,6 +620,29 @@ async fn idle_clients_are_pinged_at_half_and_closed_at_the_idle_timeout_unless_t
 }
 
 #[tokio::test]
+async fn a_connection_that_fell_silent_routes_intact_frames_after_its_arena_is_released() -> TestResult {
+    // The idle timer's ping (at half the idle timeout) releases the sender's arena; the
+    // frames carved afterwards from fresh, growing blocks (bodies that cross a block
+    // boundary included) arrive intact, acks too.
+    let relay =
+        TestRelay::start(RelayConfig { idle_timeout: Duration::from_millis(600), ..RelayConfig::default() }).await?;
+    let mut wa = hello(relay.addr, 1).await?;
+    let mut wb = hello(relay.addr, 2).await?;
+    for round in 0..4u64 {
+        let body = format!("round {round} {}", "x".repeat(700 * round as usize));
+        send(&mut wa, Frame::Send { request_id: round, flags: FLAG_ACK, recipient: 2, body: body.as_bytes() }).await?;
+        assert_eq!(frame::decode(&recv(&mut wa).await?)?, Frame::Ack { request_id: round });
+        let got = recv(&mut wb).await?;
+        assert_eq!(frame::decode(&got)?, Frame::Deliver { sender: 1, flags: 0, group: 0, body: body.as_bytes() });
+        // Silent past half the idle timeout (pinged), not to the whole of it.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(relay.metrics.close_count("idle"), 0);
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn every_client_frame_gets_the_documented_answer_in_every_state() -> TestResult {
     let relay = TestRelay::start(RelayConfig::default()).await?;
     // Before HELLO: a bad version or type is refused as such; any request is NOT_REGISTERED.

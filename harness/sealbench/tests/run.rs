@@ -331,3 +331,35 @@ fn a_delaying_relay_loses_nothing_and_shows_in_latency() -> TestResult {
     assert!(e2e.max() >= 30_000_000, "the 30 ms hold shows in e2e: max {} ns", e2e.max());
     Ok(())
 }
+
+#[test]
+fn cpus_pin_the_shards_and_the_embedded_relay_and_the_summary_says_so() -> TestResult {
+    let cpus = sealbench::driver::cpus::CpuSplit::parse("driver=0,relay=0")?;
+    let (plan, outcome) = run(&small(""), &RunOptions { cpus, ..RunOptions::default() })?;
+    assert_eq!(outcome.shards, 1, "one shard per CPU given");
+    assert_eq!(outcome.counters.lost(), 0);
+    let summary = Summary::build(&plan, &outcome, Provenance::collect());
+    let cores = summary.generator.cores.ok_or("generator.cores")?;
+    assert!(cores.contains("pinned to CPU 0") && cores.contains("relay's 1 worker thread(s) pinned"), "{cores}");
+    Ok(())
+}
+
+#[test]
+fn run_refuses_a_cpu_that_does_not_exist() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, small(""))?;
+    let out = bin()
+        .arg("run")
+        .arg(&path)
+        .args(["--cpus", "driver=0,relay=1023", "--out"])
+        .arg(dir.path().join("r"))
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--cpus relay=1023: CPU 1023 does not exist"), "{err}");
+    let out = bin().arg("run").arg(&path).args(["--cpus", "gpu=1"]).output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the parts are `driver` and `relay`"));
+    Ok(())
+}

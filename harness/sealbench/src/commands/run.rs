@@ -30,6 +30,13 @@ pub fn run(args: &RunArgs) -> Outcome {
         None => plan,
     };
     let start_at = args.start_at().map_err(|e| Failure::usage(anyhow!(e)))?;
+    let cpus = args.cpus.clone().unwrap_or_default();
+    cpus.check().map_err(|e| Failure::usage(anyhow!("--cpus {e}")))?;
+    if cpus.relay.is_some() && !matches!(plan.scenario.relay.url, crate::scenario::RelayTarget::Embedded) {
+        return Err(Failure::usage(anyhow!(
+            "--cpus {cpus}: the relay is external (relay.url); pin it where it runs (e.g. `taskset -c`), and give only driver=LIST here"
+        )));
+    }
     let scenario = &plan.scenario;
     if args.dry_run {
         output::stdout(&dry_run(&plan, start_at));
@@ -42,7 +49,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let provenance = Provenance::with_calibration();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
-    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at };
+    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at, cpus };
     let clients = plan.local().1;
     if plan.unencrypted() {
         eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");

@@ -43,12 +43,15 @@ pub struct Arrival {
 #[derive(Debug)]
 pub struct Outbox {
     next_msg: u32,
+    /// [`TRACKED`] records (6 KiB), allocated by the first message with two or more copies
+    /// to track: a device that only ever sends 1:1 (one copy) never needs them, so an idle
+    /// client or a 1:1 one carries none.
     tracked: Box<[InFlight]>,
 }
 
 impl Outbox {
     fn new() -> Self {
-        Outbox { next_msg: 0, tracked: vec![InFlight::default(); TRACKED].into_boxed_slice() }
+        Outbox { next_msg: 0, tracked: Box::default() }
     }
 
     /// Numbers a new message; tracks it when `expected` ≥ 2 copies go to online devices.
@@ -56,6 +59,12 @@ impl Outbox {
     pub fn open(&mut self, intended_ns: u64, expected: u32) -> (u32, bool) {
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
+        if self.tracked.is_empty() {
+            if expected < 2 {
+                return (msg, false);
+            }
+            self.tracked = vec![InFlight::default(); TRACKED].into_boxed_slice();
+        }
         let slot = &mut self.tracked[msg as usize % TRACKED];
         let dropped = slot.msg_plus_one != 0 && slot.arrived < slot.expected;
         *slot = if expected >= 2 {
@@ -68,7 +77,7 @@ impl Outbox {
 
     /// A copy of message `msg` arrived at `now`.
     pub fn arrived(&mut self, msg: u32, now: u64) -> Arrival {
-        let slot = &mut self.tracked[msg as usize % TRACKED];
+        let Some(slot) = self.tracked.get_mut(msg as usize % TRACKED) else { return Arrival::default() };
         if slot.msg_plus_one != msg.wrapping_add(1) || slot.arrived >= slot.expected {
             return Arrival::default();
         }
@@ -244,6 +253,19 @@ mod tests {
         assert_eq!(o.arrived(m, 2_000), Arrival { first_ns: None, last_ns: Some(1_000) });
         assert_eq!(o.arrived(m, 2_100), Arrival::default(), "a fourth copy is not expected");
         assert_eq!(o.incomplete(), 0);
+    }
+
+    #[test]
+    fn single_copy_messages_allocate_no_records() {
+        let mut o = Outbox::new();
+        for i in 0..3 {
+            assert_eq!(o.open(0, 1), (i, false));
+        }
+        assert!(o.tracked.is_empty(), "one-copy messages are not tracked");
+        assert_eq!(o.arrived(1, 10), Arrival::default());
+        let (m, _) = o.open(100, 2);
+        assert_eq!(o.tracked.len(), TRACKED);
+        assert_eq!(o.arrived(m, 150), Arrival { first_ns: Some(50), last_ns: None });
     }
 
     #[test]

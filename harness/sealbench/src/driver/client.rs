@@ -10,13 +10,20 @@ use futures_util::{SinkExt, StreamExt};
 use sealcore::frame;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The client side of a connection (TCP for `ws://`, TLS over TCP for `wss://`).
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A connection's byte stream: TCP for `ws://`, TLS over TCP for `wss://`.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Transport for T {}
+
+/// The client side of a connection. The stream is boxed: tokio-tungstenite's
+/// `MaybeTlsStream` holds a whole rustls connection inline (over 1 KiB), which every
+/// `ws://` client would carry unused.
+pub type Ws = WebSocketStream<Box<dyn Transport>>;
 /// Its writing half.
 pub type Sink = futures_util::stream::SplitSink<Ws, Message>;
 /// Its reading half.
@@ -77,8 +84,14 @@ pub enum ConnectFailure {
     Register(anyhow::Error),
 }
 
+/// The most tungstenite reads from the socket at once, bytes. Not the buffer's size: a
+/// client connection keeps the 4 KiB buffer tungstenite read the upgrade response into
+/// (`from_partially_read`), whatever this says, so a smaller figure saves no memory
+/// (measured with `benches/idle/run.py`) and would only mean more reads.
+const READ_BUFFER: usize = 4 * 1024;
+
 fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(16 * 1024)
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(16 * 1024)
 }
 
 /// Connects `id` from `source` and registers it (publishing a key and joining a group
@@ -115,11 +128,11 @@ async fn open(target: &Target, source: Ipv4Addr) -> Result<(Ws, u64, Option<u64>
     let stream = socket.connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
     let _ = stream.set_nodelay(true);
     let t1 = now_ns();
-    let (stream, tls_ns) = match &target.tls {
-        None => (MaybeTlsStream::Plain(stream), None),
+    let (stream, tls_ns): (Box<dyn Transport>, _) = match &target.tls {
+        None => (Box::new(stream), None),
         Some(tls) => {
             let stream = tls.handshake(stream).await?;
-            (MaybeTlsStream::Rustls(stream), Some(now_ns() - t1))
+            (Box::new(stream), Some(now_ns() - t1))
         }
     };
     let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))

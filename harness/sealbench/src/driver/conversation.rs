@@ -60,7 +60,8 @@ pub struct Link {
     next_seq: u64,
     /// Highest sequence number received from the peer.
     max_seq_rx: Option<u32>,
-    /// Actual send times of recent messages, by `seq % SENT_RING` (relay-ack latency).
+    /// Actual send times of recent messages, by `seq % SENT_RING` (relay-ack latency):
+    /// empty (4 KiB less per end) until this end first sends a message that asks for an ack.
     sent_at: Vec<(u64, u64)>,
 }
 
@@ -321,7 +322,7 @@ impl Conversation {
     }
 
     fn set_ready(&mut self, side: Side, cipher: Cipher) {
-        let sent_at = vec![(u64::MAX, 0); SENT_RING];
+        let sent_at = Vec::new();
         self.ends[side.index()] = End::Ready(Box::new(Link { cipher, next_seq: 0, max_seq_rx: None, sent_at }));
         if self.ready() {
             self.hs_finished = true;
@@ -419,7 +420,12 @@ impl Conversation {
                 olm.seal(out)?;
             }
         }
-        link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
+        if want_ack {
+            if link.sent_at.is_empty() {
+                link.sent_at = vec![(u64::MAX, 0); SENT_RING];
+            }
+            link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
+        }
         link.next_seq = seq + 1;
         Ok(req)
     }

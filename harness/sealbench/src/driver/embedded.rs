@@ -57,17 +57,25 @@ pub struct EmbeddedRelay {
 }
 
 impl EmbeddedRelay {
-    /// Starts it.
+    /// Starts it: one worker thread per core, or with `cpus` (`--cpus relay=LIST`) one per
+    /// CPU listed, every thread of its runtime pinned to them.
     ///
     /// # Errors
     /// When the runtime or the listener cannot start.
-    pub fn start(config: RelayConfig) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .thread_name("sealbench-relay")
-            .enable_all()
-            .build()
-            .context("starting the embedded relay's runtime")?;
+    pub fn start(config: RelayConfig, cpus: Option<&[usize]>) -> Result<Self> {
+        let workers =
+            cpus.map_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), <[usize]>::len);
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers.max(1)).thread_name("sealbench-relay").enable_all();
+        let pin = cpus.map(<[usize]>::to_vec);
+        if let Some(cpus) = pin.clone() {
+            builder.on_thread_start(move || {
+                if let Err(e) = super::cpus::pin_this_thread(&cpus) {
+                    tracing::warn!(error = %e, "could not pin a relay thread to CPUs {}", super::cpus::list(&cpus));
+                }
+            });
+        }
+        let rt = builder.build().context("starting the embedded relay's runtime")?;
         let listener = {
             let _guard = rt.enter();
             crate::relay::bind(SocketAddr::from(([127, 0, 0, 1], 0))).context("binding the embedded relay")?
@@ -77,6 +85,11 @@ impl EmbeddedRelay {
         let metrics = relay.metrics();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("sealbench-relay-main".into()).spawn(move || {
+            if let Some(cpus) = pin
+                && let Err(e) = super::cpus::pin_this_thread(&cpus)
+            {
+                tracing::warn!(error = %e, "could not pin the relay's accept thread to CPUs {}", super::cpus::list(&cpus));
+            }
             rt.block_on(relay.serve(listener, async move {
                 let _ = rx.await;
             }));

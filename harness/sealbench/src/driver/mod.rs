@@ -10,7 +10,8 @@
 //!   [`schedule`] — open-loop timing.
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
-//! - `layout` — which shard gets which conversations; `embedded` — the in-process relay.
+//! - `layout` — which shard gets which conversations; `embedded` — the in-process relay;
+//!   [`cpus`] — `--cpus`: pinning the shard threads and the embedded relay apart.
 //! - [`tls`] — `wss://`: the run's one TLS client configuration and whom it trusts.
 //!
 //! - [`coordinator`] — folds the shards' once-a-second reports into intervals and the
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod client;
 pub mod conversation;
 pub mod coordinator;
+pub mod cpus;
 mod embedded;
 pub(crate) mod layout;
 pub mod limits;
@@ -63,6 +65,8 @@ pub struct RunOptions {
     pub stall: Option<(Duration, Duration)>,
     /// A split run's common steady start (wall clock): every part starts sending then.
     pub start_at: Option<std::time::SystemTime>,
+    /// `--cpus`: the CPUs the shard threads and the embedded relay may use (default: any).
+    pub cpus: cpus::CpuSplit,
 }
 
 /// What each shard gets.
@@ -291,6 +295,8 @@ pub struct Outcome {
     /// CPU seconds of the embedded relay's threads while sending (None for an external
     /// relay, or when the sending phase never started).
     pub relay_steady_cpu_s: Option<f64>,
+    /// How the threads were pinned (`--cpus`; default: not pinned).
+    pub cpus: cpus::CpuSplit,
 }
 
 /// Runs the planned scenario. `on_second` sees each merged second as it completes, with
@@ -302,11 +308,19 @@ pub struct Outcome {
 pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second, &Counters)) -> Result<Outcome> {
     let scenario = &plan.scenario;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let shards = options.shards.unwrap_or(cores).clamp(1, 64).min(plan.local().0.max(1));
+    let pinned = &options.cpus;
+    pinned.check().map_err(|e| anyhow::anyhow!("--cpus {e}"))?;
+    if pinned.relay.is_some() && !matches!(plan.scenario.relay.url, RelayTarget::Embedded) {
+        anyhow::bail!(
+            "--cpus {pinned}: the relay is external (relay.url); pin it where it runs (e.g. `taskset -c`), and give only driver=LIST here"
+        );
+    }
+    let default_shards = pinned.driver.as_ref().map_or(cores, Vec::len);
+    let shards = options.shards.unwrap_or(default_shards).clamp(1, 64).min(plan.local().0.max(1));
     limits::check(plan)?;
     let started_unix_s = crate::timefmt::unix_seconds_now();
     let run_start = now_ns();
-    let (embedded, target) = relay_target(plan)?;
+    let (embedded, target) = relay_target(plan, pinned.relay.as_deref())?;
 
     let (start_tx, start_rx) = tokio::sync::watch::channel(None);
     let stop = Arc::new(AtomicBool::new(false));
@@ -318,7 +332,15 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     for spec in build_shards(&plan_arc, shards, &target, options)? {
         let (control, ev) = (control.clone(), ev_tx.clone());
         let name = format!("sealbench-shard-{}", spec.index);
-        handles.push(std::thread::Builder::new().name(name).spawn(move || shard::run(spec, control, ev))?);
+        let pin = pinned.driver.clone();
+        handles.push(std::thread::Builder::new().name(name).spawn(move || {
+            if let Some(cpus) = pin
+                && let Err(e) = cpus::pin_this_thread(&cpus)
+            {
+                tracing::warn!(error = %e, "could not pin a shard thread to CPUs {}", cpus::list(&cpus));
+            }
+            shard::run(spec, control, ev)
+        })?);
     }
     drop(ev_tx);
 
@@ -379,6 +401,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         started_unix_s,
         relay_stats,
         relay_steady_cpu_s,
+        cpus: pinned.clone(),
     })
 }
 
@@ -433,7 +456,7 @@ fn coordinate(
 
 /// Starts the embedded relay (on its own runtime threads), or resolves the external one;
 /// builds the run's one TLS client configuration for `wss://`.
-fn relay_target(plan: &Plan) -> Result<(Option<EmbeddedRelay>, client::Target)> {
+fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<EmbeddedRelay>, client::Target)> {
     let scenario = &plan.scenario;
     let relay = &scenario.relay;
     Ok(match &relay.url {
@@ -476,7 +499,7 @@ fn relay_target(plan: &Plan) -> Result<(Option<EmbeddedRelay>, client::Target)> 
                 tls: server_tls,
                 ..RelayConfig::default()
             };
-            let e = EmbeddedRelay::start(cfg)?;
+            let e = EmbeddedRelay::start(cfg, relay_cpus)?;
             let scheme = if client_tls.is_some() { "wss" } else { "ws" };
             let url = format!("{scheme}://{}/", e.addr);
             let addr = e.addr;

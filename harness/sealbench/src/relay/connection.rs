@@ -11,7 +11,7 @@
 use super::adversary::{Action, Adversary, Held, Released};
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
 use super::timeouts::{Fire, Timeouts};
-use super::writer::{CloseWith, PING, WriterHandle, finish_writer, write_loop};
+use super::writer::{CloseWith, Orders, PING, WriterHandle, finish_writer, write_loop};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
@@ -31,9 +31,13 @@ type Source<S> = futures_util::stream::SplitStream<WebSocketStream<S>>;
 
 /// Frames handled per wake-up before counters are published and the task yields.
 const READ_BATCH: usize = 64;
-/// Bytes the per-connection arena grows by: a dozen 256 B messages per allocation, small
-/// enough that a connection with frames in flight holds little.
+/// Largest block the per-connection arena grows by: a dozen 256 B messages per
+/// allocation, small enough that a connection with frames in flight holds little.
 const ARENA_BLOCK: usize = 4096;
+/// Its first block. Each new block doubles, up to [`ARENA_BLOCK`]: a connection that only
+/// registers and handshakes (a few short frames) keeps a few hundred bytes, not 4 KiB,
+/// and one that streams reaches full blocks after four allocations.
+const ARENA_FIRST: usize = 256;
 /// One SEND in this many has its routing time sampled into the histogram.
 const SAMPLE_EVERY: u32 = 32;
 
@@ -71,10 +75,9 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
     let (tx, rx) = mpsc::channel(capacity);
     let ctl = shared.registry.new_ctl();
     let me = Peer { tx, ctl };
-    let (close_tx, close_rx) = watch::channel(None);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), close_rx, stop_rx));
-    let writer = WriterHandle { task, close_tx, stop_tx };
+    let (orders, orders_rx) = watch::channel(Orders::default());
+    let task = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), orders_rx));
+    let writer = WriterHandle { task, orders };
     let mut conn = Conn {
         timeouts: Timeouts::new(accepted, cfg.handshake_timeout, cfg.idle_timeout),
         shared: shared.clone(),
@@ -88,6 +91,7 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
         bytes_in: 0,
         sample: 0,
         arena: BytesMut::new(),
+        arena_block: ARENA_FIRST,
     };
     let close = conn.run(source).await;
     conn.cleanup();
@@ -115,8 +119,11 @@ struct Conn {
     /// Groups joined (left on disconnect).
     groups: Vec<u64>,
     /// Outgoing frames (deliveries, acks, errors) are carved from this buffer, a block at a
-    /// time; empty until the connection first sends (idle connections pay nothing).
+    /// time; empty until the connection first sends, and emptied again when the connection
+    /// falls silent (the idle timer's ping), so idle connections pay nothing.
     arena: BytesMut,
+    /// The arena's next block size (see [`ARENA_FIRST`]).
+    arena_block: usize,
     /// With `--delay`: SEND frames held until their release time.
     held: VecDeque<(Instant, Bytes)>,
     /// With `--adversary`: messages it holds (delayed, replay copies, reorders).
@@ -180,7 +187,10 @@ impl Conn {
                 _ = &mut timer => {
                     match self.timeouts.fire(Instant::now()) {
                         Fire::Wait => {}
-                        Fire::Ping => { let _ = self.me.enqueue(PING, cfg.queue_bytes); }
+                        Fire::Ping => {
+                            let _ = self.me.enqueue(PING, cfg.queue_bytes);
+                            self.release_arena();
+                        }
                         Fire::NoHello => {
                             self.shared.metrics.close("no_hello");
                             return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
@@ -637,8 +647,16 @@ impl Conn {
     /// Makes room for `n` bytes in the arena, a block at a time.
     fn reserve(&mut self, n: usize) {
         if self.arena.capacity() < n {
-            self.arena.reserve(n.max(ARENA_BLOCK));
+            self.arena.reserve(n.max(self.arena_block));
+            self.arena_block = (self.arena_block * 2).min(ARENA_BLOCK);
         }
+    }
+
+    /// Gives the arena's unused bytes back (frames already carved from it keep their
+    /// block until written): the connection has been silent for half its idle timeout.
+    fn release_arena(&mut self) {
+        self.arena = BytesMut::new();
+        self.arena_block = ARENA_FIRST;
     }
 
     /// A writable copy of a received frame. tungstenite's frames are slices of its shared

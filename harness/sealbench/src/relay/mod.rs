@@ -121,11 +121,15 @@ impl Relay {
                             let _ = stream.set_nodelay(true);
                             match acceptor {
                                 None => connection::serve(s.clone(), stream, accepted).await,
-                                Some(a) => {
+                                // Boxed: a TLS handshake's state and a TLS connection's
+                                // future are kilobytes, and inline they would make every
+                                // task this size, plain `ws://` connections too.
+                                Some(a) => Box::pin(async {
                                     if let Some(tls) = tls::accept(&s, &a, stream, accepted).await {
                                         connection::serve(s.clone(), tls, accepted).await;
                                     }
-                                }
+                                })
+                                .await,
                             }
                             s.metrics.connections.dec();
                             if s.connections.fetch_sub(1, Ordering::AcqRel) == 1 {

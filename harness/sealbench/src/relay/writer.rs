@@ -35,23 +35,31 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Why the reader ended, and how the writer should close.
 pub(super) type CloseWith = Option<(CloseCode, &'static str)>;
 
+/// What the reader tells its writer: one channel for both orders (a watch channel is a
+/// few hundred bytes, and every connection has one).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Orders {
+    /// Set when the reader ends: close with this code and reason.
+    pub close: Option<(CloseCode, &'static str)>,
+    /// Set when the grace period is over: the writer abandons the socket at once.
+    pub stop: bool,
+}
+
 /// The writer's handles, kept by the reader.
 pub(super) struct WriterHandle {
     pub task: JoinHandle<()>,
-    pub close_tx: watch::Sender<CloseWith>,
-    /// Set when the grace period is over: the writer abandons the socket at once.
-    pub stop_tx: watch::Sender<bool>,
+    pub orders: watch::Sender<Orders>,
 }
 
 /// Tells the writer to close with `close` and waits for it (at most twice
 /// [`CLOSE_GRACE`]). The writer hands what it could not write back to the mailbox itself,
 /// before its close frame.
 pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) {
-    let _ = w.close_tx.send(Some(close.unwrap_or((CloseCode::Normal, "bye"))));
+    w.orders.send_modify(|o| o.close = Some(close.unwrap_or((CloseCode::Normal, "bye"))));
     if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_ok() {
         return;
     }
-    let _ = w.stop_tx.send(true);
+    w.orders.send_modify(|o| o.stop = true);
     if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_err() {
         // Past its grace, a writer is only ever stuck on the socket, after it handed
         // its frames back.
@@ -63,7 +71,8 @@ struct Writer<S> {
     shared: Arc<Shared>,
     sink: Sink<S>,
     me: Peer,
-    stop: watch::Receiver<bool>,
+    /// Watched for [`Orders::stop`] while a write waits.
+    stop: watch::Receiver<Orders>,
     /// Frames from the queue fed to the sink and not yet flushed.
     in_flight: Vec<Bytes>,
     bytes_out: u64,
@@ -77,7 +86,7 @@ impl<S: super::Io> Writer<S> {
         let ok = tokio::select! {
             biased;
             r = fut => r.is_ok(),
-            _ = stop.wait_for(|s| *s) => false,
+            _ = stop.wait_for(|o| o.stop) => false,
         };
         if ok {
             self.bytes_out += len;
@@ -91,7 +100,7 @@ impl<S: super::Io> Writer<S> {
         tokio::select! {
             biased;
             r = fut => r.is_ok(),
-            _ = stop.wait_for(|s| *s) => false,
+            _ = stop.wait_for(|o| o.stop) => false,
         }
     }
 
@@ -157,16 +166,16 @@ pub(super) async fn write_loop<S: super::Io>(
     sink: Sink<S>,
     mut rx: mpsc::Receiver<Bytes>,
     me: Peer,
-    mut close_rx: watch::Receiver<CloseWith>,
-    stop: watch::Receiver<bool>,
+    mut orders: watch::Receiver<Orders>,
 ) {
+    let stop = orders.clone();
     let mut w = Writer { shared, sink, me: me.clone(), stop, in_flight: Vec::new(), bytes_out: 0 };
     let mut closing = None;
     loop {
         tokio::select! {
             biased;
-            _ = close_rx.changed() => {
-                closing = Some((*close_rx.borrow()).unwrap_or((CloseCode::Normal, "bye")));
+            _ = orders.changed() => {
+                closing = Some(orders.borrow().close.unwrap_or((CloseCode::Normal, "bye")));
                 break;
             }
             m = rx.recv() => {
@@ -234,11 +243,11 @@ fn hand_back(shared: &Shared, me: &Peer, back: Vec<Bytes>) {
 }
 
 /// Runs `f` unless the grace period ends first (then `None`).
-async fn guarded<T>(stop: &mut watch::Receiver<bool>, f: impl Future<Output = T>) -> Option<T> {
+async fn guarded<T>(stop: &mut watch::Receiver<Orders>, f: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
         biased;
         r = f => Some(r),
-        _ = stop.wait_for(|s| *s) => None,
+        _ = stop.wait_for(|o| o.stop) => None,
     }
 }
 

@@ -276,6 +276,8 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
         started_unix_s: origin,
         relay_stats: None,
         relay_steady_cpu_s: None,
+        // Each part's own pinning is in its own summary; the merge does not combine them.
+        cpus: Default::default(),
     })
 }
 

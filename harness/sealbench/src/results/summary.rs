@@ -223,8 +223,9 @@ pub struct Generator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorMultiples>,
     /// How the cores were shared while sending: the driver's shard threads, and with an
-    /// embedded relay its worker threads, on the same cores, not pinned (the CPU figures
-    /// above and every latency include that sharing). Absent in older results.
+    /// embedded relay its worker threads, on the same cores, not pinned (the default; the
+    /// CPU figures above and every latency include that sharing), or pinned with `--cpus`
+    /// (which CPUs each part had). Absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<String>,
     /// Driver shard threads.
@@ -537,17 +538,7 @@ impl Summary {
         let transport = super::transport::TransportInfo::of(&scenario.relay, &provenance);
         let mut generator = Generator::of(outcome, lag);
         generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c));
-        generator.cores = Some(if outcome.relay_steady_cpu_s.is_some() {
-            format!(
-                "{} cores shared, not pinned, by {} driver shard thread(s) and the embedded relay's {} worker thread(s)",
-                provenance.cores, outcome.shards, provenance.cores
-            )
-        } else {
-            format!(
-                "{} cores, not pinned, for {} driver shard thread(s); the relay was external (its CPU is not in these figures, wherever it ran)",
-                provenance.cores, outcome.shards
-            )
-        });
+        generator.cores = Some(cores_shared(provenance.cores, outcome));
         Summary {
             schema_version: SCHEMA_VERSION,
             kind: "run".into(),
@@ -688,4 +679,44 @@ pub fn peak_rss_kib() -> u64 {
             s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// `generator.cores`: how the driver's shard threads and the embedded relay's workers
+/// shared the machine's `cores` while sending.
+fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
+    use crate::driver::cpus::list;
+    let pins = &o.cpus;
+    let embedded = o.relay_steady_cpu_s.is_some();
+    if pins.driver.is_none() && pins.relay.is_none() {
+        return if embedded {
+            format!(
+                "{cores} cores shared, not pinned, by {} driver shard thread(s) and the embedded relay's {cores} worker thread(s)",
+                o.shards
+            )
+        } else {
+            format!(
+                "{cores} cores, not pinned, for {} driver shard thread(s); the relay was external (its CPU is not in these figures, wherever it ran)",
+                o.shards
+            )
+        };
+    }
+    let driver = match &pins.driver {
+        Some(c) => format!("{} driver shard thread(s) pinned to CPU {}", o.shards, list(c)),
+        None => format!("{} driver shard thread(s) not pinned", o.shards),
+    };
+    if !embedded {
+        return format!(
+            "{cores} cores: {driver}; the relay was external (its CPU is not in these figures, wherever it ran)"
+        );
+    }
+    let relay = match &pins.relay {
+        Some(c) => format!("the embedded relay's {} worker thread(s) pinned to CPU {}", c.len(), list(c)),
+        None => format!("the embedded relay's {cores} worker thread(s) not pinned"),
+    };
+    let how = match (&pins.driver, &pins.relay) {
+        (Some(_), Some(_)) if pins.overlap() => "pinned, overlapping",
+        (Some(_), Some(_)) => "pinned apart",
+        _ => "partly pinned",
+    };
+    format!("{cores} cores {how}: {driver}; {relay}")
 }

@@ -221,7 +221,6 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
     use tokio::net::{TcpListener, TcpStream};
-    use tokio_tungstenite::MaybeTlsStream;
 
     /// Frames put on a connection whose reader is not reading pile up in the kernel, then
     /// in the backlog (the drain task's), then are refused at the limit; once the reader
@@ -239,8 +238,8 @@ mod tests {
                 tokio_tungstenite::accept_async(tcp).await.unwrap()
             });
             let tcp = TcpStream::connect(addr).await.unwrap();
-            let (ws, _) =
-                tokio_tungstenite::client_async(format!("ws://{addr}/"), MaybeTlsStream::Plain(tcp)).await.unwrap();
+            let tcp: Box<dyn crate::driver::client::Transport> = Box::new(tcp);
+            let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp).await.unwrap();
             let mut server = server.await.unwrap();
             let (sink, _source) = ws.split();
             let out = Out::start(sink, 8);
