@@ -157,6 +157,13 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Thread per core: each thread runs its own single-threaded runtime and accepts on
+    /// its own SO_REUSEPORT listener, so a connection never leaves its thread and no
+    /// worker wakes another to steal work (default: one multi-threaded runtime whose
+    /// workers share every connection). See docs/PERFORMANCE.md for when it pays.
+    #[arg(long)]
+    pub thread_per_core: bool,
+
     /// Serve wss:// (TLS) with this PEM certificate chain, leaf first (needs --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

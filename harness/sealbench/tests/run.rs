@@ -363,3 +363,30 @@ fn run_refuses_a_cpu_that_does_not_exist() -> TestResult {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the parts are `driver` and `relay`"));
     Ok(())
 }
+
+#[test]
+fn a_thread_per_core_relay_delivers_everything_and_stops_on_its_signal() -> TestResult {
+    let relay = sealbench::relay::Relay::new(sealbench::relay::RelayConfig::default());
+    let metrics = relay.metrics();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        relay.serve_per_core("127.0.0.1:0".parse().expect("an address"), 2, stop_rx, |a| {
+            let _ = bound_tx.send(a);
+        })
+    });
+    let addr = bound_rx.recv_timeout(Duration::from_secs(10))?;
+    let text = small("").replace("[traffic]", &format!("[relay]\nurl = \"ws://{addr}/\"\n[traffic]"));
+    let (_, outcome) = run(&text, &RunOptions::default())?;
+    let c = &outcome.counters;
+    assert!(c.sent > 500, "sent {}", c.sent);
+    assert_eq!((c.delivered, c.lost()), (c.sent, 0), "every message delivered");
+    // Both threads' connections were counted in the one registry: 3 XX messages per
+    // conversation and every transport message routed.
+    assert_eq!(metrics.routed.get(), c.sent + 3 * 10);
+    let t0 = Instant::now();
+    stop.send(true)?;
+    server.join().map_err(|_| "relay thread")??;
+    assert!(t0.elapsed() < Duration::from_secs(10), "stopped in {:?}", t0.elapsed());
+    Ok(())
+}

@@ -76,6 +76,9 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
 /// When the address cannot be bound (exit 1, naming the address).
 pub fn run(args: &RelayArgs) -> Outcome {
     let config = config_from(args)?;
+    if args.thread_per_core {
+        return run_per_core(args, config);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         rt.worker_threads(n.max(1));
@@ -94,20 +97,7 @@ pub fn run(args: &RelayArgs) -> Outcome {
             }));
             eprintln!("metrics on http://{addr}/metrics");
         }
-        eprintln!(
-            "sealbench relay listening on {}://{} (max {} connections, max message {} B{})",
-            if config.tls.is_some() { "wss" } else { "ws" },
-            listener.local_addr().unwrap_or(args.listen),
-            config.max_connections,
-            config.max_message,
-            if config.auth_secret.is_some() { ", auth required" } else { "" }
-        );
-        if let Some(a) = &config.adversary {
-            eprintln!("WARNING: --adversary {a:?}: this relay tampers with messages on purpose (testing only)");
-        }
-        if !config.delay.is_zero() {
-            eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);
-        }
+        banner(&config, args, listener.local_addr().unwrap_or(args.listen), "");
         let mut rx = stop_rx.clone();
         let serve = relay.serve(listener, async move {
             let _ = rx.changed().await;
@@ -120,5 +110,66 @@ pub fn run(args: &RelayArgs) -> Outcome {
         serve.await;
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the relay says when it starts listening.
+fn banner(config: &RelayConfig, args: &RelayArgs, addr: std::net::SocketAddr, threading: &str) {
+    eprintln!(
+        "sealbench relay listening on {}://{addr} (max {} connections, max message {} B{}{threading})",
+        if config.tls.is_some() { "wss" } else { "ws" },
+        config.max_connections,
+        config.max_message,
+        if config.auth_secret.is_some() { ", auth required" } else { "" }
+    );
+    if let Some(a) = &config.adversary {
+        eprintln!("WARNING: --adversary {a:?}: this relay tampers with messages on purpose (testing only)");
+    }
+    if !config.delay.is_zero() {
+        eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);
+    }
+}
+
+/// `--thread-per-core`: the relay's threads each run their own runtime (see
+/// [`Relay::serve_per_core`]); a small runtime on its own thread waits for the stop signal
+/// and serves `--metrics`.
+fn run_per_core(args: &RelayArgs, config: RelayConfig) -> Outcome {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let relay = Relay::new(config.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let control = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
+    let metrics = match args.metrics {
+        Some(addr) => Some(
+            control
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("--metrics {addr}: cannot bind"))?,
+        ),
+        None => None,
+    };
+    let (relay_metrics, mut metrics_stop, mut done, stop) =
+        (relay.metrics(), stop_rx.clone(), stop_rx.clone(), stop_tx.clone());
+    let side = std::thread::Builder::new().name("sealbench-relay-control".into()).spawn(move || {
+        control.block_on(async move {
+            if let Some(ml) = metrics {
+                eprintln!("metrics on http://{}/metrics", ml.local_addr().map_or(String::new(), |a| a.to_string()));
+                tokio::spawn(relay::http::serve(ml, relay_metrics, async move {
+                    let _ = metrics_stop.changed().await;
+                }));
+            }
+            tokio::select! {
+                _ = crate::signals::wait_for_stop() => eprintln!("stopping: closing connections"),
+                _ = done.wait_for(|stop| *stop) => {}
+            }
+            let _ = stop.send(true);
+        });
+    });
+    let side = side.context("starting the relay's control thread")?;
+    let served = relay.serve_per_core(args.listen, threads, stop_rx, |addr| {
+        banner(&config, args, addr, &format!(", {threads} thread(s), thread per core"));
+    });
+    let _ = stop_tx.send(true); // the control thread ends too (a bind failed, or it was stopped)
+    let _ = side.join();
+    served.with_context(|| format!("--listen {}: cannot bind", args.listen))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -92,6 +92,71 @@ impl Relay {
     /// Serves `listener` until `shutdown` completes, then closes every connection with
     /// "going away" (1001) and returns once they have ended (at most a few seconds).
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let (shared, stop_tx) = self.into_shared();
+        accept_until(&shared, listener, shutdown).await;
+        let _ = stop_tx.send(true);
+        wait_for_connections(&shared).await;
+    }
+
+    /// Serves `addr` thread per core: `threads` OS threads, each with its own
+    /// single-threaded runtime and its own `SO_REUSEPORT` listener on `addr` (the kernel
+    /// spreads the connections), so a connection's reading and writing tasks never leave
+    /// their thread and no worker wakes another to steal work. A message whose recipient
+    /// lives on another thread still crosses (its writer is woken there). Blocks until
+    /// `shutdown` turns true and every connection has ended. `on_bound` hears the bound
+    /// address once (port 0 resolved).
+    ///
+    /// # Errors
+    /// When a listener cannot be bound or a thread cannot start.
+    pub fn serve_per_core(
+        self,
+        addr: std::net::SocketAddr,
+        threads: usize,
+        shutdown: watch::Receiver<bool>,
+        on_bound: impl FnOnce(std::net::SocketAddr),
+    ) -> std::io::Result<()> {
+        let (shared, stop_tx) = self.into_shared();
+        let stop_tx = Arc::new(stop_tx);
+        let mut addr = addr;
+        let mut handles = Vec::with_capacity(threads.max(1));
+        for t in 0..threads.max(1) {
+            let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+            let (shared, stop_tx, mut shutdown) = (shared.clone(), stop_tx.clone(), shutdown.clone());
+            let handle = std::thread::Builder::new().name(format!("sealbench-relay-{t}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => return drop(bound_tx.send(Err(e))),
+                };
+                rt.block_on(async move {
+                    let listener = match bind_reuseport(addr) {
+                        Ok(l) => l,
+                        Err(e) => return drop(bound_tx.send(Err(e))),
+                    };
+                    let _ = bound_tx.send(listener.local_addr());
+                    accept_until(&shared, listener, async move {
+                        let _ = shutdown.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                    let _ = stop_tx.send(true);
+                    wait_for_connections(&shared).await;
+                });
+            })?;
+            // Each thread binds before the next starts: the first resolves port 0.
+            match bound_rx.recv() {
+                Ok(Ok(a)) => addr = a,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(std::io::Error::other(format!("relay thread {t} ended before binding"))),
+            }
+            handles.push(handle);
+        }
+        on_bound(addr);
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+
+    fn into_shared(self) -> (Arc<Shared>, watch::Sender<bool>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let registry = Registry::with_known_limit(self.config.max_known_clients);
         let shared = Arc::new(Shared {
@@ -104,59 +169,67 @@ impl Relay {
             adversary_index: std::sync::atomic::AtomicU64::new(0),
             pools: keypool::KeyPools::default(),
         });
-        let acceptor = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        shared.metrics.connections_total.inc();
-                        shared.metrics.connections.inc();
-                        shared.connections.fetch_add(1, Ordering::Relaxed);
-                        let s = shared.clone();
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            let accepted = tokio::time::Instant::now();
-                            let _ = stream.set_nodelay(true);
-                            match acceptor {
-                                None => connection::serve(s.clone(), stream, accepted).await,
-                                // Boxed: a TLS handshake's state and a TLS connection's
-                                // future are kilobytes, and inline they would make every
-                                // task this size, plain `ws://` connections too.
-                                Some(a) => Box::pin(async {
-                                    if let Some(tls) = tls::accept(&s, &a, stream, accepted).await {
-                                        connection::serve(s.clone(), tls, accepted).await;
-                                    }
-                                })
-                                .await,
-                            }
-                            s.metrics.connections.dec();
-                            if s.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                s.idle.notify_waiters();
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning; keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+        (shared, stop_tx)
+    }
+}
+
+/// Accepts connections on `listener` (a task each on the current runtime) until
+/// `shutdown` completes.
+async fn accept_until(shared: &Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let acceptor = shared.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    shared.metrics.connections_total.inc();
+                    shared.metrics.connections.inc();
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    let s = shared.clone();
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let accepted = tokio::time::Instant::now();
+                        let _ = stream.set_nodelay(true);
+                        match acceptor {
+                            None => connection::serve(s.clone(), stream, accepted).await,
+                            // Boxed: a TLS handshake's state and a TLS connection's
+                            // future are kilobytes, and inline they would make every
+                            // task this size, plain `ws://` connections too.
+                            Some(a) => Box::pin(async {
+                                if let Some(tls) = tls::accept(&s, &a, stream, accepted).await {
+                                    connection::serve(s.clone(), tls, accepted).await;
+                                }
+                            })
+                            .await,
+                        }
+                        s.metrics.connections.dec();
+                        if s.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            s.idle.notify_waiters();
+                        }
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }
-        drop(listener);
-        let _ = stop_tx.send(true);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while shared.connections.load(Ordering::Acquire) > 0 {
-            let notified = shared.idle.notified();
-            if shared.connections.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                tracing::warn!(left = shared.connections.load(Ordering::Relaxed), "connections still open at exit");
-                break;
-            }
+    }
+}
+
+/// Waits (at most 5 s) until every connection has ended, after the shutdown signal.
+async fn wait_for_connections(shared: &Shared) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while shared.connections.load(Ordering::Acquire) > 0 {
+        let notified = shared.idle.notified();
+        if shared.connections.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            tracing::warn!(left = shared.connections.load(Ordering::Relaxed), "connections still open at exit");
+            break;
         }
     }
 }
@@ -168,8 +241,20 @@ impl Relay {
 /// # Errors
 /// When the address cannot be bound.
 pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    listen(addr, false)
+}
+
+/// [`bind`] with `SO_REUSEPORT`: several listeners on one address, one per thread.
+fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    listen(addr, true)
+}
+
+fn listen(addr: std::net::SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    if reuseport {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(4096)
 }
