@@ -239,7 +239,7 @@ pub struct Generator {
     /// (sustained lag without a generator-side cause; relay back-pressure).
     pub saturation_reasons: Vec<String>,
     /// The criterion that fired (`sustained_lag+busy`, `sustained_lag+short_of_rate`, or
-    /// both); null when not saturated.
+    /// both; or `busy+lost`); null when not saturated.
     #[serde(default)]
     pub saturation_criterion: Option<String>,
     /// Sending seconds whose schedule-lag p99 was above 1 ms without making a sustained

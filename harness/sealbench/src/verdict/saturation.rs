@@ -13,6 +13,12 @@
 //!   [`BUSY_SHARE`] of the time in most of those seconds (**busy**), or it sent clearly
 //!   fewer messages than were offered (**short of rate**, beyond Poisson noise).
 //!
+//! Or, when the senders kept their schedule: **busy + lost** — the busiest thread (which
+//! also receives and opens every delivery) was on CPU at least [`BUSY_SHARE`] of the time
+//! in at least [`MIN_SECONDS`] sending seconds, half of them or more, and messages were
+//! lost: a receiving side with no headroom cannot tell its own slowness from the relay's
+//! (an MLS receiver still processing commits when the run ends looks like loss).
+//!
 //! Lag that is sustained without such a cause (a machine whose cores the embedded relay
 //! or other work shares) is reported, not called saturation: the corrected latencies then
 //! include that waiting, as they should. Sends that waited for a full connection queue are
@@ -78,7 +84,7 @@ impl SecondEvidence {
 pub struct Judgement {
     /// The generator could not keep its schedule.
     pub saturated: bool,
-    /// The criterion that fired (`sustained_lag+busy`, `sustained_lag+short_of_rate`).
+    /// The criterion that fired (`sustained_lag+busy`, `sustained_lag+short_of_rate`, `busy+lost`).
     pub criterion: Option<String>,
     /// What the verdict rests on, with numbers (when saturated: why; otherwise notes).
     pub reasons: Vec<String>,
@@ -121,6 +127,13 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
             j.reasons.push(text);
         }
         j.criterion = Some(criterion.join("+"));
+    } else if let Some(text) = receivers_behind(s, &counted) {
+        // Senders kept their schedule, but the threads that also receive and open every
+        // delivery had no headroom and messages never arrived opened: the generator
+        // cannot tell its own slowness in receiving from the relay's.
+        j.saturated = true;
+        j.criterion = Some("busy+lost".into());
+        j.reasons.push(text);
     } else if sustained {
         j.reasons.push(format!(
             "{lag_text}, but the driver threads were not busy and sent the offered rate: the machine's CPU is \
@@ -137,6 +150,24 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         ));
     }
     j
+}
+
+/// The receiving side of the generator fell behind: its busiest thread was on CPU at
+/// least [`BUSY_SHARE`] of [`MIN_SECONDS`] or more sending seconds, half of them or more,
+/// and messages were lost (never received, or received and never opened — e.g. an MLS
+/// receiver still processing commits when the run ended).
+fn receivers_behind(s: &Summary, counted: &[&SecondEvidence]) -> Option<String> {
+    let busy = counted.iter().filter(|e| e.busy >= BUSY_SHARE).count();
+    let lost = s.messages.lost;
+    (busy >= MIN_SECONDS && 2 * busy >= counted.len() && lost > 0).then(|| {
+        format!(
+            "the busiest driver thread was ≥ {:.0}% on CPU in {busy} of {} sending seconds and {lost} message(s) \
+             were never received or opened: the generator's receiving side had no headroom, so the loss (and the \
+             latency) may be the generator's, not the relay's",
+            100.0 * BUSY_SHARE,
+            counted.len()
+        )
+    })
 }
 
 /// The generator sent clearly fewer messages than offered: more than 5 % and more than
@@ -274,6 +305,22 @@ mod tests {
         let j = judgement(&short, &seconds(6, 1000, 0.5, 0.5));
         assert_eq!(j.criterion.as_deref(), Some("sustained_lag+short_of_rate"), "{j:?}");
         assert!(j.reasons.iter().any(|r| r.contains("sent 800 messages/s of the 1000/s offered")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_busy_generator_that_lost_messages_is_saturated_on_its_receiving_side() -> anyhow::Result<()> {
+        let mut s = kept_up()?;
+        // Senders on time, threads busy, but deliveries never opened.
+        s.messages.lost = 5_000;
+        let j = judgement(&s, &seconds(10, 1_000, 0.0, 0.95));
+        assert!(j.saturated, "{:?}", j.reasons);
+        assert_eq!(j.criterion.as_deref(), Some("busy+lost"));
+        assert!(j.reasons[0].contains("5000 message(s)"), "{:?}", j.reasons);
+        // Busy without loss, or loss without a busy generator: the relay's to answer for.
+        assert!(!judgement(&s, &seconds(10, 1_000, 0.0, 0.5)).saturated);
+        s.messages.lost = 0;
+        assert!(!judgement(&s, &seconds(10, 1_000, 0.0, 0.95)).saturated);
         Ok(())
     }
 
