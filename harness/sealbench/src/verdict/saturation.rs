@@ -40,8 +40,9 @@ pub const BUSY_SHARE: f64 = 0.9;
 /// What one second of the sending phase shows about the generator.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SecondEvidence {
-    /// Messages sent in the second (warm-up included: a generator far behind may still
-    /// be sending messages that were due in the warm-up).
+    /// Messages sent in the second (not the deliveries they fan out into; warm-up
+    /// included: a generator far behind may still be sending messages that were due in
+    /// the warm-up).
     pub sends: u64,
     /// Share of them sent more than 1 ms late; above 1 % the lag p99 is above 1 ms.
     pub late_share: f64,
@@ -67,7 +68,10 @@ impl SecondEvidence {
             .filter(|s| matches!(s.phase, Phase::Warmup | Phase::Steady | Phase::CoolDown))
             .map(|s| {
                 let h = s.hist.get(Metric::ScheduleLag);
-                let sent = s.delta.sent;
+                // Late sends are counted per message, so the share is of messages, not of
+                // the deliveries a fan-out makes of them (results from before messages
+                // were counted have only deliveries, which were the same thing then).
+                let sent = if s.delta.messages > 0 { s.delta.messages } else { s.delta.sent };
                 SecondEvidence {
                     sends: sent,
                     late_share: if sent == 0 { 0.0 } else { s.delta.late_sends as f64 / sent as f64 },
@@ -136,8 +140,9 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         j.reasons.push(text);
     } else if sustained {
         j.reasons.push(format!(
-            "{lag_text}, but the driver threads were not busy and sent the offered rate: the machine's CPU is \
-             shared (e.g. with the embedded relay); latencies include that waiting"
+            "{lag_text}, but the driver threads were not busy and sent the offered rate: the wait is outside \
+             their own CPU (cores shared with the embedded relay or other work, or a protocol step that \
+             holds the thread); latencies include that waiting"
         ));
     } else {
         j.lag_spikes = late.len() as u64;
@@ -322,6 +327,28 @@ mod tests {
         s.messages.lost = 0;
         assert!(!judgement(&s, &seconds(10, 1_000, 0.0, 0.95)).saturated);
         Ok(())
+    }
+
+    #[test]
+    fn the_late_share_is_of_messages_not_of_the_deliveries_a_fan_out_makes() {
+        use crate::driver::recorder::{Counters, Histograms};
+        use crate::driver::{Phase, Second};
+        // 100 messages fanned out to 30 members each, 10 of them late: 10 %, not 0.3 %.
+        let mut delta = Counters::new();
+        (delta.messages, delta.sent, delta.late_sends) = (100, 3_000, 10);
+        let second = Second {
+            t: 1,
+            phase: Phase::Steady,
+            hist: Histograms::new(),
+            delta,
+            connected: 30,
+            busy: 0.5,
+            stage: None,
+            at_s: 1.0,
+        };
+        let ev = SecondEvidence::of(&[second]);
+        assert_eq!((ev[0].sends, ev[0].late_share), (100, 0.1));
+        assert!(ev[0].late());
     }
 
     #[test]
