@@ -305,7 +305,9 @@ fn the_driver_detects_every_act_of_an_adversarial_relay_exactly() -> TestResult 
     let (_, outcome) = adversarial_run("tamper=0.01,replay=0.01,duplicate=0.01,drop=0.01,reorder=0.01,seed=11")?;
     let c = &outcome.counters;
     let a = outcome.relay_stats.as_ref().and_then(|r| r.adversary).ok_or("the adversary's own counts")?;
-    assert!(c.sent >= 50_000, "at 20k msgs/s: sent {}", c.sent);
+    // Enough messages for every 1 % act to happen hundreds of times (20k msgs/s offered for
+    // 3 s; a debug build sharing two cores with the other tests sends somewhat fewer).
+    assert!(c.sent >= 30_000, "at 20k msgs/s: sent {}", c.sent);
     for (what, n) in [("tampered", a.tampered), ("replayed", a.replayed), ("duplicated", a.duplicated)] {
         assert!(n > 100, "1 % of {} messages {what}: {n}", c.sent);
     }
