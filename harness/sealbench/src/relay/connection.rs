@@ -395,17 +395,22 @@ impl Conn {
             self.refuse(0, ErrorCode::AuthFailed, "token is not HMAC-SHA256(secret, client id)");
             return Next::Close(CloseCode::Policy, "authentication failed");
         }
-        match self.shared.registry.register(client_id, self.me.clone()) {
+        let max_message = self.shared.config.max_message as u32;
+        let shared = self.shared.clone();
+        // WELCOME is queued inside the registration (before the id goes online), so no
+        // DELIVER routed to this connection can overtake it.
+        let registered = shared.registry.register(client_id, self.me.clone(), |stored| {
+            self.send_frame(&Frame::Welcome { client_id, stored: stored as u32, max_message });
+        });
+        match registered {
             Register::Duplicate => {
                 self.refuse(0, ErrorCode::DuplicateId, "another connection is registered with this client id");
                 Next::Close(CloseCode::Policy, "duplicate client id")
             }
-            Register::Ok(stored) => {
+            Register::Ok(_stored) => {
                 self.id = client_id;
                 self.timeouts.on_registered(Instant::now());
                 self.shared.metrics.registrations.inc();
-                let max_message = self.shared.config.max_message as u32;
-                self.send_frame(&Frame::Welcome { client_id, stored: stored as u32, max_message });
                 // WELCOME is queued: the writer may now take the stored frames (after it).
                 self.me.ctl.id.store(client_id, Ordering::Release);
                 self.me.ctl.mail_notify.notify_one();

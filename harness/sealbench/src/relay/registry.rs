@@ -229,7 +229,7 @@ impl Registry {
     /// frames for `id` join it, so nothing sent meanwhile overtakes the stored ones.
     ///
     /// A connection of the same id that is still closing (not live) is replaced.
-    pub fn register(&self, id: u64, peer: Peer) -> Register {
+    pub fn register(&self, id: u64, peer: Peer, welcome: impl FnOnce(usize)) -> Register {
         let mut map = shard(&self.clients, id);
         let known = &self.known;
         let slot = map.entry(id).or_insert_with(|| {
@@ -245,6 +245,9 @@ impl Registry {
             // `ctl.id` (see `connection`).
             peer.ctl.mail_pending.store(true, Ordering::Release);
         }
+        // WELCOME goes into the connection's queue before the id is online: from the
+        // moment it is, a sender may queue a DELIVER to it directly, which must come after.
+        welcome(stored);
         slot.online = Some(peer);
         Register::Ok(stored)
     }
