@@ -183,6 +183,14 @@ pub(super) async fn write_loop<S: super::Io>(
                 if !w.write_queued(m, &mut rx).await { break; }
             }
             _ = mail_ready(&me) => {
+                // The queue was polled empty just before, but WELCOME may have arrived in
+                // it since (it is queued before the id is set, which `mail_ready` saw):
+                // whatever the queue holds now goes out before the mailbox.
+                if let Ok(m) = rx.try_recv()
+                    && !w.write_queued(m, &mut rx).await
+                {
+                    break;
+                }
                 if !w.write_mail().await { break; }
             }
         }
