@@ -229,6 +229,8 @@ impl Registry {
     /// frames for `id` join it, so nothing sent meanwhile overtakes the stored ones.
     ///
     /// A connection of the same id that is still closing (not live) is replaced.
+    /// `welcome(stored)` runs under the registry's lock before the id goes online: the
+    /// connection queues its WELCOME there, so no DELIVER routed to it can come first.
     pub fn register(&self, id: u64, peer: Peer, welcome: impl FnOnce(usize)) -> Register {
         let mut map = shard(&self.clients, id);
         let known = &self.known;
