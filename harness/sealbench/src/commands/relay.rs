@@ -91,11 +91,7 @@ pub fn run(args: &RelayArgs) -> Outcome {
         if let Some(addr) = args.metrics {
             let ml =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics {addr}: cannot bind"))?;
-            let mut rx = stop_rx.clone();
-            tokio::spawn(relay::http::serve(ml, relay.metrics(), async move {
-                let _ = rx.changed().await;
-            }));
-            eprintln!("metrics on http://{addr}/metrics");
+            serve_metrics(ml, relay.metrics(), stop_rx.clone());
         }
         banner(&config, args, listener.local_addr().unwrap_or(args.listen), "");
         let mut rx = stop_rx.clone();
@@ -147,15 +143,12 @@ fn run_per_core(args: &RelayArgs, config: RelayConfig) -> Outcome {
         ),
         None => None,
     };
-    let (relay_metrics, mut metrics_stop, mut done, stop) =
+    let (relay_metrics, metrics_stop, mut done, stop) =
         (relay.metrics(), stop_rx.clone(), stop_rx.clone(), stop_tx.clone());
     let side = std::thread::Builder::new().name("sealbench-relay-control".into()).spawn(move || {
         control.block_on(async move {
             if let Some(ml) = metrics {
-                eprintln!("metrics on http://{}/metrics", ml.local_addr().map_or(String::new(), |a| a.to_string()));
-                tokio::spawn(relay::http::serve(ml, relay_metrics, async move {
-                    let _ = metrics_stop.changed().await;
-                }));
+                serve_metrics(ml, relay_metrics, metrics_stop);
             }
             tokio::select! {
                 _ = crate::signals::wait_for_stop() => eprintln!("stopping: closing connections"),
@@ -172,4 +165,16 @@ fn run_per_core(args: &RelayArgs, config: RelayConfig) -> Outcome {
     let _ = side.join();
     served.with_context(|| format!("--listen {}: cannot bind", args.listen))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `--metrics` on `ml` (on the current runtime) until `stop` changes.
+fn serve_metrics(
+    ml: tokio::net::TcpListener,
+    metrics: std::sync::Arc<relay::metrics::RelayMetrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    eprintln!("metrics on http://{}/metrics", ml.local_addr().map_or(String::new(), |a| a.to_string()));
+    tokio::spawn(relay::http::serve(ml, metrics, async move {
+        let _ = stop.changed().await;
+    }));
 }
