@@ -1,7 +1,8 @@
 //! A relay-fan-out group's Megolm sessions inside the driver (`crypto.protocol =
 //! "megolm"`): each sending device's outbound session, each member device's copy of each
-//! sender's session (the current generation and the one before, so that messages in
-//! flight across a rotation still decrypt), and sealing / opening a group message. The
+//! sender's session (the current generation and up to [`KEPT_GENERATIONS`] before it, so
+//! that messages in flight across rotations still decrypt, as Matrix clients keep their
+//! inbound sessions), and sealing / opening a group message. The
 //! keys travel over the devices' Olm sessions (`shard/megolm`). vodozemac allocates inside
 //! every encrypt and decrypt; the buffers around it are reused. No I/O.
 
@@ -11,6 +12,12 @@ use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
 use sealproto::megolm::{MegolmInbound, MegolmOutbound};
+use std::collections::VecDeque;
+
+/// Earlier generations of a sender's session a member keeps (beside the current one). A
+/// message of an older generation is refused as `too_old`: a bounded store, so that a run
+/// rotating every few messages does not grow without limit (Matrix clients keep them all).
+pub const KEPT_GENERATIONS: usize = 8;
 
 /// The Megolm state of one relay-fan-out group.
 #[derive(Debug)]
@@ -19,8 +26,9 @@ pub struct MegolmGroup {
     pub out: Vec<MegolmOutbound>,
     /// Per (recipient position, sender position): the sender's current session.
     inbound: Vec<Option<MegolmInbound>>,
-    /// Per (recipient, sender): the generation before (in-flight messages of a rotation).
-    previous: Vec<Option<MegolmInbound>>,
+    /// Per (recipient, sender): earlier generations, newest first (messages in flight
+    /// across rotations), at most [`KEPT_GENERATIONS`].
+    previous: Vec<VecDeque<MegolmInbound>>,
     /// Per (recipient, sender): the highest message number received (reorder count).
     max_rx: Vec<Option<u32>>,
     /// Senders (the row length of the per-pair tables).
@@ -47,7 +55,7 @@ impl MegolmGroup {
         MegolmGroup {
             out: (0..sending).map(|_| MegolmOutbound::new(rotate_after)).collect(),
             inbound: (0..n).map(|_| None).collect(),
-            previous: (0..n).map(|_| None).collect(),
+            previous: (0..n).map(|_| VecDeque::new()).collect(),
             max_rx: vec![None; n],
             sending,
             since_leave: 0,
@@ -121,10 +129,24 @@ impl MegolmGroup {
         let inb = MegolmInbound::from_shared(shared).ok()?;
         let slot = recipient * self.sending + sender;
         let first = self.inbound[slot].is_none();
-        match &self.inbound[slot] {
-            Some(cur) if cur.generation() >= inb.generation() => {}
-            _ => self.previous[slot] = self.inbound[slot].replace(inb),
+        let incoming = inb.generation();
+        // The newest generation is current; the others are kept newest first (a key can
+        // arrive after a newer one when the relay reorders), at most KEPT_GENERATIONS.
+        let older = match &self.inbound[slot] {
+            Some(cur) if cur.generation() == incoming => return Some(first),
+            Some(cur) if cur.generation() > incoming => inb,
+            _ => match self.inbound[slot].replace(inb) {
+                Some(old) => old,
+                None => return Some(first),
+            },
+        };
+        let kept = &mut self.previous[slot];
+        let at = kept.iter().position(|p| p.generation() <= older.generation()).unwrap_or(kept.len());
+        if kept.get(at).is_some_and(|p| p.generation() == older.generation()) || at == KEPT_GENERATIONS {
+            return Some(first);
         }
+        kept.insert(at, older);
+        kept.truncate(KEPT_GENERATIONS);
         Some(first)
     }
 
@@ -149,15 +171,20 @@ impl MegolmGroup {
     /// its stamp and whether it arrived after a later one.
     ///
     /// # Errors
-    /// `None` when no key of that sender has arrived yet (not ready); otherwise the refusal
-    /// under the transport's names (`Replay`, `TooOld`, `Auth`; a generation this device
-    /// does not hold, or anything that does not decode, is `Truncated`: malformed).
+    /// `None` when the key of the message's generation has not arrived (not ready: what a
+    /// Matrix client shows as "unable to decrypt" until the key comes); otherwise the
+    /// refusal under the transport's names (`Replay`, `Auth`; `TooOld` for an index the
+    /// session has ratcheted past or a generation older than the kept ones; anything that
+    /// does not decode is `Truncated`: malformed).
     pub fn open(&mut self, recipient: usize, sender: usize, data: &[u8]) -> Option<Result<(Stamp, bool), OpenError>> {
         let slot = recipient * self.sending + sender;
-        let generation = MegolmInbound::generation_of(data).ok();
         let cur = self.inbound[slot].as_mut()?;
-        let session = match (generation, self.previous[slot].as_mut()) {
-            (Some(g), Some(prev)) if g != cur.generation() && g == prev.generation() => prev,
+        let session = match MegolmInbound::generation_of(data) {
+            Ok(g) if g > cur.generation() => return None,
+            Ok(g) if g < cur.generation() => match self.previous[slot].iter_mut().find(|p| p.generation() == g) {
+                Some(prev) => prev,
+                None => return Some(Err(OpenError::TooOld)),
+            },
             _ => cur,
         };
         let r = session
@@ -171,5 +198,58 @@ impl MegolmGroup {
             }
             (stamp, reordered)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(g: &mut MegolmGroup, msg: u32) -> Vec<u8> {
+        let mut out = BytesMut::with_capacity(1024);
+        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN, msg, intended_ns: 1, actual_ns: 2 };
+        g.seal(0, 7, 9, m, &mut out).unwrap();
+        // What the recipient is handed: the Megolm message after the routed and E2E headers.
+        out[Wire::ROUTED_HEADER_LEN + payload::E2E_HEADER_LEN..].to_vec()
+    }
+
+    fn share(g: &mut MegolmGroup) {
+        let key = g.out[0].session_key();
+        g.install(1, 0, &key).unwrap();
+    }
+
+    #[test]
+    fn messages_in_flight_across_several_rotations_still_open_and_older_ones_are_too_old() {
+        // One sender (device 0), one recipient (device 1); the sender rotates after every
+        // message, so each message is of its own generation.
+        let mut g = MegolmGroup::new(2, 1, 0);
+        let mut in_flight = Vec::new();
+        for msg in 0..=(KEPT_GENERATIONS as u32 + 1) {
+            share(&mut g);
+            in_flight.push(sealed(&mut g, msg));
+            g.out[0].rotate();
+        }
+        // Delivered newest first: every kept generation opens, by name.
+        let newest = in_flight.len() - 1;
+        for (msg, data) in in_flight.iter().enumerate().rev() {
+            let r = g.open(1, 0, data).expect("the key of every generation was shared");
+            if newest - msg <= KEPT_GENERATIONS {
+                let (stamp, _) = r.unwrap_or_else(|e| panic!("message {msg}: {e:?}"));
+                assert_eq!(stamp.msg, msg as u32);
+            } else {
+                assert!(matches!(r, Err(OpenError::TooOld)), "message {msg}: {r:?}");
+            }
+        }
+        // A message of a generation whose key has not arrived: not ready, not malformed.
+        let late_key = g.out[0].session_key();
+        let ahead = sealed(&mut g, 99);
+        assert!(g.open(1, 0, &ahead).is_none());
+        // Its key arrives late, after the next one (reordered shares): both open.
+        g.out[0].rotate();
+        share(&mut g);
+        let next = sealed(&mut g, 100);
+        g.install(1, 0, &late_key).unwrap();
+        assert_eq!(g.open(1, 0, &ahead).unwrap().unwrap().0.msg, 99);
+        assert_eq!(g.open(1, 0, &next).unwrap().unwrap().0.msg, 100);
     }
 }
