@@ -94,6 +94,7 @@ struct Pending {
     counters: Counters,
     connected: usize,
     busy: f64,
+    span_ns: u64,
 }
 
 /// The coordinator's state.
@@ -205,8 +206,8 @@ impl Coordinator {
                 Reaction::default()
             }
             ShardEvent::HandshakesDone { first_ns, last_ns, .. } => self.on_handshakes_done(first_ns, last_ns, now_ns),
-            ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy } => {
-                self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy })
+            ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy, span_ns } => {
+                self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy, span_ns })
             }
             ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
                 if self.first_error.is_none() {
@@ -267,8 +268,14 @@ impl Coordinator {
         self.shard_counters[shard] = report.counters.clone();
         let mut report = report;
         if let Some(earlier) = self.pending[shard].take() {
-            // A second report before the others caught up: its samples join the next.
+            // A second report before the others caught up: its samples join the next, and
+            // its CPU share is weighed by the time each report covers (the latest alone
+            // would hide a busy stretch behind an idle second).
             report.hist.add(&earlier.hist);
+            let span = report.span_ns + earlier.span_ns;
+            report.busy =
+                (report.busy * report.span_ns as f64 + earlier.busy * earlier.span_ns as f64) / span.max(1) as f64;
+            report.span_ns = span;
         }
         self.pending[shard] = Some(report);
         let ready = (0..self.shape.shards).all(|s| self.pending[s].is_some() || self.done[s]);
@@ -470,7 +477,15 @@ mod tests {
         counters.connects_ok = connected as u64;
         counters.sent = sent;
         counters.delivered = sent;
-        ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy: 0.25 * shard as f64 }
+        ShardEvent::Interval {
+            shard,
+            at_ns,
+            hist,
+            counters,
+            connected,
+            busy: 0.25 * shard as f64,
+            span_ns: 1_000_000_000,
+        }
     }
 
     /// The run's total equals the sum of its seconds, metric by metric.
@@ -504,6 +519,31 @@ mod tests {
         assert_eq!(t0, 102 * S + START_LEAD_NS);
         assert_eq!(c.phase(), Phase::Warmup);
         t0
+    }
+
+    #[test]
+    fn a_shard_reporting_twice_before_the_others_counts_its_cpu_share_by_time() {
+        let mut c = Coordinator::new(shape(2));
+        let t0 = set_up(&mut c);
+        let report = |busy: f64, span_s: u64, at_ns: u64| ShardEvent::Interval {
+            shard: 1,
+            at_ns,
+            hist: Histograms::new(),
+            counters: Counters::new(),
+            connected: 4,
+            busy,
+            span_ns: span_s * S,
+        };
+        // Shard 1: one idle second, then three busy ones in one late report; shard 0 stalled.
+        assert!(c.on_event(report(0.2, 1, t0 + S), t0).second.is_none());
+        assert!(c.on_event(report(1.0, 3, t0 + 4 * S), t0).second.is_none());
+        let mut zero = interval(0, t0 + 4 * S, &[], 0, 4);
+        if let ShardEvent::Interval { busy, span_ns, .. } = &mut zero {
+            (*busy, *span_ns) = (0.1, 4 * S);
+        }
+        let r = c.on_event(zero, t0);
+        let s = &c.seconds()[r.second.expect("both shards reported")];
+        assert!((s.busy - 0.8).abs() < 1e-9, "(0.2 × 1 s + 1.0 × 3 s) / 4 s, not the last report's: {}", s.busy);
     }
 
     #[test]

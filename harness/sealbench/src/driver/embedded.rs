@@ -122,35 +122,3 @@ pub fn relay_threads_cpu_ns() -> u64 {
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
 }
-
-/// Measures the embedded relay's CPU over the sending phase: from the common start the
-/// coordinator sets until the end of sending or a stop. Runs on its own small thread
-/// (one wake-up at each end), so the shards' per-message path is untouched.
-pub(super) fn sample_relay_cpu(
-    mut start: tokio::sync::watch::Receiver<Option<u64>>,
-    sending_ns: u64,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Option<u64>> {
-    use crate::clock::now_ns;
-    use std::sync::atomic::Ordering;
-    std::thread::spawn(move || {
-        let t0 = loop {
-            if let Some(t) = *start.borrow_and_update() {
-                break t;
-            }
-            if stop.load(Ordering::Relaxed) || start.has_changed().is_err() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        while now_ns() < t0 {
-            std::thread::sleep(Duration::from_nanos((t0 - now_ns()).min(5_000_000)));
-        }
-        let cpu0 = relay_threads_cpu_ns();
-        let end = t0 + sending_ns;
-        while now_ns() < end && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_nanos((end.saturating_sub(now_ns())).min(20_000_000)));
-        }
-        Some(relay_threads_cpu_ns().saturating_sub(cpu0))
-    })
-}

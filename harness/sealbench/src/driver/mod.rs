@@ -32,6 +32,7 @@ pub mod mls;
 #[cfg(feature = "olm")]
 pub mod olm;
 pub mod recorder;
+pub mod sampler;
 pub mod schedule;
 pub mod shard;
 pub mod tls;
@@ -166,6 +167,9 @@ pub enum ShardEvent {
         connected: usize,
         /// The shard thread's CPU time over the interval's wall time.
         busy: f64,
+        /// The interval's wall time, ns (about a second; longer when the shard's thread
+        /// could not run its reporter in time).
+        span_ns: u64,
     },
     /// The shard is done.
     Finished {
@@ -295,6 +299,11 @@ pub struct Outcome {
     /// CPU seconds of the embedded relay's threads while sending (None for an external
     /// relay, or when the sending phase never started).
     pub relay_steady_cpu_s: Option<f64>,
+    /// Cores' worth of CPU other processes on this machine used while sending (None
+    /// without `/proc/stat`, or when sending never started).
+    pub others_cores: Option<f64>,
+    /// Cores' worth of CPU the hypervisor gave other guests while sending.
+    pub steal_cores: Option<f64>,
     /// How the threads were pinned (`--cpus`; default: not pinned).
     pub cpus: cpus::CpuSplit,
 }
@@ -361,8 +370,8 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         }),
         relay_url: target.url.clone(),
     };
-    let relay_cpu =
-        embedded.as_ref().map(|_| embedded::sample_relay_cpu(control.start.clone(), shape.sending_ns, stop.clone()));
+    let sending_cpu =
+        sampler::sample_sending(control.start.clone(), shape.sending_ns, stop.clone(), embedded.is_some());
     let steering = Steering { start: start_tx, stop, abort, interrupt: options.interrupt.clone() };
     let coordinator = coordinate(Coordinator::new(shape), &ev_rx, &steering, &mut on_second);
     for h in handles {
@@ -370,7 +379,8 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     }
     let tally = coordinator.finish();
     drop(steering); // a sampler still waiting for a start that never came ends now
-    let relay_steady_cpu_s = relay_cpu.and_then(|h| h.join().ok().flatten()).map(|ns| ns as f64 / 1e9);
+    let sending_cpu = sending_cpu.join().ok().flatten();
+    let relay_steady_cpu_s = sending_cpu.and_then(|c| c.relay_ns).map(|ns| ns as f64 / 1e9);
     let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics, plan.adversary.is_some()));
     drop(embedded);
     let tally = tally?;
@@ -401,6 +411,8 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         started_unix_s,
         relay_stats,
         relay_steady_cpu_s,
+        others_cores: sending_cpu.and_then(|c| c.others_cores()),
+        steal_cores: sending_cpu.and_then(|c| c.steal_cores()),
         cpus: pinned.clone(),
     })
 }

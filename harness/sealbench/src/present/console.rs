@@ -139,7 +139,9 @@ fn generator(o: &mut String, s: &Summary) {
         g.process_peak_rss_kib as f64 / 1024.0
     );
     if let Some(c) = &g.cores {
-        let _ = writeln!(o, "  cores: {c}");
+        let others =
+            g.others_cores.map(|x| format!("; other processes used {x:.2} cores while sending")).unwrap_or_default();
+        let _ = writeln!(o, "  cores: {c}{others}");
     }
     if let Some(r) = g.relay_cpu_us_per_msg {
         let _ = writeln!(o, "  embedded relay: {r:.2} µs CPU per delivery (its threads, while sending)");
@@ -163,10 +165,13 @@ fn generator(o: &mut String, s: &Summary) {
         for r in &g.saturation_reasons {
             let _ = writeln!(o, "  !!!   {r}");
         }
-        let _ = writeln!(
-            o,
-            "  !!! The latencies above describe the generator, not the relay. Lower the rate or add shards."
-        );
+        let advice = if crate::verdict::saturation::other_work(s).is_some() {
+            "Other processes took part of the cores (above): rerun where nothing else competes for them, then \
+             lower the rate or add shards if it persists."
+        } else {
+            "Lower the rate or add shards."
+        };
+        let _ = writeln!(o, "  !!! The latencies above describe the generator, not the relay. {advice}");
         return;
     }
     for r in &g.saturation_reasons {

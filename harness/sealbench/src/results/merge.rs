@@ -276,6 +276,9 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
         started_unix_s: origin,
         relay_stats: None,
         relay_steady_cpu_s: None,
+        // The busiest part's machine: other work there slowed the whole run's schedule.
+        others_cores: parts.iter().filter_map(|p| p.summary.generator.others_cores).reduce(f64::max),
+        steal_cores: parts.iter().filter_map(|p| p.summary.generator.steal_cores).reduce(f64::max),
         // Each part's own pinning is in its own summary; the merge does not combine them.
         cpus: Default::default(),
     })

@@ -228,6 +228,15 @@ pub struct Generator {
     /// (which CPUs each part had). Absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<String>,
+    /// Cores' worth of CPU that other processes on this machine used while sending
+    /// (`/proc/stat`'s busy time of every core less this process's own CPU, over the
+    /// sending phase's wall time); with the machine's cores, says whether the generator had
+    /// the machine to itself. Absent where `/proc/stat` cannot be read, and in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others_cores: Option<f64>,
+    /// Cores' worth of CPU the hypervisor gave other guests while sending (`steal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_cores: Option<f64>,
     /// Driver shard threads.
     pub shards: usize,
     /// Peak resident memory of this process (driver, plus the relay when embedded), KiB
@@ -500,6 +509,8 @@ impl Generator {
             },
             floor: None,
             cores: None,
+            others_cores: outcome.others_cores,
+            steal_cores: outcome.steal_cores,
             shards: outcome.shards,
             process_peak_rss_kib: peak_rss_kib(),
             saturated: false,

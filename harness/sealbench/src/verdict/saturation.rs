@@ -21,7 +21,10 @@
 //!
 //! Lag that is sustained without such a cause (a machine whose cores the embedded relay
 //! or other work shares) is reported, not called saturation: the corrected latencies then
-//! include that waiting, as they should. Sends that waited for a full connection queue are
+//! include that waiting, as they should. Whatever the verdict, when other processes on the
+//! machine used at least [`OTHERS_SHARE`] of its cores while sending (or the hypervisor
+//! took them), the verdict says so with the figure: a generator starved by a compiler
+//! beside it is not a generator that needs fewer messages or more shards. Sends that waited for a full connection queue are
 //! back-pressure from the relay, reported beside the verdict, not a generator fault.
 
 use crate::driver::Second;
@@ -37,6 +40,10 @@ pub const MIN_SECONDS: usize = 3;
 /// Share of a second the busiest shard thread spent on CPU above which it counts as busy.
 pub const BUSY_SHARE: f64 = 0.9;
 
+/// Share of the machine's cores that other processes (and the hypervisor's other guests)
+/// must have used while sending before the verdict names them.
+pub const OTHERS_SHARE: f64 = 0.1;
+
 /// What one second of the sending phase shows about the generator.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SecondEvidence {
@@ -50,12 +57,26 @@ pub struct SecondEvidence {
     pub lag_p99_us: f64,
     /// The busiest shard's CPU share of the second.
     pub busy: f64,
+    /// Whole seconds this row covers: 1, or more when a shard could not report in time
+    /// (a thread held for seconds) and its seconds were merged into one row. The tallies
+    /// count a row this many times, so that a long stall weighs as long as it lasted.
+    pub span: u64,
 }
 
 impl SecondEvidence {
     fn late(&self) -> bool {
         self.late_share > 0.01
     }
+
+    /// Enough sends per second covered to be evidence.
+    fn counts(&self) -> bool {
+        self.sends >= MIN_SENDS * self.span.max(1)
+    }
+}
+
+/// Seconds covered by `rows`.
+fn span(rows: &[&SecondEvidence]) -> usize {
+    rows.iter().map(|e| e.span.max(1) as usize).sum()
 }
 
 impl SecondEvidence {
@@ -63,10 +84,12 @@ impl SecondEvidence {
     /// phase and cool-down stages).
     pub fn of(seconds: &[Second]) -> Vec<SecondEvidence> {
         use crate::driver::Phase;
+        let before = std::iter::once(None).chain(seconds.iter().map(|s| Some(s.at_s)));
         seconds
             .iter()
-            .filter(|s| matches!(s.phase, Phase::Warmup | Phase::Steady | Phase::CoolDown))
-            .map(|s| {
+            .zip(before)
+            .filter(|(s, _)| matches!(s.phase, Phase::Warmup | Phase::Steady | Phase::CoolDown))
+            .map(|(s, before)| {
                 let h = s.hist.get(Metric::ScheduleLag);
                 // Late sends are counted per message, so the share is of messages, not of
                 // the deliveries a fan-out makes of them (results from before messages
@@ -77,6 +100,7 @@ impl SecondEvidence {
                     late_share: if sent == 0 { 0.0 } else { s.delta.late_sends as f64 / sent as f64 },
                     lag_p99_us: if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 },
                     busy: s.busy,
+                    span: before.map_or(1, |b| ((s.at_s - b).round() as u64).max(1)),
                 }
             })
             .collect()
@@ -98,11 +122,12 @@ pub struct Judgement {
 
 /// Judges from the sending seconds' `evidence` and the run's totals in `s`.
 pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
-    let counted: Vec<&SecondEvidence> = evidence.iter().filter(|e| e.sends >= MIN_SENDS).collect();
-    let late: Vec<&&SecondEvidence> = counted.iter().filter(|e| e.late()).collect();
-    let sustained = late.len() >= MIN_SECONDS && 2 * late.len() >= counted.len();
-    let busy_late = late.iter().filter(|e| e.busy >= BUSY_SHARE).count();
-    let busy = late.len() >= MIN_SECONDS && 2 * busy_late >= late.len();
+    let counted: Vec<&SecondEvidence> = evidence.iter().filter(|e| e.counts()).collect();
+    let late: Vec<&SecondEvidence> = counted.iter().copied().filter(|e| e.late()).collect();
+    let (n_counted, n_late) = (span(&counted), span(&late));
+    let sustained = n_late >= MIN_SECONDS && 2 * n_late >= n_counted;
+    let busy_late = span(&late.iter().copied().filter(|e| e.busy >= BUSY_SHARE).collect::<Vec<_>>());
+    let busy = n_late >= MIN_SECONDS && 2 * busy_late >= n_late;
     let short = short_of_rate(s);
     let mut j = Judgement::default();
     let worst = late.iter().map(|e| e.late_share).fold(0.0, f64::max);
@@ -110,8 +135,8 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         "schedule lag p99 > {:.0} µs in {} of {} sending seconds with ≥ {} sends (up to {:.0}% of a second's \
          sends late)",
         SATURATED_LAG_US,
-        late.len(),
-        counted.len(),
+        n_late,
+        n_counted,
         MIN_SENDS,
         100.0 * worst
     );
@@ -139,13 +164,19 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         j.criterion = Some("busy+lost".into());
         j.reasons.push(text);
     } else if sustained {
+        let cause = match other_work(s) {
+            Some(_) => "other processes on the machine, below".to_string(),
+            None => "cores shared with the embedded relay, or a protocol step that holds the thread".to_string(),
+        };
         j.reasons.push(format!(
             "{lag_text}, but the driver threads were not busy and sent the offered rate: the wait is outside \
-             their own CPU (cores shared with the embedded relay or other work, or a protocol step that \
-             holds the thread); latencies include that waiting"
+             their own CPU ({cause}); latencies include that waiting"
         ));
     } else {
-        j.lag_spikes = late.len() as u64;
+        j.lag_spikes = n_late as u64;
+    }
+    if let Some(text) = other_work(s) {
+        j.reasons.push(text);
     }
     let m = &s.messages;
     if m.sent_measured > 0 && m.backlogged as f64 > 0.01 * m.sent_measured as f64 {
@@ -157,20 +188,39 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
     j
 }
 
+/// Other processes on this machine (or the hypervisor's other guests) used at least
+/// [`OTHERS_SHARE`] of its cores while sending: the generator did not have the machine to
+/// itself, and its schedule lag and the latencies include waiting for them.
+pub fn other_work(s: &Summary) -> Option<String> {
+    let g = &s.generator;
+    let cores = s.provenance.cores.max(1) as f64;
+    let (others, steal) = (g.others_cores.unwrap_or(0.0), g.steal_cores.unwrap_or(0.0));
+    if others + steal < (OTHERS_SHARE * cores).max(0.1) {
+        return None;
+    }
+    let steal =
+        if steal >= 0.05 { format!(" and the hypervisor gave {steal:.2} to other guests") } else { String::new() };
+    Some(format!(
+        "other processes on this machine used {others:.2} of its {cores:.0} cores while sending{steal}: the \
+         generator did not have the machine to itself, and its lag and these latencies include waiting for them"
+    ))
+}
+
 /// The receiving side of the generator fell behind: its busiest thread was on CPU at
 /// least [`BUSY_SHARE`] of [`MIN_SECONDS`] or more sending seconds, half of them or more,
 /// and messages were lost (never received, or received and never opened — e.g. an MLS
 /// receiver still processing commits when the run ended).
 fn receivers_behind(s: &Summary, counted: &[&SecondEvidence]) -> Option<String> {
-    let busy = counted.iter().filter(|e| e.busy >= BUSY_SHARE).count();
+    let busy = span(&counted.iter().copied().filter(|e| e.busy >= BUSY_SHARE).collect::<Vec<_>>());
+    let n_counted = span(counted);
     let lost = s.messages.lost;
-    (busy >= MIN_SECONDS && 2 * busy >= counted.len() && lost > 0).then(|| {
+    (busy >= MIN_SECONDS && 2 * busy >= n_counted && lost > 0).then(|| {
         format!(
             "the busiest driver thread was ≥ {:.0}% on CPU in {busy} of {} sending seconds and {lost} message(s) \
              were never received or opened: the generator's receiving side had no headroom, so the loss (and the \
              latency) may be the generator's, not the relay's",
             100.0 * BUSY_SHARE,
-            counted.len()
+            n_counted
         )
     })
 }
@@ -251,6 +301,8 @@ mod tests {
                 steady_cpu_share: 0.5,
                 driver_cpu_us_per_msg: 500.0,
                 relay_cpu_us_per_msg: None,
+                others_cores: None,
+                steal_cores: None,
                 floor: None,
                 cores: None,
                 shards: 1,
@@ -271,7 +323,7 @@ mod tests {
     /// `n` sending seconds with `samples` sends of which a share `late` was late, the
     /// busiest thread `busy`.
     fn seconds(n: usize, samples: u64, late: f64, busy: f64) -> Vec<SecondEvidence> {
-        vec![SecondEvidence { sends: samples, late_share: late, lag_p99_us: 0.0, busy }; n]
+        vec![SecondEvidence { sends: samples, late_share: late, lag_p99_us: 0.0, busy, span: 1 }; n]
     }
 
     #[test]
@@ -286,7 +338,7 @@ mod tests {
     fn one_stall_in_an_idle_generator_is_a_lag_spike_not_saturation() -> anyhow::Result<()> {
         let s = kept_up()?;
         let mut ev = seconds(10, 1000, 0.0, 0.05);
-        ev[4] = SecondEvidence { sends: 1000, late_share: 0.2, lag_p99_us: 4000.0, busy: 0.05 };
+        ev[4] = SecondEvidence { sends: 1000, late_share: 0.2, lag_p99_us: 4000.0, busy: 0.05, span: 1 };
         let j = judgement(&s, &ev);
         assert!(!j.saturated, "{j:?}");
         assert_eq!(j.lag_spikes, 1);
@@ -352,10 +404,69 @@ mod tests {
     }
 
     #[test]
+    fn a_stall_that_merged_seconds_into_one_row_weighs_as_long_as_it_lasted() -> anyhow::Result<()> {
+        use crate::driver::recorder::{Counters, Histograms};
+        use crate::driver::{Phase, Second};
+        let row = |at_s: f64, messages: u64, late: u64| {
+            let mut delta = Counters::new();
+            (delta.messages, delta.sent, delta.late_sends) = (messages, messages, late);
+            Second {
+                t: at_s as u64,
+                phase: Phase::Steady,
+                hist: Histograms::new(),
+                delta,
+                connected: 8,
+                busy: 0.4,
+                stage: None,
+                at_s,
+            }
+        };
+        // One on-time second, then a shard held for 14 s: one row of 14 late seconds.
+        let rows = [row(1.0, 300, 0), row(2.0, 300, 0), row(16.0, 4_200, 4_000)];
+        let ev = SecondEvidence::of(&rows);
+        assert_eq!(ev.iter().map(|e| e.span).collect::<Vec<_>>(), [1, 1, 14]);
+        let j = judgement(&kept_up()?, &ev);
+        assert!(j.reasons.iter().any(|r| r.contains("in 14 of 16 sending seconds")), "{j:?}");
+        assert_eq!(j.lag_spikes, 0, "sustained, not a spike: {j:?}");
+        // Too few sends for the seconds the row covers: no evidence.
+        let rows = [row(1.0, 300, 0), row(15.0, 100, 90)];
+        assert!(!SecondEvidence::of(&rows)[1].counts());
+        Ok(())
+    }
+
+    #[test]
     fn sustained_lag_without_a_generator_cause_is_a_note() -> anyhow::Result<()> {
         let s = kept_up()?;
         let j = judgement(&s, &seconds(6, 1000, 0.5, 0.4));
         assert!(!j.saturated && j.reasons[0].contains("shared"), "{j:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn other_processes_taking_the_cores_are_named_whatever_the_verdict() -> anyhow::Result<()> {
+        let mut s = kept_up()?;
+        s.provenance.cores = 2;
+        (s.generator.others_cores, s.generator.steal_cores) = (Some(1.31), Some(0.0));
+        // Saturated by a short rate, while a compiler took most of a core and more.
+        (s.throughput.sent_per_s, s.throughput.messages_per_s) = (800.0, 800.0);
+        let j = judgement(&s, &seconds(6, 1000, 0.5, 0.5));
+        assert!(j.saturated, "{j:?}");
+        assert!(
+            j.reasons.iter().any(|r| r.contains("other processes on this machine used 1.31 of its 2 cores")),
+            "{j:?}"
+        );
+        // Sustained lag, rate kept: the note names them as the cause.
+        (s.throughput.sent_per_s, s.throughput.messages_per_s) = (1000.0, 1000.0);
+        let j = judgement(&s, &seconds(6, 1000, 0.5, 0.4));
+        assert!(!j.saturated && j.reasons[0].contains("other processes on the machine, below"), "{j:?}");
+        // A quiet machine (kernel threads, the console): nothing to say.
+        s.generator.others_cores = Some(0.08);
+        let j = judgement(&s, &seconds(10, 1000, 0.0, 0.5));
+        assert!(j.reasons.is_empty(), "{j:?}");
+        // The hypervisor's other guests count too.
+        (s.generator.others_cores, s.generator.steal_cores) = (Some(0.05), Some(0.4));
+        let j = judgement(&s, &seconds(10, 1000, 0.0, 0.5));
+        assert!(j.reasons.iter().any(|r| r.contains("hypervisor gave 0.40")), "{j:?}");
         Ok(())
     }
 

@@ -128,9 +128,10 @@ async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc:
             (h, st.counters.clone(), st.connected)
         };
         let (at_ns, cpu_ns) = (now_ns(), thread_cpu_ns());
-        let busy = cpu_ns.saturating_sub(prev.1) as f64 / at_ns.saturating_sub(prev.0).max(1) as f64;
+        let span_ns = at_ns.saturating_sub(prev.0).max(1);
+        let busy = cpu_ns.saturating_sub(prev.1) as f64 / span_ns as f64;
         prev = (at_ns, cpu_ns);
-        let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, busy };
+        let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, busy, span_ns };
         if events.send(msg).is_err() {
             break;
         }

@@ -244,6 +244,11 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
         if a.generator.saturated || b.generator.saturated {
             warnings.push("a run's generator was saturated: its latencies describe the generator".into());
         }
+        for (which, r) in [("base", a), ("new", b)] {
+            if let Some(w) = crate::verdict::saturation::other_work(r) {
+                warnings.push(format!("the {which} run did not have its machine to itself: {w}"));
+            }
+        }
     }
     Ok(warnings)
 }
