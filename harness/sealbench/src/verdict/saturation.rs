@@ -200,8 +200,13 @@ pub fn other_work(s: &Summary) -> Option<String> {
     }
     let steal =
         if steal >= 0.05 { format!(" and the hypervisor gave {steal:.2} to other guests") } else { String::new() };
+    let relay_here = !s.relay.starts_with("embedded")
+        && ["ws://127.", "wss://127.", "ws://localhost", "wss://localhost", "ws://[::1]", "wss://[::1]"]
+            .iter()
+            .any(|p| s.relay.starts_with(p));
+    let relay = if relay_here { " (the external relay on this machine among them)" } else { "" };
     Some(format!(
-        "other processes on this machine used {others:.2} of its {cores:.0} cores while sending{steal}: the \
+        "other processes{relay} used {others:.2} of this machine's {cores:.0} cores while sending{steal}: the \
          generator did not have the machine to itself, and its lag and these latencies include waiting for them"
     ))
 }
@@ -451,10 +456,12 @@ mod tests {
         (s.throughput.sent_per_s, s.throughput.messages_per_s) = (800.0, 800.0);
         let j = judgement(&s, &seconds(6, 1000, 0.5, 0.5));
         assert!(j.saturated, "{j:?}");
-        assert!(
-            j.reasons.iter().any(|r| r.contains("other processes on this machine used 1.31 of its 2 cores")),
-            "{j:?}"
-        );
+        assert!(j.reasons.iter().any(|r| r.contains("other processes used 1.31 of this machine's 2 cores")), "{j:?}");
+        // A relay on loopback is one of them, and the verdict says so.
+        s.relay = "ws://127.0.0.1:9000/".into();
+        let j = judgement(&s, &seconds(6, 1000, 0.5, 0.5));
+        assert!(j.reasons.iter().any(|r| r.contains("(the external relay on this machine among them)")), "{j:?}");
+        s.relay = String::new();
         // Sustained lag, rate kept: the note names them as the cause.
         (s.throughput.sent_per_s, s.throughput.messages_per_s) = (1000.0, 1000.0);
         let j = judgement(&s, &seconds(6, 1000, 0.5, 0.4));
