@@ -99,6 +99,14 @@ fn accounting(o: &mut String, s: &Summary) {
             m.messages, m.sent, m.skipped_offline, m.undelivered_offline, m.fanout_incomplete
         );
     }
+    if m.lost > 0 && m.delivered_at_end > 0 {
+        let _ = writeln!(
+            o,
+            "    lost {}: deliveries were still arriving when the run stopped waiting ({} in its last second) — most \
+             are likely still queued, not dropped; a longer `cooldown` waits for them",
+            m.lost, m.delivered_at_end
+        );
+    }
     if m.not_ready + m.bad_timestamp > 0 {
         let _ = writeln!(
             o,

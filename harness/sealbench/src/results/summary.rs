@@ -178,6 +178,12 @@ pub struct Messages {
     /// See `members_removed`.
     #[serde(default)]
     pub members_readded: u64,
+    /// Deliveries in the last second before the run stopped waiting for them (the end
+    /// of the cool-down). With `lost` > 0, messages were still arriving then: the lost ones
+    /// are likely still queued (in the relay or the sockets), not dropped, and a longer
+    /// `cooldown` would wait for them. They stay in `lost`: not delivered in time.
+    #[serde(default)]
+    pub delivered_at_end: u64,
 }
 
 /// Rates.
@@ -446,6 +452,7 @@ impl Messages {
             departed_read: c.departed_read,
             members_removed: c.members_removed,
             members_readded: c.members_readded,
+            delivered_at_end: 0,
         }
     }
 }
@@ -563,7 +570,10 @@ impl Summary {
             interrupted: outcome.interrupted,
             aborted: outcome.aborted.clone(),
             clients: ClientsSummary::of(plan.local().1, &outcome.counters),
-            messages: Messages::of(&outcome.counters),
+            messages: Messages {
+                delivered_at_end: delivered_at_end(&outcome.seconds),
+                ..Messages::of(&outcome.counters)
+            },
             throughput: Throughput::of(outcome, offered),
             latency,
             tags: tags.iter().map(ToString::to_string).collect(),
@@ -692,6 +702,13 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Deliveries recorded within the last second of the run's history (its last rows:
+/// the end of the cool-down and the partial second after it).
+fn delivered_at_end(seconds: &[crate::driver::Second]) -> u64 {
+    let Some(end) = seconds.last().map(|s| s.at_s) else { return 0 };
+    seconds.iter().rev().take_while(|s| s.at_s > end - 1.0).map(|s| s.delta.delivered).sum()
+}
+
 /// `generator.cores`: how the driver's shard threads and the embedded relay's workers
 /// shared the machine's `cores` while sending.
 fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
@@ -730,4 +747,37 @@ fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
         _ => "partly pinned",
     };
     format!("{cores} cores {how}: {driver}; {relay}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::recorder::Histograms;
+    use crate::driver::{Phase, Second};
+
+    fn row(at_s: f64, delivered: u64) -> Second {
+        let mut delta = Counters::new();
+        delta.delivered = delivered;
+        Second {
+            t: at_s as u64,
+            phase: Phase::Draining,
+            hist: Histograms::new(),
+            delta,
+            connected: 2,
+            busy: 0.1,
+            stage: None,
+            at_s,
+        }
+    }
+
+    #[test]
+    fn deliveries_at_the_end_are_those_of_the_last_second_only() {
+        // Still arriving when the cool-down ended: the last full second and the partial one.
+        let rows = [row(10.0, 5_000), row(11.0, 3_000), row(12.0, 2_000), row(12.3, 400)];
+        assert_eq!(delivered_at_end(&rows), 2_400);
+        // Everything arrived early in the cool-down: nothing at the end.
+        let rows = [row(10.0, 5_000), row(11.0, 0), row(12.0, 0), row(12.1, 0)];
+        assert_eq!(delivered_at_end(&rows), 0);
+        assert_eq!(delivered_at_end(&[]), 0);
+    }
 }
