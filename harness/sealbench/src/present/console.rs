@@ -102,7 +102,7 @@ fn accounting(o: &mut String, s: &Summary) {
     if m.lost > 0 && m.delivered_at_end > 0 {
         let _ = writeln!(
             o,
-            "    lost {}: deliveries were still arriving when the run stopped waiting ({} in its last second) — most \
+            "    lost {}: deliveries were still arriving when the run stopped waiting ({} delivered just before it stopped) — most \
              are likely still queued, not dropped; a longer `cooldown` waits for them",
             m.lost, m.delivered_at_end
         );
