@@ -305,13 +305,13 @@ fn the_driver_detects_every_act_of_an_adversarial_relay_exactly() -> TestResult 
     let (_, outcome) = adversarial_run("tamper=0.01,replay=0.01,duplicate=0.01,drop=0.01,reorder=0.01,seed=11")?;
     let c = &outcome.counters;
     let a = outcome.relay_stats.as_ref().and_then(|r| r.adversary).ok_or("the adversary's own counts")?;
-    // Enough messages for every 1 % act to happen hundreds of times (20k msgs/s offered for
-    // 3 s; a debug build sharing two cores with the other tests sends somewhat fewer).
-    assert!(c.sent >= 30_000, "at 20k msgs/s: sent {}", c.sent);
+    // Every 1 % act must have happened often enough to be evidence (20k msgs/s offered for
+    // 3 s; a debug build on cores shared with other work sends fewer — 19,000 seen under a
+    // load of 7 — and what the test asks is exactness, not a throughput).
     for (what, n) in [("tampered", a.tampered), ("replayed", a.replayed), ("duplicated", a.duplicated)] {
-        assert!(n > 100, "1 % of {} messages {what}: {n}", c.sent);
+        assert!(n > 50, "1 % of {} messages {what}: {n}", c.sent);
     }
-    assert!(a.dropped > 100 && a.reordered > 100, "{a:?}");
+    assert!(a.dropped > 50 && a.reordered > 50, "{a:?}");
     assert_eq!(c.auth_failed, a.tampered, "every tampered message fails authentication");
     assert_eq!(c.duplicated, a.replayed + a.duplicated, "every extra copy is refused as a replay");
     assert_eq!(c.reordered, a.reordered, "every reorder is seen");
