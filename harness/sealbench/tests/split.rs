@@ -119,6 +119,10 @@ fn three_parts_in_three_processes_merge_exactly() -> TestResult {
         assert!(s.clients.connected < 90, "a part runs only its share");
     }
     assert_eq!(m.parts.len(), 3);
+    // How the cores were shared is each part's (external relay, parts' own threads), not
+    // the merging process's.
+    let cores = m.generator.cores.as_deref().ok_or("the merged result says how cores were shared")?;
+    assert!(cores.contains("relay was external") && cores.contains("parts"), "{cores}");
 
     // Histograms: the merged log is the parts' logs added, value for value.
     let mut want: BTreeMap<String, Histogram<u64>> = BTreeMap::new();

@@ -188,6 +188,7 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
             saturated: p.summary.generator.saturated,
             saturation_reasons: p.summary.generator.saturation_reasons.clone(),
             late_start_s: p.summary.split.as_ref().and_then(|s| s.late_start_s),
+            cores: p.summary.generator.cores.clone(),
         })
         .collect();
     let parts_peak_rss_kib = parts.iter().map(|p| p.summary.generator.process_peak_rss_kib).max().unwrap_or(0);
@@ -323,21 +324,39 @@ pub fn summary(merged: &Merged, provenance: crate::provenance::Provenance) -> Su
     let mut s = Summary::build(&merged.plan, &merged.outcome, provenance);
     s.kind = "merge".into();
     s.parts = merged.parts.clone();
+    let which = |p: &PartVerdict| p.part.map_or_else(|| p.dir.clone(), |x| format!("part {x}"));
     s.generator.saturated = merged.parts.iter().any(|p| p.saturated);
-    s.generator.saturation_reasons = merged
+    // Each part's own reasons (or notes: other work on its machine, lag without a cause).
+    let reasons = merged
         .parts
         .iter()
-        .filter(|p| p.saturated)
-        .map(|p| {
-            let which = p.part.map_or_else(|| p.dir.clone(), |x| format!("part {x}"));
-            format!("{which}: {}", p.saturation_reasons.join("; "))
-        })
-        .collect();
+        .filter(|p| !p.saturation_reasons.is_empty())
+        .map(|p| format!("{}: {}", which(p), p.saturation_reasons.join("; ")));
+    s.generator.saturation_reasons = if s.generator.saturated {
+        reasons.collect()
+    } else {
+        std::iter::once(format!("no part saturated ({} parts judged on their own)", merged.parts.len()))
+            .chain(reasons)
+            .collect()
+    };
+    // The parts ran on their own cores (perhaps machines): the merging process's pinning
+    // (none) says nothing about them.
+    let cores: Vec<&str> = merged.parts.iter().filter_map(|p| p.cores.as_deref()).collect();
+    s.generator.cores = match cores.first() {
+        None => None,
+        Some(first) if cores.len() == merged.parts.len() && cores.iter().all(|c| c == first) => {
+            Some(format!("{first} (in each of the {} parts)", merged.parts.len()))
+        }
+        Some(_) => Some(
+            merged
+                .parts
+                .iter()
+                .map(|p| format!("{}: {}", which(p), p.cores.as_deref().unwrap_or("not recorded")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
     // The merging process's memory says nothing; the largest part's does.
     s.generator.process_peak_rss_kib = merged.parts_peak_rss_kib;
-    if !s.generator.saturated {
-        s.generator.saturation_reasons =
-            vec![format!("no part saturated ({} parts judged on their own)", merged.parts.len())];
-    }
     s
 }

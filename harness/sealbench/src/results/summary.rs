@@ -397,6 +397,9 @@ pub struct PartVerdict {
     pub saturation_reasons: Vec<String>,
     /// How late it was ready for the common start, s.
     pub late_start_s: Option<f64>,
+    /// How its cores were shared (its `generator.cores`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<String>,
 }
 
 /// A threshold's verdict, as written to `summary.json` (and to a capacity step's `slos`).
