@@ -70,6 +70,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         };
         (steps, found)
     };
+    let conclusion = with_other_work(found.conclusion, &steps);
     let cap = Capacity {
         schema_version: 1,
         kind: "capacity".into(),
@@ -87,7 +88,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         first_failure: found.first_failure,
         generator_limit: found.generator_limit,
         highest_passing: found.highest_passing,
-        conclusion: found.conclusion,
+        conclusion,
     };
     capacity::write(&dir, &cap)?;
     let md = present::write_capacity(&dir, &cap)?;
@@ -128,6 +129,9 @@ fn run_step(
         if step.pass { "SLO met" } else { "SLO broken" },
         if step.saturated { " — GENERATOR SATURATED" } else { "" }
     );
+    if let Some(w) = &step.other_work {
+        eprintln!("         note: {w}");
+    }
     Ok(step)
 }
 
@@ -179,7 +183,58 @@ fn run_ramp(
             if step.pass { "SLO met" } else { "SLO broken" },
             if step.saturated { " — GENERATOR SATURATED" } else { "" }
         );
+        if let Some(w) = &step.other_work {
+            eprintln!("         note: {w}");
+        }
         steps.push(step);
     }
     Ok(steps)
+}
+
+/// The search's conclusion, saying so when other processes took part of the machine's
+/// cores during some step: those steps measured the sharing too, so the figure found may
+/// be low (a quiet machine is the check).
+fn with_other_work(conclusion: String, steps: &[Step]) -> String {
+    let shared: Vec<String> = steps.iter().filter(|s| s.other_work.is_some()).map(|s| s.index.to_string()).collect();
+    if shared.is_empty() {
+        return conclusion;
+    }
+    format!(
+        "{conclusion} — but other processes took part of this machine's cores during step(s) {}: those steps \
+         measured the sharing too; rerun on a quiet machine before relying on the figure",
+        shared.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: usize, other_work: Option<&str>) -> Step {
+        Step {
+            index,
+            offered: 1000.0 * index as f64,
+            offered_per_s: 1000.0 * index as f64,
+            clients: 10,
+            delivered_per_s: 1000.0 * index as f64,
+            e2e_p50_us: None,
+            e2e_p99_us: None,
+            e2e_p999_us: None,
+            lost: 0,
+            slos: Vec::new(),
+            pass: true,
+            saturated: false,
+            other_work: other_work.map(String::from),
+            dir: format!("step{index:02}"),
+        }
+    }
+
+    #[test]
+    fn a_conclusion_names_the_steps_that_shared_the_machine() {
+        let quiet = [step(1, None), step(2, None)];
+        assert_eq!(with_other_work("capacity 2000 msgs/s".into(), &quiet), "capacity 2000 msgs/s");
+        let shared = [step(1, None), step(2, Some("other processes used 1.2 …")), step(3, Some("…"))];
+        let c = with_other_work("capacity 2000 msgs/s".into(), &shared);
+        assert!(c.starts_with("capacity 2000 msgs/s — but other processes") && c.contains("step(s) 2, 3"), "{c}");
+    }
 }

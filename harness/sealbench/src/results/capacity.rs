@@ -34,6 +34,10 @@ pub struct Step {
     pub pass: bool,
     /// The generator could not keep its schedule (latencies not about the relay).
     pub saturated: bool,
+    /// Other processes on the machine took part of its cores while the step sent: what
+    /// the verdict said of them ([`crate::verdict::saturation::other_work`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_work: Option<String>,
     /// The step's run directory (relative).
     pub dir: String,
 }
@@ -56,6 +60,7 @@ impl Step {
             slos: s.thresholds.clone(),
             pass: s.thresholds_pass(),
             saturated: s.generator.saturated,
+            other_work: crate::verdict::saturation::other_work(s),
             dir,
         }
     }
