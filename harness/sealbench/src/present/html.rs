@@ -65,7 +65,8 @@ fn scenario_block(v: &impl serde::Serialize) -> String {
     format!("<h2>Scenario</h2><pre>{}</pre>", esc(&json))
 }
 
-/// The warnings a run's page opens with: unencrypted, interrupted, aborted, saturated.
+/// The warnings a run's page opens with: unencrypted, interrupted, aborted, saturated,
+/// machine shared with other processes.
 fn banners(s: &Summary) -> String {
     let mut b = String::new();
     if s.aead == "none" {
@@ -83,6 +84,9 @@ fn banners(s: &Summary) -> String {
             "<div class=\"danger\"><b>Generator saturated</b>: the load generator could not keep its schedule ({}). The latencies describe the generator, not the relay.</div>",
             esc(&s.generator.saturation_reasons.join("; "))
         );
+    }
+    if let Some(w) = crate::verdict::saturation::other_work(s) {
+        let _ = write!(b, "<div class=\"warn\"><b>Machine shared</b>: {}.</div>", esc(&w));
     }
     b
 }
@@ -196,6 +200,9 @@ pub fn write_matrix(dir: &Path, m: &Matrix) -> Result<PathBuf> {
     }
     if m.cells.iter().any(|c| c.saturated) {
         b.push_str("<div class=\"danger\">Some runs had a saturated generator (marked ⚠): their latencies describe the generator.</div>");
+    }
+    if m.cells.iter().any(|c| c.machine_shared) {
+        b.push_str("<div class=\"warn\">Some runs shared the machine with other processes (marked ⚠): their figures include waiting for them; compare cells measured on a quiet machine.</div>");
     }
     for stem in ["matrix-latency", "matrix-throughput", "matrix-crypto-share"] {
         b.push_str(&figure(dir, stem));

@@ -77,7 +77,12 @@ pub fn matrix_table(m: &Matrix) -> Table {
         .iter()
         .map(|c| {
             vec![
-                format!("{}{}", c.label(), if c.saturated { " ⚠ generator saturated" } else { "" }),
+                format!(
+                    "{}{}{}",
+                    c.label(),
+                    if c.saturated { " ⚠ generator saturated" } else { "" },
+                    if c.machine_shared { " ⚠ machine shared" } else { "" }
+                ),
                 fmt_spread(c.throughput_per_s, 1.0, 0),
                 fmt_spread(c.e2e_p50_us, 1e-3, 3),
                 fmt_spread(c.e2e_p99_us, 1e-3, 3),

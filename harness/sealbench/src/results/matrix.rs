@@ -93,6 +93,10 @@ pub struct Cell {
     pub lost: u64,
     /// Some repeat's generator saturated (its latencies describe the generator).
     pub saturated: bool,
+    /// Other processes took ≥ 10 % of the machine's cores during some repeat
+    /// ([`crate::verdict::saturation::other_work`]): its figures include waiting for them.
+    #[serde(default)]
+    pub machine_shared: bool,
 }
 
 fn ws() -> String {
@@ -167,6 +171,7 @@ impl Cell {
             crypto_share,
             lost: runs.iter().map(|(_, s)| s.messages.lost).sum(),
             saturated: runs.iter().any(|(_, s)| s.generator.saturated),
+            machine_shared: runs.iter().any(|(_, s)| crate::verdict::saturation::other_work(s).is_some()),
         }
     }
 }
