@@ -1,5 +1,6 @@
-//! One client connection: the WebSocket upgrade, registration, then a reader task that
-//! routes what the client sends and a writer task that drains the client's queue.
+//! One client connection: the WebSocket upgrade, registration, then one task that reads
+//! and routes what the client sends and, beside it, drains the client's queue (its
+//! writing side is in `writer`).
 //!
 //! Everything the relay sends a client (deliveries, acks, errors, pings) goes through that
 //! client's bounded queue, so a client that stops reading fills only its own queue and is
@@ -11,15 +12,15 @@
 use super::adversary::{Action, Adversary, Held, Released};
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
 use super::timeouts::{Fire, Timeouts};
-use super::writer::{CloseWith, Orders, PING, WriterHandle, finish_writer, write_loop};
+use super::writer::{self, CloseWith, PING, Writer, Written};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame, FrameType};
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -72,16 +73,11 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
     };
     let (sink, source) = ws.split();
     let capacity = cfg.queue_messages.max(cfg.mailbox_limit + 16);
-    let (tx, rx) = mpsc::channel(capacity);
-    let ctl = shared.registry.new_ctl();
-    let me = Peer { tx, ctl };
-    let (orders, orders_rx) = watch::channel(Orders::default());
-    let task = tokio::spawn(write_loop(shared.clone(), sink, rx, me.clone(), orders_rx));
-    let writer = WriterHandle { task, orders };
+    let me = Peer { ctl: shared.registry.new_ctl(capacity) };
     let mut conn = Conn {
         timeouts: Timeouts::new(accepted, cfg.handshake_timeout, cfg.idle_timeout),
         shared: shared.clone(),
-        me,
+        me: me.clone(),
         id: 0,
         cache: HashMap::new(),
         groups: Vec::new(),
@@ -93,16 +89,24 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
         arena: BytesMut::new(),
         arena_block: ARENA_FIRST,
     };
-    let close = conn.run(source).await;
+    let mut writer = Writer::new(sink);
+    let (close, failed) = match conn.run(source, &mut writer).await {
+        Ended::Close(close) => (close, false),
+        Ended::WriteFailed => (None, true),
+    };
     conn.cleanup();
-    // The writer ends first: it puts what it could not write back in the mailbox and takes
-    // the id offline (before its close frame), so those frames stay ahead of anything
-    // stored later. Marking offline again here covers a writer that was aborted.
-    finish_writer(writer, close).await;
-    if conn.id != 0 {
-        let cap = shared.config.mailbox_total_bytes.saturating_mul(2);
-        shared.registry.unregister(conn.id, conn.me.ctl.generation, Vec::new(), cap, &shared.metrics);
-    }
+    // What was not written goes back to the mailbox and the id goes offline before the
+    // close frame, so those frames stay ahead of anything stored later. Boxed: the closing
+    // steps are needed once, and inline they would be part of every connection's task.
+    Box::pin(writer::finish(writer, &shared, &me, close, failed)).await;
+}
+
+/// How a connection's task ended.
+enum Ended {
+    /// The reading side decided to close, with this code.
+    Close(CloseWith),
+    /// The socket failed while writing.
+    WriteFailed,
 }
 
 /// The reading side of one connection.
@@ -141,31 +145,47 @@ enum Next {
 }
 
 impl Conn {
-    async fn run<S: super::Io>(&mut self, mut source: Source<S>) -> CloseWith {
+    async fn run<S: super::Io>(&mut self, mut source: Source<S>, writer: &mut Writer<S>) -> Ended {
         let shared = self.shared.clone();
-        let mut shutdown = shared.shutdown.clone();
+        let mut shutdown_rx = shared.shutdown.clone();
         let cfg = &shared.config;
         let timer = tokio::time::sleep_until(self.timeouts.deadline());
         tokio::pin!(timer);
-        let ctl = self.me.ctl.clone();
+        // Made once: a fresh `changed()` each turn would register with the shared watch
+        // channel (a lock every connection takes) every time the task wakes.
+        let shutdown = shutdown_rx.changed();
+        tokio::pin!(shutdown);
+        // Held frames' release time: one timer, reset only when that time changes (the
+        // loop turns for every batch written as well as every batch read).
+        let release_timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(release_timer);
+        let me = self.me.clone();
         loop {
-            if ctl.killed.load(Ordering::Acquire) {
+            if me.ctl.killed.load(Ordering::Acquire) {
                 self.shared.metrics.queue_overflows.inc();
                 self.shared.metrics.close("slow_consumer");
-                return Some((CLOSE_SLOW, "slow consumer: send queue overflow"));
+                return Ended::Close(Some((CLOSE_SLOW, "slow consumer: send queue overflow")));
             }
             let release = match (self.held.front().map(|(t, _)| *t), self.adv.next_release()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            if let Some(t) = release
+                && release_timer.deadline() != t
+            {
+                release_timer.as_mut().reset(t);
+            }
             tokio::select! {
                 biased;
-                _ = ctl.kill_notify.notified() => continue,
-                _ = shutdown.changed() => {
+                w = poll_fn(|cx| writer.poll_write(cx, &shared, &me)) => match w {
+                    Written::Killed => continue,
+                    Written::Failed => return Ended::WriteFailed,
+                },
+                _ = &mut shutdown => {
                     self.shared.metrics.close("shutdown");
-                    return Some((CloseCode::Away, "relay shutting down"));
+                    return Ended::Close(Some((CloseCode::Away, "relay shutting down")));
                 }
-                _ = sleep_until_opt(release) => self.release_held(),
+                _ = &mut release_timer, if release.is_some() => self.release_held(),
                 m = source.next() => {
                     self.timeouts.on_read(Instant::now());
                     let mut next = Some(m);
@@ -173,7 +193,7 @@ impl Conn {
                     while let Some(m) = next.take() {
                         match self.on_message(m) {
                             Next::Continue => {}
-                            Next::Close(code, why) => { self.publish(); return Some((code, why)); }
+                            Next::Close(code, why) => { self.publish(); return Ended::Close(Some((code, why))); }
                         }
                         n += 1;
                         if n < READ_BATCH { next = source.next().now_or_never(); }
@@ -188,16 +208,17 @@ impl Conn {
                     match self.timeouts.fire(Instant::now()) {
                         Fire::Wait => {}
                         Fire::Ping => {
-                            let _ = self.me.enqueue(PING, cfg.queue_bytes);
+                            let _ = self.me.enqueue_own(PING, cfg.queue_bytes);
                             self.release_arena();
+                            writer.release_when_idle();
                         }
                         Fire::NoHello => {
                             self.shared.metrics.close("no_hello");
-                            return Some((CloseCode::Policy, "no HELLO within the handshake timeout"));
+                            return Ended::Close(Some((CloseCode::Policy, "no HELLO within the handshake timeout")));
                         }
                         Fire::Idle => {
                             self.shared.metrics.close("idle");
-                            return Some((CLOSE_IDLE, "idle timeout"));
+                            return Ended::Close(Some((CLOSE_IDLE, "idle timeout")));
                         }
                     }
                     timer.as_mut().reset(self.timeouts.deadline());
@@ -411,9 +432,9 @@ impl Conn {
                 self.id = client_id;
                 self.timeouts.on_registered(Instant::now());
                 self.shared.metrics.registrations.inc();
-                // WELCOME is queued: the writer may now take the stored frames (after it).
+                // WELCOME is queued: the writing side, polled by this task after this
+                // message, may now take the stored frames (after it).
                 self.me.ctl.id.store(client_id, Ordering::Release);
-                self.me.ctl.mail_notify.notify_one();
                 Next::Continue
             }
         }
@@ -643,7 +664,7 @@ impl Conn {
         self.arena.resize(len, 0);
         if f.encode(&mut self.arena).is_ok() {
             let frame = self.arena.split().freeze();
-            let _ = self.me.enqueue(frame, self.shared.config.queue_bytes);
+            let _ = self.me.enqueue_own(frame, self.shared.config.queue_bytes);
         } else {
             self.arena.clear();
         }
@@ -703,12 +724,5 @@ fn malformed_reason(e: frame::FrameError) -> &'static str {
         frame::FrameError::Version(_) => "unsupported protocol version",
         frame::FrameError::UnknownType(_) => "unknown frame type",
         _ => "malformed frame",
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }

@@ -100,9 +100,9 @@ impl Relay {
 
     /// Serves `addr` thread per core: `threads` OS threads, each with its own
     /// single-threaded runtime and its own `SO_REUSEPORT` listener on `addr` (the kernel
-    /// spreads the connections), so a connection's reading and writing tasks never leave
-    /// their thread and no worker wakes another to steal work. A message whose recipient
-    /// lives on another thread still crosses (its writer is woken there). Blocks until
+    /// spreads the connections), so a connection's task (it reads and writes) never leaves
+    /// its thread and no worker wakes another to steal work. A message whose recipient
+    /// lives on another thread still crosses (its connection's task is woken there). Blocks until
     /// `shutdown` turns true and every connection has ended. `on_bound` hears the bound
     /// address once (port 0 resolved).
     ///

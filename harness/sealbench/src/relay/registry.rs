@@ -6,25 +6,39 @@
 use super::config::STORED_OVERHEAD;
 use super::metrics::RelayMetrics;
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, mpsc};
 
 const SHARDS: usize = 64;
 
 /// A group's members: (client id, where to queue its frames).
 type Members = Vec<(u64, Peer)>;
 
-/// Shared control block of one connection: its queue accounting and its kill switch.
+/// Shared control block of one connection: its queue of outgoing frames, the queue's
+/// accounting, its kill switch and the waker of the connection's task.
+///
+/// The queue is a `VecDeque` under a short lock rather than a channel: it allocates only
+/// once frames have waited in it (a tokio `mpsc` channel allocates its first 32-slot
+/// block and a cache-padded channel up front, ~1.6 KB that every idle connection carried),
+/// and the connection's one task both reads and writes, so one waker serves everything
+/// that concerns it (frames queued, frames stored for it, being killed).
 #[derive(Debug)]
 pub struct ConnCtl {
+    /// Frames queued towards the connection and not yet taken by its writing side.
+    queue: Mutex<VecDeque<Bytes>>,
+    /// The most frames [`ConnCtl::queue`] holds before the connection is a slow consumer.
+    capacity: usize,
+    /// Set (under the queue's lock) when the connection has stopped taking frames.
+    closed: AtomicBool,
     /// Bytes queued towards the connection and not yet written.
     pub queued_bytes: AtomicUsize,
     /// Set when another task decided this connection must close (slow consumer).
     pub killed: AtomicBool,
-    /// Wakes the connection's task when `killed` is set.
-    pub kill_notify: Notify,
+    /// The connection's task: woken when a frame is queued to an empty queue, when
+    /// `mail_pending` becomes true and when `killed` is set.
+    pub waker: AtomicWaker,
     /// Distinguishes successive connections of one client id.
     pub generation: u64,
     /// The registered client id (0 before HELLO): the writer drains this id's mailbox.
@@ -33,16 +47,43 @@ pub struct ConnCtl {
     /// not written yet; while it is set, new frames for the client join the mailbox too,
     /// so nothing overtakes the stored ones.
     pub mail_pending: AtomicBool,
-    /// Wakes the writer when `mail_pending` becomes true.
-    pub mail_notify: Notify,
+}
+
+impl ConnCtl {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Bytes>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves up to `max` queued frames to the end of `out`; returns how many.
+    pub fn take_queued(&self, out: &mut Vec<Bytes>, max: usize) -> usize {
+        let mut q = self.queue();
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+        n
+    }
+
+    /// Stops the queue (from now on [`Peer::enqueue`] says [`EnqueueError::Gone`]) and
+    /// moves what it holds to the end of `out`.
+    pub fn close_queue(&self, out: &mut Vec<Bytes>) {
+        let mut q = self.queue();
+        self.closed.store(true, Ordering::Release);
+        out.extend(q.drain(..));
+        *q = VecDeque::new();
+    }
+
+    /// Gives the queue's memory back if it is empty (the connection has fallen silent).
+    pub fn release_queue(&self) {
+        let mut q = self.queue();
+        if q.is_empty() {
+            *q = VecDeque::new();
+        }
+    }
 }
 
 /// A handle to an online client: where to queue frames for it.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// The client's outgoing frame queue.
-    pub tx: mpsc::Sender<Bytes>,
-    /// Its control block.
+    /// Its control block, which holds its queue.
     pub ctl: Arc<ConnCtl>,
 }
 
@@ -56,10 +97,24 @@ pub enum EnqueueError {
 }
 
 impl Peer {
-    /// Queues `frame` without waiting. A full queue (by count or bytes) kills the peer as a
-    /// slow consumer: a client that stops reading never makes the relay's memory grow.
+    /// Queues `frame` without waiting and wakes the peer's task. A full queue (by count or
+    /// bytes) kills the peer as a slow consumer: a client that stops reading never makes
+    /// the relay's memory grow.
     #[inline]
     pub fn enqueue(&self, frame: Bytes, byte_limit: usize) -> Result<(), EnqueueError> {
+        self.push(frame, byte_limit, true)
+    }
+
+    /// [`Peer::enqueue`] for a connection's own frames (acks, errors, WELCOME, pings),
+    /// queued by its own task: that task drains its queue before it waits again, so
+    /// waking it would only poll it once more for nothing.
+    #[inline]
+    pub fn enqueue_own(&self, frame: Bytes, byte_limit: usize) -> Result<(), EnqueueError> {
+        self.push(frame, byte_limit, false)
+    }
+
+    #[inline]
+    fn push(&self, frame: Bytes, byte_limit: usize, wake: bool) -> Result<(), EnqueueError> {
         if self.ctl.killed.load(Ordering::Relaxed) {
             return Err(EnqueueError::Gone);
         }
@@ -70,36 +125,48 @@ impl Peer {
             self.kill();
             return Err(EnqueueError::Overloaded);
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => {
-                        self.kill();
-                        Err(EnqueueError::Overloaded)
-                    }
-                    mpsc::error::TrySendError::Closed(_) => Err(EnqueueError::Gone),
-                }
+        let mut q = self.ctl.queue();
+        let refused = if self.ctl.closed.load(Ordering::Relaxed) {
+            Some(EnqueueError::Gone)
+        } else if q.len() >= self.ctl.capacity {
+            Some(EnqueueError::Overloaded)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            drop(q);
+            self.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            if e == EnqueueError::Overloaded {
+                self.kill();
             }
+            return Err(e);
         }
+        let was_empty = q.is_empty();
+        q.push_back(frame);
+        drop(q);
+        // A non-empty queue is being drained: the writing side takes everything before it
+        // waits again, so only the first frame needs to wake it.
+        if was_empty && wake {
+            self.ctl.waker.wake();
+        }
+        Ok(())
     }
 
     fn kill(&self) {
         if !self.ctl.killed.swap(true, Ordering::AcqRel) {
-            self.ctl.kill_notify.notify_one();
+            self.ctl.waker.wake();
         }
     }
 
     /// Is the peer's connection still running?
     pub fn is_live(&self) -> bool {
-        !self.ctl.killed.load(Ordering::Relaxed) && !self.tx.is_closed()
+        !self.ctl.killed.load(Ordering::Relaxed) && !self.ctl.closed.load(Ordering::Relaxed)
     }
 
     /// Tells the writer that the mailbox has frames for it.
     pub fn wake_mail(&self) {
         if !self.ctl.mail_pending.swap(true, Ordering::AcqRel) {
-            self.ctl.mail_notify.notify_one();
+            self.ctl.waker.wake();
         }
     }
 }
@@ -206,16 +273,19 @@ impl Registry {
         r
     }
 
-    /// A fresh control block for a new connection.
-    pub fn new_ctl(&self) -> Arc<ConnCtl> {
+    /// A fresh control block for a new connection whose queue holds at most `capacity`
+    /// frames.
+    pub fn new_ctl(&self, capacity: usize) -> Arc<ConnCtl> {
         Arc::new(ConnCtl {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            closed: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
-            kill_notify: Notify::new(),
+            waker: AtomicWaker::new(),
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             id: AtomicU64::new(0),
             mail_pending: AtomicBool::new(false),
-            mail_notify: Notify::new(),
         })
     }
 
@@ -379,26 +449,26 @@ impl Registry {
         Route::Stored
     }
 
-    /// Up to `max_frames` / `max_bytes` (at least one frame) from the front of `id`'s
-    /// mailbox, left in place until [`Registry::written`] says they were written. When the
-    /// mailbox is empty, clears `ctl.mail_pending` (under the lock, so no frame can slip
-    /// in between) and returns nothing.
-    pub fn peek_mail(&self, id: u64, ctl: &ConnCtl, max_frames: usize, max_bytes: usize) -> Vec<Bytes> {
+    /// Appends to `out` up to `max_frames` / `max_bytes` (at least one frame) from the
+    /// front of `id`'s mailbox, left in place until [`Registry::written`] says they were
+    /// written. When the mailbox is empty, clears `ctl.mail_pending` (under the lock, so
+    /// no frame can slip in between) and appends nothing.
+    pub fn peek_mail(&self, id: u64, ctl: &ConnCtl, out: &mut Vec<Bytes>, max_frames: usize, max_bytes: usize) {
         let map = shard(&self.clients, id);
         let mailbox = map.get(&id).map(|s| &s.mailbox);
-        let mut out = Vec::new();
+        let start = out.len();
         let mut bytes = 0;
         for f in mailbox.into_iter().flatten() {
-            if out.len() >= max_frames || (!out.is_empty() && bytes + f.len() > max_bytes) {
+            let n = out.len() - start;
+            if n >= max_frames || (n > 0 && bytes + f.len() > max_bytes) {
                 break;
             }
             bytes += f.len();
             out.push(f.clone());
         }
-        if out.is_empty() {
+        if out.len() == start {
             ctl.mail_pending.store(false, Ordering::Release);
         }
-        out
     }
 
     /// Removes from `id`'s mailbox the frames of `batch` ([`Registry::peek_mail`]'s, in
@@ -490,4 +560,55 @@ fn mark_stored(f: &[u8]) -> Bytes {
         b[10] |= sealcore::frame::FLAG_STORED;
     }
     Bytes::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::{ArcWake, waker};
+
+    /// Counts how often the connection's task is woken.
+    struct Wakes(AtomicUsize);
+
+    impl ArcWake for Wakes {
+        fn wake_by_ref(w: &Arc<Self>) {
+            w.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn enqueue_wakes_the_connection_only_for_the_first_frame_and_never_for_its_own() -> Result<(), EnqueueError> {
+        let peer = Peer { ctl: Registry::new().new_ctl(3) };
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let w = waker(wakes.clone());
+        let woken = || wakes.0.load(Ordering::SeqCst);
+        let frame = || Bytes::from_static(b"frame");
+        peer.ctl.waker.register(&w);
+        peer.enqueue(frame(), 1 << 20)?;
+        peer.ctl.waker.register(&w); // the woken task polls again before it drains
+        peer.enqueue(frame(), 1 << 20)?;
+        assert_eq!(woken(), 1, "a queue being drained needs no second wake-up");
+        let mut out = Vec::new();
+        assert_eq!(peer.ctl.take_queued(&mut out, 8), 2);
+        peer.enqueue_own(frame(), 1 << 20)?;
+        assert_eq!(woken(), 1, "the connection's own frames wake nothing");
+        peer.enqueue(frame(), 1 << 20)?;
+        peer.enqueue(frame(), 1 << 20)?;
+        assert_eq!(peer.enqueue(frame(), 1 << 20), Err(EnqueueError::Overloaded));
+        assert!(peer.ctl.killed.load(Ordering::SeqCst) && !peer.is_live());
+        assert_eq!(peer.ctl.queued_bytes.load(Ordering::SeqCst), 5 * frame().len());
+        out.clear();
+        peer.ctl.close_queue(&mut out);
+        assert_eq!(out.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_frames_as_gone() {
+        let peer = Peer { ctl: Registry::new().new_ctl(8) };
+        peer.ctl.close_queue(&mut Vec::new());
+        assert_eq!(peer.enqueue(Bytes::from_static(b"x"), 1 << 20), Err(EnqueueError::Gone));
+        assert!(!peer.is_live());
+        assert_eq!(peer.ctl.queued_bytes.load(Ordering::SeqCst), 0);
+    }
 }

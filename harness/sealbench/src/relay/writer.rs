@@ -1,21 +1,23 @@
-//! The writing side of a connection: drains the connection's bounded queue into the
-//! socket, one flush per batch; when the queue is empty, takes the client's stored frames
-//! from its mailbox (flow control: the mailbox moves only as fast as the socket takes
-//! it, and a frame leaves the mailbox only once it has been written); at the end, closes
-//! with the code the reader decided, handing what it could not write back to the mailbox
-//! before the close frame.
+//! The writing side of a connection, polled by the connection's own task beside its
+//! reading side (one task per connection: a second task and the channel between them
+//! were ~2.5 KB that every idle connection carried).
+//!
+//! It drains the connection's queue into the socket, one flush per batch; when the queue
+//! is empty, it takes the client's stored frames from its mailbox (flow control: the
+//! mailbox moves only as fast as the socket takes it, and a frame leaves the mailbox only
+//! once it has been written). At the end, [`finish`] hands what it could not write back
+//! to the mailbox and closes with the code the reading side decided.
 
 use super::Shared;
 use super::registry::Peer;
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::{Sink as _, SinkExt};
 use sealcore::frame::{FLAG_GROUP, FrameType};
-use std::future::Future;
-use std::sync::Arc;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -25,187 +27,149 @@ pub(super) type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Me
 
 /// Frames written per flush.
 const WRITE_BATCH: usize = 256;
+/// Batches written per poll before the writing side lets the reading side run.
+const BATCHES_PER_POLL: usize = 4;
 /// Stored frames taken from the mailbox per flush, and their bytes (at least one frame).
 const MAIL_BATCH: usize = 64;
 const MAIL_BATCH_BYTES: usize = 256 * 1024;
-/// How long a closing connection may take to write its last frames and the close frame
-/// (a client that does not read never takes them).
+/// How long a closing connection may take to finish the batch it is writing, and then
+/// its last frames and the close frame (a client that does not read never takes them).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the reader ended, and how the writer should close.
 pub(super) type CloseWith = Option<(CloseCode, &'static str)>;
 
-/// What the reader tells its writer: one channel for both orders (a watch channel is a
-/// few hundred bytes, and every connection has one).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Orders {
-    /// Set when the reader ends: close with this code and reason.
-    pub close: Option<(CloseCode, &'static str)>,
-    /// Set when the grace period is over: the writer abandons the socket at once.
-    pub stop: bool,
+/// What the writing side has to say to the connection's task.
+pub(super) enum Written {
+    /// The socket failed: the connection ends, without a close frame.
+    Failed,
+    /// Another connection's task marked this one a slow consumer.
+    Killed,
 }
 
-/// The writer's handles, kept by the reader.
-pub(super) struct WriterHandle {
-    pub task: JoinHandle<()>,
-    pub orders: watch::Sender<Orders>,
-}
-
-/// Tells the writer to close with `close` and waits for it (at most twice
-/// [`CLOSE_GRACE`]). The writer hands what it could not write back to the mailbox itself,
-/// before its close frame.
-pub(super) async fn finish_writer(mut w: WriterHandle, close: CloseWith) {
-    w.orders.send_modify(|o| o.close = Some(close.unwrap_or((CloseCode::Normal, "bye"))));
-    if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_ok() {
-        return;
-    }
-    w.orders.send_modify(|o| o.stop = true);
-    if tokio::time::timeout(CLOSE_GRACE, &mut w.task).await.is_err() {
-        // Past its grace, a writer is only ever stuck on the socket, after it handed
-        // its frames back.
-        w.task.abort();
-    }
-}
-
-struct Writer<S> {
-    shared: Arc<Shared>,
+/// The writing side of one connection.
+pub(super) struct Writer<S> {
     sink: Sink<S>,
-    me: Peer,
-    /// Watched for [`Orders::stop`] while a write waits.
-    stop: watch::Receiver<Orders>,
-    /// Frames from the queue fed to the sink and not yet flushed.
-    in_flight: Vec<Bytes>,
+    /// The batch being written: fed to the sink up to `fed`, then flushed. Its frames come
+    /// from the queue, or from the mailbox when `mail`.
+    batch: Vec<Bytes>,
+    fed: usize,
+    mail: bool,
+    /// Set by the idle ping: once the queue is next empty, give the batch's and the
+    /// queue's memory back.
+    release: bool,
     bytes_out: u64,
 }
 
 impl<S: super::Io> Writer<S> {
-    async fn feed(&mut self, m: Bytes) -> bool {
-        let len = m.len() as u64;
-        let fut = self.sink.feed(to_message(m));
-        let stop = &mut self.stop;
-        let ok = tokio::select! {
-            biased;
-            r = fut => r.is_ok(),
-            _ = stop.wait_for(|o| o.stop) => false,
-        };
-        if ok {
-            self.bytes_out += len;
-        }
-        ok
+    pub(super) fn new(sink: Sink<S>) -> Self {
+        Writer { sink, batch: Vec::new(), fed: 0, mail: false, release: false, bytes_out: 0 }
     }
 
-    async fn flush(&mut self) -> bool {
-        let fut = self.sink.flush();
-        let stop = &mut self.stop;
-        tokio::select! {
-            biased;
-            r = fut => r.is_ok(),
-            _ = stop.wait_for(|o| o.stop) => false,
-        }
+    /// The connection has been silent for half its idle timeout: the memory its writing
+    /// side holds goes back once what it is writing now is written.
+    pub(super) fn release_when_idle(&mut self) {
+        self.release = true;
     }
 
-    /// Writes a batch from the queue, starting with `first`. False when the socket failed.
-    async fn write_queued(&mut self, first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> bool {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(m) = next.take() {
-            self.in_flight.push(m.clone());
-            if !self.feed(m).await {
-                return false;
-            }
-            n += 1;
-            if n < WRITE_BATCH {
-                next = rx.try_recv().ok();
-            }
+    /// Writes what the connection's queue holds, then (when it is empty) the client's
+    /// stored frames; `Pending` once there is nothing left or the socket is full. Also
+    /// watches `ConnCtl::killed`: the waker registered here is the one every other task
+    /// wakes for this connection.
+    pub(super) fn poll_write(&mut self, cx: &mut Context<'_>, shared: &Shared, me: &Peer) -> Poll<Written> {
+        let ctl = &me.ctl;
+        ctl.waker.register(cx.waker());
+        if ctl.killed.load(Ordering::Acquire) {
+            return Poll::Ready(Written::Killed);
         }
-        if !self.flush().await {
-            return false;
-        }
-        let len: usize = self.in_flight.drain(..).map(|b| b.len()).sum();
-        self.me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-        true
-    }
-
-    /// Writes a batch of stored frames; they leave the mailbox once flushed. False when the
-    /// socket failed (they stay stored).
-    async fn write_mail(&mut self) -> bool {
-        let id = self.me.ctl.id.load(Ordering::Acquire);
-        let batch = self.shared.registry.peek_mail(id, &self.me.ctl, MAIL_BATCH, MAIL_BATCH_BYTES);
-        if batch.is_empty() {
-            return true;
-        }
-        for m in &batch {
-            if !self.feed(m.clone()).await {
-                return false;
-            }
-        }
-        if !self.flush().await {
-            return false;
-        }
-        // By identity, not by count: a closing older connection of this id may have put
-        // its leftovers in front of these frames meanwhile.
-        self.shared.registry.written(id, &batch, &self.shared.metrics);
-        self.shared.metrics.mailbox_delivered.inc_by(batch.len() as u64);
-        true
-    }
-}
-
-/// Resolves when the writer should take frames from the mailbox: it has some, and the
-/// connection has registered and queued WELCOME (which must come first).
-async fn mail_ready(me: &Peer) {
-    loop {
-        if me.ctl.mail_pending.load(Ordering::Acquire) && me.ctl.id.load(Ordering::Acquire) != 0 {
-            return;
-        }
-        me.ctl.mail_notify.notified().await;
-    }
-}
-
-pub(super) async fn write_loop<S: super::Io>(
-    shared: Arc<Shared>,
-    sink: Sink<S>,
-    mut rx: mpsc::Receiver<Bytes>,
-    me: Peer,
-    mut orders: watch::Receiver<Orders>,
-) {
-    let stop = orders.clone();
-    let mut w = Writer { shared, sink, me: me.clone(), stop, in_flight: Vec::new(), bytes_out: 0 };
-    let mut closing = None;
-    loop {
-        tokio::select! {
-            biased;
-            _ = orders.changed() => {
-                closing = Some(orders.borrow().close.unwrap_or((CloseCode::Normal, "bye")));
-                break;
-            }
-            m = rx.recv() => {
-                let Some(m) = m else { break };
-                if !w.write_queued(m, &mut rx).await { break; }
-            }
-            _ = mail_ready(&me) => {
-                // The queue was polled empty just before, but WELCOME may have arrived in
-                // it since (it is queued before the id is set, which `mail_ready` saw):
-                // whatever the queue holds now goes out before the mailbox.
-                if let Ok(m) = rx.try_recv()
-                    && !w.write_queued(m, &mut rx).await
-                {
-                    break;
+        let mut batches = 0;
+        while batches < BATCHES_PER_POLL {
+            if !self.batch.is_empty() {
+                if !ready!(self.poll_batch(cx, shared, me)) {
+                    return Poll::Ready(Written::Failed);
                 }
-                if !w.write_mail().await { break; }
+                batches += 1;
+                continue;
+            }
+            // What the queue holds goes out before the mailbox: WELCOME is queued there
+            // before the id is set, and it must precede the stored frames. (Registration
+            // runs in this task, between two polls of this function, so it cannot queue
+            // WELCOME and set the id between the queue's check and the id's, as it could
+            // when the writer was a task of its own.)
+            if ctl.take_queued(&mut self.batch, WRITE_BATCH) > 0 {
+                self.mail = false;
+                continue;
+            }
+            let id = ctl.id.load(Ordering::Acquire);
+            if id != 0 && ctl.mail_pending.load(Ordering::Acquire) {
+                shared.registry.peek_mail(id, ctl, &mut self.batch, MAIL_BATCH, MAIL_BATCH_BYTES);
+                self.mail = true;
+                continue;
+            }
+            if std::mem::take(&mut self.release) {
+                self.batch = Vec::new();
+                ctl.release_queue();
+            }
+            return Poll::Pending;
+        }
+        // Still more to write: let the reading side (and other tasks) run first.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Feeds the rest of the batch to the sink and flushes it; then the frames are done
+    /// with (the queue's bytes given back, or the stored frames taken out of the mailbox).
+    /// `Ready(false)` when the socket failed (the batch stays, to be handed back).
+    fn poll_batch(&mut self, cx: &mut Context<'_>, shared: &Shared, me: &Peer) -> Poll<bool> {
+        while self.fed < self.batch.len() {
+            if ready!(Pin::new(&mut self.sink).poll_ready(cx)).is_err() {
+                return Poll::Ready(false);
+            }
+            let m = self.batch[self.fed].clone();
+            self.fed += 1;
+            if Pin::new(&mut self.sink).start_send(to_message(m)).is_err() {
+                return Poll::Ready(false);
             }
         }
-        if w.bytes_out > 1 << 20 {
-            w.shared.metrics.bytes_out.inc_by(std::mem::take(&mut w.bytes_out));
+        if ready!(Pin::new(&mut self.sink).poll_flush(cx)).is_err() {
+            return Poll::Ready(false);
         }
+        let len: usize = self.batch.iter().map(|b| b.len()).sum();
+        self.bytes_out += len as u64;
+        if self.mail {
+            // By identity, not by count: a closing older connection of this id may have
+            // put its leftovers in front of these frames meanwhile.
+            let id = me.ctl.id.load(Ordering::Acquire);
+            shared.registry.written(id, &self.batch, &shared.metrics);
+            shared.metrics.mailbox_delivered.inc_by(self.batch.len() as u64);
+        } else {
+            me.ctl.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        self.batch.clear();
+        self.fed = 0;
+        if self.bytes_out > 1 << 20 {
+            shared.metrics.bytes_out.inc_by(std::mem::take(&mut self.bytes_out));
+        }
+        Poll::Ready(true)
     }
-    // What was not written: direct deliveries go back to the mailbox (below, before the
-    // close frame); everything else (acks, errors, pings, group deliveries) is dropped and
-    // counted. On an orderly close, acks and errors still go out before the close frame.
-    rx.close();
-    let mut pending: Vec<Bytes> = std::mem::take(&mut w.in_flight);
-    while let Ok(m) = rx.try_recv() {
-        pending.push(m);
+}
+
+/// Ends the writing side after the reading side ended with `close` (`failed`: the
+/// writing side itself failed). The batch being written is finished first (at most
+/// [`CLOSE_GRACE`]); then what was not written is sorted: direct deliveries go back to the
+/// mailbox and the id goes offline, before the close frame; everything else (acks,
+/// errors, pings, group deliveries) still goes out before the close frame on an orderly
+/// close (at most another [`CLOSE_GRACE`]), or is dropped and counted.
+pub(super) async fn finish<S: super::Io>(mut w: Writer<S>, shared: &Shared, me: &Peer, close: CloseWith, failed: bool) {
+    let written = !failed
+        && (w.batch.is_empty()
+            || tokio::time::timeout(CLOSE_GRACE, poll_fn(|cx| w.poll_batch(cx, shared, me))).await.unwrap_or(false));
+    let mut pending = Vec::new();
+    if !w.mail {
+        // Stored frames not written stay stored (they leave the mailbox only once written).
+        pending.append(&mut w.batch);
     }
+    me.ctl.close_queue(&mut pending);
     let (back, rest): (Vec<Bytes>, Vec<Bytes>) = pending.into_iter().partition(|b| is_direct_deliver(b));
     let mut dropped = rest.iter().filter(|b| !b.is_empty()).count() as u64;
     let back_len: usize = back.iter().map(|b| b.len()).sum();
@@ -215,19 +179,23 @@ pub(super) async fn write_loop<S: super::Io>(
     // (handing them back after the close frame let a quick reconnection register first,
     // with a `stored` count short of them, and a client that then read exactly that many
     // left them behind).
-    hand_back(&w.shared, &me, back);
-    if let Some(close) = closing {
-        for m in rest.iter().filter(|b| !b.is_empty()) {
-            if !w.feed(m.clone()).await {
-                break;
+    hand_back(shared, me, back);
+    if written {
+        let close = close.unwrap_or((CloseCode::Normal, "bye"));
+        let last = async {
+            for m in rest.iter().filter(|b| !b.is_empty()) {
+                if w.sink.feed(to_message(m.clone())).await.is_err() {
+                    return;
+                }
+                w.bytes_out += m.len() as u64;
+                dropped -= 1;
             }
-            dropped -= 1;
-        }
-        let frame = CloseFrame { code: close.0, reason: close.1.into() };
-        let close_msg = w.sink.send(Message::Close(Some(frame)));
-        let _ = guarded(&mut w.stop, close_msg).await;
+            let frame = CloseFrame { code: close.0, reason: close.1.into() };
+            let _ = w.sink.send(Message::Close(Some(frame))).await;
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, last).await;
     }
-    let m = &w.shared.metrics;
+    let m = &shared.metrics;
     m.bytes_out.inc_by(w.bytes_out);
     m.dropped_on_close.inc_by(dropped);
     let len: usize = back_len + rest.iter().map(|b| b.len()).sum::<usize>();
@@ -250,15 +218,6 @@ fn hand_back(shared: &Shared, me: &Peer, back: Vec<Bytes>) {
     shared.metrics.dropped_on_close.inc_by(dropped as u64);
 }
 
-/// Runs `f` unless the grace period ends first (then `None`).
-async fn guarded<T>(stop: &mut watch::Receiver<Orders>, f: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        biased;
-        r = f => Some(r),
-        _ = stop.wait_for(|o| o.stop) => None,
-    }
-}
-
 /// A 1:1 DELIVER (not a group one): the frames the relay acknowledged to a sender.
 fn is_direct_deliver(b: &[u8]) -> bool {
     b.get(1) == Some(&(FrameType::Deliver as u8)) && b.get(10).is_some_and(|f| f & FLAG_GROUP == 0)
@@ -270,8 +229,7 @@ pub(super) const PING: Bytes = Bytes::new();
 
 /// A queued buffer as a WebSocket message: frames are binary messages, the empty buffer
 /// is a ping. (The queue holds bare `Bytes`, 32 bytes a slot, rather than tungstenite's
-/// 56-byte `Message`: tokio allocates a channel's first block of slots up front, so this
-/// is memory every idle connection carries.)
+/// 56-byte `Message`.)
 fn to_message(b: Bytes) -> Message {
     if b.is_empty() { Message::Ping(b) } else { Message::Binary(b) }
 }
