@@ -256,3 +256,56 @@ pub fn record(h: &mut super::recorder::Histograms, r: &Registered) {
     h.record(Metric::Upgrade, r.upgrade_ns);
     h.record(Metric::Register, r.register_ns);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    /// A relay's side of the upgrade: reads the request, answers with `accept` (the right
+    /// key when `None`) and, in the same write, `after`.
+    async fn answer(mut relay: DuplexStream, accept: Option<&str>, after: &[u8]) -> Result<()> {
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            request.push(relay.read_u8().await?);
+        }
+        let request = String::from_utf8(request)?;
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ").or_else(|| l.strip_prefix("sec-websocket-key: ")))
+            .context("no key in the request")?;
+        let accept = accept.map_or_else(|| derive_accept_key(key.trim().as_bytes()), str::to_owned);
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(after);
+        relay.write_all(&out).await?;
+        // Keep the relay's end open until the client is done with it.
+        let _ = relay.read_u8().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn upgrade_keeps_the_frames_that_came_with_the_response() -> Result<()> {
+        let (client, relay) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move { answer(relay, None, &[0x82, 3, 1, 2, 3]).await });
+        let mut ws = upgrade("ws://relay.test/", Box::new(client)).await?;
+        let frame = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut ws)).await??;
+        assert_eq!(frame, [1, 2, 3]);
+        drop(ws);
+        relay.await??;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn upgrade_refuses_a_wrong_accept_key() -> Result<()> {
+        let (client, relay) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move { answer(relay, Some("d3Jvbmc="), &[]).await });
+        let err = upgrade("ws://relay.test/", Box::new(client)).await.err().context("accepted a wrong key")?;
+        assert!(format!("{err:#}").contains("Sec-WebSocket-Accept"), "{err:#}");
+        relay.await??;
+        Ok(())
+    }
+}
