@@ -164,8 +164,9 @@ pub enum AeadError {
     Unsupported,
 }
 
-/// A keyed AEAD of one backend: the per-message dispatch is this enum, never a `dyn`.
-#[allow(clippy::large_enum_variant)] // inline on purpose: the KDF chain keys one per message
+/// A freshly keyed AEAD of one backend, as a backend's key schedule returns it: inline, on
+/// the stack, so that keying never allocates (what [`AeadKey`] holds is [`Held`]).
+#[allow(clippy::large_enum_variant)] // on the stack only, moved once into a `Held`
 pub(crate) enum Keyed {
     ChaCha(ChaCha20Poly1305),
     XChaCha(XChaCha20Poly1305),
@@ -178,12 +179,65 @@ pub(crate) enum Keyed {
     None,
 }
 
-/// A keyed AEAD instance, held inline (no heap, except inside AWS-LC for `aws-lc-rs`).
-/// Creating one runs the key schedule; sealing and opening never allocate.
+/// What an [`AeadKey`] holds: the per-message dispatch is this enum, never a `dyn`. The
+/// ChaCha20 ciphers are their 32-byte key and stay inline; the AES key schedules (with
+/// their GHASH tables, several hundred bytes to over 1 KiB) are boxed at their own size,
+/// so that a ChaCha20 key does not carry the largest backend's schedule (a session holds
+/// one per direction; thousands of idle clients each hold a session). Re-keying
+/// ([`AeadKey::rekey`]) writes the new schedule into the existing box: keying per
+/// message (the KDF chain, Noise `REKEY`) allocates nothing.
+enum Held {
+    ChaCha(ChaCha20Poly1305),
+    XChaCha(XChaCha20Poly1305),
+    Aes128(Box<Aes128Gcm>),
+    Aes256(Box<Aes256Gcm>),
+    #[cfg(feature = "ring")]
+    Ring(Box<ring::aead::LessSafeKey>),
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc(Box<aws_lc_rs::aead::LessSafeKey>),
+    None,
+}
+
+impl Held {
+    /// Holds a fresh key: allocates for the boxed variants (once per [`AeadKey`]).
+    fn new(keyed: Keyed) -> Held {
+        match keyed {
+            Keyed::ChaCha(c) => Held::ChaCha(c),
+            Keyed::XChaCha(c) => Held::XChaCha(c),
+            Keyed::Aes128(c) => Held::Aes128(Box::new(c)),
+            Keyed::Aes256(c) => Held::Aes256(Box::new(c)),
+            #[cfg(feature = "ring")]
+            Keyed::Ring(k) => Held::Ring(Box::new(k)),
+            #[cfg(feature = "aws-lc-rs")]
+            Keyed::AwsLc(k) => Held::AwsLc(Box::new(k)),
+            Keyed::None => Held::None,
+        }
+    }
+
+    /// Replaces the key, in the existing box when the variant matches (it always does for
+    /// one [`AeadKey`]: its kind and backend never change).
+    fn replace(&mut self, keyed: Keyed) {
+        match (self, keyed) {
+            (Held::ChaCha(c), Keyed::ChaCha(k)) => *c = k,
+            (Held::XChaCha(c), Keyed::XChaCha(k)) => *c = k,
+            (Held::Aes128(c), Keyed::Aes128(k)) => **c = k,
+            (Held::Aes256(c), Keyed::Aes256(k)) => **c = k,
+            #[cfg(feature = "ring")]
+            (Held::Ring(c), Keyed::Ring(k)) => **c = k,
+            #[cfg(feature = "aws-lc-rs")]
+            (Held::AwsLc(c), Keyed::AwsLc(k)) => **c = k,
+            (held, keyed) => *held = Held::new(keyed),
+        }
+    }
+}
+
+/// A keyed AEAD instance: a ChaCha20 key inline, an AES key schedule in a box of its own
+/// size (see [`Held`]; AWS-LC also allocates its context inside the C library). Creating
+/// one runs the key schedule; sealing, opening and [`rekey`](Self::rekey) never allocate.
 pub struct AeadKey {
     kind: AeadKind,
     backend: Backend,
-    keyed: Keyed,
+    held: Held,
 }
 
 impl fmt::Debug for AeadKey {
@@ -229,7 +283,22 @@ impl AeadKey {
             return Err(AeadError::KeyLength);
         }
         let keyed = backend::key(backend, kind, key)?;
-        Ok(AeadKey { kind, backend, keyed })
+        Ok(AeadKey { kind, backend, held: Held::new(keyed) })
+    }
+
+    /// Keys this instance again with `key` (same AEAD, same backend), in place: the key
+    /// schedule runs as in [`with_backend`](Self::with_backend), but into the storage this
+    /// key already has, so it does not allocate (AWS-LC excepted, inside its C library).
+    ///
+    /// # Errors
+    /// [`AeadError::KeyLength`] when `key` has the wrong length (the key is then unchanged).
+    #[inline]
+    pub fn rekey(&mut self, key: &[u8]) -> Result<(), AeadError> {
+        if key.len() != self.kind.key_len() {
+            return Err(AeadError::KeyLength);
+        }
+        self.held.replace(backend::key(self.backend, self.kind, key)?);
+        Ok(())
     }
 
     /// Which AEAD this key is for.
@@ -249,16 +318,16 @@ impl AeadKey {
     /// [`AeadError::TooLong`] past the AEAD's message limit.
     #[inline]
     pub fn seal(&self, nonce: &[u8], aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN], AeadError> {
-        match &self.keyed {
-            Keyed::ChaCha(c) => seal_with!(c, nonce, aad, buf),
-            Keyed::XChaCha(c) => seal_with!(c, nonce, aad, buf),
-            Keyed::Aes128(c) => seal_with!(c, nonce, aad, buf),
-            Keyed::Aes256(c) => seal_with!(c, nonce, aad, buf),
+        match &self.held {
+            Held::ChaCha(c) => seal_with!(c, nonce, aad, buf),
+            Held::XChaCha(c) => seal_with!(c, nonce, aad, buf),
+            Held::Aes128(c) => seal_with!(c, nonce, aad, buf),
+            Held::Aes256(c) => seal_with!(c, nonce, aad, buf),
             #[cfg(feature = "ring")]
-            Keyed::Ring(k) => backend::ring::seal(k, nonce, aad, buf),
+            Held::Ring(k) => backend::ring::seal(k, nonce, aad, buf),
             #[cfg(feature = "aws-lc-rs")]
-            Keyed::AwsLc(k) => backend::aws_lc::seal(k, nonce, aad, buf),
-            Keyed::None => {
+            Held::AwsLc(k) => backend::aws_lc::seal(k, nonce, aad, buf),
+            Held::None => {
                 if nonce.len() != self.kind.nonce_len() {
                     return Err(AeadError::NonceLength);
                 }
@@ -274,16 +343,16 @@ impl AeadKey {
     /// [`AeadError::Auth`] when the tag does not verify; [`AeadError::NonceLength`].
     #[inline]
     pub fn open(&self, nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), AeadError> {
-        match &self.keyed {
-            Keyed::ChaCha(c) => open_with!(c, nonce, aad, buf, tag),
-            Keyed::XChaCha(c) => open_with!(c, nonce, aad, buf, tag),
-            Keyed::Aes128(c) => open_with!(c, nonce, aad, buf, tag),
-            Keyed::Aes256(c) => open_with!(c, nonce, aad, buf, tag),
+        match &self.held {
+            Held::ChaCha(c) => open_with!(c, nonce, aad, buf, tag),
+            Held::XChaCha(c) => open_with!(c, nonce, aad, buf, tag),
+            Held::Aes128(c) => open_with!(c, nonce, aad, buf, tag),
+            Held::Aes256(c) => open_with!(c, nonce, aad, buf, tag),
             #[cfg(feature = "ring")]
-            Keyed::Ring(k) => backend::ring::open(k, nonce, aad, buf, tag),
+            Held::Ring(k) => backend::ring::open(k, nonce, aad, buf, tag),
             #[cfg(feature = "aws-lc-rs")]
-            Keyed::AwsLc(k) => backend::aws_lc::open(k, nonce, aad, buf, tag),
-            Keyed::None => {
+            Held::AwsLc(k) => backend::aws_lc::open(k, nonce, aad, buf, tag),
+            Held::None => {
                 if nonce.len() != self.kind.nonce_len() {
                     return Err(AeadError::NonceLength);
                 }

@@ -138,8 +138,12 @@ fn nonce_for(aead: AeadKind, n: u64, out: &mut [u8; MAX_NONCE_LEN]) -> usize {
 }
 
 /// Noise `REKEY(k)`: the first key-length bytes of `ENCRYPT(k, 2^64-1, "", zeros)`.
-fn rekey(backend: Backend, aead: AeadKind, key: &mut [u8; 32]) {
-    let Ok(cipher) = AeadKey::with_backend(backend, aead, &key[..aead.key_len()]) else { return };
+/// `cipher` (of `aead`) is the scratch it runs on, re-keyed in place (no allocation): it is
+/// left keyed with the new `key`.
+fn rekey(aead: AeadKind, cipher: &mut AeadKey, key: &mut [u8; 32]) {
+    if cipher.rekey(&key[..aead.key_len()]).is_err() {
+        return;
+    }
     let mut nonce = [0u8; MAX_NONCE_LEN];
     let len = nonce_for(aead, u64::MAX, &mut nonce);
     let mut block = [0u8; 32];
@@ -151,6 +155,14 @@ fn rekey(backend: Backend, aead: AeadKind, key: &mut [u8; 32]) {
     }
     key.copy_from_slice(&block);
     block.zeroize();
+    let _ = cipher.rekey(&key[..aead.key_len()]);
+}
+
+/// An AEAD instance of `aead` keyed with zeros: the scratch the KDF chain re-keys in place
+/// with each message key (`None` when the backend lacks the AEAD; sealing and opening then
+/// fail as they would have with the message key).
+fn scratch(backend: Backend, aead: AeadKind) -> Option<AeadKey> {
+    AeadKey::with_backend(backend, aead, &[0u8; 32][..aead.key_len()]).ok()
 }
 
 /// The sending half of a transport session.
@@ -163,7 +175,7 @@ pub struct TransportSender {
     next: u64,
     /// noise: current key bytes (rolled by rekey); kdf-chain: the chain key.
     key: [u8; 32],
-    /// noise: the keyed AEAD for `key` (kdf-chain keys one per message instead).
+    /// noise: the keyed AEAD for `key`; kdf-chain: re-keyed in place with each message key.
     cipher: Option<AeadKey>,
 }
 
@@ -177,7 +189,7 @@ impl TransportSender {
     pub(crate) fn new(backend: Backend, aead: AeadKind, mode: TransportMode, key: [u8; 32]) -> Self {
         let cipher = match mode {
             TransportMode::Noise { .. } => AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).ok(),
-            TransportMode::KdfChain => None,
+            TransportMode::KdfChain => scratch(backend, aead),
         };
         TransportSender { backend, aead, mode, next: 0, key, cipher }
     }
@@ -203,19 +215,18 @@ impl TransportSender {
         let (body, tail) = rest.split_at_mut(plaintext_len);
         let tag = match self.mode {
             TransportMode::Noise { rekey_every } => {
+                let cipher = self.cipher.as_mut().ok_or(SealError::Aead)?;
                 if rekey_every > 0 && n > 0 && n.is_multiple_of(rekey_every) {
-                    rekey(self.backend, self.aead, &mut self.key);
-                    self.cipher = AeadKey::with_backend(self.backend, self.aead, &self.key[..self.aead.key_len()]).ok();
+                    rekey(self.aead, cipher, &mut self.key);
                 }
                 let mut nonce = [0u8; MAX_NONCE_LEN];
                 let nl = nonce_for(self.aead, n, &mut nonce);
-                let cipher = self.cipher.as_ref().ok_or(SealError::Aead)?;
                 cipher.seal(&nonce[..nl], &[], body).map_err(seal_err)?
             }
             TransportMode::KdfChain => {
                 let mut mk = [0u8; 32];
                 kdf::chain_step(self.backend, &mut self.key, &mut mk);
-                let tag = seal_once(self.backend, self.aead, &mk, body);
+                let tag = seal_once(self.aead, &mut self.cipher, &mk, body);
                 mk.zeroize();
                 tag?
             }
@@ -232,23 +243,32 @@ fn seal_err(_: AeadError) -> SealError {
     SealError::Aead
 }
 
-/// Seals with a one-time message key (kdf-chain mode): the nonce is all zeros.
+/// Seals with a one-time message key (kdf-chain mode), keyed into `cipher` in place: the
+/// nonce is all zeros.
 #[inline]
-fn seal_once(backend: Backend, aead: AeadKind, mk: &[u8; 32], body: &mut [u8]) -> Result<[u8; TAG_LEN], SealError> {
-    let cipher = AeadKey::with_backend(backend, aead, &mk[..aead.key_len()]).map_err(seal_err)?;
+fn seal_once(
+    aead: AeadKind,
+    cipher: &mut Option<AeadKey>,
+    mk: &[u8; 32],
+    body: &mut [u8],
+) -> Result<[u8; TAG_LEN], SealError> {
+    let cipher = cipher.as_mut().ok_or(SealError::Aead)?;
+    cipher.rekey(&mk[..aead.key_len()]).map_err(seal_err)?;
     let nonce = [0u8; MAX_NONCE_LEN];
     cipher.seal(&nonce[..aead.nonce_len()], &[], body).map_err(seal_err)
 }
 
+/// Opens with a one-time message key (kdf-chain mode), keyed into `cipher` in place.
 #[inline]
 fn open_once(
-    backend: Backend,
     aead: AeadKind,
+    cipher: &mut Option<AeadKey>,
     mk: &[u8; 32],
     body: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<(), OpenError> {
-    let cipher = AeadKey::with_backend(backend, aead, &mk[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
+    let cipher = cipher.as_mut().ok_or(OpenError::Auth)?;
+    cipher.rekey(&mk[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
     let nonce = [0u8; MAX_NONCE_LEN];
     cipher.open(&nonce[..aead.nonce_len()], &[], body, tag).map_err(|_| OpenError::Auth)
 }
@@ -261,6 +281,11 @@ struct NoiseKeys {
     key: [u8; 32],
     cipher: Option<AeadKey>,
     prev: Option<AeadKey>,
+    /// Where a later epoch's key is tried before it is committed, and where an instance a
+    /// commit freed is kept for the next one: with it, `prev` and `cipher` the three
+    /// rotate, so rekeying allocates at most while they first appear (only with
+    /// `rekey_every` > 0; only boxed keys, AES, allocate at all).
+    spare: Option<AeadKey>,
 }
 
 /// kdf-chain-mode receiving chain.
@@ -270,12 +295,12 @@ struct KdfChain {
     ck: [u8; 32],
     /// Index of the next message key the chain would produce.
     next: u64,
+    /// Re-keyed in place with each message key.
+    cipher: Option<AeadKey>,
     /// Skipped message keys, slot `i % RATCHET_SKIPPED_SLOTS`: (index, key, live).
     skipped: Box<[(u64, [u8; 32], bool); RATCHET_SKIPPED_SLOTS]>,
 }
 
-// Inline keys on purpose (no pointer chase per message); one per session direction.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum RecvState {
     Noise { rekey_every: u64, keys: NoiseKeys },
@@ -315,11 +340,13 @@ impl TransportReceiver {
                     key,
                     cipher: AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).ok(),
                     prev: None,
+                    spare: None,
                 },
             },
             TransportMode::KdfChain => RecvState::Chain(KdfChain {
                 ck: key,
                 next: 0,
+                cipher: scratch(backend, aead),
                 skipped: Box::new([(0, [0u8; 32], false); RATCHET_SKIPPED_SLOTS]),
             }),
         };
@@ -382,20 +409,40 @@ fn open_noise(
     if epoch < keys.epoch {
         return Err(OpenError::TooOld);
     }
-    // A later epoch: roll a copy forward, commit only if the message authenticates.
+    // A later epoch: roll a copy forward on the spare instance, commit only if the
+    // message authenticates.
+    let mut spare = match keys.spare.take() {
+        Some(spare) => spare,
+        None => AeadKey::with_backend(backend, aead, &keys.key[..aead.key_len()]).map_err(|_| OpenError::Auth)?,
+    };
     let mut key = keys.key;
     let mut prev_key = key;
     for _ in keys.epoch..epoch {
         prev_key = key;
-        rekey(backend, aead, &mut key);
+        rekey(aead, &mut spare, &mut key);
     }
-    let cipher = AeadKey::with_backend(backend, aead, &key[..aead.key_len()]).map_err(|_| OpenError::Auth)?;
-    let result = cipher.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
+    let result = spare.open(&nonce[..nl], &[], body, tag).map_err(|_| OpenError::Auth);
     if result.is_ok() {
-        keys.prev = AeadKey::with_backend(backend, aead, &prev_key[..aead.key_len()]).ok();
+        let old = keys.cipher.replace(spare);
+        if epoch == keys.epoch + 1 {
+            // The old epoch's instance is the new `prev` as it is.
+            keys.spare = keys.prev.take();
+            keys.prev = old;
+        } else {
+            keys.spare = old;
+            match keys.prev.as_mut() {
+                Some(prev) => {
+                    if prev.rekey(&prev_key[..aead.key_len()]).is_err() {
+                        keys.prev = None;
+                    }
+                }
+                None => keys.prev = AeadKey::with_backend(backend, aead, &prev_key[..aead.key_len()]).ok(),
+            }
+        }
         keys.key = key;
-        keys.cipher = Some(cipher);
         keys.epoch = epoch;
+    } else {
+        keys.spare = Some(spare);
     }
     key.zeroize();
     prev_key.zeroize();
@@ -417,7 +464,7 @@ fn open_chain(
         if !*live || *idx != n {
             return Err(OpenError::TooOld);
         }
-        open_once(backend, aead, mk, body, tag)?;
+        open_once(aead, &mut chain.cipher, mk, body, tag)?;
         mk.zeroize();
         *live = false;
         return Ok(());
@@ -432,7 +479,7 @@ fn open_chain(
     for _ in chain.next..=n {
         kdf::chain_step(backend, &mut ck, &mut mk);
     }
-    let result = open_once(backend, aead, &mk, body, tag);
+    let result = open_once(aead, &mut chain.cipher, &mk, body, tag);
     mk.zeroize();
     if let Err(e) = result {
         ck.zeroize();

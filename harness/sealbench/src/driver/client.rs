@@ -84,11 +84,15 @@ pub enum ConnectFailure {
     Register(anyhow::Error),
 }
 
-/// The most tungstenite reads from the socket at once, bytes. Not the buffer's size: a
-/// client connection keeps the 4 KiB buffer tungstenite read the upgrade response into
-/// (`from_partially_read`), whatever this says, so a smaller figure saves no memory
-/// (measured with `benches/idle/run.py`) and would only mean more reads.
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite's read buffer, bytes: what each connection holds while idle (it grows only
+/// for a frame longer than this) and the most it reads from the socket at once. 1 KiB holds
+/// three 256 B messages with their framing; 4 KiB was a quarter of an idle client's memory.
+/// It is only this size because [`upgrade`] reads the upgrade response itself: after
+/// tungstenite's own client handshake the connection keeps the 4 KiB buffer the response was
+/// read into (`from_partially_read` reuses it), whatever this says.
+const READ_BUFFER: usize = 1024;
+/// The longest upgrade response accepted, bytes (the relay's is about 130).
+const MAX_RESPONSE: usize = 16 * 1024;
 
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(16 * 1024)
@@ -135,10 +139,63 @@ async fn open(target: &Target, source: Ipv4Addr) -> Result<(Ws, u64, Option<u64>
             (Box::new(stream), Some(now_ns() - t1))
         }
     };
-    let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
-        .await
-        .context("WebSocket upgrade")?;
+    let ws = upgrade(target.url.as_str(), stream).await.context("WebSocket upgrade")?;
     Ok((ws, t1 - t0, tls_ns))
+}
+
+/// The client's WebSocket upgrade (RFC 6455 §4.1) on tungstenite's parts: its request
+/// (with a fresh key), its response parser, its accept-key derivation. What is done here
+/// rather than by `client_async_with_config` is reading the response into a buffer that
+/// is dropped afterwards, so that the connection's read buffer is [`READ_BUFFER`] and not
+/// the 4 KiB one tungstenite read the response into; the checks are those tungstenite's
+/// client makes (status 101, `Upgrade: websocket`, `Connection: Upgrade`, the accept key,
+/// no subprotocol since none is asked for).
+async fn upgrade(url: &str, mut stream: Box<dyn Transport>) -> Result<Ws> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::handshake::client::{Response, generate_request};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
+    use tokio_tungstenite::tungstenite::http::StatusCode;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let (request, key) = generate_request(url.into_client_request()?)?;
+    stream.write_all(&request).await?;
+    let mut buf = Vec::with_capacity(256);
+    let (size, response) = loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= MAX_RESPONSE {
+                bail!("upgrade response longer than {MAX_RESPONSE} bytes");
+            }
+            buf.reserve(buf.len());
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("connection closed during the upgrade");
+        }
+        if let Some(parsed) = Response::try_parse(&buf)? {
+            break parsed;
+        }
+    };
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        bail!("relay answered the upgrade with {}", response.status());
+    }
+    if !header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        bail!("upgrade response without `Upgrade: websocket`");
+    }
+    if !header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("Upgrade")) {
+        bail!("upgrade response without `Connection: Upgrade`");
+    }
+    if header("Sec-WebSocket-Accept") != Some(derive_accept_key(key.as_bytes()).as_str()) {
+        bail!("upgrade response with a wrong Sec-WebSocket-Accept");
+    }
+    if response.headers().contains_key("Sec-WebSocket-Protocol") {
+        bail!("upgrade response names a subprotocol none was asked for");
+    }
+    // What the relay sent after the response (nothing, as it speaks after HELLO) starts
+    // the frames, in a vector of its own size: the buffer above is dropped.
+    let rest = buf[size..].to_vec();
+    Ok(WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(ws_config())).await)
 }
 
 async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
@@ -198,4 +255,57 @@ pub fn record(h: &mut super::recorder::Histograms, r: &Registered) {
     }
     h.record(Metric::Upgrade, r.upgrade_ns);
     h.record(Metric::Register, r.register_ns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    /// A relay's side of the upgrade: reads the request, answers with `accept` (the right
+    /// key when `None`) and, in the same write, `after`.
+    async fn answer(mut relay: DuplexStream, accept: Option<&str>, after: &[u8]) -> Result<()> {
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            request.push(relay.read_u8().await?);
+        }
+        let request = String::from_utf8(request)?;
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ").or_else(|| l.strip_prefix("sec-websocket-key: ")))
+            .context("no key in the request")?;
+        let accept = accept.map_or_else(|| derive_accept_key(key.trim().as_bytes()), str::to_owned);
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(after);
+        relay.write_all(&out).await?;
+        // Keep the relay's end open until the client is done with it.
+        let _ = relay.read_u8().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn upgrade_keeps_the_frames_that_came_with_the_response() -> Result<()> {
+        let (client, relay) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move { answer(relay, None, &[0x82, 3, 1, 2, 3]).await });
+        let mut ws = upgrade("ws://relay.test/", Box::new(client)).await?;
+        let frame = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut ws)).await??;
+        assert_eq!(frame, [1, 2, 3]);
+        drop(ws);
+        relay.await??;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn upgrade_refuses_a_wrong_accept_key() -> Result<()> {
+        let (client, relay) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move { answer(relay, Some("d3Jvbmc="), &[]).await });
+        let err = upgrade("ws://relay.test/", Box::new(client)).await.err().context("accepted a wrong key")?;
+        assert!(format!("{err:#}").contains("Sec-WebSocket-Accept"), "{err:#}");
+        relay.await??;
+        Ok(())
+    }
 }

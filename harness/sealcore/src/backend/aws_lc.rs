@@ -3,7 +3,8 @@
 //!
 //! One cost to know: keying an aws-lc-rs AEAD allocates its context inside AWS-LC
 //! (`EVP_AEAD_CTX_new`), so the symmetric KDF chain mode, which keys once per message,
-//! allocates once per message on this backend (the other two key on the stack).
+//! allocates once per message on this backend (the other two re-key in place, see
+//! [`crate::AeadKey::rekey`]).
 
 use super::Primitives;
 use crate::aead::{AeadError, AeadKind, Keyed};

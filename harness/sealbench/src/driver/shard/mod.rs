@@ -144,8 +144,12 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
     let gap_ns = if spec.connect_rate > 0.0 { (1e9 / spec.connect_rate) as u64 } else { 0 };
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
     let start = now_ns();
-    let mut joins = Vec::with_capacity(spec.clients.len());
+    // Finished connects are reaped as the loop goes (at most 256 run at once): a finished
+    // task's memory, sized for the whole connect future, is only freed once it is joined,
+    // and holding every client's until the last connect left it resident.
+    let mut joins = tokio::task::JoinSet::new();
     for (i, c) in spec.clients.iter().enumerate() {
+        while joins.try_join_next().is_some() {}
         if control.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -155,15 +159,13 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
         let Ok(permit) = sem.clone().acquire_owned().await else { break };
         let (state, target, source, id) = (state.clone(), spec.target.clone(), c.source, c.id);
         let with = Registration { key: c.publish_key, group: c.group };
-        joins.push(tokio::task::spawn_local(async move {
+        joins.spawn_local(async move {
             let r = client::connect(&target, source, id, with).await;
             drop(permit);
             bring_up(&state, i, r);
-        }));
+        });
     }
-    for j in joins {
-        let _ = j.await;
-    }
+    while joins.join_next().await.is_some() {}
 }
 
 /// Phase 2: waits for the handshakes started as devices came up (and the sender keys of
