@@ -251,21 +251,23 @@ def measure(args, children: Children, relay_cmd: list[str], cell: Cell, work: Pa
         cmd = driver_cmd(args, port, cell.rate, out, stream)
         driver = children.start(cmd, work / f"{name}.driver.log", args.pin_driver)
         limit = time.monotonic() + args.duration_s + DRIVER_MARGIN_S
-        seen, buf, samples = 0, "", []  # samples: (phase, delivered this second, relay ticks, driver ticks)
+        seen, buf, samples = 0, b"", []  # samples: (phase, delivered this second, relay ticks, driver ticks, when)
         while True:
             done = driver.poll() is not None
             if stream.exists():
-                with open(stream) as f:
+                # Bytes and byte offsets: a text-mode tell() is an opaque cookie, and a line
+                # may be caught half-written (it is completed by the next read).
+                with open(stream, "rb") as f:
                     f.seek(seen)
                     chunk = f.read()
-                    seen = f.tell()
+                    seen += len(chunk)
                 buf += chunk
-                *lines, buf = buf.split("\n")
+                *lines, buf = buf.split(b"\n")
                 if lines:
-                    r, d = cpu_ticks(relay.pid), cpu_ticks(driver.pid)
+                    r, d, now = cpu_ticks(relay.pid), cpu_ticks(driver.pid), time.monotonic()
                     for line in lines:
                         o = json.loads(line)
-                        samples.append((o["phase"], o["delta"]["delivered"], r, d))
+                        samples.append((o["phase"], o["delta"]["delivered"], r, d, now))
             if done:
                 break
             if time.monotonic() > limit:
@@ -285,6 +287,13 @@ def measure(args, children: Children, relay_cmd: list[str], cell: Cell, work: Pa
         delivered = sum(samples[i][1] for i in window)
         if None in (start[2], start[3], samples[last][2], samples[last][3]) or delivered == 0:
             raise RuntimeError("no CPU sample or nothing delivered in the steady seconds")
+        if samples[last][4] - start[4] < 0.5 * len(window):
+            # The stream's lines of the window arrived in one burst: the CPU samples at its
+            # edges were taken together and would read as (near) zero CPU.
+            raise RuntimeError(
+                f"the steady seconds' lines were read within {samples[last][4] - start[4]:.1f} s of each other: "
+                "no CPU sample spans them"
+            )
         cell.relay_us = (samples[last][2] - start[2]) / TICKS * 1e6 / delivered
         cell.driver_us = (samples[last][3] - start[3]) / TICKS * 1e6 / delivered
         cell.delivered_per_s = delivered / len(window)
