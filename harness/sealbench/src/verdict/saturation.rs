@@ -200,15 +200,20 @@ pub fn other_work(s: &Summary) -> Option<String> {
     }
     let steal =
         if steal >= 0.05 { format!(" and the hypervisor gave {steal:.2} to other guests") } else { String::new() };
-    let relay_here = !s.relay.starts_with("embedded")
-        && ["ws://127.", "wss://127.", "ws://localhost", "wss://localhost", "ws://[::1]", "wss://[::1]"]
-            .iter()
-            .any(|p| s.relay.starts_with(p));
-    let relay = if relay_here { " (the external relay on this machine among them)" } else { "" };
+    let relay = if relay_on_loopback(&s.relay) { " (the external relay on this machine among them)" } else { "" };
     Some(format!(
         "other processes{relay} used {others:.2} of this machine's {cores:.0} cores while sending{steal}: the \
          generator did not have the machine to itself, and its lag and these latencies include waiting for them"
     ))
+}
+
+/// Whether `relay` (a summary's relay: a `ws://`/`wss://` URL, or `embedded (…)`) is an
+/// external relay on a loopback address, i.e. one of the other processes on this machine.
+fn relay_on_loopback(relay: &str) -> bool {
+    use tokio_tungstenite::tungstenite::http::Uri;
+    let Some(host) = relay.parse::<Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The receiving side of the generator fell behind: its busiest thread was on CPU at
