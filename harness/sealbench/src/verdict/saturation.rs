@@ -75,8 +75,8 @@ impl SecondEvidence {
 }
 
 /// Seconds covered by `rows`.
-fn span(rows: &[&SecondEvidence]) -> usize {
-    rows.iter().map(|e| e.span.max(1) as usize).sum()
+fn span<'a>(rows: impl IntoIterator<Item = &'a &'a SecondEvidence>) -> usize {
+    rows.into_iter().map(|e| e.span.max(1) as usize).sum()
 }
 
 impl SecondEvidence {
@@ -126,7 +126,7 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
     let late: Vec<&SecondEvidence> = counted.iter().copied().filter(|e| e.late()).collect();
     let (n_counted, n_late) = (span(&counted), span(&late));
     let sustained = n_late >= MIN_SECONDS && 2 * n_late >= n_counted;
-    let busy_late = span(&late.iter().copied().filter(|e| e.busy >= BUSY_SHARE).collect::<Vec<_>>());
+    let busy_late = span(late.iter().filter(|e| e.busy >= BUSY_SHARE));
     let busy = n_late >= MIN_SECONDS && 2 * busy_late >= n_late;
     let short = short_of_rate(s);
     let mut j = Judgement::default();
@@ -165,8 +165,8 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
         j.reasons.push(text);
     } else if sustained {
         let cause = match other_work(s) {
-            Some(_) => "other processes on the machine, below".to_string(),
-            None => "cores shared with the embedded relay, or a protocol step that holds the thread".to_string(),
+            Some(_) => "other processes on the machine, below",
+            None => "cores shared with the embedded relay, or a protocol step that holds the thread",
         };
         j.reasons.push(format!(
             "{lag_text}, but the driver threads were not busy and sent the offered rate: the wait is outside \
@@ -221,7 +221,7 @@ fn relay_on_loopback(relay: &str) -> bool {
 /// and messages were lost (never received, or received and never opened — e.g. an MLS
 /// receiver still processing commits when the run ended).
 fn receivers_behind(s: &Summary, counted: &[&SecondEvidence]) -> Option<String> {
-    let busy = span(&counted.iter().copied().filter(|e| e.busy >= BUSY_SHARE).collect::<Vec<_>>());
+    let busy = span(counted.iter().filter(|e| e.busy >= BUSY_SHARE));
     let n_counted = span(counted);
     let lost = s.messages.lost;
     (busy >= MIN_SECONDS && 2 * busy >= n_counted && lost > 0).then(|| {
