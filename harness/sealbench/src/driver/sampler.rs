@@ -4,8 +4,7 @@
 //! small thread of its own (one wake-up at each end): the shards' per-message path is
 //! untouched.
 
-use crate::clock::now_ns;
-use rustix::time::{ClockId, clock_gettime};
+use crate::clock::{now_ns, process_cpu_ns};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -64,11 +63,6 @@ fn machine_of(stat: &str, hz: u64) -> Option<MachineCpu> {
     Some(MachineCpu { busy_ns: ns(user + nice + system + irq + softirq), steal_ns: ns(steal) })
 }
 
-fn process_now() -> u64 {
-    let t = clock_gettime(ClockId::ProcessCPUTime);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 struct Reading {
     at: u64,
     relay: Option<u64>,
@@ -80,7 +74,7 @@ fn read(embedded: bool) -> Reading {
     Reading {
         at: now_ns(),
         relay: embedded.then(super::embedded::relay_threads_cpu_ns),
-        process: process_now(),
+        process: process_cpu_ns(),
         machine: machine_now(),
     }
 }
