@@ -43,6 +43,25 @@ impl Protocol {
         }
     }
 
+    /// Whether messages are encrypted end to end (a protocol that does not is a baseline,
+    /// said UNENCRYPTED wherever a run shows it).
+    pub fn encrypts(self) -> bool {
+        match self {
+            Protocol::Noise | Protocol::Olm | Protocol::Megolm | Protocol::Mls => true,
+        }
+    }
+
+    /// The cipher suite a run of it names, for a protocol with its own (`None` for `noise`,
+    /// whose suite is the scenario's pattern, AEAD and hash).
+    pub fn suite_name(self) -> Option<&'static str> {
+        match self {
+            Protocol::Noise => None,
+            Protocol::Olm => Some("olm: Olm v1 (vodozemac), every pairwise session"),
+            Protocol::Megolm => Some("megolm: Megolm v1 groups, keys over Olm v1 (vodozemac)"),
+            Protocol::Mls => Some("mls: MLS ciphersuite 0x0001 (openmls), relay fan-out groups"),
+        }
+    }
+
     /// Whether it is a group protocol (its messages need the relay's group fan-out).
     pub fn is_group(self) -> bool {
         matches!(self, Protocol::Megolm | Protocol::Mls)

@@ -47,6 +47,9 @@ fn protocol_options(args: &CryptoArgs, plan: &mut SweepPlan) -> anyhow::Result<(
                     "--protocol: {proto} is not built into this binary (build with the Cargo feature '{proto}')"
                 );
             }
+            if !proto.encrypts() {
+                anyhow::bail!("--protocol: {proto} encrypts nothing, so this sweep has nothing of it to measure");
+            }
             p.protocols.push(proto);
         }
     }

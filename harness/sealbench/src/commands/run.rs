@@ -51,8 +51,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     install_ctrl_c(interrupt.clone());
     let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at, cpus };
     let clients = plan.local().1;
-    if plan.unencrypted() {
-        eprintln!("WARNING: aead = none: this run sends UNENCRYPTED messages (a baseline to isolate crypto cost)");
+    if let Some(why) = plan.unencrypted() {
+        let p = plan.scenario.crypto.protocol;
+        eprintln!("WARNING: protocol {p}: this run sends UNENCRYPTED messages ({why})");
     }
     match plan.part {
         Some(p) => eprintln!(

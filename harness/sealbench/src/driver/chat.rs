@@ -1,5 +1,5 @@
 //! A conversation inside a shard: its devices, which pairwise sessions carry each sending
-//! device's copies, the sender keys of a relay-fan-out group, and the record of each
+//! device's copies, whether the relay fans its messages out, and the record of each
 //! message in flight that tells when its first and its last recipient had it. No I/O.
 //!
 //! A message with several recipient devices (a group message, or a 1:1 message to a user
@@ -12,7 +12,6 @@ use super::ChatSpec;
 use super::wire::Side;
 use crate::scenario::Fanout;
 use crate::scenario::population::ChatKind;
-use sealcore::{SenderKey, Suite, TransportMode, TransportReceiver, TransportSender};
 use std::ops::Range;
 
 /// How many messages of one sending device are tracked at once (older records are
@@ -95,24 +94,6 @@ impl Outbox {
     }
 }
 
-/// A relay-fan-out group's sender keys.
-pub struct SenderKeys {
-    /// Per sending device: the key it hands out.
-    pub keys: Vec<[u8; 32]>,
-    /// Per sending device: its own sealing half.
-    pub out: Vec<TransportSender>,
-    /// Per (recipient position, sending position): the opening half, once received.
-    pub inbound: Vec<Option<TransportReceiver>>,
-    /// Per (recipient, sender): the highest message number received (reorder count).
-    pub max_rx: Vec<Option<u32>>,
-}
-
-impl std::fmt::Debug for SenderKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SenderKeys").field("senders", &self.keys.len()).finish_non_exhaustive()
-    }
-}
-
 /// A conversation in a shard.
 #[derive(Debug)]
 pub struct Chat {
@@ -134,14 +115,9 @@ pub struct Chat {
     pub routes: Vec<Vec<(usize, Side)>>,
     /// Per sending device position: its messages in flight.
     pub outboxes: Vec<Outbox>,
-    /// Relay fan-out only.
-    pub sender_keys: Option<SenderKeys>,
-    /// Relay fan-out with `crypto.protocol = "megolm"` (instead of `sender_keys`).
-    #[cfg(feature = "megolm")]
-    pub megolm: Option<super::megolm::MegolmGroup>,
-    /// Relay fan-out with `crypto.protocol = "mls"`: the group's MLS members.
-    #[cfg(feature = "mls")]
-    pub mls: Option<super::mls::MlsGroupState>,
+    /// A group whose messages the relay fans out (one message per send, whatever the
+    /// protocol seals it with); otherwise one copy per recipient device.
+    relay: bool,
     /// Tags its messages are recorded under.
     pub tags: Vec<super::recorder::tags::TagId>,
     /// 1:1 with alternating senders: whose turn it is.
@@ -149,18 +125,8 @@ pub struct Chat {
 }
 
 impl Chat {
-    /// The shard's record of conversation `spec` (sender keys drawn from the OS).
-    ///
-    /// # Errors
-    /// When the OS has no randomness for sender keys.
-    /// With `megolm_rotate_after` (`crypto.protocol = "megolm"`), a relay-fan-out group gets
-    /// Megolm sessions instead of sender keys.
-    pub(super) fn new(
-        spec: &ChatSpec,
-        suite: Suite,
-        mode: TransportMode,
-        megolm_rotate_after: Option<u32>,
-    ) -> Result<Chat, getrandom::Error> {
+    /// The shard's record of conversation `spec`.
+    pub(super) fn new(spec: &ChatSpec) -> Chat {
         let devices = spec.users.last().map_or(0, |u| u.end);
         let mut routes = vec![Vec::new(); spec.sending];
         for &(a, b, session) in &spec.sessions {
@@ -172,26 +138,7 @@ impl Chat {
             }
         }
         let sending_users = spec.users.iter().take_while(|u| u.end <= spec.sending).count();
-        #[cfg(feature = "megolm")]
-        let relay = matches!(spec.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
-        #[cfg(feature = "megolm")]
-        let megolm =
-            megolm_rotate_after.filter(|_| relay).map(|r| super::megolm::MegolmGroup::new(devices, spec.sending, r));
-        #[cfg(not(feature = "megolm"))]
-        let _ = megolm_rotate_after;
-        let sender_keys = match spec.kind {
-            ChatKind::Group { fanout: Fanout::Relay, .. } if megolm_rotate_after.is_none() => {
-                let mut keys = vec![[0u8; 32]; spec.sending];
-                for k in &mut keys {
-                    getrandom::fill(k)?;
-                }
-                let out = keys.iter().map(|k| SenderKey::new(suite.backend, suite.aead, mode, k).sender()).collect();
-                let n = devices * spec.sending;
-                Some(SenderKeys { keys, out, inbound: (0..n).map(|_| None).collect(), max_rx: vec![None; n] })
-            }
-            _ => None,
-        };
-        Ok(Chat {
+        Chat {
             id: spec.id,
             kind: spec.kind,
             first_client: spec.first_client,
@@ -201,41 +148,20 @@ impl Chat {
             sending: spec.sending,
             routes,
             outboxes: (0..spec.sending).map(|_| Outbox::new()).collect(),
-            sender_keys,
-            #[cfg(feature = "megolm")]
-            megolm,
-            #[cfg(feature = "mls")]
-            mls: None,
+            relay: matches!(spec.kind, ChatKind::Group { fanout: Fanout::Relay, .. }),
             tags: Vec::new(),
             turn: 0,
-        })
+        }
     }
 
     /// Relay fan-out: the relay delivers one sealed message to every other member.
     pub fn relay_fanout(&self) -> bool {
-        #[cfg(feature = "megolm")]
-        if self.megolm.is_some() {
-            return true;
-        }
-        #[cfg(feature = "mls")]
-        if self.mls.is_some() {
-            return true;
-        }
-        self.sender_keys.is_some()
+        self.relay
     }
 
     /// The position of the sending device with relay id `id` (`ids` by position).
     pub fn sender_position(&self, id: u64, ids: impl Fn(usize) -> u64) -> Option<usize> {
         (0..self.sending).find(|&p| ids(p) == id)
-    }
-
-    /// Sender keys still to be received by the group's members.
-    pub fn keys_expected(&self) -> usize {
-        #[cfg(feature = "mls")]
-        if self.mls.is_some() {
-            return self.devices - 1; // Welcomes to process
-        }
-        if self.relay_fanout() { self.sending * (self.devices - 1) } else { 0 }
     }
 }
 

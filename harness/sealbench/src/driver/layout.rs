@@ -1,7 +1,7 @@
 //! How a run's population is laid out over shards: whole conversations per shard, their
 //! devices and pairwise sessions, keys, source addresses, and where the relay is.
 
-use super::conversation::Conversation;
+use super::protocol::Conversation;
 use super::{ChatSpec, ClientSpec, RunOptions, ShardSpec, client};
 use crate::scenario::population::{Chat, ChatKind};
 use crate::scenario::{Fanout, Plan, WsUrl};
@@ -113,11 +113,11 @@ fn lay_out_chat(plan: &Plan, chat: &Chat, spec: &mut ShardSpec, next_session: &m
     // A session between every sending device and every other device of the conversation
     // (the lower position initiates).
     let mut sessions = Vec::new();
-    // MLS groups need no pairwise sessions: key packages, Welcome and commits go through
-    // the relay's key directory and group fan-out.
-    let mls = plan.scenario.crypto.protocol == sealproto::Protocol::Mls
-        && matches!(chat.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
-    for a in (0..devices).filter(|_| !mls) {
+    // Some protocols' groups need no pairwise sessions (MLS: key packages, Welcome and
+    // commits go through the relay's key directory and group fan-out).
+    let no_pairwise =
+        !plan.protocol.pairwise_in_groups() && matches!(chat.kind, ChatKind::Group { fanout: Fanout::Relay, .. });
+    for a in (0..devices).filter(|_| !no_pairwise) {
         for b in a + 1..devices {
             if a >= sending && b >= sending {
                 continue;

@@ -3,11 +3,12 @@
 //!
 //! # Layout
 //! - [`limits`] — checks the run fits the machine (open files, ephemeral ports) before it starts.
-//! - [`shard`] — one thread of clients; [`client`] — a client's connection;
-//!   [`conversation`] — handshake and transport of one pair; [`olm`] — an Olm session's
-//!   end inside a conversation (`crypto.protocol = "olm"`); [`megolm`] — a relay-fan-out
-//!   group's Megolm sessions; [`mls`] — a relay-fan-out group's MLS members;
-//!   [`schedule`] — open-loop timing.
+//! - [`shard`] — one thread of clients: phases and routing; [`client`] — a client's
+//!   connection; [`schedule`] — open-loop timing.
+//! - [`protocol`] — the session protocols (noise, olm, megolm, mls, plaintext), one file
+//!   each behind one trait, and the pairwise sessions they set up.
+//! - [`books`] — a shard's counters, histograms and windows; [`chat`] — a conversation's
+//!   devices, routes and messages in flight.
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay;
@@ -17,20 +18,15 @@
 //! - [`coordinator`] — folds the shards' once-a-second reports into intervals and the
 //!   outcome (pure; this module carries out what it decides). Never on the per-message path.
 
+pub mod books;
 pub mod chat;
 pub mod client;
-pub mod conversation;
 pub mod coordinator;
 pub mod cpus;
 mod embedded;
 pub(crate) mod layout;
 pub mod limits;
-#[cfg(feature = "megolm")]
-pub mod megolm;
-#[cfg(feature = "mls")]
-pub mod mls;
-#[cfg(feature = "olm")]
-pub mod olm;
+pub mod protocol;
 pub mod recorder;
 pub mod sampler;
 pub mod schedule;
@@ -38,17 +34,18 @@ pub mod shard;
 pub mod tls;
 pub mod wire;
 
-/// The embedded relay's message limit in MLS runs (a Welcome to a group of 500 is 166 kB).
-const MLS_MAX_MESSAGE: usize = 1 << 20;
+/// The embedded relay's message limit when set-up messages are large (an MLS Welcome to a
+/// group of 500 is 166 kB).
+const LARGE_MAX_MESSAGE: usize = 1 << 20;
 
 use crate::clock::now_ns;
 use crate::relay::RelayConfig;
 use crate::scenario::{Plan, RelayTarget};
 use anyhow::Result;
-use conversation::Conversation;
 use coordinator::{Coordinator, Reaction, RunShape};
 pub use embedded::{EmbeddedRelay, RelayStats};
 use layout::{build_shards, resolve};
+use protocol::Conversation;
 use recorder::{Counters, Histograms};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -502,9 +499,9 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
             };
             // An MLS Welcome carries the whole ratchet tree: 166 kB for a group of 500
             // (docs/PERFORMANCE.md), past the default 64 KiB message limit.
-            let mls = scenario.crypto.protocol == sealproto::Protocol::Mls;
+            let large = plan.protocol.large_setup_messages();
             let cfg = RelayConfig {
-                max_message: if mls { MLS_MAX_MESSAGE } else { RelayConfig::default().max_message },
+                max_message: if large { LARGE_MAX_MESSAGE } else { RelayConfig::default().max_message },
                 max_connections: scenario.clients.count + 64,
                 delay: relay.delay,
                 adversary: plan.adversary,

@@ -57,11 +57,37 @@ pub enum RequestId {
     Control(u32),
     /// A group message (relay fan-out) of a conversation.
     Group(u32),
+    /// A set-up operation of one device (a session protocol's key publication, a claim of
+    /// that device's key, a message to it), by its local index.
+    Device(DeviceOp, u32),
     /// Anything else (0: the relay could not tell which request an error belongs to).
     Unknown,
 }
 
+/// What a [`RequestId::Device`] request does (a session protocol's set-up operations,
+/// told apart in the relay's answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOp {
+    /// The device publishes keys (an identity, a key pool's items, a key package); the
+    /// answer tells that they are in the directory.
+    Publish,
+    /// The device publishes more keys (a first batch before the one that counts, a top-up):
+    /// nothing waits for the answer.
+    Refill,
+    /// Another device claims one of the device's pooled keys.
+    Claim,
+    /// A set-up message addressed to the device (an MLS Welcome).
+    Welcome,
+}
+
+impl DeviceOp {
+    const ALL: [DeviceOp; 4] = [DeviceOp::Publish, DeviceOp::Refill, DeviceOp::Claim, DeviceOp::Welcome];
+}
+
 const CONTROL_BIT: u64 = 1 << 63;
+/// With [`CONTROL_BIT`]: a device's set-up operation; its [`DeviceOp`] at [`OP_SHIFT`].
+const DEVICE_BIT: u64 = 1 << 61;
+const OP_SHIFT: u32 = 32;
 const MESSAGE_BIT: u64 = 1 << 62;
 const CONV_SHIFT: u32 = 30;
 const SIDE_BIT: u64 = 1 << 29;
@@ -79,6 +105,7 @@ impl RequestId {
                 MESSAGE_BIT | u64::from(conv) << CONV_SHIFT | side | (seq & ((1 << Self::SEQ_BITS) - 1))
             }
             RequestId::Control(c) => CONTROL_BIT | u64::from(c),
+            RequestId::Device(op, c) => CONTROL_BIT | DEVICE_BIT | (op as u64) << OP_SHIFT | u64::from(c),
             RequestId::Unknown => 0,
         }
     }
@@ -87,6 +114,11 @@ impl RequestId {
     pub fn decode(raw: u64) -> RequestId {
         if raw & CONTROL_BIT != 0 && raw & MESSAGE_BIT != 0 {
             RequestId::Group(raw as u32)
+        } else if raw & CONTROL_BIT != 0 && raw & DEVICE_BIT != 0 {
+            match DeviceOp::ALL.get(((raw & !(CONTROL_BIT | DEVICE_BIT)) >> OP_SHIFT) as usize) {
+                Some(&op) => RequestId::Device(op, raw as u32),
+                None => RequestId::Unknown,
+            }
         } else if raw & CONTROL_BIT != 0 {
             RequestId::Control(raw as u32)
         } else if raw & MESSAGE_BIT != 0 {
@@ -313,6 +345,11 @@ mod tests {
             }
         }
         assert_eq!(RequestId::decode(RequestId::Control(42).encode()), RequestId::Control(42));
+        for op in DeviceOp::ALL {
+            let id = RequestId::Device(op, u32::MAX);
+            assert_eq!(RequestId::decode(id.encode()), id);
+            assert_ne!(RequestId::decode(id.encode()), RequestId::Control(u32::MAX));
+        }
         assert_eq!(RequestId::decode(RequestId::Group(42).encode()), RequestId::Group(42));
         assert_eq!(RequestId::decode(0), RequestId::Unknown);
     }

@@ -47,9 +47,8 @@ pub fn table(s: &Summary, dir: &str) -> String {
 fn header(o: &mut String, s: &Summary) {
     let sc = &s.scenario;
     let _ = writeln!(o, "\nsealbench run `{}` — {} clients, {}", sc.name, sc.clients.count, s.suite);
-    if s.aead == "none" {
-        let _ =
-            writeln!(o, "  *** UNENCRYPTED baseline run (aead = none): messages crossed the relay in the clear ***");
+    if let Some(why) = crate::scenario::unencrypted(sc) {
+        let _ = writeln!(o, "  *** UNENCRYPTED baseline run ({why}): messages crossed the relay in the clear ***");
     }
     if sc.stages.is_empty() {
         let _ = writeln!(o, "  relay: {}   duration {:?} (+{:?} warm-up)", s.relay, sc.duration, sc.warmup);

@@ -69,8 +69,11 @@ fn scenario_block(v: &impl serde::Serialize) -> String {
 /// machine shared with other processes.
 fn banners(s: &Summary) -> String {
     let mut b = String::new();
-    if s.aead == "none" {
-        b.push_str("<div class=\"danger\"><b>UNENCRYPTED baseline</b> (aead = none): messages crossed the relay in the clear.</div>");
+    if let Some(why) = crate::scenario::unencrypted(&s.scenario) {
+        let _ = write!(
+            b,
+            "<div class=\"danger\"><b>UNENCRYPTED baseline</b> ({why}): messages crossed the relay in the clear.</div>"
+        );
     }
     if s.interrupted {
         b.push_str("<div class=\"warn\">Interrupted (Ctrl-C): the results cover what was measured until then.</div>");

@@ -536,12 +536,7 @@ impl Summary {
     /// generator saturated (see [`crate::verdict::judge_run`]).
     pub fn build(plan: &Plan, outcome: &Outcome, provenance: Provenance) -> Self {
         let scenario = &plan.scenario;
-        let suite = match scenario.crypto.protocol {
-            sealproto::Protocol::Olm => "olm: Olm v1 (vodozemac), every pairwise session".to_owned(),
-            sealproto::Protocol::Megolm => "megolm: Megolm v1 groups, keys over Olm v1 (vodozemac)".to_owned(),
-            sealproto::Protocol::Mls => "mls: MLS ciphersuite 0x0001 (openmls), relay fan-out groups".to_owned(),
-            _ => plan.suite.to_string(),
-        };
+        let suite = scenario.crypto.protocol.suite_name().map_or_else(|| plan.suite.to_string(), str::to_owned);
         let latency: BTreeMap<String, Latency> = Metric::ALL
             .into_iter()
             .filter_map(|m| Latency::of(outcome.total.get(m)).map(|l| (m.name().to_owned(), l)))

@@ -27,7 +27,7 @@ pub use choice::{
     Arrival, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport, WsUrl,
 };
 pub use part::Part;
-pub use plan::{MAX_SIZE, MIN_SIZE, Plan};
+pub use plan::{MAX_SIZE, MIN_SIZE, Plan, ProtocolPlan, unencrypted};
 pub use population::Population;
 use sealcore::{AeadKind, Backend, HashKind, Pattern};
 use serde::{Deserialize, Serialize};

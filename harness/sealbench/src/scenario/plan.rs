@@ -39,6 +39,59 @@ pub struct Plan {
     pub population: Population,
     /// The part of a split run this process runs (None: all of it).
     pub part: Option<super::part::Part>,
+    /// The session protocol and its options, typed once.
+    pub protocol: ProtocolPlan,
+}
+
+/// The session protocol a run's devices speak and its options, as the driver needs them
+/// (built once from `crypto.*`).
+#[derive(Debug, Clone, Copy)]
+pub struct ProtocolPlan {
+    /// Which protocol.
+    pub protocol: sealproto::Protocol,
+    /// Handshake pattern, AEAD and hash (Noise sessions and sender keys).
+    pub suite: Suite,
+    /// Transport mode (Noise sessions and sender keys).
+    pub mode: TransportMode,
+    /// Noise IK / NK: the initiator fetches the responder's static key first.
+    pub fetch_responder_key: bool,
+    /// Megolm: messages before a sender rotates its session (0: never by count).
+    pub megolm_rotate_after: u32,
+    /// Megolm: a member leaves every this many messages of a group (0: never).
+    pub megolm_leave_every: u32,
+    /// MLS: the creator commits a self-update every this many messages (0: never).
+    pub mls_self_update_every: u32,
+    /// MLS: membership churn every this many messages (0: none).
+    pub mls_churn_every: u32,
+}
+
+impl ProtocolPlan {
+    fn new(s: &Scenario, suite: Suite, mode: TransportMode) -> Self {
+        let c = &s.crypto;
+        let noise = c.protocol == sealproto::Protocol::Noise;
+        ProtocolPlan {
+            protocol: c.protocol,
+            suite,
+            mode,
+            fetch_responder_key: noise && suite.pattern.needs_remote_static(),
+            megolm_rotate_after: c.megolm_rotate_after,
+            megolm_leave_every: c.megolm_leave_every,
+            mls_self_update_every: c.mls_self_update_every,
+            mls_churn_every: c.mls_churn_every,
+        }
+    }
+
+    /// Whether a relay-fan-out group's devices also have pairwise sessions (MLS groups
+    /// need none: key packages, Welcome and commits go through the relay).
+    pub fn pairwise_in_groups(&self) -> bool {
+        self.protocol != sealproto::Protocol::Mls
+    }
+
+    /// Whether set-up messages can be far larger than data messages (an MLS Welcome
+    /// carries the whole ratchet tree: 166 kB for a group of 500).
+    pub fn large_setup_messages(&self) -> bool {
+        self.protocol == sealproto::Protocol::Mls
+    }
 }
 
 /// Members a group may have on the reference relay (`max_group_members`).
@@ -129,7 +182,9 @@ impl Plan {
         };
         s.crypto.backend.check(s.crypto.aead).map_err(|e| anyhow::anyhow!("crypto.backend: {e}"))?;
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash).with_backend(s.crypto.backend);
+        let protocol = ProtocolPlan::new(s, suite, mode);
         Ok(Plan {
+            protocol,
             suite,
             mode,
             rate_per_conversation,
@@ -208,10 +263,22 @@ impl Plan {
         self.profile.spans().iter().map(|s| secs_ns(s.end_s)).collect()
     }
 
-    /// The run sends UNENCRYPTED messages (the `none` baseline).
-    pub fn unencrypted(&self) -> bool {
-        self.scenario.crypto.aead == AeadKind::None
+    /// Why the run sends UNENCRYPTED messages (a baseline), if it does.
+    pub fn unencrypted(&self) -> Option<&'static str> {
+        unencrypted(&self.scenario)
     }
+}
+
+/// Why `s` sends UNENCRYPTED messages, if it does: the `none` AEAD of Noise sessions (the
+/// baseline that isolates crypto cost; the other protocols do not use the AEAD), or a
+/// protocol without end-to-end encryption.
+pub fn unencrypted(s: &Scenario) -> Option<&'static str> {
+    let p = s.crypto.protocol;
+    if !p.encrypts() {
+        return Some("a protocol without end-to-end encryption: the relay could read every message");
+    }
+    (p == sealproto::Protocol::Noise && s.crypto.aead == AeadKind::None)
+        .then_some("aead = none, the baseline that isolates crypto cost")
 }
 
 /// Shares are fractions; churn periods are positive.

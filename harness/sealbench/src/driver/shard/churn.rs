@@ -182,12 +182,12 @@ pub(super) async fn run(setup: Setup, control: Control, state: Rc<RefCell<State>
         }
         let steps = {
             let st = state.borrow();
-            plan.borrow_mut().due(now, |i| st.clients[i].tx.is_some(), devices)
+            plan.borrow_mut().due(now, |i| st.net.clients[i].tx.is_some(), devices)
         };
         for (i, step) in steps {
             match step {
                 Step::Leave => leave(&mut state.borrow_mut(), i),
-                Step::Return if state.borrow().clients[i].parked => {} // held offline by the target
+                Step::Return if state.borrow().net.clients[i].parked => {} // held offline by the target
                 Step::Return => return_later(&setup, &state, &plan, i),
             }
         }
@@ -206,18 +206,18 @@ fn return_later(setup: &Setup, state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Pla
 /// the reverse order.
 fn follow_target(setup: &Setup, state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target: usize) {
     let mut st = state.borrow_mut();
-    let n = st.clients.len();
-    let parked = st.clients.iter().filter(|c| c.parked).count();
+    let n = st.net.clients.len();
+    let parked = st.net.clients.iter().filter(|c| c.parked).count();
     let want_parked = n - target;
     if parked < want_parked {
-        for i in (0..n).rev().filter(|&i| !st.clients[i].parked).take(want_parked - parked).collect::<Vec<_>>() {
-            st.clients[i].parked = true;
+        for i in (0..n).rev().filter(|&i| !st.net.clients[i].parked).take(want_parked - parked).collect::<Vec<_>>() {
+            st.net.clients[i].parked = true;
             leave(&mut st, i);
         }
     } else if parked > want_parked {
-        let back: Vec<usize> = (0..n).filter(|&i| st.clients[i].parked).take(parked - want_parked).collect();
+        let back: Vec<usize> = (0..n).filter(|&i| st.net.clients[i].parked).take(parked - want_parked).collect();
         for &i in &back {
-            st.clients[i].parked = false;
+            st.net.clients[i].parked = false;
         }
         drop(st);
         for i in back {
@@ -229,10 +229,10 @@ fn follow_target(setup: &Setup, state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Pl
 /// Device `i` goes offline: its queue closes, its writer sends a close frame, and its
 /// reader (of a connection no longer current) reads until the relay closes.
 fn leave(st: &mut State, i: usize) {
-    let c = &mut st.clients[i];
+    let c = &mut st.net.clients[i];
     if c.tx.take().is_some() {
         c.generation += 1;
-        st.connected = st.connected.saturating_sub(1);
+        st.net.connected = st.net.connected.saturating_sub(1);
     }
 }
 
@@ -240,9 +240,9 @@ fn leave(st: &mut State, i: usize) {
 async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target: &client::Target, i: usize) {
     let (id, source, online) = {
         let st = state.borrow();
-        (st.clients[i].id, st.clients[i].source, st.clients[i].tx.is_some())
+        (st.devices[i].id, st.net.clients[i].source, st.net.clients[i].tx.is_some())
     };
-    if online || state.borrow().closing || state.borrow().clients[i].parked {
+    if online || state.borrow().closing || state.borrow().net.clients[i].parked {
         return;
     }
     match client::connect(target, source, id, Registration::default()).await {
@@ -251,16 +251,16 @@ async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target:
             if st.closing {
                 return;
             }
-            st.counters.reconnects += 1;
+            st.books.counters.reconnects += 1;
             let now = now_ns();
-            st.clients[i].stored_left = reg.stored;
-            st.clients[i].welcome_ns = now;
+            st.net.clients[i].stored_left = reg.stored;
+            st.net.clients[i].welcome_ns = now;
             drop(st);
             bring_up_reader_writer(state, i, reg);
         }
         Err(e) => {
             let mut st = state.borrow_mut();
-            st.counters.reconnect_failures += 1;
+            st.books.counters.reconnect_failures += 1;
             let e = match e {
                 client::ConnectFailure::Connect(e) | client::ConnectFailure::Register(e) => e,
             };

@@ -6,22 +6,12 @@
 //! sending on the schedule → cooldown (drain) → close.
 //!
 //! # Layout
-//! - `state` — what the shard's tasks share and how received frames are handled.
+//! - `state` — what the shard's tasks share and how received frames are routed (to the
+//!   session protocol, `driver::protocol`, which this module never looks inside).
 //! - `sender` — the open-loop senders.
 //! - `out` — a connection's sending side: frames written by the shard, flushed per batch.
 
 mod churn;
-#[cfg(feature = "megolm")]
-mod megolm;
-
-/// What a group protocol's sealing gives: None when the conversation is not one of its
-/// groups, else whether the frame was written.
-#[cfg(any(feature = "megolm", feature = "mls"))]
-type Sealed = Option<Result<(), sealcore::SealError>>;
-#[cfg(feature = "mls")]
-mod mls;
-#[cfg(feature = "olm")]
-mod olm;
 mod out;
 mod sender;
 mod state;
@@ -41,9 +31,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Measure seal/open time for one message in this many (a clock read costs ~25 ns, a
-/// seal a few hundred: timing every one would cost more than the 2 % budget).
-pub(super) const CRYPTO_SAMPLE: u64 = 16;
 /// Most messages one batch sends before it flushes and lets the readers run: a generator
 /// far behind its schedule would otherwise write for as long as the sockets take frames,
 /// starving its readers and its per-second reports.
@@ -73,8 +60,7 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
     let state = match State::new(&mut spec, &|chat| plan.chat_tags(chat.kind)) {
         Ok(s) => Rc::new(RefCell::new(s)),
         Err(e) => {
-            let _ =
-                events.send(ShardEvent::Failed(format!("shard {}: no randomness for sender keys: {e}", spec.index)));
+            let _ = events.send(ShardEvent::Failed(format!("shard {}: {e}", spec.index)));
             return;
         }
     };
@@ -101,11 +87,14 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
     reporter.abort();
     flusher.abort();
     let mut st = state.borrow_mut();
-    st.counters.fanout_incomplete += st.chats.iter().flat_map(|c| &c.outboxes).map(|o| o.incomplete()).sum::<u64>();
+    let incomplete = st.chats.iter().flat_map(|c| &c.outboxes).map(|o| o.incomplete()).sum::<u64>();
+    let books = st.settle();
+    books.counters.fanout_incomplete += incomplete;
+    let (hist, counters) = (books.hist.clone(), books.counters.clone());
     let _ = events.send(ShardEvent::Finished {
         shard: spec.index,
-        hist: st.hist.clone(),
-        counters: st.counters.clone(),
+        hist,
+        counters,
         cpu_ns: thread_cpu_ns() - cpu0,
         steady_cpu_ns: steady.cpu_ns,
         steady_sent: steady.sent,
@@ -123,9 +112,11 @@ async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc:
         tick.tick().await;
         let (hist, counters, connected) = {
             let mut st = state.borrow_mut();
-            let h = st.hist.clone();
-            st.hist.reset();
-            (h, st.counters.clone(), st.connected)
+            let connected = st.net.connected;
+            let books = st.settle();
+            let h = books.hist.clone();
+            books.hist.reset();
+            (h, books.counters.clone(), connected)
         };
         let (at_ns, cpu_ns) = (now_ns(), thread_cpu_ns());
         let span_ns = at_ns.saturating_sub(prev.0).max(1);
@@ -175,12 +166,12 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
 async fn await_handshakes(control: &Control, state: &Rc<RefCell<State>>) -> (u64, u64) {
     state.borrow_mut().fail_unbegun();
     let hs_deadline = now_ns() + HANDSHAKE_TIMEOUT_NS;
-    while state.borrow().setting_up() && now_ns() < hs_deadline && !control.stop.load(Ordering::Relaxed) {
+    while state.borrow().books.setting_up() && now_ns() < hs_deadline && !control.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut st = state.borrow_mut();
     st.fail_unfinished();
-    (st.hs_first.unwrap_or(0), st.hs_last)
+    (st.books.hs_first.unwrap_or(0), st.books.hs_last)
 }
 
 /// Waits for the common steady start that the coordinator sets once every shard is ready.
@@ -217,10 +208,10 @@ async fn send_steady(
     let measure_from = t0 + spec.warmup_ns;
     let stop_at = t0 + spec.sending_ns;
     {
-        let mut st = state.borrow_mut();
-        st.measure_from = measure_from;
-        st.measure_until = measure_from + spec.duration_ns;
-        st.send_from = t0;
+        let books = &mut state.borrow_mut().books;
+        books.measure_from = measure_from;
+        books.measure_until = measure_from + spec.duration_ns;
+        books.send_from = t0;
     }
     let mut senders = build_senders(&state.borrow(), plan, spec.seed, spec.index);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(senders.len());
@@ -234,7 +225,7 @@ async fn send_steady(
     let churn = churn::Setup::of(spec)
         .map(|setup| tokio::task::spawn_local(churn::run(setup, control.clone(), state.clone(), t0, stop_at)));
     let cpu0 = thread_cpu_ns();
-    let sent0 = state.borrow().counters.sent;
+    let sent0 = state.borrow().books.counters.sent;
     let stall = spec.stall.map(|(after, len)| (t0 + after, t0 + after + len));
     let tick = plan.scenario.traffic.tick.as_nanos() as u64;
     let mut woke = 0u64;
@@ -252,7 +243,7 @@ async fn send_steady(
         }
         let mut sent_any = false;
         let mut batch = 0;
-        state.borrow_mut().batching = true;
+        state.borrow_mut().net.batching = true;
         while let Some(&Reverse((due, i))) = heap.peek() {
             if due > now || due >= stop_at || batch == MAX_BATCH {
                 break;
@@ -267,9 +258,9 @@ async fn send_steady(
         }
         {
             // One write per connection for everything this batch put on it.
-            let mut st = state.borrow_mut();
-            st.flush_dirty();
-            st.batching = false;
+            let net = &mut state.borrow_mut().net;
+            net.flush_dirty();
+            net.batching = false;
         }
         if sent_any {
             // Let the readers run before looking at the schedule again.
@@ -287,7 +278,7 @@ async fn send_steady(
     if let Some(c) = churn {
         c.abort();
     }
-    Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().counters.sent - sent0 }
+    Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().books.counters.sent - sent0 }
 }
 
 /// Phase 4: cooldown — waits for what is in flight (at most `cooldown`, 1 s after a
@@ -298,7 +289,7 @@ async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell
     loop {
         let (c, held) = {
             let st = state.borrow();
-            (st.counters.clone(), st.owed_offline())
+            (st.books.counters.clone(), st.owed_offline())
         };
         if c.delivered + c.refused_total() + held >= c.sent
             || now_ns() >= cooldown_end
@@ -311,9 +302,9 @@ async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell
     {
         let mut st = state.borrow_mut();
         // What devices offline now are owed stays in the relay's mailboxes.
-        st.counters.undelivered_offline = st.owed_offline();
+        st.books.counters.undelivered_offline = st.owed_offline();
         st.closing = true;
-        for c in &mut st.clients {
+        for c in &mut st.net.clients {
             c.tx = None; // writers send a close frame and end
         }
     }
@@ -326,28 +317,23 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
     match r {
         Ok(reg) => {
             {
-                let mut st = state.borrow_mut();
-                st.counters.connects_ok += 1;
-                client::record(&mut st.hist, &reg);
+                let books = &mut state.borrow_mut().books;
+                books.counters.connects_ok += 1;
+                client::record(&mut books.hist, &reg);
             }
             bring_up_reader_writer(state, i, reg);
-            let mut st = state.borrow_mut();
-            #[cfg(feature = "olm")]
-            st.publish_olm_keys(i);
-            #[cfg(feature = "mls")]
-            st.publish_mls_key_package(i);
-            st.begin_sessions_of(i, now_ns());
+            state.borrow_mut().device_up(i, now_ns());
         }
         Err(client::ConnectFailure::Connect(e)) => {
             let mut st = state.borrow_mut();
-            st.counters.connects_failed += 1;
+            st.books.counters.connects_failed += 1;
             st.first_error.get_or_insert_with(|| format!("connect: {e:#}"));
             tracing::debug!(error = %format!("{e:#}"), "connect failed");
         }
         Err(client::ConnectFailure::Register(e)) => {
             let mut st = state.borrow_mut();
-            st.counters.connects_ok += 1;
-            st.counters.registers_failed += 1;
+            st.books.counters.connects_ok += 1;
+            st.books.counters.registers_failed += 1;
             st.first_error.get_or_insert_with(|| format!("registration: {e:#}"));
             tracing::debug!(error = %format!("{e:#}"), "registration failed");
         }
@@ -356,11 +342,11 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
 
 /// Makes `reg` device `i`'s current connection: its sending side and its reader.
 fn bring_up_reader_writer(state: &Rc<RefCell<State>>, i: usize, reg: client::Registered) {
-    let mut st = state.borrow_mut();
+    let net = &mut state.borrow_mut().net;
     let (sink, source) = reg.ws.split();
-    st.clients[i].tx = Some(out::Out::start(sink, QUEUE.max(st.queue)));
-    st.connected += 1;
-    let generation = st.clients[i].generation;
+    net.clients[i].tx = Some(out::Out::start(sink, QUEUE.max(net.queue)));
+    net.connected += 1;
+    let generation = net.clients[i].generation;
     tokio::task::spawn_local(read_loop(state.clone(), i, generation, source));
 }
 
@@ -370,9 +356,9 @@ fn bring_up_reader_writer(state: &Rc<RefCell<State>>, i: usize, reg: client::Reg
 /// connection.
 async fn flush_replies(state: Rc<RefCell<State>>) {
     std::future::poll_fn(|cx| {
-        let mut st = state.borrow_mut();
-        st.flush_dirty();
-        st.flusher = Some(cx.waker().clone());
+        let net = &mut state.borrow_mut().net;
+        net.flush_dirty();
+        net.flusher = Some(cx.waker().clone());
         std::task::Poll::<()>::Pending
     })
     .await;

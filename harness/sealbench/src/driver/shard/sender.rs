@@ -2,11 +2,9 @@
 //! sending it — one copy per recipient device over pairwise sessions (1:1 conversations
 //! and client fan-out), or one sealed message the relay fans out (relay fan-out).
 
-use super::CRYPTO_SAMPLE;
 use super::state::State;
 use crate::clock::now_ns;
-use crate::driver::conversation::{Timed, seal_group_message};
-use crate::driver::layout::group_id;
+use crate::driver::protocol::{Outlet, Timed};
 use crate::driver::recorder::{LATE_SEND_NS, Metric};
 use crate::driver::schedule::{Rng, Schedule};
 use crate::scenario::population::ChatKind;
@@ -29,10 +27,8 @@ pub(super) fn build_senders(st: &State, plan: &crate::scenario::Plan, seed: u64,
     for (c, chat) in st.chats.iter().enumerate() {
         let first = chat.first_client;
         let any_up =
-            st.clients[first..first + chat.devices].iter().any(|d| d.sessions.iter().any(|&s| st.convs[s].ready()));
-        #[cfg(feature = "mls")]
-        let any_up = any_up || chat.mls.as_ref().is_some_and(|g| g.created);
-        if !any_up {
+            st.devices[first..first + chat.devices].iter().any(|d| d.sessions.iter().any(|&s| st.sessions[s].ready()));
+        if !any_up && !st.protocol.group_up(c) {
             continue;
         }
         let stream = u64::from(chat.id) << 1;
@@ -67,7 +63,7 @@ fn online_device(st: &State, c: usize, user: usize, rng: &mut Rng) -> Option<usi
     let devices = chat.users[user].clone();
     let n = devices.len();
     let start = (rng.next_u64() % n.max(1) as u64) as usize;
-    (0..n).map(|k| devices.start + (start + k) % n).find(|&p| st.clients[chat.first_client + p].tx.is_some())
+    (0..n).map(|k| devices.start + (start + k) % n).find(|&p| st.net.online(chat.first_client + p))
 }
 
 /// Sends one due message of `s` if its device can take it; returns the sender's next due
@@ -78,17 +74,19 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
     let user = next_user(st, s, plan.scenario.traffic.senders);
     let Some(pos) = online_device(st, c, user, &mut s.rng) else {
         // Every device of the sending user is offline: the user does not send.
-        st.counters.skipped_offline += 1;
+        st.books.counters.skipped_offline += 1;
         s.next_ns = s.sched.next(&plan.profile)?;
         return Some(s.next_ns);
     };
     let client = st.chats[c].first_client + pos;
     let relay = st.chats[c].relay_fanout();
     let frames = if relay { 1 } else { st.chats[c].routes[pos].len() };
-    let tx = st.clients[client].tx.as_ref()?;
-    if tx.capacity() < frames {
+    if !st.net.online(client) {
+        return None;
+    }
+    if st.net.capacity(client) < frames {
         // Back-pressure: keep the intended time (the message is late, not skipped).
-        st.counters.backlogged += 1;
+        st.books.counters.backlogged += 1;
         return Some(now_ns() + 200_000);
     }
     let intended = s.next_ns;
@@ -96,27 +94,20 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
     let actual = m.actual_ns;
     let sent = if relay { send_to_group(st, c, pos, m, buf) } else { send_copies(st, c, pos, m, buf) };
     let done = now_ns();
-    st.counters.messages += 1;
+    let books = &mut st.books;
+    books.counters.messages += 1;
     if actual.saturating_sub(intended) > LATE_SEND_NS {
-        st.counters.late_sends += 1;
+        books.counters.late_sends += 1;
     }
-    if st.measures(intended) {
-        st.hist.record(Metric::ScheduleLag, actual.saturating_sub(intended));
-        st.counters.sent_measured += sent;
+    if books.measures(intended) {
+        books.hist.record(Metric::ScheduleLag, actual.saturating_sub(intended));
+        books.counters.sent_measured += sent;
         if frames >= 2 || relay {
-            let tags = &st.chats[c].tags;
-            st.hist.record_tagged(Metric::FanoutSeal, tags, done - actual);
+            books.hist.record_tagged(Metric::FanoutSeal, &st.chats[c].tags, done - actual);
         }
     }
     s.next_ns = s.sched.next(&plan.profile)?;
     Some(s.next_ns)
-}
-
-/// Whether this seal is the one in `CRYPTO_SAMPLE` that is timed.
-fn timed(st: &mut State) -> bool {
-    let t = st.seal_tick.is_multiple_of(CRYPTO_SAMPLE);
-    st.seal_tick += 1;
-    t
 }
 
 /// Client fan-out (and every 1:1 message): one copy per recipient device, sealed over the
@@ -127,101 +118,72 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
     let online = (0..routes)
         .filter(|&k| {
             let (session, side) = st.chats[c].routes[pos][k];
-            st.clients[st.convs[session].client(side.peer())].tx.is_some()
+            st.net.online(st.sessions[session].client(side.peer()))
         })
         .count();
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, online as u32);
-    st.counters.fanout_incomplete += u64::from(dropped);
+    st.books.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
-    let measuring = st.measures(m.intended_ns);
+    let measuring = st.books.measures(m.intended_ns);
     let mut sent = 0;
     for k in 0..routes {
         let (session, side) = st.chats[c].routes[pos][k];
-        if !st.convs[session].ready() {
-            continue; // its handshake failed (counted there)
+        if !st.sessions[session].ready() {
+            continue; // its set-up failed (counted there)
         }
-        let t = timed(st);
+        let t = st.books.seal_timed();
         let t0 = now_ns();
-        if st.convs[session].seal(side, m, st.ack, buf).is_err() {
-            st.counters.other_errors += 1;
+        if st.sessions[session].seal(side, m, st.ack, buf).is_err() {
+            st.books.counters.other_errors += 1;
             continue;
         }
         if t && measuring {
-            st.hist.record(Metric::Seal, now_ns() - t0);
+            st.books.hist.record(Metric::Seal, now_ns() - t0);
         }
-        let to = st.convs[session].client(side.peer());
-        st.clients[to].owed += 1;
-        st.counters.sent += 1;
+        let to = st.sessions[session].client(side.peer());
+        st.books.owed[to] += 1;
+        st.books.counters.sent += 1;
         sent += 1;
         // A closed queue (the device died): counted as sent, it will be lost.
-        st.send_to(client, buf.split().freeze());
+        st.net.send(client, buf.split().freeze());
     }
     sent
 }
 
-/// Whether the device at `to` of relay-fan-out group `c` is a recipient of what the device
-/// at `sender` sends now: any other device, but with membership churn only a member (MLS:
-/// at the sender's epoch; Megolm: one that has not left).
-fn recipient(st: &State, c: usize, sender: usize, to: usize) -> bool {
-    if to == sender {
-        return false;
-    }
-    #[cfg(feature = "megolm")]
-    if let Some(g) = st.chats[c].megolm.as_ref() {
-        return !g.departed(to);
-    }
-    #[cfg(feature = "mls")]
-    if let Some(g) = st.chats[c].mls.as_ref() {
-        return g.recipient(sender, to);
-    }
-    let _ = (st, c);
-    true
-}
-
-/// Relay fan-out: one message sealed with the sender's key; the relay delivers it to
-/// every other member device. Returns the copies that implies.
+/// Relay fan-out: one message sealed by the group's protocol; the relay delivers it to
+/// every other member device (with membership churn, to every device that is a member at
+/// the sender's epoch). Returns the copies that implies.
 fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
     let client = st.chats[c].first_client + pos;
-    let (chat_id, devices, first) = (st.chats[c].id, st.chats[c].devices, st.chats[c].first_client);
-    // MLS: the creator's commits due first; then the copies are for the members at the
-    // sender's epoch (membership churn changes who they are).
-    #[cfg(feature = "mls")]
-    super::mls::commit_due(st, c);
-    // Megolm: a member that leaves first (every sender rotates).
-    #[cfg(feature = "megolm")]
-    super::megolm::leave_if_due(st, c);
-    let members = (0..devices).filter(|&p| recipient(st, c, pos, p)).count() as u64;
+    let (devices, first) = (st.chats[c].devices, st.chats[c].first_client);
+    // What the protocol has due first (a commit, a member leaving).
+    {
+        let (p, mut cx) = st.split();
+        p.before_group_send(&mut cx, c);
+    }
+    let members = (0..devices).filter(|&p| st.protocol.recipient(c, pos, p)).count() as u64;
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
-    st.counters.fanout_incomplete += u64::from(dropped);
+    st.books.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
-    let t = timed(st);
+    let t = st.books.seal_timed();
     let t0 = now_ns();
-    #[cfg(feature = "megolm")]
-    let sealed = super::megolm::seal(st, c, pos, m, buf);
-    #[cfg(not(feature = "megolm"))]
-    let sealed = None;
-    #[cfg(feature = "mls")]
-    let sealed = sealed.or_else(|| super::mls::seal(st, c, pos, m, buf));
-    let sealed = match sealed {
-        Some(r) => r,
-        None => {
-            let Some(keys) = st.chats[c].sender_keys.as_mut() else { return 0 };
-            seal_group_message(&mut keys.out[pos], chat_id, group_id(chat_id), m, buf)
-        }
+    let sealed = {
+        let (p, mut cx) = st.split();
+        p.seal_group(&mut cx, c, pos, m, buf)
     };
     if sealed.is_err() {
-        st.counters.other_errors += 1;
+        st.books.counters.other_errors += 1;
         return 0;
     }
-    if t && st.measures(m.intended_ns) {
-        st.hist.record(Metric::Seal, now_ns() - t0);
+    if t && st.books.measures(m.intended_ns) {
+        st.books.hist.record(Metric::Seal, now_ns() - t0);
     }
     for p in 0..devices {
-        if recipient(st, c, pos, p) {
-            st.clients[first + p].owed += 1;
+        if st.protocol.recipient(c, pos, p) {
+            st.books.owed[first + p] += 1;
         }
     }
-    st.counters.sent += members;
-    st.send_to(client, buf.split().freeze());
+    st.books.counters.sent += members;
+    st.net.send(client, buf.split().freeze());
     members
 }

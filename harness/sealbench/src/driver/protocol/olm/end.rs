@@ -4,7 +4,9 @@
 //! allocates inside every encrypt and decrypt (its message and plaintext `Vec`s): that
 //! is part of what Olm costs, measured, not hidden. No I/O.
 
+use crate::driver::protocol::pairwise::write_plaintext;
 use bytes::BytesMut;
+use sealcore::payload::Stamp;
 use sealcore::{OpenError, SealError};
 use sealproto::ProtoError;
 use sealproto::olm::OlmSession;
@@ -42,6 +44,16 @@ impl OlmEnd {
         self.session.encrypt(&self.plain, &mut self.wire).map_err(|_| SealError::Aead)?;
         out.extend_from_slice(&self.wire);
         Ok(())
+    }
+
+    /// Seals a timed plaintext of `size` bytes (`stamp`, then `extra`, then zeros) and
+    /// appends the Olm message to `out`.
+    ///
+    /// # Errors
+    /// As [`OlmEnd::seal`], or when the plaintext cannot hold the stamp.
+    pub fn seal_timed(&mut self, out: &mut BytesMut, size: usize, stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+        write_plaintext(self.plaintext(size), stamp, extra)?;
+        self.seal(out)
     }
 
     /// Decrypts a framed Olm message; the plaintext is copied to the front of `data` (it is

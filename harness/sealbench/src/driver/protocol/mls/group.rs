@@ -4,8 +4,8 @@
 //! allocates inside every operation and writes its group state to the member's in-memory
 //! storage provider; the buffers around it are reused. No I/O.
 
-use super::conversation::{TRANSPORT_AT, Timed};
-use super::wire::{RelayProtocol, RequestId, Wire};
+use crate::driver::protocol::pairwise::{TRANSPORT_AT, Timed};
+use crate::driver::wire::{RelayProtocol, RequestId, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -173,7 +173,7 @@ impl MlsGroupState {
         out.clear();
         out.resize(TRANSPORT_AT, 0);
         let header = match to {
-            Target::Device(id, request) => Wire::write_send_header(out, RequestId::Control(request), false, id),
+            Target::Device(id, request) => Wire::write_send_header(out, request, false, id),
             Target::Group(g) => Wire::write_group_send_header(out, RequestId::Group(chat), g),
         };
         header.map_err(|_| SealError::BufferTooSmall)?;
@@ -188,7 +188,7 @@ impl MlsGroupState {
     /// # Errors
     /// When the device is not in the group, or `out` cannot hold the headers.
     pub fn seal(&mut self, pos: usize, chat: u32, group: u64, m: Timed, out: &mut BytesMut) -> Result<(), SealError> {
-        super::conversation::timed_plaintext(&mut self.plain, m)?;
+        crate::driver::protocol::pairwise::timed_plaintext(&mut self.plain, m)?;
         self.wire.clear();
         self.members[pos].encrypt(&self.plain, &mut self.wire).map_err(|_| SealError::Aead)?;
         let wire = std::mem::take(&mut self.wire);
@@ -218,7 +218,7 @@ impl MlsGroupState {
             Err(ProtoError::NotMember) => return Err(NotProcessed::OldEpoch),
             Err(ProtoError::OldEpoch) => return Err(NotProcessed::OldEpoch),
             Err(ProtoError::FutureEpoch) => return Err(NotProcessed::NotReady),
-            Err(e) => return Err(NotProcessed::Open(super::olm::open_error(e))),
+            Err(e) => return Err(NotProcessed::Open(crate::driver::protocol::olm::open_error(e))),
         };
         let stamp = Stamp::read(&pt).map_err(|_| NotProcessed::Open(OpenError::Truncated))?;
         let slot = recipient * self.sending + sender;
@@ -234,7 +234,7 @@ impl MlsGroupState {
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
     /// One device (a Welcome): its relay id, and the request id to send it under.
-    Device(u64, u32),
+    Device(u64, RequestId),
     /// The relay group (a commit).
     Group(u64),
 }

@@ -6,8 +6,8 @@
 //! keys travel over the devices' Olm sessions (`shard/megolm`). vodozemac allocates inside
 //! every encrypt and decrypt; the buffers around it are reused. No I/O.
 
-use super::conversation::{TRANSPORT_AT, Timed};
-use super::wire::{RelayProtocol, RequestId, Wire};
+use crate::driver::protocol::pairwise::{TRANSPORT_AT, Timed};
+use crate::driver::wire::{RelayProtocol, RequestId, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -160,7 +160,7 @@ impl MegolmGroup {
         Wire::write_group_send_header(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)?;
         let body = &mut out[Wire::ROUTED_HEADER_LEN..];
         payload::write_e2e_header(body, E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
-        super::conversation::timed_plaintext(&mut self.plain, m)?;
+        crate::driver::protocol::pairwise::timed_plaintext(&mut self.plain, m)?;
         self.wire.clear();
         self.out[pos].encrypt(&self.plain, &mut self.wire);
         out.extend_from_slice(&self.wire);
@@ -189,7 +189,7 @@ impl MegolmGroup {
         };
         let r = session
             .decrypt(data)
-            .map_err(super::olm::open_error)
+            .map_err(crate::driver::protocol::olm::open_error)
             .and_then(|(pt, _)| Stamp::read(&pt).map_err(|_| OpenError::Truncated));
         Some(r.map(|stamp| {
             let reordered = self.max_rx[slot].is_some_and(|m| stamp.msg < m);

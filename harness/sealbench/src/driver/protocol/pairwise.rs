@@ -1,0 +1,271 @@
+//! One pairwise session between two devices, both ends (they live in the same shard):
+//! who its ends are, the cipher each end holds once its protocol has set it up (a Noise
+//! transport, an Olm session, or none at all), and the per-direction bookkeeping that
+//! accounting needs (sequence numbers, reorders, relay-ack times). A 1:1 conversation
+//! between single-device users is one session; devices and groups have one per pair of
+//! devices that exchange messages (see `chat`). How a session is set up is its
+//! protocol's business (`noise`, `olm`, `plaintext`); sealing and opening once it is, is
+//! this file's, the same for every protocol. No I/O: methods take and return bytes.
+
+use super::Cipher;
+use crate::driver::books::NotOpened;
+use crate::driver::wire::{RelayProtocol, RequestId, Side, Wire};
+use bytes::BytesMut;
+use sealcore::payload::{self, E2E_HEADER_LEN, E2eKind, Stamp};
+use sealcore::transport::HEADER_LEN;
+use sealcore::{OpenError, SealError, StaticKeypair, Suite, TransportMode};
+
+/// Offset of the end-to-end body inside a send frame.
+pub const BODY_AT: usize = Wire::ROUTED_HEADER_LEN;
+/// Offset of the transport message inside a send frame.
+pub const TRANSPORT_AT: usize = BODY_AT + E2E_HEADER_LEN;
+/// Offset of the plaintext inside a SEND frame.
+pub const PLAINTEXT_AT: usize = TRANSPORT_AT + HEADER_LEN;
+/// How many recent send times each direction remembers (for relay-ack latency).
+const SENT_RING: usize = 256;
+
+/// An end's cipher and the per-direction bookkeeping that accounting needs.
+#[derive(Debug)]
+pub struct Link {
+    /// Seals what this end sends and opens what it receives.
+    cipher: Cipher,
+    /// Sequence number of this end's next message.
+    next_seq: u64,
+    /// Highest sequence number received from the peer.
+    max_seq_rx: Option<u32>,
+    /// Actual send times of recent messages, by `seq % SENT_RING` (relay-ack latency):
+    /// empty (4 KiB less per end) until this end first sends a message that asks for an ack.
+    sent_at: Vec<(u64, u64)>,
+}
+
+/// Writes a timed plaintext: the stamp, then `extra`, then zero padding.
+pub(super) fn write_plaintext(plain: &mut [u8], stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+    stamp.write(plain).map_err(|_| SealError::BufferTooSmall)?;
+    let at = payload::PLAINTEXT_HEADER_LEN;
+    plain.get_mut(at..at + extra.len()).ok_or(SealError::BufferTooSmall)?.copy_from_slice(extra);
+    Ok(())
+}
+
+/// Fills `plain` with the timed plaintext of `m` (its stamp, then zero padding up to its
+/// size): what a group protocol's sender encrypts.
+///
+/// # Errors
+/// Never in practice (the buffer is sized here); kept for the stamp's own check.
+pub fn timed_plaintext(plain: &mut Vec<u8>, m: Timed) -> Result<(), SealError> {
+    plain.clear();
+    plain.resize(m.size.max(payload::PLAINTEXT_HEADER_LEN), 0);
+    write_plaintext(plain, Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }, &[])
+}
+
+/// A timed message to seal.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    /// Plaintext bytes (at least the stamp).
+    pub size: usize,
+    /// The sender's logical message number (shared by every copy).
+    pub msg: u32,
+    /// When the schedule said to send it.
+    pub intended_ns: u64,
+    /// When it was sealed.
+    pub actual_ns: u64,
+}
+
+/// An opened transport message.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// Its timing stamp.
+    pub stamp: Stamp,
+    /// It arrived after a later message of the same direction.
+    pub reordered: bool,
+    /// The plaintext after the stamp.
+    pub rest: &'a [u8],
+}
+
+/// A pairwise session.
+pub struct Conversation {
+    /// Global session id (in every E2E header).
+    pub id: u32,
+    /// Local index of the initiator's client.
+    pub initiator: usize,
+    /// Local index of the responder's client.
+    pub responder: usize,
+    /// Relay ids, by [`Side::index`].
+    pub ids: [u64; 2],
+    /// The two ends, by [`Side::index`]: `None` until the protocol has set it up.
+    ends: [Option<Box<Link>>; 2],
+    suite: Suite,
+    mode: TransportMode,
+    /// The static key pairs of the two ends, where the handshake pattern has them.
+    pub keys: [Option<StaticKeypair>; 2],
+    /// Its set-up has been started (both devices were up).
+    pub begun: bool,
+    /// Set-up over (either way).
+    pub hs_finished: bool,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation").field("id", &self.id).field("ids", &self.ids).finish_non_exhaustive()
+    }
+}
+
+impl Conversation {
+    /// A session between local clients `initiator` and `responder`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u32,
+        initiator: usize,
+        responder: usize,
+        ids: [u64; 2],
+        suite: Suite,
+        mode: TransportMode,
+        keys: [Option<StaticKeypair>; 2],
+    ) -> Self {
+        Conversation {
+            id,
+            initiator,
+            responder,
+            ids,
+            ends: Default::default(),
+            suite,
+            mode,
+            keys,
+            begun: false,
+            hs_finished: false,
+        }
+    }
+
+    /// Its suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Its transport mode.
+    pub fn mode(&self) -> TransportMode {
+        self.mode
+    }
+
+    /// Local client index of `side`.
+    pub fn client(&self, side: Side) -> usize {
+        match side {
+            Side::Initiator => self.initiator,
+            Side::Responder => self.responder,
+        }
+    }
+
+    /// The side local client `client` is of this session, if it is one.
+    pub fn side_of(&self, client: usize) -> Option<Side> {
+        if self.initiator == client {
+            Some(Side::Initiator)
+        } else if self.responder == client {
+            Some(Side::Responder)
+        } else {
+            None
+        }
+    }
+
+    /// Both ends are set up.
+    pub fn ready(&self) -> bool {
+        self.ends[0].is_some() && self.ends[1].is_some()
+    }
+
+    /// Whether `side` is set up.
+    pub fn end_ready(&self, side: Side) -> bool {
+        self.ends[side.index()].is_some()
+    }
+
+    /// `side` is set up with `cipher` (the session is finished once both are).
+    pub fn set_ready(&mut self, side: Side, cipher: Cipher) {
+        let sent_at = Vec::new();
+        self.ends[side.index()] = Some(Box::new(Link { cipher, next_seq: 0, max_seq_rx: None, sent_at }));
+        if self.ready() {
+            self.hs_finished = true;
+        }
+    }
+
+    /// Seals the next message of `side` into a complete SEND frame in `out`: a timed
+    /// plaintext of `size` bytes, copy of the sender's logical message `msg`.
+    ///
+    /// # Errors
+    /// When the end is not set up or its cipher refuses (counter exhausted). Returns the
+    /// message's request id.
+    pub fn seal(&mut self, side: Side, m: Timed, want_ack: bool, out: &mut BytesMut) -> Result<RequestId, SealError> {
+        self.seal_kind(side, None, m, &[], want_ack, out)
+    }
+
+    /// Seals a set-up message of `kind` from `side` (a timed plaintext stamped `now_ns`,
+    /// followed by `extra`: a group's sender key, or nothing).
+    ///
+    /// # Errors
+    /// As [`Conversation::seal`].
+    pub fn seal_control(
+        &mut self,
+        side: Side,
+        kind: E2eKind,
+        extra: &[u8],
+        now_ns: u64,
+        out: &mut BytesMut,
+    ) -> Result<RequestId, SealError> {
+        let size = payload::PLAINTEXT_HEADER_LEN + extra.len();
+        let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        self.seal_kind(side, Some(kind), m, extra, false, out)
+    }
+
+    /// `kind`: None for a message of the conversation (its kind is the cipher's).
+    fn seal_kind(
+        &mut self,
+        side: Side,
+        kind: Option<E2eKind>,
+        m: Timed,
+        extra: &[u8],
+        want_ack: bool,
+        out: &mut BytesMut,
+    ) -> Result<RequestId, SealError> {
+        let (id, to) = (self.id, self.ids[side.peer().index()]);
+        let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;
+        let seq = link.next_seq;
+        let req = RequestId::Message { conv: id, side, seq };
+        let stamp = Stamp { seq: seq as u32, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
+        let kind = kind.unwrap_or(link.cipher.message_kind());
+        out.clear();
+        out.resize(TRANSPORT_AT, 0);
+        Wire::write_send_header(out, req, want_ack, to).map_err(|_| SealError::BufferTooSmall)?;
+        payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
+        link.cipher.seal(out, m.size, stamp, extra)?;
+        if want_ack {
+            if link.sent_at.is_empty() {
+                link.sent_at = vec![(u64::MAX, 0); SENT_RING];
+            }
+            link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
+        }
+        link.next_seq = seq + 1;
+        Ok(req)
+    }
+
+    /// Opens a message that arrived at `side`, in place.
+    ///
+    /// # Errors
+    /// [`NotOpened::NotReady`] when this end is not set up (a message that overtook the
+    /// last set-up message, or one for a failed session — not a forgery); otherwise the
+    /// cipher's [`OpenError`] (`Truncated` when the plaintext has no timing header).
+    /// Also returns whether it arrived after a later one, and the plaintext after the stamp.
+    pub fn open<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
+        let link = self.ends[side.index()].as_deref_mut().ok_or(NotOpened::NotReady)?;
+        let pt = link.cipher.open(data).map_err(NotOpened::Open)?;
+        let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
+        let reordered = link.max_seq_rx.is_some_and(|m| stamp.seq < m);
+        if !reordered {
+            link.max_seq_rx = Some(stamp.seq);
+        }
+        Ok(Opened { stamp, reordered, rest: &pt[payload::PLAINTEXT_HEADER_LEN..] })
+    }
+
+    /// The actual send time of message `seq` of `side` (as truncated in its request id),
+    /// if still remembered.
+    pub fn sent_at(&self, side: Side, seq: u64) -> Option<u64> {
+        let link = self.ends[side.index()].as_deref()?;
+        let (s, t) = *link.sent_at.get((seq as usize) % SENT_RING)?;
+        let mask = (1u64 << RequestId::SEQ_BITS) - 1;
+        (s & mask == seq).then_some(t)
+    }
+}
