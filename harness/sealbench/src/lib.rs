@@ -18,6 +18,8 @@
 //! - [`verdict`] — thresholds, the comparison of two results, the capacity search.
 //! - [`present`] — consumers of finished data: the console, plots (PNG + SVG), Markdown
 //!   tables and the self-contained `report.html`.
+//! - [`tags`] — traffic classes and [`rng`] — the seedable generator: the vocabulary
+//!   scenario, driver and results share (leaves: they import nothing of this crate).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]
@@ -36,7 +38,9 @@ pub mod present;
 pub mod provenance;
 pub mod relay;
 pub mod results;
+pub mod rng;
 pub mod scenario;
 pub mod signals;
+pub mod tags;
 pub mod timefmt;
 pub mod verdict;

@@ -1,5 +1,11 @@
 //! Where a result came from: software versions, git revision, CPU, cores, OS and time.
 //! Every result file carries one, so that `compare` can warn when two runs differ.
+//!
+//! # Layout
+//! - this module — the [`Provenance`] record and how it is collected.
+//! - [`calibration`] — this machine's floors as a provenance carries them (cached).
+
+pub mod calibration;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,23 +42,16 @@ pub struct Provenance {
     /// CPU per message is also reported as a multiple of them. Absent in results made
     /// before calibration existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration: Option<crate::calibrate::Calibration>,
+    pub calibration: Option<calibration::Calibration>,
 }
 
 impl Provenance {
     /// Reads this machine's provenance now, with its cached calibration if there is one
-    /// (see [`Provenance::with_calibration`] for a run, which measures one if not).
+    /// (see [`Provenance::with_calibration`], in [`crate::calibrate`], for a run, which
+    /// measures one if not).
     pub fn collect() -> Self {
         let mut p = Self::collect_without_calibration();
-        p.calibration = crate::calibrate::cached();
-        p
-    }
-
-    /// [`Provenance::collect`], and when this machine has no cached calibration yet, a
-    /// quick one measured now (about a second, once per machine) and cached.
-    pub fn with_calibration() -> Self {
-        let mut p = Self::collect_without_calibration();
-        p.calibration = crate::calibrate::cached_or_quick();
+        p.calibration = calibration::cached();
         p
     }
 

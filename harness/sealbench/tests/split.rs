@@ -66,6 +66,44 @@ fn summary(dir: &Path) -> Result<Summary, Box<dyn std::error::Error + Send + Syn
     Ok(serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?)
 }
 
+/// Every (series, value) count of several results' interval logs, added.
+fn summed_histograms(
+    dirs: &[std::path::PathBuf],
+) -> Result<BTreeMap<String, Histogram<u64>>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut want: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for d in dirs {
+        for (tag, h) in histograms(d)? {
+            match want.get_mut(&tag) {
+                Some(w) => w.add(&h)?,
+                None => {
+                    want.insert(tag, h);
+                }
+            }
+        }
+    }
+    Ok(want)
+}
+
+/// Copies of the results in `dirs` under `into` (`part0`, `part1`, …) whose scenario has
+/// `thresholds` instead of its own; returns their directories.
+fn copies_with_thresholds(
+    dirs: &[std::path::PathBuf],
+    into: &Path,
+    thresholds: &[&str],
+) -> Result<Vec<std::path::PathBuf>, Box<dyn std::error::Error + Send + Sync>> {
+    for (i, d) in dirs.iter().enumerate() {
+        let copy = into.join(format!("part{i}"));
+        std::fs::create_dir_all(&copy)?;
+        for f in ["latency.hlog", "timeseries.csv"] {
+            std::fs::copy(d.join(f), copy.join(f))?;
+        }
+        let mut s = summary(d)?;
+        s.scenario.thresholds = thresholds.iter().map(|t| (*t).to_owned()).collect();
+        std::fs::write(copy.join("summary.json"), serde_json::to_string(&s)?)?;
+    }
+    Ok((0..dirs.len()).map(|i| into.join(format!("part{i}"))).collect())
+}
+
 #[test]
 fn three_parts_in_three_processes_merge_exactly() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -125,17 +163,7 @@ fn three_parts_in_three_processes_merge_exactly() -> TestResult {
     assert!(cores.contains("relay was external") && cores.contains("parts"), "{cores}");
 
     // Histograms: the merged log is the parts' logs added, value for value.
-    let mut want: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    for d in &dirs {
-        for (tag, h) in histograms(d)? {
-            match want.get_mut(&tag) {
-                Some(w) => w.add(&h)?,
-                None => {
-                    want.insert(tag, h);
-                }
-            }
-        }
-    }
+    let want = summed_histograms(&dirs)?;
     let got = histograms(&merged)?;
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     for (tag, w) in &want {
@@ -150,19 +178,8 @@ fn three_parts_in_three_processes_merge_exactly() -> TestResult {
 
     // Thresholds are judged on the merged figures: a failing one gives 99.
     // (The same parts, with a threshold no run meets written into their scenario.)
-    let failing_thresholds = vec!["messages.lost == 0".to_owned(), "e2e.p99 < 1ns".to_owned()];
     let failing = dir.path().join("failing");
-    for (i, d) in dirs.iter().enumerate() {
-        let copy = failing.join(format!("part{i}"));
-        std::fs::create_dir_all(&copy)?;
-        for f in ["latency.hlog", "timeseries.csv"] {
-            std::fs::copy(d.join(f), copy.join(f))?;
-        }
-        let mut s = summary(d)?;
-        s.scenario.thresholds = failing_thresholds.clone();
-        std::fs::write(copy.join("summary.json"), serde_json::to_string(&s)?)?;
-    }
-    let copies: Vec<_> = (0..3).map(|i| failing.join(format!("part{i}"))).collect();
+    let copies = copies_with_thresholds(&dirs, &failing, &["messages.lost == 0", "e2e.p99 < 1ns"])?;
     let out = bin().arg("merge").args(&copies).arg("--out").arg(failing.join("m")).arg("--no-plots").output()?;
     assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
 

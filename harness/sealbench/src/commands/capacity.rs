@@ -13,6 +13,7 @@ use crate::present;
 use crate::provenance::Provenance;
 use crate::results::capacity::{self, Capacity, Step};
 use crate::results::figure::format_us;
+use crate::results::header::Header;
 use crate::results::stages;
 use crate::scenario::{Edits, Plan, Scenario, Stage};
 use crate::verdict::capacity::{Next, Observation, Params, Search, StepSpec};
@@ -72,9 +73,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     };
     let conclusion = with_other_work(found.conclusion, &steps);
     let cap = Capacity {
-        schema_version: 1,
-        kind: "capacity".into(),
-        provenance,
+        header: Header::new(1, "capacity", provenance),
         scenario: base,
         search: match (clients_mode, args.mode) {
             (true, _) => "clients",

@@ -10,6 +10,7 @@ use crate::error::{Failure, Outcome};
 use crate::output;
 use crate::present;
 use crate::provenance::Provenance;
+use crate::results::header::Header;
 use crate::results::matrix::{self, Cell, Matrix};
 use crate::results::summary::Summary;
 use crate::scenario::{Edits, Mode, Plan, Scenario, Transport};
@@ -76,7 +77,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
             cell
         })
         .collect();
-    let matrix = Matrix { schema_version: 1, kind: "matrix".into(), provenance, scenario: base, repeat, order, cells };
+    let matrix = Matrix { header: Header::new(1, "matrix", provenance), scenario: base, repeat, order, cells };
     matrix::write(&dir, &matrix)?;
     let md = present::write_matrix(&dir, &matrix)?;
     crate::output::stdout(&format!("{md}\nresults: {}\n", dir.display()));

@@ -83,11 +83,8 @@ pub fn run(args: &RunArgs) -> Outcome {
         eprintln!("thresholds failed: exit {EXIT_THRESHOLDS}");
         return Ok(ExitCode::from(EXIT_THRESHOLDS));
     }
-    if outcome.aborted.is_some() {
-        return Err(Failure::from(anyhow!(
-            "the run was cut short: {} (results were written)",
-            outcome.aborted.unwrap_or_default()
-        )));
+    if let Some(why) = &outcome.aborted {
+        return Err(Failure::from(anyhow!("the run was cut short: {why} (results were written)")));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! The crypto sweep's result (`crypto.json`) and its console table.
 
 use super::measure::Timing;
-use crate::provenance::Provenance;
+use crate::results::header::Header;
 use sealcore::{AeadKind, Backend, Suite};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -273,12 +273,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<X25519Row>,
 /// Everything `sealbench crypto` measured (`crypto.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CryptoReport {
-    /// Layout version ([`SCHEMA_VERSION`]).
-    pub schema_version: u32,
-    /// Always `crypto` (lets `compare` tell result kinds apart).
-    pub kind: String,
-    /// Machine and software.
-    pub provenance: Provenance,
+    /// Layout version ([`SCHEMA_VERSION`]), kind (always `crypto`) and provenance.
+    #[serde(flatten)]
+    pub header: Header,
     /// How the sweep ran.
     pub settings: SweepSettings,
     /// Per AEAD × size.
@@ -308,13 +305,23 @@ impl CryptoReport {
     /// The console table.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let p = &self.provenance;
+        let p = &self.header.provenance;
         let _ = writeln!(s, "sealbench crypto — {} ({} cores; {})", p.cpu_model, p.cores, p.flags_line());
         let _ = writeln!(
             s,
             "one core, this thread's CPU time, median of {} samples; MB = 10^6 bytes of plaintext\n",
             self.settings.samples
         );
+        self.aead_table(&mut s);
+        self.handshake_table(&mut s);
+        self.primitive_lines(&mut s);
+        self.transport_table(&mut s);
+        s.push_str(&super::protocols::table(&self.protocols));
+        s
+    }
+
+    /// The AEADs per backend and size, and what the sweep skipped.
+    fn aead_table(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "{:<22} {:<11} {:>7} {:>11} {:>10} {:>11} {:>10} {:>7}",
@@ -345,6 +352,10 @@ impl CryptoReport {
         for skipped in &self.settings.skipped {
             let _ = writeln!(s, "skipped: {skipped}");
         }
+    }
+
+    /// The handshakes per suite and backend.
+    fn handshake_table(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\n{:<47} {:<11} {:>7} {:>13} {:>14} {:>7}",
@@ -362,6 +373,10 @@ impl CryptoReport {
                 h.timing.spread * 100.0
             );
         }
+    }
+
+    /// X25519 and ML-KEM-768 per backend.
+    fn primitive_lines(&self, s: &mut String) {
         let _ = writeln!(s);
         for x in &self.x25519 {
             let _ = writeln!(
@@ -381,6 +396,10 @@ impl CryptoReport {
                 k.backend, k.keygen_us, k.encaps_us, k.decaps_us, k.implementation
             );
         }
+    }
+
+    /// Noise transport against the KDF chain, per AEAD and backend.
+    fn transport_table(&self, s: &mut String) {
         if let Some(first) = self.transport_modes.first() {
             let _ = writeln!(
                 s,
@@ -415,7 +434,5 @@ impl CryptoReport {
                 "(kdf-chain: a new key per message = KDF step + key set-up + seal; a symmetric KDF chain, not a Double Ratchet)"
             );
         }
-        s.push_str(&super::protocols::table(&self.protocols));
-        s
     }
 }

@@ -11,6 +11,7 @@
 use super::measure::{Budget, Stopwatch, Timing, measure, timed};
 use super::report::{AeadRow, CryptoReport, HandshakeRow, KemRow, ModeRow, SweepSettings, X25519Row};
 use crate::provenance::Provenance;
+use crate::results::header::Header;
 use anyhow::{Context, Result, bail};
 use sealcore::handshake::complete_in_memory;
 use sealcore::kem::{self, KemImpl};
@@ -192,9 +193,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         None => Vec::new(),
     };
     Ok(CryptoReport {
-        schema_version: super::report::SCHEMA_VERSION,
-        kind: "crypto".into(),
-        provenance,
+        header: Header::new(super::report::SCHEMA_VERSION, "crypto", provenance),
         settings: SweepSettings {
             quick: plan.quick,
             sample_ms: plan.budget.sample.as_secs_f64() * 1e3,

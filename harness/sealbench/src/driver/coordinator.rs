@@ -86,6 +86,18 @@ pub struct Tally {
     pub aborted: Option<String>,
 }
 
+impl Tally {
+    /// CPU seconds of the shard threads (whole run).
+    pub fn driver_cpu_s(&self) -> f64 {
+        self.cpu_ns as f64 / 1e9
+    }
+
+    /// CPU seconds of the shard threads while sending.
+    pub fn steady_cpu_s(&self) -> f64 {
+        self.steady_cpu_ns as f64 / 1e9
+    }
+}
+
 /// One shard's latest interval report, waiting for the others of the same second.
 #[derive(Debug)]
 struct Pending {

@@ -42,6 +42,7 @@ use crate::clock::now_ns;
 use crate::relay::RelayConfig;
 use crate::scenario::{Plan, RelayTarget};
 use anyhow::Result;
+pub use coordinator::Tally;
 use coordinator::{Coordinator, Reaction, RunShape};
 pub use embedded::{EmbeddedRelay, RelayStats};
 use layout::{build_shards, resolve};
@@ -251,40 +252,16 @@ pub struct Second {
     pub at_s: f64,
 }
 
-/// Everything a run produced.
+/// Everything a run produced: the coordinator's [`Tally`] (what the shards measured; its
+/// figures read through the outcome, `outcome.counters`) and what only the caller knows.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Histograms of the whole measured phase.
-    pub total: Histograms,
-    /// Final counters.
-    pub counters: Counters,
-    /// Per-second history.
-    pub seconds: Vec<Second>,
-    /// Wall time of the steady phase actually run (every stage: warm-up, measured,
-    /// cool-down), s.
-    pub measured_s: f64,
-    /// When the steady phase started, seconds after the run's start (None: it never did).
-    pub steady_start_s: Option<f64>,
-    /// A split run's common start: how late this process was ready for it, s.
-    pub late_start_s: Option<f64>,
+    /// What the shards measured: histograms, counters, seconds, CPU, how the run ended.
+    pub tally: Tally,
     /// A split run's common start, Unix seconds.
     pub start_at_unix_s: Option<f64>,
-    /// Seconds from start to the end of handshakes.
-    pub setup_s: f64,
-    /// Seconds from the first handshake started to the last one finished.
-    pub handshake_s: f64,
-    /// CPU seconds of the driver's shard threads (whole run).
-    pub driver_cpu_s: f64,
-    /// CPU seconds of the shard threads while sending.
-    pub steady_cpu_s: f64,
-    /// Messages sent while sending (for CPU per message).
-    pub steady_sent: u64,
     /// Wall seconds of the whole run.
     pub wall_s: f64,
-    /// Ctrl-C ended it early.
-    pub interrupted: bool,
-    /// Why it was aborted, if it was (relay gone).
-    pub aborted: Option<String>,
     /// Driver shards used.
     pub shards: usize,
     /// Relay URL used.
@@ -303,6 +280,16 @@ pub struct Outcome {
     pub steal_cores: Option<f64>,
     /// How the threads were pinned (`--cpus`; default: not pinned).
     pub cpus: cpus::CpuSplit,
+}
+
+/// An outcome is its tally plus what only the caller knows: the tally's figures read
+/// through it (`outcome.counters`, `outcome.total`), as they did when they were copied.
+impl std::ops::Deref for Outcome {
+    type Target = Tally;
+
+    fn deref(&self) -> &Tally {
+        &self.tally
+    }
 }
 
 /// Runs the planned scenario. `on_second` sees each merged second as it completes, with
@@ -380,26 +367,13 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     let relay_steady_cpu_s = sending_cpu.and_then(|c| c.relay_ns).map(|ns| ns as f64 / 1e9);
     let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics, plan.adversary.is_some()));
     drop(embedded);
-    let tally = tally?;
     Ok(Outcome {
-        total: tally.total,
-        counters: tally.counters,
-        seconds: tally.seconds,
-        measured_s: tally.measured_s,
-        steady_start_s: tally.steady_start_s,
-        late_start_s: tally.late_start_s,
+        tally: tally?,
         start_at_unix_s: options
             .start_at
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs_f64()),
-        setup_s: tally.setup_s,
-        handshake_s: tally.handshake_s,
-        driver_cpu_s: tally.cpu_ns as f64 / 1e9,
-        steady_cpu_s: tally.steady_cpu_ns as f64 / 1e9,
-        steady_sent: tally.steady_sent,
         wall_s: (now_ns() - run_start) as f64 / 1e9,
-        interrupted: tally.interrupted,
-        aborted: tally.aborted,
         shards,
         relay_url: match &scenario.relay.url {
             RelayTarget::Ws(u) => u.url.clone(),

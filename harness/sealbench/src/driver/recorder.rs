@@ -5,144 +5,172 @@
 //! number of clients.
 //!
 //! # Layout
-//! - this module — the [`Metric`]s and the [`Counters`].
+//! - this module — the [`Metric`]s.
+//! - [`counters`] — the run's [`Counters`], written once in one list.
 //! - [`histograms`] — [`Histograms`]: one histogram per metric and per (metric, tag).
-//! - [`tags`] — traffic classes ([`tags::TagSet`], `class=group,size=50`) and their text forms.
+//! - [`tags`] (now [`crate::tags`]) — traffic classes ([`tags::TagSet`], `class=group,size=50`) and their text forms.
 
+pub mod counters;
 pub mod histograms;
-pub mod tags;
 
+/// Traffic classes: the vocabulary moved to [`crate::tags`] (scenario, driver and results
+/// share it); kept here under its old path.
+pub use crate::tags;
+
+pub use counters::Counters;
+pub(crate) use counters::counters_table;
 pub use histograms::Histograms;
-use serde::{Deserialize, Serialize};
 
-/// The latency metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(usize)]
-pub enum Metric {
+/// The latency metrics, written once: each row is a [`Metric`] variant (its doc says what
+/// is timed), its name in result files, interval-log tags and thresholds, its place in
+/// tables (`table`: end to end first, set-up after, the generator's own lag last), and,
+/// for the metrics also recorded per traffic class ([`tags`]), its place among
+/// [`Metric::TAGGED`] (`tagged`). Generates the enum, [`Metric::ALL`], [`Metric::name`],
+/// [`Metric::TABLE`] and [`Metric::TAGGED`]; a place given twice or left out fails to
+/// compile.
+macro_rules! metrics {
+    ($( $(#[$doc:meta])* $variant:ident : $name:literal, table $table:literal $(, tagged $tagged:literal)?; )*) => {
+        /// How many metrics there are.
+        const METRICS: usize = [$( $name ),*].len();
+
+        /// The latency metrics.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(usize)]
+        pub enum Metric {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Metric {
+            /// Every metric, in index order.
+            pub const ALL: [Metric; METRICS] = [$( Metric::$variant ),*];
+            /// Each metric's name, in index order.
+            const NAMES: [&str; METRICS] = [$( $name ),*];
+            /// Each metric's place in [`Metric::TABLE`], in index order.
+            const TABLE_PLACES: [Option<usize>; METRICS] = [$( Some($table) ),*];
+            /// Each metric's place among [`Metric::TAGGED`], in index order.
+            const TAGGED_PLACES: [Option<usize>; METRICS] = [$( place!($($tagged)?) ),*];
+        }
+    };
+}
+
+/// `Some(place)`, or `None` when the row gives none.
+macro_rules! place {
+    () => {
+        None
+    };
+    ($place:literal) => {
+        Some($place)
+    };
+}
+
+metrics! {
     /// The whole connection set-up: [`Metric::Tcp`] + [`Metric::Tls`] (wss) +
     /// [`Metric::Upgrade`].
-    Connect = 0,
+    Connect: "connect", table 13;
     /// HELLO sent → WELCOME received.
-    Register,
+    Register: "register", table 17;
     /// First handshake message sent → transport ready, on the initiator.
-    Handshake,
+    Handshake: "handshake", table 12;
     /// Intended send → decrypted at the recipient (coordinated-omission corrected), for
     /// messages delivered online (an offline delivery is [`Metric::OfflineE2e`] only).
-    E2e,
+    E2e: "e2e", table 0, tagged 3;
     /// Actual send → decrypted at the recipient.
-    E2eRaw,
+    E2eRaw: "e2e_raw", table 1, tagged 4;
     /// Actual send → relay ACK received (with `relay.ack`).
-    RelayAck,
+    RelayAck: "relay_ack", table 11;
     /// Sealing one message (sampled).
-    Seal,
+    Seal: "seal", table 18;
     /// Opening one message (sampled).
-    Open,
+    Open: "open", table 19;
     /// How late the generator sent relative to the schedule.
-    ScheduleLag,
+    ScheduleLag: "schedule_lag", table 20;
     /// Intended send → the first recipient device decrypted it, per logical message with
     /// several recipient devices (a group message, or a DM to a user with several devices).
-    FanoutFirst,
+    FanoutFirst: "fanout_first", table 3, tagged 6;
     /// Intended send → the last recipient device decrypted it; recorded only when every
     /// expected copy arrived (a partial fan-out has no "last").
-    FanoutLast,
+    FanoutLast: "fanout_last", table 4, tagged 7;
     /// The sender's time to seal and hand over every copy of one logical message (client
     /// fan-out: one seal per recipient device; relay fan-out: one seal).
-    FanoutSeal,
+    FanoutSeal: "fanout_seal", table 6, tagged 8;
     /// Intended send → decrypted after the recipient reconnected (the relay held it in its
     /// mailbox). Not also recorded in [`Metric::E2e`]: offline minutes would swamp it.
-    OfflineE2e,
+    OfflineE2e: "offline_e2e", table 2, tagged 5;
     /// A reconnecting client's WELCOME → the last message its mailbox held received.
-    MailboxDrain,
+    MailboxDrain: "mailbox_drain", table 10;
     /// `connect()` called → TCP connected (the first part of [`Metric::Connect`]).
-    Tcp,
+    Tcp: "tcp", table 14;
     /// TCP connected → TLS handshake done (`wss://` only; nothing recorded for `ws://`).
-    Tls,
+    Tls: "tls", table 15;
     /// Upgrade request sent → `101 Switching Protocols` received (the last part of
     /// [`Metric::Connect`]).
-    Upgrade,
+    Upgrade: "upgrade", table 16;
     /// `crypto.protocol = "megolm"`: a sender's time to encrypt its new group session key
     /// for every other member device (over Olm) and hand the copies over, at each rotation.
-    KeyShare,
+    KeyShare: "key_share", table 5, tagged 2;
     /// `crypto.protocol = "mls"`: creating a commit (the group's creation adding every
     /// member, or a self-update), at the committer.
-    MlsCommit,
+    MlsCommit: "mls_commit", table 9, tagged 0;
     /// `crypto.protocol = "mls"`: processing (and merging) a commit, at each member.
-    MlsCommitProcess,
+    MlsCommitProcess: "mls_commit_process", table 8, tagged 1;
     /// `crypto.protocol = "mls"`: processing a Welcome, at each joining device.
-    MlsWelcome,
+    MlsWelcome: "mls_welcome", table 7;
+}
+
+/// The metrics `places` puts in order, `N` of them (those with a place).
+///
+/// # Panics
+/// At compile time: a place given twice, or one left out.
+const fn in_order<const N: usize>(places: [Option<usize>; METRICS]) -> [Metric; N] {
+    let mut out = [Metric::Connect; N];
+    let mut filled = [false; N];
+    let mut i = 0;
+    while i < METRICS {
+        if let Some(p) = places[i] {
+            assert!(p < N && !filled[p], "a metric's place is given twice or out of range");
+            out[p] = Metric::ALL[i];
+            filled[p] = true;
+        }
+        i += 1;
+    }
+    let mut p = 0;
+    while p < N {
+        assert!(filled[p], "a place in the metrics' order is left out");
+        p += 1;
+    }
+    out
+}
+
+/// How many metrics have a place in `places`.
+const fn placed(places: [Option<usize>; METRICS]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < METRICS {
+        if places[i].is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
 }
 
 impl Metric {
-    /// Every metric, in index order.
-    pub const ALL: [Metric; 21] = [
-        Metric::Connect,
-        Metric::Register,
-        Metric::Handshake,
-        Metric::E2e,
-        Metric::E2eRaw,
-        Metric::RelayAck,
-        Metric::Seal,
-        Metric::Open,
-        Metric::ScheduleLag,
-        Metric::FanoutFirst,
-        Metric::FanoutLast,
-        Metric::FanoutSeal,
-        Metric::OfflineE2e,
-        Metric::MailboxDrain,
-        Metric::Tcp,
-        Metric::Tls,
-        Metric::Upgrade,
-        Metric::KeyShare,
-        Metric::MlsCommit,
-        Metric::MlsCommitProcess,
-        Metric::MlsWelcome,
-    ];
+    /// The order latency metrics are listed in tables: end to end first, set-up after,
+    /// the generator's own lag last.
+    pub const TABLE: [Metric; METRICS] = in_order(Metric::TABLE_PLACES);
 
     /// The metrics also recorded per traffic class ([`tags`]): those a user asks about
     /// "for groups of 500" or "for DMs". Set-up, crypto and generator metrics are not.
-    pub const TAGGED: [Metric; 9] = [
-        Metric::MlsCommit,
-        Metric::MlsCommitProcess,
-        Metric::KeyShare,
-        Metric::E2e,
-        Metric::E2eRaw,
-        Metric::OfflineE2e,
-        Metric::FanoutFirst,
-        Metric::FanoutLast,
-        Metric::FanoutSeal,
-    ];
+    pub const TAGGED: [Metric; placed(Metric::TAGGED_PLACES)] = in_order(Metric::TAGGED_PLACES);
 
     /// Name in result files, interval-log tags and thresholds.
     pub fn name(self) -> &'static str {
-        [
-            "connect",
-            "register",
-            "handshake",
-            "e2e",
-            "e2e_raw",
-            "relay_ack",
-            "seal",
-            "open",
-            "schedule_lag",
-            "fanout_first",
-            "fanout_last",
-            "fanout_seal",
-            "offline_e2e",
-            "mailbox_drain",
-            "tcp",
-            "tls",
-            "upgrade",
-            "key_share",
-            "mls_commit",
-            "mls_commit_process",
-            "mls_welcome",
-        ][self as usize]
+        Metric::NAMES[self as usize]
     }
 
     /// Its place among [`Metric::TAGGED`], if it is recorded per tag.
     #[inline]
     pub fn tagged_index(self) -> Option<usize> {
-        Metric::TAGGED.iter().position(|&t| t == self)
+        Metric::TAGGED_PLACES[self as usize]
     }
 }
 
@@ -155,187 +183,3 @@ pub const LATE_SEND_NS: u64 = 1_000_000;
 
 /// Error codes are counted in a fixed array indexed by code.
 pub const MAX_CODE: usize = 32;
-
-/// Counters. Every message sent ends as delivered, refused or lost; the rest are extra
-/// observations (duplicates, reorders, authentication failures).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
-    /// TCP + WebSocket connections that succeeded.
-    pub connects_ok: u64,
-    /// Connections that failed (refused, timed out, upgrade refused).
-    pub connects_failed: u64,
-    /// HELLOs answered with an error (or not at all).
-    pub registers_failed: u64,
-    /// Handshakes completed (initiator side).
-    pub handshakes_ok: u64,
-    /// Handshakes that failed or timed out.
-    pub handshakes_failed: u64,
-    /// Transport messages sent.
-    pub sent: u64,
-    /// Transport messages decrypted at their recipient (first copy).
-    pub delivered: u64,
-    /// Messages sent while the histograms recorded (after warm-up).
-    pub sent_measured: u64,
-    /// Transport messages the relay refused, by error code.
-    pub refused: Vec<u64>,
-    /// Copies of already-delivered messages (replays / duplicates).
-    pub duplicated: u64,
-    /// Messages that arrived after a later one of the same direction.
-    pub reordered: u64,
-    /// Messages whose tag did not verify (forged or corrupted).
-    pub auth_failed: u64,
-    /// Messages older than the receiver's window (never opened).
-    pub too_old: u64,
-    /// Deliveries the client could not parse.
-    pub malformed: u64,
-    /// Connections the relay closed or lost unexpectedly.
-    pub disconnects: u64,
-    /// Relay errors not tied to a transport message (handshake, key, registration).
-    pub other_errors: u64,
-    /// Bytes of WebSocket messages sent / received by clients.
-    pub bytes_sent: u64,
-    /// Bytes received.
-    pub bytes_received: u64,
-    /// Messages that were due but could not be handed to the socket yet (back-pressure).
-    pub backlogged: u64,
-    /// Transport messages that reached an end whose handshake had not ended (or had
-    /// failed): not opened, and not a forgery.
-    #[serde(default)]
-    pub not_ready: u64,
-    /// Messages sent more than [`LATE_SEND_NS`] after their intended time, warm-up
-    /// included (the saturation verdict's evidence: more than 1 % late ⇔ lag p99 above it).
-    #[serde(default)]
-    pub late_sends: u64,
-    /// Authentic messages whose timing stamp cannot belong to this run (due before it
-    /// started sending, sent before due, or after arrival): not delivered, not recorded.
-    #[serde(default)]
-    pub bad_timestamp: u64,
-    /// Logical messages sent (a message to a group of 50 is one message and up to 49
-    /// deliveries; `sent` counts the deliveries).
-    #[serde(default)]
-    pub messages: u64,
-    /// Messages not sent because every device of the sending user was offline.
-    #[serde(default)]
-    pub skipped_offline: u64,
-    /// Deliveries stored by the relay for a device that was still offline at the end
-    /// (not lost: the relay holds them).
-    #[serde(default)]
-    pub undelivered_offline: u64,
-    /// GROUP_SEND frames the relay refused (the copies it did not deliver show as lost).
-    #[serde(default)]
-    pub group_refusals: u64,
-    /// Devices that came back online (a new connection and HELLO; sessions resumed).
-    #[serde(default)]
-    pub reconnects: u64,
-    /// Reconnections that failed.
-    #[serde(default)]
-    pub reconnect_failures: u64,
-    /// Messages whose fan-out never completed (a copy to a device online at the send
-    /// was still missing when its record was reused or the run ended).
-    #[serde(default)]
-    pub fanout_incomplete: u64,
-    /// Sender keys handed out over pairwise sessions and installed (relay fan-out).
-    #[serde(default)]
-    pub sender_keys: u64,
-    /// `crypto.protocol = "mls"`: application messages from an epoch whose secrets the
-    /// recipient no longer holds (authentic, but undecryptable: not delivered).
-    #[serde(default)]
-    pub old_epoch: u64,
-    /// Membership churn (`crypto.mls_churn_every`, `crypto.megolm_leave_every`): copies the
-    /// relay's group fan-out delivered to a device that was not a member for them (MLS: in
-    /// their epoch, removed or not yet re-added; Megolm: sent after it left, and tried with
-    /// the key it kept, in vain). Not among `sent`: a sender counts its members only.
-    #[serde(default)]
-    pub not_member: u64,
-    /// Megolm: messages sent after a device left that it could read nonetheless (a rotation
-    /// that did not exclude it; 0 in a correct run).
-    #[serde(default)]
-    pub departed_read: u64,
-    /// Members removed during traffic: MLS remove commits, Megolm leaves…
-    #[serde(default)]
-    pub members_removed: u64,
-    /// …and MLS members re-added (commit and Welcome, from a fresh key package): Welcomes
-    /// processed.
-    #[serde(default)]
-    pub members_readded: u64,
-}
-
-impl Counters {
-    /// Zeroed counters.
-    pub fn new() -> Self {
-        Counters { refused: vec![0; MAX_CODE], ..Default::default() }
-    }
-
-    /// Combines every scalar counter of `self` with the same counter of `o`, and the
-    /// per-code refusals likewise (one field list for `add` and `since`).
-    fn combine(&mut self, o: &Counters, f: impl Fn(u64, u64) -> u64) {
-        macro_rules! each {
-            ($($name:ident),*) => { $( self.$name = f(self.$name, o.$name); )* };
-        }
-        each!(
-            connects_ok,
-            connects_failed,
-            registers_failed,
-            handshakes_ok,
-            handshakes_failed,
-            sent,
-            delivered,
-            sent_measured,
-            duplicated,
-            reordered,
-            auth_failed,
-            too_old,
-            malformed,
-            disconnects,
-            other_errors,
-            bytes_sent,
-            bytes_received,
-            backlogged,
-            not_ready,
-            bad_timestamp,
-            late_sends,
-            messages,
-            skipped_offline,
-            undelivered_offline,
-            group_refusals,
-            reconnects,
-            reconnect_failures,
-            fanout_incomplete,
-            sender_keys,
-            old_epoch,
-            not_member,
-            departed_read,
-            members_removed,
-            members_readded
-        );
-        if self.refused.len() < MAX_CODE {
-            self.refused.resize(MAX_CODE, 0);
-        }
-        for (i, a) in self.refused.iter_mut().enumerate() {
-            *a = f(*a, o.refused.get(i).copied().unwrap_or(0));
-        }
-    }
-
-    /// Adds `o` into `self`.
-    pub fn add(&mut self, o: &Counters) {
-        self.combine(o, |a, b| a + b);
-    }
-
-    /// What changed since `before` (counters only grow; a smaller value reads as 0).
-    pub fn since(&self, before: &Counters) -> Counters {
-        let mut d = self.clone();
-        d.combine(before, u64::saturating_sub);
-        d
-    }
-
-    /// Total refused transport messages.
-    pub fn refused_total(&self) -> u64 {
-        self.refused.iter().sum()
-    }
-
-    /// Sent messages neither delivered, refused, nor held by the relay for a device that
-    /// was offline at the end.
-    pub fn lost(&self) -> u64 {
-        self.sent.saturating_sub(self.delivered + self.refused_total() + self.undelivered_offline)
-    }
-}

@@ -174,7 +174,7 @@ fn generator(o: &mut String, s: &Summary) {
         for r in &g.saturation_reasons {
             let _ = writeln!(o, "  !!!   {r}");
         }
-        let advice = if crate::verdict::saturation::other_work(s).is_some() {
+        let advice = if crate::results::others::other_work(s).is_some() {
             "Other processes took part of the cores (above): rerun where nothing else competes for them, then \
              lower the rate or add shards if it persists."
         } else {

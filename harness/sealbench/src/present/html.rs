@@ -88,7 +88,7 @@ fn banners(s: &Summary) -> String {
             esc(&s.generator.saturation_reasons.join("; "))
         );
     }
-    if let Some(w) = crate::verdict::saturation::other_work(s) {
+    if let Some(w) = crate::results::others::other_work(s) {
         let _ = write!(b, "<div class=\"warn\"><b>Machine shared</b>: {}.</div>", esc(&w));
     }
     b
@@ -165,7 +165,7 @@ pub fn write_run(dir: &Path, s: &Summary) -> Result<PathBuf> {
     for stem in ["latency-percentiles", "timeline", "latency-histogram", "fanout-by-size", "offline-latency"] {
         b.push_str(&figure(dir, stem));
     }
-    b.push_str(&provenance(&s.provenance));
+    b.push_str(&provenance(&s.header.provenance));
     b.push_str(&scenario_block(&s.scenario));
     let path = dir.join("report.html");
     write_atomic(&path, page(&format!("sealbench run {}", s.scenario.name), &b).as_bytes())?;
@@ -210,7 +210,7 @@ pub fn write_matrix(dir: &Path, m: &Matrix) -> Result<PathBuf> {
     for stem in ["matrix-latency", "matrix-throughput", "matrix-crypto-share"] {
         b.push_str(&figure(dir, stem));
     }
-    b.push_str(&provenance(&m.provenance));
+    b.push_str(&provenance(&m.header.provenance));
     b.push_str(&scenario_block(&m.scenario));
     let path = dir.join("report.html");
     write_atomic(&path, page(&format!("sealbench matrix {}", m.scenario.name), &b).as_bytes())?;
@@ -228,7 +228,7 @@ pub fn write_capacity(dir: &Path, c: &Capacity) -> Result<PathBuf> {
     for stem in ["capacity-latency", "capacity-throughput"] {
         b.push_str(&figure(dir, stem));
     }
-    b.push_str(&provenance(&c.provenance));
+    b.push_str(&provenance(&c.header.provenance));
     b.push_str(&scenario_block(&c.scenario));
     let path = dir.join("report.html");
     write_atomic(&path, page(&format!("sealbench capacity {}", c.scenario.name), &b).as_bytes())?;

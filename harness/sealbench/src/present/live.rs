@@ -126,11 +126,11 @@ impl TerminalView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::recorder::tags::{TagId, TagSet};
     use crate::driver::recorder::{Counters, Histograms, Metric};
     use crate::driver::{Phase, Second};
     use crate::results::live::LiveTracker;
     use crate::scenario::{Stage, stages::Profile};
+    use crate::tags::{TagId, TagSet};
     use sealcore::frame::ErrorCode;
     use std::sync::Arc;
     use std::time::Duration;

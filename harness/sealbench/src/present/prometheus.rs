@@ -186,7 +186,7 @@ fn class_labels(class: &str) -> Labels {
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .filter_map(|(k, v)| {
-            let key = crate::driver::recorder::tags::Label::parse(k)?.key();
+            let key = crate::tags::Label::parse(k)?.key();
             Some((key, v.to_owned()))
         })
         .collect()
@@ -195,11 +195,11 @@ fn class_labels(class: &str) -> Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::recorder::tags::{TagId, TagSet};
     use crate::driver::recorder::{Counters, Histograms, Metric};
     use crate::driver::{Phase, Second};
     use crate::results::live::LiveTracker;
     use crate::scenario::Profile;
+    use crate::tags::{TagId, TagSet};
     use std::time::Duration;
 
     fn sample() -> LiveSecond {

@@ -318,37 +318,15 @@ impl Conn {
                 Next::Continue
             }
             Frame::GroupLeave { request_id, group } => {
-                if let Some(i) = self.groups.iter().position(|g| *g == group) {
-                    self.groups.swap_remove(i);
-                    self.shared.registry.leave(group, self.id);
-                    self.ack(request_id);
-                } else {
-                    self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
-                }
+                self.leave(request_id, group);
                 Next::Continue
             }
             Frame::KeyPublish { request_id, key } => {
-                if key.is_empty() {
-                    self.refuse(request_id, ErrorCode::BadKey, "empty key");
-                } else if self.shared.registry.publish_key(
-                    self.id,
-                    Bytes::copy_from_slice(key),
-                    self.shared.config.max_keys,
-                ) {
-                    self.ack(request_id);
-                } else {
-                    self.refuse(request_id, ErrorCode::BadKey, "the key directory is full");
-                }
+                self.publish_key(request_id, key);
                 Next::Continue
             }
             Frame::KeyFetch { request_id, client } => {
-                match self.shared.registry.key(client) {
-                    Some(key) => {
-                        let f = Frame::Key { request_id, client, key: &key };
-                        self.send_frame(&f);
-                    }
-                    None => self.refuse(request_id, ErrorCode::NoSuchKey, "that client has published no key"),
-                }
+                self.fetch_key(request_id, client);
                 Next::Continue
             }
             Frame::KeysPublish { request_id, pool, flags, items, count: _ } => {
@@ -363,6 +341,40 @@ impl Conn {
                 self.refuse(req, ErrorCode::UnknownType, "a relay-to-client frame type sent by a client");
                 Next::Continue
             }
+        }
+    }
+
+    /// GROUP_LEAVE: acknowledged, or refused when not a member.
+    fn leave(&mut self, request_id: u64, group: u64) {
+        if let Some(i) = self.groups.iter().position(|g| *g == group) {
+            self.groups.swap_remove(i);
+            self.shared.registry.leave(group, self.id);
+            self.ack(request_id);
+        } else {
+            self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
+        }
+    }
+
+    /// KEY_PUBLISH: the static key stored in the directory, or refused (empty, or the
+    /// directory full).
+    fn publish_key(&mut self, request_id: u64, key: &[u8]) {
+        if key.is_empty() {
+            self.refuse(request_id, ErrorCode::BadKey, "empty key");
+        } else if self.shared.registry.publish_key(self.id, Bytes::copy_from_slice(key), self.shared.config.max_keys) {
+            self.ack(request_id);
+        } else {
+            self.refuse(request_id, ErrorCode::BadKey, "the key directory is full");
+        }
+    }
+
+    /// KEY_FETCH: the client's published key, or refused when it has none.
+    fn fetch_key(&mut self, request_id: u64, client: u64) {
+        match self.shared.registry.key(client) {
+            Some(key) => {
+                let f = Frame::Key { request_id, client, key: &key };
+                self.send_frame(&f);
+            }
+            None => self.refuse(request_id, ErrorCode::NoSuchKey, "that client has published no key"),
         }
     }
 

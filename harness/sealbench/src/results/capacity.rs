@@ -2,8 +2,8 @@
 //! is [`crate::verdict::capacity`].
 
 use super::figure::{Metric, Stat};
+use super::header::Header;
 use super::summary::{Summary, Verdict};
-use crate::provenance::Provenance;
 use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ pub struct Step {
     /// The generator could not keep its schedule (latencies not about the relay).
     pub saturated: bool,
     /// Other processes on the machine took part of its cores while the step sent: what
-    /// the verdict said of them ([`crate::verdict::saturation::other_work`]).
+    /// the verdict said of them ([`super::others::other_work`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_work: Option<String>,
     /// The step's run directory (relative).
@@ -60,7 +60,7 @@ impl Step {
             slos: s.thresholds.clone(),
             pass: s.thresholds_pass(),
             saturated: s.generator.saturated,
-            other_work: crate::verdict::saturation::other_work(s),
+            other_work: super::others::other_work(s),
             dir,
         }
     }
@@ -69,12 +69,9 @@ impl Step {
 /// `capacity.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Capacity {
-    /// Layout version.
-    pub schema_version: u32,
-    /// Always `capacity`.
-    pub kind: String,
-    /// Machine and software.
-    pub provenance: Provenance,
+    /// Layout version, kind (always `capacity`) and provenance.
+    #[serde(flatten)]
+    pub header: Header,
     /// The scenario scaled.
     pub scenario: Scenario,
     /// `rate` or `clients`.

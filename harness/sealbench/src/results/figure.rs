@@ -14,7 +14,7 @@
 
 use crate::driver::recorder::Counters;
 pub use crate::driver::recorder::Metric;
-pub use crate::driver::recorder::tags::{TagSet, series_name, split_series};
+pub use crate::tags::{TagSet, series_name, split_series};
 use anyhow::{Result, anyhow, bail};
 use std::fmt;
 
@@ -24,30 +24,8 @@ pub fn metric(name: &str) -> Option<Metric> {
 }
 
 /// The order latency metrics are listed in tables: end to end first, set-up after, the
-/// generator's own lag last.
-pub const TABLE_ORDER: [Metric; 21] = [
-    Metric::E2e,
-    Metric::E2eRaw,
-    Metric::OfflineE2e,
-    Metric::FanoutFirst,
-    Metric::FanoutLast,
-    Metric::KeyShare,
-    Metric::FanoutSeal,
-    Metric::MlsWelcome,
-    Metric::MlsCommitProcess,
-    Metric::MlsCommit,
-    Metric::MailboxDrain,
-    Metric::RelayAck,
-    Metric::Handshake,
-    Metric::Connect,
-    Metric::Tcp,
-    Metric::Tls,
-    Metric::Upgrade,
-    Metric::Register,
-    Metric::Seal,
-    Metric::Open,
-    Metric::ScheduleLag,
-];
+/// generator's own lag last (each metric's place is a column of the metrics' one list).
+pub const TABLE_ORDER: [Metric; Metric::ALL.len()] = Metric::TABLE;
 
 /// A statistic of a latency metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use super::figure::{Metric, TagSet, split_series};
 use crate::driver::Second;
-use crate::driver::recorder::tags::series_hlog;
+use crate::tags::series_hlog;
 use anyhow::{Result, anyhow};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn tagged_intervals_write_semicolons_and_read_back_exactly() -> Result<()> {
-        use crate::driver::recorder::tags::TagId;
+        use crate::tags::TagId;
         let tags: Vec<TagSet> = vec![TagSet::parse("class=dm")?, TagSet::parse("class=group,fanout=client,size=50")?];
         let mut h = Histograms::with_tags(tags.clone().into());
         for v in [1_000, 2_000, 3_000_000] {

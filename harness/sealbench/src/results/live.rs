@@ -18,7 +18,6 @@ use crate::driver::Second;
 use crate::driver::recorder::{Counters, Metric};
 use crate::scenario::Plan;
 use crate::scenario::stages::Span;
-use sealcore::frame::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -47,10 +46,7 @@ impl LiveCounters {
             }
         }
         out.counts.insert("refused".to_owned(), c.refused_total());
-        for (code, &n) in c.refused.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let name = ErrorCode::from_u16(code as u16).map_or_else(|| format!("code_{code}"), |e| e.name().to_owned());
-            out.refused_by_code.insert(name, n);
-        }
+        out.refused_by_code = super::accounting::refused_by_code(c);
         out
     }
 
@@ -60,46 +56,10 @@ impl LiveCounters {
     }
 }
 
-/// What every counter means, for `/metrics` HELP lines (`docs/RESULTS.md` says the same).
+/// What every counter means, for `/metrics` HELP lines (`docs/RESULTS.md` says the same;
+/// the one list of counters, [`crate::driver::recorder::counters`], holds the text).
 pub fn counter_help(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "connects_ok" => "TCP + WebSocket connections that succeeded",
-        "connects_failed" => "Connections that failed (refused, timed out, upgrade refused)",
-        "registers_failed" => "HELLOs answered with an error or not at all",
-        "handshakes_ok" => "Handshakes completed (initiator side)",
-        "handshakes_failed" => "Handshakes that failed or timed out",
-        "sent" => "Transport messages sent (deliveries: a group message counts once per recipient device)",
-        "delivered" => "Transport messages decrypted at their recipient (first copy)",
-        "sent_measured" => "Messages sent after the warm-up (in the histograms)",
-        "refused" => "Transport messages the relay refused (all codes)",
-        "duplicated" => "Copies of already-delivered messages (replays, duplicates)",
-        "reordered" => "Messages that arrived after a later one of the same direction",
-        "auth_failed" => "Messages whose authentication tag did not verify",
-        "too_old" => "Messages older than the receiver's replay window",
-        "malformed" => "Deliveries the client could not parse",
-        "disconnects" => "Connections the relay closed or lost unexpectedly",
-        "other_errors" => "Relay errors not tied to a transport message",
-        "bytes_sent" => "Bytes of WebSocket messages sent by clients",
-        "bytes_received" => "Bytes of WebSocket messages received by clients",
-        "backlogged" => "Due messages that waited for a full connection queue",
-        "not_ready" => "Transport messages that reached an end whose handshake had not ended",
-        "late_sends" => "Messages sent more than 1 ms after their intended time",
-        "bad_timestamp" => "Authentic messages whose timing stamp cannot belong to this run",
-        "messages" => "Logical messages sent (a group message counts once)",
-        "skipped_offline" => "Messages not sent because every device of the sender was offline",
-        "undelivered_offline" => "Deliveries held by the relay for a device offline at the end",
-        "group_refusals" => "GROUP_SEND frames the relay refused",
-        "reconnects" => "Devices that came back online",
-        "reconnect_failures" => "Reconnections that failed",
-        "fanout_incomplete" => "Messages whose fan-out never completed",
-        "sender_keys" => "Sender keys handed out and installed (relay fan-out)",
-        "old_epoch" => "MLS messages from an epoch the recipient no longer holds (not delivered)",
-        "not_member" => "Group copies the relay delivered to a device that was not a member for them (not sent)",
-        "departed_read" => "Megolm messages sent after a device left that it could read (must be 0)",
-        "members_removed" => "Members removed during traffic (MLS remove commits, Megolm leaves)",
-        "members_readded" => "MLS members re-added by a commit and a Welcome during traffic",
-        _ => return None,
-    })
+    Counters::help(name)
 }
 
 /// The stage a second belongs to.
@@ -231,8 +191,9 @@ pub const LIVE_METRICS: [Metric; 6] =
 mod tests {
     use super::*;
     use crate::driver::recorder::Histograms;
-    use crate::driver::recorder::tags::{TagId, TagSet};
     use crate::scenario::Profile;
+    use crate::tags::{TagId, TagSet};
+    use sealcore::frame::ErrorCode;
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! median and spread over its repeats.
 
 use super::figure::{Metric, Stat};
+use super::header::Header;
 use super::summary::Summary;
-use crate::provenance::Provenance;
 use crate::scenario::Scenario;
 use sealcore::AeadKind;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,7 @@ pub struct Cell {
     /// Some repeat's generator saturated (its latencies describe the generator).
     pub saturated: bool,
     /// Other processes took ≥ 10 % of the machine's cores during some repeat
-    /// ([`crate::verdict::saturation::other_work`]): its figures include waiting for them.
+    /// ([`super::others::other_work`]): its figures include waiting for them.
     #[serde(default)]
     pub machine_shared: bool,
 }
@@ -171,7 +171,7 @@ impl Cell {
             crypto_share,
             lost: runs.iter().map(|(_, s)| s.messages.lost).sum(),
             saturated: runs.iter().any(|(_, s)| s.generator.saturated),
-            machine_shared: runs.iter().any(|(_, s)| crate::verdict::saturation::other_work(s).is_some()),
+            machine_shared: runs.iter().any(|(_, s)| super::others::other_work(s).is_some()),
         }
     }
 }
@@ -179,12 +179,9 @@ impl Cell {
 /// `matrix.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Matrix {
-    /// Layout version.
-    pub schema_version: u32,
-    /// Always `matrix`.
-    pub kind: String,
-    /// Machine and software.
-    pub provenance: Provenance,
+    /// Layout version, kind (always `matrix`) and provenance.
+    #[serde(flatten)]
+    pub header: Header,
     /// The scenario every cell ran (before the cell's crypto overrides).
     pub scenario: Scenario,
     /// Repeats per cell.

@@ -10,8 +10,8 @@
 
 use super::hlog;
 use super::summary::{PartVerdict, Summary};
-use crate::driver::recorder::{Counters, Histograms, MAX_CODE, Metric};
-use crate::driver::{Outcome, Phase, Second};
+use crate::driver::recorder::{Counters, Histograms, Metric};
+use crate::driver::{Outcome, Phase, Second, Tally};
 use crate::scenario::Plan;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
@@ -237,41 +237,11 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
             total.add_series(m, i.class.as_ref(), &i.hist);
         }
     }
-    let sum = |f: fn(&Summary) -> f64| parts.iter().map(|p| f(&p.summary)).sum::<f64>();
-    let max = |f: fn(&Summary) -> f64| parts.iter().map(|p| f(&p.summary)).fold(0.0, f64::max);
-    let steady_sent = parts
-        .iter()
-        .map(|p| {
-            let g = &p.summary.generator;
-            if g.driver_cpu_us_per_msg > 0.0 {
-                (g.steady_cpu_s * 1e6 / g.driver_cpu_us_per_msg).round() as u64
-            } else {
-                0
-            }
-        })
-        .sum();
     let first = &parts[0].summary;
     Ok(Outcome {
-        total,
-        counters: counters(parts),
-        seconds: seconds.into_values().collect(),
-        measured_s: max(|s| s.throughput.seconds),
-        steady_start_s: None,
-        late_start_s: None,
-        start_at_unix_s: parts[0].summary.split.as_ref().and_then(|s| s.start_at_unix_s),
-        setup_s: 0.0,
-        // Handshakes ran in every part at once: the merged rate is their sum.
-        handshake_s: {
-            let rate = sum(|s| s.throughput.handshakes_per_s);
-            let n: u64 = parts.iter().map(|p| p.summary.clients.handshakes_ok).sum();
-            if rate > 0.0 { n as f64 / rate } else { 0.0 }
-        },
-        driver_cpu_s: sum(|s| s.generator.driver_cpu_s),
-        steady_cpu_s: sum(|s| s.generator.steady_cpu_s),
-        steady_sent,
-        wall_s: max(|s| s.wall_s),
-        interrupted: parts.iter().any(|p| p.summary.interrupted),
-        aborted: parts.iter().find_map(|p| p.summary.aborted.clone()),
+        tally: tally(parts, total, seconds.into_values().collect()),
+        start_at_unix_s: first.split.as_ref().and_then(|s| s.start_at_unix_s),
+        wall_s: parts.iter().map(|p| p.summary.wall_s).fold(0.0, f64::max),
         shards: parts.iter().map(|p| p.summary.generator.shards).sum(),
         relay_url: first.relay.clone(),
         started_unix_s: origin,
@@ -285,35 +255,51 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
     })
 }
 
+/// What the parts measured together, as the coordinator of one run would have tallied it
+/// (`total`, `seconds`: their histograms and seconds, already merged).
+fn tally(parts: &[PartResult], total: Histograms, seconds: Vec<Second>) -> Tally {
+    let sum = |f: fn(&Summary) -> f64| parts.iter().map(|p| f(&p.summary)).sum::<f64>();
+    let max = |f: fn(&Summary) -> f64| parts.iter().map(|p| f(&p.summary)).fold(0.0, f64::max);
+    // Each part's CPU seconds were its nanoseconds / 1e9: rounding gives them back.
+    let ns = |f: fn(&Summary) -> f64| parts.iter().map(|p| (f(&p.summary) * 1e9).round() as u64).sum::<u64>();
+    let steady_sent = parts
+        .iter()
+        .map(|p| {
+            let g = &p.summary.generator;
+            if g.driver_cpu_us_per_msg > 0.0 {
+                (g.steady_cpu_s * 1e6 / g.driver_cpu_us_per_msg).round() as u64
+            } else {
+                0
+            }
+        })
+        .sum();
+    Tally {
+        total,
+        counters: counters(parts),
+        seconds,
+        measured_s: max(|s| s.throughput.seconds),
+        steady_start_s: None,
+        late_start_s: None,
+        setup_s: 0.0,
+        // Handshakes ran in every part at once: the merged rate is their sum.
+        handshake_s: {
+            let rate = sum(|s| s.throughput.handshakes_per_s);
+            let n: u64 = parts.iter().map(|p| p.summary.clients.handshakes_ok).sum();
+            if rate > 0.0 { n as f64 / rate } else { 0.0 }
+        },
+        cpu_ns: ns(|s| s.generator.driver_cpu_s),
+        steady_cpu_ns: ns(|s| s.generator.steady_cpu_s),
+        steady_sent,
+        interrupted: parts.iter().any(|p| p.summary.interrupted),
+        aborted: parts.iter().find_map(|p| p.summary.aborted.clone()),
+    }
+}
+
 /// Every part's counters summed, from the accounting in their summaries.
 fn counters(parts: &[PartResult]) -> Counters {
     let mut c = Counters::new();
     for p in parts {
-        let (m, k) = (&p.summary.messages, &p.summary.clients);
-        let mut one = Counters::new();
-        (one.connects_ok, one.connects_failed, one.registers_failed, one.disconnects) =
-            (k.connected, k.connect_failed, k.register_failed, k.disconnected);
-        (one.handshakes_ok, one.handshakes_failed, one.reconnects, one.reconnect_failures) =
-            (k.handshakes_ok, k.handshakes_failed, k.reconnects, k.reconnect_failures);
-        (one.sent, one.delivered, one.sent_measured, one.duplicated, one.reordered) =
-            (m.sent, m.delivered, m.sent_measured, m.duplicated, m.reordered);
-        (one.auth_failed, one.too_old, one.malformed, one.other_errors, one.backlogged) =
-            (m.auth_failed, m.too_old, m.malformed, m.control_errors, m.backlogged);
-        (one.bytes_sent, one.bytes_received, one.not_ready, one.bad_timestamp, one.late_sends) =
-            (m.bytes_sent, m.bytes_received, m.not_ready, m.bad_timestamp, m.late_sends);
-        (one.messages, one.skipped_offline, one.undelivered_offline, one.group_refusals) =
-            (m.messages, m.skipped_offline, m.undelivered_offline, m.group_refusals);
-        (one.fanout_incomplete, one.sender_keys, one.old_epoch) = (m.fanout_incomplete, m.sender_keys, m.old_epoch);
-        (one.not_member, one.departed_read) = (m.not_member, m.departed_read);
-        (one.members_removed, one.members_readded) = (m.members_removed, m.members_readded);
-        for (name, &n) in &m.refused_by_code {
-            let code = (0..MAX_CODE as u16)
-                .find(|&c| sealcore::frame::ErrorCode::from_u16(c).is_some_and(|e| e.name() == name))
-                .or_else(|| name.strip_prefix("code_").and_then(|c| c.parse().ok()))
-                .unwrap_or(0);
-            one.refused[usize::from(code).min(MAX_CODE - 1)] += n;
-        }
-        c.add(&one);
+        c.add(&super::accounting::counters_of(&p.summary.clients, &p.summary.messages));
     }
     c
 }
@@ -322,7 +308,7 @@ fn counters(parts: &[PartResult]) -> Counters {
 /// saturated when any part was.
 pub fn summary(merged: &Merged, provenance: crate::provenance::Provenance) -> Summary {
     let mut s = Summary::build(&merged.plan, &merged.outcome, provenance);
-    s.kind = "merge".into();
+    s.header.kind = "merge".into();
     s.parts = merged.parts.clone();
     let which = |p: &PartVerdict| p.part.map_or_else(|| p.dir.clone(), |x| format!("part {x}"));
     s.generator.saturated = merged.parts.iter().any(|p| p.saturated);

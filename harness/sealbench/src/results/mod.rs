@@ -7,19 +7,26 @@
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
 //! - [`live`] — one record per second of a running run; [`stream`] — `--json-stream`,
 //!   those records as JSON lines.
+//! - [`accounting`] — `summary.json`'s `clients` and `messages`: the run's counters as a
+//!   result shows them, generated from the one list of counters.
 //! - [`transport`] — `summary.json`'s `transport` (ws or wss, whom TLS trusted).
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
 //! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
+//! - [`others`] — whether a run had its machine to itself (other work while sending).
 //! - [`merge`] — the parts of a split run read back and combined into one run's data.
+//! - [`header`] — what every result file starts with (layout version, kind, provenance).
 //! - [`figure`] — the one vocabulary of figures (metric and statistic names, figure
 //!   paths, what counts as an error) and units (one parser, one formatter).
 
+pub mod accounting;
 pub mod capacity;
 pub mod figure;
+pub mod header;
 pub mod hlog;
 pub mod live;
 pub mod matrix;
 pub mod merge;
+pub mod others;
 pub mod stages;
 pub mod stream;
 pub mod summary;

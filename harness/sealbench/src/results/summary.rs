@@ -1,12 +1,12 @@
 //! `summary.json`: everything a run measured, schema-versioned, with provenance.
 
+pub use super::accounting::{ClientsSummary, Messages};
 use super::figure::{Counter, ErrorCounts, Metric, Path, Selector, Stat, TagSet};
+use super::header::Header;
 use crate::driver::Outcome;
-use crate::driver::recorder::Counters;
 use crate::provenance::Provenance;
 use crate::scenario::{Plan, Scenario};
 use hdrhistogram::Histogram;
-use sealcore::frame::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -69,121 +69,6 @@ impl Latency {
             Stat::Max => self.max_us,
         }
     }
-}
-
-/// Clients.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClientsSummary {
-    /// Clients in the scenario.
-    pub requested: u64,
-    /// Connections that succeeded.
-    pub connected: u64,
-    /// Connections that failed.
-    pub connect_failed: u64,
-    /// Registrations refused.
-    pub register_failed: u64,
-    /// Connections lost unexpectedly during the run.
-    pub disconnected: u64,
-    /// Handshakes completed.
-    pub handshakes_ok: u64,
-    /// Handshakes failed.
-    pub handshakes_failed: u64,
-    /// Devices that came back after going offline (churn).
-    #[serde(default)]
-    pub reconnects: u64,
-    /// Reconnections that failed.
-    #[serde(default)]
-    pub reconnect_failures: u64,
-}
-
-/// Message accounting: `sent = delivered + refused + undelivered_offline + lost`, counted
-/// in deliveries (a message to a group of 50 is 49 deliveries; `messages` counts it once).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Messages {
-    /// Transport messages sent (warm-up included).
-    pub sent: u64,
-    /// Decrypted at the recipient.
-    pub delivered: u64,
-    /// Refused by the relay, total.
-    pub refused: u64,
-    /// Refused by the relay, by error code name.
-    pub refused_by_code: BTreeMap<String, u64>,
-    /// Neither delivered nor refused by the end of the cooldown.
-    pub lost: u64,
-    /// Extra copies received (replays / duplicates): not in `delivered`.
-    pub duplicated: u64,
-    /// Delivered after a later message of the same direction.
-    pub reordered: u64,
-    /// Failed authentication (forged or corrupted): not in `delivered`.
-    pub auth_failed: u64,
-    /// Arrived too late for the replay window: not in `delivered`.
-    pub too_old: u64,
-    /// Deliveries that could not be parsed.
-    pub malformed: u64,
-    /// Messages sent during the measured phase (after warm-up).
-    pub sent_measured: u64,
-    /// Times a due message had to wait because its connection's queue was full.
-    pub backlogged: u64,
-    /// Relay errors on handshake / key frames.
-    pub control_errors: u64,
-    /// Bytes of WebSocket messages sent by clients.
-    pub bytes_sent: u64,
-    /// Bytes received by clients.
-    pub bytes_received: u64,
-    /// Transport messages that reached an end whose handshake had not ended (or had
-    /// failed): not opened, and not counted as forgeries.
-    #[serde(default)]
-    pub not_ready: u64,
-    /// Authentic messages whose timing stamp cannot belong to this run: not delivered,
-    /// never recorded as a latency.
-    #[serde(default)]
-    pub bad_timestamp: u64,
-    /// Messages sent more than 1 ms after their intended time (warm-up included): the
-    /// saturation verdict's evidence.
-    #[serde(default)]
-    pub late_sends: u64,
-    /// Logical messages sent (each fans out into one or more deliveries).
-    #[serde(default)]
-    pub messages: u64,
-    /// Messages not sent because every device of the sending user was offline.
-    #[serde(default)]
-    pub skipped_offline: u64,
-    /// Deliveries the relay still held for devices offline at the end: not lost.
-    #[serde(default)]
-    pub undelivered_offline: u64,
-    /// Group sends the relay refused (their undelivered copies count as lost).
-    #[serde(default)]
-    pub group_refusals: u64,
-    /// Messages whose fan-out to the devices online at the send never completed.
-    #[serde(default)]
-    pub fanout_incomplete: u64,
-    /// Group sender keys handed out over pairwise sessions (relay fan-out).
-    #[serde(default)]
-    pub sender_keys: u64,
-    /// MLS application messages from an epoch the recipient no longer holds secrets for
-    /// (not delivered: counted in `lost` too, under this name).
-    #[serde(default)]
-    pub old_epoch: u64,
-    /// Copies the relay's group fan-out delivered to a device that was not a member for
-    /// them (MLS: in their epoch; Megolm: sent after it left, unreadable to it): not in `sent`.
-    #[serde(default)]
-    pub not_member: u64,
-    /// Megolm messages sent after a device left that it could read nonetheless (must be 0).
-    #[serde(default)]
-    pub departed_read: u64,
-    /// Members removed during traffic (MLS remove commits, Megolm leaves); MLS members
-    /// re-added (Welcome processed).
-    #[serde(default)]
-    pub members_removed: u64,
-    /// See `members_removed`.
-    #[serde(default)]
-    pub members_readded: u64,
-    /// Deliveries in the last second before the run stopped waiting for them (the end
-    /// of the cool-down). With `lost` > 0, messages were still arriving then: the lost ones
-    /// are likely still queued (in the relay or the sockets), not dropped, and a longer
-    /// `cooldown` would wait for them. They stay in `lost`: not delivered in time.
-    #[serde(default)]
-    pub delivered_at_end: u64,
 }
 
 /// Rates.
@@ -284,7 +169,7 @@ pub struct FloorMultiples {
 
 impl FloorMultiples {
     /// The multiples of `generator`'s CPU figures against `calibration`.
-    pub fn of(g: &Generator, calibration: &crate::calibrate::Calibration) -> Option<Self> {
+    pub fn of(g: &Generator, calibration: &crate::provenance::calibration::Calibration) -> Option<Self> {
         let hop_us = calibration.hop_ns / 1e3;
         if hop_us <= 0.0 || g.driver_cpu_us_per_msg <= 0.0 {
             return None;
@@ -303,12 +188,10 @@ impl FloorMultiples {
 /// The whole summary.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
-    /// Layout version.
-    pub schema_version: u32,
-    /// Always `run`.
-    pub kind: String,
-    /// Machine and software.
-    pub provenance: Provenance,
+    /// Layout version ([`SCHEMA_VERSION`]), kind (`run`, or `merge` for a merged split
+    /// run) and provenance.
+    #[serde(flatten)]
+    pub header: Header,
     /// The resolved scenario (after `--set` overrides).
     pub scenario: Scenario,
     /// Noise protocol name + AEAD label; with `crypto.protocol` other than noise, the
@@ -414,69 +297,6 @@ pub struct Verdict {
     pub pass: bool,
 }
 
-impl Messages {
-    /// The accounting of `c`.
-    pub fn of(c: &Counters) -> Self {
-        let mut refused_by_code = BTreeMap::new();
-        for (code, &n) in c.refused.iter().enumerate() {
-            if n > 0 {
-                let name =
-                    ErrorCode::from_u16(code as u16).map_or_else(|| format!("code_{code}"), |e| e.name().to_owned());
-                refused_by_code.insert(name, n);
-            }
-        }
-        Messages {
-            sent: c.sent,
-            delivered: c.delivered,
-            refused: c.refused_total(),
-            refused_by_code,
-            lost: c.lost(),
-            duplicated: c.duplicated,
-            reordered: c.reordered,
-            auth_failed: c.auth_failed,
-            too_old: c.too_old,
-            malformed: c.malformed,
-            sent_measured: c.sent_measured,
-            backlogged: c.backlogged,
-            control_errors: c.other_errors,
-            bytes_sent: c.bytes_sent,
-            bytes_received: c.bytes_received,
-            not_ready: c.not_ready,
-            bad_timestamp: c.bad_timestamp,
-            late_sends: c.late_sends,
-            messages: c.messages,
-            skipped_offline: c.skipped_offline,
-            undelivered_offline: c.undelivered_offline,
-            group_refusals: c.group_refusals,
-            fanout_incomplete: c.fanout_incomplete,
-            sender_keys: c.sender_keys,
-            old_epoch: c.old_epoch,
-            not_member: c.not_member,
-            departed_read: c.departed_read,
-            members_removed: c.members_removed,
-            members_readded: c.members_readded,
-            delivered_at_end: 0,
-        }
-    }
-}
-
-impl ClientsSummary {
-    /// The clients of a run that asked for `requested` of them.
-    pub fn of(requested: usize, c: &Counters) -> Self {
-        ClientsSummary {
-            requested: requested as u64,
-            connected: c.connects_ok,
-            connect_failed: c.connects_failed,
-            register_failed: c.registers_failed,
-            disconnected: c.disconnects,
-            handshakes_ok: c.handshakes_ok,
-            handshakes_failed: c.handshakes_failed,
-            reconnects: c.reconnects,
-            reconnect_failures: c.reconnect_failures,
-        }
-    }
-}
-
 impl Throughput {
     /// The rates of `outcome`, which was offered `offered_per_s`.
     pub fn of(outcome: &Outcome, offered_per_s: f64) -> Self {
@@ -502,14 +322,15 @@ impl Generator {
     /// saturated or not (see [`crate::verdict::saturation`]).
     pub fn of(outcome: &Outcome, lag: Option<Latency>) -> Self {
         let shard_cap = outcome.shards as f64 * outcome.measured_s;
-        let share = if shard_cap > 0.0 { outcome.steady_cpu_s / shard_cap } else { 0.0 };
+        let (driver_cpu_s, steady_cpu_s) = (outcome.driver_cpu_s(), outcome.steady_cpu_s());
+        let share = if shard_cap > 0.0 { steady_cpu_s / shard_cap } else { 0.0 };
         Generator {
             schedule_lag: lag,
-            driver_cpu_s: outcome.driver_cpu_s,
-            steady_cpu_s: outcome.steady_cpu_s,
+            driver_cpu_s,
+            steady_cpu_s,
             steady_cpu_share: share,
             driver_cpu_us_per_msg: if outcome.steady_sent > 0 {
-                outcome.steady_cpu_s * 1e6 / outcome.steady_sent as f64
+                steady_cpu_s * 1e6 / outcome.steady_sent as f64
             } else {
                 0.0
             },
@@ -556,9 +377,7 @@ impl Summary {
         generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c));
         generator.cores = Some(cores_shared(provenance.cores, outcome));
         Summary {
-            schema_version: SCHEMA_VERSION,
-            kind: "run".into(),
-            provenance,
+            header: Header::new(SCHEMA_VERSION, "run", provenance),
             scenario: scenario.clone(),
             suite,
             handshake_bytes: plan.suite.handshake_bytes(),
@@ -750,7 +569,7 @@ fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::recorder::Histograms;
+    use crate::driver::recorder::{Counters, Histograms};
     use crate::driver::{Phase, Second};
 
     fn row(at_s: f64, delivered: u64) -> Second {

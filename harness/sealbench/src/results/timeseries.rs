@@ -7,7 +7,7 @@
 
 use super::figure::{ErrorCounts, Metric, TagSet};
 use crate::driver::Second;
-use crate::driver::recorder::tags::series_hlog;
+use crate::tags::series_hlog;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 
@@ -126,8 +126,8 @@ pub fn render(seconds: &[Second]) -> String {
 mod tests {
     use super::*;
     use crate::driver::Phase;
-    use crate::driver::recorder::tags::TagId;
     use crate::driver::recorder::{Counters, Histograms};
+    use crate::tags::TagId;
 
     #[test]
     fn classes_get_columns_only_when_the_run_recorded_them() -> anyhow::Result<()> {

@@ -10,7 +10,7 @@
 //! without losing either.
 
 use super::{ConversationKind, Fanout, Pairing, Scenario};
-use crate::driver::schedule::Rng;
+use crate::rng::Rng;
 use anyhow::{Result, bail};
 
 /// A user: some consecutive devices.

@@ -6,7 +6,7 @@
 
 use super::Plan;
 use super::population::ChatKind;
-use crate::driver::recorder::tags::{Label, TagId, TagSet};
+use crate::tags::{Label, TagId, TagSet};
 use std::sync::Arc;
 
 impl Plan {

@@ -40,9 +40,7 @@ pub const MIN_SECONDS: usize = 3;
 /// Share of a second the busiest shard thread spent on CPU above which it counts as busy.
 pub const BUSY_SHARE: f64 = 0.9;
 
-/// Share of the machine's cores that other processes (and the hypervisor's other guests)
-/// must have used while sending before the verdict names them.
-pub const OTHERS_SHARE: f64 = 0.1;
+pub use crate::results::others::{OTHERS_SHARE, other_work};
 
 /// What one second of the sending phase shows about the generator.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,34 +186,6 @@ pub fn judgement(s: &Summary, evidence: &[SecondEvidence]) -> Judgement {
     j
 }
 
-/// Other processes on this machine (or the hypervisor's other guests) used at least
-/// [`OTHERS_SHARE`] of its cores while sending: the generator did not have the machine to
-/// itself, and its schedule lag and the latencies include waiting for them.
-pub fn other_work(s: &Summary) -> Option<String> {
-    let g = &s.generator;
-    let cores = s.provenance.cores.max(1) as f64;
-    let (others, steal) = (g.others_cores.unwrap_or(0.0), g.steal_cores.unwrap_or(0.0));
-    if others + steal < (OTHERS_SHARE * cores).max(0.1) {
-        return None;
-    }
-    let steal =
-        if steal >= 0.05 { format!(" and the hypervisor gave {steal:.2} to other guests") } else { String::new() };
-    let relay = if relay_on_loopback(&s.relay) { " (the external relay on this machine among them)" } else { "" };
-    Some(format!(
-        "other processes{relay} used {others:.2} of this machine's {cores:.0} cores while sending{steal}: the \
-         generator did not have the machine to itself, and its lag and these latencies include waiting for them"
-    ))
-}
-
-/// Whether `relay` (a summary's relay: a `ws://`/`wss://` URL, or `embedded (…)`) is an
-/// external relay on a loopback address, i.e. one of the other processes on this machine.
-fn relay_on_loopback(relay: &str) -> bool {
-    use tokio_tungstenite::tungstenite::http::Uri;
-    let Some(host) = relay.parse::<Uri>().ok().and_then(|u| u.host().map(str::to_owned)) else { return false };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// The receiving side of the generator fell behind: its busiest thread was on CPU at
 /// least [`BUSY_SHARE`] of [`MIN_SECONDS`] or more sending seconds, half of them or more,
 /// and messages were lost (never received, or received and never opened — e.g. an MLS
@@ -279,9 +249,7 @@ mod tests {
         let mut c = crate::driver::recorder::Counters::new();
         (c.connects_ok, c.handshakes_ok, c.sent, c.delivered, c.sent_measured) = (2, 1, 10_000, 10_000, 10_000);
         Ok(Summary {
-            schema_version: 1,
-            kind: "run".into(),
-            provenance: Provenance::collect(),
+            header: crate::results::header::Header::new(1, "run", Provenance::collect()),
             scenario,
             suite: String::new(),
             handshake_bytes: 0,
@@ -455,7 +423,7 @@ mod tests {
     #[test]
     fn other_processes_taking_the_cores_are_named_whatever_the_verdict() -> anyhow::Result<()> {
         let mut s = kept_up()?;
-        s.provenance.cores = 2;
+        s.header.provenance.cores = 2;
         (s.generator.others_cores, s.generator.steal_cores) = (Some(1.31), Some(0.0));
         // Saturated by a short rate, while a compiler took most of a core and more.
         (s.throughput.sent_per_s, s.throughput.messages_per_s) = (800.0, 800.0);

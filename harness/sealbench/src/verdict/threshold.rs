@@ -7,10 +7,10 @@
 //! matches none of the run's tags is refused before the run ([`check_tags`]), since a typo
 //! must never pass a gate. Without a tag, `e2e.p99` means all classes together.
 
-use crate::driver::recorder::tags::TagSet;
 use crate::results::figure::{Kind, Selector, Unit, format_us, parse_quantity};
 use crate::results::summary::Summary;
 pub use crate::results::summary::Verdict;
+use crate::tags::TagSet;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 

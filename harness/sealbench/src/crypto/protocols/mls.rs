@@ -41,8 +41,18 @@ pub(super) fn run(plan: &ProtocolPlan, progress: &mut dyn Progress, rows: &mut V
     Ok(())
 }
 
+/// Every figure of a group of `n`: its creation and Welcome, then commits and application
+/// messages in the group kept from the last sample.
 fn group_size(plan: &ProtocolPlan, n: usize, rows: &mut Vec<ProtocolRow>) -> Result<()> {
-    let pt = [0x5au8; MESSAGE_SIZE];
+    let mut members = create_and_join(plan, n, rows)?;
+    self_updates(plan, n, &mut members, rows)?;
+    add_and_remove(plan, n, &mut members, rows)?;
+    application_messages(plan, n, &mut members, rows)
+}
+
+/// The group created with every other member added in one commit, and the Welcome
+/// processed by [`JOINERS`] of them; returns the creator and the joiners of the last sample.
+fn create_and_join(plan: &ProtocolPlan, n: usize, rows: &mut Vec<ProtocolRow>) -> Result<Vec<MlsMember>> {
     let (mut create_t, mut welcome_t) = (Vec::new(), Vec::new());
     let mut welcome_len = 0;
     let mut kept = None;
@@ -68,9 +78,11 @@ fn group_size(plan: &ProtocolPlan, n: usize, rows: &mut Vec<ProtocolRow>) -> Res
     }
     rows.push(ProtocolRow::new(Protocol::Mls, "group_create_add_all", Some(n), of_each(&create_t), Some(welcome_len)));
     rows.push(ProtocolRow::new(Protocol::Mls, "welcome_process", Some(n), of_each(&welcome_t), Some(welcome_len)));
-    let mut members = kept.ok_or_else(|| anyhow!("mls: no group"))?;
+    kept.ok_or_else(|| anyhow!("mls: no group"))
+}
 
-    // Self-update commits by the creator, processed by every joined member.
+/// Self-update commits by the creator, processed by every joined member.
+fn self_updates(plan: &ProtocolPlan, n: usize, members: &mut [MlsMember], rows: &mut Vec<ProtocolRow>) -> Result<()> {
     let (mut create_t, mut process_t) = (Vec::new(), Vec::new());
     let mut commit_len = 0;
     for _ in 0..plan.samples {
@@ -92,8 +104,11 @@ fn group_size(plan: &ProtocolPlan, n: usize, rows: &mut Vec<ProtocolRow>) -> Res
         Some(commit_len),
     ));
     rows.push(ProtocolRow::new(Protocol::Mls, "commit_process", Some(n), of_each(&process_t), None));
+    Ok(())
+}
 
-    // One member added, then removed again (each a commit the others process).
+/// One member added, then removed again (each a commit the others process).
+fn add_and_remove(plan: &ProtocolPlan, n: usize, members: &mut [MlsMember], rows: &mut Vec<ProtocolRow>) -> Result<()> {
     let (mut add_t, mut remove_t) = (Vec::new(), Vec::new());
     let (mut add_len, mut remove_len) = (0, 0);
     for k in 0..plan.samples {
@@ -122,8 +137,17 @@ fn group_size(plan: &ProtocolPlan, n: usize, rows: &mut Vec<ProtocolRow>) -> Res
         of_each(&remove_t),
         Some(remove_len),
     ));
+    Ok(())
+}
 
-    // Application messages from the creator to one member.
+/// Application messages from the creator to one member.
+fn application_messages(
+    plan: &ProtocolPlan,
+    n: usize,
+    members: &mut [MlsMember],
+    rows: &mut Vec<ProtocolRow>,
+) -> Result<()> {
+    let pt = [0x5au8; MESSAGE_SIZE];
     let mut msgs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let (mut enc, mut dec) = (Vec::new(), Vec::new());
     let (first, rest) = members.split_at_mut(1);

@@ -8,8 +8,8 @@
 //! per-second copies ([`Clone`]) and merges ([`Histograms::add`]) hold only the histograms
 //! that have samples, so a second of a DM-only run costs 4–6 histograms, not 20.
 
-use super::tags::{TagId, TagSet};
 use super::{MAX_NS, Metric};
+use crate::tags::{TagId, TagSet};
 use hdrhistogram::Histogram;
 use std::sync::{Arc, OnceLock};
 
@@ -202,7 +202,7 @@ impl Histograms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::recorder::tags::TagError;
+    use crate::tags::TagError;
 
     fn tags(list: &[&str]) -> Result<Arc<[TagSet]>, TagError> {
         list.iter().map(|t| TagSet::parse(t)).collect::<Result<Vec<_>, _>>().map(Into::into)

@@ -5,9 +5,9 @@
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
 use crate::driver::recorder::Histograms;
-use crate::driver::recorder::tags::Label;
 use crate::results::figure::{Metric, Stat};
 use crate::results::summary::{ByTag, Summary, classes_of};
+use crate::tags::Label;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn both_class_charts_draw_as_png_and_svg() -> anyhow::Result<()> {
-        use crate::driver::recorder::tags::{TagId, TagSet};
+        use crate::tags::{TagId, TagSet};
         let dir = tempfile::tempdir()?;
         let mut by_tag = ByTag::new();
         for (m, tag) in [("fanout_first", "class=group,size=5"), ("fanout_last", "class=group,size=500")] {

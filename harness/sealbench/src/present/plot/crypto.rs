@@ -174,7 +174,7 @@ impl Chart for SizeChart<'_> {
         };
         let title = match self.1 {
             SizeMetric::Throughput => {
-                format!("AEAD throughput per message size (one core, {})", r.provenance.cpu_model)
+                format!("AEAD throughput per message size (one core, {})", r.header.provenance.cpu_model)
             }
             SizeMetric::PerMessage => "Cost per message, small messages (one core)".to_owned(),
         };

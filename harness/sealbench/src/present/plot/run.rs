@@ -3,10 +3,10 @@
 
 use super::{Chart, FONT, colour, perr};
 use crate::driver::Outcome;
-use crate::driver::recorder::tags::Label;
 use crate::results::figure::Metric;
 use crate::results::stages::StageFigures;
 use crate::results::summary::Summary;
+use crate::tags::Label;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
@@ -216,11 +216,6 @@ impl Chart for Timeline<'_> {
         let panels = root.split_evenly((3, 1));
         let secs = &self.outcome.seconds;
         let tmax = secs.last().map_or(1.0, |s| s.t as f64).max(1.0);
-        // Throughput: messages (the unit of the target) and the deliveries they fan out into.
-        let sent: Vec<(f64, f64)> =
-            secs.iter().map(|s| (s.t as f64, (s.delta.messages + s.delta.skipped_offline) as f64)).collect();
-        let delivered: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.delivered as f64)).collect();
-        let by_class = class_rates(secs);
         let t0 = self.outcome.steady_start_s.unwrap_or(0.0);
         // The target rate, stage by stage (linear within each).
         let target: Vec<(f64, f64)> = self
@@ -228,10 +223,35 @@ impl Chart for Timeline<'_> {
             .iter()
             .flat_map(|st| [(t0 + st.start_s, st.target_start_per_s), (t0 + st.end_s, st.target_end_per_s)])
             .collect();
+        let tmax = target.last().map_or(tmax, |p| tmax.max(p.0));
+        self.rates(&panels[0], tmax, t0, target)?;
+        self.latency(&panels[1], tmax, t0)?;
+        self.connected(&panels[2], tmax)
+    }
+}
+
+impl Timeline<'_> {
+    /// The top panel: messages sent and delivered per second (per class too), against the
+    /// target rate (`target`: its corners, `t0`: when sending started).
+    fn rates<DB: DrawingBackend>(
+        &self,
+        panel: &DrawingArea<DB, Shift>,
+        tmax: f64,
+        t0: f64,
+        target: Vec<(f64, f64)>,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let secs = &self.outcome.seconds;
+        // Throughput: messages (the unit of the target) and the deliveries they fan out into.
+        let sent: Vec<(f64, f64)> =
+            secs.iter().map(|s| (s.t as f64, (s.delta.messages + s.delta.skipped_offline) as f64)).collect();
+        let delivered: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.delta.delivered as f64)).collect();
+        let by_class = class_rates(secs);
         let ymax = sent.iter().chain(&delivered).chain(&target).map(|p| p.1).fold(1.0, f64::max) * 1.15;
         let fanned_out = secs.iter().any(|s| s.delta.sent != s.delta.messages);
-        let tmax = target.last().map_or(tmax, |p| tmax.max(p.0));
-        let mut c = ChartBuilder::on(&panels[0])
+        let mut c = ChartBuilder::on(panel)
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(80)
@@ -265,7 +285,15 @@ impl Chart for Timeline<'_> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(width)));
         }
         super::legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
-        // Latency.
+        Ok(())
+    }
+
+    /// The middle panel: e2e p50 and p99 per second.
+    fn latency<DB: DrawingBackend>(&self, panel: &DrawingArea<DB, Shift>, tmax: f64, t0: f64) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let secs = &self.outcome.seconds;
         let q = |p: f64| -> Vec<(f64, f64)> {
             secs.iter()
                 .filter(|s| !s.hist.get(Metric::E2e).is_empty())
@@ -274,7 +302,7 @@ impl Chart for Timeline<'_> {
         };
         let (p50, p99) = (q(0.5), q(0.99));
         let lmax = p99.iter().map(|p| p.1).fold(0.001, f64::max) * 1.15;
-        let mut c = ChartBuilder::on(&panels[1])
+        let mut c = ChartBuilder::on(panel)
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(80)
@@ -295,10 +323,18 @@ impl Chart for Timeline<'_> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
         }
         super::legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
-        // Connected clients.
+        Ok(())
+    }
+
+    /// The bottom panel: clients connected.
+    fn connected<DB: DrawingBackend>(&self, panel: &DrawingArea<DB, Shift>, tmax: f64) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let secs = &self.outcome.seconds;
         let conn: Vec<(f64, f64)> = secs.iter().map(|s| (s.t as f64, s.connected as f64)).collect();
         let cmax = conn.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
-        let mut c = ChartBuilder::on(&panels[2])
+        let mut c = ChartBuilder::on(panel)
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(80)

@@ -71,10 +71,10 @@ impl Loaded {
     /// Provenance of the result.
     pub fn provenance(&self) -> &Provenance {
         match self {
-            Loaded::Run(r) => &r.summary.provenance,
-            Loaded::Crypto(c) => &c.provenance,
-            Loaded::Matrix(m) => &m.provenance,
-            Loaded::Capacity(c) => &c.provenance,
+            Loaded::Run(r) => &r.summary.header.provenance,
+            Loaded::Crypto(c) => &c.header.provenance,
+            Loaded::Matrix(m) => &m.header.provenance,
+            Loaded::Capacity(c) => &c.header.provenance,
         }
     }
 

@@ -188,7 +188,7 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
         ));
     }
     if let (Some(ca), Some(cb)) = (&pa.calibration, &pb.calibration) {
-        if let Some(w) = crate::calibrate::differ(ca, cb) {
+        if let Some(w) = crate::provenance::calibration::differ(ca, cb) {
             warnings.push(w);
         }
     }
@@ -245,7 +245,7 @@ pub fn compatible(base: &Loaded, new: &Loaded, force: bool) -> Result<Vec<String
             warnings.push("a run's generator was saturated: its latencies describe the generator".into());
         }
         for (which, r) in [("base", a), ("new", b)] {
-            if let Some(w) = crate::verdict::saturation::other_work(r) {
+            if let Some(w) = crate::results::others::other_work(r) {
                 warnings.push(format!("the {which} run did not have its machine to itself: {w}"));
             }
         }

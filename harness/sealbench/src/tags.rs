@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// A tag's index among the run's tags (the order [`super::Histograms::with_tags`] was
+/// A tag's index among the run's tags (the order [`crate::driver::recorder::Histograms::with_tags`] was
 /// given them in). Small, `Copy`: what the hot path passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagId(pub u16);
