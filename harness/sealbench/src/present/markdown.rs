@@ -89,7 +89,7 @@ pub fn matrix_table(m: &Matrix) -> Table {
                 fmt_spread(c.e2e_p999_us, 1e-3, 3),
                 fmt_spread(c.handshake_p99_us, 1e-3, 2),
                 fmt_spread(c.handshakes_per_s, 1.0, 0),
-                c.handshake_bytes.to_string(),
+                if c.handshake_bytes == 0 { "—".to_owned() } else { c.handshake_bytes.to_string() },
                 format!("{} / {}", fmt_spread(c.connect_p50_us, 1e-3, 2), fmt_spread(c.connect_p99_us, 1e-3, 2)),
                 format!("{} / {}", fmt_spread(c.tls_p50_us, 1e-3, 2), fmt_spread(c.tls_p99_us, 1e-3, 2)),
                 fmt_spread(c.seal_ns, 1.0, 0),
@@ -107,8 +107,10 @@ pub fn matrix_table(m: &Matrix) -> Table {
 pub fn matrix_notes(code: impl Fn(&str) -> String) -> [String; 3] {
     [
         format!(
-            "{} is the UNENCRYPTED baseline: the difference to it is what encryption costs. Seal/open are",
-            code("none")
+            "An UNENCRYPTED row ({} AEAD, {} protocol) is a baseline: the difference to it is what encryption \
+             costs. Seal/open are",
+            code("none"),
+            code("plaintext")
         ),
         "means of the per-message timings sampled inside the runs; driver CPU is the load driver's (relay excluded)."
             .to_owned(),

@@ -116,7 +116,9 @@ impl Cell {
     /// unsaid).
     pub fn label(&self) -> String {
         if self.protocol != "noise" {
-            return format!("{}{}", self.protocol, self.transport_suffix(" / "));
+            let clear = self.protocol.parse::<sealproto::Protocol>().is_ok_and(|p| !p.encrypts());
+            let clear = if clear { " (UNENCRYPTED)" } else { "" };
+            return format!("{}{clear}{}", self.protocol, self.transport_suffix(" / "));
         }
         let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
         format!("{aead} on {} / {} / {}{}", self.backend, self.pattern, self.mode, self.transport_suffix(" / "))

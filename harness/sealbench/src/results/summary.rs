@@ -197,8 +197,8 @@ pub struct Summary {
     /// Noise protocol name + AEAD label; with `crypto.protocol` other than noise, the
     /// protocol and its library.
     pub suite: String,
-    /// Bytes of one handshake's messages, both directions (a hybrid pattern's ML-KEM-768
-    /// step included).
+    /// Bytes of one Noise handshake's messages, both directions (a hybrid pattern's
+    /// ML-KEM-768 step included); 0 for a protocol that runs no Noise handshake.
     #[serde(default)]
     pub handshake_bytes: usize,
     /// Transport AEAD short name (`none` = UNENCRYPTED).
@@ -380,7 +380,11 @@ impl Summary {
             header: Header::new(SCHEMA_VERSION, "run", provenance),
             scenario: scenario.clone(),
             suite,
-            handshake_bytes: plan.suite.handshake_bytes(),
+            handshake_bytes: if plan.scenario.crypto.protocol == sealproto::Protocol::Noise {
+                plan.suite.handshake_bytes()
+            } else {
+                0
+            },
             aead: scenario.crypto.aead.name().to_owned(),
             relay: outcome.relay_url.clone(),
             transport,
