@@ -446,10 +446,11 @@ pub struct MatrixArgs {
     /// external relay serves one scheme, so its URL decides and only that one is allowed.
     #[arg(long, value_delimiter = ',', value_name = "ws,wss")]
     pub transport: Vec<crate::scenario::Transport>,
-    /// Messaging protocols (comma-separated: noise, olm, megolm, mls) [default: the
-    /// scenario's]. `noise` cells vary over --aead/--pattern/--mode and are the reference;
-    /// another protocol is one cell per transport (its own cipher suite); a group protocol
-    /// (megolm, mls) runs its groups with relay fan-out.
+    /// Messaging protocols (comma-separated: noise, olm, megolm, mls, plaintext — the
+    /// UNENCRYPTED baseline) [default: the scenario's]. `noise` cells vary over
+    /// --aead/--pattern/--mode and are the reference; another protocol is one cell per
+    /// transport (its own cipher suite); a group protocol (megolm, mls) runs its groups with
+    /// relay fan-out.
     #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
     pub protocol: Vec<sealproto::Protocol>,
     /// Runs per cell, interleaved so machine drift favours no cell.

@@ -47,6 +47,11 @@ pub enum E2eKind {
     MlsWelcome = 7,
     /// An MLS commit, fanned out to the group by the relay.
     MlsCommit = 8,
+    /// A message of a pairwise session without end-to-end encryption (`crypto.protocol =
+    /// "plaintext"`): the load-test plaintext itself, UNENCRYPTED.
+    Plain = 9,
+    /// A group message (relay fan-out) without end-to-end encryption: its plaintext itself.
+    PlainGroup = 10,
 }
 
 /// Why an E2E body or plaintext could not be parsed or written. Cheap: no allocation, no
@@ -96,6 +101,8 @@ pub fn parse_e2e(body: &[u8]) -> Result<(E2eKind, u32, &[u8]), PayloadError> {
         6 => E2eKind::Olm,
         7 => E2eKind::MlsWelcome,
         8 => E2eKind::MlsCommit,
+        9 => E2eKind::Plain,
+        10 => E2eKind::PlainGroup,
         k => return Err(PayloadError::UnknownKind(k)),
     };
     let conv = u32::from_le_bytes([body[1], body[2], body[3], body[4]]);

@@ -18,7 +18,7 @@
 //! protocols cost, and sealbench measures it rather than hiding it.
 //!
 //! # Layout
-//! - [`protocol`]: the protocol dimension (`noise | olm | megolm | mls`) and its names.
+//! - [`protocol`]: the protocol dimension (`noise | olm | megolm | mls | plaintext`) and its names.
 //! - [`olm`]: accounts (identity keys, signed fallback key, one-time keys) and 1:1 sessions.
 //! - [`megolm`]: outbound group sessions with rotation, inbound sessions with a replay window.
 //! - [`mls`]: a member (provider, signer, key packages) and its group: commits, Welcome,

@@ -16,11 +16,15 @@ pub enum Protocol {
     Megolm,
     /// MLS, RFC 9420, ciphersuite 0x0001 (openmls with its RustCrypto provider).
     Mls,
+    /// No end-to-end encryption at all (UNENCRYPTED): the payload travels readable, as on
+    /// a platform that reads what it carries. The baseline beside the others.
+    Plaintext,
 }
 
 impl Protocol {
     /// Every protocol, the reference first.
-    pub const ALL: [Protocol; 4] = [Protocol::Noise, Protocol::Olm, Protocol::Megolm, Protocol::Mls];
+    pub const ALL: [Protocol; 5] =
+        [Protocol::Noise, Protocol::Olm, Protocol::Megolm, Protocol::Mls, Protocol::Plaintext];
 
     /// Its name in scenarios, flags and result files.
     pub fn name(self) -> &'static str {
@@ -29,6 +33,7 @@ impl Protocol {
             Protocol::Olm => "olm",
             Protocol::Megolm => "megolm",
             Protocol::Mls => "mls",
+            Protocol::Plaintext => "plaintext",
         }
     }
 
@@ -36,7 +41,7 @@ impl Protocol {
     /// `sealproto`, on by default).
     pub fn available(self) -> bool {
         match self {
-            Protocol::Noise => true,
+            Protocol::Noise | Protocol::Plaintext => true,
             Protocol::Olm => cfg!(feature = "olm"),
             Protocol::Megolm => cfg!(feature = "megolm"),
             Protocol::Mls => cfg!(feature = "mls"),
@@ -48,6 +53,7 @@ impl Protocol {
     pub fn encrypts(self) -> bool {
         match self {
             Protocol::Noise | Protocol::Olm | Protocol::Megolm | Protocol::Mls => true,
+            Protocol::Plaintext => false,
         }
     }
 
@@ -59,6 +65,7 @@ impl Protocol {
             Protocol::Olm => Some("olm: Olm v1 (vodozemac), every pairwise session"),
             Protocol::Megolm => Some("megolm: Megolm v1 groups, keys over Olm v1 (vodozemac)"),
             Protocol::Mls => Some("mls: MLS ciphersuite 0x0001 (openmls), relay fan-out groups"),
+            Protocol::Plaintext => Some("plaintext: UNENCRYPTED, no end-to-end encryption (the relay could read it)"),
         }
     }
 
@@ -76,7 +83,7 @@ impl fmt::Display for Protocol {
 
 /// An unknown protocol name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown protocol '{0}' (expected one of: noise, olm, megolm, mls)")]
+#[error("unknown protocol '{0}' (expected one of: noise, olm, megolm, mls, plaintext)")]
 pub struct UnknownProtocol(pub String);
 
 impl FromStr for Protocol {

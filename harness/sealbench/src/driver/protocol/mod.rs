@@ -18,6 +18,7 @@
 //! - `olm` — Olm sessions from published one-time keys (vodozemac); `olm/end` one end.
 //! - `megolm` — Megolm groups whose keys travel over its own Olm sessions; `megolm/group`.
 //! - `mls` — MLS groups (openmls): key packages, Welcome, commits; `mls/group`.
+//! - [`plaintext`] — no end-to-end encryption at all: the relay could read every message.
 //! - [`pairwise`] — one pairwise session's two ends, sealing and opening.
 
 pub mod context;
@@ -29,6 +30,7 @@ pub mod noise;
 #[cfg(feature = "olm")]
 mod olm;
 pub mod pairwise;
+pub mod plaintext;
 #[cfg(test)]
 mod tests;
 
@@ -103,6 +105,8 @@ pub enum Protocol {
     /// MLS groups.
     #[cfg(feature = "mls")]
     Mls(mls::Mls),
+    /// No end-to-end encryption.
+    Plaintext(plaintext::Plaintext),
 }
 
 /// Runs `$e` with `$p` bound to the protocol inside `$self`.
@@ -116,6 +120,7 @@ macro_rules! each {
             Protocol::Megolm($p) => $e,
             #[cfg(feature = "mls")]
             Protocol::Mls($p) => $e,
+            Protocol::Plaintext($p) => $e,
         }
     };
 }
@@ -136,6 +141,7 @@ impl Protocol {
             P::Megolm => Protocol::Megolm(megolm::Megolm::new(plan, chats, devices.len(), sessions)),
             #[cfg(feature = "mls")]
             P::Mls => Protocol::Mls(mls::Mls::new(plan, chats, devices)?),
+            P::Plaintext => Protocol::Plaintext(plaintext::Plaintext::new(chats)),
             _ => Protocol::Noise(noise::Noise::new(plan, chats).map_err(|e| format!("no randomness: {e}"))?),
         })
     }
@@ -144,6 +150,7 @@ impl Protocol {
     pub fn keys_expected(plan: &ProtocolPlan, chats: &[Chat]) -> usize {
         let per_group = |c: &Chat| match plan.protocol {
             sealproto::Protocol::Mls => c.devices - 1, // Welcomes to process
+            sealproto::Protocol::Plaintext => 0,       // nothing to hand out
             _ => c.sending * (c.devices - 1),
         };
         chats.iter().filter(|c| c.relay_fanout()).map(per_group).sum()
@@ -212,6 +219,8 @@ pub enum Cipher {
     /// An Olm session.
     #[cfg(feature = "olm")]
     Olm(Box<olm::OlmEnd>),
+    /// No cipher: the plaintext travels as it is.
+    Plain(plaintext::PlainEnd),
 }
 
 impl Cipher {
@@ -222,6 +231,7 @@ impl Cipher {
             Cipher::Noise(_) => E2eKind::Transport,
             #[cfg(feature = "olm")]
             Cipher::Olm(_) => E2eKind::Olm,
+            Cipher::Plain(_) => E2eKind::Plain,
         }
     }
 
@@ -237,6 +247,7 @@ impl Cipher {
             Cipher::Noise(e) => e.seal(out, size, stamp, extra),
             #[cfg(feature = "olm")]
             Cipher::Olm(e) => e.seal_timed(out, size, stamp, extra),
+            Cipher::Plain(e) => e.seal(out, size, stamp, extra),
         }
     }
 
@@ -250,6 +261,7 @@ impl Cipher {
             Cipher::Noise(e) => e.open(data),
             #[cfg(feature = "olm")]
             Cipher::Olm(e) => e.open(data),
+            Cipher::Plain(e) => e.open(data),
         }
     }
 }

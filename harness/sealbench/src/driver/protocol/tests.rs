@@ -395,6 +395,33 @@ fn mls_counts_a_refused_key_package_claim() {
 }
 
 #[test]
+fn plaintext_sessions_are_ready_at_once_open_and_refuse_a_replay() {
+    let w = World::new(plan(sealproto::Protocol::Plaintext, Pattern::XX), 2, 2, false);
+    opens_once_and_refuses_a_replay(w, 1);
+}
+
+#[test]
+fn plaintext_groups_need_no_keys_open_and_refuse_a_replay() {
+    let w = World::new(plan(sealproto::Protocol::Plaintext, Pattern::XX), 4, 2, true);
+    opens_once_and_refuses_a_replay(w, 3);
+}
+
+#[test]
+fn plaintext_asks_the_relay_nothing_and_takes_none_of_its_answers() {
+    let mut w = World::new(plan(sealproto::Protocol::Plaintext, Pattern::XX), 2, 2, false);
+    w.all_up();
+    assert_eq!(w.books.counters.handshakes_ok, 0, "no handshake happened");
+    assert!(!w.books.setting_up());
+    w.refuse(RequestId::Control(0).encode(), ErrorCode::NoSuchKey);
+    assert_eq!(w.books.counters.other_errors, 1, "a refusal is the shard's to count");
+    // What the relay carried is readable: the stamp in the clear after the E2E header.
+    w.send(0, 64);
+    let (_, _, body) = w.last_delivered_body();
+    let stamp = sealcore::payload::Stamp::read(&body[payload::E2E_HEADER_LEN..]).unwrap();
+    assert_eq!(stamp.intended_ns, w.now - 1_000, "the intended send time, readable by the relay");
+}
+
+#[test]
 fn device_requests_never_look_like_session_requests() {
     let id = RequestId::Device(DeviceOp::Publish, 0);
     assert_ne!(RequestId::decode(id.encode()), RequestId::Control(0));
