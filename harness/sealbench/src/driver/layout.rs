@@ -2,6 +2,7 @@
 //! devices and pairwise sessions, keys, source addresses, and where the relay is.
 
 use super::protocol::Conversation;
+use super::wire::group_id;
 use super::{ChatSpec, ClientSpec, RunOptions, ShardSpec, client};
 use crate::scenario::population::{Chat, ChatKind};
 use crate::scenario::{Fanout, Plan, WsUrl};
@@ -134,9 +135,4 @@ fn lay_out_chat(plan: &Plan, chat: &Chat, spec: &mut ShardSpec, next_session: &m
     }
     spec.chats.push(ChatSpec { id: chat.id, kind: chat.kind, first_client, users, sending, sessions });
     Ok(())
-}
-
-/// The relay group id of conversation `chat` (0 is reserved).
-pub(super) fn group_id(chat: u32) -> u64 {
-    u64::from(chat) + 1
 }

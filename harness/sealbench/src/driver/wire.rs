@@ -39,6 +39,11 @@ impl Side {
     }
 }
 
+/// The relay group id of conversation `chat` (0 is reserved).
+pub fn group_id(chat: u32) -> u64 {
+    u64::from(chat) + 1
+}
+
 /// What a request id refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestId {

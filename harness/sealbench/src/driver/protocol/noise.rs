@@ -10,8 +10,7 @@ use super::pairwise::{BODY_AT, PLAINTEXT_AT, TRANSPORT_AT, Timed, write_plaintex
 use super::{Body, Cipher, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
-use crate::driver::layout::group_id;
-use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire};
+use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
