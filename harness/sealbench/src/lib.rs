@@ -19,7 +19,9 @@
 //! - [`present`] — consumers of finished data: the console, plots (PNG + SVG), Markdown
 //!   tables and the self-contained `report.html`.
 //! - [`tags`] — traffic classes and [`rng`] — the seedable generator: the vocabulary
-//!   scenario, driver and results share (leaves: they import nothing of this crate).
+//!   scenario, driver and results share (leaves: they import nothing of this crate); so is
+//!   [`driver::wire`], the target's wire protocols and their capability table, which the
+//!   scenario's plan checks before anything connects (it imports nothing of this crate).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]

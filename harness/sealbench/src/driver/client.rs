@@ -3,7 +3,7 @@
 //! shard's (`shard/out.rs` writes, the shard's reader reads).
 
 use super::recorder::Metric;
-use super::wire::{RelayProtocol, Wire};
+use super::wire::{Incoming, Wire};
 use crate::clock::now_ns;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -45,6 +45,8 @@ pub struct Target {
     pub tls: Option<super::tls::ClientTls>,
     /// Auth secret of the relay, if it needs tokens.
     pub auth_secret: Option<Vec<u8>>,
+    /// The wire protocol the target speaks (`relay.wire`).
+    pub wire: Wire,
 }
 
 /// Timings of a successful registration.
@@ -60,7 +62,9 @@ pub struct Registered {
     pub tls_ns: Option<u64>,
     /// See `tcp_ns`.
     pub upgrade_ns: u64,
-    /// HELLO → WELCOME, ns.
+    /// The log-in: the wire's steps, first request to last answer (sealbench: HELLO →
+    /// WELCOME and the key publish or group join; MQTT: CONNECT → CONNACK, SUBSCRIBE →
+    /// SUBACK), ns.
     pub register_ns: u64,
     /// Stored messages the relay announced in WELCOME (they follow it).
     pub stored: u32,
@@ -139,7 +143,7 @@ async fn open(target: &Target, source: Ipv4Addr) -> Result<(Ws, u64, Option<u64>
             (Box::new(stream), Some(now_ns() - t1))
         }
     };
-    let ws = upgrade(target.url.as_str(), stream).await.context("WebSocket upgrade")?;
+    let ws = upgrade_as(target.url.as_str(), target.wire.subprotocol(), stream).await.context("WebSocket upgrade")?;
     Ok((ws, t1 - t0, tls_ns))
 }
 
@@ -149,17 +153,23 @@ async fn open(target: &Target, source: Ipv4Addr) -> Result<(Ws, u64, Option<u64>
 /// is dropped afterwards, so that the connection's read buffer is [`READ_BUFFER`] and not
 /// the 4 KiB one tungstenite read the response into; the checks are those tungstenite's
 /// client makes (status 101, `Upgrade: websocket`, `Connection: Upgrade`, the accept key,
-/// no subprotocol since none is asked for).
-async fn upgrade(url: &str, mut stream: Box<dyn Transport>) -> Result<Ws> {
+/// and the subprotocol: the one asked for — the wire's, e.g. `mqtt` — or none when none
+/// was).
+async fn upgrade_as(url: &str, subprotocol: Option<&str>, mut stream: Box<dyn Transport>) -> Result<Ws> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::handshake::client::{Response, generate_request};
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
     use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
     use tokio_tungstenite::tungstenite::http::StatusCode;
+    use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
     use tokio_tungstenite::tungstenite::protocol::Role;
 
-    let (request, key) = generate_request(url.into_client_request()?)?;
+    let mut request = url.into_client_request()?;
+    if let Some(p) = subprotocol {
+        request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, p.parse()?);
+    }
+    let (request, key) = generate_request(request)?;
     stream.write_all(&request).await?;
     let mut buf = Vec::with_capacity(256);
     let (size, response) = loop {
@@ -189,13 +199,25 @@ async fn upgrade(url: &str, mut stream: Box<dyn Transport>) -> Result<Ws> {
     if header("Sec-WebSocket-Accept") != Some(derive_accept_key(key.as_bytes()).as_str()) {
         bail!("upgrade response with a wrong Sec-WebSocket-Accept");
     }
-    if response.headers().contains_key("Sec-WebSocket-Protocol") {
-        bail!("upgrade response names a subprotocol none was asked for");
+    match (subprotocol, header("Sec-WebSocket-Protocol")) {
+        (None, None) => {}
+        (None, Some(p)) => bail!("upgrade response names subprotocol `{p}`, none was asked for"),
+        (Some(want), Some(p)) if p.eq_ignore_ascii_case(want) => {}
+        (Some(want), got) => {
+            let got = got.map_or_else(|| "no subprotocol".to_owned(), |p| format!("subprotocol `{p}`"));
+            bail!("upgrade response names {got}, not `{want}`: is this the target's {want} WebSocket listener?")
+        }
     }
     // What the relay sent after the response (nothing, as it speaks after HELLO) starts
     // the frames, in a vector of its own size: the buffer above is dropped.
     let rest = buf[size..].to_vec();
     Ok(WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(ws_config())).await)
+}
+
+/// [`upgrade_as`] without a subprotocol.
+#[cfg(test)]
+async fn upgrade(url: &str, stream: Box<dyn Transport>) -> Result<Ws> {
+    upgrade_as(url, None, stream).await
 }
 
 async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
@@ -215,33 +237,43 @@ async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
     }
 }
 
+/// The wire's log-in, step by step: each step's answer read before the next is sent.
+/// Returns how many stored messages are still to come (as the first answer announced).
 async fn register(ws: &mut Ws, target: &Target, id: u64, with: Registration) -> Result<u32> {
+    let wire = target.wire;
     let token = target.auth_secret.as_ref().map(|s| frame::auth_token(s, id));
-    send(ws, Wire::hello(id, token.as_ref().map(|t| &t[..]))).await?;
-    let mut stored = Wire::registered(&next_frame(ws).await?, "HELLO")?;
-    if let Some(k) = with.key {
-        send(ws, Wire::key_publish(&k)).await?;
-        stored -= answer_after_stored(ws, "KEY_PUBLISH", stored).await?;
+    let steps = wire.login(id, token.as_ref().map(|t| &t[..]), with.key.as_ref(), with.group)?;
+    let mut stored = None;
+    for (request, what) in steps {
+        send(ws, request).await?;
+        match stored {
+            // The first answer (WELCOME) says how many stored messages follow it.
+            None => stored = Some(wire.logged_in(&next_frame(ws).await?, what)?),
+            Some(n) => stored = Some(n.saturating_sub(answer_after_stored(ws, wire, what, n).await?)),
+        }
     }
-    if let Some(g) = with.group {
-        send(ws, Wire::group_join(g)).await?;
-        stored -= answer_after_stored(ws, "GROUP_JOIN", stored).await?;
-    }
-    Ok(stored)
+    Ok(stored.unwrap_or(0))
 }
 
-/// Reads the answer to a request made right after WELCOME, passing over the stored
-/// messages that may come first (a relay that still holds messages for this id from an
-/// earlier run): returns how many it passed over (they cannot belong to this run).
-async fn answer_after_stored(ws: &mut Ws, what: &str, stored: u32) -> Result<u32> {
+/// Reads the answer to a log-in step after the first, passing over the stored messages that
+/// may come first (a server that still holds messages for this id from an earlier run):
+/// returns how many it passed over (they cannot belong to this run). A wire that does not
+/// count them passes over every delivery, acknowledging it where the server wants that.
+async fn answer_after_stored(ws: &mut Ws, wire: Wire, what: &str, stored: u32) -> Result<u32> {
     let mut skipped = 0;
+    let counted = wire.capabilities().stored_marked;
     loop {
         let f = next_frame(ws).await?;
-        if skipped < stored && matches!(Wire::decode(&f), super::wire::Incoming::Deliver { stored: true, .. }) {
+        if let Incoming::Deliver { stored: marked, receipt, .. } = wire.decode(&f)
+            && (!counted || (marked && skipped < stored))
+        {
             skipped += 1;
+            if let Some(r) = receipt.and_then(|p| wire.receipt(p)) {
+                send(ws, r.to_vec()).await?;
+            }
             continue;
         }
-        Wire::registered(&f, what)?;
+        wire.logged_in(&f, what)?;
         return Ok(skipped);
     }
 }
@@ -305,6 +337,16 @@ mod tests {
         let relay = tokio::spawn(async move { answer(relay, Some("d3Jvbmc="), &[]).await });
         let err = upgrade("ws://relay.test/", Box::new(client)).await.err().context("accepted a wrong key")?;
         assert!(format!("{err:#}").contains("Sec-WebSocket-Accept"), "{err:#}");
+        relay.await??;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn upgrade_refuses_an_answer_without_the_subprotocol_asked_for() -> Result<()> {
+        let (client, relay) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move { answer(relay, None, &[]).await });
+        let err = upgrade_as("ws://relay.test/", Some("mqtt"), Box::new(client)).await.err().context("accepted")?;
+        assert!(format!("{err:#}").contains("not `mqtt`"), "{err:#}");
         relay.await??;
         Ok(())
     }

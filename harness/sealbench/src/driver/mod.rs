@@ -10,7 +10,8 @@
 //! - [`books`] — a shard's counters, histograms and windows; [`chat`] — a conversation's
 //!   devices, routes and messages in flight.
 //! - [`recorder`] — histograms and counters.
-//! - [`wire`] — the relay protocol behind one interface, request ids, [`wire::Side`].
+//! - [`wire`] — the target's wire protocol (sealbench's, MQTT) behind one seam, with its
+//!   capability table; request ids, [`wire::Side`].
 //! - `layout` — which shard gets which conversations; `embedded` — the in-process relay;
 //!   [`cpus`] — `--cpus`: pinning the shard threads and the embedded relay apart.
 //! - [`tls`] — `wss://`: the run's one TLS client configuration and whom it trusts.
@@ -461,6 +462,7 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
                     url: url.url.clone(),
                     tls,
                     auth_secret: relay.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+                    wire: relay.wire,
                 },
             )
         }
@@ -486,7 +488,9 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
             let scheme = if client_tls.is_some() { "wss" } else { "ws" };
             let url = format!("{scheme}://{}/", e.addr);
             let addr = e.addr;
-            (Some(e), client::Target { addr, url, tls: client_tls, auth_secret: None })
+            // The embedded relay speaks sealbench's wire (the plan refuses another with it).
+            let wire = wire::Wire::Sealbench;
+            (Some(e), client::Target { addr, url, tls: client_tls, auth_secret: None, wire })
         }
     })
 }

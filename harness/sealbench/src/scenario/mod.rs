@@ -23,6 +23,7 @@ pub mod stages;
 mod tags;
 mod transport;
 
+use crate::driver::wire::Wire;
 pub use choice::{
     Arrival, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport, WsUrl,
 };
@@ -389,6 +390,12 @@ pub struct RelayChoice {
     /// `wss://` URL.
     #[serde(default)]
     pub url: RelayTarget,
+    /// The wire protocol the target at `url` speaks: `sealbench` (the reference relay's,
+    /// the default) or `mqtt` (MQTT 3.1.1 over WebSocket: a broker such as Mosquitto). A
+    /// scenario that needs what the wire lacks (its capability table,
+    /// `driver::wire::Capabilities`) is refused before anything connects.
+    #[serde(default, skip_serializing_if = "is_sealbench_wire")]
+    pub wire: Wire,
     /// Embedded relay only: serve `wss://` with a certificate generated at start (for
     /// 127.0.0.1 and localhost), which the clients trust exactly (not `insecure`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -417,6 +424,10 @@ pub struct RelayChoice {
     /// `"tamper=0.01,replay=0.01,drop=0.01,seed=7"` (as `sealbench relay --adversary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversary: Option<String>,
+}
+
+fn is_sealbench_wire(w: &Wire) -> bool {
+    *w == Wire::Sealbench
 }
 
 /// Typed edits applied after the file and its `--set` overrides: the short flags of

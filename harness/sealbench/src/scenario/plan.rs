@@ -4,6 +4,7 @@
 
 use super::population::ChatKind;
 use super::{ConversationKind, Fanout, Population, Profile, RelayTarget, Scenario};
+use crate::driver::wire::{Capability, Wire};
 use crate::relay::Adversary;
 use anyhow::{Context, Result, bail};
 use sealcore::{AeadKind, Suite, TransportMode};
@@ -156,6 +157,7 @@ impl Plan {
         let population = Population::new(s)?;
         check_groups(s, &population)?;
         check_protocol(s, &population)?;
+        check_wire(s, &population)?;
         let chats = population.chats.len();
         let (profile, rate_per_conversation) = if staged {
             let profile = Profile::new(&s.stages)?;
@@ -366,6 +368,69 @@ fn check_protocol(s: &Scenario, p: &Population) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The target's wire offers what the scenario needs (its capability table): refused
+/// here, before anything connects, naming the capability and what to do instead.
+fn check_wire(s: &Scenario, p: &Population) -> Result<()> {
+    let wire = s.relay.wire;
+    if wire == Wire::Sealbench {
+        return Ok(());
+    }
+    let name = wire.name();
+    if s.relay.url == RelayTarget::Embedded {
+        bail!(
+            "relay.wire = \"{name}\": the embedded relay speaks sealbench's wire; set relay.url to the {name} \
+             server's WebSocket URL (e.g. \"ws://127.0.0.1:8080/\"), or leave relay.wire out"
+        );
+    }
+    if s.relay.auth_secret.is_some() {
+        bail!(
+            "relay.auth_secret: sealbench relay tokens mean nothing to a {name} server (its clients log in \
+             anonymously); remove it, or allow anonymous clients on the server"
+        );
+    }
+    let caps = wire.capabilities();
+    let proto = s.crypto.protocol;
+    let relay_groups = p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. }));
+    let offline = s.churn.is_some() || s.stages.iter().any(|st| st.clients.is_some());
+    let needs: [(bool, Capability, String, &str); 5] = [
+        (
+            matches!(proto, sealproto::Protocol::Olm | sealproto::Protocol::Megolm | sealproto::Protocol::Mls),
+            Capability::ConsumeOnceKeys,
+            format!("crypto.protocol = \"{proto}\" (its one-time keys or key packages are claimed once each)"),
+            "use crypto.protocol = \"noise\" (or \"plaintext\") against this target, or run it against the \
+             sealbench relay",
+        ),
+        (
+            proto == sealproto::Protocol::Noise && s.crypto.pattern.needs_remote_static(),
+            Capability::KeyDirectory,
+            format!(
+                "crypto.pattern = \"{}\" (the initiator fetches the responder's static key)",
+                s.crypto.pattern.name()
+            ),
+            "use crypto.pattern = \"XX\" (static keys travel in the handshake)",
+        ),
+        (
+            relay_groups,
+            Capability::ServerFanout,
+            "conversations.fanout = \"relay\"".to_owned(),
+            "use conversations.fanout = \"client\" (one sealed copy per member device)",
+        ),
+        (
+            offline,
+            Capability::StoredMarked,
+            "churn or stages with `clients` (devices that go offline and come back)".to_owned(),
+            "remove [churn] and the stages' `clients`, or measure offline delivery against the sealbench relay",
+        ),
+        (s.relay.ack, Capability::ServerAck, "relay.ack = true".to_owned(), "set relay.ack = false"),
+    ];
+    for (needed, cap, what, instead) in needs {
+        if needed && !caps.has(cap) {
+            bail!("relay.wire = \"{name}\": {what} needs {}, which the {name} wire lacks; {instead}", cap.name());
+        }
+    }
+    Ok(())
 }
 
 /// Groups fit the relay, and relay fan-out is not combined with churn.

@@ -24,7 +24,7 @@ use crate::clock::now_ns;
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
 use crate::driver::recorder::Metric;
-use crate::driver::wire::{DeviceOp, Incoming, RelayProtocol, RequestId, Wire, group_id};
+use crate::driver::wire::{DeviceOp, Incoming, RequestId, Sealbench1, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
 use sealcore::SealError;
@@ -83,7 +83,7 @@ impl Mls {
             cx.books.counters.other_errors += 1;
             return;
         };
-        let f = Wire::keys_publish(request(DeviceOp::Publish, client), POOL_MLS, false, &[&kp]);
+        let f = Sealbench1::keys_publish(request(DeviceOp::Publish, client), POOL_MLS, false, &[&kp]);
         cx.send(client, f);
     }
 
@@ -122,7 +122,7 @@ impl Mls {
             Some(v) if g.republished && !g.readding => {
                 g.readding = true;
                 let d = first + v;
-                let claim = Wire::key_claim(request(DeviceOp::Claim, d), cx.devices[d].id, POOL_MLS);
+                let claim = Sealbench1::key_claim(request(DeviceOp::Claim, d), cx.devices[d].id, POOL_MLS);
                 cx.send(first, claim);
             }
             // Its fresh key package is not in the directory yet, or the claim is under way.
@@ -143,7 +143,7 @@ impl Mls {
         g.claimed_at = now;
         cx.books.setup_started(now);
         for d in first + 1..first + devices {
-            let claim = Wire::key_claim(request(DeviceOp::Claim, d), cx.devices[d].id, POOL_MLS);
+            let claim = Sealbench1::key_claim(request(DeviceOp::Claim, d), cx.devices[d].id, POOL_MLS);
             cx.send(first, claim);
         }
     }

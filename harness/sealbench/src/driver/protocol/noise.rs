@@ -7,10 +7,10 @@
 //! is up; a group message is sealed once with it and fanned out by the relay.
 
 use super::pairwise::{BODY_AT, PLAINTEXT_AT, TRANSPORT_AT, Timed, write_plaintext};
-use super::{Body, Cipher, Ctx, SessionProtocol};
+use super::{Body, Cipher, Conversation, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
-use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire, group_id};
+use crate::driver::wire::{self, Incoming, RequestId, Sealbench1, Side, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
@@ -118,7 +118,7 @@ impl Noise {
         if self.plan.fetch_responder_key {
             cx.books.setup_started(now);
             let (ini, resp) = (cx.sessions[s].initiator, cx.sessions[s].responder);
-            let fetch = Wire::key_fetch(RequestId::Control(s as u32), cx.devices[resp].id);
+            let fetch = Sealbench1::key_fetch(RequestId::Control(s as u32), cx.devices[resp].id);
             if !cx.send(ini, fetch) {
                 cx.fail_session(s);
             }
@@ -136,7 +136,7 @@ impl Noise {
         let keys =
             HandshakeKeys { local_static: c.keys[0].as_ref(), remote_static: rs.as_ref(), fixed_ephemeral: None };
         let frame = Handshake::initiator(c.suite(), keys, PROLOGUE).and_then(|mut hs| {
-            let frame = handshake_frame(&mut hs, c.id, c.ids[1])?;
+            let frame = handshake_frame(&mut hs, c, Side::Initiator)?;
             setup.started_ns = now;
             setup.hs[0] = Some(Box::new(hs));
             Ok(frame)
@@ -183,7 +183,7 @@ impl Noise {
     ) -> Result<Option<u64>, HandshakeError> {
         let i = side.index();
         let c = &cx.sessions[s];
-        let (id, to, from, mode) = (c.id, c.ids[side.peer().index()], c.client(side), c.mode());
+        let (from, mode) = (c.client(side), c.mode());
         let setup = self.setup(s);
         if side == Side::Responder && setup.hs[i].is_none() && !c.end_ready(side) {
             let keys = HandshakeKeys { local_static: c.keys[i].as_ref(), ..Default::default() };
@@ -193,7 +193,7 @@ impl Noise {
         let mut scratch = [0u8; 256];
         hs.read_message(msg, &mut scratch)?;
         if !hs.is_finished() {
-            let frame = handshake_frame(&mut hs, id, to)?;
+            let frame = handshake_frame(&mut hs, &cx.sessions[s], side)?;
             cx.send(from, frame.freeze());
         }
         // (The initiator of XX finishes by *writing* the last message: that is the
@@ -329,15 +329,16 @@ impl SenderKeys {
     }
 }
 
-/// A handshake message of session `id` written by `hs`, to relay id `to`, in a SEND frame.
-fn handshake_frame(hs: &mut Handshake, id: u32, to: u64) -> Result<BytesMut, HandshakeError> {
+/// A handshake message of session `c` written by `hs` at `side`, to the other end, in a
+/// complete send frame.
+fn handshake_frame(hs: &mut Handshake, c: &Conversation, side: Side) -> Result<BytesMut, HandshakeError> {
     // A hybrid pattern's first two messages carry 1,184 and 1,120 bytes of ML-KEM data.
     let mut buf = BytesMut::zeroed(TRANSPORT_AT + 2048);
     let n = hs.write_message(&[], &mut buf[TRANSPORT_AT..])?;
     buf.truncate(TRANSPORT_AT + n);
-    Wire::write_send_header(&mut buf, RequestId::Control(id), false, to).map_err(|_| HandshakeError::BufferTooSmall)?;
-    payload::write_e2e_header(&mut buf[BODY_AT..], E2eKind::Handshake, id)
+    payload::write_e2e_header(&mut buf[BODY_AT..], E2eKind::Handshake, c.id)
         .map_err(|_| HandshakeError::BufferTooSmall)?;
+    c.finish_send(side, RequestId::Control(c.id), false, &mut buf).map_err(|_| HandshakeError::BufferTooSmall)?;
     Ok(buf)
 }
 
@@ -355,11 +356,10 @@ pub fn seal_group_message(
 ) -> Result<(), SealError> {
     out.clear();
     out.resize(PLAINTEXT_AT + m.size + sealcore::TAG_LEN, 0);
-    Wire::write_group_send_header(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)?;
     payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
     Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
         .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + m.size])
         .map_err(|_| SealError::BufferTooSmall)?;
     sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
-    Ok(())
+    wire::finish_group_send(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)
 }

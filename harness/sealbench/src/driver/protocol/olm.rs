@@ -12,7 +12,7 @@ pub use end::{OlmEnd, open_error};
 
 use super::pairwise::Timed;
 use super::{Body, Cipher, Ctx, SessionProtocol};
-use crate::driver::wire::{DeviceOp, Incoming, RelayProtocol, RequestId, Side, Wire};
+use crate::driver::wire::{DeviceOp, Incoming, RequestId, Sealbench1, Side};
 use bytes::BytesMut;
 use sealcore::SealError;
 use sealcore::frame::POOL_OLM;
@@ -65,12 +65,12 @@ impl Olm {
         let (refill, publish) =
             (RequestId::Device(DeviceOp::Refill, client as u32), RequestId::Device(DeviceOp::Publish, client as u32));
         let account = &mut self.accounts[client];
-        let identity = Wire::key_publish_bytes(refill, &account.identity());
+        let identity = Sealbench1::key_publish_bytes(refill, &account.identity());
         let keys = account.one_time_keys(BATCH);
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let otks = Wire::keys_publish(refill, POOL_OLM, false, &refs);
+        let otks = Sealbench1::keys_publish(refill, POOL_OLM, false, &refs);
         // The fallback last: its answer says the device's keys are all in the directory.
-        let fallback = Wire::keys_publish(publish, POOL_OLM, true, &[&account.signed_fallback_key()]);
+        let fallback = Sealbench1::keys_publish(publish, POOL_OLM, true, &[&account.signed_fallback_key()]);
         for f in [identity, otks, fallback] {
             cx.send(client, f);
         }
@@ -90,8 +90,8 @@ impl Olm {
         self.claimed_at[s] = now.max(1);
         cx.books.setup_started(now);
         let to = cx.devices[resp].id;
-        let fetch = Wire::key_fetch(RequestId::Control(s as u32), to);
-        let claim = Wire::key_claim(RequestId::Control(s as u32), to, POOL_OLM);
+        let fetch = Sealbench1::key_fetch(RequestId::Control(s as u32), to);
+        let claim = Sealbench1::key_claim(RequestId::Control(s as u32), to, POOL_OLM);
         if !(cx.send(ini, fetch) && cx.send(ini, claim)) {
             cx.fail_session(s);
         }
@@ -159,7 +159,7 @@ impl Olm {
     fn top_up(&mut self, cx: &mut Ctx<'_>, client: usize) {
         let keys = self.accounts[client].one_time_keys(BATCH);
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let f = Wire::keys_publish(RequestId::Device(DeviceOp::Refill, client as u32), POOL_OLM, false, &refs);
+        let f = Sealbench1::keys_publish(RequestId::Device(DeviceOp::Refill, client as u32), POOL_OLM, false, &refs);
         cx.send(client, f);
     }
 }

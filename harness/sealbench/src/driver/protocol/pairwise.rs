@@ -9,14 +9,16 @@
 
 use super::Cipher;
 use crate::driver::books::NotOpened;
-use crate::driver::wire::{RelayProtocol, RequestId, Side, Wire};
+use crate::driver::wire::{self, RequestId, Route, Side, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2E_HEADER_LEN, E2eKind, Stamp};
 use sealcore::transport::HEADER_LEN;
 use sealcore::{OpenError, SealError, StaticKeypair, Suite, TransportMode};
 
-/// Offset of the end-to-end body inside a send frame.
-pub const BODY_AT: usize = Wire::ROUTED_HEADER_LEN;
+/// Offset of the end-to-end body inside a send buffer (the wire's header room comes
+/// first: the wire writes its header there once the body is sealed, see
+/// [`Wire::finish_send`]).
+pub const BODY_AT: usize = wire::BODY_AT;
 /// Offset of the transport message inside a send frame.
 pub const TRANSPORT_AT: usize = BODY_AT + E2E_HEADER_LEN;
 /// Offset of the plaintext inside a SEND frame.
@@ -101,6 +103,11 @@ pub struct Conversation {
     pub begun: bool,
     /// Set-up over (either way).
     pub hs_finished: bool,
+    /// The wire its frames are written for (sealbench's until [`Conversation::set_wire`]).
+    wire: Wire,
+    /// Each end's lane, by [`Side::index`]: the session's index among that device's
+    /// sessions (a wire with short packet ids names the session of an ack by it).
+    lanes: [u16; 2],
 }
 
 impl std::fmt::Debug for Conversation {
@@ -132,7 +139,34 @@ impl Conversation {
             keys,
             begun: false,
             hs_finished: false,
+            wire: Wire::Sealbench,
+            lanes: [0; 2],
         }
+    }
+
+    /// Frames of this session are written for `wire`; `lanes` are each end's lane (see
+    /// [`Route::lane`]), by [`Side::index`].
+    pub fn set_wire(&mut self, wire: Wire, lanes: [u16; 2]) {
+        self.wire = wire;
+        self.lanes = lanes;
+    }
+
+    /// Completes a send from `side` to the other end in `out` (which holds the body at
+    /// [`BODY_AT`]): the wire's header in front of it (see [`Wire::finish_send`]).
+    ///
+    /// # Errors
+    /// `out` has no header room, or the frame is too long for the wire.
+    #[inline]
+    pub fn finish_send(
+        &self,
+        side: Side,
+        request: RequestId,
+        want_ack: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), sealcore::frame::FrameError> {
+        let (from, to) = (self.ids[side.index()], self.ids[side.peer().index()]);
+        let route = Route { request, want_ack, from, to, lane: self.lanes[side.index()] };
+        self.wire.finish_send(out, &route)
     }
 
     /// Its suite.
@@ -221,7 +255,7 @@ impl Conversation {
         want_ack: bool,
         out: &mut BytesMut,
     ) -> Result<RequestId, SealError> {
-        let (id, to) = (self.id, self.ids[side.peer().index()]);
+        let id = self.id;
         let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;
         let seq = link.next_seq;
         let req = RequestId::Message { conv: id, side, seq };
@@ -229,9 +263,11 @@ impl Conversation {
         let kind = kind.unwrap_or(link.cipher.message_kind());
         out.clear();
         out.resize(TRANSPORT_AT, 0);
-        Wire::write_send_header(out, req, want_ack, to).map_err(|_| SealError::BufferTooSmall)?;
         payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
         link.cipher.seal(out, m.size, stamp, extra)?;
+        // The body is complete: the wire's header goes in front of it.
+        self.finish_send(side, req, want_ack, out).map_err(|_| SealError::BufferTooSmall)?;
+        let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;
         if want_ack {
             if link.sent_at.is_empty() {
                 link.sent_at = vec![(u64::MAX, 0); SENT_RING];
@@ -267,5 +303,15 @@ impl Conversation {
         let (s, t) = *link.sent_at.get((seq as usize) % SENT_RING)?;
         let mask = (1u64 << RequestId::SEQ_BITS) - 1;
         (s & mask == seq).then_some(t)
+    }
+
+    /// The actual send time of the message of `side` whose sequence number's low `bits`
+    /// bits are `seq` (a wire with short packet ids), if still remembered: the latest one
+    /// sent with those bits, as long as the ring still holds it.
+    pub fn sent_at_low(&self, side: Side, seq: u64, bits: u32) -> Option<u64> {
+        let link = self.ends[side.index()].as_deref()?;
+        let (s, t) = *link.sent_at.get((seq as usize) % SENT_RING)?;
+        let mask = (1u64 << bits) - 1;
+        (s != u64::MAX && s & mask == seq).then_some(t)
     }
 }

@@ -16,7 +16,7 @@ use super::pairwise::{BODY_AT, TRANSPORT_AT, Timed, write_plaintext};
 use super::{Body, Cipher, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
-use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Side, Wire, group_id};
+use crate::driver::wire::{self, Incoming, RequestId, Side, group_id};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::replay::{Refusal, ReplayWindow};
@@ -145,12 +145,11 @@ impl SessionProtocol for Plaintext {
         let id = cx.chats[chat].id;
         out.clear();
         out.resize(TRANSPORT_AT + m.size, 0);
-        Wire::write_group_send_header(out, RequestId::Group(id), group_id(id))
-            .map_err(|_| SealError::BufferTooSmall)?;
         payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::PlainGroup, id)
             .map_err(|_| SealError::BufferTooSmall)?;
         let stamp = Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
-        write_plaintext(&mut out[TRANSPORT_AT..], stamp, &[])
+        write_plaintext(&mut out[TRANSPORT_AT..], stamp, &[])?;
+        wire::finish_group_send(out, RequestId::Group(id), group_id(id)).map_err(|_| SealError::BufferTooSmall)
     }
 
     /// A group needs nothing set up.

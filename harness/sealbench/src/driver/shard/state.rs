@@ -11,7 +11,7 @@ use crate::driver::chat::Chat;
 use crate::driver::protocol::{Body, Conversation, Ctx, Device, Outlet, Protocol};
 use crate::driver::recorder::tags::TagId;
 use crate::driver::recorder::{Histograms, MAX_CODE, Metric};
-use crate::driver::wire::{Incoming, RelayProtocol, RequestId, Wire};
+use crate::driver::wire::{Incoming, RequestId, Wire};
 use bytes::{Bytes, BytesMut};
 use sealcore::payload;
 use std::net::Ipv4Addr;
@@ -109,6 +109,8 @@ pub(super) struct State {
     /// Shutting down: disconnects are expected.
     pub(super) closing: bool,
     pub(super) ack: bool,
+    /// The wire protocol the target speaks (decodes every frame that arrives).
+    wire: Wire,
     /// Reused buffers for opening deliveries and writing set-up frames.
     scratch: Vec<u8>,
     out: BytesMut,
@@ -124,7 +126,7 @@ impl State {
     /// When the protocol cannot be set up (no randomness for group keys, a library refusing
     /// to make a member), said in words.
     pub(super) fn new(spec: &mut ShardSpec, tags: &dyn Fn(&Chat) -> Vec<TagId>) -> Result<Self, String> {
-        let sessions = std::mem::take(&mut spec.convs);
+        let mut sessions = std::mem::take(&mut spec.convs);
         let plan = spec.plan.protocol;
         let mut chats: Vec<Chat> = spec.chats.iter().map(Chat::new).collect();
         for chat in &mut chats {
@@ -132,7 +134,11 @@ impl State {
         }
         let mut devices: Vec<Device> =
             spec.clients.iter().map(|c| Device { id: c.id, chat: c.chat, pos: c.pos, sessions: Vec::new() }).collect();
-        for (i, s) in sessions.iter().enumerate() {
+        let wire = spec.target.wire;
+        for (i, s) in sessions.iter_mut().enumerate() {
+            // Each end's lane: the session's index among that device's sessions.
+            let lanes = [devices[s.initiator].sessions.len(), devices[s.responder].sessions.len()];
+            s.set_wire(wire, lanes.map(|l| u16::try_from(l).unwrap_or(u16::MAX)));
             devices[s.initiator].sessions.push(i);
             devices[s.responder].sessions.push(i);
         }
@@ -162,6 +168,7 @@ impl State {
             protocol,
             closing: false,
             ack: spec.ack,
+            wire,
             scratch: Vec::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(4 * 1024),
             first_error: None,
@@ -217,12 +224,16 @@ impl State {
     /// Routes a frame that arrived on `client`'s connection at `now`.
     pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
         self.books.counters.bytes_received += data.len() as u64;
-        let incoming = Wire::decode(&data);
+        let incoming = self.wire.decode(&data);
         match incoming {
-            Incoming::Deliver { body_at, sender, stored } => {
+            Incoming::Deliver { body_at, sender, stored, receipt } => {
+                if let Some(r) = receipt.and_then(|p| self.wire.receipt(p)) {
+                    self.net.send(client, r);
+                }
                 self.on_deliver(client, &data[..], body_at, sender, stored, now)
             }
             Incoming::Ack(request) => self.on_ack(request, now),
+            Incoming::LaneAck { lane, seq, seq_bits } => self.on_lane_ack(client, lane, seq, seq_bits, now),
             Incoming::Refused { request: RequestId::Message { conv, side, .. }, code } => {
                 self.books.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;
                 if let Ok(s) = self.sessions.binary_search_by_key(&conv, |c| c.id) {
@@ -253,6 +264,21 @@ impl State {
         let RequestId::Message { conv, side, seq } = request else { return };
         if let Ok(c) = self.sessions.binary_search_by_key(&conv, |c| c.id)
             && let Some(t) = self.sessions[c].sent_at(side, seq)
+            && self.books.measures(t)
+        {
+            self.books.hist.record(Metric::RelayAck, now.saturating_sub(t));
+        }
+    }
+
+    /// An ack that names its send by the sender's lane and the low bits of its sequence
+    /// number (see [`crate::driver::wire::Route::lane`]).
+    fn on_lane_ack(&mut self, client: usize, lane: u16, seq: u64, seq_bits: u32, now: u64) {
+        let Some(&s) = self.devices[client].sessions.get(usize::from(lane)) else {
+            self.books.counters.malformed += 1;
+            return;
+        };
+        if let Some(side) = self.sessions[s].side_of(client)
+            && let Some(t) = self.sessions[s].sent_at_low(side, seq, seq_bits)
             && self.books.measures(t)
         {
             self.books.hist.record(Metric::RelayAck, now.saturating_sub(t));

@@ -6,8 +6,10 @@
 //! keys travel over the devices' Olm sessions (`shard/megolm`). vodozemac allocates inside
 //! every encrypt and decrypt; the buffers around it are reused. No I/O.
 
-use crate::driver::protocol::pairwise::{TRANSPORT_AT, Timed};
-use crate::driver::wire::{RelayProtocol, RequestId, Wire};
+use crate::driver::protocol::pairwise::{BODY_AT, TRANSPORT_AT, Timed};
+#[cfg(test)]
+use crate::driver::wire::Wire;
+use crate::driver::wire::{self, RequestId};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -157,14 +159,12 @@ impl MegolmGroup {
     pub fn seal(&mut self, pos: usize, chat: u32, group: u64, m: Timed, out: &mut BytesMut) -> Result<(), SealError> {
         out.clear();
         out.resize(TRANSPORT_AT, 0);
-        Wire::write_group_send_header(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)?;
-        let body = &mut out[Wire::ROUTED_HEADER_LEN..];
-        payload::write_e2e_header(body, E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
+        payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
         crate::driver::protocol::pairwise::timed_plaintext(&mut self.plain, m)?;
         self.wire.clear();
         self.out[pos].encrypt(&self.plain, &mut self.wire);
         out.extend_from_slice(&self.wire);
-        Ok(())
+        wire::finish_group_send(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)
     }
 
     /// Opens a group message from the sender at `sender` at the device at `recipient`:

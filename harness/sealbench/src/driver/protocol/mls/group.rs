@@ -4,8 +4,8 @@
 //! allocates inside every operation and writes its group state to the member's in-memory
 //! storage provider; the buffers around it are reused. No I/O.
 
-use crate::driver::protocol::pairwise::{TRANSPORT_AT, Timed};
-use crate::driver::wire::{RelayProtocol, RequestId, Wire};
+use crate::driver::protocol::pairwise::{BODY_AT, TRANSPORT_AT, Timed};
+use crate::driver::wire::{self, RequestId, Route, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -172,15 +172,17 @@ impl MlsGroupState {
     pub fn frame(kind: E2eKind, chat: u32, to: Target, data: &[u8], out: &mut BytesMut) -> Result<(), SealError> {
         out.clear();
         out.resize(TRANSPORT_AT, 0);
-        let header = match to {
-            Target::Device(id, request) => Wire::write_send_header(out, request, false, id),
-            Target::Group(g) => Wire::write_group_send_header(out, RequestId::Group(chat), g),
-        };
-        header.map_err(|_| SealError::BufferTooSmall)?;
-        payload::write_e2e_header(&mut out[Wire::ROUTED_HEADER_LEN..], kind, chat)
-            .map_err(|_| SealError::BufferTooSmall)?;
+        payload::write_e2e_header(&mut out[BODY_AT..], kind, chat).map_err(|_| SealError::BufferTooSmall)?;
         out.extend_from_slice(data);
-        Ok(())
+        // MLS needs the relay's key pools, which only sealbench's wire has (the plan
+        // refuses MLS on the others), so its frames are that wire's.
+        let header = match to {
+            Target::Device(id, request) => {
+                Wire::Sealbench.finish_send(out, &Route { request, want_ack: false, from: 0, to: id, lane: 0 })
+            }
+            Target::Group(g) => wire::finish_group_send(out, RequestId::Group(chat), g),
+        };
+        header.map_err(|_| SealError::BufferTooSmall)
     }
 
     /// Seals message `m` of the device at `pos` into a complete GROUP_SEND frame.

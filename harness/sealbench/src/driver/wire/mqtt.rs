@@ -1,0 +1,428 @@
+//! MQTT 3.1.1 over WebSocket (subprotocol `mqtt`, one MQTT packet per binary frame): a
+//! hand-written codec for the few packets a simulated device needs, exactly as
+//! `docs/TARGETS.md` lists them byte for byte.
+//!
+//! - Log-in: CONNECT (client id `sb<device id>`, clean session **off** so that the broker
+//!   keeps the device's subscription and queues its messages while it is away, keep-alive
+//!   65,535 s so that no PINGREQ is due in a run shorter than 18 hours) → CONNACK; then
+//!   SUBSCRIBE to `u/<device id>` at QoS 1 → SUBACK.
+//! - A send: PUBLISH at QoS 1 to `u/<recipient id>`; its payload is the sender's id (u64,
+//!   little-endian: MQTT deliveries do not name the publisher) and then the end-to-end
+//!   body. The broker's PUBACK is the server ack (`relay_ack`).
+//! - A delivery: PUBLISH at QoS 1, answered with PUBACK (a static frame: nothing is
+//!   allocated per message).
+//!
+//! A PUBACK names its PUBLISH by a 16-bit packet id: the high 7 bits are the send's lane
+//! plus one (the index of its session among the sender's sessions, so the ack finds its
+//! session), the low 9 bits the low bits of the message's sequence number. Lanes past 125
+//! and set-up messages share the marker 127, whose acks are not timed. Packet ids repeat
+//! while earlier ones are in flight: the MQTT spec asks for unique ids among a client's
+//! unacknowledged QoS 1 publishes, but a broker keeps no state for inbound QoS 1 (it
+//! answers and forwards), so what a repeat costs is that ack's timing only.
+//!
+//! What this adapter lacks (its capability table): the broker neither marks nor counts
+//! queued deliveries (churn is refused), no key directory (retained messages on a key
+//! topic could be one), no consume-once keys, and no group fan-out yet (topics `g/<group>`
+//! could be one).
+
+use super::{BODY_AT, Capabilities, Incoming, LoginStep, RelayProtocol, RequestId, Route, header_start};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use sealcore::frame::FrameError;
+
+/// MQTT 3.1.1 over WebSocket.
+#[derive(Debug, Clone, Copy)]
+pub struct Mqtt311;
+
+/// Packet types (the high nibble of the first byte).
+const CONNECT: u8 = 1;
+const CONNACK: u8 = 2;
+const PUBLISH: u8 = 3;
+const PUBACK: u8 = 4;
+const SUBSCRIBE: u8 = 8;
+const SUBACK: u8 = 9;
+const PINGRESP: u8 = 13;
+/// First byte of a QoS 1 PUBLISH (no DUP, no RETAIN).
+const PUBLISH_QOS1: u8 = PUBLISH << 4 | 1 << 1;
+/// Bytes of the sender's id at the front of a PUBLISH payload.
+pub const SENDER_LEN: usize = 8;
+/// Keep-alive asked for in CONNECT, seconds (the most MQTT allows: no PINGREQ is needed).
+pub const KEEP_ALIVE_S: u16 = u16::MAX;
+/// The largest remaining length MQTT can say (four varint bytes).
+const MAX_REMAINING: usize = 268_435_455;
+/// Low bits of the sequence number a packet id keeps.
+pub const PACKET_SEQ_BITS: u32 = 9;
+/// The lane marker of sends whose acks are not timed (set-up messages, lanes past 125).
+const UNTIMED_LANE: u16 = 127;
+/// Longest decimal u64.
+const MAX_DIGITS: usize = 20;
+
+/// Every PUBACK there can be, by packet id: a receipt is a static frame, not an allocation.
+static PUBACKS: [[u8; 4]; 1 << 16] = {
+    let mut t = [[0u8; 4]; 1 << 16];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = [PUBACK << 4, 2, (i >> 8) as u8, i as u8];
+        i += 1;
+    }
+    t
+};
+
+/// The MQTT client id of device `id`.
+pub fn client_id(id: u64) -> String {
+    format!("sb{id}")
+}
+
+/// The topic device `id` receives on.
+pub fn inbox(id: u64) -> String {
+    format!("u/{id}")
+}
+
+/// The packet id of a send: its lane and the low bits of its sequence number (see the
+/// module's documentation); never 0.
+pub fn packet_id(route: &Route) -> u16 {
+    match route.request {
+        RequestId::Message { seq, .. } if route.lane < UNTIMED_LANE - 1 => {
+            (route.lane + 1) << PACKET_SEQ_BITS | (seq as u16 & ((1 << PACKET_SEQ_BITS) - 1))
+        }
+        _ => UNTIMED_LANE << PACKET_SEQ_BITS,
+    }
+}
+
+/// Writes `v` in decimal into the end of `buf`; returns where it starts.
+fn decimal(mut v: u64, buf: &mut [u8; MAX_DIGITS]) -> usize {
+    let mut at = MAX_DIGITS;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return at;
+        }
+    }
+}
+
+/// Bytes of the varint of `n` (MQTT's remaining length).
+fn varint_len(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Writes the varint of `n` into the front of `out`; returns its length.
+fn put_varint(mut n: usize, out: &mut [u8]) -> usize {
+    let mut i = 0;
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out[i] = b;
+        i += 1;
+        if n == 0 {
+            return i;
+        }
+    }
+}
+
+/// Reads a varint at `at`: its value and the offset after it.
+fn read_varint(data: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for shift in [0, 7, 14, 21] {
+        let b = *data.get(at)?;
+        at += 1;
+        value |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some((value, at));
+        }
+    }
+    None
+}
+
+/// A whole packet: its first byte and body (after the remaining length), which must end
+/// the frame (one packet per WebSocket frame).
+fn packet(data: &[u8]) -> Option<(u8, &[u8])> {
+    let (&first, _) = data.split_first()?;
+    let (len, at) = read_varint(data, 1)?;
+    (at + len == data.len()).then_some((first, &data[at..]))
+}
+
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// A packet: first byte, remaining length, `body`.
+fn encode(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 1 + varint_len(body.len()) + body.len()];
+    out[0] = first;
+    let n = put_varint(body.len(), &mut out[1..]);
+    out[1 + n..].copy_from_slice(body);
+    out
+}
+
+/// A length-prefixed string.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.put_u16(s.len() as u16);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A received PUBLISH: the sender's id at the front of the payload, then the body.
+fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'static> {
+    let qos = (first >> 1) & 3;
+    let Some(topic_len) = u16_at(body, 0) else { return Incoming::Malformed };
+    let mut at = 2 + usize::from(topic_len);
+    let receipt = match qos {
+        0 => None,
+        1 => match u16_at(body, at) {
+            Some(pid) => {
+                at += 2;
+                Some(pid)
+            }
+            None => return Incoming::Malformed,
+        },
+        // Never granted (the subscription asks for QoS 1), and QoS 2 needs PUBREC.
+        _ => return Incoming::Malformed,
+    };
+    if at > body.len() {
+        return Incoming::Malformed;
+    }
+    // Offsets into the whole frame: the fixed header is what the body is not.
+    let header = frame_len - body.len();
+    match body.get(at..at + SENDER_LEN) {
+        Some(s) => Incoming::Deliver {
+            body_at: header + at + SENDER_LEN,
+            sender: u64::from_le_bytes(s.try_into().unwrap_or([0; 8])),
+            stored: false,
+            receipt,
+        },
+        // Acknowledged all the same (the broker would send it again), then counted as
+        // malformed where the body is read: there is none.
+        None => Incoming::Deliver { body_at: frame_len, sender: 0, stored: false, receipt },
+    }
+}
+
+impl RelayProtocol for Mqtt311 {
+    const CAPABILITIES: Capabilities = Capabilities {
+        server_ack: true,
+        store_and_forward: true,
+        stored_marked: false,
+        server_fanout: false,
+        key_directory: false,
+        consume_once_keys: false,
+    };
+    const SUBPROTOCOL: Option<&'static str> = Some("mqtt");
+    /// PUBLISH: first byte, a remaining length of at most 4 bytes, the topic `u/` and 20
+    /// digits with its length, the packet id, the sender's id.
+    const MAX_HEADER_LEN: usize = 1 + 4 + 2 + 2 + MAX_DIGITS + 2 + SENDER_LEN;
+
+    #[inline]
+    fn finish_send(out: &mut BytesMut, route: &Route) -> Result<(), FrameError> {
+        let mut digits = [0u8; MAX_DIGITS];
+        let d = decimal(route.to, &mut digits);
+        let topic_len = 2 + MAX_DIGITS - d;
+        let body_len = out.len().checked_sub(BODY_AT).ok_or(FrameError::BufferTooSmall)?;
+        let remaining = 2 + topic_len + 2 + SENDER_LEN + body_len;
+        if remaining > MAX_REMAINING {
+            return Err(FrameError::BadLength);
+        }
+        let header_len = 1 + varint_len(remaining) + 2 + topic_len + 2 + SENDER_LEN;
+        let at = header_start(out, header_len)?;
+        let h = &mut out[at..BODY_AT];
+        h[0] = PUBLISH_QOS1;
+        let mut i = 1 + put_varint(remaining, &mut h[1..]);
+        h[i..i + 2].copy_from_slice(&(topic_len as u16).to_be_bytes());
+        h[i + 2..i + 4].copy_from_slice(b"u/");
+        i += 4;
+        h[i..i + MAX_DIGITS - d].copy_from_slice(&digits[d..]);
+        i += MAX_DIGITS - d;
+        h[i..i + 2].copy_from_slice(&packet_id(route).to_be_bytes());
+        h[i + 2..i + 2 + SENDER_LEN].copy_from_slice(&route.from.to_le_bytes());
+        out.advance(at);
+        Ok(())
+    }
+
+    #[inline]
+    fn decode(data: &[u8]) -> Incoming<'_> {
+        let Some((first, body)) = packet(data) else { return Incoming::Malformed };
+        match first >> 4 {
+            PUBLISH => publish(first, body, data.len()),
+            PUBACK => match u16_at(body, 0) {
+                Some(pid) if body.len() == 2 => {
+                    let lane = pid >> PACKET_SEQ_BITS;
+                    if lane == 0 || lane == UNTIMED_LANE {
+                        return Incoming::Ack(RequestId::Unknown);
+                    }
+                    let seq = u64::from(pid & ((1 << PACKET_SEQ_BITS) - 1));
+                    Incoming::LaneAck { lane: lane - 1, seq, seq_bits: PACKET_SEQ_BITS }
+                }
+                _ => Incoming::Malformed,
+            },
+            CONNACK | SUBACK | PINGRESP => Incoming::Unexpected,
+            _ => Incoming::Malformed,
+        }
+    }
+
+    fn login(
+        id: u64,
+        token: Option<&[u8]>,
+        key: Option<&[u8; 32]>,
+        group: Option<u64>,
+    ) -> anyhow::Result<Vec<LoginStep>> {
+        if token.is_some() {
+            anyhow::bail!("MQTT log-in: the broker takes no sealbench auth token (relay.auth_secret)");
+        }
+        if key.is_some() {
+            anyhow::bail!("MQTT log-in: this adapter has no key directory to publish a key in");
+        }
+        if group.is_some() {
+            anyhow::bail!("MQTT log-in: this adapter has no server-side group to join");
+        }
+        // CONNECT: protocol name and level 4 (3.1.1), flags 0 (clean session off, no will,
+        // no user name or password), keep-alive, then the client id.
+        let mut connect = Vec::with_capacity(32);
+        put_str(&mut connect, "MQTT");
+        connect.put_u8(4);
+        connect.put_u8(0);
+        connect.put_u16(KEEP_ALIVE_S);
+        put_str(&mut connect, &client_id(id));
+        // SUBSCRIBE (its fixed flags are 0b0010): packet id 1, the inbox at QoS 1.
+        let mut subscribe = Vec::with_capacity(32);
+        subscribe.put_u16(1);
+        put_str(&mut subscribe, &inbox(id));
+        subscribe.put_u8(1);
+        Ok(vec![(encode(CONNECT << 4, &connect), "CONNECT"), (encode(SUBSCRIBE << 4 | 2, &subscribe), "SUBSCRIBE")])
+    }
+
+    fn logged_in(answer: &[u8], what: &str) -> anyhow::Result<u32> {
+        let Some((first, body)) = packet(answer) else {
+            anyhow::bail!("unexpected answer to {what}: not an MQTT packet ({} bytes)", answer.len())
+        };
+        match (first >> 4, body) {
+            (CONNACK, [_flags, 0]) => Ok(0),
+            (CONNACK, [_, code]) => {
+                let why = match code {
+                    1 => "unacceptable protocol version",
+                    2 => "client identifier rejected",
+                    3 => "server unavailable",
+                    4 => "bad user name or password",
+                    5 => "not authorized",
+                    _ => "unknown return code",
+                };
+                anyhow::bail!("{what} refused by the broker (CONNACK {code}: {why})")
+            }
+            (SUBACK, [_, _, 1]) => Ok(0),
+            (SUBACK, [_, _, code]) => anyhow::bail!(
+                "{what} refused by the broker (SUBACK {code:#04x}: {}): deliveries need QoS 1",
+                if *code == 0 { "granted QoS 0 only" } else { "failure" }
+            ),
+            (t, _) => anyhow::bail!("unexpected answer to {what}: MQTT packet type {t}"),
+        }
+    }
+
+    #[inline]
+    fn receipt(packet: u16) -> Option<Bytes> {
+        Some(Bytes::from_static(&PUBACKS[usize::from(packet)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::wire::{Side, Wire};
+
+    fn sent(to: u64, from: u64, lane: u16, seq: u64, body: &[u8]) -> BytesMut {
+        let mut out = BytesMut::zeroed(BODY_AT);
+        out.extend_from_slice(body);
+        let request = RequestId::Message { conv: 1, side: Side::Initiator, seq };
+        Wire::Mqtt.finish_send(&mut out, &Route { request, want_ack: true, from, to, lane }).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_publish_is_laid_out_byte_for_byte() {
+        let f = sent(42, 7, 0, 3, b"body");
+        let mut want = vec![0x32, 2 + 4 + 2 + 8 + 4, 0, 4];
+        want.extend_from_slice(b"u/42");
+        want.extend_from_slice(&[1 << 1, 3]); // lane 0 → marker 1, sequence 3
+        want.extend_from_slice(&7u64.to_le_bytes());
+        want.extend_from_slice(b"body");
+        assert_eq!(&f[..], &want[..]);
+    }
+
+    #[test]
+    fn what_is_published_is_what_a_subscriber_decodes() {
+        for (to, size) in [(1, 0), (u64::MAX, 100), (12_345, 20_000), (9, 3_000_000)] {
+            let body = vec![0xa5; size];
+            let f = sent(to, 99, 2, 5, &body);
+            // A broker forwards the PUBLISH as it came (its packet id is its own).
+            match Wire::Mqtt.decode(&f) {
+                Incoming::Deliver { body_at, sender, stored, receipt } => {
+                    assert_eq!((sender, stored, &f[body_at..]), (99, false, &body[..]));
+                    assert_eq!(
+                        receipt,
+                        Some(packet_id(&Route {
+                            request: RequestId::Message { conv: 1, side: Side::Initiator, seq: 5 },
+                            want_ack: true,
+                            from: 99,
+                            to,
+                            lane: 2,
+                        }))
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_puback_names_the_lane_and_the_sequence_numbers_low_bits() {
+        let f = sent(1, 2, 5, 1_000 + 512 * 3, b"x");
+        // 0x32, remaining length, topic length, `u/1`: the packet id is at 7.
+        let pid = u16::from_be_bytes([f[7], f[8]]);
+        let ack = Wire::Mqtt.receipt(pid).unwrap();
+        assert_eq!(&ack[..], &[0x40, 2, f[7], f[8]]);
+        assert_eq!(Wire::Mqtt.decode(&ack), Incoming::LaneAck { lane: 5, seq: 1_000 % 512, seq_bits: PACKET_SEQ_BITS });
+        // A set-up message's ack is not timed.
+        let route = Route { request: RequestId::Control(3), want_ack: false, from: 1, to: 2, lane: 0 };
+        let ack = Wire::Mqtt.receipt(packet_id(&route)).unwrap();
+        assert_eq!(Wire::Mqtt.decode(&ack), Incoming::Ack(RequestId::Unknown));
+    }
+
+    #[test]
+    fn login_frames_and_answers() -> anyhow::Result<()> {
+        let steps = Wire::Mqtt.login(12, None, None, None)?;
+        let mut connect = vec![0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 4, 0, 0xff, 0xff, 0, 4];
+        connect.extend_from_slice(b"sb12");
+        assert_eq!(steps[0].0, connect);
+        let mut subscribe = vec![0x82, 9, 0, 1, 0, 4];
+        subscribe.extend_from_slice(b"u/12");
+        subscribe.push(1);
+        assert_eq!(steps[1].0, subscribe);
+        assert_eq!(Wire::Mqtt.logged_in(&[0x20, 2, 0, 0], "CONNECT")?, 0);
+        assert_eq!(Wire::Mqtt.logged_in(&[0x90, 3, 0, 1, 1], "SUBSCRIBE")?, 0);
+        let refused = Wire::Mqtt.logged_in(&[0x20, 2, 0, 5], "CONNECT").unwrap_err();
+        assert!(format!("{refused}").contains("not authorized"), "{refused}");
+        let qos0 = Wire::Mqtt.logged_in(&[0x90, 3, 0, 1, 0], "SUBSCRIBE").unwrap_err();
+        assert!(format!("{qos0}").contains("QoS 0"), "{qos0}");
+        assert!(Wire::Mqtt.login(12, None, Some(&[0; 32]), None).is_err(), "no key directory");
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_is_malformed_never_a_panic() {
+        for f in
+            [&[][..], &[0x32], &[0x32, 0xff, 0xff, 0xff, 0xff, 0xff], &[0x32, 3, 0, 9, 1], &[0x40, 1, 0], &[0xf0, 0]]
+        {
+            assert!(matches!(Wire::Mqtt.decode(f), Incoming::Malformed), "{f:?}");
+            assert!(Wire::Mqtt.logged_in(f, "CONNECT").is_err());
+        }
+        // A PUBLISH too short for the sender's id is still acknowledged (and has no body).
+        match Wire::Mqtt.decode(&[0x32, 7, 0, 3, b'u', b'/', b'1', 0, 9]) {
+            Incoming::Deliver { body_at: 9, receipt: Some(9), .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! MQTT 3.1.1 over WebSocket against a real Mosquitto (Debian's `mosquitto` package),
+//! started by the test on free 127.0.0.1 ports with a generated configuration and killed at
+//! the end (also when a test fails: [`Broker`]'s `Drop`). A missing `mosquitto` binary
+//! fails the tests: CI installs it (`.ci/run`); locally, `apt-get install mosquitto`.
+
+use sealbench::driver::recorder::Metric;
+use sealbench::driver::{self, RunOptions};
+use sealbench::scenario::{Plan, Scenario};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// How long Mosquitto may take to open its listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Mosquitto process of this test's own, with its configuration and log in a temporary
+/// directory; killed when dropped.
+struct Broker {
+    child: Child,
+    /// The WebSocket listener (the plain MQTT listener beside it is only there because
+    /// 2.0.11 will not start with a WebSocket listener alone).
+    ws: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `mosquitto` binary: on the PATH, or where Debian puts it (`/usr/sbin`, which a
+/// non-root PATH may lack).
+fn mosquitto() -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "the `mosquitto` binary is not installed (these tests need a real broker): \
+             run `apt-get install mosquitto` (Debian/Ubuntu; .ci/run installs it in CI)"
+                .to_owned()
+        })
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Broker {
+    /// Writes the configuration and starts Mosquitto; returns once its WebSocket listener
+    /// accepts connections.
+    fn start() -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
+        let bin = mosquitto()?;
+        let dir = tempfile::tempdir()?;
+        let (plain, ws) = (free_port()?, free_port()?);
+        let config = dir.path().join("mosquitto.conf");
+        // See docs/TARGETS.md: a plain listener beside the WebSocket one (2.0.11 refuses to
+        // start without), `socket_domain ipv4` so that the WebSocket listener stays on
+        // 127.0.0.1, and room for every message in flight.
+        std::fs::write(
+            &config,
+            format!(
+                "listener {plain} 127.0.0.1\n\
+                 listener {ws} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n\
+                 allow_anonymous true\npersistence false\nmax_queued_messages 1000000\n\
+                 max_inflight_messages 0\nset_tcp_nodelay true\n\
+                 log_dest stderr\nlog_type error\nlog_type warning\n"
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let ws: SocketAddr = ([127, 0, 0, 1], ws).into();
+        let mut broker = Broker { child, ws, dir };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&broker.ws, Duration::from_millis(200)).is_err() {
+            if let Some(status) = broker.child.try_wait()? {
+                return Err(format!("mosquitto exited ({status}) at start: {}", broker.log()).into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("mosquitto did not open {} in time: {}", broker.ws, broker.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(broker)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/", self.ws)
+    }
+}
+
+/// A scenario against `url` with the MQTT wire: pairs, `extra` appended.
+fn scenario(url: &str, clients: usize, extra: &str) -> String {
+    format!(
+        "name = \"mqtt\"\nseed = 11\nduration = \"5s\"\nwarmup = \"1s\"\ncooldown = \"3s\"\n\
+         [clients]\ncount = {clients}\nconnect_rate = 0\n\
+         [relay]\nurl = \"{url}\"\nwire = \"mqtt\"\nack = true\n\
+         [crypto]\npattern = \"XX\"\naead = \"chacha20-poly1305\"\n\
+         [traffic]\nrate = 5\nsize = 256\n{extra}"
+    )
+}
+
+#[test]
+fn mosquitto_carries_xx_handshakes_and_delivers_every_message_once() -> TestResult {
+    let broker = Broker::start()?;
+    let plan = Plan::new(Scenario::parse(&scenario(&broker.url(), 200, ""), "mqtt.toml", &[])?)?;
+    let outcome = driver::run(&plan, &RunOptions::default(), |_, _| {})?;
+    let c = &outcome.counters;
+    let log = broker.log();
+    assert_eq!((c.connects_ok, c.registers_failed, c.connects_failed), (200, 0, 0), "{c:?}\n{log}");
+    assert_eq!((c.handshakes_ok, c.handshakes_failed), (100, 0), "XX through the broker: {c:?}\n{log}");
+    assert!(c.sent > 2_000, "about 100 conversations × 5 msgs/s × 6 s: {c:?}");
+    assert_eq!(c.delivered, c.sent, "every message delivered: {c:?}\n{log}");
+    assert_eq!(
+        (c.lost(), c.duplicated, c.auth_failed, c.malformed, c.not_ready, c.reordered),
+        (0, 0, 0, 0, 0, 0),
+        "once each, opened, in order: {c:?}"
+    );
+    assert!(!outcome.total.get(Metric::E2e).is_empty(), "e2e measured");
+    assert!(!outcome.total.get(Metric::Handshake).is_empty(), "handshakes measured");
+    assert!(!outcome.total.get(Metric::RelayAck).is_empty(), "PUBACKs timed as relay_ack");
+    assert!(!outcome.total.get(Metric::Register).is_empty(), "the log-in (CONNECT … SUBACK) timed");
+    Ok(())
+}
+
+/// What a scenario needs that the MQTT wire lacks is refused by the plan (before anything
+/// connects), naming the capability and the alternative; `sealbench run` exits 2.
+#[test]
+fn a_scenario_needing_what_mqtt_lacks_is_refused_before_connecting() -> TestResult {
+    // Nothing listens here: a refusal that connected first would fail differently.
+    let url = format!("ws://127.0.0.1:{}/", free_port()?);
+    let groups = "[conversations]\nkind = \"groups\"\nfanout = \"relay\"\ngroup_sizes = [{ size = 4, weight = 1 }]\n";
+    for (set, extra, needs, instead) in [
+        (Some("crypto.protocol=olm"), "", "consume-once one-time keys", "crypto.protocol = \"noise\""),
+        (Some("crypto.pattern=IK"), "", "a key directory", "crypto.pattern = \"XX\""),
+        (None, groups, "server-side group fan-out", "fanout = \"client\""),
+        (None, "[churn]\nshare = 0.5\n", "stored deliveries marked", "remove [churn]"),
+    ] {
+        let sets: Vec<String> = set.iter().map(|s| (*s).to_owned()).collect();
+        // Reading a scenario already checks it as a plan.
+        let refused = Scenario::parse(&scenario(&url, 8, extra), "mqtt.toml", &sets).and_then(Plan::new).err();
+        let msg = format!("{:#}", refused.ok_or(format!("accepted: {set:?} {extra}"))?);
+        assert!(msg.contains("relay.wire = \"mqtt\"") && msg.contains(needs) && msg.contains(instead), "{msg}");
+    }
+    // The command itself: exit 2, with the reason on stderr.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("olm-on-mqtt.toml");
+    std::fs::File::create(&file)?
+        .write_all(scenario(&url, 4, "").replace("[crypto]\n", "[crypto]\nprotocol = \"olm\"\n").as_bytes())?;
+    let out = Command::new(env!("CARGO_BIN_EXE_sealbench"))
+        .args(["run"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("consume-once one-time keys") && stderr.contains("mqtt"), "{stderr}");
+    Ok(())
+}
