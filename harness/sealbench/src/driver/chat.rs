@@ -9,7 +9,7 @@
 //! were online when it was sent (a copy stored for an offline device is `offline_e2e`).
 
 use super::ChatSpec;
-use super::wire::Side;
+use super::wire::{Side, Wire};
 use crate::scenario::Fanout;
 use crate::scenario::population::ChatKind;
 use std::ops::Range;
@@ -122,6 +122,8 @@ pub struct Chat {
     pub tags: Vec<super::recorder::tags::TagId>,
     /// 1:1 with alternating senders: whose turn it is.
     pub turn: usize,
+    /// The wire its group sends are written for (the shard sets it; sealbench's until then).
+    pub wire: Wire,
 }
 
 impl Chat {
@@ -151,6 +153,7 @@ impl Chat {
             relay: matches!(spec.kind, ChatKind::Group { fanout: Fanout::Relay, .. }),
             tags: Vec::new(),
             turn: 0,
+            wire: Wire::Sealbench,
         }
     }
 

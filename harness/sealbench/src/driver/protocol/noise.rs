@@ -10,7 +10,7 @@ use super::pairwise::{BODY_AT, PLAINTEXT_AT, TRANSPORT_AT, Timed, write_plaintex
 use super::{Body, Cipher, Conversation, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
-use crate::driver::wire::{self, Incoming, RequestId, Sealbench1, Side, group_id};
+use crate::driver::wire::{Incoming, RequestId, Sealbench1, Side, Wire, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
@@ -310,9 +310,10 @@ impl SessionProtocol for Noise {
         m: Timed,
         out: &mut BytesMut,
     ) -> Result<(), SealError> {
-        let id = cx.chats[chat].id;
+        let (id, wire) = (cx.chats[chat].id, cx.chats[chat].wire);
+        let from = cx.devices[cx.chats[chat].first_client + pos].id;
         let keys = self.groups[chat].as_mut().ok_or(SealError::Aead)?;
-        seal_group_message(&mut keys.out[pos], id, group_id(id), m, out)
+        seal_group_message(&mut keys.out[pos], wire, from, id, group_id(id), m, out)
     }
 }
 
@@ -342,13 +343,16 @@ fn handshake_frame(hs: &mut Handshake, c: &Conversation, side: Side) -> Result<B
     Ok(buf)
 }
 
-/// Seals a group message (relay fan-out) with the sender's chain `sender` into a complete
-/// GROUP_SEND frame in `out`: a timed plaintext whose sequence number is its message number.
+/// Seals a group message (relay fan-out) from device `from` with its chain `sender` into a
+/// complete group send of `wire` in `out`: a timed plaintext whose sequence number is its
+/// message number.
 ///
 /// # Errors
 /// When the chain refuses (counter exhausted) or `out` cannot hold the frame.
 pub fn seal_group_message(
     sender: &mut TransportSender,
+    wire: Wire,
+    from: u64,
     chat: u32,
     group: u64,
     m: Timed,
@@ -361,5 +365,5 @@ pub fn seal_group_message(
         .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + m.size])
         .map_err(|_| SealError::BufferTooSmall)?;
     sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
-    wire::finish_group_send(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)
+    wire.finish_group_send(out, RequestId::Group(chat), group, from).map_err(|_| SealError::BufferTooSmall)
 }

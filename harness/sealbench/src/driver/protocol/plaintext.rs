@@ -16,7 +16,7 @@ use super::pairwise::{BODY_AT, TRANSPORT_AT, Timed, write_plaintext};
 use super::{Body, Cipher, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
-use crate::driver::wire::{self, Incoming, RequestId, Side, group_id};
+use crate::driver::wire::{Incoming, RequestId, Side, group_id};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::replay::{Refusal, ReplayWindow};
@@ -138,18 +138,19 @@ impl SessionProtocol for Plaintext {
         &mut self,
         cx: &mut Ctx<'_>,
         chat: usize,
-        _pos: usize,
+        pos: usize,
         m: Timed,
         out: &mut BytesMut,
     ) -> Result<(), SealError> {
-        let id = cx.chats[chat].id;
+        let (id, wire) = (cx.chats[chat].id, cx.chats[chat].wire);
+        let from = cx.devices[cx.chats[chat].first_client + pos].id;
         out.clear();
         out.resize(TRANSPORT_AT + m.size, 0);
         payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::PlainGroup, id)
             .map_err(|_| SealError::BufferTooSmall)?;
         let stamp = Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
         write_plaintext(&mut out[TRANSPORT_AT..], stamp, &[])?;
-        wire::finish_group_send(out, RequestId::Group(id), group_id(id)).map_err(|_| SealError::BufferTooSmall)
+        wire.finish_group_send(out, RequestId::Group(id), group_id(id), from).map_err(|_| SealError::BufferTooSmall)
     }
 
     /// A group needs nothing set up.

@@ -131,6 +131,7 @@ impl State {
         let mut chats: Vec<Chat> = spec.chats.iter().map(Chat::new).collect();
         for chat in &mut chats {
             chat.tags = tags(chat);
+            chat.wire = spec.target.wire;
         }
         let mut devices: Vec<Device> =
             spec.clients.iter().map(|c| Device { id: c.id, chat: c.chat, pos: c.pos, sessions: Vec::new() }).collect();
@@ -229,6 +230,9 @@ impl State {
             Incoming::Deliver { body_at, sender, stored, receipt } => {
                 if let Some(r) = receipt.and_then(|p| self.wire.receipt(p)) {
                     self.net.send(client, r);
+                }
+                if sender == self.devices[client].id && self.wire.capabilities().group_echo {
+                    return; // its own group message, back from the server: not a delivery
                 }
                 self.on_deliver(client, &data[..], body_at, sender, stored, now)
             }

@@ -253,6 +253,9 @@ pub struct Capabilities {
     pub stored_marked: bool,
     /// The server fans a group message out to the group's members (`fanout = "relay"`).
     pub server_fanout: bool,
+    /// A group message comes back to its sender too (MQTT 3.1.1 has no "no local"
+    /// subscription): the driver drops its own copies.
+    pub group_echo: bool,
     /// The server keeps each device's public key for others to fetch (Noise IK / NK).
     pub key_directory: bool,
     /// The server hands out each of a device's published one-time keys once (Olm's
@@ -342,6 +345,13 @@ pub trait RelayProtocol {
     /// `out` is shorter than [`HEADER_ROOM`], or the frame is too long for the wire.
     fn finish_send(out: &mut BytesMut, route: &Route) -> Result<(), FrameError>;
 
+    /// Completes a group send from device `from` in `out` (as [`finish_send`](Self::finish_send)):
+    /// the server fans the body out to group `group`'s members.
+    ///
+    /// # Errors
+    /// As [`finish_send`](Self::finish_send).
+    fn finish_group_send(out: &mut BytesMut, request: RequestId, group: u64, from: u64) -> Result<(), FrameError>;
+
     /// Classifies a frame from the server (deliveries are recognised on the per-message
     /// path without decoding the rest).
     fn decode(frame: &[u8]) -> Incoming<'_>;
@@ -389,7 +399,7 @@ macro_rules! each_wire {
 
 impl Wire {
     /// sealbench's routed header length: where the body starts in a frame of sealbench's
-    /// wire (a relay-fan-out group frame is always one: see [`finish_group_send`]).
+    /// wire.
     pub const ROUTED_HEADER_LEN: usize = frame::ROUTED_HEADER_LEN;
 
     /// Its name in scenario files and results.
@@ -417,6 +427,21 @@ impl Wire {
     #[inline]
     pub fn finish_send(self, out: &mut BytesMut, route: &Route) -> Result<(), FrameError> {
         each_wire!(self, W => W::finish_send(out, route))
+    }
+
+    /// See [`RelayProtocol::finish_group_send`].
+    ///
+    /// # Errors
+    /// As the wire's.
+    #[inline]
+    pub fn finish_group_send(
+        self,
+        out: &mut BytesMut,
+        request: RequestId,
+        group: u64,
+        from: u64,
+    ) -> Result<(), FrameError> {
+        each_wire!(self, W => W::finish_group_send(out, request, group, from))
     }
 
     /// See [`RelayProtocol::decode`].
@@ -464,17 +489,6 @@ pub(crate) fn header_start(out: &BytesMut, header_len: usize) -> Result<usize, F
         return Err(FrameError::BufferTooSmall);
     }
     Ok(BODY_AT - header_len)
-}
-
-/// Completes a relay-fan-out group send in `out` (as [`RelayProtocol::finish_send`]).
-/// Server-side fan-out is sealbench's wire's alone (the capability table: the plan refuses
-/// relay fan-out on the others), so this writes its GROUP_SEND header.
-///
-/// # Errors
-/// `out` is shorter than [`HEADER_ROOM`].
-#[inline]
-pub fn finish_group_send(out: &mut BytesMut, request: RequestId, group: u64) -> Result<(), FrameError> {
-    Sealbench1::finish_group_send(out, request, group)
 }
 
 #[cfg(test)]

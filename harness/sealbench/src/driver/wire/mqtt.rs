@@ -20,10 +20,13 @@
 //! unacknowledged QoS 1 publishes, but a broker keeps no state for inbound QoS 1 (it
 //! answers and forwards), so what a repeat costs is that ack's timing only.
 //!
+//! - A relay-fan-out group is the topic `g/<group>`: its members subscribe to it at log-in
+//!   (QoS 1), a group send is a PUBLISH to it, and the broker sends it to every member —
+//!   the sender too (MQTT 3.1.1 has no "no local"): the driver drops its own copies.
+//!
 //! What this adapter lacks (its capability table): the broker neither marks nor counts
 //! queued deliveries (churn is refused), no key directory (retained messages on a key
-//! topic could be one), no consume-once keys, and no group fan-out yet (topics `g/<group>`
-//! could be one).
+//! topic could be one), and no consume-once keys.
 
 use super::{BODY_AT, Capabilities, Incoming, LoginStep, RelayProtocol, RequestId, Route, header_start};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -204,12 +207,46 @@ fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'static> {
     }
 }
 
+/// Completes a QoS 1 PUBLISH to topic `<prefix><id>` in `out` (the body at [`BODY_AT`]):
+/// the header right in front of the body, `out` advanced to it.
+#[inline]
+fn finish_publish(out: &mut BytesMut, prefix: &[u8; 2], id: u64, pid: u16, from: u64) -> Result<(), FrameError> {
+    let mut digits = [0u8; MAX_DIGITS];
+    let d = decimal(id, &mut digits);
+    let topic_len = 2 + MAX_DIGITS - d;
+    let body_len = out.len().checked_sub(BODY_AT).ok_or(FrameError::BufferTooSmall)?;
+    let remaining = 2 + topic_len + 2 + SENDER_LEN + body_len;
+    if remaining > MAX_REMAINING {
+        return Err(FrameError::BadLength);
+    }
+    let header_len = 1 + varint_len(remaining) + 2 + topic_len + 2 + SENDER_LEN;
+    let at = header_start(out, header_len)?;
+    let h = &mut out[at..BODY_AT];
+    h[0] = PUBLISH_QOS1;
+    let mut i = 1 + put_varint(remaining, &mut h[1..]);
+    h[i..i + 2].copy_from_slice(&(topic_len as u16).to_be_bytes());
+    h[i + 2..i + 4].copy_from_slice(prefix);
+    i += 4;
+    h[i..i + MAX_DIGITS - d].copy_from_slice(&digits[d..]);
+    i += MAX_DIGITS - d;
+    h[i..i + 2].copy_from_slice(&pid.to_be_bytes());
+    h[i + 2..i + 2 + SENDER_LEN].copy_from_slice(&from.to_le_bytes());
+    out.advance(at);
+    Ok(())
+}
+
+/// The topic group `group` is fanned out on.
+pub fn group_topic(group: u64) -> String {
+    format!("g/{group}")
+}
+
 impl RelayProtocol for Mqtt311 {
     const CAPABILITIES: Capabilities = Capabilities {
         server_ack: true,
         store_and_forward: true,
         stored_marked: false,
-        server_fanout: false,
+        server_fanout: true,
+        group_echo: true,
         key_directory: false,
         consume_once_keys: false,
     };
@@ -220,28 +257,12 @@ impl RelayProtocol for Mqtt311 {
 
     #[inline]
     fn finish_send(out: &mut BytesMut, route: &Route) -> Result<(), FrameError> {
-        let mut digits = [0u8; MAX_DIGITS];
-        let d = decimal(route.to, &mut digits);
-        let topic_len = 2 + MAX_DIGITS - d;
-        let body_len = out.len().checked_sub(BODY_AT).ok_or(FrameError::BufferTooSmall)?;
-        let remaining = 2 + topic_len + 2 + SENDER_LEN + body_len;
-        if remaining > MAX_REMAINING {
-            return Err(FrameError::BadLength);
-        }
-        let header_len = 1 + varint_len(remaining) + 2 + topic_len + 2 + SENDER_LEN;
-        let at = header_start(out, header_len)?;
-        let h = &mut out[at..BODY_AT];
-        h[0] = PUBLISH_QOS1;
-        let mut i = 1 + put_varint(remaining, &mut h[1..]);
-        h[i..i + 2].copy_from_slice(&(topic_len as u16).to_be_bytes());
-        h[i + 2..i + 4].copy_from_slice(b"u/");
-        i += 4;
-        h[i..i + MAX_DIGITS - d].copy_from_slice(&digits[d..]);
-        i += MAX_DIGITS - d;
-        h[i..i + 2].copy_from_slice(&packet_id(route).to_be_bytes());
-        h[i + 2..i + 2 + SENDER_LEN].copy_from_slice(&route.from.to_le_bytes());
-        out.advance(at);
-        Ok(())
+        finish_publish(out, b"u/", route.to, packet_id(route), route.from)
+    }
+
+    #[inline]
+    fn finish_group_send(out: &mut BytesMut, _request: RequestId, group: u64, from: u64) -> Result<(), FrameError> {
+        finish_publish(out, b"g/", group, UNTIMED_LANE << PACKET_SEQ_BITS, from)
     }
 
     #[inline]
@@ -277,9 +298,6 @@ impl RelayProtocol for Mqtt311 {
         if key.is_some() {
             anyhow::bail!("MQTT log-in: this adapter has no key directory to publish a key in");
         }
-        if group.is_some() {
-            anyhow::bail!("MQTT log-in: this adapter has no server-side group to join");
-        }
         // CONNECT: protocol name and level 4 (3.1.1), flags 0 (clean session off, no will,
         // no user name or password), keep-alive, then the client id.
         let mut connect = Vec::with_capacity(32);
@@ -293,7 +311,17 @@ impl RelayProtocol for Mqtt311 {
         subscribe.put_u16(1);
         put_str(&mut subscribe, &inbox(id));
         subscribe.put_u8(1);
-        Ok(vec![(encode(CONNECT << 4, &connect), "CONNECT"), (encode(SUBSCRIBE << 4 | 2, &subscribe), "SUBSCRIBE")])
+        let mut steps =
+            vec![(encode(CONNECT << 4, &connect), "CONNECT"), (encode(SUBSCRIBE << 4 | 2, &subscribe), "SUBSCRIBE")];
+        // A group member also subscribes to the group's topic (packet id 2).
+        if let Some(group) = group {
+            let mut join = Vec::with_capacity(32);
+            join.put_u16(2);
+            put_str(&mut join, &group_topic(group));
+            join.put_u8(1);
+            steps.push((encode(SUBSCRIBE << 4 | 2, &join), "SUBSCRIBE to the group"));
+        }
+        Ok(steps)
     }
 
     fn logged_in(answer: &[u8], what: &str) -> anyhow::Result<u32> {
@@ -408,6 +436,21 @@ mod tests {
         let qos0 = Wire::Mqtt.logged_in(&[0x90, 3, 0, 1, 0], "SUBSCRIBE").unwrap_err();
         assert!(format!("{qos0}").contains("QoS 0"), "{qos0}");
         assert!(Wire::Mqtt.login(12, None, Some(&[0; 32]), None).is_err(), "no key directory");
+        Ok(())
+    }
+
+    #[test]
+    fn a_group_send_publishes_to_the_groups_topic_and_members_subscribe_to_it() -> anyhow::Result<()> {
+        let mut out = BytesMut::zeroed(BODY_AT);
+        out.extend_from_slice(b"body");
+        Wire::Mqtt.finish_group_send(&mut out, RequestId::Group(4), 5, 77)?;
+        let mut want = vec![0x32, 2 + 3 + 2 + 8 + 4, 0, 3, b'g', b'/', b'5', 0xfe, 0];
+        want.extend_from_slice(&77u64.to_le_bytes());
+        want.extend_from_slice(b"body");
+        assert_eq!(&out[..], &want[..]);
+        let steps = Wire::Mqtt.login(12, None, None, Some(5))?;
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[2].0, [0x82, 8, 0, 2, 0, 3, b'g', b'/', b'5', 1]);
         Ok(())
     }
 

@@ -26,6 +26,7 @@ impl RelayProtocol for Sealbench1 {
         store_and_forward: true,
         stored_marked: true,
         server_fanout: true,
+        group_echo: false,
         key_directory: true,
         consume_once_keys: true,
     };
@@ -37,6 +38,14 @@ impl RelayProtocol for Sealbench1 {
         let at = header_start(out, frame::ROUTED_HEADER_LEN)?;
         let flags = if route.want_ack { frame::FLAG_ACK } else { 0 };
         frame::write_send_header(&mut out[at..BODY_AT], route.request.encode(), flags, route.to)?;
+        out.advance(at);
+        Ok(())
+    }
+
+    #[inline]
+    fn finish_group_send(out: &mut BytesMut, request: RequestId, group: u64, _from: u64) -> Result<(), FrameError> {
+        let at = header_start(out, frame::ROUTED_HEADER_LEN)?;
+        frame::write_group_send_header(&mut out[at..BODY_AT], request.encode(), 0, group)?;
         out.advance(at);
         Ok(())
     }
@@ -101,19 +110,6 @@ impl RelayProtocol for Sealbench1 {
 }
 
 impl Sealbench1 {
-    /// Completes a GROUP_SEND in `out` (as [`RelayProtocol::finish_send`]): the relay fans
-    /// the body out to the group's members.
-    ///
-    /// # Errors
-    /// `out` is shorter than the header room.
-    #[inline]
-    pub fn finish_group_send(out: &mut BytesMut, request: RequestId, group: u64) -> Result<(), FrameError> {
-        let at = header_start(out, frame::ROUTED_HEADER_LEN)?;
-        frame::write_group_send_header(&mut out[at..BODY_AT], request.encode(), 0, group)?;
-        out.advance(at);
-        Ok(())
-    }
-
     /// Asks the directory for `client`'s key.
     pub fn key_fetch(request: RequestId, client: u64) -> Bytes {
         encode(&Frame::KeyFetch { request_id: request.encode(), client }).into()
@@ -166,7 +162,7 @@ mod tests {
     fn a_group_send_header_ends_where_the_body_starts() -> Result<(), FrameError> {
         let mut buf = BytesMut::zeroed(BODY_AT);
         buf.extend_from_slice(b"body");
-        crate::driver::wire::finish_group_send(&mut buf, RequestId::Group(4), 5)?;
+        Wire::Sealbench.finish_group_send(&mut buf, RequestId::Group(4), 5, 1)?;
         match frame::decode(&buf)? {
             Frame::GroupSend { group, body, .. } => assert_eq!((group, body), (5, &b"body"[..])),
             other => panic!("{other:?}"),

@@ -7,9 +7,7 @@
 //! every encrypt and decrypt; the buffers around it are reused. No I/O.
 
 use crate::driver::protocol::pairwise::{BODY_AT, TRANSPORT_AT, Timed};
-#[cfg(test)]
-use crate::driver::wire::Wire;
-use crate::driver::wire::{self, RequestId};
+use crate::driver::wire::{RequestId, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -164,7 +162,9 @@ impl MegolmGroup {
         self.wire.clear();
         self.out[pos].encrypt(&self.plain, &mut self.wire);
         out.extend_from_slice(&self.wire);
-        wire::finish_group_send(out, RequestId::Group(chat), group).map_err(|_| SealError::BufferTooSmall)
+        // Megolm needs Olm's consume-once keys, which only sealbench's wire has (the plan
+        // refuses Megolm on the others), so its frames are that wire's.
+        Wire::Sealbench.finish_group_send(out, RequestId::Group(chat), group, 0).map_err(|_| SealError::BufferTooSmall)
     }
 
     /// Opens a group message from the sender at `sender` at the device at `recipient`:

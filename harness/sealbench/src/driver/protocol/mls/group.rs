@@ -5,7 +5,7 @@
 //! storage provider; the buffers around it are reused. No I/O.
 
 use crate::driver::protocol::pairwise::{BODY_AT, TRANSPORT_AT, Timed};
-use crate::driver::wire::{self, RequestId, Route, Wire};
+use crate::driver::wire::{RequestId, Route, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{OpenError, SealError};
@@ -180,7 +180,7 @@ impl MlsGroupState {
             Target::Device(id, request) => {
                 Wire::Sealbench.finish_send(out, &Route { request, want_ack: false, from: 0, to: id, lane: 0 })
             }
-            Target::Group(g) => wire::finish_group_send(out, RequestId::Group(chat), g),
+            Target::Group(g) => Wire::Sealbench.finish_group_send(out, RequestId::Group(chat), g, 0),
         };
         header.map_err(|_| SealError::BufferTooSmall)
     }
