@@ -149,3 +149,24 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
     }
     Ok(())
 }
+
+/// `sealbench run --dry-run` of the quickstart in a shell whose open-file limits are
+/// `soft` and `hard` (set with the shell's `ulimit`, as a user's login would).
+fn dry_run_with_limits(soft: u64, hard: u64) -> Result<Output, std::io::Error> {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    let script = format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" run \"$1\" --dry-run");
+    Command::new("sh").args(["-c", &script, env!("CARGO_BIN_EXE_sealbench"), scenario]).output()
+}
+
+#[test]
+fn a_stock_soft_limit_is_raised_to_the_hard_one_and_only_the_hard_limit_refuses() -> TestResult {
+    // A stock desktop: soft 1,024, hard far higher. The quickstart needs about 2,128.
+    let ok = dry_run_with_limits(1024, 4096)?;
+    assert!(ok.status.success(), "raised to the hard limit: {}", String::from_utf8_lossy(&ok.stderr));
+    // A hard limit of 1,024: the dry run refuses, as the run would, naming the hard limit.
+    let refused = dry_run_with_limits(1024, 1024)?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("its hard limit") && err.contains("at most 448"), "{err}");
+    Ok(())
+}

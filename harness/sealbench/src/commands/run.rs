@@ -38,6 +38,9 @@ pub fn run(args: &RunArgs) -> Outcome {
         )));
     }
     let scenario = &plan.scenario;
+    // What this machine allows (open files, ephemeral ports) is checked before anything
+    // else, and by --dry-run too: a dry run that says "valid" must not be refused by the run.
+    crate::driver::limits::check(&plan).map_err(Failure::usage)?;
     if args.dry_run {
         output::stdout(&dry_run(&plan, start_at));
         return Ok(ExitCode::SUCCESS);
