@@ -170,3 +170,16 @@ fn a_stock_soft_limit_is_raised_to_the_hard_one_and_only_the_hard_limit_refuses(
     assert!(err.contains("its hard limit") && err.contains("at most 448"), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    for bad in ["thresholds=[\"e2e.p98 < 5ms\"]", "thresholds=[\"e2e{class=group}.p99 < 5ms\"]"] {
+        let o = sealbench(&["run", scenario, "--dry-run", "--set", bad])?;
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("thresholds"), "{bad}");
+    }
+    let ok = sealbench(&["run", scenario, "--dry-run"])?;
+    assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("is valid"));
+    Ok(())
+}
