@@ -183,3 +183,32 @@ fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
     assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("is valid"));
     Ok(())
 }
+
+#[test]
+fn compare_refuses_a_negative_latency_and_a_layout_newer_than_it_reads() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let base = dir.path().join("base");
+    run_to(&scenario, &base, &["--no-plots"])?;
+    let text = std::fs::read_to_string(base.join("summary.json"))?;
+    let edited = |name: &str,
+                  edit: &dyn Fn(&mut serde_json::Value)|
+     -> Result<std::path::PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+        let mut v: serde_json::Value = serde_json::from_str(&text)?;
+        edit(&mut v);
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("summary.json"), serde_json::to_string(&v)?)?;
+        Ok(d)
+    };
+    let negative = edited("negative", &|v| v["latency"]["e2e"]["p99_us"] = serde_json::json!(-5.0))?;
+    let future = edited("future", &|v| v["schema_version"] = serde_json::json!(999))?;
+    for (bad, what) in [(&negative, "cannot be negative"), (&future, "newer than this sealbench reads")] {
+        let o = sealbench(&["compare", base.to_str().ok_or("p")?, bad.to_str().ok_or("p")?])?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(what) && err.contains("summary.json"), "{err}");
+    }
+    Ok(())
+}
