@@ -212,3 +212,26 @@ fn compare_refuses_a_negative_latency_and_a_layout_newer_than_it_reads() -> Test
     }
     Ok(())
 }
+
+#[test]
+fn out_of_range_numbers_are_refused_naming_the_field_before_anything_is_allocated() -> TestResult {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    let cases = [
+        ("clients.count=4294967300", "clients.count"),
+        ("clients.count=1000000000000", "clients.count"),
+        ("duration=\"99999999999999h\"", "duration"),
+        ("cooldown=\"99999999999h\"", "cooldown"),
+        ("warmup=\"31days\"", "warmup"),
+        ("traffic.rate=1e300", "traffic.rate"),
+        ("clients.connect_rate=1e300", "clients.connect_rate"),
+    ];
+    for (set, field) in cases {
+        // Under a 1 GB address-space limit: a refusal must come before any large allocation.
+        let script = "ulimit -v 1000000 && exec \"$0\" run \"$1\" --dry-run --set \"$2\"";
+        let o = Command::new("sh").args(["-c", script, env!("CARGO_BIN_EXE_sealbench"), scenario, set]).output()?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{set}: {err}");
+        assert!(err.contains(&format!("{field}:")), "{set} names {field}: {err}");
+    }
+    Ok(())
+}
