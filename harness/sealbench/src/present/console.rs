@@ -112,7 +112,7 @@ fn accounting(o: &mut String, s: &Summary) {
     if m.not_ready + m.bad_timestamp > 0 {
         let _ = writeln!(
             o,
-            "    not opened: {} before the handshake ended, {} with a timestamp not of this run",
+            "    not opened: {} before the handshake ended; delivered without a latency: {} with a timestamp not of this run",
             m.not_ready, m.bad_timestamp
         );
     }

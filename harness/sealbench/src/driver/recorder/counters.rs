@@ -86,9 +86,10 @@ macro_rules! counters_table {
                 /// had failed): not opened, and not a forgery.
                 not_ready => not_ready: "Transport messages that reached an end whose handshake had not ended";
                 /// Authentic messages whose timing stamp cannot belong to this run (due
-                /// before it started sending, sent before due, or after arrival): not
-                /// delivered, never recorded as a latency.
-                bad_timestamp => bad_timestamp: "Authentic messages whose timing stamp cannot belong to this run";
+                /// before it started sending, sent before due, or after arrival: an
+                /// independent client's zeros, another clock): delivered (in `delivered`
+                /// too), never recorded as a latency.
+                bad_timestamp => bad_timestamp: "Authentic messages delivered whose timing stamp cannot belong to this run (no latency recorded)";
                 /// Messages sent more than [`LATE_SEND_NS`](super::LATE_SEND_NS) after their
                 /// intended time, warm-up included (the saturation verdict's evidence: more
                 /// than 1 % late ⇔ lag p99 above it).
