@@ -20,8 +20,8 @@
 //!   tables and the self-contained `report.html`.
 //! - [`tags`] — traffic classes and [`rng`] — the seedable generator: the vocabulary
 //!   scenario, driver and results share (leaves: they import nothing of this crate); so is
-//!   [`driver::wire`], the target's wire protocols and their capability table, which the
-//!   scenario's plan checks before anything connects (it imports nothing of this crate).
+//!   [`target`]: which wire protocol a run speaks to its target and the capability table the
+//!   scenario's plan checks before anything connects (the codecs are [`driver::wire`]'s).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]
@@ -44,5 +44,6 @@ pub mod rng;
 pub mod scenario;
 pub mod signals;
 pub mod tags;
+pub mod target;
 pub mod timefmt;
 pub mod verdict;

@@ -23,7 +23,7 @@ pub mod stages;
 mod tags;
 mod transport;
 
-use crate::driver::wire::Wire;
+use crate::target::Wire;
 pub use choice::{
     Arrival, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport, WsUrl,
 };
@@ -393,7 +393,7 @@ pub struct RelayChoice {
     /// The wire protocol the target at `url` speaks: `sealbench` (the reference relay's,
     /// the default) or `mqtt` (MQTT 3.1.1 over WebSocket: a broker such as Mosquitto). A
     /// scenario that needs what the wire lacks (its capability table,
-    /// `driver::wire::Capabilities`) is refused before anything connects.
+    /// `target::Capabilities`) is refused before anything connects.
     #[serde(default, skip_serializing_if = "is_sealbench_wire")]
     pub wire: Wire,
     /// Embedded relay only: serve `wss://` with a certificate generated at start (for

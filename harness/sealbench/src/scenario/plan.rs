@@ -4,8 +4,8 @@
 
 use super::population::ChatKind;
 use super::{ConversationKind, Fanout, Population, Profile, RelayTarget, Scenario};
-use crate::driver::wire::{Capability, Wire};
 use crate::relay::Adversary;
+use crate::target::{Capability, Wire};
 use anyhow::{Context, Result, bail};
 use sealcore::{AeadKind, Suite, TransportMode};
 use std::net::Ipv4Addr;

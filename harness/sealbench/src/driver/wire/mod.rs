@@ -25,12 +25,12 @@
 pub mod mqtt;
 pub mod sealbench;
 
+pub use crate::target::{Capabilities, Capability, Wire};
 pub use mqtt::Mqtt311;
 pub use sealbench::Sealbench1;
 
 use bytes::BytesMut;
 use sealcore::frame::{self, FrameError};
-use serde::{Deserialize, Serialize};
 
 /// Which end of a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,85 +229,6 @@ pub const BODY_AT: usize = HEADER_ROOM;
 
 const _: () = assert!(Sealbench1::MAX_HEADER_LEN <= HEADER_ROOM && Mqtt311::MAX_HEADER_LEN <= HEADER_ROOM);
 
-/// Which wire protocol a run's clients speak to the target (`relay.wire`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Wire {
-    /// sealbench's own relay protocol (the reference relay, or another that speaks it).
-    #[default]
-    Sealbench,
-    /// MQTT 3.1.1 over WebSocket (subprotocol `mqtt`): a broker such as Mosquitto.
-    Mqtt,
-}
-
-/// What a wire protocol offers a run (each a yes or no: a scenario that needs what its
-/// target lacks is refused before anything connects, naming it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// The server acknowledges each send (`relay.ack` measures `relay_ack` from it).
-    pub server_ack: bool,
-    /// The server keeps messages for an offline device and delivers them when it is back.
-    pub store_and_forward: bool,
-    /// The server marks stored deliveries and says how many follow at log-in (what
-    /// `offline_e2e` and `mailbox_drain` are measured from, and what churn needs).
-    pub stored_marked: bool,
-    /// The server fans a group message out to the group's members (`fanout = "relay"`).
-    pub server_fanout: bool,
-    /// A group message comes back to its sender too (MQTT 3.1.1 has no "no local"
-    /// subscription): the driver drops its own copies.
-    pub group_echo: bool,
-    /// The server keeps each device's public key for others to fetch (Noise IK / NK).
-    pub key_directory: bool,
-    /// The server hands out each of a device's published one-time keys once (Olm's
-    /// one-time keys, MLS key packages; Megolm rides on Olm).
-    pub consume_once_keys: bool,
-}
-
-/// One capability, by name (for refusals).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capability {
-    /// [`Capabilities::server_ack`].
-    ServerAck,
-    /// [`Capabilities::store_and_forward`].
-    StoreAndForward,
-    /// [`Capabilities::stored_marked`].
-    StoredMarked,
-    /// [`Capabilities::server_fanout`].
-    ServerFanout,
-    /// [`Capabilities::key_directory`].
-    KeyDirectory,
-    /// [`Capabilities::consume_once_keys`].
-    ConsumeOnceKeys,
-}
-
-impl Capability {
-    /// Its name in words, as refusals and docs say it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::ServerAck => "a server ack per send",
-            Capability::StoreAndForward => "store-and-forward for offline devices",
-            Capability::StoredMarked => "stored deliveries marked (and counted at log-in)",
-            Capability::ServerFanout => "server-side group fan-out",
-            Capability::KeyDirectory => "a key directory",
-            Capability::ConsumeOnceKeys => "consume-once one-time keys",
-        }
-    }
-}
-
-impl Capabilities {
-    /// Whether it offers `c`.
-    pub fn has(&self, c: Capability) -> bool {
-        match c {
-            Capability::ServerAck => self.server_ack,
-            Capability::StoreAndForward => self.store_and_forward,
-            Capability::StoredMarked => self.stored_marked,
-            Capability::ServerFanout => self.server_fanout,
-            Capability::KeyDirectory => self.key_directory,
-            Capability::ConsumeOnceKeys => self.consume_once_keys,
-        }
-    }
-}
-
 /// Where a send goes and what names it: what a wire needs to write its header.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
@@ -401,19 +322,6 @@ impl Wire {
     /// sealbench's routed header length: where the body starts in a frame of sealbench's
     /// wire.
     pub const ROUTED_HEADER_LEN: usize = frame::ROUTED_HEADER_LEN;
-
-    /// Its name in scenario files and results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Wire::Sealbench => "sealbench",
-            Wire::Mqtt => "mqtt",
-        }
-    }
-
-    /// The capability table.
-    pub fn capabilities(self) -> Capabilities {
-        each_wire!(self, W => W::CAPABILITIES)
-    }
 
     /// See [`RelayProtocol::SUBPROTOCOL`].
     pub fn subprotocol(self) -> Option<&'static str> {

@@ -241,15 +241,7 @@ pub fn group_topic(group: u64) -> String {
 }
 
 impl RelayProtocol for Mqtt311 {
-    const CAPABILITIES: Capabilities = Capabilities {
-        server_ack: true,
-        store_and_forward: true,
-        stored_marked: false,
-        server_fanout: true,
-        group_echo: true,
-        key_directory: false,
-        consume_once_keys: false,
-    };
+    const CAPABILITIES: Capabilities = crate::target::MQTT;
     const SUBPROTOCOL: Option<&'static str> = Some("mqtt");
     /// PUBLISH: first byte, a remaining length of at most 4 bytes, the topic `u/` and 20
     /// digits with its length, the packet id, the sender's id.

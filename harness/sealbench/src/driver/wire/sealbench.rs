@@ -21,15 +21,7 @@ fn encode(f: &Frame<'_>) -> Vec<u8> {
 }
 
 impl RelayProtocol for Sealbench1 {
-    const CAPABILITIES: Capabilities = Capabilities {
-        server_ack: true,
-        store_and_forward: true,
-        stored_marked: true,
-        server_fanout: true,
-        group_echo: false,
-        key_directory: true,
-        consume_once_keys: true,
-    };
+    const CAPABILITIES: Capabilities = crate::target::SEALBENCH;
     const SUBPROTOCOL: Option<&'static str> = None;
     const MAX_HEADER_LEN: usize = frame::ROUTED_HEADER_LEN;
 
