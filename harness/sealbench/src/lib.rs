@@ -18,8 +18,9 @@
 //! - [`verdict`] — thresholds, the comparison of two results, the capacity search.
 //! - [`present`] — consumers of finished data: the console, plots (PNG + SVG), Markdown
 //!   tables and the self-contained `report.html`.
-//! - [`tags`] — traffic classes and [`rng`] — the seedable generator: the vocabulary
-//!   scenario, driver and results share (leaves: they import nothing of this crate).
+//! - [`tags`] — traffic classes, [`rng`] — the seedable generator, and [`words`] — seeded
+//!   pseudo-words (scan lists and message text): the vocabulary scenario, relay, driver
+//!   and results share (leaves: they import nothing of this crate).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]
@@ -44,3 +45,4 @@ pub mod signals;
 pub mod tags;
 pub mod timefmt;
 pub mod verdict;
+pub mod words;

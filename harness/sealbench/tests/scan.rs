@@ -1,0 +1,167 @@
+//! The relay that reads, on loopback: a keyword scan of the unencrypted messages it
+//! carries (`relay.scan`, `sealbench relay --scan`), counted or blocked, and never of the
+//! end-to-end-encrypted ones, through raw clients whose every body the test writes (so it
+//! knows exactly which carry a keyword).
+
+use futures_util::{SinkExt, StreamExt};
+use sealbench::relay::scan::{ScanAction, ScanStats, Scanner, WordList};
+use sealbench::relay::{Relay, RelayConfig};
+use sealbench::words;
+use sealcore::frame::{self, ErrorCode, FLAG_ACK, Frame};
+use sealcore::payload::{E2eKind, PLAINTEXT_HEADER_LEN};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Keywords on the relay's list of 10,000 generated words.
+fn keyword(i: u32) -> Vec<u8> {
+    words::word(words::SEED, i).into_bytes()
+}
+
+/// A message body of `kind` whose text is `n` filler words (never on a list), with
+/// `planted` put between them, each as a word of its own.
+fn body(kind: E2eKind, n: u32, planted: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = vec![kind as u8, 1, 0, 0, 0];
+    b.extend_from_slice(&[b'x'; PLAINTEXT_HEADER_LEN]); // a stamp of letters: not text
+    for i in 0..n {
+        words::push_word(words::SEED, words::FILLER_FROM + i * 7 + n, &mut b);
+        b.push(b' ');
+        if let Some(k) = planted.get(i as usize) {
+            b.extend_from_slice(k);
+            b.push(if i % 2 == 0 { b'.' } else { b' ' });
+        }
+    }
+    b
+}
+
+async fn send(ws: &mut Ws, f: Frame<'_>) -> TestResult {
+    let mut buf = vec![0u8; f.encoded_len()];
+    f.encode(&mut buf)?;
+    ws.send(Message::Binary(buf.into())).await?;
+    Ok(())
+}
+
+async fn recv(ws: &mut Ws) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), ws.next()).await?.ok_or("stream ended")?? {
+            Message::Binary(b) => return Ok(b.to_vec()),
+            Message::Close(c) => return Err(format!("closed: {c:?}").into()),
+            _ => continue,
+        }
+    }
+}
+
+async fn hello(addr: std::net::SocketAddr, id: u64) -> Result<Ws, Box<dyn std::error::Error + Send + Sync>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await?;
+    send(&mut ws, Frame::Hello { client_id: id, token: &[] }).await?;
+    assert!(matches!(frame::decode(&recv(&mut ws).await?)?, Frame::Welcome { .. }));
+    Ok(ws)
+}
+
+/// What the test sends: each body, whether it goes to the group, and the keywords it
+/// carries as words.
+fn traffic() -> Vec<(Vec<u8>, bool, usize)> {
+    let mut v = Vec::new();
+    for i in 0..30u32 {
+        let kws: Vec<Vec<u8>> = match i % 5 {
+            0 => vec![keyword(i * 331 % 10_000)],
+            3 if i > 10 => vec![keyword(9_999), keyword(i)],
+            _ => Vec::new(),
+        };
+        v.push((body(E2eKind::Plain, 12 + i, &kws), false, kws.len()));
+    }
+    // A keyword inside a longer word is no match.
+    let mut inside = body(E2eKind::Plain, 5, &[]);
+    inside.extend_from_slice(b"zz");
+    inside.extend_from_slice(&keyword(3));
+    v.push((inside, false, 0));
+    // Relay fan-out: one readable group message with a keyword, one without.
+    v.push((body(E2eKind::PlainGroup, 9, &[keyword(42)]), true, 1));
+    v.push((body(E2eKind::PlainGroup, 9, &[]), true, 0));
+    // End-to-end encrypted bodies carry the same bytes, but the relay cannot read them.
+    for kind in [E2eKind::Transport, E2eKind::Group, E2eKind::Olm, E2eKind::Handshake] {
+        v.push((body(kind, 8, &[keyword(7)]), kind == E2eKind::Group, 0));
+    }
+    v
+}
+
+/// Sends [`traffic`] through a relay scanning 10,000 generated words with `action`, and
+/// checks each message's fate and the relay's counts against what the test planted.
+async fn planted_keywords_through_the_relay(action: ScanAction) -> TestResult {
+    let scanner = Scanner::new(&WordList::generated(10_000, "test")?, action)?;
+    let config = RelayConfig { scan: Some(Arc::new(scanner)), ..RelayConfig::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let relay = Relay::new(config);
+    let metrics = relay.metrics();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relay.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    let (mut a, mut b) = (hello(addr, 1).await?, hello(addr, 2).await?);
+    for ws in [&mut a, &mut b] {
+        send(ws, Frame::GroupJoin { request_id: 5, group: 9 }).await?;
+        assert_eq!(frame::decode(&recv(ws).await?)?, Frame::Ack { request_id: 5 });
+    }
+    let traffic = traffic();
+    let block = action == ScanAction::Block;
+    let (mut expect_delivered, mut planted, mut planted_messages) = (Vec::new(), 0u64, 0u64);
+    for (i, (body, group, keywords)) in traffic.iter().enumerate() {
+        let request_id = 100 + i as u64;
+        let f = if *group {
+            Frame::GroupSend { request_id, flags: FLAG_ACK, group: 9, body }
+        } else {
+            Frame::Send { request_id, flags: FLAG_ACK, recipient: 2, body }
+        };
+        send(&mut a, f).await?;
+        let reply = recv(&mut a).await?;
+        planted += *keywords as u64;
+        planted_messages += u64::from(*keywords > 0);
+        match frame::decode(&reply)? {
+            Frame::Error { request_id: r, code, .. } => {
+                assert_eq!((r, code), (request_id, ErrorCode::ContentBlocked as u16));
+                assert!(block && *keywords > 0, "message {i} refused, with {keywords} keywords planted");
+            }
+            Frame::Ack { request_id: r } => {
+                assert_eq!(r, request_id);
+                assert!(!block || *keywords == 0, "message {i} routed with {keywords} keywords planted");
+                expect_delivered.push(body.clone());
+            }
+            other => return Err(format!("unexpected reply {other:?}").into()),
+        }
+    }
+    for want in &expect_delivered {
+        match frame::decode(&recv(&mut b).await?)? {
+            Frame::Deliver { sender: 1, body, .. } => assert_eq!(body, &want[..], "delivered as sent"),
+            other => return Err(format!("unexpected delivery {other:?}").into()),
+        }
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(200), b.next()).await.is_err(), "nothing else delivered");
+    drop((a, b)); // the connections end, and publish what they counted
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task).await??;
+    let s: ScanStats = metrics.scan_stats().ok_or("the relay scans")?;
+    let unreadable = 4;
+    assert_eq!(s.scanned, traffic.len() as u64 - unreadable, "every readable body scanned: {s:?}");
+    assert_eq!(s.unreadable, unreadable, "E2EE bodies are never scanned: {s:?}");
+    assert_eq!(s.matches, planted, "exactly the planted keywords matched: {s:?}");
+    assert_eq!(s.matched, planted_messages, "{s:?}");
+    assert_eq!(s.blocked, if block { planted_messages } else { 0 }, "{s:?}");
+    assert_eq!(metrics.refused_count(ErrorCode::ContentBlocked), s.blocked);
+    assert_eq!((s.words, s.action), (10_000, action));
+    assert!(s.time_us.as_ref().is_some_and(|t| t.count >= 3 && t.max_us > 0.0), "scan times sampled: {s:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_blocking_scan_refuses_exactly_the_messages_with_planted_keywords() -> TestResult {
+    planted_keywords_through_the_relay(ScanAction::Block).await
+}
+
+#[tokio::test]
+async fn a_counting_scan_counts_exactly_the_planted_keywords_and_routes_everything() -> TestResult {
+    planted_keywords_through_the_relay(ScanAction::Count).await
+}
