@@ -1,11 +1,13 @@
 //! The relay that reads, on loopback: a keyword scan of the unencrypted messages it
 //! carries (`relay.scan`, `sealbench relay --scan`), counted or blocked, and never of the
-//! end-to-end-encrypted ones, through raw clients whose every body the test writes (so it
-//! knows exactly which carry a keyword).
+//! end-to-end-encrypted ones. First through raw clients whose every body the test writes
+//! (so it knows exactly which carry a keyword), then through whole runs of the driver.
 
 use futures_util::{SinkExt, StreamExt};
+use sealbench::driver::{self, RunOptions};
 use sealbench::relay::scan::{ScanAction, ScanStats, Scanner, WordList};
 use sealbench::relay::{Relay, RelayConfig};
+use sealbench::scenario::{Plan, Scenario};
 use sealbench::words;
 use sealcore::frame::{self, ErrorCode, FLAG_ACK, Frame};
 use sealcore::payload::{E2eKind, PLAINTEXT_HEADER_LEN};
@@ -164,4 +166,64 @@ async fn a_blocking_scan_refuses_exactly_the_messages_with_planted_keywords() ->
 #[tokio::test]
 async fn a_counting_scan_counts_exactly_the_planted_keywords_and_routes_everything() -> TestResult {
     planted_keywords_through_the_relay(ScanAction::Count).await
+}
+
+fn scenario(protocol: &str, kind: &str, action: &str) -> String {
+    format!(
+        "name = \"scan\"\nseed = 11\nduration = \"2s\"\nwarmup = \"500ms\"\ncooldown = \"1s\"\n\
+         [clients]\ncount = 20\n\
+         [conversations]\nkind = \"{kind}\"\ngroup_share = 0.5\nfanout = \"relay\"\ngroup_senders = 2\n\
+         group_sizes = [{{ size = 5, weight = 1 }}]\n\
+         [crypto]\nprotocol = \"{protocol}\"\n\
+         [traffic]\nrate = 20\nsize = 256\ncontent = \"text\"\nkeyword_share = 0.2\n\
+         [relay]\nscan = {{ words = 10000, action = \"{action}\" }}\n"
+    )
+}
+
+fn run(text: &str) -> Result<driver::Outcome, Box<dyn std::error::Error + Send + Sync>> {
+    let plan = Plan::new(Scenario::parse(text, "scan.toml", &[])?)?;
+    Ok(driver::run(&plan, &RunOptions::default(), |_, _| {})?)
+}
+
+fn scan_of(o: &driver::Outcome) -> Result<ScanStats, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(o.relay_stats.as_ref().and_then(|r| r.scan.clone()).ok_or("the embedded relay's scan figures")?)
+}
+
+#[test]
+fn a_plaintext_run_is_scanned_and_matches_exactly_the_keywords_the_driver_planted() -> TestResult {
+    let o = run(&scenario("plaintext", "pairs", "count"))?;
+    let (c, s) = (&o.counters, scan_of(&o)?);
+    assert!(c.keywords_planted > 20 && c.keywords_planted < c.sent / 2, "about a fifth planted: {c:?}");
+    assert_eq!(s.scanned, c.sent, "every message read (1:1: one SEND each, no handshake): {s:?}");
+    assert_eq!((s.matches, s.matched), (c.keywords_planted, c.keywords_planted), "{s:?}");
+    assert_eq!((s.unreadable, s.blocked), (0, 0), "{s:?}");
+    assert_eq!((c.delivered, c.lost()), (c.sent, 0), "counting routes everything: {c:?}");
+    assert!(s.time_us.is_some_and(|t| t.count > 0 && t.p50_us > 0.0));
+    Ok(())
+}
+
+#[test]
+fn a_blocking_run_refuses_exactly_the_planted_messages_and_loses_none() -> TestResult {
+    let o = run(&scenario("plaintext", "mix", "block"))?;
+    let (c, s) = (&o.counters, scan_of(&o)?);
+    let refused = c.refused[ErrorCode::ContentBlocked as usize];
+    assert!(c.keywords_planted > 10, "{c:?}");
+    assert_eq!(s.scanned, c.messages, "one frame per message (pairs and relay fan-out): {s:?} {c:?}");
+    assert_eq!((s.matched, s.blocked), (c.keywords_planted, c.keywords_planted), "{s:?}");
+    assert!(refused >= s.blocked, "a blocked group message is refused for each member it owed: {refused}");
+    assert_eq!(c.refused_total(), refused, "nothing else refused: {c:?}");
+    assert_eq!(c.delivered + refused, c.sent, "the rest delivered: {c:?}");
+    assert_eq!((c.lost(), c.group_refusals > 0), (0, true), "{c:?}");
+    Ok(())
+}
+
+#[test]
+fn end_to_end_encrypted_messages_are_never_scanned() -> TestResult {
+    let o = run(&scenario("noise", "pairs", "block"))?;
+    let (c, s) = (&o.counters, scan_of(&o)?);
+    assert!(c.keywords_planted > 20, "the same text is sealed: {c:?}");
+    assert_eq!((s.scanned, s.matched, s.matches, s.blocked), (0, 0, 0, 0), "{s:?}");
+    assert_eq!(s.unreadable, c.sent + 3 * 10, "every SEND unreadable (and the 3 XX handshake messages of 10 pairs)");
+    assert_eq!((c.delivered, c.refused_total(), c.lost()), (c.sent, 0, 0), "{c:?}");
+    Ok(())
 }

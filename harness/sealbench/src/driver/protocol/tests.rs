@@ -246,7 +246,7 @@ impl World {
     /// or once to its relay-fan-out group.
     fn send(&mut self, pos: usize, size: usize) {
         let now = self.tick();
-        let m = Timed { size, msg: 0, intended_ns: now, actual_ns: now };
+        let m = Timed { size, msg: 0, intended_ns: now, actual_ns: now, text: crate::driver::content::Text::ZEROS };
         let mut buf = BytesMut::new();
         if self.chats[0].relay_fanout() {
             let (p, mut cx) = self.split();
