@@ -227,3 +227,73 @@ fn end_to_end_encrypted_messages_are_never_scanned() -> TestResult {
     assert_eq!((c.delivered, c.refused_total(), c.lost()), (c.sent, 0, 0), "{c:?}");
     Ok(())
 }
+
+/// `sealbench relay` with a scan list it cannot use: exit 2 and a message naming the file
+/// or the flag, before it listens.
+fn relay_refuses(args: &[&str], says: &[&str]) -> TestResult {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sealbench"))
+        .args(["relay", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            return Err(format!("{args:?}: the relay started instead of refusing its list").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{args:?}: the error names {s}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_bad_scan_list_is_refused_naming_the_file_or_the_field() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("no-such-list.txt");
+    let empty = dir.path().join("empty-list.txt");
+    std::fs::write(&empty, "# nothing but comments\n\n")?;
+    let (missing, empty) = (missing.to_str().ok_or("path")?, empty.to_str().ok_or("path")?);
+    relay_refuses(&["--scan", missing], &["--scan", "no-such-list.txt", "cannot read"])?;
+    relay_refuses(&["--scan", empty], &["empty-list.txt", "empty"])?;
+    relay_refuses(&["--scan-words", "0"], &["--scan-words", "empty"])?;
+    relay_refuses(&["--scan-words", "2000000"], &["--scan-words", "1000000"])?;
+    relay_refuses(&["--scan-action", "block"], &["--scan-action block needs a list"])?;
+    relay_refuses(&["--scan-words", "10", "--scan-action", "delete"], &["delete", "count", "block"])?;
+    // The same in a scenario: each error names its field (or the file).
+    let with =
+        |scan: &str| scenario("plaintext", "pairs", "count").replace("{ words = 10000, action = \"count\" }", scan);
+    let bad = |text: String, says: &[&str]| -> TestResult {
+        let e = match Scenario::parse(&text, "scan.toml", &[]) {
+            Err(e) => e,
+            Ok(s) => Plan::new(s).err().ok_or(format!("accepted: {text}"))?,
+        };
+        let e = format!("{e:#}");
+        for s in says {
+            assert!(e.contains(s), "the error names {s}: {e}");
+        }
+        assert!(!e.contains("panicked"), "{e}");
+        Ok(())
+    };
+    bad(with(&format!("{{ file = \"{missing}\" }}")), &["relay.scan.file", "no-such-list.txt"])?;
+    bad(with(&format!("{{ file = \"{empty}\" }}")), &["empty-list.txt", "empty"])?;
+    bad(with(&format!("{{ words = 10, file = \"{empty}\" }}")), &["relay.scan", "not both"])?;
+    bad(with("{ action = \"block\" }"), &["relay.scan", "words"])?;
+    bad(with("{ words = 0 }"), &["relay.scan.words", "empty"])?;
+    bad(with("{ words = 10, action = \"delete\" }"), &["delete"])?;
+    bad(format!("{}url = \"ws://127.0.0.1:9/\"\n", with("{ words = 10 }")), &["relay.scan", "embedded"])?;
+    let zeros = scenario("plaintext", "pairs", "count").replace("content = \"text\"\n", "");
+    bad(zeros, &["traffic.keyword_share", "text"])?;
+    let share = scenario("plaintext", "pairs", "count").replace("keyword_share = 0.2", "keyword_share = 1.5");
+    bad(share, &["traffic.keyword_share", "between 0 and 1"])?;
+    Ok(())
+}

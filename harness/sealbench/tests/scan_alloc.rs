@@ -27,16 +27,24 @@ fn writing_and_scanning_message_text_allocate_nothing_per_message() -> TestResul
         let mut body = vec![0u8; E2E_HEADER_LEN + PLAINTEXT_HEADER_LEN + 4096];
         body[0] = E2eKind::Plain as u8;
         scanner.count(b"a first search, before counting");
-        let before = allocations();
-        for msg in 0..2_000u32 {
-            let n = 24 + (msg as usize * 37) % 4000;
-            let text = corpus.text(msg % 7, 1, msg);
-            text.write(&mut body[E2E_HEADER_LEN + PLAINTEXT_HEADER_LEN..][..n]);
-            let seen = readable(&body[..E2E_HEADER_LEN + PLAINTEXT_HEADER_LEN + n]).ok_or("a PLAIN body is read")?;
-            found += u64::from(scanner.count(seen) > 0);
+        // The count is the process's: the test harness's own thread may allocate a few
+        // blocks at any time. An allocation per message would show in every window (2,000
+        // of them); the harness's never in all three.
+        let mut fewest = u64::MAX;
+        for window in 0..3u32 {
+            let before = allocations();
+            for msg in window * 2_000..(window + 1) * 2_000 {
+                let n = 24 + (msg as usize * 37) % 4000;
+                let text = corpus.text(msg % 7, 1, msg);
+                text.write(&mut body[E2E_HEADER_LEN + PLAINTEXT_HEADER_LEN..][..n]);
+                let seen =
+                    readable(&body[..E2E_HEADER_LEN + PLAINTEXT_HEADER_LEN + n]).ok_or("a PLAIN body is read")?;
+                found += u64::from(scanner.count(seen) > 0);
+            }
+            fewest = fewest.min(allocations() - before);
         }
-        assert_eq!(allocations(), before, "{words} words: no allocation per message");
+        assert_eq!(fewest, 0, "{words} words: no allocation per message");
     }
-    assert!(found > 1_000, "about half of 4,000 messages carry a keyword: {found}");
+    assert!(found > 4_000, "about half of 12,000 messages carry a keyword: {found}");
     Ok(())
 }
