@@ -6,6 +6,10 @@ use std::process::ExitCode;
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init();
+    let (before, now) = crate::relay::config::raise_open_file_limit();
+    if now != before {
+        tracing::debug!(before, now, "raised the open-file soft limit to the hard limit");
+    }
     let outcome = match cli.command {
         Command::Compare(args) => crate::commands::compare::run(&args),
         Command::Merge(args) => crate::commands::merge::run(&args),

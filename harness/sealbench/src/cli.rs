@@ -412,6 +412,10 @@ pub struct MergeArgs {
     /// Do not draw plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// Merge even when parts are missing (without it, a missing part is refused, exit 2):
+    /// the result then says it is PARTIAL wherever it is shown.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 /// `sealbench compare`.

@@ -149,3 +149,89 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
     }
     Ok(())
 }
+
+/// `sealbench run --dry-run` of the quickstart in a shell whose open-file limits are
+/// `soft` and `hard` (set with the shell's `ulimit`, as a user's login would).
+fn dry_run_with_limits(soft: u64, hard: u64) -> Result<Output, std::io::Error> {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    let script = format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" run \"$1\" --dry-run");
+    Command::new("sh").args(["-c", &script, env!("CARGO_BIN_EXE_sealbench"), scenario]).output()
+}
+
+#[test]
+fn a_stock_soft_limit_is_raised_to_the_hard_one_and_only_the_hard_limit_refuses() -> TestResult {
+    // A stock desktop: soft 1,024, hard far higher. The quickstart needs about 2,128.
+    let ok = dry_run_with_limits(1024, 4096)?;
+    assert!(ok.status.success(), "raised to the hard limit: {}", String::from_utf8_lossy(&ok.stderr));
+    // A hard limit of 1,024: the dry run refuses, as the run would, naming the hard limit.
+    let refused = dry_run_with_limits(1024, 1024)?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("its hard limit") && err.contains("at most 448"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    for bad in ["thresholds=[\"e2e.p98 < 5ms\"]", "thresholds=[\"e2e{class=group}.p99 < 5ms\"]"] {
+        let o = sealbench(&["run", scenario, "--dry-run", "--set", bad])?;
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("thresholds"), "{bad}");
+    }
+    let ok = sealbench(&["run", scenario, "--dry-run"])?;
+    assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("is valid"));
+    Ok(())
+}
+
+#[test]
+fn compare_refuses_a_negative_latency_and_a_layout_newer_than_it_reads() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let base = dir.path().join("base");
+    run_to(&scenario, &base, &["--no-plots"])?;
+    let text = std::fs::read_to_string(base.join("summary.json"))?;
+    let edited = |name: &str,
+                  edit: &dyn Fn(&mut serde_json::Value)|
+     -> Result<std::path::PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+        let mut v: serde_json::Value = serde_json::from_str(&text)?;
+        edit(&mut v);
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("summary.json"), serde_json::to_string(&v)?)?;
+        Ok(d)
+    };
+    let negative = edited("negative", &|v| v["latency"]["e2e"]["p99_us"] = serde_json::json!(-5.0))?;
+    let future = edited("future", &|v| v["schema_version"] = serde_json::json!(999))?;
+    for (bad, what) in [(&negative, "cannot be negative"), (&future, "newer than this sealbench reads")] {
+        let o = sealbench(&["compare", base.to_str().ok_or("p")?, bad.to_str().ok_or("p")?])?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(what) && err.contains("summary.json"), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn out_of_range_numbers_are_refused_naming_the_field_before_anything_is_allocated() -> TestResult {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
+    let cases = [
+        ("clients.count=4294967300", "clients.count"),
+        ("clients.count=1000000000000", "clients.count"),
+        ("duration=\"99999999999999h\"", "duration"),
+        ("cooldown=\"99999999999h\"", "cooldown"),
+        ("warmup=\"31days\"", "warmup"),
+        ("traffic.rate=1e300", "traffic.rate"),
+        ("clients.connect_rate=1e300", "clients.connect_rate"),
+    ];
+    for (set, field) in cases {
+        // Under a 1 GB address-space limit: a refusal must come before any large allocation.
+        let script = "ulimit -v 1000000 && exec \"$0\" run \"$1\" --dry-run --set \"$2\"";
+        let o = Command::new("sh").args(["-c", script, env!("CARGO_BIN_EXE_sealbench"), scenario, set]).output()?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{set}: {err}");
+        assert!(err.contains(&format!("{field}:")), "{set} names {field}: {err}");
+    }
+    Ok(())
+}

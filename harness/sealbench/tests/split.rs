@@ -186,5 +186,51 @@ fn three_parts_in_three_processes_merge_exactly() -> TestResult {
     // Parts of different runs do not merge.
     let out = bin().arg("merge").arg(&dirs[0]).arg(&copies[1]).arg("--out").arg(dir.path().join("x")).output()?;
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    refusals_and_a_partial_merge(&dirs, dir.path())
+}
+
+/// What `merge` must refuse (exit 2, named) — a missing part, an impossible part, a log that
+/// disagrees with its summary — and a partial merge asked for, which says so.
+fn refusals_and_a_partial_merge(dirs: &[std::path::PathBuf], tmp: &Path) -> TestResult {
+    let merge = |parts: &[&Path], extra: &[&str], out: &str| {
+        bin().arg("merge").args(parts).arg("--out").arg(tmp.join(out)).args(["--no-plots"]).args(extra).output()
+    };
+    let refused = |o: &std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+    };
+    // Two of three parts: refused, unless asked for; then the result says PARTIAL.
+    let two = [dirs[0].as_path(), dirs[1].as_path()];
+    refused(&merge(&two, &[], "two")?, "missing");
+    let o = merge(&two, &["--partial"], "partial")?;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("PARTIAL"), "the console says it");
+    let p = summary(&tmp.join("partial"))?;
+    assert!(p.partial.as_deref().is_some_and(|w| w.contains("[2]")), "summary.json says it: {:?}", p.partial);
+    // Part 7 of 3.
+    let seven = tmp.join("seven");
+    copy_part(&dirs[2], &seven)?;
+    let mut s = summary(&seven)?;
+    let mut split = s.split.clone().ok_or("a part")?;
+    split.part.index = 7;
+    s.split = Some(split);
+    std::fs::write(seven.join("summary.json"), serde_json::to_string(&s)?)?;
+    refused(&merge(&[dirs[0].as_path(), dirs[1].as_path(), &seven], &[], "seven")?, "cannot be");
+    // A truncated interval log.
+    let cut = tmp.join("cut");
+    copy_part(&dirs[2], &cut)?;
+    let log = std::fs::read_to_string(cut.join("latency.hlog"))?;
+    let keep: Vec<&str> = log.lines().take(log.lines().count() / 2).collect();
+    std::fs::write(cut.join("latency.hlog"), keep.join("\n") + "\n")?;
+    refused(&merge(&[dirs[0].as_path(), dirs[1].as_path(), &cut], &[], "cut")?, "disagrees");
+    Ok(())
+}
+
+fn copy_part(from: &Path, to: &Path) -> TestResult {
+    std::fs::create_dir_all(to)?;
+    for f in ["summary.json", "latency.hlog", "timeseries.csv"] {
+        std::fs::copy(from.join(f), to.join(f))?;
+    }
     Ok(())
 }

@@ -19,11 +19,14 @@
 //! - [`kdf`] — HKDF-SHA256 derivations beyond the handshake.
 //! - [`frame`] — the relay wire protocol (envelopes, error codes, auth tokens).
 //! - [`payload`] — the end-to-end body and the timed plaintext layout.
+//! - [`franking`] — message franking: a commitment beside the ciphertext, the relay's
+//!   stamp, and the verification of a recipient's report.
 #![warn(missing_docs)]
 
 pub mod aead;
 pub mod backend;
 pub mod frame;
+pub mod franking;
 pub mod handshake;
 pub mod kdf;
 pub mod kem;

@@ -64,11 +64,19 @@ fn sealing_and_opening_allocate_nothing_per_message() -> TestResult {
                 for i in 0..4 {
                     round(&mut tx, &mut rx, i).map_err(|e| format!("{backend} {aead} {mode:?}: {e}"))?;
                 }
-                let before = allocations();
-                for i in 4..100 {
-                    round(&mut tx, &mut rx, i).map_err(|e| format!("{backend} {aead} {mode:?}: {e}"))?;
+                // dhat counts the whole process: on a loaded machine the test harness's own
+                // thread can still be allocating when this one starts. The fewest of two
+                // windows is what sealing and opening did: a real per-message allocation
+                // shows in both (at least one per message), a stray one in one at most.
+                let mut fewest = u64::MAX;
+                for window in 0..2u8 {
+                    let before = allocations();
+                    for i in 4 + 96 * window..100 + 96 * window {
+                        round(&mut tx, &mut rx, i).map_err(|e| format!("{backend} {aead} {mode:?}: {e}"))?;
+                    }
+                    fewest = fewest.min(allocations() - before);
                 }
-                let n = allocations() - before;
+                let n = fewest;
                 assert_eq!(n, 0, "{backend} {aead} {mode:?}: {n} allocations in 384 messages");
                 checked += 1;
             }

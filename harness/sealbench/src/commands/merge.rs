@@ -23,7 +23,7 @@ pub fn run(args: &MergeArgs) -> Outcome {
         .map(|d| merge::PartResult::read(d))
         .collect::<anyhow::Result<Vec<_>>>()
         .map_err(Failure::usage)?;
-    let merged = merge::merge(&parts).map_err(Failure::usage)?;
+    let merged = merge::merge(&parts, args.partial).map_err(Failure::usage)?;
     for w in &merged.warnings {
         eprintln!("warning: {w}");
     }
@@ -37,7 +37,8 @@ pub fn run(args: &MergeArgs) -> Outcome {
     if !args.no_plots {
         files.extend(present::write_run(&args.out, &merged.outcome, &summary).context("writing the merged result")?);
     }
-    let title = format!("{} (merged from {} parts)", args.out.display(), parts.len());
+    let partial = summary.partial.as_deref().map_or_else(String::new, |p| format!(" — PARTIAL: {p}"));
+    let title = format!("{} (merged from {} parts){partial}", args.out.display(), parts.len());
     output::stdout(&format!("{}  wrote {} files\n", console::table(&summary, &title), files.len()));
     if !summary.thresholds_pass() {
         eprintln!("thresholds failed: exit {EXIT_THRESHOLDS}");

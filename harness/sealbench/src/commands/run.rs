@@ -38,12 +38,15 @@ pub fn run(args: &RunArgs) -> Outcome {
         )));
     }
     let scenario = &plan.scenario;
+    // What this machine allows (open files, ephemeral ports) is checked before anything
+    // else, and by --dry-run too: a dry run that says "valid" must not be refused by the run.
+    crate::driver::limits::check(&plan).map_err(Failure::usage)?;
+    let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
+        .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     if args.dry_run {
         output::stdout(&dry_run(&plan, start_at));
         return Ok(ExitCode::SUCCESS);
     }
-    let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
-        .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
     let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
         .map_err(Failure::usage)?;
     let provenance = Provenance::with_calibration();

@@ -5,10 +5,12 @@
 //! - [`sweep`] — what is measured: AEAD seal/open per size, handshakes, X25519, modes.
 //! - [`protocols`] — the protocol section: Noise, Olm, Megolm, MLS per operation against
 //!   group size.
+//! - [`franking`] — message franking per message: sender, relay stamp, report verification.
 //! - [`report`] — `crypto.json` and the console table.
 //!
 //! Plots of a report are drawn by [`crate::present::plot::crypto`].
 
+pub mod franking;
 pub mod measure;
 pub mod protocols;
 pub mod report;

@@ -294,6 +294,10 @@ pub struct CryptoReport {
     /// group size (absent from reports written before it existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protocols: Vec<super::protocols::ProtocolRow>,
+    /// Message franking per message, at the AEAD sizes (absent from reports written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub franking: Vec<super::franking::FrankingRow>,
 }
 
 impl CryptoReport {
@@ -316,8 +320,31 @@ impl CryptoReport {
         self.handshake_table(&mut s);
         self.primitive_lines(&mut s);
         self.transport_table(&mut s);
+        self.franking_table(&mut s);
         s.push_str(&super::protocols::table(&self.protocols));
         s
+    }
+
+    /// Message franking per size, beside the AEADs of the same size.
+    fn franking_table(&self, s: &mut String) {
+        let Some(first) = self.franking.first() else { return };
+        let _ = writeln!(
+            s,
+            "\n{:<22} {:>7} {:>14} {:>14} {:>18} {:>8}",
+            "franking (HMAC-SHA256)", "size B", "frank ns/msg", "stamp ns/msg", "report verify ns", "+bytes"
+        );
+        for r in &self.franking {
+            let _ = writeln!(
+                s,
+                "{:<22} {:>7} {:>14.0} {:>14.0} {:>18.0} {:>8}",
+                "", r.size, r.frank.ns_median, r.stamp.ns_median, r.report_verify.ns_median, r.bytes_added
+            );
+        }
+        let _ = writeln!(
+            s,
+            "(frank: a fresh {}-byte key from the OS + the commitment, at the sender; stamp and report verify: at the relay)",
+            first.bytes_added / 2
+        );
     }
 
     /// The AEADs per backend and size, and what the sweep skipped.

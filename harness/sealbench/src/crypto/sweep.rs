@@ -108,6 +108,7 @@ impl SweepPlan {
         let per_backend = self.aeads.len() * self.sizes.len() + self.handshakes.len() + 2 + self.mode_aeads.len();
         (self.backends.len() * per_backend) as u64
             + self.protocols.as_ref().map_or(0, super::protocols::ProtocolPlan::steps)
+            + 1 // franking
     }
 
     /// Checks the backends before anything is measured: each must be compiled in.
@@ -188,6 +189,8 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
             modes.push(ModeRow::new(b, aead, MODE_SIZE, [ns, no, cs, co], step, setup));
         }
     }
+    progress.step("franking: frank, stamp, report verification");
+    let franking = super::franking::run(&plan.sizes, plan.budget)?;
     let protocols = match &plan.protocols {
         Some(p) => super::protocols::run(p, progress)?,
         None => Vec::new(),
@@ -210,6 +213,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         kem: kems,
         transport_modes: modes,
         protocols,
+        franking,
     }
     .finished(started.elapsed()))
 }

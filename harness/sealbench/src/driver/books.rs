@@ -122,15 +122,19 @@ impl Books {
         self.owed[device] = self.owed[device].saturating_sub(1);
     }
 
-    /// Counts a message that could not be opened (or whose stamp cannot belong to this
-    /// run); passes on an authentic one.
-    pub fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Stamp, bool)> {
+    /// Counts a message that could not be opened; passes on an authentic one, with its stamp
+    /// only when the stamp can belong to this run.
+    pub fn classify(&mut self, r: Result<(Stamp, bool), NotOpened>, now: u64) -> Option<(Option<Stamp>, bool)> {
         match r {
-            // A stamp that cannot belong to this run (sent before it started sending, or
-            // "in the future"): authentic bytes, impossible timing — counted, never
+            // A stamp that cannot belong to this run (an independent client's, zeros or
+            // anything: docs/PROTOCOL.md §3.1; or a clock gone wrong): the message is
+            // authentic and delivered, but its timing is not this run's — counted, never
             // recorded as a latency.
-            Ok((stamp, _)) if !stamp_fits(&stamp, self.send_from, now) => self.counters.bad_timestamp += 1,
-            Ok(ok) => return Some(ok),
+            Ok((stamp, reordered)) if !stamp_fits(&stamp, self.send_from, now) => {
+                self.counters.bad_timestamp += 1;
+                return Some((None, reordered));
+            }
+            Ok((stamp, reordered)) => return Some((Some(stamp), reordered)),
             Err(NotOpened::NotReady) => self.counters.not_ready += 1,
             Err(NotOpened::Open(OpenError::Replay)) => self.counters.duplicated += 1,
             Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,

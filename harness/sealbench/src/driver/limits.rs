@@ -28,6 +28,14 @@ pub fn ephemeral_ports() -> u64 {
 pub fn check(plan: &Plan) -> Result<()> {
     let n = plan.local().1 as u64;
     let limit = open_file_limit();
+    let hard = crate::relay::config::open_file_hard_limit();
+    // sealbench raises its soft limit to the hard one at start: past that, only the
+    // administrator can help.
+    let raise = if hard == Some(limit) {
+        " (its hard limit: an administrator can raise it, e.g. `ulimit -Hn` as root or /etc/security/limits.conf)"
+    } else {
+        ""
+    };
     let embedded = plan.scenario.relay.url == RelayTarget::Embedded;
     let per_client = if embedded { 2 } else { 1 };
     let need = n * per_client + RESERVE;
@@ -36,14 +44,14 @@ pub fn check(plan: &Plan) -> Result<()> {
         if embedded {
             bail!(
                 "clients.count = {n} needs about {need} open files here (the driver and the embedded relay share one \
-                 process: 2 sockets per client), but this process may open {limit}. Run the relay as its own process \
+                 process: 2 sockets per client), but this process may open {limit}{raise}. Run the relay as its own process \
                  (`sealbench relay --listen 127.0.0.1:9000`, then --relay ws://127.0.0.1:9000) to halve that, or \
                  lower clients.count to at most {max}."
             );
         }
         bail!(
             "clients.count = {n} needs about {need} open files (one socket per client) but this process may open \
-             {limit}: lower clients.count to at most {max}, or split the clients over several driver processes."
+             {limit}{raise}: lower clients.count to at most {max}, or split the clients over several driver processes."
         );
     }
     let ports = ephemeral_ports();

@@ -47,6 +47,9 @@ pub fn table(s: &Summary, dir: &str) -> String {
 fn header(o: &mut String, s: &Summary) {
     let sc = &s.scenario;
     let _ = writeln!(o, "\nsealbench run `{}` — {} clients, {}", sc.name, sc.clients.count, s.suite);
+    if let Some(p) = &s.partial {
+        let _ = writeln!(o, "  *** PARTIAL merge: {p} ***");
+    }
     if let Some(why) = crate::scenario::unencrypted(sc) {
         let _ = writeln!(o, "  *** UNENCRYPTED baseline run ({why}): messages crossed the relay in the clear ***");
     }
@@ -109,7 +112,7 @@ fn accounting(o: &mut String, s: &Summary) {
     if m.not_ready + m.bad_timestamp > 0 {
         let _ = writeln!(
             o,
-            "    not opened: {} before the handshake ended, {} with a timestamp not of this run",
+            "    not opened: {} before the handshake ended; delivered without a latency: {} with a timestamp not of this run",
             m.not_ready, m.bad_timestamp
         );
     }

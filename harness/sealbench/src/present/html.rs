@@ -69,6 +69,9 @@ fn scenario_block(v: &impl serde::Serialize) -> String {
 /// machine shared with other processes.
 fn banners(s: &Summary) -> String {
     let mut b = String::new();
+    if let Some(p) = &s.partial {
+        let _ = write!(b, "<div class=\"danger\"><b>PARTIAL merge</b>: {}.</div>", esc(p));
+    }
     if let Some(why) = crate::scenario::unencrypted(&s.scenario) {
         let _ = write!(
             b,

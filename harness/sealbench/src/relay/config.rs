@@ -103,6 +103,30 @@ pub fn open_file_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024)
 }
 
+/// The process's hard open-file limit (what the soft one can be raised to without
+/// privileges); `None` when unlimited.
+pub fn open_file_hard_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum
+}
+
+/// Raises the soft open-file limit to the hard one, as servers and tools that hold many
+/// sockets do at start (Go's runtime does it for every program): a stock desktop's soft
+/// limit of 1,024 would otherwise refuse the quickstart's 1,000 clients while its hard
+/// limit allows far more. Returns the soft limit before and after (the same when it could
+/// not be raised, or already was at the hard limit).
+pub fn raise_open_file_limit() -> (u64, u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let soft = before.current.unwrap_or(1024);
+    // An unlimited hard limit cannot be a soft one for open files (the kernel caps it at
+    // fs.nr_open): leave such a soft limit as it is.
+    let Some(hard) = before.maximum.filter(|&h| h > soft) else { return (soft, soft) };
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: before.maximum }) {
+        Ok(()) => (soft, open_file_limit()),
+        Err(_) => (soft, soft),
+    }
+}
+
 /// The soft open-file limit minus [`FD_RESERVE`]: what one relay process can hold.
 pub fn default_max_connections() -> usize {
     open_file_limit().saturating_sub(FD_RESERVE).max(1) as usize

@@ -63,8 +63,33 @@ impl PartResult {
         let csv = std::fs::read_to_string(file("timeseries.csv"))
             .with_context(|| format!("{}", file("timeseries.csv").display()))?;
         let rows = rows(&csv).with_context(|| format!("{}", file("timeseries.csv").display()))?;
+        agrees(&summary, &intervals).with_context(|| {
+            format!("{} disagrees with {}", file("latency.hlog").display(), file("summary.json").display())
+        })?;
         Ok(PartResult { dir: dir.to_owned(), summary, base_unix_s, intervals, rows })
     }
+}
+
+/// A part's interval log holds exactly the samples its summary counts, metric by metric
+/// (a truncated or foreign log would otherwise merge silently into wrong figures).
+fn agrees(summary: &Summary, intervals: &[hlog::Interval]) -> Result<()> {
+    let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in intervals.iter().filter(|i| i.class.is_none()) {
+        *counted.entry(i.metric.as_str()).or_default() += i.hist.len();
+    }
+    for (metric, l) in &summary.latency {
+        let logged = counted.get(metric.as_str()).copied().unwrap_or(0);
+        if logged != l.count {
+            bail!(
+                "`{metric}`: the log holds {logged} samples, the summary counts {} (a truncated or foreign log?)",
+                l.count
+            );
+        }
+    }
+    if let Some((metric, n)) = counted.iter().find(|(m, n)| **n > 0 && !summary.latency.contains_key(**m)) {
+        bail!("`{metric}`: the log holds {n} samples the summary does not count");
+    }
+    Ok(())
 }
 
 /// The `#[BaseTime: …]` of an interval log.
@@ -130,13 +155,15 @@ pub struct Merged {
     pub warnings: Vec<String>,
     /// The largest part's peak memory, KiB.
     pub parts_peak_rss_kib: u64,
+    /// Only some parts were merged (`--partial`): which are missing.
+    pub partial: Option<String>,
 }
 
 /// Merges `parts` (at least one).
 ///
 /// # Errors
 /// Parts of different scenarios, the same part twice, or parts that are not of one split.
-pub fn merge(parts: &[PartResult]) -> Result<Merged> {
+pub fn merge(parts: &[PartResult], allow_partial: bool) -> Result<Merged> {
     let first = parts.first().ok_or_else(|| anyhow!("merge: give at least one result directory"))?;
     // Parts may connect from different addresses (machines): the rest must be the same.
     let same = |s: &crate::scenario::Scenario| {
@@ -146,6 +173,7 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
     };
     let scenario = same(&first.summary.scenario);
     let mut warnings = Vec::new();
+    let mut partial = None;
     let mut seen = BTreeMap::new();
     for p in parts {
         if same(&p.summary.scenario) != scenario {
@@ -155,10 +183,18 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
                 first.dir.display()
             );
         }
-        if let Some(split) = &p.summary.split
-            && let Some(other) = seen.insert(split.part.index, &p.dir)
-        {
-            bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
+        if let Some(split) = &p.summary.split {
+            if split.part.index >= split.part.count {
+                bail!(
+                    "{}: part {} cannot be (parts are numbered 0 to {})",
+                    p.dir.display(),
+                    split.part,
+                    split.part.count - 1
+                );
+            }
+            if let Some(other) = seen.insert(split.part.index, &p.dir) {
+                bail!("{} and {} are both part {}", other.display(), p.dir.display(), split.part);
+            }
         }
     }
     let counts: Vec<usize> = parts.iter().filter_map(|p| p.summary.split.as_ref().map(|s| s.part.count)).collect();
@@ -168,7 +204,14 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
         }
         let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
         if !missing.is_empty() {
-            warnings.push(format!("parts {missing:?} of {n} are missing: the merged figures cover only the others"));
+            let what = format!("parts {missing:?} of {n} are missing: the merged figures cover only the others");
+            if !allow_partial {
+                bail!(
+                    "{what}. Give every part, or pass --partial to merge these alone (the result then says it is partial)"
+                );
+            }
+            partial = Some(what.clone());
+            warnings.push(what);
         }
     }
     // The parts' source addresses are the merged run's; they need not be this machine's.
@@ -192,7 +235,7 @@ pub fn merge(parts: &[PartResult]) -> Result<Merged> {
         })
         .collect();
     let parts_peak_rss_kib = parts.iter().map(|p| p.summary.generator.process_peak_rss_kib).max().unwrap_or(0);
-    Ok(Merged { plan, outcome, parts: verdicts, warnings, parts_peak_rss_kib })
+    Ok(Merged { plan, outcome, parts: verdicts, warnings, parts_peak_rss_kib, partial })
 }
 
 /// The outcome of the whole run: histograms added, counters summed, seconds on one
@@ -310,6 +353,7 @@ pub fn summary(merged: &Merged, provenance: crate::provenance::Provenance) -> Su
     let mut s = Summary::build(&merged.plan, &merged.outcome, provenance);
     s.header.kind = "merge".into();
     s.parts = merged.parts.clone();
+    s.partial = merged.partial.clone();
     let which = |p: &PartVerdict| p.part.map_or_else(|| p.dir.clone(), |x| format!("part {x}"));
     s.generator.saturated = merged.parts.iter().any(|p| p.saturated);
     // Each part's own reasons (or notes: other work on its machine, lag without a cause).

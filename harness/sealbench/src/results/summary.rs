@@ -250,6 +250,10 @@ pub struct Summary {
     /// A merged result (`sealbench merge`): each part's directory and generator verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartVerdict>,
+    /// A merge of only some parts (`merge --partial`): which are missing. Absent for a
+    /// complete merge and for a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 /// One process's part of a split run.
@@ -415,6 +419,7 @@ impl Summary {
                 clock_offset_s: None,
             }),
             parts: Vec::new(),
+            partial: None,
         }
     }
 

@@ -148,38 +148,64 @@ fn key_of(line: &str) -> Option<String> {
 
 /// Applies one `a.b.c=value` override and returns its path; the value is read as TOML
 /// (`50`, `true`, `"XX"`), falling back to a plain string (`XX`, `30s`). An empty value
-/// removes the field.
+/// removes the field. A number in the path indexes an array of tables, from 0 as in error
+/// messages: `stages.1.duration=3s` (or `stages[1].duration=3s`) is the second stage's.
 fn apply_override(table: &mut toml::Table, o: &str) -> Result<String> {
     let (path, raw) = o.split_once('=').ok_or_else(|| anyhow!("--set {o}: expected path=value"))?;
-    let path = path.trim();
+    let path = path.trim().replace('[', ".").replace(']', "");
     let raw = raw.trim();
     let keys: Vec<&str> = path.split('.').collect();
     if keys.iter().any(|k| k.is_empty()) {
         bail!("--set {o}: empty field name in `{path}`");
     }
     let (last, parents) = keys.split_last().ok_or_else(|| anyhow!("--set {o}: no field name"))?;
-    if raw.is_empty() {
-        let mut cur = &mut *table;
-        for k in parents {
-            match cur.get_mut(*k).and_then(toml::Value::as_table_mut) {
-                Some(t) => cur = t,
-                None => return Ok(path.to_owned()),
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let applied = set_in(&mut root, parents, last, raw, o);
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    applied.map(|()| path.clone())
+}
+
+/// Walks `parents` from `cur` (creating tables on the way when setting) and sets or, for
+/// an empty `raw`, removes `last`.
+fn set_in(cur: &mut toml::Value, parents: &[&str], last: &str, raw: &str, o: &str) -> Result<()> {
+    let mut cur = cur;
+    for (i, k) in parents.iter().enumerate() {
+        let here = parents[..i].join(".");
+        cur = match cur {
+            toml::Value::Table(t) => {
+                if raw.is_empty() && !t.contains_key(*k) {
+                    return Ok(()); // nothing to remove
+                }
+                t.entry((*k).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()))
             }
-        }
-        cur.remove(*last);
-        return Ok(path.to_owned());
+            toml::Value::Array(a) => {
+                let n = a.len();
+                let i: usize = k.parse().map_err(|_| {
+                    anyhow!("--set {o}: `{here}` is a list: index it with a number (from 0), not `{k}`")
+                })?;
+                a.get_mut(i).ok_or_else(|| {
+                    anyhow!("--set {o}: `{here}` has {n} entries (0 to {}): there is no {i}", n.saturating_sub(1))
+                })?
+            }
+            _ => bail!("--set {o}: `{here}` is not a table"),
+        };
+    }
+    let here = parents.join(".");
+    let toml::Value::Table(t) = cur else {
+        bail!("--set {o}: `{here}` is not a table (a list's entries are indexed by number, from 0: `{here}.0.{last}`)")
+    };
+    if raw.is_empty() {
+        t.remove(last);
+        return Ok(());
     }
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    let mut cur = table;
-    for k in parents {
-        let entry = cur.entry((*k).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| anyhow!("--set {o}: `{k}` is not a table"))?;
-    }
-    cur.insert((*last).to_owned(), value);
-    Ok(path.to_owned())
+    t.insert(last.to_owned(), value);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -271,6 +297,20 @@ mod tests {
         [[stages]]\nname = \"warm\"\nduration = \"2s\"\nrate = 100\nmeasure = false\n\
         [[stages]]\nduration = \"3s\"\nrate = 400\n\
         [[stages]]\nduration = \"1s\"\n";
+
+    #[test]
+    fn a_stage_is_set_by_its_index_from_zero_and_a_wrong_index_is_named() -> Result<()> {
+        let sets = ["stages.1.duration=500ms".to_owned(), "stages[2].rate=40".to_owned()];
+        let s = Scenario::parse(STAGED, "t.toml", &sets)?;
+        assert_eq!(s.stages[1].duration, Duration::from_millis(500), "the second stage, shortened");
+        assert_eq!(s.stages[2].rate, Some(40.0));
+        assert_eq!(s.stages[0].duration, Duration::from_secs(2), "the others untouched");
+        let e = |set: &str| format!("{:#}", Scenario::parse(STAGED, "t.toml", &[set.to_owned()]).unwrap_err());
+        assert!(e("stages.3.duration=1s").contains("`stages` has 3 entries (0 to 2): there is no 3"));
+        assert!(e("stages.first.duration=1s").contains("index it with a number"));
+        assert!(e("stages.duration=1s").contains("`stages.0.duration`"));
+        Ok(())
+    }
 
     #[test]
     fn a_staged_scenario_reads_into_a_profile() -> Result<()> {

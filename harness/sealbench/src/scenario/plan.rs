@@ -108,6 +108,7 @@ impl Plan {
     /// Names the field and says what is accepted.
     pub fn new(scenario: Scenario) -> Result<Plan> {
         let s = &scenario;
+        check_ranges(s)?;
         if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("name: use letters, digits, '-', '_' or '.' (it becomes part of a directory name)");
         }
@@ -287,6 +288,67 @@ pub fn unencrypted(s: &Scenario) -> Option<&'static str> {
     }
     (p == sealproto::Protocol::Noise && s.crypto.aead == AeadKind::None)
         .then_some("aead = none, the baseline that isolates crypto cost")
+}
+
+/// The most clients one scenario describes (over every part of a split run).
+pub const MAX_CLIENTS: usize = 10_000_000;
+/// The longest duration any one field may give (a soak of 30 days).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// The highest rate a scenario may ask for, messages/s (per conversation or aggregate).
+pub const MAX_RATE: f64 = 1e8;
+
+/// Every numeric field within what a run can mean, checked before anything is laid out or
+/// allocated: a count past [`MAX_CLIENTS`] would otherwise be allocated (or truncated),
+/// a duration past [`MAX_DURATION`] overflow the clock, a rate past [`MAX_RATE`] mean
+/// nothing.
+fn check_ranges(s: &Scenario) -> Result<()> {
+    if s.clients.count > MAX_CLIENTS {
+        bail!(
+            "clients.count: {} is more than the {MAX_CLIENTS} clients one scenario can describe (split a larger \
+             population over several scenarios)",
+            s.clients.count
+        );
+    }
+    let mut durations =
+        vec![("duration", s.duration), ("warmup", s.warmup), ("cooldown", s.cooldown), ("relay.delay", s.relay.delay)];
+    if let Some(c) = &s.churn {
+        durations.extend([("churn.online", c.online), ("churn.offline", c.offline)]);
+        if let Some(st) = &c.storm {
+            durations.extend([("churn.storm.at", st.at), ("churn.storm.within", st.within)]);
+        }
+    }
+    let stage_names: Vec<String> = (0..s.stages.len()).map(|i| format!("stages[{i}].duration")).collect();
+    for (name, st) in stage_names.iter().zip(&s.stages) {
+        durations.push((name.as_str(), st.duration));
+    }
+    let total: std::time::Duration = s.stages.iter().map(|st| st.duration).fold(s.duration, |a, b| a.saturating_add(b));
+    durations.push(("the run (duration and stages together)", total.saturating_add(s.warmup)));
+    for (name, d) in durations {
+        if d > MAX_DURATION {
+            bail!(
+                "{name}: {} s is longer than the {} days a field may give",
+                d.as_secs(),
+                MAX_DURATION.as_secs() / 86_400
+            );
+        }
+    }
+    let mut rates = vec![("traffic.rate", s.traffic.rate), ("traffic.aggregate_rate", s.traffic.aggregate_rate)];
+    let names: Vec<(String, String)> =
+        (0..s.stages.len()).map(|i| (format!("stages[{i}].rate"), format!("stages[{i}].from"))).collect();
+    for ((r, f), st) in names.iter().zip(&s.stages) {
+        rates.extend([(r.as_str(), st.rate), (f.as_str(), st.from)]);
+    }
+    for (name, r) in rates {
+        if let Some(r) = r
+            && !(r.is_finite() && (0.0..=MAX_RATE).contains(&r))
+        {
+            bail!("{name}: {r:e} messages/s is outside 0..={MAX_RATE:e} messages/s");
+        }
+    }
+    if !(s.clients.connect_rate.is_finite() && (0.0..=MAX_RATE).contains(&s.clients.connect_rate)) {
+        bail!("clients.connect_rate: {:e} connections/s is outside 0..={MAX_RATE:e}", s.clients.connect_rate);
+    }
+    Ok(())
 }
 
 /// Shares are fractions; churn periods are positive.

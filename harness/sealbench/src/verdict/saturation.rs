@@ -295,6 +295,7 @@ mod tests {
             stages: Vec::new(),
             split: None,
             parts: Vec::new(),
+            partial: None,
         })
     }
 

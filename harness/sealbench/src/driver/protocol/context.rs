@@ -160,9 +160,18 @@ impl Ctx<'_> {
         now: u64,
         open_started: Option<u64>,
     ) {
-        if let Some((stamp, reordered)) = self.books.classify(result, now) {
-            self.books.received(to);
-            self.delivered(chat, sender, stamp, reordered, stored, now, open_started);
+        match self.books.classify(result, now) {
+            Some((Some(stamp), reordered)) => {
+                self.books.received(to);
+                self.delivered(chat, sender, stamp, reordered, stored, now, open_started);
+            }
+            Some((None, reordered)) => {
+                // Delivered, untimed: no latency, no fan-out record (its numbers are not ours).
+                self.books.received(to);
+                self.books.counters.delivered += 1;
+                self.books.counters.reordered += u64::from(reordered);
+            }
+            None => {}
         }
     }
 

@@ -12,6 +12,14 @@
 //! and never asks which protocol it runs; the pairwise sessions ([`pairwise`]) seal and
 //! open the same way whichever protocol set them up, through the [`Cipher`] its end holds.
 //!
+//! # Adding a protocol
+//! One file here with a type that implements [`SessionProtocol`] (see `plaintext.rs`, the
+//! smallest), an arm in [`Protocol`] (and in [`Cipher`] if it has pairwise ends of its
+//! own), its value in `sealproto::Protocol` (the scenario's `crypto.protocol`), and its
+//! E2E kinds in `sealcore::payload::E2eKind` if it needs new ones; then its tests in
+//! `tests.rs` (the relay in miniature carries its set-up) and its bytes in
+//! `docs/PROTOCOL.md` §5. Options it needs go into `scenario::ProtocolPlan`.
+//!
 //! # Layout
 //! - [`noise`] — Noise handshakes end to end (IK / NK fetch the responder's key first),
 //!   and relay-fan-out groups over sender keys handed out on the Noise sessions.

@@ -422,6 +422,22 @@ fn plaintext_asks_the_relay_nothing_and_takes_none_of_its_answers() {
 }
 
 #[test]
+fn a_message_stamped_with_zeros_is_delivered_without_a_latency() {
+    // What an independent client may send (docs/PROTOCOL.md §3.1: "zeros are fine").
+    let mut w = World::new(plan(sealproto::Protocol::Noise, Pattern::XX), 2, 2, false);
+    w.all_up();
+    w.books.send_from = 1; // this run's sending began after time 0
+    let m = Timed { size: 64, msg: 0, intended_ns: 0, actual_ns: 0, text: crate::driver::content::Text::ZEROS };
+    let mut buf = BytesMut::new();
+    w.sessions[0].seal(Side::Initiator, m, false, &mut buf).unwrap();
+    w.net.send(0, buf.split().freeze());
+    w.relay();
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.bad_timestamp), (1, 1), "delivered, and counted as foreign");
+    assert!(w.books.hist.get(crate::driver::recorder::Metric::E2e).is_empty(), "no latency from another clock");
+}
+
+#[test]
 fn device_requests_never_look_like_session_requests() {
     let id = RequestId::Device(DeviceOp::Publish, 0);
     assert_ne!(RequestId::decode(id.encode()), RequestId::Control(0));

@@ -86,9 +86,10 @@ macro_rules! counters_table {
                 /// had failed): not opened, and not a forgery.
                 not_ready => not_ready: "Transport messages that reached an end whose handshake had not ended";
                 /// Authentic messages whose timing stamp cannot belong to this run (due
-                /// before it started sending, sent before due, or after arrival): not
-                /// delivered, never recorded as a latency.
-                bad_timestamp => bad_timestamp: "Authentic messages whose timing stamp cannot belong to this run";
+                /// before it started sending, sent before due, or after arrival: an
+                /// independent client's zeros, another clock): delivered (in `delivered`
+                /// too), never recorded as a latency.
+                bad_timestamp => bad_timestamp: "Authentic messages delivered whose timing stamp cannot belong to this run (no latency recorded)";
                 /// Messages sent more than [`LATE_SEND_NS`](super::LATE_SEND_NS) after their
                 /// intended time, warm-up included (the saturation verdict's evidence: more
                 /// than 1 % late ⇔ lag p99 above it).
@@ -191,9 +192,10 @@ impl Counters {
         Counters { refused: vec![0; MAX_CODE], ..Default::default() }
     }
 
-    /// Adds `o` into `self`.
+    /// Adds `o` into `self`, saturating at `u64::MAX` (a merged count can never wrap to
+    /// a small number).
     pub fn add(&mut self, o: &Counters) {
-        self.combine(o, |a, b| a + b);
+        self.combine(o, u64::saturating_add);
     }
 
     /// What changed since `before` (counters only grow; a smaller value reads as 0).
@@ -205,13 +207,15 @@ impl Counters {
 
     /// Total refused transport messages.
     pub fn refused_total(&self) -> u64 {
-        self.refused.iter().sum()
+        self.refused.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 
     /// Sent messages neither delivered, refused, nor held by the relay for a device that
     /// was offline at the end.
     pub fn lost(&self) -> u64 {
-        self.sent.saturating_sub(self.delivered + self.refused_total() + self.undelivered_offline)
+        self.sent.saturating_sub(
+            self.delivered.saturating_add(self.refused_total()).saturating_add(self.undelivered_offline),
+        )
     }
 
     /// The one-line meaning of the counter named `name` (`refused`: all codes).
@@ -223,6 +227,19 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_saturate_instead_of_wrapping() {
+        let mut a = Counters::new();
+        a.sent = u64::MAX;
+        a.delivered = u64::MAX;
+        a.refused[3] = u64::MAX;
+        let b = a.clone();
+        a.add(&b);
+        assert_eq!((a.sent, a.delivered, a.refused[3]), (u64::MAX, u64::MAX, u64::MAX));
+        assert_eq!(a.refused_total(), u64::MAX);
+        assert_eq!(a.lost(), 0);
+    }
 
     #[test]
     fn add_and_since_cover_every_counter_and_every_code() {

@@ -38,6 +38,8 @@ use tokio_tungstenite::tungstenite::Message;
 const MAX_BATCH: u32 = 256;
 /// The sending loop looks at the stop flag at least this often.
 const STOP_CHECK_NS: u64 = 50_000_000;
+/// After a stop, what is in flight gets at most this long to arrive.
+const STOP_DRAIN_NS: u64 = 1_000_000_000;
 /// A handshake with no answer for this long has failed.
 const HANDSHAKE_TIMEOUT_NS: u64 = 20_000_000_000;
 
@@ -284,12 +286,18 @@ async fn send_steady(
     Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().books.counters.sent - sent0 }
 }
 
-/// Phase 4: cooldown — waits for what is in flight (at most `cooldown`, 1 s after a
-/// stop, not at all after an abort), then closes every connection.
+/// Phase 4: cooldown — waits for what is in flight (at most `cooldown`; at most 1 s after a
+/// stop, whether it came before or during the cool-down; not at all after an abort), then
+/// closes every connection.
 async fn drain_and_close(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<State>>) {
-    let stopped = control.stop.load(Ordering::Relaxed);
-    let cooldown_end = now_ns() + if stopped { spec.cooldown_ns.min(1_000_000_000) } else { spec.cooldown_ns };
+    let mut stopped = control.stop.load(Ordering::Relaxed);
+    let mut cooldown_end = now_ns() + if stopped { spec.cooldown_ns.min(STOP_DRAIN_NS) } else { spec.cooldown_ns };
     loop {
+        // A stop (Ctrl-C, SIGTERM) during the cool-down ends it within a second too.
+        if !stopped && control.stop.load(Ordering::Relaxed) {
+            stopped = true;
+            cooldown_end = cooldown_end.min(now_ns() + STOP_DRAIN_NS);
+        }
         let (c, held) = {
             let st = state.borrow();
             (st.books.counters.clone(), st.owed_offline())

@@ -117,8 +117,9 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let file = locate(path)?;
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    plausible(&v).with_context(|| format!("{}: cannot be a result of this sealbench", file.display()))?;
     match v.get("kind").and_then(|k| k.as_str()) {
-        Some("run") => {
+        Some("run" | "merge") => {
             let summary: Summary = serde_json::from_value(v)
                 .with_context(|| format!("{}: not a sealbench run summary", file.display()))?;
             let log = file.with_file_name("latency.hlog");
@@ -142,6 +143,58 @@ pub fn load(path: &Path) -> Result<Loaded> {
         ))),
         _ => bail!("{}: not a sealbench result (no `kind` of run, crypto, matrix or capacity)", file.display()),
     }
+}
+
+/// The newest layout of each kind this build reads.
+fn newest_schema(kind: &str) -> Option<u64> {
+    Some(u64::from(match kind {
+        "run" | "merge" => crate::results::summary::SCHEMA_VERSION,
+        "crypto" => crate::crypto::report::SCHEMA_VERSION,
+        "matrix" | "capacity" => 1,
+        _ => return None,
+    }))
+}
+
+/// Refuses what no sealbench of this version writes: a layout newer than it reads, and a
+/// duration or cost below zero (or not a number) anywhere — a negative latency would
+/// otherwise compare as an improvement.
+fn plausible(v: &serde_json::Value) -> Result<()> {
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if let (Some(newest), Some(found)) = (newest_schema(kind), v.get("schema_version").and_then(|s| s.as_u64()))
+        && found > newest
+    {
+        bail!(
+            "schema_version {found} is newer than this sealbench reads for a {kind} result ({newest}): compare it with the sealbench that wrote it"
+        );
+    }
+    fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Result<()> {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    path.push(k.clone());
+                    walk(x, path)?;
+                    path.pop();
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    path.push(format!("[{i}]"));
+                    walk(x, path)?;
+                    path.pop();
+                }
+            }
+            serde_json::Value::Number(n) => {
+                let key = path.last().map_or("", String::as_str);
+                let timed = key.ends_with("_us") || key.ends_with("_ns") || key.starts_with("ns_");
+                if timed && !n.as_f64().is_some_and(|x| x.is_finite() && x >= 0.0) {
+                    bail!("`{}` is {n}: a duration or cost cannot be negative", path.join("."));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(v, &mut Vec::new())
 }
 
 /// Floor of a run latency's noise band: HdrHistogram has 3 significant digits, and

@@ -153,6 +153,25 @@ pub struct Row {
     pub verdict: Verdict,
     /// `--fail-on` rules this change violates.
     pub violates: Vec<String>,
+    /// The noise band, relative (a fraction): a change within ±band is noise, and no rule
+    /// fires on it (the two results' own uncertainties added in quadrature).
+    pub band: f64,
+    /// The same band in the figure's unit, around the base value.
+    pub band_abs: f64,
+}
+
+/// Whether a rule can fire at these results' noise.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleReach {
+    /// The rule as written.
+    pub rule: String,
+    /// Judged figures it applies to.
+    pub figures: usize,
+    /// Of those, figures whose noise band is wider than the rule's limit: a change the rule
+    /// names but within the band cannot fire on them.
+    pub blunted: Vec<String>,
+    /// The widest band among its figures (relative, a fraction).
+    pub widest_band: f64,
 }
 
 /// The whole comparison (`--json` prints it).
@@ -164,6 +183,8 @@ pub struct Comparison {
     pub rows: Vec<Row>,
     /// Rules applied.
     pub rules: Vec<String>,
+    /// Per rule: whether it can fire at these results' noise.
+    pub reach: Vec<RuleReach>,
     /// Warnings (provenance differs, …).
     pub warnings: Vec<String>,
     /// True when some rule was violated.
@@ -275,8 +296,10 @@ pub fn compare(base: &Loaded, new: &Loaded, rules: &[Rule], warnings: Vec<String
         rows.push(row(a, b, rules));
     }
     let regression = rows.iter().any(|r| !r.violates.is_empty());
+    let reach = reach(&rows, rules);
     Comparison {
         kind: base.kind().into(),
+        reach,
         rows,
         rules: rules.iter().map(|r| r.expr.clone()).collect(),
         warnings,
@@ -324,7 +347,42 @@ fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
         .filter(|r| r.violated_in(a.unit, a.value, b.value) == Some(true))
         .map(|r| r.expr.clone())
         .collect();
-    Row { name: a.name.clone(), unit: a.unit, base: a.value, new: b.value, delta, relative, verdict, violates }
+    let band_abs = noise * a.value.abs();
+    Row {
+        name: a.name.clone(),
+        unit: a.unit,
+        base: a.value,
+        new: b.value,
+        delta,
+        relative,
+        verdict,
+        violates,
+        band: noise,
+        band_abs,
+    }
+}
+
+/// For each rule: the judged figures it applies to, and those whose band is wider than the
+/// change it names (such a change is noise there, so the rule cannot fire on it).
+fn reach(rows: &[Row], rules: &[Rule]) -> Vec<RuleReach> {
+    rules
+        .iter()
+        .map(|r| {
+            let mine: Vec<&Row> =
+                rows.iter().filter(|x| x.verdict != Verdict::NotJudged && r.matches(&x.name)).collect();
+            let blunted = mine
+                .iter()
+                .filter(|x| match (r.relative, r.duration) {
+                    (true, _) => x.band > r.limit,
+                    (false, true) => us_per(x.unit).is_some_and(|u| x.band_abs > r.limit / u),
+                    (false, false) => x.band_abs > r.limit,
+                })
+                .map(|x| x.name.clone())
+                .collect();
+            let widest_band = mine.iter().map(|x| x.band).fold(0.0, f64::max);
+            RuleReach { rule: r.expr.clone(), figures: mine.len(), blunted, widest_band }
+        })
+        .collect()
 }
 
 impl Comparison {
@@ -334,7 +392,7 @@ impl Comparison {
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
         }
-        let _ = writeln!(s, "{:<52} {:>14} {:>14} {:>9}  verdict", "figure", "base", "new", "change");
+        let _ = writeln!(s, "{:<52} {:>14} {:>14} {:>9} {:>8}  verdict", "figure", "base", "new", "change", "band ±");
         for r in &self.rows {
             let change = r.relative.map_or_else(|| format!("{:+.3}", r.delta), |x| format!("{:+.1}%", x * 100.0));
             let verdict = match r.verdict {
@@ -344,13 +402,16 @@ impl Comparison {
                 Verdict::NotJudged => "· set-up, not judged",
             };
             let flag = if r.violates.is_empty() { String::new() } else { format!("  ✗ {}", r.violates.join(", ")) };
+            let band =
+                if r.verdict == Verdict::NotJudged { "—".to_owned() } else { format!("{:.1}%", r.band * 100.0) };
             let _ = writeln!(
                 s,
-                "{:<52} {:>14} {:>14} {:>9}  {verdict}{flag}",
+                "{:<52} {:>14} {:>14} {:>9} {:>8}  {verdict}{flag}",
                 label(&r.name, r.unit),
                 value(r.base, r.unit),
                 value(r.new, r.unit),
-                change
+                change,
+                band
             );
         }
         let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
@@ -363,6 +424,18 @@ impl Comparison {
             count(Verdict::NotJudged)
         );
         let _ = writeln!(s, "rules: {}", self.rules.join("; "));
+        for r in self.reach.iter().filter(|r| !r.blunted.is_empty()) {
+            let _ = writeln!(
+                s,
+                "  `{}` cannot fire on a change of its own size in {} of its {} figure(s) (band up to ±{:.1}%: {}): \
+                 a longer run or more repeats narrow the band",
+                r.rule,
+                r.blunted.len(),
+                r.figures,
+                r.widest_band * 100.0,
+                r.blunted.join(", ")
+            );
+        }
         if self.regression {
             let bad: Vec<&str> = self.rows.iter().filter(|r| !r.violates.is_empty()).map(|r| r.name.as_str()).collect();
             let _ = writeln!(s, "REGRESSION in: {}", bad.join(", "));
@@ -465,6 +538,38 @@ mod tests {
             one_sided_classes(&base, &new),
             [("e2e{class=group}".to_owned(), "base"), ("fanout_last{class=group,size=5}".to_owned(), "new")]
         );
+    }
+
+    #[test]
+    fn the_band_is_shown_and_a_rule_narrower_than_it_is_named() {
+        let f = |n: &str, value: f64, noise: f64| Figure {
+            name: n.into(),
+            value,
+            unit: "µs",
+            better: Better::Lower,
+            noise,
+            judged: true,
+        };
+        // p99 wobbles ±27 % per run (±38 % for the pair); p50 ±2 %.
+        let (a, b) = (
+            [f("e2e.p99", 3000.0, 0.27), f("e2e.p50", 100.0, 0.02)],
+            [f("e2e.p99", 3600.0, 0.27), f("e2e.p50", 101.0, 0.02)],
+        );
+        let rules = [Rule::parse("e2e.p99 > +10%").unwrap(), Rule::parse("e2e.p50 > +10%").unwrap()];
+        let rows: Vec<Row> = a.iter().zip(&b).map(|(x, y)| row(x, y, &rules)).collect();
+        assert!((rows[0].band - 0.27f64.hypot(0.27)).abs() < 1e-12);
+        assert!((rows[0].band_abs - rows[0].band * 3000.0).abs() < 1e-9);
+        assert_eq!(rows[0].verdict, Verdict::WithinNoise, "+20 % is inside a ±38 % band");
+        let reach = reach(&rows, &rules);
+        assert_eq!(reach[0].blunted, ["e2e.p99"], "the p99 rule cannot fire at this noise");
+        assert!(reach[1].blunted.is_empty(), "the p50 rule can");
+        let c = Comparison { kind: "run".into(), rows, rules: vec![], reach, warnings: vec![], regression: false };
+        let table = c.table();
+        assert!(table.contains("38.2%"), "{table}");
+        assert!(table.contains("`e2e.p99 > +10%` cannot fire"), "{table}");
+        assert!(!table.contains("`e2e.p50 > +10%` cannot fire"), "{table}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json["rows"][0]["band"].as_f64().is_some() && json["reach"][0]["blunted"][0] == "e2e.p99");
     }
 
     #[test]
