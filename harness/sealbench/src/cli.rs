@@ -188,6 +188,23 @@ pub struct RelayArgs {
     /// Counted in /metrics (sealbench_relay_adversary_total{action=...}).
     #[arg(long, value_name = "KEY=VALUE,...", hide_short_help = true)]
     pub adversary: Option<String>,
+
+    /// A relay that reads: match the text of every unencrypted message (PLAIN,
+    /// PLAIN_GROUP) against the keywords in FILE (one a line; blank and `#` lines
+    /// skipped). End-to-end-encrypted messages cannot be read: they are counted as
+    /// unreadable. Counted in /metrics (sealbench_relay_scanned_total, ...).
+    #[arg(long, value_name = "FILE", conflicts_with = "scan_words")]
+    pub scan: Option<PathBuf>,
+
+    /// As --scan, with sealbench's generated list of N pseudo-words (e.g. 1000, 10000,
+    /// 100000): the list `traffic.keyword_share` plants keywords from.
+    #[arg(long, value_name = "N")]
+    pub scan_words: Option<usize>,
+
+    /// What the scan does with a message that matched: `count` it and route it, or
+    /// `block` it (refused with CONTENT_BLOCKED, error code 20).
+    #[arg(long, default_value = "count", value_name = "count|block")]
+    pub scan_action: crate::relay::scan::ScanAction,
 }
 
 /// `sealbench crypto`.

@@ -18,10 +18,11 @@
 //! - [`verdict`] — thresholds, the comparison of two results, the capacity search.
 //! - [`present`] — consumers of finished data: the console, plots (PNG + SVG), Markdown
 //!   tables and the self-contained `report.html`.
-//! - [`tags`] — traffic classes and [`rng`] — the seedable generator: the vocabulary
-//!   scenario, driver and results share (leaves: they import nothing of this crate); so is
-//!   [`target`]: which wire protocol a run speaks to its target and the capability table the
-//!   scenario's plan checks before anything connects (the codecs are [`driver::wire`]'s).
+//! - [`tags`] — traffic classes, [`rng`] — the seedable generator, and [`words`] — seeded
+//!   pseudo-words (scan lists and message text): the vocabulary scenario, relay, driver
+//!   and results share (leaves: they import nothing of this crate); so is [`target`]: which
+//!   wire protocol a run speaks to its target and the capability table the scenario's plan
+//!   checks before anything connects (the codecs are [`driver::wire`]'s).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]
@@ -47,3 +48,4 @@ pub mod tags;
 pub mod target;
 pub mod timefmt;
 pub mod verdict;
+pub mod words;

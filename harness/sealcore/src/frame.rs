@@ -152,11 +152,14 @@ pub enum ErrorCode {
     /// The recipient is offline and is not known to the relay (it has never registered,
     /// or was forgotten past the relay's `max_known_clients`): no mailbox is kept for it.
     UnknownRecipient = 19,
+    /// A relay that reads (`sealbench relay --scan-action block`) found a keyword of its
+    /// list in the message's plaintext and did not route it (a GROUP_SEND: to no member).
+    ContentBlocked = 20,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Malformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownType,
@@ -176,6 +179,7 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::InvalidTarget,
         ErrorCode::UnknownRecipient,
+        ErrorCode::ContentBlocked,
     ];
 
     /// The code for a number, if known.
@@ -205,6 +209,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnknownRecipient => "unknown_recipient",
+            ErrorCode::ContentBlocked => "content_blocked",
         }
     }
 }

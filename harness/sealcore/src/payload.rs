@@ -14,7 +14,8 @@
 //!   kind 7 = MLS Welcome (data = the `MLSMessage`, sent to one joining device)
 //!   kind 8 = MLS commit (data = the `MLSMessage`, fanned out by the relay to the group)
 //!   (an MLS application message is kind 4, a group message, its data the `MLSMessage`)
-//! plaintext:  seq u32 | msg u32 | intended_ns u64 | actual_ns u64 | padding (zeros) up to the size
+//! plaintext:  seq u32 | msg u32 | intended_ns u64 | actual_ns u64 | padding up to the size
+//!             (zeros, or with `traffic.content = "text"` text the driver writes over them)
 //! ```
 //!
 //! Times are nanoseconds since the sending process's monotonic epoch; both ends of a

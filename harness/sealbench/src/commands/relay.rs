@@ -37,6 +37,22 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         Some(n) => n,
         None => limit,
     };
+    let list = match (&args.scan, args.scan_words) {
+        (Some(file), _) => Some(relay::scan::WordList::read(file).map_err(|e| Failure::usage(anyhow!("--scan {e}")))?),
+        (None, Some(n)) => {
+            Some(relay::scan::WordList::generated(n, "--scan-words").map_err(|e| Failure::usage(anyhow!("{e}")))?)
+        }
+        (None, None) if args.scan_action == relay::scan::ScanAction::Block => {
+            return Err(Failure::usage(anyhow!("--scan-action block needs a list: --scan FILE or --scan-words N")));
+        }
+        (None, None) => None,
+    };
+    let scan = match list {
+        Some(l) => Some(std::sync::Arc::new(
+            relay::scan::Scanner::new(&l, args.scan_action).map_err(|e| Failure::usage(anyhow!("{e}")))?,
+        )),
+        None => None,
+    };
     let adversary = match &args.adversary {
         Some(s) => Some(relay::adversary::Adversary::parse(s).map_err(|e| Failure::usage(anyhow!("{e}")))?),
         None => None,
@@ -67,6 +83,7 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
             (None, None) => None,
             _ => return Err(Failure::usage(anyhow!("--tls-cert and --tls-key go together (a PEM chain and its key)"))),
         },
+        scan,
     })
 }
 
@@ -120,6 +137,14 @@ fn banner(config: &RelayConfig, args: &RelayArgs, addr: std::net::SocketAddr, th
     );
     if let Some(a) = &config.adversary {
         eprintln!("WARNING: --adversary {a:?}: this relay tampers with messages on purpose (testing only)");
+    }
+    if let Some(s) = &config.scan {
+        eprintln!(
+            "READING: this relay scans every unencrypted message for {} keywords ({}) and will {} a match",
+            s.words(),
+            s.source(),
+            s.action().name()
+        );
     }
     if !config.delay.is_zero() {
         eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);

@@ -24,6 +24,10 @@ pub struct RelayStats {
     /// accounting is checked against).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversary: Option<crate::relay::AdversaryCounts>,
+    /// With `relay.scan`: what the relay that reads saw — bodies scanned and unreadable,
+    /// matches, blocked messages, and its scan time per message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<crate::relay::scan::ScanStats>,
 }
 
 impl RelayStats {
@@ -41,6 +45,7 @@ impl RelayStats {
             queue_overflows: m.queue_overflows.get(),
             dropped_on_close: m.dropped_on_close.get(),
             adversary: adversary.then(|| m.adversary_counts()),
+            scan: m.scan_stats(),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`protocol`] — the session protocols (noise, olm, megolm, mls, plaintext), one file
 //!   each behind one trait, and the pairwise sessions they set up.
 //! - [`books`] — a shard's counters, histograms and windows; [`chat`] — a conversation's
-//!   devices, routes and messages in flight.
+//!   devices, routes and messages in flight; [`content`] — what a message says after its
+//!   stamp (zeros, or text with planted keywords for a relay that reads).
 //! - [`recorder`] — histograms and counters.
 //! - [`wire`] — the target's wire protocol (sealbench's, MQTT) behind one seam, with its
 //!   capability table; request ids, [`wire::Side`].
@@ -22,6 +23,7 @@
 pub mod books;
 pub mod chat;
 pub mod client;
+pub mod content;
 pub mod coordinator;
 pub mod cpus;
 mod embedded;
@@ -482,6 +484,13 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
                 delay: relay.delay,
                 adversary: plan.adversary,
                 tls: server_tls,
+                scan: match &plan.scan {
+                    Some(s) => Some(Arc::new(
+                        crate::relay::scan::Scanner::new(&s.list, s.action)
+                            .map_err(|e| anyhow::anyhow!("relay.scan: {e}"))?,
+                    )),
+                    None => None,
+                },
                 ..RelayConfig::default()
             };
             let e = EmbeddedRelay::start(cfg, relay_cpus)?;

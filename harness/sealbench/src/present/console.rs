@@ -126,6 +126,23 @@ fn accounting(o: &mut String, s: &Summary) {
             a.tampered, a.replayed, a.duplicated, a.dropped, a.reordered, a.delayed
         );
     }
+    if let Some(r) = s.relay_stats.as_ref().and_then(|r| r.scan.as_ref()) {
+        let time = r
+            .time_us
+            .as_ref()
+            .map_or(String::new(), |t| format!("; scan {:.2} µs p50, {:.2} µs p99 per message", t.p50_us, t.p99_us));
+        let _ = writeln!(
+            o,
+            "    relay that reads ({} words, {}): read {}, could not read {} (end-to-end encrypted); matched {} ({} keywords), blocked {}{time}",
+            r.words,
+            r.action.name(),
+            r.scanned,
+            r.unreadable,
+            r.matched,
+            r.matches,
+            r.blocked
+        );
+    }
     let c = &s.clients;
     let _ = writeln!(
         o,

@@ -55,6 +55,10 @@ pub struct RelayConfig {
     /// Serve `wss://`: TLS with this configuration in front of every upgrade (see
     /// [`super::tls`]). `None`: plain `ws://`.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The relay that reads: match the text of every PLAIN / PLAIN_GROUP body against a
+    /// keyword list, and count or block what matches (see [`super::scan`]). `None`: the
+    /// relay reads nothing (E2E bodies are opaque to it in any case).
+    pub scan: Option<std::sync::Arc<super::scan::Scanner>>,
 }
 
 /// Bytes charged per stored message on top of its length (its slot in the mailbox queue
@@ -89,6 +93,7 @@ impl Default for RelayConfig {
             delay: Duration::ZERO,
             adversary: None,
             tls: None,
+            scan: None,
         }
     }
 }

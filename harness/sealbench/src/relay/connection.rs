@@ -11,6 +11,7 @@
 
 use super::adversary::{Action, Adversary, Held, Released};
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
+use super::scan;
 use super::timeouts::{Fire, Timeouts};
 use super::writer::{self, CloseWith, PING, Writer, Written};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
@@ -86,6 +87,7 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
         routed: 0,
         bytes_in: 0,
         sample: 0,
+        scan: ScanTally::default(),
         arena: BytesMut::new(),
         arena_block: ARENA_FIRST,
     };
@@ -136,6 +138,20 @@ struct Conn {
     routed: u64,
     bytes_in: u64,
     sample: u32,
+    /// With a scan: what it saw since the last batch was published.
+    scan: ScanTally,
+}
+
+/// A connection's scan counters between two publications (a batch is at most
+/// [`READ_BATCH`] frames, so `u32` holds them), and its sampling tick.
+#[derive(Default)]
+struct ScanTally {
+    scanned: u32,
+    unreadable: u32,
+    matched: u32,
+    matches: u32,
+    blocked: u32,
+    tick: u32,
 }
 
 /// What handling one message decided.
@@ -235,6 +251,50 @@ impl Conn {
         if self.bytes_in > 0 {
             m.bytes_in.inc_by(std::mem::take(&mut self.bytes_in));
         }
+        let t = &mut self.scan;
+        if t.scanned + t.unreadable > 0 {
+            for (counter, n) in [
+                (&m.scanned, &mut t.scanned),
+                (&m.scan_unreadable, &mut t.unreadable),
+                (&m.scan_matched, &mut t.matched),
+                (&m.scan_matches, &mut t.matches),
+                (&m.scan_blocked, &mut t.blocked),
+            ] {
+                if *n > 0 {
+                    counter.inc_by(u64::from(std::mem::take(n)));
+                }
+            }
+        }
+    }
+
+    /// With a scan: reads the body of a SEND / GROUP_SEND when it can (PLAIN,
+    /// PLAIN_GROUP; anything else is counted unreadable) and counts its keyword matches;
+    /// with `block`, refuses a body that matched. Returns true when it refused it.
+    #[inline]
+    fn scan_refuses(&mut self, request_id: u64, body: &[u8]) -> bool {
+        let Some(scanner) = self.shared.config.scan.as_deref() else { return false };
+        let Some(text) = scan::readable(body) else {
+            self.scan.unreadable += 1;
+            return false;
+        };
+        self.scan.tick = self.scan.tick.wrapping_add(1);
+        let t0 = self.scan.tick.is_multiple_of(scan::SCAN_SAMPLE).then(std::time::Instant::now);
+        let matches = scanner.count(text);
+        if let Some(t0) = t0 {
+            self.shared.metrics.scan_observe(t0.elapsed());
+        }
+        let block = matches > 0 && scanner.action() == scan::ScanAction::Block;
+        let t = &mut self.scan;
+        t.scanned += 1;
+        if matches > 0 {
+            t.matched += 1;
+            t.matches = t.matches.saturating_add(matches);
+        }
+        if block {
+            t.blocked += 1;
+            self.refuse(request_id, ErrorCode::ContentBlocked, "the message matched the relay's keyword list");
+        }
+        block
     }
 
     fn on_message(&mut self, m: Option<Result<Message, WsError>>) -> Next {
@@ -296,6 +356,8 @@ impl Conn {
                 let body_len = body.len();
                 if recipient == 0 || recipient == self.id {
                     self.refuse(request_id, ErrorCode::InvalidTarget, "recipient is 0 or the sender itself");
+                } else if self.scan_refuses(request_id, body) {
+                    // Blocked (and answered) by the scan.
                 } else if let Some(adv) = adversary {
                     self.adversarial_send(&adv, data, request_id, flags, recipient, body_len);
                 } else if self.shared.config.delay.is_zero() {
@@ -623,6 +685,9 @@ impl Conn {
     fn group_send(&mut self, data: Bytes, request_id: u64, flags: u8, group: u64) {
         if !self.groups.contains(&group) {
             self.refuse(request_id, ErrorCode::NotAMember, "not a member of that group");
+            return;
+        }
+        if self.scan_refuses(request_id, data.get(frame::ROUTED_HEADER_LEN..).unwrap_or_default()) {
             return;
         }
         let mut buf = self.writable(data);

@@ -4,6 +4,7 @@
 //! frames, so a forwarded message costs no shared atomic of its own.
 
 use super::adversary::AdversaryCounts;
+use super::scan::{ScanAction, ScanStats, ScanTime, Scanner};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -96,6 +97,27 @@ pub struct RelayMetrics {
     pub adversary: Family<ActionLabel, Counter>,
     /// KEY_CLAIMs answered, by what they handed out (their sum: every claim).
     pub key_claims: Family<ClaimLabel, Counter>,
+    /// With a scan (`--scan`): SEND / GROUP_SEND bodies read and scanned (PLAIN,
+    /// PLAIN_GROUP)…
+    pub scanned: Counter,
+    /// …and the bodies it could not read (any other kind: ciphertext), never scanned.
+    pub scan_unreadable: Counter,
+    /// Scanned bodies with at least one keyword match.
+    pub scan_matched: Counter,
+    /// Keyword matches in all scanned bodies.
+    pub scan_matches: Counter,
+    /// Scanned bodies refused with CONTENT_BLOCKED (`--scan-action block`).
+    pub scan_blocked: Counter,
+    /// Scan time of sampled bodies (one in [`super::scan::SCAN_SAMPLE`]), seconds.
+    pub scan_seconds: Histogram,
+    /// Keywords on the scan list (0: the relay reads nothing).
+    pub scan_words: Gauge,
+    /// The same samples as `scan_seconds`, ns, at 3 significant digits: the percentiles of
+    /// `summary.json`. Recorded only when its lock is free (a sample is skipped rather than
+    /// waited for), so the hot path never waits on another thread.
+    scan_time: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
+    /// The scan's action, when the relay scans.
+    scan_action: Option<ScanAction>,
 }
 
 impl Default for RelayMetrics {
@@ -130,6 +152,15 @@ impl RelayMetrics {
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
             adversary: Family::default(),
             key_claims: Family::default(),
+            scanned: Counter::default(),
+            scan_unreadable: Counter::default(),
+            scan_matched: Counter::default(),
+            scan_matches: Counter::default(),
+            scan_blocked: Counter::default(),
+            scan_seconds: Histogram::new(exponential_buckets(50e-9, 2.0, 20)),
+            scan_words: Gauge::default(),
+            scan_time: std::sync::Mutex::new(scan_histogram()),
+            scan_action: None,
             registry: Registry::default(),
         };
         registry.register("connections", "Connections open now", m.connections.clone());
@@ -189,11 +220,64 @@ impl RelayMetrics {
             "KEY_CLAIMs by what they handed out: one_time, fallback (no one-time item left), empty (nothing)",
             m.key_claims.clone(),
         );
+        registry.register(
+            "scanned",
+            "SEND / GROUP_SEND bodies read and scanned (PLAIN, PLAIN_GROUP)",
+            m.scanned.clone(),
+        );
+        registry.register(
+            "scan_unreadable",
+            "SEND / GROUP_SEND bodies the relay could not read (end-to-end encrypted): not scanned",
+            m.scan_unreadable.clone(),
+        );
+        registry.register("scan_matched", "Scanned bodies with at least one keyword match", m.scan_matched.clone());
+        registry.register("scan_matches", "Keyword matches in all scanned bodies", m.scan_matches.clone());
+        registry.register("scan_blocked", "Scanned bodies refused with CONTENT_BLOCKED", m.scan_blocked.clone());
+        registry.register(
+            "scan_seconds",
+            "Keyword scan time of sampled bodies (one in 8 scanned)",
+            m.scan_seconds.clone(),
+        );
+        registry.register(
+            "scan_words",
+            "Keywords on the relay's scan list (0: it reads nothing)",
+            m.scan_words.clone(),
+        );
         // Present from the start (a scrape before any claim reads 0, not a missing series).
         for result in ["one_time", "fallback", "empty"] {
             drop(m.key_claims.get_or_create(&ClaimLabel { result }));
         }
         RelayMetrics { registry, ..m }
+    }
+
+    /// Records which scan the relay runs (before it serves; `None`: it reads nothing).
+    pub fn set_scanner(&mut self, scanner: Option<&Scanner>) {
+        self.scan_action = scanner.map(Scanner::action);
+        self.scan_words.set(scanner.map_or(0, |s| s.words() as i64));
+    }
+
+    /// Records one sampled scan time.
+    pub fn scan_observe(&self, took: std::time::Duration) {
+        self.scan_seconds.observe(took.as_secs_f64());
+        if let Ok(mut h) = self.scan_time.try_lock() {
+            h.saturating_record((took.as_nanos() as u64).max(1));
+        }
+    }
+
+    /// What the scan saw so far (None when the relay does not scan).
+    pub fn scan_stats(&self) -> Option<ScanStats> {
+        let action = self.scan_action?;
+        let time_us = self.scan_time.lock().ok().and_then(|h| ScanTime::of(&h));
+        Some(ScanStats {
+            words: self.scan_words.get().max(0) as usize,
+            action,
+            scanned: self.scanned.get(),
+            unreadable: self.scan_unreadable.get(),
+            matched: self.scan_matched.get(),
+            matches: self.scan_matches.get(),
+            blocked: self.scan_blocked.get(),
+            time_us,
+        })
     }
 
     /// Counts a KEY_CLAIM by what it handed out (`one_time`, `fallback`, `empty`).
@@ -273,4 +357,10 @@ impl RelayMetrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// An empty histogram of scan times, 1 ns to 10 s at 3 significant digits (fixed bounds:
+/// recording never allocates).
+fn scan_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("static histogram bounds")
 }

@@ -16,6 +16,8 @@
 //!   atomically, with a fallback when a pool is empty (Olm, MLS).
 //! - `connection` — one connection: upgrade, HELLO, the reading side and routing;
 //!   `writer` — its writing side.
+//! - [`scan`] — the relay that reads: a keyword scan of the bodies it can read (PLAIN,
+//!   PLAIN_GROUP), counted or blocked; the word lists it matches.
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 //! - [`tls`] — `wss://`: the server certificate (PEM files or generated) and the TLS
 //!   accept step in front of the upgrade.
@@ -27,6 +29,7 @@ pub mod http;
 pub mod keypool;
 pub mod metrics;
 pub mod registry;
+pub mod scan;
 pub mod timeouts;
 pub mod tls;
 mod writer;
@@ -81,7 +84,9 @@ pub struct Relay {
 impl Relay {
     /// A relay with `config`.
     pub fn new(config: RelayConfig) -> Self {
-        Relay { config, metrics: Arc::new(RelayMetrics::new()) }
+        let mut metrics = RelayMetrics::new();
+        metrics.set_scanner(config.scan.as_deref());
+        Relay { config, metrics: Arc::new(metrics) }
     }
 
     /// Its metrics (live while it serves).

@@ -140,6 +140,17 @@ pub enum Arrival {
     Poisson,
 }
 
+/// What fills a message's plaintext after its timing stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    /// Zero bytes: nothing a scan could match.
+    #[default]
+    Zeros,
+    /// Text of seeded pseudo-words (`traffic.keyword_share` of the messages with a keyword).
+    Text,
+}
+
 /// Who sends in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

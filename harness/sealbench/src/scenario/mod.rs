@@ -13,23 +13,28 @@
 //! - `transport` — `ws` or `wss`, and the `[relay]` TLS fields (`tls`, `ca`, `insecure`).
 //! - [`stages`] — `[[stages]]` (load that changes within a run) and the rate [`Profile`]
 //!   the open-loop schedule follows.
+//! - `reading` — the relay that reads: messages' text and keywords (`traffic.content`,
+//!   `traffic.keyword_share`) and the embedded relay's scan (`relay.scan`), checked together.
 
 pub mod choice;
 mod load;
 mod part;
 mod plan;
 pub mod population;
+mod reading;
 pub mod stages;
 mod tags;
 mod transport;
 
 use crate::target::Wire;
 pub use choice::{
-    Arrival, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport, WsUrl,
+    Arrival, Content, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport,
+    WsUrl,
 };
 pub use part::Part;
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan, ProtocolPlan, unencrypted};
 pub use population::Population;
+pub use reading::{ContentPlan, PLANT_FROM, ScanPlan};
 use sealcore::{AeadKind, Backend, HashKind, Pattern};
 use serde::{Deserialize, Serialize};
 pub use stages::{Profile, Span, Stage};
@@ -257,6 +262,24 @@ pub struct Traffic {
     /// within 200 µs.
     #[serde(default = "default_tick", with = "humantime_serde")]
     pub tick: Duration,
+    /// What fills a message after its timing stamp: `zeros` (the default) or `text` —
+    /// seeded pseudo-words that a scanning relay (`relay.scan`) can match, the same bytes
+    /// whatever the protocol (end-to-end encrypted, they are what is sealed).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub content: Content,
+    /// `content = "text"`: the share of messages (0..=1) that carry one keyword of the
+    /// generated scan list (one of its first 1,000 words, so a list of `relay.scan.words`
+    /// of 1,000 or more holds it; with fewer words, one of those).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keyword_share: f64,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn default_tick() -> Duration {
@@ -277,6 +300,8 @@ impl Default for Traffic {
             sizes: Vec::new(),
             senders: Senders::default(),
             tick: default_tick(),
+            content: Content::default(),
+            keyword_share: 0.0,
         }
     }
 }
@@ -424,6 +449,29 @@ pub struct RelayChoice {
     /// `"tamper=0.01,replay=0.01,drop=0.01,seed=7"` (as `sealbench relay --adversary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversary: Option<String>,
+    /// Embedded relay only: the relay that reads — it scans the plaintext of every
+    /// unencrypted message (`crypto.protocol = "plaintext"`) for keywords, e.g.
+    /// `{ words = 10000, action = "count" }` (as `sealbench relay --scan-words`, `--scan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanChoice>,
+}
+
+/// `relay.scan`: the keyword list of a relay that reads, and what it does with a match.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScanChoice {
+    /// A generated list of this many words (1 to 1,000,000; e.g. 1000, 10000, 100000):
+    /// seeded pseudo-words, the list `traffic.keyword_share` plants from. Not with `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<usize>,
+    /// Or a file of keywords, one a line (blank lines and `#` lines skipped), relative to
+    /// the working directory. Not with `words`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+    /// `count` (the default: count matches and route the message) or `block` (refuse a
+    /// message that matched with CONTENT_BLOCKED).
+    #[serde(default)]
+    pub action: crate::relay::scan::ScanAction,
 }
 
 fn is_sealbench_wire(w: &Wire) -> bool {

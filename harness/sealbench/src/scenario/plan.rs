@@ -42,6 +42,10 @@ pub struct Plan {
     pub part: Option<super::part::Part>,
     /// The session protocol and its options, typed once.
     pub protocol: ProtocolPlan,
+    /// What messages say after their stamp (zeros, or text with planted keywords).
+    pub content: super::ContentPlan,
+    /// The embedded relay's keyword scan, if the scenario asks for one (its list loaded).
+    pub scan: Option<super::ScanPlan>,
 }
 
 /// The session protocol a run's devices speak and its options, as the driver needs them
@@ -186,8 +190,12 @@ impl Plan {
         s.crypto.backend.check(s.crypto.aead).map_err(|e| anyhow::anyhow!("crypto.backend: {e}"))?;
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash).with_backend(s.crypto.backend);
         let protocol = ProtocolPlan::new(s, suite, mode);
+        let content = super::reading::content(s)?;
+        let scan = super::reading::scan(s)?;
         Ok(Plan {
             protocol,
+            content,
+            scan,
             suite,
             mode,
             rate_per_conversation,

@@ -46,6 +46,7 @@ pub use context::{Body, Ctx, Device, Outlet};
 pub use pairwise::{Conversation, Timed};
 
 use crate::driver::chat::Chat;
+use crate::driver::content::Text;
 use crate::driver::wire::Incoming;
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
@@ -245,17 +246,24 @@ impl Cipher {
 
     /// Appends the sealed message to `out` (which holds the frame's headers, up to
     /// [`pairwise::TRANSPORT_AT`]): a plaintext of `size` bytes that starts with `stamp`,
-    /// then `extra`, then zeros.
+    /// then `extra`, then `text` (zeros, or the message's words).
     ///
     /// # Errors
     /// When the cipher refuses (counter exhausted) or the plaintext cannot hold the stamp.
     #[inline]
-    pub fn seal(&mut self, out: &mut BytesMut, size: usize, stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+    pub fn seal(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        extra: &[u8],
+        text: Text<'_>,
+    ) -> Result<(), SealError> {
         match self {
-            Cipher::Noise(e) => e.seal(out, size, stamp, extra),
+            Cipher::Noise(e) => e.seal(out, size, stamp, extra, text),
             #[cfg(feature = "olm")]
-            Cipher::Olm(e) => e.seal_timed(out, size, stamp, extra),
-            Cipher::Plain(e) => e.seal(out, size, stamp, extra),
+            Cipher::Olm(e) => e.seal_timed(out, size, stamp, extra, text),
+            Cipher::Plain(e) => e.seal(out, size, stamp, extra, text),
         }
     }
 

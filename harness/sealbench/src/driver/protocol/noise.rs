@@ -10,6 +10,7 @@ use super::pairwise::{BODY_AT, PLAINTEXT_AT, TRANSPORT_AT, Timed, write_plaintex
 use super::{Body, Cipher, Conversation, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
+use crate::driver::content::Text;
 use crate::driver::wire::{Incoming, RequestId, Sealbench1, Side, Wire, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
@@ -34,9 +35,16 @@ impl NoiseEnd {
     /// # Errors
     /// When the transport refuses (counter exhausted).
     #[inline]
-    pub fn seal(&mut self, out: &mut BytesMut, size: usize, stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+    pub fn seal(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        extra: &[u8],
+        text: Text<'_>,
+    ) -> Result<(), SealError> {
         out.resize(PLAINTEXT_AT + size + sealcore::TAG_LEN, 0);
-        write_plaintext(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size], stamp, extra)?;
+        write_plaintext(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size], stamp, extra, text)?;
         self.sender.seal(&mut out[TRANSPORT_AT..], size)?;
         Ok(())
     }
@@ -345,7 +353,7 @@ fn handshake_frame(hs: &mut Handshake, c: &Conversation, side: Side) -> Result<B
 
 /// Seals a group message (relay fan-out) from device `from` with its chain `sender` into a
 /// complete group send of `wire` in `out`: a timed plaintext whose sequence number is its
-/// message number.
+/// message number, then its text (or zeros).
 ///
 /// # Errors
 /// When the chain refuses (counter exhausted) or `out` cannot hold the frame.
@@ -364,6 +372,7 @@ pub fn seal_group_message(
     Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }
         .write(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + m.size])
         .map_err(|_| SealError::BufferTooSmall)?;
+    m.text.write(&mut out[PLAINTEXT_AT + payload::PLAINTEXT_HEADER_LEN..PLAINTEXT_AT + m.size]);
     sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
     wire.finish_group_send(out, RequestId::Group(chat), group, from).map_err(|_| SealError::BufferTooSmall)
 }

@@ -9,6 +9,7 @@
 
 use super::Cipher;
 use crate::driver::books::NotOpened;
+use crate::driver::content::Text;
 use crate::driver::wire::{self, RequestId, Route, Side, Wire};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2E_HEADER_LEN, E2eKind, Stamp};
@@ -40,28 +41,31 @@ pub struct Link {
     sent_at: Vec<(u64, u64)>,
 }
 
-/// Writes a timed plaintext: the stamp, then `extra`, then zero padding.
-pub(super) fn write_plaintext(plain: &mut [u8], stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+/// Writes a timed plaintext: the stamp, then `extra`, then the padding — zeros, or the
+/// message's `text` (`traffic.content`).
+pub(super) fn write_plaintext(plain: &mut [u8], stamp: Stamp, extra: &[u8], text: Text<'_>) -> Result<(), SealError> {
     stamp.write(plain).map_err(|_| SealError::BufferTooSmall)?;
     let at = payload::PLAINTEXT_HEADER_LEN;
     plain.get_mut(at..at + extra.len()).ok_or(SealError::BufferTooSmall)?.copy_from_slice(extra);
+    text.write(&mut plain[at + extra.len()..]);
     Ok(())
 }
 
-/// Fills `plain` with the timed plaintext of `m` (its stamp, then zero padding up to its
-/// size): what a group protocol's sender encrypts.
+/// Fills `plain` with the timed plaintext of `m` (its stamp, then its text or zero padding
+/// up to its size): what a group protocol's sender encrypts.
 ///
 /// # Errors
 /// Never in practice (the buffer is sized here); kept for the stamp's own check.
 pub fn timed_plaintext(plain: &mut Vec<u8>, m: Timed) -> Result<(), SealError> {
     plain.clear();
     plain.resize(m.size.max(payload::PLAINTEXT_HEADER_LEN), 0);
-    write_plaintext(plain, Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns }, &[])
+    let stamp = Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
+    write_plaintext(plain, stamp, &[], m.text)
 }
 
 /// A timed message to seal.
 #[derive(Debug, Clone, Copy)]
-pub struct Timed {
+pub struct Timed<'a> {
     /// Plaintext bytes (at least the stamp).
     pub size: usize,
     /// The sender's logical message number (shared by every copy).
@@ -70,6 +74,8 @@ pub struct Timed {
     pub intended_ns: u64,
     /// When it was sealed.
     pub actual_ns: u64,
+    /// What it says after its stamp (zeros, or text a relay that reads could scan).
+    pub text: Text<'a>,
 }
 
 /// An opened transport message.
@@ -241,7 +247,7 @@ impl Conversation {
         out: &mut BytesMut,
     ) -> Result<RequestId, SealError> {
         let size = payload::PLAINTEXT_HEADER_LEN + extra.len();
-        let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns };
+        let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns, text: Text::ZEROS };
         self.seal_kind(side, Some(kind), m, extra, false, out)
     }
 
@@ -264,7 +270,7 @@ impl Conversation {
         out.clear();
         out.resize(TRANSPORT_AT, 0);
         payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
-        link.cipher.seal(out, m.size, stamp, extra)?;
+        link.cipher.seal(out, m.size, stamp, extra, m.text)?;
         // The body is complete: the wire's header goes in front of it.
         self.finish_send(side, req, want_ack, out).map_err(|_| SealError::BufferTooSmall)?;
         let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;

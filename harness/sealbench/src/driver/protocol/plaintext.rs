@@ -16,6 +16,7 @@ use super::pairwise::{BODY_AT, TRANSPORT_AT, Timed, write_plaintext};
 use super::{Body, Cipher, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
+use crate::driver::content::Text;
 use crate::driver::wire::{Incoming, RequestId, Side, group_id};
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
@@ -34,9 +35,16 @@ impl PlainEnd {
     /// # Errors
     /// When the plaintext cannot hold the stamp.
     #[inline]
-    pub fn seal(&mut self, out: &mut BytesMut, size: usize, stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
+    pub fn seal(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        extra: &[u8],
+        text: Text<'_>,
+    ) -> Result<(), SealError> {
         out.resize(TRANSPORT_AT + size, 0);
-        write_plaintext(&mut out[TRANSPORT_AT..], stamp, extra)
+        write_plaintext(&mut out[TRANSPORT_AT..], stamp, extra, text)
     }
 
     /// Returns the message itself, unless its sequence number was seen before.
@@ -149,7 +157,7 @@ impl SessionProtocol for Plaintext {
         payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::PlainGroup, id)
             .map_err(|_| SealError::BufferTooSmall)?;
         let stamp = Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
-        write_plaintext(&mut out[TRANSPORT_AT..], stamp, &[])?;
+        write_plaintext(&mut out[TRANSPORT_AT..], stamp, &[], m.text)?;
         wire.finish_group_send(out, RequestId::Group(id), group_id(id), from).map_err(|_| SealError::BufferTooSmall)
     }
 
@@ -169,7 +177,7 @@ mod tests {
         let mut out = BytesMut::new();
         out.resize(TRANSPORT_AT, 0);
         let stamp = Stamp { seq: 3, msg: 0, intended_ns: 1, actual_ns: 2 };
-        end.seal(&mut out, 40, stamp, b"hello").unwrap();
+        end.seal(&mut out, 40, stamp, b"hello", Text::ZEROS).unwrap();
         assert_eq!(out.len(), TRANSPORT_AT + 40, "no overhead: nothing is added to the plaintext");
         assert_eq!(&out[TRANSPORT_AT + payload::PLAINTEXT_HEADER_LEN..][..5], b"hello", "readable on the wire");
         let mut copy = out[TRANSPORT_AT..].to_vec();

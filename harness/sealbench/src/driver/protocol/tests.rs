@@ -246,7 +246,7 @@ impl World {
     /// or once to its relay-fan-out group.
     fn send(&mut self, pos: usize, size: usize) {
         let now = self.tick();
-        let m = Timed { size, msg: 0, intended_ns: now, actual_ns: now };
+        let m = Timed { size, msg: 0, intended_ns: now, actual_ns: now, text: crate::driver::content::Text::ZEROS };
         let mut buf = BytesMut::new();
         if self.chats[0].relay_fanout() {
             let (p, mut cx) = self.split();
@@ -427,7 +427,7 @@ fn a_message_stamped_with_zeros_is_delivered_without_a_latency() {
     let mut w = World::new(plan(sealproto::Protocol::Noise, Pattern::XX), 2, 2, false);
     w.all_up();
     w.books.send_from = 1; // this run's sending began after time 0
-    let m = Timed { size: 64, msg: 0, intended_ns: 0, actual_ns: 0 };
+    let m = Timed { size: 64, msg: 0, intended_ns: 0, actual_ns: 0, text: crate::driver::content::Text::ZEROS };
     let mut buf = BytesMut::new();
     w.sessions[0].seal(Side::Initiator, m, false, &mut buf).unwrap();
     w.net.send(0, buf.split().freeze());

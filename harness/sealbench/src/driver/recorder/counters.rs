@@ -129,6 +129,10 @@ macro_rules! counters_table {
                 /// …and MLS members re-added (commit and Welcome, from a fresh key
                 /// package): Welcomes processed.
                 members_readded => members_readded: "MLS members re-added by a commit and a Welcome during traffic";
+                /// `traffic.keyword_share`: frames sent whose text carries a planted
+                /// keyword (each copy of a client fan-out message is a frame, a relay
+                /// fan-out message is one): what a scanning relay must find, exactly.
+                keywords_planted => keywords_planted: "Frames sent carrying a planted keyword (traffic.keyword_share)";
             }
         }
     };

@@ -17,6 +17,7 @@ mod sender;
 mod state;
 
 use super::client::{self, QUEUE, Registration, Source};
+use super::content::Corpus;
 use super::{Control, ShardEvent, ShardSpec};
 use crate::clock::{Ticker, now_ns, thread_cpu_ns};
 use bytes::BytesMut;
@@ -224,6 +225,8 @@ async fn send_steady(
         }
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    // What messages say after their stamp, prepared once for the shard (None: zeros).
+    let corpus = Corpus::of(plan);
     let churn = churn::Setup::of(spec)
         .map(|setup| tokio::task::spawn_local(churn::run(setup, control.clone(), state.clone(), t0, stop_at)));
     let cpu0 = thread_cpu_ns();
@@ -252,7 +255,7 @@ async fn send_steady(
             }
             batch += 1;
             heap.pop();
-            let next = send_one(&mut state.borrow_mut(), &mut senders[i], plan, &mut buf);
+            let next = send_one(&mut state.borrow_mut(), &mut senders[i], plan, corpus.as_ref(), &mut buf);
             if let Some(n) = next {
                 heap.push(Reverse((n, i)));
             }

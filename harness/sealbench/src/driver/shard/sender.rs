@@ -4,12 +4,14 @@
 
 use super::state::State;
 use crate::clock::now_ns;
+use crate::driver::content::{Corpus, Text};
 use crate::driver::protocol::{Outlet, Timed};
 use crate::driver::recorder::{LATE_SEND_NS, Metric};
 use crate::driver::schedule::{Rng, Schedule};
 use crate::scenario::population::ChatKind;
 use crate::scenario::{Plan, Senders};
 use bytes::BytesMut;
+use sealcore::payload::PLAINTEXT_HEADER_LEN;
 
 /// The schedule of one conversation.
 pub(super) struct Sender {
@@ -68,8 +70,14 @@ fn online_device(st: &State, c: usize, user: usize, rng: &mut Rng) -> Option<usi
 
 /// Sends one due message of `s` if its device can take it; returns the sender's next due
 /// time (the same intended time again, slightly later, when the device's queue is full;
-/// None when the run has nothing more for it).
-pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut BytesMut) -> Option<u64> {
+/// None when the run has nothing more for it). `corpus`: the shard's text (None: zeros).
+pub(super) fn send_one(
+    st: &mut State,
+    s: &mut Sender,
+    plan: &Plan,
+    corpus: Option<&Corpus>,
+    buf: &mut BytesMut,
+) -> Option<u64> {
     let c = s.chat;
     let user = next_user(st, s, plan.scenario.traffic.senders);
     let Some(pos) = online_device(st, c, user, &mut s.rng) else {
@@ -90,9 +98,10 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
         return Some(now_ns() + 200_000);
     }
     let intended = s.next_ns;
-    let m = Timed { size: s.sched.size(&plan.sizes), msg: 0, intended_ns: intended, actual_ns: now_ns() };
+    let size = s.sched.size(&plan.sizes);
+    let m = Timed { size, msg: 0, intended_ns: intended, actual_ns: now_ns(), text: Text::ZEROS };
     let actual = m.actual_ns;
-    let sent = if relay { send_to_group(st, c, pos, m, buf) } else { send_copies(st, c, pos, m, buf) };
+    let sent = if relay { send_to_group(st, c, pos, m, corpus, buf) } else { send_copies(st, c, pos, m, corpus, buf) };
     let done = now_ns();
     let books = &mut st.books;
     books.counters.messages += 1;
@@ -112,7 +121,14 @@ pub(super) fn send_one(st: &mut State, s: &mut Sender, plan: &Plan, buf: &mut By
 
 /// Client fan-out (and every 1:1 message): one copy per recipient device, sealed over the
 /// sender's session with it. Returns the copies sent.
-fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
+fn send_copies<'a>(
+    st: &mut State,
+    c: usize,
+    pos: usize,
+    mut m: Timed<'a>,
+    corpus: Option<&'a Corpus>,
+    buf: &mut BytesMut,
+) -> u64 {
     let client = st.chats[c].first_client + pos;
     let routes = st.chats[c].routes[pos].len();
     let online = (0..routes)
@@ -124,6 +140,8 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, online as u32);
     st.books.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
+    m.text = text_of(corpus, st.chats[c].id, pos, msg);
+    let planted = u64::from(m.text.planted(m.size.saturating_sub(PLAINTEXT_HEADER_LEN)));
     let measuring = st.books.measures(m.intended_ns);
     let mut sent = 0;
     for k in 0..routes {
@@ -143,6 +161,7 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
         let to = st.sessions[session].client(side.peer());
         st.books.owed[to] += 1;
         st.books.counters.sent += 1;
+        st.books.counters.keywords_planted += planted;
         sent += 1;
         // A closed queue (the device died): counted as sent, it will be lost.
         st.net.send(client, buf.split().freeze());
@@ -153,7 +172,14 @@ fn send_copies(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut Byt
 /// Relay fan-out: one message sealed by the group's protocol; the relay delivers it to
 /// every other member device (with membership churn, to every device that is a member at
 /// the sender's epoch). Returns the copies that implies.
-fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut BytesMut) -> u64 {
+fn send_to_group<'a>(
+    st: &mut State,
+    c: usize,
+    pos: usize,
+    mut m: Timed<'a>,
+    corpus: Option<&'a Corpus>,
+    buf: &mut BytesMut,
+) -> u64 {
     let client = st.chats[c].first_client + pos;
     let (devices, first) = (st.chats[c].devices, st.chats[c].first_client);
     // What the protocol has due first (a commit, a member leaving).
@@ -165,6 +191,7 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
     let (msg, dropped) = st.chats[c].outboxes[pos].open(m.intended_ns, members as u32);
     st.books.counters.fanout_incomplete += u64::from(dropped);
     m.msg = msg;
+    m.text = text_of(corpus, st.chats[c].id, pos, msg);
     let t = st.books.seal_timed();
     let t0 = now_ns();
     let sealed = {
@@ -184,6 +211,14 @@ fn send_to_group(st: &mut State, c: usize, pos: usize, mut m: Timed, buf: &mut B
         }
     }
     st.books.counters.sent += members;
+    st.books.counters.keywords_planted += u64::from(m.text.planted(m.size.saturating_sub(PLAINTEXT_HEADER_LEN)));
     st.net.send(client, buf.split().freeze());
     members
+}
+
+/// The text of message `msg` of the device at `pos` in conversation `chat` (zeros without
+/// a corpus): the same whatever the protocol, as it depends on nothing else.
+#[inline]
+fn text_of(corpus: Option<&Corpus>, chat: u32, pos: usize, msg: u32) -> Text<'_> {
+    corpus.map_or(Text::ZEROS, |k| k.text(chat, pos, msg))
 }

@@ -13,6 +13,7 @@ use crate::driver::recorder::tags::TagId;
 use crate::driver::recorder::{Histograms, MAX_CODE, Metric};
 use crate::driver::wire::{Incoming, RequestId, Wire};
 use bytes::{Bytes, BytesMut};
+use sealcore::frame::ErrorCode;
 use sealcore::payload;
 use std::net::Ipv4Addr;
 use std::task::Waker;
@@ -248,6 +249,9 @@ impl State {
             Incoming::Refused { request: RequestId::Group(_), code } => {
                 self.books.counters.group_refusals += 1;
                 tracing::debug!(code, "relay refused a group send");
+                if code == ErrorCode::ContentBlocked as u16 {
+                    self.blocked_group_send(client, code);
+                }
             }
             other => {
                 let (p, mut cx) = self.split();
@@ -260,6 +264,20 @@ impl State {
                         _ => self.books.counters.malformed += 1,
                     }
                 }
+            }
+        }
+    }
+
+    /// A GROUP_SEND of `client` that a relay that reads blocked (CONTENT_BLOCKED) reached
+    /// no member: each copy it owed them is refused with that code, not lost. (Other group
+    /// refusals may have reached some members, so their copies stay owed.)
+    fn blocked_group_send(&mut self, client: usize, code: u16) {
+        let (chat, pos) = (self.devices[client].chat, self.devices[client].pos);
+        let (first, devices) = (self.chats[chat].first_client, self.chats[chat].devices);
+        for p in 0..devices {
+            if self.protocol.recipient(chat, pos, p) {
+                self.books.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;
+                self.books.received(first + p);
             }
         }
     }

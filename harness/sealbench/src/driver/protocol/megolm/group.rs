@@ -207,7 +207,13 @@ mod tests {
 
     fn sealed(g: &mut MegolmGroup, msg: u32) -> Vec<u8> {
         let mut out = BytesMut::with_capacity(1024);
-        let m = Timed { size: payload::PLAINTEXT_HEADER_LEN, msg, intended_ns: 1, actual_ns: 2 };
+        let m = Timed {
+            size: payload::PLAINTEXT_HEADER_LEN,
+            msg,
+            intended_ns: 1,
+            actual_ns: 2,
+            text: crate::driver::content::Text::ZEROS,
+        };
         g.seal(0, 7, 9, m, &mut out).unwrap();
         // What the recipient is handed: the Megolm message after the routed and E2E headers.
         out[Wire::ROUTED_HEADER_LEN + payload::E2E_HEADER_LEN..].to_vec()

@@ -4,6 +4,7 @@
 //! allocates inside every encrypt and decrypt (its message and plaintext `Vec`s): that
 //! is part of what Olm costs, measured, not hidden. No I/O.
 
+use crate::driver::content::Text;
 use crate::driver::protocol::pairwise::write_plaintext;
 use bytes::BytesMut;
 use sealcore::payload::Stamp;
@@ -51,8 +52,15 @@ impl OlmEnd {
     ///
     /// # Errors
     /// As [`OlmEnd::seal`], or when the plaintext cannot hold the stamp.
-    pub fn seal_timed(&mut self, out: &mut BytesMut, size: usize, stamp: Stamp, extra: &[u8]) -> Result<(), SealError> {
-        write_plaintext(self.plaintext(size), stamp, extra)?;
+    pub fn seal_timed(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        extra: &[u8],
+        text: Text<'_>,
+    ) -> Result<(), SealError> {
+        write_plaintext(self.plaintext(size), stamp, extra, text)?;
         self.seal(out)
     }
 
