@@ -220,33 +220,7 @@ impl RelayMetrics {
             "KEY_CLAIMs by what they handed out: one_time, fallback (no one-time item left), empty (nothing)",
             m.key_claims.clone(),
         );
-        registry.register(
-            "scanned",
-            "SEND / GROUP_SEND bodies read and scanned (PLAIN, PLAIN_GROUP)",
-            m.scanned.clone(),
-        );
-        registry.register(
-            "scan_unreadable",
-            "SEND / GROUP_SEND bodies the relay could not read (end-to-end encrypted): not scanned",
-            m.scan_unreadable.clone(),
-        );
-        registry.register("scan_matched", "Scanned bodies with at least one keyword match", m.scan_matched.clone());
-        registry.register("scan_matches", "Keyword matches in all scanned bodies", m.scan_matches.clone());
-        registry.register("scan_blocked", "Scanned bodies refused with CONTENT_BLOCKED", m.scan_blocked.clone());
-        registry.register(
-            "scan_seconds",
-            "Keyword scan time of sampled bodies (one in 8 scanned)",
-            m.scan_seconds.clone(),
-        );
-        registry.register(
-            "scan_words",
-            "Keywords on the relay's scan list (0: it reads nothing)",
-            m.scan_words.clone(),
-        );
-        // Present from the start (a scrape before any claim reads 0, not a missing series).
-        for result in ["one_time", "fallback", "empty"] {
-            drop(m.key_claims.get_or_create(&ClaimLabel { result }));
-        }
+        register_scan_and_keys(&mut registry, &m);
         RelayMetrics { registry, ..m }
     }
 
@@ -363,4 +337,24 @@ impl RelayMetrics {
 /// recording never allocates).
 fn scan_histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("static histogram bounds")
+}
+
+/// Registers the relay's scan (what it read) and key-pool metrics: the second half of
+/// [`RelayMetrics::new`].
+fn register_scan_and_keys(registry: &mut Registry, m: &RelayMetrics) {
+    registry.register("scanned", "SEND / GROUP_SEND bodies read and scanned (PLAIN, PLAIN_GROUP)", m.scanned.clone());
+    registry.register(
+        "scan_unreadable",
+        "SEND / GROUP_SEND bodies the relay could not read (end-to-end encrypted): not scanned",
+        m.scan_unreadable.clone(),
+    );
+    registry.register("scan_matched", "Scanned bodies with at least one keyword match", m.scan_matched.clone());
+    registry.register("scan_matches", "Keyword matches in all scanned bodies", m.scan_matches.clone());
+    registry.register("scan_blocked", "Scanned bodies refused with CONTENT_BLOCKED", m.scan_blocked.clone());
+    registry.register("scan_seconds", "Keyword scan time of sampled bodies (one in 8 scanned)", m.scan_seconds.clone());
+    registry.register("scan_words", "Keywords on the relay's scan list (0: it reads nothing)", m.scan_words.clone());
+    // Present from the start (a scrape before any claim reads 0, not a missing series).
+    for result in ["one_time", "fallback", "empty"] {
+        drop(m.key_claims.get_or_create(&ClaimLabel { result }));
+    }
 }

@@ -113,26 +113,7 @@ impl Plan {
         if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("name: use letters, digits, '-', '_' or '.' (it becomes part of a directory name)");
         }
-        let staged = !s.stages.is_empty();
-        if staged {
-            if !s.duration.is_zero() {
-                bail!("duration: leave it out when `stages` is set (the run lasts the sum of the stages' durations)");
-            }
-            if !s.warmup.is_zero() {
-                bail!(
-                    "warmup: leave it out when `stages` is set (a first stage with `measure = false` is the warm-up)"
-                );
-            }
-            for (field, v) in [("rate", s.traffic.rate), ("aggregate_rate", s.traffic.aggregate_rate)] {
-                if v.is_some() {
-                    bail!(
-                        "traffic.{field}: leave it out when `stages` is set (each stage's `rate` is the target, messages/s over all conversations)"
-                    );
-                }
-            }
-        } else if s.duration.is_zero() {
-            bail!("duration: must be more than 0 (e.g. \"30s\"), or give `[[stages]]`");
-        }
+        let staged = check_timeline(s)?;
         if s.clients.count < 2 {
             bail!("clients.count: at least 2 clients are needed for a conversation");
         }
@@ -290,6 +271,30 @@ pub fn unencrypted(s: &Scenario) -> Option<&'static str> {
     }
     (p == sealproto::Protocol::Noise && s.crypto.aead == AeadKind::None)
         .then_some("aead = none, the baseline that isolates crypto cost")
+}
+
+/// A staged scenario gives its timeline in `stages` only; another needs a duration.
+/// Returns whether it is staged.
+fn check_timeline(s: &Scenario) -> Result<bool> {
+    let staged = !s.stages.is_empty();
+    if staged {
+        if !s.duration.is_zero() {
+            bail!("duration: leave it out when `stages` is set (the run lasts the sum of the stages' durations)");
+        }
+        if !s.warmup.is_zero() {
+            bail!("warmup: leave it out when `stages` is set (a first stage with `measure = false` is the warm-up)");
+        }
+        for (field, v) in [("rate", s.traffic.rate), ("aggregate_rate", s.traffic.aggregate_rate)] {
+            if v.is_some() {
+                bail!(
+                    "traffic.{field}: leave it out when `stages` is set (each stage's `rate` is the target, messages/s over all conversations)"
+                );
+            }
+        }
+    } else if s.duration.is_zero() {
+        bail!("duration: must be more than 0 (e.g. \"30s\"), or give `[[stages]]`");
+    }
+    Ok(staged)
 }
 
 /// The most clients one scenario describes (over every part of a split run).
