@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub mod live;
 
@@ -73,8 +74,10 @@ Worst-case memory (every limit reached at once):
   + 2 × mailbox_total_bytes   (the second half only for acknowledged frames put back
                                when their connection closed)
   + 100 B × max_known_clients + 400 B × 1,000,000 keys + 24 B × 64 × max_connections (groups)
+  + key_pool_bytes (+ ~150 B per client and pool ever published to)
+  + 1 KiB × max_connections (claim-rate state, made at a connection's first claim)
 With the defaults (19,936 connections at a 20,000-file limit): 19,936 × 8.4 MiB ≈ 164 GiB
-+ 2 GiB + 0.1 GB + 0.4 GB + 30 MB ≈ 166 GiB. The queues dominate: lower --queue-bytes or
++ 2 GiB + 0.1 GB + 0.4 GB + 30 MB + 256 MiB + 20 MB ≈ 166.5 GiB. The queues dominate: lower --queue-bytes or
 --max-connections to fit a machine (e.g. --queue-bytes 1048576 gives ≈ 30 GiB).";
 
 /// `sealbench relay`.
@@ -148,6 +151,34 @@ pub struct RelayArgs {
     /// Members one group may have.
     #[arg(long, default_value_t = relay_defaults().max_group_members, value_name = "N")]
     pub max_group_members: usize,
+
+    /// Bytes all clients' key pools may hold together (one-time keys, key packages; each
+    /// item counts its length + 32); past it publishes get BAD_KEY (directory_full).
+    #[arg(long, default_value_t = relay_defaults().key_pools.total_bytes, value_name = "BYTES")]
+    pub key_pool_bytes: usize,
+
+    /// One client's share of --key-pool-bytes (all its pools together): past it its
+    /// publishes get BAD_KEY (client_share) while other clients can still publish.
+    #[arg(long, default_value_t = relay_defaults().key_pools.client_bytes, value_name = "BYTES")]
+    pub key_client_bytes: usize,
+
+    /// Key claims a second one connection may make, sustained; past it (and its burst)
+    /// claims get RATE_LIMITED (claimer_rate).
+    #[arg(long, default_value_t = relay_defaults().key_claims.rate, value_name = "PER_SECOND")]
+    pub claim_rate: f64,
+
+    /// Key claims one connection may make at once (the burst of --claim-rate).
+    #[arg(long, default_value_t = relay_defaults().key_claims.burst, value_name = "N")]
+    pub claim_burst: u32,
+
+    /// Items one connection may claim from any one client's pool within --claim-window
+    /// (one-time and fallback alike); past it claims get RATE_LIMITED (peer_rate).
+    #[arg(long, default_value_t = relay_defaults().key_claims.per_peer, value_name = "N")]
+    pub claims_per_peer: u32,
+
+    /// The window of --claims-per-peer, with a unit (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    pub claim_window: Duration,
 
     /// WebSocket read buffer per connection in bytes (allocated per connection).
     #[arg(long, default_value_t = relay_defaults().read_buffer, value_name = "BYTES")]

@@ -1,7 +1,10 @@
 //! The key directory's pools through the reference relay over real sockets: one-time keys
 //! claimed concurrently by many clients are each handed out exactly once, an empty pool
 //! falls back (and says so), refused publishes say why, `/metrics` counts claims by what
-//! they handed out; and an Olm conversation set up
+//! they handed out; one client over its share of the directory is refused while another
+//! still publishes; a claimer past its limits is refused with RATE_LIMITED and counted by
+//! reason, and what a drain of 1,000 one-time keys takes under the defaults is printed;
+//! and an Olm conversation set up
 //! from a claimed key survives out-of-order delivery and refuses a replay.
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,6 +28,25 @@ async fn start(config: RelayConfig) -> std::io::Result<(SocketAddr, tokio::sync:
         let _ = rx.await;
     }));
     Ok((addr, stop))
+}
+
+/// As [`start`], also handing back the relay's metrics.
+async fn start_with_metrics(
+    config: RelayConfig,
+) -> std::io::Result<(
+    SocketAddr,
+    std::sync::Arc<sealbench::relay::metrics::RelayMetrics>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let relay = Relay::new(config);
+    let metrics = relay.metrics();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(relay.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    Ok((addr, metrics, stop))
 }
 
 /// Encodes `f` and sends it as one binary message.
@@ -184,14 +206,7 @@ async fn refused_publishes_and_empty_claims_say_why() -> TestResult {
 async fn the_relay_exports_its_key_claims_on_metrics_by_what_they_handed_out() -> TestResult {
     // Three one-time keys and a fallback: five claims take the three, then the fallback
     // twice; a claim of a pool that does not exist finds nothing.
-    let relay = Relay::new(RelayConfig::default());
-    let metrics = relay.metrics();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(relay.serve(listener, async move {
-        let _ = rx.await;
-    }));
+    let (addr, metrics, stop) = start_with_metrics(RelayConfig::default()).await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http_addr = http.local_addr()?;
     let (stop_http, rx_http) = tokio::sync::oneshot::channel::<()>();
@@ -236,6 +251,95 @@ async fn the_relay_exports_its_key_claims_on_metrics_by_what_they_handed_out() -
     }
     assert!(body.contains("# TYPE sealbench_relay_key_claims counter\n"), "{body}");
     let _ = (stop.send(()), stop_http.send(()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_over_its_share_is_refused_while_another_client_still_publishes() -> TestResult {
+    let mut config = RelayConfig::default();
+    config.key_pools.client_bytes = 4 * (32 + 32);
+    let (addr, metrics, stop) = start_with_metrics(config).await?;
+    let key = [9u8; 32];
+    let four: Vec<&[u8]> = vec![&key[..]; 4];
+    let mut greedy = hello(addr, 1).await?;
+    assert!(matches!(
+        frame::decode(&publish(&mut greedy, 1, 0, &four).await?)?,
+        Frame::PoolStatus { available: 4, .. }
+    ));
+    match frame::decode(&publish(&mut greedy, 2, 0, &[&key[..]]).await?)? {
+        Frame::Error { code, reason, .. } if code == ErrorCode::BadKey as u16 => {
+            assert!(reason.contains("share"), "{reason}")
+        }
+        other => return Err(format!("expected BAD_KEY (client share), got {other:?}").into()),
+    }
+    let mut other = hello(addr, 2).await?;
+    assert!(matches!(frame::decode(&publish(&mut other, 1, 0, &four).await?)?, Frame::PoolStatus { available: 4, .. }));
+    assert_eq!(metrics.key_refusals_count("publish", "client_share"), 1);
+    let _ = stop.send(());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claimer_past_its_limits_is_refused_and_counted_and_a_drain_takes_minutes() -> TestResult {
+    // The defaults: a victim's 1,000 one-time keys, one connection claiming them as fast
+    // as it can (pipelined).
+    let limits = RelayConfig::default().key_claims;
+    let (addr, metrics, stop) = start_with_metrics(RelayConfig::default()).await?;
+    let mut victim = hello(addr, 1).await?;
+    let keys: Vec<[u8; 32]> = (0..1000u32).map(|i| [(i % 251) as u8; 32]).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    for (i, batch) in refs.chunks(250).enumerate() {
+        publish(&mut victim, 1 + i as u64, 0, batch).await?;
+    }
+    let st = publish(&mut victim, 9, POOL_FLAG_FALLBACK, &[b"fb"]).await?;
+    assert!(matches!(frame::decode(&st)?, Frame::PoolStatus { available: 1000, fallback: 1, .. }));
+
+    let mut thief = hello(addr, 2).await?;
+    const TRIES: u64 = 1000;
+    let t0 = std::time::Instant::now();
+    for r in 0..TRIES {
+        send(&mut thief, Frame::KeyClaim { request_id: r + 1, client: 1, pool: POOL_OLM }).await?;
+    }
+    let (mut got, mut limited) = (0u64, 0u64);
+    for _ in 0..TRIES {
+        match frame::decode(&recv(&mut thief).await?)? {
+            Frame::Claimed { source: CLAIM_ONE_TIME, .. } => got += 1,
+            Frame::Error { code, .. } if code == ErrorCode::RateLimited as u16 => limited += 1,
+            other => return Err(format!("unexpected answer {other:?}").into()),
+        }
+    }
+    let took = t0.elapsed();
+    assert_eq!(got, u64::from(limits.per_peer), "one connection takes its per-peer share of one victim, no more");
+    assert_eq!(limited, TRIES - got);
+    assert_eq!(metrics.key_refusals_count("claim", "peer_rate"), limited);
+    let per_key = limits.peer_window.as_secs_f64() / f64::from(limits.per_peer);
+    println!(
+        "defaults: {got} of {TRIES} pipelined claims of one victim answered in {took:?}; \
+         draining 1,000 one-time keys from one connection takes ≥ {:.0} s",
+        1000.0 * per_key
+    );
+
+    // The bucket: claims spread over many victims run into the claim rate.
+    let mut spreader = hello(addr, 3).await?;
+    let spread = u64::from(limits.burst) + 50;
+    for r in 0..spread {
+        send(&mut spreader, Frame::KeyClaim { request_id: r + 1, client: 1000 + r, pool: POOL_OLM }).await?;
+    }
+    let mut rate_limited = 0u64;
+    for _ in 0..spread {
+        if let Frame::Error { code, .. } = frame::decode(&recv(&mut spreader).await?)?
+            && code == ErrorCode::RateLimited as u16
+        {
+            rate_limited += 1;
+        }
+    }
+    assert!(rate_limited >= 1, "past the burst some claims are refused for the rate");
+    assert_eq!(metrics.key_refusals_count("claim", "claimer_rate"), rate_limited);
+    // The victim's other keys are still there for a fair claimer.
+    let mut fair = hello(addr, 4).await?;
+    send(&mut fair, Frame::KeyClaim { request_id: 1, client: 1, pool: POOL_OLM }).await?;
+    assert!(matches!(frame::decode(&recv(&mut fair).await?)?, Frame::Claimed { source: CLAIM_ONE_TIME, .. }));
+    let _ = stop.send(());
     Ok(())
 }
 

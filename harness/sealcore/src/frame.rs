@@ -155,11 +155,14 @@ pub enum ErrorCode {
     /// A relay that reads (`sealbench relay --scan-action block`) found a keyword of its
     /// list in the message's plaintext and did not route it (a GROUP_SEND: to no member).
     ContentBlocked = 20,
+    /// KEY_CLAIM over the claimer's limits (its claim rate, or its claims of one peer's
+    /// pool in the window): nothing was handed out. The connection stays open.
+    RateLimited = 21,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::Malformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownType,
@@ -180,6 +183,7 @@ impl ErrorCode {
         ErrorCode::InvalidTarget,
         ErrorCode::UnknownRecipient,
         ErrorCode::ContentBlocked,
+        ErrorCode::RateLimited,
     ];
 
     /// The code for a number, if known.
@@ -210,6 +214,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnknownRecipient => "unknown_recipient",
             ErrorCode::ContentBlocked => "content_blocked",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

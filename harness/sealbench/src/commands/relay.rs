@@ -72,7 +72,12 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         max_groups_per_client: args.max_groups,
         max_group_members: args.max_group_members,
         max_keys: RelayConfig::default().max_keys,
-        key_pools: RelayConfig::default().key_pools,
+        key_pools: relay::keypool::PoolLimits {
+            total_bytes: args.key_pool_bytes,
+            client_bytes: args.key_client_bytes,
+            ..RelayConfig::default().key_pools
+        },
+        key_claims: claim_limits(args)?,
         auth_secret: args.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
         read_buffer: args.read_buffer.max(256),
         write_buffer: RelayConfig::default().write_buffer,
@@ -84,6 +89,24 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
             _ => return Err(Failure::usage(anyhow!("--tls-cert and --tls-key go together (a PEM chain and its key)"))),
         },
         scan,
+    })
+}
+
+/// The claim limits of the flags (a rate that is not a positive number is refused).
+fn claim_limits(args: &RelayArgs) -> Result<relay::keypool::ClaimLimits, Failure> {
+    if !(args.claim_rate.is_finite() && args.claim_rate > 0.0) {
+        return Err(Failure::usage(anyhow!("--claim-rate {}: give claims a second, more than 0", args.claim_rate)));
+    }
+    if args.claim_burst == 0 || args.claims_per_peer == 0 || args.claim_window.is_zero() {
+        return Err(Failure::usage(anyhow!(
+            "--claim-burst, --claims-per-peer and --claim-window must be more than 0 (a relay that refuses every claim serves no Olm or MLS client)"
+        )));
+    }
+    Ok(relay::keypool::ClaimLimits {
+        rate: args.claim_rate,
+        burst: args.claim_burst,
+        per_peer: args.claims_per_peer,
+        peer_window: args.claim_window,
     })
 }
 

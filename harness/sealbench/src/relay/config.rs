@@ -39,6 +39,8 @@ pub struct RelayConfig {
     pub max_keys: usize,
     /// Limits of the key directory's pools (one-time keys, key packages).
     pub key_pools: super::keypool::PoolLimits,
+    /// Limits on each connection's key claims (rate, burst, per peer).
+    pub key_claims: super::keypool::ClaimLimits,
     /// When set, HELLO must carry HMAC-SHA256(secret, client id).
     pub auth_secret: Option<Vec<u8>>,
     /// tungstenite read buffer per connection, bytes (allocated eagerly per connection, and
@@ -87,6 +89,7 @@ impl Default for RelayConfig {
             max_group_members: 1024,
             max_keys: 1_000_000,
             key_pools: super::keypool::PoolLimits::default(),
+            key_claims: super::keypool::ClaimLimits::default(),
             auth_secret: None,
             read_buffer: 2 * 1024,
             write_buffer: 16 * 1024,

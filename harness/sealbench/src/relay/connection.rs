@@ -10,6 +10,7 @@
 //! error each can earn; the writing side is in `writer`.)
 
 use super::adversary::{Action, Adversary, Held, Released};
+use super::keypool::ClaimLimiter;
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
 use super::scan;
 use super::timeouts::{Fire, Timeouts};
@@ -88,6 +89,7 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
         bytes_in: 0,
         sample: 0,
         scan: ScanTally::default(),
+        claims: None,
         arena: BytesMut::new(),
         arena_block: ARENA_FIRST,
     };
@@ -140,6 +142,8 @@ struct Conn {
     sample: u32,
     /// With a scan: what it saw since the last batch was published.
     scan: ScanTally,
+    /// Its key claims' rate state, made at its first claim.
+    claims: Option<Box<ClaimLimiter>>,
 }
 
 /// A connection's scan counters between two publications (a batch is at most
@@ -450,12 +454,23 @@ impl Conn {
                 let f = Frame::PoolStatus { request_id, pool, available, fallback: u8::from(has_fallback) };
                 self.send_frame(&f);
             }
-            Err(e) => self.refuse(request_id, ErrorCode::BadKey, e.reason()),
+            Err(e) => {
+                self.shared.metrics.key_refused("publish", e.label());
+                self.refuse(request_id, ErrorCode::BadKey, e.reason());
+            }
         }
     }
 
     /// KEY_CLAIM: one item of another client's pool, each one-time item once.
     fn claim_key(&mut self, request_id: u64, client: u64, pool: u8) {
+        let limits = self.shared.config.key_claims;
+        let now = Instant::now().into_std();
+        let limiter = self.claims.get_or_insert_with(|| Box::new(ClaimLimiter::new(limits, now)));
+        if let Err(why) = limiter.take(client, pool, now, limits) {
+            self.shared.metrics.key_refused("claim", why.label());
+            self.refuse(request_id, ErrorCode::RateLimited, why.reason());
+            return;
+        }
         let claim = self.shared.pools.claim(client, pool);
         let result = match &claim {
             Some(c) if c.fallback => "fallback",

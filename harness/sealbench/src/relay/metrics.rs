@@ -49,6 +49,16 @@ pub struct ClaimLabel {
     pub result: &'static str,
 }
 
+/// Label of a refused key-pool request: which request and why.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyRefusalLabel {
+    /// `publish` (KEYS_PUBLISH) or `claim` (KEY_CLAIM).
+    pub op: &'static str,
+    /// publish: `pool_full`, `directory_full`, `client_share`, `bad_item`; claim:
+    /// `claimer_rate`, `peer_rate`.
+    pub reason: &'static str,
+}
+
 /// Every relay metric.
 #[derive(Debug)]
 pub struct RelayMetrics {
@@ -97,6 +107,8 @@ pub struct RelayMetrics {
     pub adversary: Family<ActionLabel, Counter>,
     /// KEY_CLAIMs answered, by what they handed out (their sum: every claim).
     pub key_claims: Family<ClaimLabel, Counter>,
+    /// KEYS_PUBLISHes and KEY_CLAIMs refused by a pool limit, by request and reason.
+    pub key_refusals: Family<KeyRefusalLabel, Counter>,
     /// With a scan (`--scan`): SEND / GROUP_SEND bodies read and scanned (PLAIN,
     /// PLAIN_GROUP)…
     pub scanned: Counter,
@@ -152,6 +164,7 @@ impl RelayMetrics {
             routing_seconds: Histogram::new(exponential_buckets(250e-9, 2.0, 24)),
             adversary: Family::default(),
             key_claims: Family::default(),
+            key_refusals: Family::default(),
             scanned: Counter::default(),
             scan_unreadable: Counter::default(),
             scan_matched: Counter::default(),
@@ -259,6 +272,16 @@ impl RelayMetrics {
         self.key_claims.get_or_create(&ClaimLabel { result }).inc();
     }
 
+    /// Counts a key-pool request refused by a limit (`op`: `publish` or `claim`).
+    pub fn key_refused(&self, op: &'static str, reason: &'static str) {
+        self.key_refusals.get_or_create(&KeyRefusalLabel { op, reason }).inc();
+    }
+
+    /// How many `op` requests were refused for `reason` so far.
+    pub fn key_refusals_count(&self, op: &'static str, reason: &'static str) -> u64 {
+        self.key_refusals.get_or_create(&KeyRefusalLabel { op, reason }).get()
+    }
+
     /// How many KEY_CLAIMs handed out `result` so far.
     pub fn key_claims_count(&self, result: &'static str) -> u64 {
         self.key_claims.get_or_create(&ClaimLabel { result }).get()
@@ -353,8 +376,23 @@ fn register_scan_and_keys(registry: &mut Registry, m: &RelayMetrics) {
     registry.register("scan_blocked", "Scanned bodies refused with CONTENT_BLOCKED", m.scan_blocked.clone());
     registry.register("scan_seconds", "Keyword scan time of sampled bodies (one in 8 scanned)", m.scan_seconds.clone());
     registry.register("scan_words", "Keywords on the relay's scan list (0: it reads nothing)", m.scan_words.clone());
+    registry.register(
+        "key_refusals",
+        "KEYS_PUBLISHes and KEY_CLAIMs refused by a key-pool limit: op=publish (pool_full, directory_full, client_share, bad_item) or op=claim (claimer_rate, peer_rate)",
+        m.key_refusals.clone(),
+    );
     // Present from the start (a scrape before any claim reads 0, not a missing series).
     for result in ["one_time", "fallback", "empty"] {
         drop(m.key_claims.get_or_create(&ClaimLabel { result }));
+    }
+    for (op, reason) in [
+        ("publish", "pool_full"),
+        ("publish", "directory_full"),
+        ("publish", "client_share"),
+        ("publish", "bad_item"),
+        ("claim", "claimer_rate"),
+        ("claim", "peer_rate"),
+    ] {
+        drop(m.key_refusals.get_or_create(&KeyRefusalLabel { op, reason }));
     }
 }
