@@ -65,24 +65,30 @@ fn relay_defaults() -> crate::relay::RelayConfig {
     crate::relay::RelayConfig::default()
 }
 
-/// Worst-case memory of `sealbench relay`, stated once for `relay --help` (and
-/// `docs/PROTOCOL.md` §4.6 says the same).
-pub const RELAY_MEMORY_HELP: &str = "\
+/// Worst-case memory of `sealbench relay`: the formula (`docs/PROTOCOL.md` §4.6 says the
+/// same) and its value for the defaults on this machine, computed by
+/// [`crate::relay::config::worst_case_bytes`].
+pub fn relay_memory_help() -> String {
+    let d = relay_defaults();
+    format!(
+        "\
 Worst-case memory (every limit reached at once):
-  max_connections × (6 KiB + read_buffer + 16 KiB write buffer + 4 × max_message
-                     + queue_bytes + 32 B × queue_messages)
+  max_connections × (6 KiB + read_buffer + write_buffer 16 KiB + 1.25 × max_message
+                     + queue_bytes + 32 B × queue_messages + 24 B × max_groups + 1 KiB)
   + 2 × mailbox_total_bytes   (the second half only for acknowledged frames put back
                                when their connection closed)
-  + 100 B × max_known_clients + 400 B × 1,000,000 keys + 24 B × 64 × max_connections (groups)
-  + key_pool_bytes (+ ~150 B per client and pool ever published to)
-  + 1 KiB × max_connections (claim-rate state, made at a connection's first claim)
-With the defaults (19,936 connections at a 20,000-file limit): 19,936 × 8.4 MiB ≈ 164 GiB
-+ 2 GiB + 0.1 GB + 0.4 GB + 30 MB + 256 MiB + 20 MB ≈ 166.5 GiB. The queues dominate: lower --queue-bytes or
---max-connections to fit a machine (e.g. --queue-bytes 1048576 gives ≈ 30 GiB).";
+  + 100 B × max_known_clients + 400 B × 1,000,000 keys + key_pool_bytes
+The defaults fit a quarter of this machine's memory: the connection limit is the open-file
+limit minus 64, and no more than fit. Here: {}.
+More connections (--max-connections, up to the open files) or larger --queue-bytes raise
+it; the relay prints the figure for the flags given when it starts.",
+        crate::relay::config::worst_case_text(&d)
+    )
+}
 
 /// `sealbench relay`.
 #[derive(Debug, Args)]
-#[command(after_long_help = RELAY_MEMORY_HELP)]
+#[command(after_long_help = relay_memory_help())]
 pub struct RelayArgs {
     /// Address to accept WebSocket connections on.
     #[arg(long, default_value = "127.0.0.1:9000", value_name = "ADDR:PORT")]
@@ -131,18 +137,20 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = relay_defaults().queue_bytes, value_name = "BYTES")]
     pub queue_bytes: usize,
 
-    /// Connections held at once; further upgrades get HTTP 503
-    /// [default: the open-file limit minus 64].
+    /// Connections held at once; further upgrades get HTTP 503 [default: the open-file
+    /// limit minus 64, and no more than fit a quarter of this machine's memory at the
+    /// other limits' worst case (see the end of --help)].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Seconds a new connection has to upgrade and send HELLO.
-    #[arg(long, default_value_t = relay_defaults().handshake_timeout.as_secs_f64(), value_name = "SECONDS")]
-    pub handshake_timeout: f64,
+    /// Time a new connection has to upgrade and send HELLO, with a unit (e.g. 10s).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration_or_legacy_seconds)]
+    pub handshake_timeout: Duration,
 
-    /// Seconds of silence before a connection is closed (4002); a ping goes out at half.
-    #[arg(long, default_value_t = relay_defaults().idle_timeout.as_secs_f64(), value_name = "SECONDS")]
-    pub idle_timeout: f64,
+    /// Silence before a connection is closed (4002), with a unit (e.g. 60s, 5m); a ping
+    /// goes out at half.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration_or_legacy_seconds)]
+    pub idle_timeout: Duration,
 
     /// Groups one client may be in.
     #[arg(long, default_value_t = relay_defaults().max_groups_per_client, value_name = "N")]
@@ -177,7 +185,7 @@ pub struct RelayArgs {
     pub claims_per_peer: u32,
 
     /// The window of --claims-per-peer, with a unit (e.g. 60s, 5m).
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub claim_window: Duration,
 
     /// WebSocket read buffer per connection in bytes (allocated per connection).
@@ -203,15 +211,16 @@ pub struct RelayArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Hold every message this many milliseconds before routing it. For comparisons and
-    /// tests of latency measurement only: it makes the relay deliberately slow.
-    #[arg(
-        long,
-        default_value_t = relay_defaults().delay.as_secs_f64() * 1e3,
-        value_name = "MS",
-        hide_short_help = true
-    )]
-    pub delay_ms: f64,
+    /// Hold every message this long before routing it, with a unit (e.g. 2ms). For
+    /// comparisons and tests of latency measurement only: it makes the relay deliberately
+    /// slow.
+    #[arg(long, value_name = "DURATION", value_parser = crate::results::figure::parse_duration, hide_short_help = true)]
+    pub delay: Option<Duration>,
+
+    /// Deprecated spelling of --delay in milliseconds (`--delay-ms 2` is `--delay 2ms`);
+    /// still accepted, with a warning, for one release.
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "delay")]
+    pub delay_ms: Option<f64>,
 
     /// TESTING ONLY: tamper with / replay / duplicate / drop / reorder / delay this fraction
     /// of forwarded 1:1 transport messages, e.g.
@@ -313,7 +322,7 @@ pub struct RunArgs {
     pub clients: Option<usize>,
 
     /// Measured duration, e.g. 30s (duration).
-    #[arg(long, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub duration: Option<std::time::Duration>,
 
     /// Messages per second per conversation (traffic.rate; replaces an aggregate rate).
@@ -545,10 +554,10 @@ pub struct CapacityArgs {
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
     /// Measured time of each step.
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub step: std::time::Duration,
     /// Warm-up of each step.
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub warmup: std::time::Duration,
     /// At most this many steps.
     #[arg(long, default_value_t = 16)]

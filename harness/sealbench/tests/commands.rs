@@ -235,3 +235,25 @@ fn out_of_range_numbers_are_refused_naming_the_field_before_anything_is_allocate
     }
     Ok(())
 }
+
+#[test]
+fn durations_take_a_unit_everywhere_and_a_bare_number_is_refused_with_the_fix() -> TestResult {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/quickstart.toml");
+    let out = sealbench(&["run", scenario.to_str().ok_or("path")?, "--duration", "5", "--dry-run"])?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("write 5s"), "{err}");
+    // The relay's durations take units too (checked by parsing alone: --help after them).
+    for ok in [["--delay", "2ms"], ["--handshake-timeout", "10s"], ["--idle-timeout", "5m"], ["--claim-window", "30s"]]
+    {
+        let out = sealbench(&["relay", ok[0], ok[1], "--help"])?;
+        assert!(out.status.success(), "{ok:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = sealbench(&["relay", "--delay", "2", "--help"])?;
+    assert_eq!(out.status.code(), Some(2), "a bare --delay is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write 2s"));
+    // The relay's help states the worst case of its defaults on this machine.
+    let help = String::from_utf8_lossy(&sealbench(&["relay", "--help"])?.stdout).into_owned();
+    assert!(help.contains("Worst-case memory") && help.contains("GiB shared"), "{help}");
+    Ok(())
+}

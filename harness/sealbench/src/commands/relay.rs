@@ -12,20 +12,22 @@ use std::time::Duration;
 /// # Errors
 /// A usage error naming the flag when a value is out of range.
 pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
-    let secs = |v: f64, flag: &str| {
-        if v.is_finite() && v > 0.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(Failure::usage(anyhow!("{flag} must be a positive number of seconds, got {v}")))
-        }
+    let positive = |d: Duration, flag: &str| {
+        if d.is_zero() { Err(Failure::usage(anyhow!("{flag} must be more than zero, e.g. 10s"))) } else { Ok(d) }
     };
     if args.max_message < 64 {
         return Err(Failure::usage(anyhow!("--max-message must be at least 64 bytes")));
     }
-    if !(args.delay_ms.is_finite() && args.delay_ms >= 0.0) {
-        return Err(Failure::usage(anyhow!("--delay-ms must be zero or positive")));
-    }
-    let limit = relay::config::default_max_connections();
+    let delay = match (args.delay, args.delay_ms) {
+        (Some(d), _) => d,
+        (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => {
+            eprintln!("warning: --delay-ms {ms} is deprecated: write --delay {ms}ms");
+            Duration::from_secs_f64(ms / 1e3)
+        }
+        (None, Some(ms)) => return Err(Failure::usage(anyhow!("--delay-ms {ms}: zero or more (better: --delay 2ms)"))),
+        (None, None) => Duration::ZERO,
+    };
+    let limit = relay::config::fd_max_connections();
     let max_connections = match args.max_connections {
         Some(n) if n > limit => {
             return Err(Failure::usage(anyhow!(
@@ -35,7 +37,7 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
             )));
         }
         Some(n) => n,
-        None => limit,
+        None => relay::config::default_max_connections(),
     };
     let list = match (&args.scan, args.scan_words) {
         (Some(file), _) => Some(relay::scan::WordList::read(file).map_err(|e| Failure::usage(anyhow!("--scan {e}")))?),
@@ -67,8 +69,8 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         queue_messages: args.queue_messages.max(1),
         queue_bytes: args.queue_bytes.max(args.max_message),
         max_connections,
-        handshake_timeout: secs(args.handshake_timeout, "--handshake-timeout")?,
-        idle_timeout: secs(args.idle_timeout, "--idle-timeout")?,
+        handshake_timeout: positive(args.handshake_timeout, "--handshake-timeout")?,
+        idle_timeout: positive(args.idle_timeout, "--idle-timeout")?,
         max_groups_per_client: args.max_groups,
         max_group_members: args.max_group_members,
         max_keys: RelayConfig::default().max_keys,
@@ -81,7 +83,7 @@ pub fn config_from(args: &RelayArgs) -> Result<RelayConfig, Failure> {
         auth_secret: args.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
         read_buffer: args.read_buffer.max(256),
         write_buffer: RelayConfig::default().write_buffer,
-        delay: Duration::from_secs_f64(args.delay_ms / 1e3),
+        delay,
         adversary,
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(relay::tls::from_pem_files(cert, key).map_err(Failure::usage)?),
@@ -133,7 +135,7 @@ pub fn run(args: &RelayArgs) -> Outcome {
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics {addr}: cannot bind"))?;
             serve_metrics(ml, relay.metrics(), stop_rx.clone());
         }
-        banner(&config, args, listener.local_addr().unwrap_or(args.listen), "");
+        banner(&config, listener.local_addr().unwrap_or(args.listen), "");
         let mut rx = stop_rx.clone();
         let serve = relay.serve(listener, async move {
             let _ = rx.changed().await;
@@ -150,7 +152,7 @@ pub fn run(args: &RelayArgs) -> Outcome {
 }
 
 /// What the relay says when it starts listening.
-fn banner(config: &RelayConfig, args: &RelayArgs, addr: std::net::SocketAddr, threading: &str) {
+fn banner(config: &RelayConfig, addr: std::net::SocketAddr, threading: &str) {
     eprintln!(
         "sealbench relay listening on {}://{addr} (max {} connections, max message {} B{}{threading})",
         if config.tls.is_some() { "wss" } else { "ws" },
@@ -170,7 +172,15 @@ fn banner(config: &RelayConfig, args: &RelayArgs, addr: std::net::SocketAddr, th
         );
     }
     if !config.delay.is_zero() {
-        eprintln!("WARNING: --delay-ms {} holds every message: this relay is slow on purpose", args.delay_ms);
+        eprintln!("WARNING: --delay {:?} holds every message: this relay is slow on purpose", config.delay);
+    }
+    eprintln!("worst-case memory: {}", relay::config::worst_case_text(config));
+    if let Some(mem) = relay::config::machine_memory()
+        && relay::config::worst_case_bytes(config) > mem
+    {
+        eprintln!(
+            "WARNING: at these limits the relay could need more memory than this machine has: lower --max-connections or --queue-bytes (docs/PROTOCOL.md §4.6)"
+        );
     }
 }
 
@@ -207,7 +217,7 @@ fn run_per_core(args: &RelayArgs, config: RelayConfig) -> Outcome {
     });
     let side = side.context("starting the relay's control thread")?;
     let served = relay.serve_per_core(args.listen, threads, stop_rx, |addr| {
-        banner(&config, args, addr, &format!(", {threads} thread(s), thread per core"));
+        banner(&config, addr, &format!(", {threads} thread(s), thread per core"));
     });
     let _ = stop_tx.send(true); // the control thread ends too (a bind failed, or it was stopped)
     let _ = side.join();

@@ -41,6 +41,11 @@ pub mod wire;
 /// group of 500 is 166 kB).
 const LARGE_MAX_MESSAGE: usize = 1 << 20;
 
+/// The embedded relay's send queue per connection, bytes and frames (see where it starts).
+const EMBEDDED_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// See [`EMBEDDED_QUEUE_BYTES`].
+const EMBEDDED_QUEUE_MESSAGES: usize = 4096;
+
 use crate::clock::now_ns;
 use crate::relay::RelayConfig;
 use crate::scenario::{Plan, RelayTarget};
@@ -481,6 +486,11 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
             let cfg = RelayConfig {
                 max_message: if large { LARGE_MAX_MESSAGE } else { RelayConfig::default().max_message },
                 max_connections: scenario.clients.count + 64,
+                // The driver is this relay's only consumer: a generator stall must show as
+                // lateness, never as the relay closing a slow consumer. Its queues stay as
+                // large as before the standalone relay's safe defaults (PROTOCOL.md §4.6).
+                queue_bytes: EMBEDDED_QUEUE_BYTES,
+                queue_messages: EMBEDDED_QUEUE_MESSAGES,
                 delay: relay.delay,
                 adversary: plan.adversary,
                 tls: server_tls,

@@ -51,8 +51,8 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(cfg.read_buffer)
         .write_buffer_size(cfg.write_buffer)
-        .max_message_size(Some(cfg.max_message.saturating_mul(4).max(1024)))
-        .max_frame_size(Some(cfg.max_message.saturating_mul(4).max(1024)));
+        .max_message_size(Some(super::config::read_cap(cfg.max_message)))
+        .max_frame_size(Some(super::config::read_cap(cfg.max_message)));
     let over_capacity = shared.connections.load(Ordering::Relaxed) > cfg.max_connections;
     // The error type is tungstenite's: its size is not ours to choose.
     #[allow(clippy::result_large_err)]

@@ -369,6 +369,46 @@ pub fn parse_quantity(s: &str) -> Result<Quantity> {
     Ok(Quantity { value, unit })
 }
 
+/// Parses a duration as every flag takes it: a number with its unit, `2ms`, `500us`,
+/// `10s`, `1.5s`, or humantime's longer forms (`5m`, `1h30m`, `2min`). A bare number is
+/// refused with the fix (a duration's unit is never guessed).
+///
+/// # Errors
+/// A message naming the value and the fix.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    match parse_quantity(t) {
+        Ok(Quantity { value, unit: Unit::Duration }) if value.is_finite() && value >= 0.0 => {
+            Ok(std::time::Duration::from_secs_f64(value / 1e6))
+        }
+        Ok(Quantity { unit: Unit::None, .. }) => {
+            Err(format!("`{t}` has no unit: write {t}s (or {t}ms, {t}us; units ns, us, ms, s, m, h)"))
+        }
+        Ok(Quantity { unit: Unit::Duration, .. }) => Err(format!("`{t}`: a duration is zero or more")),
+        _ => humantime_serde::re::humantime::parse_duration(t)
+            .map_err(|e| format!("`{t}` is not a duration ({e}); write it with its unit, e.g. 2ms, 10s, 5m")),
+    }
+}
+
+/// As [`parse_duration`], but a bare number is read as seconds with a warning on stderr:
+/// for the flags that took bare seconds before units (`relay --handshake-timeout`,
+/// `--idle-timeout`), for one release.
+///
+/// # Errors
+/// As [`parse_duration`] for anything but a bare number.
+pub fn parse_duration_or_legacy_seconds(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => {
+            eprintln!(
+                "warning: `{t}` without a unit is read as {t}s; write {t}s (bare seconds go in the next release)"
+            );
+            Ok(std::time::Duration::from_secs_f64(v))
+        }
+        _ => parse_duration(t),
+    }
+}
+
 /// Microseconds per one of `unit` when `unit` is a duration unit of a figure (`ns`,
 /// `µs`/`us`, `ms`, `s`); `None` otherwise.
 pub fn us_per(unit: &str) -> Option<f64> {
@@ -395,6 +435,22 @@ pub fn format_us(us: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_need_their_unit() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("2ms"), Ok(Duration::from_millis(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        let bare = parse_duration("5").unwrap_err();
+        assert!(bare.contains("write 5s"), "{bare}");
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_duration_or_legacy_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration_or_legacy_seconds("250ms"), Ok(Duration::from_millis(250)));
+    }
 
     #[test]
     fn quantities_normalise_durations_to_microseconds() -> Result<()> {
