@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod choice;
 pub mod live;
 
 /// sealbench: load and performance harness for end-to-end-encrypted messaging.
@@ -250,9 +251,9 @@ pub struct RelayArgs {
 /// `sealbench crypto`.
 #[derive(Debug, Args)]
 pub struct CryptoArgs {
-    /// Quick sweep (~19 s): every AEAD at 64 B, 1 KiB and 16 KiB, every pattern once per
-    /// Noise cipher, the protocol section at groups of 5 and 50. Without it: 16 B to
-    /// 64 KiB plus 1350 B, every suite, groups of 5, 50 and 500 (~2 minutes).
+    /// Quick sweep (seconds rather than minutes): every AEAD at 64 B, 1 KiB and 16 KiB,
+    /// every pattern once per Noise cipher, the protocol section at groups of 5 and 50. Without it: 16 B to
+    /// 64 KiB plus 1350 B, every suite, groups of 5, 50 and 500 (minutes).
     #[arg(long)]
     pub quick: bool,
 
@@ -260,14 +261,13 @@ pub struct CryptoArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Only these AEADs (comma-separated): chacha20-poly1305, xchacha20-poly1305,
-    /// aes-128-gcm, aes-256-gcm, none (the UNENCRYPTED baseline).
-    #[arg(long, value_delimiter = ',', value_name = "AEAD,...")]
+    /// Only these AEADs (comma-separated; `none` is the UNENCRYPTED baseline).
+    #[arg(long, value_delimiter = ',', value_name = "AEAD,...", value_parser = choice::choice::<sealcore::AeadKind>())]
     pub aead: Vec<sealcore::AeadKind>,
 
-    /// Backends to measure side by side (comma-separated): rustcrypto, ring, aws-lc-rs
-    /// [default: rustcrypto]. A backend lacking an AEAD is skipped for it, with a note.
-    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...")]
+    /// Backends to measure side by side (comma-separated) [default: rustcrypto]. A backend
+    /// lacking an AEAD is skipped for it, with a note.
+    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...", value_parser = choice::choice::<sealcore::Backend>())]
     pub backend: Vec<sealcore::Backend>,
 
     /// Only these message sizes in bytes (comma-separated), instead of the plan's.
@@ -329,13 +329,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub rate: Option<f64>,
 
-    /// Transport AEAD (crypto.aead): chacha20-poly1305, xchacha20-poly1305, aes-128-gcm,
-    /// aes-256-gcm, or none (the UNENCRYPTED baseline).
-    #[arg(long)]
+    /// Transport AEAD (crypto.aead; `none` is the UNENCRYPTED baseline).
+    #[arg(long, value_name = "AEAD", value_parser = choice::choice::<sealcore::AeadKind>())]
     pub aead: Option<sealcore::AeadKind>,
 
-    /// Handshake pattern (crypto.pattern): NN, NK, XX, IK.
-    #[arg(long)]
+    /// Handshake pattern (crypto.pattern; `-pq`: hybrid post-quantum).
+    #[arg(long, value_name = "PATTERN", value_parser = choice::choice::<sealcore::Pattern>())]
     pub pattern: Option<sealcore::Pattern>,
 
     /// Relay: `embedded` or a ws:// or wss:// URL (relay.url).
@@ -344,7 +343,7 @@ pub struct RunArgs {
 
     /// ws or wss. With the embedded relay, wss serves TLS with a certificate generated at
     /// start, trusted exactly (relay.tls); with a URL, its scheme decides and this checks it.
-    #[arg(long, value_name = "ws|wss")]
+    #[arg(long, value_name = "TRANSPORT", value_parser = choice::choice::<crate::scenario::Transport>())]
     pub transport: Option<crate::scenario::Transport>,
 
     /// wss:// only: trust the relay's certificate if this CA (PEM) signed it, instead of
@@ -470,7 +469,8 @@ pub struct CompareArgs {
     pub new: PathBuf,
     /// Regression rule, repeatable: 'e2e.p99 > +10%', 'throughput.delivered_per_s < -5%',
     /// 'crypto.seal_ns[chacha20-poly1305,1024] > +5%', 'messages.lost > +0' (`*` matches
-    /// any text). Without any, a default set for the result kind applies.
+    /// any text). Without any, a default set for the result kind applies. The grammar:
+    /// docs/THRESHOLDS.md.
     #[arg(long = "fail-on", value_name = "RULE")]
     pub fail_on: Vec<String>,
     /// Compare even when the two runs measured different loads (clients, size, rate).
@@ -489,30 +489,30 @@ pub struct MatrixArgs {
     pub scenario: PathBuf,
     /// AEADs to compare (comma-separated) [default: the scenario's]. The UNENCRYPTED
     /// `none` baseline is added unless --no-baseline.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "AEAD,...", value_parser = choice::choice::<sealcore::AeadKind>())]
     pub aead: Vec<sealcore::AeadKind>,
-    /// Handshake patterns (comma-separated: NN, NK, XX, IK, and the hybrid post-quantum
-    /// XX-pq, IK-pq) [default: the scenario's].
-    #[arg(long, value_delimiter = ',')]
+    /// Handshake patterns (comma-separated; `-pq`: hybrid post-quantum) [default: the
+    /// scenario's].
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN,...", value_parser = choice::choice::<sealcore::Pattern>())]
     pub pattern: Vec<sealcore::Pattern>,
-    /// Transport modes (comma-separated: noise, kdf-chain; `ratchet` is the old name of
-    /// kdf-chain) [default: the scenario's].
-    #[arg(long, value_delimiter = ',')]
+    /// Transport modes (comma-separated; `ratchet` is the old name of kdf-chain)
+    /// [default: the scenario's].
+    #[arg(long, value_delimiter = ',', value_name = "MODE,...", value_parser = choice::choice::<crate::scenario::Mode>())]
     pub mode: Vec<crate::scenario::Mode>,
-    /// Backends (comma-separated: rustcrypto, ring, aws-lc-rs) [default: the scenario's].
-    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...")]
+    /// Backends (comma-separated) [default: the scenario's].
+    #[arg(long, value_delimiter = ',', value_name = "BACKEND,...", value_parser = choice::choice::<sealcore::Backend>())]
     pub backend: Vec<sealcore::Backend>,
-    /// What carries the WebSocket (comma-separated: ws, wss) [default: the scenario's].
+    /// What carries the WebSocket (comma-separated) [default: the scenario's].
     /// wss on the embedded relay serves TLS with a certificate generated at start; an
     /// external relay serves one scheme, so its URL decides and only that one is allowed.
-    #[arg(long, value_delimiter = ',', value_name = "ws,wss")]
+    #[arg(long, value_delimiter = ',', value_name = "TRANSPORT,...", value_parser = choice::choice::<crate::scenario::Transport>())]
     pub transport: Vec<crate::scenario::Transport>,
-    /// Messaging protocols (comma-separated: noise, olm, megolm, mls, plaintext — the
-    /// UNENCRYPTED baseline) [default: the scenario's]. `noise` cells vary over
+    /// Messaging protocols (comma-separated; `plaintext` is the UNENCRYPTED baseline)
+    /// [default: the scenario's]. `noise` cells vary over
     /// --aead/--pattern/--mode and are the reference; another protocol is one cell per
     /// transport (its own cipher suite); a group protocol (megolm, mls) runs its groups with
     /// relay fan-out.
-    #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
+    #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...", value_parser = choice::choice::<sealproto::Protocol>())]
     pub protocol: Vec<sealproto::Protocol>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
@@ -534,7 +534,8 @@ pub struct CapacityArgs {
     /// The scenario to scale (its traffic shape, crypto and relay).
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
-    /// Service-level objective, repeatable: 'e2e.p99<20ms', 'messages.lost==0'.
+    /// Service-level objective, repeatable: 'e2e.p99<20ms', 'messages.lost==0' (a
+    /// threshold: grammar in docs/THRESHOLDS.md).
     #[arg(long = "slo", value_name = "EXPR", required = true)]
     pub slo: Vec<String>,
     /// First offered aggregate rate (msgs/s) [default: the scenario's]; with --clients,

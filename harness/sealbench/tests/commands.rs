@@ -257,3 +257,54 @@ fn durations_take_a_unit_everywhere_and_a_bare_number_is_refused_with_the_fix() 
     assert!(help.contains("Worst-case memory") && help.contains("GiB shared"), "{help}");
     Ok(())
 }
+
+/// The values `--help` lists for FLAG (`[possible values: a, b]`), or None.
+fn listed_values(help: &str, flag: &str) -> Option<Vec<String>> {
+    let start = help.find(&format!("{flag} <"))?;
+    let rest = &help[start..];
+    let end = rest[2..].find("\n  -").map_or(rest.len(), |e| e + 2);
+    let block: String = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let list = block.split("[possible values: ").nth(1)?.split(']').next()?;
+    Some(list.split(", ").map(str::to_owned).collect())
+}
+
+#[test]
+fn every_enum_flag_lists_exactly_the_values_its_parser_takes() -> TestResult {
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| name(*v).to_owned()).collect()
+    }
+    let aead = names(&sealcore::AeadKind::ALL, sealcore::AeadKind::name);
+    let pattern = names(&sealcore::Pattern::ALL, sealcore::Pattern::name);
+    let backend = names(&sealcore::Backend::ALL, sealcore::Backend::name);
+    let protocol = names(&sealproto::Protocol::ALL, sealproto::Protocol::name);
+    let transport = vec!["ws".to_owned(), "wss".to_owned()];
+    let mode = vec!["noise".to_owned(), "kdf-chain".to_owned()];
+    type Flags<'a> = &'a [(&'a str, &'a Vec<String>)];
+    let cases: [(&str, Flags); 3] = [
+        ("run", &[("--aead", &aead), ("--pattern", &pattern), ("--transport", &transport)]),
+        (
+            "matrix",
+            &[
+                ("--aead", &aead),
+                ("--pattern", &pattern),
+                ("--mode", &mode),
+                ("--backend", &backend),
+                ("--transport", &transport),
+                ("--protocol", &protocol),
+            ],
+        ),
+        ("crypto", &[("--aead", &aead), ("--backend", &backend)]),
+    ];
+    for (cmd, flags) in cases {
+        let help = String::from_utf8(sealbench(&[cmd, "--help"])?.stdout)?;
+        for (flag, want) in flags {
+            assert_eq!(listed_values(&help, flag).as_ref(), Some(*want), "{cmd} {flag}");
+            for v in want.iter() {
+                // Each listed value is taken (checked by parsing alone: --help after it).
+                let out = sealbench(&[cmd, flag, v, "--help"])?;
+                assert!(out.status.success(), "{cmd} {flag} {v}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    Ok(())
+}

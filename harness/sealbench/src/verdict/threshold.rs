@@ -171,6 +171,26 @@ pub fn check_tags(thresholds: &[Threshold], tags: &[TagSet]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_grammar_page_names_every_figure_stat_and_default_rule() {
+        use crate::results::figure::{Counter, Stat};
+        let doc = include_str!("../../../../docs/THRESHOLDS.md");
+        for m in crate::driver::recorder::Metric::ALL {
+            assert!(doc.contains(&format!("`{}`", m.name())), "THRESHOLDS.md lacks metric {}", m.name());
+        }
+        for s in Stat::ALL {
+            assert!(doc.contains(&format!("`{}`", s.name())), "THRESHOLDS.md lacks stat {}", s.name());
+        }
+        for c in Counter::ALL {
+            assert!(doc.contains(&format!("`{}`", c.path())), "THRESHOLDS.md lacks {}", c.path());
+        }
+        for kind in ["run", "crypto", "matrix", "capacity"] {
+            for r in crate::verdict::compare::default_rules(kind) {
+                assert!(doc.contains(&format!("`{}`", r.expr)), "THRESHOLDS.md lacks the default rule {}", r.expr);
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
