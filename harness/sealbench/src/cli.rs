@@ -12,12 +12,24 @@ pub mod live;
 /// Simulated clients run real Noise handshakes through a relay over WebSockets and send
 /// real AEAD-sealed messages; sealbench measures every stage with HdrHistograms.
 #[derive(Debug, Parser)]
-#[command(name = "sealbench", version, about, long_about = None, propagate_version = true)]
+#[command(name = "sealbench", version, about, long_about = None, propagate_version = true, after_help = TOP_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The jobs, one example each, and the exit codes (after `sealbench --help`).
+const TOP_HELP: &str = "\
+Examples, one per job:
+  sealbench run scenarios/quickstart.toml                        one load run (1,000 clients)
+  sealbench capacity scenarios/quickstart.toml --slo 'e2e.p99<25ms'   capacity planning
+  sealbench compare base/ new/ --fail-on 'e2e.p99 > +10%'        regression gate (CI)
+  sealbench matrix scenarios/quickstart.toml --aead chacha20-poly1305,aes-256-gcm
+                                                                 comparing cipher choices
+Exit codes: 0 ok; 2 bad usage or scenario (nothing run); 99 a threshold or a --fail-on
+rule failed; 130 interrupted (results so far written); 1 anything else.
+Thresholds and rules: docs/THRESHOLDS.md. Scenario fields: docs/SCENARIOS.md.";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
