@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod choice;
+pub mod deprecated;
 pub mod live;
 
 /// sealbench: load and performance harness for end-to-end-encrypted messaging.
@@ -317,46 +318,30 @@ pub struct CalibrateArgs {
     pub show: bool,
 }
 
-/// `sealbench run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
+/// The flags of every command that runs a scenario (`run`, `matrix`, `capacity`),
+/// flattened into each: one spelling, one meaning.
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
     /// The scenario file (TOML), e.g. scenarios/quickstart.toml.
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
 
-    /// Override any scenario field: --set traffic.rate=50 --set crypto.pattern=IK (repeatable;
-    /// an empty value removes the field).
+    /// Override any scenario field: --set traffic.rate=50 --set crypto.pattern=IK, a stage's
+    /// field with --set stages.0.duration=10s (repeatable; an empty value removes the field).
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
 
     /// Number of clients (clients.count).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
 
-    /// Measured duration, e.g. 30s (duration).
+    /// Measured duration with a unit, e.g. 30s (duration; for `capacity`, of each step).
     #[arg(long, value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
-    pub duration: Option<std::time::Duration>,
-
-    /// Messages per second per conversation (traffic.rate; replaces an aggregate rate).
-    #[arg(long)]
-    pub rate: Option<f64>,
-
-    /// Transport AEAD (crypto.aead; `none` is the UNENCRYPTED baseline).
-    #[arg(long, value_name = "AEAD", value_parser = choice::choice::<sealcore::AeadKind>())]
-    pub aead: Option<sealcore::AeadKind>,
-
-    /// Handshake pattern (crypto.pattern; `-pq`: hybrid post-quantum).
-    #[arg(long, value_name = "PATTERN", value_parser = choice::choice::<sealcore::Pattern>())]
-    pub pattern: Option<sealcore::Pattern>,
+    pub duration: Option<Duration>,
 
     /// Relay: `embedded` or a ws:// or wss:// URL (relay.url).
     #[arg(long, value_name = "embedded|URL")]
     pub relay: Option<crate::scenario::RelayTarget>,
-
-    /// ws or wss. With the embedded relay, wss serves TLS with a certificate generated at
-    /// start, trusted exactly (relay.tls); with a URL, its scheme decides and this checks it.
-    #[arg(long, value_name = "TRANSPORT", value_parser = choice::choice::<crate::scenario::Transport>())]
-    pub transport: Option<crate::scenario::Transport>,
 
     /// wss:// only: trust the relay's certificate if this CA (PEM) signed it, instead of
     /// the built-in Mozilla roots (relay.ca).
@@ -372,6 +357,55 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// Do not draw plots (nor report.html).
+    #[arg(long)]
+    pub no_plots: bool,
+
+    /// Check everything that can be checked before connecting (the scenario, the
+    /// overrides, the thresholds, this machine's limits), print what would run, and exit
+    /// (0, or 2 as the run would) without connecting to anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Watching the run while it goes on.
+    #[command(flatten)]
+    pub live: live::LiveArgs,
+}
+
+impl ScenarioArgs {
+    /// The shared flags as typed scenario edits (applied after the `--set` overrides).
+    pub fn edits(&self) -> crate::scenario::Edits {
+        crate::scenario::Edits {
+            clients: self.clients,
+            duration: self.duration,
+            relay: self.relay.clone(),
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            ..Default::default()
+        }
+    }
+}
+
+/// `sealbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Messages per second per conversation (traffic.rate; replaces an aggregate rate).
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Transport AEAD (crypto.aead; `none` is the UNENCRYPTED baseline).
+    #[arg(long, value_name = "AEAD", value_parser = choice::choice::<sealcore::AeadKind>())]
+    pub aead: Option<sealcore::AeadKind>,
+
+    /// Handshake pattern (crypto.pattern; `-pq`: hybrid post-quantum).
+    #[arg(long, value_name = "PATTERN", value_parser = choice::choice::<sealcore::Pattern>())]
+    pub pattern: Option<sealcore::Pattern>,
+
+    /// ws or wss. With the embedded relay, wss serves TLS with a certificate generated at
+    /// start, trusted exactly (relay.tls); with a URL, its scheme decides and this checks it.
+    #[arg(long, value_name = "TRANSPORT", value_parser = choice::choice::<crate::scenario::Transport>())]
+    pub transport: Option<crate::scenario::Transport>,
+
     /// Driver threads [default: one per core, or one per CPU of --cpus driver=LIST].
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
@@ -384,10 +418,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "driver=LIST,relay=LIST", value_parser = crate::driver::cpus::CpuSplit::parse)]
     pub cpus: Option<crate::driver::cpus::CpuSplit>,
 
-    /// Do not draw plots.
-    #[arg(long)]
-    pub no_plots: bool,
-
     /// Run part I of N of the scenario (a run split over processes or machines; `merge`
     /// combines the parts). Whole conversations per part. Also taken from the environment:
     /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with SEALBENCH_SHARDS.
@@ -399,14 +429,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
 
-    /// Check the scenario, the overrides and the part, print what this process would run,
-    /// and exit (0) without connecting to anything.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Watching the run while it goes on.
+    /// The scenario and the flags every command that runs one takes.
     #[command(flatten)]
-    pub live: live::LiveArgs,
+    pub common: ScenarioArgs,
 }
 
 impl RunArgs {
@@ -437,15 +462,11 @@ impl RunArgs {
     /// The short flags as typed scenario edits (applied after the `--set` overrides).
     pub fn edits(&self) -> crate::scenario::Edits {
         crate::scenario::Edits {
-            clients: self.clients,
-            duration: self.duration,
             rate: self.rate,
             aead: self.aead,
             pattern: self.pattern,
-            relay: self.relay.clone(),
             transport: self.transport,
-            ca: self.ca.clone(),
-            insecure: self.insecure,
+            ..self.common.edits()
         }
     }
 }
@@ -496,9 +517,10 @@ pub struct CompareArgs {
 /// `sealbench matrix`.
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    /// The scenario every cell runs (same seed, same schedule).
-    #[arg(value_name = "SCENARIO")]
-    pub scenario: PathBuf,
+    /// The scenario every cell runs (same seed, same schedule), its overrides (applied to
+    /// every cell), and the flags every command that runs a scenario takes.
+    #[command(flatten)]
+    pub common: ScenarioArgs,
     /// AEADs to compare (comma-separated) [default: the scenario's]. The UNENCRYPTED
     /// `none` baseline is added unless --no-baseline.
     #[arg(long, value_delimiter = ',', value_name = "AEAD,...", value_parser = choice::choice::<sealcore::AeadKind>())]
@@ -532,61 +554,56 @@ pub struct MatrixArgs {
     /// Leave out the `none` baseline.
     #[arg(long)]
     pub no_baseline: bool,
-    /// Scenario overrides applied to every cell (as for `run`).
-    #[arg(long = "set", value_name = "FIELD=VALUE")]
-    pub set: Vec<String>,
-    /// Output directory [default: results/<UTC time>-matrix-<name>/].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
 }
 
 /// `sealbench capacity`.
 #[derive(Debug, Args)]
 pub struct CapacityArgs {
-    /// The scenario to scale (its traffic shape, crypto and relay).
-    #[arg(value_name = "SCENARIO")]
-    pub scenario: PathBuf,
+    /// The scenario to scale (its traffic shape, crypto and relay), its overrides, and the
+    /// flags every command that runs a scenario takes (`--duration`: each step's measured
+    /// time, default 5s).
+    #[command(flatten)]
+    pub common: ScenarioArgs,
     /// Service-level objective, repeatable: 'e2e.p99<20ms', 'messages.lost==0' (a
     /// threshold: grammar in docs/THRESHOLDS.md).
     #[arg(long = "slo", value_name = "EXPR", required = true)]
     pub slo: Vec<String>,
-    /// First offered aggregate rate (msgs/s) [default: the scenario's]; with --clients,
-    /// the first client count.
+    /// First offered aggregate rate (msgs/s) [default: the scenario's]; with --search
+    /// clients, the first client count.
     #[arg(long)]
     pub start: Option<f64>,
     /// Highest rate (or client count) to try.
     #[arg(long)]
     pub max: Option<f64>,
-    /// Search over the number of clients at the scenario's per-conversation rate instead.
-    #[arg(long)]
-    pub clients: bool,
     /// Growth factor while the SLO holds.
     #[arg(long, default_value_t = 2.0)]
     pub factor: f64,
     /// Stop bisecting when the bracket is narrower than this fraction.
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
-    /// Measured time of each step.
-    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
-    pub step: std::time::Duration,
     /// Warm-up of each step.
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub warmup: std::time::Duration,
     /// At most this many steps.
     #[arg(long, default_value_t = 16)]
     pub max_steps: usize,
+    /// What the search grows: the offered `rate` (msgs/s, at the scenario's clients), or
+    /// the number of `clients` (at the scenario's per-conversation rate).
+    #[arg(long, value_enum, default_value_t = SearchOver::Rate)]
+    pub search: SearchOver,
     /// `runs`: one run per step, bisecting after the first failure. `ramp`: one run
     /// whose stages step through the growth from --start by --factor to --max (each
-    /// --step long, after one --warmup stage), each stage judged as a step; no bisection,
-    /// no reconnection between steps, and the relay's state carries over.
+    /// --duration long, after one --warmup stage), each stage judged as a step; no
+    /// bisection, no reconnection between steps, and the relay's state carries over.
     #[arg(long, value_enum, default_value_t = CapacityMode::Runs)]
-    pub mode: CapacityMode,
-    /// Scenario overrides (as for `run`).
-    #[arg(long = "set", value_name = "FIELD=VALUE")]
-    pub set: Vec<String>,
-    /// Output directory [default: results/<UTC time>-capacity-<name>/].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub method: CapacityMode,
+    /// Deprecated spelling of `--duration` here (each step's measured time); still
+    /// accepted for one release.
+    #[arg(long, value_name = "DURATION", value_parser = crate::results::figure::parse_duration, hide = true)]
+    pub step: Option<Duration>,
+    /// The transport (ws or wss; with the embedded relay, wss serves TLS).
+    #[arg(long, value_name = "TRANSPORT", value_parser = choice::choice::<crate::scenario::Transport>())]
+    pub transport: Option<crate::scenario::Transport>,
 }
 
 /// How `capacity` runs its steps.
@@ -596,4 +613,25 @@ pub enum CapacityMode {
     Runs,
     /// One run, one stage per step (a stepped ramp; no bisection).
     Ramp,
+}
+
+/// What `capacity` grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchOver {
+    /// The offered aggregate rate, at the scenario's clients.
+    Rate,
+    /// The number of clients, at the scenario's per-conversation rate.
+    Clients,
+}
+
+impl CapacityArgs {
+    /// Each step's measured time: `--duration`, else the deprecated `--step`, else 5 s.
+    pub fn step_duration(&self) -> Duration {
+        self.common.duration.or(self.step).unwrap_or(Duration::from_secs(5))
+    }
+
+    /// True when the search grows the number of clients.
+    pub fn over_clients(&self) -> bool {
+        self.search == SearchOver::Clients
+    }
 }

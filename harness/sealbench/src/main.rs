@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = sealbench::cli::Cli::parse();
+    let args = sealbench::cli::deprecated::rewrite(std::env::args_os().collect());
+    let cli = sealbench::cli::Cli::parse_from(args);
     sealbench::app::run(cli)
 }

@@ -124,7 +124,7 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
         "200",
         "--max",
         "800",
-        "--step",
+        "--duration",
         "1s",
         "--warmup",
         "200ms",
@@ -306,5 +306,52 @@ fn every_enum_flag_lists_exactly_the_values_its_parser_takes() -> TestResult {
             }
         }
     }
+    Ok(())
+}
+
+#[test]
+fn run_matrix_and_capacity_take_the_same_scenario_flags() -> TestResult {
+    let shared = [
+        "--set",
+        "--clients",
+        "--duration",
+        "--relay",
+        "--ca",
+        "--insecure",
+        "--transport",
+        "--out",
+        "--no-plots",
+        "--quiet",
+        "--metrics",
+        "--json-stream",
+        "--dry-run",
+    ];
+    for cmd in ["run", "matrix", "capacity"] {
+        let help = String::from_utf8(sealbench(&[cmd, "--help"])?.stdout)?;
+        for flag in shared {
+            let listed = help.contains(&format!("  {flag}")) || help.contains(&format!(", {flag}"));
+            assert!(listed, "{cmd} --help lacks {flag}");
+        }
+    }
+    // The same flags work the same way: a dry run of each with the shared flags.
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/quickstart.toml");
+    let scenario = scenario.to_str().ok_or("path")?;
+    let common = ["--clients", "40", "--duration", "2s", "--relay", "embedded", "--no-plots", "--quiet", "--dry-run"];
+    for cmd in [
+        &["run", scenario][..],
+        &["matrix", scenario, "--aead", "aes-256-gcm"],
+        &["capacity", scenario, "--slo", "e2e.p99<50ms"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(common);
+        let out = sealbench(&args)?;
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"), "{args:?}");
+    }
+    // capacity's old switch still works for a release, with a warning.
+    let out = sealbench(&["capacity", scenario, "--slo", "e2e.p99<50ms", "--clients", "--dry-run"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--search clients"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("search over clients"));
     Ok(())
 }

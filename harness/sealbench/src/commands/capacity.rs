@@ -1,6 +1,6 @@
 //! `sealbench capacity SCENARIO --slo 'e2e.p99<20ms'`: asks the capacity search
 //! ([`crate::verdict::capacity`]) for each step, runs it, feeds back what it showed, then
-//! writes `capacity.json` and its presentation. With `--mode ramp`, the steps are the
+//! writes `capacity.json` and its presentation. With `--method ramp`, the steps are the
 //! stages of one run (a stepped ramp), each judged on its own stage's figures by the
 //! same rules.
 
@@ -28,12 +28,16 @@ use std::process::ExitCode;
 /// # Errors
 /// Exit 2 for bad arguments; exit 1 when a step cannot run.
 pub fn run(args: &CapacityArgs) -> Outcome {
-    let plan = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?;
+    let common = &args.common;
+    // `--duration` is each step's measured time here, not the scenario's.
+    let edits = Edits { duration: None, transport: args.transport, ..common.edits() };
+    let plan = load_plan(&common.scenario, &common.set, &edits).map_err(Failure::usage)?;
+    crate::driver::limits::check(&plan).map_err(Failure::usage)?;
     let slos = threshold::parse_for(&args.slo, &plan.tags()).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
     let conversations = plan.conversations();
     let base = plan.scenario;
-    let clients_mode = args.clients;
+    let clients_mode = args.over_clients();
     let start =
         args.start.unwrap_or(if clients_mode { base.clients.count as f64 } else { per_conv * conversations as f64 });
     let search = Search::new(Params {
@@ -45,27 +49,41 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         clients: clients_mode,
     })
     .map_err(Failure::usage)?;
+    if args.method == CapacityMode::Ramp && clients_mode {
+        return Err(Failure::usage(anyhow!(
+            "--method ramp steps the message rate within one run; --search clients needs one run per step (--method runs)"
+        )));
+    }
+    if common.dry_run {
+        crate::output::stdout(&format!(
+            "capacity of `{}` is valid: search over {} from {start} by ×{} up to {}, at most {} steps of {:?} (+{:?} warm-up)\n",
+            base.name,
+            if clients_mode { "clients" } else { "msgs/s" },
+            args.factor,
+            args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 }),
+            args.max_steps,
+            args.step_duration(),
+            args.warmup
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut batch = crate::commands::run::live::Batch::start(&common.live, !common.no_plots)?;
     let dir =
-        output::result_dir(args.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
+        output::result_dir(common.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
     let provenance = Provenance::with_calibration();
     let observe = |steps: &[Step]| -> Vec<Observation> {
         steps.iter().map(|s| Observation { offered: s.offered, pass: s.pass, saturated: s.saturated }).collect()
     };
-    let (steps, found) = if args.mode == CapacityMode::Ramp {
-        if clients_mode {
-            return Err(Failure::usage(anyhow!(
-                "--mode ramp steps the message rate within one run; --clients needs one run per step (--mode runs)"
-            )));
-        }
-        let steps = run_ramp(args, &base, &slos, &dir, &search.ramp())?;
+    let (steps, found) = if args.method == CapacityMode::Ramp {
+        let steps = run_ramp(args, &base, &slos, &dir, &search.ramp(), &mut batch)?;
         let found = search.conclude(&observe(&steps));
         (steps, found)
     } else {
         let mut steps: Vec<Step> = Vec::new();
         let found = loop {
             match search.next_step(&observe(&steps)) {
-                Next::Run(spec) => steps.push(run_step(args, &base, per_conv, &slos, &dir, spec)?),
+                Next::Run(spec) => steps.push(run_step(args, &base, per_conv, &slos, &dir, spec, &mut batch)?),
                 Next::Done(found) => break found,
             }
         };
@@ -75,7 +93,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     let cap = Capacity {
         header: Header::new(1, "capacity", provenance),
         scenario: base,
-        search: match (clients_mode, args.mode) {
+        search: match (clients_mode, args.method) {
             (true, _) => "clients",
             (false, CapacityMode::Runs) => "rate",
             (false, CapacityMode::Ramp) => "rate-ramp",
@@ -103,23 +121,24 @@ fn run_step(
     slos: &[Threshold],
     dir: &Path,
     spec: StepSpec,
+    batch: &mut crate::commands::run::live::Batch,
 ) -> Result<Step, Failure> {
     let x = spec.offered;
     // Each step is a typed edit of the one scenario.
     let mut scenario = base.clone();
-    (scenario.duration, scenario.warmup) = (args.step, args.warmup);
+    (scenario.duration, scenario.warmup) = (args.step_duration(), args.warmup);
     scenario.stages.clear(); // a step is one flat rate
-    if args.clients {
+    if args.over_clients() {
         scenario.clients.count = x as usize;
         scenario.traffic.set_rate(per_conv);
     } else {
         scenario.traffic.set_aggregate_rate(x);
     }
-    let plan =
-        Plan::new(scenario).map_err(|e| Failure::usage(anyhow!("{}: step {x}: {e:#}", args.scenario.display())))?;
+    let plan = Plan::new(scenario)
+        .map_err(|e| Failure::usage(anyhow!("{}: step {x}: {e:#}", args.common.scenario.display())))?;
     let name = format!("step{:02}-{}", spec.index, x as u64);
-    eprintln!("[step {}] offered {} {}", spec.index, x, if args.clients { "clients" } else { "msgs/s" });
-    let s = execute_quiet(&plan, &dir.join(&name), slos).with_context(|| format!("capacity {name}"))?;
+    eprintln!("[step {}] offered {} {}", spec.index, x, if args.over_clients() { "clients" } else { "msgs/s" });
+    let s = execute_quiet(&plan, &dir.join(&name), slos, batch).with_context(|| format!("capacity {name}"))?;
     let step = Step::of(spec.index, x, plan.scenario.clients.count, name, &s);
     eprintln!(
         "         delivered {:.0}/s, e2e p99 {}, {}{}",
@@ -134,7 +153,7 @@ fn run_step(
     Ok(step)
 }
 
-/// `--mode ramp`: one run whose stages are the steps (after one unmeasured warm-up stage
+/// `--method ramp`: one run whose stages are the steps (after one unmeasured warm-up stage
 /// at the first rate), into `dir/ramp/`; each stage is judged as a step would be, on its
 /// own figures ([`stages::summary_of`]): saturation from its seconds, then the SLOs.
 fn run_ramp(
@@ -143,6 +162,7 @@ fn run_ramp(
     slos: &[Threshold],
     dir: &Path,
     rates: &[f64],
+    batch: &mut crate::commands::run::live::Batch,
 ) -> Result<Vec<Step>, Failure> {
     let mut scenario = base.clone();
     (scenario.duration, scenario.warmup) = (Default::default(), Default::default());
@@ -161,12 +181,13 @@ fn run_ramp(
     }
     let first_step = scenario.stages.len();
     for (i, &x) in rates.iter().enumerate() {
-        scenario.stages.push(flat(format!("step{:02}-{}", i + 1, x as u64), args.step, x, true));
+        scenario.stages.push(flat(format!("step{:02}-{}", i + 1, x as u64), args.step_duration(), x, true));
     }
-    let plan = Plan::new(scenario).map_err(|e| Failure::usage(anyhow!("{}: ramp: {e:#}", args.scenario.display())))?;
+    let plan =
+        Plan::new(scenario).map_err(|e| Failure::usage(anyhow!("{}: ramp: {e:#}", args.common.scenario.display())))?;
     let total: std::time::Duration = plan.scenario.stages.iter().map(|s| s.duration).sum();
-    eprintln!("[ramp] {} steps of {:?} in one run ({total:?}): {:?} msgs/s", rates.len(), args.step, rates);
-    let (run, outcome) = execute_quiet_outcome(&plan, &dir.join("ramp"), &[]).context("capacity ramp")?;
+    eprintln!("[ramp] {} steps of {:?} in one run ({total:?}): {:?} msgs/s", rates.len(), args.step_duration(), rates);
+    let (run, outcome) = execute_quiet_outcome(&plan, &dir.join("ramp"), &[], batch).context("capacity ramp")?;
     let mut steps = Vec::with_capacity(rates.len());
     for (i, &x) in rates.iter().enumerate() {
         let stage = first_step + i;

@@ -13,7 +13,7 @@ use crate::provenance::Provenance;
 use crate::results::header::Header;
 use crate::results::matrix::{self, Cell, Matrix};
 use crate::results::summary::Summary;
-use crate::scenario::{Edits, Mode, Plan, Scenario, Transport};
+use crate::scenario::{Mode, Plan, Scenario, Transport};
 use anyhow::{Context, anyhow};
 use sealcore::{AeadKind, Backend, Pattern};
 use sealproto::Protocol;
@@ -24,7 +24,8 @@ use std::process::ExitCode;
 /// # Errors
 /// Exit 2 for a bad scenario or choice; exit 1 when a run fails.
 pub fn run(args: &MatrixArgs) -> Outcome {
-    let base = load_plan(&args.scenario, &args.set, &Edits::default()).map_err(Failure::usage)?.scenario;
+    let common = &args.common;
+    let base = load_plan(&common.scenario, &common.set, &common.edits()).map_err(Failure::usage)?.scenario;
     let cells = with_protocols(args, &base, combinations(args, &base));
     // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
@@ -42,14 +43,32 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         }
         s.relay
             .require_transport(t)
-            .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?;
-        scenarios.push(
-            Plan::new(s).map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", args.scenario.display())))?,
-        );
+            .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", common.scenario.display())))?;
+        let plan =
+            Plan::new(s).map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", common.scenario.display())))?;
+        // What `run --dry-run` checks, for every cell: this machine's limits and the
+        // scenario's thresholds against the cell's traffic classes.
+        crate::driver::limits::check(&plan).map_err(|e| Failure::usage(anyhow!("cell {cell}: {e:#}")))?;
+        crate::verdict::threshold::parse_for(&plan.scenario.thresholds, &plan.tags())
+            .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: thresholds: {e:#}", common.scenario.display())))?;
+        scenarios.push(plan);
     }
     let repeat = args.repeat.max(1);
+    if common.dry_run {
+        let names: Vec<String> = cells.iter().map(|&(p, c)| protocol_cell_name(p, c)).collect();
+        crate::output::stdout(&format!(
+            "matrix of `{}` is valid: {} cells × {repeat} runs = {} runs of {:?} each: {}\n",
+            base.name,
+            cells.len(),
+            cells.len() * repeat,
+            base.duration + base.warmup,
+            names.join(", ")
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut batch = crate::commands::run::live::Batch::start(&common.live, !common.no_plots)?;
     let dir =
-        output::result_dir(args.out.as_deref(), &format!("{}-matrix-{}", crate::timefmt::compact_now(), base.name))
+        output::result_dir(common.out.as_deref(), &format!("{}-matrix-{}", crate::timefmt::compact_now(), base.name))
             .map_err(Failure::usage)?;
     let provenance = Provenance::with_calibration();
     let mut summaries: Vec<Vec<(String, Summary)>> = vec![Vec::new(); cells.len()];
@@ -63,8 +82,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
             let (proto, c) = cells[i];
             let name = format!("{}-r{}", protocol_cell_name(proto, c), r + 1);
             eprintln!("[{}/{total}] {name}", order.len());
-            let s =
-                execute_quiet(&scenarios[i], &dir.join(&name), &[]).with_context(|| format!("matrix cell {name}"))?;
+            let s = execute_quiet(&scenarios[i], &dir.join(&name), &[], &mut batch)
+                .with_context(|| format!("matrix cell {name}"))?;
             summaries[i].push((name, s));
         }
     }

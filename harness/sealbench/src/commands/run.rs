@@ -14,9 +14,8 @@ use anyhow::{Context, anyhow};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-mod live;
+pub mod live;
 
 /// Runs `sealbench run`.
 ///
@@ -24,7 +23,7 @@ mod live;
 /// Exit 2 for a bad scenario or override; exit 1 when the run cannot start or results
 /// cannot be written.
 pub fn run(args: &RunArgs) -> Outcome {
-    let plan = load_plan(&args.scenario, &args.set, &args.edits()).map_err(Failure::usage)?;
+    let plan = load_plan(&args.common.scenario, &args.common.set, &args.edits()).map_err(Failure::usage)?;
     let plan = match args.part().map_err(|e| Failure::usage(anyhow!(e)))? {
         Some(part) => plan.with_part(part).map_err(Failure::usage)?,
         None => plan,
@@ -42,13 +41,14 @@ pub fn run(args: &RunArgs) -> Outcome {
     // else, and by --dry-run too: a dry run that says "valid" must not be refused by the run.
     crate::driver::limits::check(&plan).map_err(Failure::usage)?;
     let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
-        .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.scenario.display())))?;
-    if args.dry_run {
+        .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.common.scenario.display())))?;
+    if args.common.dry_run {
         output::stdout(&dry_run(&plan, start_at));
         return Ok(ExitCode::SUCCESS);
     }
-    let dir = output::result_dir(args.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
-        .map_err(Failure::usage)?;
+    let dir =
+        output::result_dir(args.common.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
+            .map_err(Failure::usage)?;
     let provenance = Provenance::with_calibration();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
@@ -67,12 +67,13 @@ pub fn run(args: &RunArgs) -> Outcome {
         ),
         None => eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display()),
     }
-    let mut watch = live::Watch::start(&args.live, &plan)?;
+    let mut watch = live::Watch::start(&args.common.live, &plan)?;
     let outcome = driver::run(&plan, &options, |sec, total| watch.on_second(sec, total));
     watch.finish();
-    let outcome = outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.scenario.display()))))?;
+    let outcome =
+        outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.common.scenario.display()))))?;
     let summary = summarise(&plan, &outcome, &thresholds, provenance);
-    let files = write_outputs(&dir, &outcome, &summary, !args.no_plots)?;
+    let files = write_outputs(&dir, &outcome, &summary, !args.common.no_plots)?;
     let table = format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len());
     if watch.human_on_stderr() {
         eprint!("{table}")
@@ -156,8 +157,13 @@ fn write_outputs(
 ///
 /// # Errors
 /// When the run cannot start or its results cannot be written.
-pub fn execute_quiet(plan: &Plan, dir: &std::path::Path, thresholds: &[Threshold]) -> anyhow::Result<Summary> {
-    execute_quiet_outcome(plan, dir, thresholds).map(|(summary, _)| summary)
+pub fn execute_quiet(
+    plan: &Plan,
+    dir: &std::path::Path,
+    thresholds: &[Threshold],
+    batch: &mut live::Batch,
+) -> anyhow::Result<Summary> {
+    execute_quiet_outcome(plan, dir, thresholds, batch).map(|(summary, _)| summary)
 }
 
 /// As [`execute_quiet`], also returning the run's outcome (its seconds, for judging a
@@ -169,19 +175,16 @@ pub fn execute_quiet_outcome(
     plan: &Plan,
     dir: &std::path::Path,
     thresholds: &[Threshold],
+    batch: &mut live::Batch,
 ) -> anyhow::Result<(Summary, driver::Outcome)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let provenance = Provenance::collect();
-    let clients = plan.scenario.clients.count;
-    let mut last = Instant::now();
-    let outcome = driver::run(plan, &RunOptions::default(), |sec, total| {
-        if last.elapsed().as_secs() >= 5 {
-            eprintln!("    {}", console::progress_line(sec, total, clients));
-            last = Instant::now();
-        }
-    })?;
+    let mut watch = live::Watch::in_batch(batch, plan);
+    let outcome = driver::run(plan, &RunOptions::default(), |sec, total| watch.on_second(sec, total));
+    watch.end_in(batch);
+    let outcome = outcome?;
     let summary = summarise(plan, &outcome, thresholds, provenance);
-    write_outputs(dir, &outcome, &summary, true)?;
+    write_outputs(dir, &outcome, &summary, batch.plots)?;
     Ok((summary, outcome))
 }
 

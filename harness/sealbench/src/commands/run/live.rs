@@ -35,6 +35,33 @@ enum Display {
     Quiet,
 }
 
+/// What the runs of a batch (`matrix`'s cells, `capacity`'s steps) share: one `/metrics`
+/// server and one JSON stream for them all (each run's figures restart at its start, as a
+/// counter does when its process restarts), and `--quiet`.
+#[derive(Debug)]
+pub struct Batch {
+    metrics: Option<MetricsServer>,
+    stream: Option<JsonStream>,
+    quiet: bool,
+    /// Draw plots (and report.html) for each run.
+    pub plots: bool,
+}
+
+impl Batch {
+    /// Binds `/metrics` and opens the stream once, before the first run.
+    ///
+    /// # Errors
+    /// As [`Watch::start`].
+    pub fn start(args: &LiveArgs, plots: bool) -> Result<Batch, Failure> {
+        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
+        if let Some(m) = &metrics {
+            eprintln!("metrics: http://{}/metrics", m.addr());
+        }
+        let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
+        Ok(Batch { metrics, stream, quiet: args.quiet, plots })
+    }
+}
+
 /// The live outputs of one run.
 #[derive(Debug)]
 pub(super) struct Watch {
@@ -103,6 +130,24 @@ impl Watch {
         if let Display::Progress { tty: true, .. } = self.display {
             eprintln!();
         }
+    }
+
+    /// The watch of one run of a batch (`matrix`'s cells, `capacity`'s steps): the batch's
+    /// `/metrics` server and JSON stream (taken for this run, handed back by
+    /// [`Watch::end_in`]), and a progress line on stderr every 5 s unless `--quiet`.
+    pub(crate) fn in_batch(batch: &mut Batch, plan: &Plan) -> Watch {
+        let display = if batch.quiet {
+            Display::Quiet
+        } else {
+            Display::Progress { tty: false, last: Instant::now(), clients: plan.local().1 }
+        };
+        let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
+        Watch { tracker, metrics: batch.metrics.take(), stream: batch.stream.take(), display, json_on_stdout: false }
+    }
+
+    /// Hands the server and the stream back to the batch for its next run.
+    pub(crate) fn end_in(self, batch: &mut Batch) {
+        (batch.metrics, batch.stream) = (self.metrics, self.stream);
     }
 
     /// True when stdout carries the JSON lines, so the final table goes to stderr.
