@@ -353,6 +353,11 @@ pub struct ScenarioArgs {
     #[arg(long)]
     pub insecure: bool,
 
+    /// An external relay's metrics, http://HOST:PORT/metrics (relay.metrics): its
+    /// process_cpu_seconds_total gives the relay's CPU per message.
+    #[arg(long, value_name = "URL")]
+    pub relay_metrics: Option<String>,
+
     /// Output directory [default: results/<UTC time>-<name>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -381,6 +386,7 @@ impl ScenarioArgs {
             relay: self.relay.clone(),
             ca: self.ca.clone(),
             insecure: self.insecure,
+            relay_metrics: self.relay_metrics.clone(),
             ..Default::default()
         }
     }

@@ -23,6 +23,9 @@
 //!   and results share (leaves: they import nothing of this crate); so is [`target`]: which
 //!   wire protocol a run speaks to its target and the capability table the scenario's plan
 //!   checks before anything connects (the codecs are [`driver::wire`]'s).
+//! - [`procmetrics`] — the standard process metrics (CPU seconds, resident memory) both
+//!   exporters serve beside their own (a leaf beside the clock); [`scrape`] — reading an
+//!   external relay's CPU from its `/metrics` (a leaf).
 //! - [`provenance`], [`output`], [`timefmt`], [`logging`], [`signals`], [`error`] — shared
 //!   plumbing.
 #![warn(missing_docs)]
@@ -38,11 +41,13 @@ pub mod error;
 pub mod logging;
 pub mod output;
 pub mod present;
+pub mod procmetrics;
 pub mod provenance;
 pub mod relay;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod scrape;
 pub mod signals;
 pub mod tags;
 pub mod target;

@@ -107,15 +107,25 @@ fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> Te
     Ok(())
 }
 
-#[test]
-fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
+/// `sealbench capacity` of the tiny scenario with `args`, into a temporary directory:
+/// (the directory, kept while in scope; the output directory; the process's output).
+fn tiny_capacity(
+    args: &[&str],
+) -> Result<(tempfile::TempDir, std::path::PathBuf, Output), Box<dyn std::error::Error + Send + Sync>> {
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("tiny.toml");
     std::fs::write(&scenario, TINY)?;
     let out = dir.path().join("c");
-    let o = sealbench(&[
-        "capacity",
-        scenario.to_str().ok_or("p")?,
+    let mut all = vec!["capacity", scenario.to_str().ok_or("p")?];
+    all.extend_from_slice(args);
+    all.extend(["--out", out.to_str().ok_or("p")?]);
+    let o = sealbench(&all)?;
+    Ok((dir, out, o))
+}
+
+#[test]
+fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
+    let (_dir, out, o) = tiny_capacity(&[
         "--slo",
         "e2e.p99<200ms",
         "--slo",
@@ -128,8 +138,6 @@ fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
         "1s",
         "--warmup",
         "200ms",
-        "--out",
-        out.to_str().ok_or("p")?,
     ])?;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c: Capacity = serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json"))?)?;
@@ -353,5 +361,60 @@ fn run_matrix_and_capacity_take_the_same_scenario_flags() -> TestResult {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--search clients"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("search over clients"));
+    Ok(())
+}
+
+/// Kills a child process when the test ends, whatever happens.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn capacity_against_a_standalone_relay_reports_its_cpu_per_message_and_per_core() -> TestResult {
+    let free =
+        || -> Result<std::net::SocketAddr, std::io::Error> { std::net::TcpListener::bind("127.0.0.1:0")?.local_addr() };
+    let (ws, http) = (free()?, free()?);
+    let _relay = Child(
+        Command::new(env!("CARGO_BIN_EXE_sealbench"))
+            .args(["relay", "--listen", &ws.to_string(), "--metrics", &http.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(http).is_err() {
+        assert!(std::time::Instant::now() < up, "the relay did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_dir, out, o) = tiny_capacity(&[
+        "--relay",
+        &format!("ws://{ws}/"),
+        "--relay-metrics",
+        &format!("http://{http}/metrics"),
+        "--slo",
+        "e2e.p99<500ms",
+        "--start",
+        "200",
+        "--max",
+        "400",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--no-plots",
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: Capacity = serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json"))?)?;
+    for s in &c.steps {
+        let cpu = s.relay_cpu_us_per_msg.ok_or("every step has the relay's CPU per message")?;
+        assert!(cpu > 0.0 && cpu < 100_000.0, "{cpu}");
+        assert_eq!(s.relay_msgs_per_core_s.map(|p| (p * cpu / 1e6 * 1e6).round()), Some(1e6));
+    }
+    if c.capacity.is_some() {
+        assert!(c.fleet.as_deref().is_some_and(|f| f.contains("msgs/s per relay core")), "{:?}", c.fleet);
+    }
     Ok(())
 }

@@ -250,6 +250,10 @@ async fn the_relay_exports_its_key_claims_on_metrics_by_what_they_handed_out() -
         assert_eq!(metrics.key_claims_count(result), n);
     }
     assert!(body.contains("# TYPE sealbench_relay_key_claims counter\n"), "{body}");
+    // The standard process metrics, unprefixed, beside the relay's own.
+    assert!(body.contains("# TYPE process_cpu_seconds counter\n"), "{body}");
+    assert!(body.contains("\nprocess_cpu_seconds_total "), "{body}");
+    assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
     let _ = (stop.send(()), stop_http.send(()));
     Ok(())
 }

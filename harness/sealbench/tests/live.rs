@@ -60,10 +60,11 @@ fn metrics_grow_while_the_run_goes_on_and_the_json_lines_add_up_to_the_summary()
     let addr: SocketAddr = addr.ok_or("no `metrics: http://ADDR/metrics` line on stderr")?;
     let drain = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     // Scrape while it runs.
-    let (mut sent, mut class_p99) = (Vec::new(), false);
+    let (mut sent, mut class_p99, mut cpu) = (Vec::new(), false, Vec::new());
     while child.try_wait()?.is_none() {
         if let Ok(text) = get(addr, "/metrics") {
             sent.extend(value(&text, "sealbench_driver_sent_total"));
+            cpu.extend(value(&text, "process_cpu_seconds_total"));
             class_p99 |=
                 value(&text, "sealbench_driver_e2e_seconds{class=\"group\",size=\"10\",quantile=\"0.99\"}").is_some();
             assert!(text.ends_with("# EOF\n"), "an OpenMetrics exposition ends with # EOF");
@@ -75,6 +76,7 @@ fn metrics_grow_while_the_run_goes_on_and_the_json_lines_add_up_to_the_summary()
     assert!(sent.windows(2).all(|w| w[0] <= w[1]), "a counter never goes down: {sent:?}");
     assert!(sent.windows(2).filter(|w| w[0] < w[1]).count() >= 2, "sent_total grew during the run: {sent:?}");
     assert!(class_p99, "a per-class latency line was served");
+    assert!(cpu.len() >= 2 && cpu.windows(2).all(|w| w[0] <= w[1]), "the process's CPU seconds were served: {cpu:?}");
 
     // One line per second of the run, each a LiveSecond; the deltas add up to the summary.
     let text = std::fs::read_to_string(&lines)?;

@@ -54,19 +54,13 @@ pub fn run(args: &CapacityArgs) -> Outcome {
             "--method ramp steps the message rate within one run; --search clients needs one run per step (--method runs)"
         )));
     }
+    let max = args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 });
+    let plan_line = plan_line(args, &base, start, max);
     if common.dry_run {
-        crate::output::stdout(&format!(
-            "capacity of `{}` is valid: search over {} from {start} by ×{} up to {}, at most {} steps of {:?} (+{:?} warm-up)\n",
-            base.name,
-            if clients_mode { "clients" } else { "msgs/s" },
-            args.factor,
-            args.max.unwrap_or(if clients_mode { 9_000.0 } else { 1e7 }),
-            args.max_steps,
-            args.step_duration(),
-            args.warmup
-        ));
+        crate::output::stdout(&format!("capacity of `{}` is valid: {plan_line}\n", base.name));
         return Ok(ExitCode::SUCCESS);
     }
+    eprintln!("capacity of `{}`: {plan_line}", base.name);
     let mut batch = crate::commands::run::live::Batch::start(&common.live, !common.no_plots)?;
     let dir =
         output::result_dir(common.out.as_deref(), &format!("{}-capacity-{}", crate::timefmt::compact_now(), base.name))
@@ -90,6 +84,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         (steps, found)
     };
     let conclusion = with_other_work(found.conclusion, &steps);
+    let steps_for_fleet = steps.clone();
     let cap = Capacity {
         header: Header::new(1, "capacity", provenance),
         scenario: base,
@@ -106,11 +101,35 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         generator_limit: found.generator_limit,
         highest_passing: found.highest_passing,
         conclusion,
+        fleet: Capacity::fleet_line(&steps_for_fleet, found.capacity.or(found.highest_passing)),
     };
     capacity::write(&dir, &cap)?;
     let md = present::write_capacity(&dir, &cap)?;
     crate::output::stdout(&format!("{md}\nresults: {}\n", dir.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The search's plan in one line, with an estimate of its duration: the growth steps from
+/// `start` by `factor` to the first failure (at most to `max`), then the bisection to
+/// `precision`; each step a run of warm-up + duration + cool-down and its set-up.
+fn plan_line(args: &CapacityArgs, base: &Scenario, start: f64, max: f64) -> String {
+    let growth = ((max / start.max(1.0)).ln() / args.factor.max(1.000_001).ln()).ceil().max(0.0) as usize + 1;
+    let bisect = ((args.factor - 1.0).max(1e-9) / args.precision.max(1e-9)).log2().ceil().max(0.0) as usize;
+    let steps = (growth + bisect).min(args.max_steps);
+    let per_step = args.warmup + args.step_duration() + base.cooldown + std::time::Duration::from_secs(2);
+    let what = if args.over_clients() { "clients" } else { "msgs/s" };
+    format!(
+        "search over {what} from {start:.0} by ×{} up to {max:.0}, bisecting to {:.0} %, at most {} steps of {:?} + \
+         {:?} warm-up ({}); at most about {:.0} s (each step ≈ {:.0} s with set-up and cool-down)",
+        args.factor,
+        100.0 * args.precision,
+        args.max_steps,
+        args.step_duration(),
+        args.warmup,
+        if args.method == CapacityMode::Ramp { "one run, a stage per step" } else { "a run per step" },
+        steps as f64 * per_step.as_secs_f64(),
+        per_step.as_secs_f64()
+    )
 }
 
 /// Runs one step of the search into `dir/stepNN-<value>/` and prints how it went.
@@ -245,6 +264,8 @@ mod tests {
             pass: true,
             saturated: false,
             other_work: other_work.map(String::from),
+            relay_cpu_us_per_msg: None,
+            relay_msgs_per_core_s: None,
             dir: format!("step{index:02}"),
         }
     }

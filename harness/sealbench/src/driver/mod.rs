@@ -362,8 +362,14 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         }),
         relay_url: target.url.clone(),
     };
-    let sending_cpu =
-        sampler::sample_sending(control.start.clone(), shape.sending_ns, stop.clone(), embedded.is_some());
+    let relay_cpu = match (&embedded, &scenario.relay.metrics) {
+        (Some(_), _) => sampler::RelayCpu::Embedded,
+        (None, Some(url)) => {
+            sampler::RelayCpu::Scraped(crate::scrape::MetricsUrl::parse(url).map_err(anyhow::Error::msg)?)
+        }
+        (None, None) => sampler::RelayCpu::Unknown,
+    };
+    let sending_cpu = sampler::sample_sending(control.start.clone(), shape.sending_ns, stop.clone(), relay_cpu);
     let steering = Steering { start: start_tx, stop, abort, interrupt: options.interrupt.clone() };
     let coordinator = coordinate(Coordinator::new(shape), &ev_rx, &steering, &mut on_second);
     for h in handles {

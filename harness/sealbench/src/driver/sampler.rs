@@ -70,23 +70,39 @@ struct Reading {
     machine: Option<MachineCpu>,
 }
 
-fn read(embedded: bool) -> Reading {
+/// Whose relay CPU the sampler reads: the embedded relay's threads, an external relay's
+/// `/metrics` (`relay.metrics`), or none.
+#[derive(Debug, Clone)]
+pub enum RelayCpu {
+    /// No relay CPU is known (an external relay without `relay.metrics`).
+    Unknown,
+    /// The embedded relay's threads.
+    Embedded,
+    /// An external relay's `process_cpu_seconds_total`.
+    Scraped(crate::scrape::MetricsUrl),
+}
+
+fn read(relay: &RelayCpu) -> Reading {
     Reading {
         at: now_ns(),
-        relay: embedded.then(super::embedded::relay_threads_cpu_ns),
+        relay: match relay {
+            RelayCpu::Unknown => None,
+            RelayCpu::Embedded => Some(super::embedded::relay_threads_cpu_ns()),
+            RelayCpu::Scraped(url) => crate::scrape::process_cpu_seconds(url).map(|s| (s * 1e9) as u64),
+        },
         process: process_cpu_ns(),
         machine: machine_now(),
     }
 }
 
 /// Measures the sending phase: from the common start the coordinator sets until the end
-/// of sending or a stop. `embedded`: also the embedded relay's threads. None when the
-/// sending phase never started.
+/// of sending or a stop, with the relay's CPU as `relay` says. None when the sending
+/// phase never started.
 pub(super) fn sample_sending(
     mut start: tokio::sync::watch::Receiver<Option<u64>>,
     sending_ns: u64,
     stop: Arc<AtomicBool>,
-    embedded: bool,
+    relay: RelayCpu,
 ) -> std::thread::JoinHandle<Option<SendingCpu>> {
     std::thread::spawn(move || {
         let t0 = loop {
@@ -101,12 +117,12 @@ pub(super) fn sample_sending(
         while now_ns() < t0 {
             std::thread::sleep(Duration::from_nanos((t0 - now_ns()).min(5_000_000)));
         }
-        let a = read(embedded);
+        let a = read(&relay);
         let end = t0 + sending_ns;
         while now_ns() < end && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_nanos((end.saturating_sub(now_ns())).min(20_000_000)));
         }
-        let b = read(embedded);
+        let b = read(&relay);
         Some(SendingCpu {
             wall_ns: b.at.saturating_sub(a.at),
             relay_ns: b.relay.zip(a.relay).map(|(b, a)| b.saturating_sub(a)),
@@ -151,13 +167,13 @@ mod tests {
     #[test]
     fn a_busy_loop_in_another_process_is_seen_as_other_work() {
         // A real reading of this machine while a child process spins for 300 ms.
-        let a = read(false);
+        let a = read(&RelayCpu::Unknown);
         let mut child = std::process::Command::new("sh")
             .args(["-c", "end=$(($(date +%s%N) + 300000000)); while [ $(date +%s%N) -lt $end ]; do :; done"])
             .spawn()
             .unwrap();
         child.wait().unwrap();
-        let b = read(false);
+        let b = read(&RelayCpu::Unknown);
         let (Some(ma), Some(mb)) = (a.machine, b.machine) else { return }; // no /proc/stat here
         let s = SendingCpu {
             wall_ns: b.at - a.at,

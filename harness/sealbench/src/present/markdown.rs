@@ -136,8 +136,19 @@ pub fn capacity_heading(c: &Capacity, code: impl Fn(&str) -> String) -> String {
 /// The table of a capacity search: one row per step.
 pub fn capacity_table(c: &Capacity) -> Table {
     let what = if c.search == "clients" { "clients" } else { "offered msg/s" };
-    let header =
-        ["step", what, "delivered msg/s", "e2e p50 ms", "e2e p99 ms", "e2e p99.9 ms", "lost", "SLO", "generator"];
+    let header = [
+        "step",
+        what,
+        "delivered msg/s",
+        "e2e p50 ms",
+        "e2e p99 ms",
+        "e2e p99.9 ms",
+        "lost",
+        "relay µs CPU/msg",
+        "relay msg/s per core",
+        "SLO",
+        "generator",
+    ];
     let ms = |v: Option<f64>| v.map_or("—".into(), |u| format!("{:.3}", u / 1e3));
     let rows = c
         .steps
@@ -151,6 +162,8 @@ pub fn capacity_table(c: &Capacity) -> Table {
                 ms(st.e2e_p99_us),
                 ms(st.e2e_p999_us),
                 st.lost.to_string(),
+                st.relay_cpu_us_per_msg.map_or("—".into(), |c| format!("{c:.1}")),
+                st.relay_msgs_per_core_s.map_or("—".into(), |c| format!("{c:.0}")),
                 if st.pass { "met" } else { "broken" }.to_owned(),
                 if st.saturated { "SATURATED" } else { "ok" }.to_owned(),
             ]
@@ -161,7 +174,11 @@ pub fn capacity_table(c: &Capacity) -> Table {
 
 /// `capacity.md`: the heading, the conclusion and the step table.
 pub fn capacity(c: &Capacity) -> String {
-    format!("## {}\n\n**{}**\n\n{}", capacity_heading(c, backticks), c.conclusion, capacity_table(c).markdown())
+    let fleet = c.fleet.as_ref().map_or_else(
+        || "Relay CPU not measured (an external relay without `--relay-metrics`): no per-core figure.\n\n".to_owned(),
+        |f| format!("Fleet: {f}.\n\n"),
+    );
+    format!("## {}\n\n**{}**\n\n{fleet}{}", capacity_heading(c, backticks), c.conclusion, capacity_table(c).markdown())
 }
 
 fn backticks(s: &str) -> String {

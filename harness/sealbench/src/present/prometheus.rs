@@ -54,6 +54,7 @@ impl LiveMetrics {
     pub fn registry(&self) -> Registry {
         let mut r = Registry::default();
         r.register_collector(Box::new(self.clone()));
+        r.register_collector(Box::new(crate::procmetrics::ProcessMetrics));
         r
     }
 

@@ -141,7 +141,11 @@ impl Default for RelayMetrics {
 impl RelayMetrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("sealbench_relay");
+        // The relay's own metrics under its prefix; the standard process metrics beside them,
+        // unprefixed (crate::procmetrics).
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::procmetrics::ProcessMetrics));
+        let registry = root.sub_registry_with_prefix("sealbench_relay");
         let m = RelayMetrics {
             connections: Gauge::default(),
             connections_total: Counter::default(),
@@ -233,8 +237,8 @@ impl RelayMetrics {
             "KEY_CLAIMs by what they handed out: one_time, fallback (no one-time item left), empty (nothing)",
             m.key_claims.clone(),
         );
-        register_scan_and_keys(&mut registry, &m);
-        RelayMetrics { registry, ..m }
+        register_scan_and_keys(registry, &m);
+        RelayMetrics { registry: root, ..m }
     }
 
     /// Records which scan the relay runs (before it serves; `None`: it reads nothing).

@@ -38,6 +38,14 @@ pub struct Step {
     /// the verdict said of them ([`super::others::other_work`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_work: Option<String>,
+    /// The relay's CPU per delivered message in the step, µs: the embedded relay's
+    /// threads, or an external relay's process CPU from its `/metrics` (`--relay-metrics`);
+    /// absent for an external relay without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_cpu_us_per_msg: Option<f64>,
+    /// Messages a second one relay core would carry at that cost (1 s ÷ CPU per message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_msgs_per_core_s: Option<f64>,
     /// The step's run directory (relative).
     pub dir: String,
 }
@@ -61,6 +69,8 @@ impl Step {
             pass: s.thresholds_pass(),
             saturated: s.generator.saturated,
             other_work: super::others::other_work(s),
+            relay_cpu_us_per_msg: s.generator.relay_cpu_us_per_msg,
+            relay_msgs_per_core_s: s.generator.relay_cpu_us_per_msg.filter(|c| *c > 0.0).map(|c| 1e6 / c),
             dir,
         }
     }
@@ -91,6 +101,29 @@ pub struct Capacity {
     pub highest_passing: Option<f64>,
     /// How to read the result.
     pub conclusion: String,
+    /// What to plan a fleet with: the relay's messages a second per core at the capacity
+    /// step, and its caveat; absent when the relay's CPU was not measured (an external
+    /// relay without `--relay-metrics`) or no step passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
+}
+
+impl Capacity {
+    /// The fleet line of the step that `capacity` (or, without one, `highest_passing`)
+    /// names: its relay messages a second per core and what they rest on.
+    pub fn fleet_line(steps: &[Step], at: Option<f64>) -> Option<String> {
+        let at = at?;
+        let step = steps.iter().rfind(|s| s.pass && !s.saturated && s.offered == at)?;
+        let (cpu, per_core) = (step.relay_cpu_us_per_msg?, step.relay_msgs_per_core_s?);
+        Some(format!(
+            "plan a fleet with {per_core:.0} msgs/s per relay core ({cpu:.1} µs of relay CPU per message at {:.0} msgs/s \
+             delivered, e2e p99 {}); caveat: one relay process on this machine, its cores shared with the generator \
+             unless pinned, and per-core figures assume the relay scales linearly with cores — confirm on the target \
+             hardware at two sizes",
+            step.delivered_per_s,
+            step.e2e_p99_us.map_or("-".into(), crate::results::figure::format_us)
+        ))
+    }
 }
 
 /// Writes `capacity.json` into `dir`; returns its path.

@@ -105,8 +105,10 @@ pub struct Generator {
     pub steady_cpu_share: f64,
     /// Driver CPU per message while sending (seal + send + receive + open + record), µs.
     pub driver_cpu_us_per_msg: f64,
-    /// The embedded relay's CPU per message while sending, µs (its threads' CPU over the
-    /// same deliveries; absent for an external relay, whose CPU this process cannot see).
+    /// The relay's CPU per message while sending, µs: the embedded relay's threads, or an
+    /// external relay's process CPU read from its `/metrics` (`relay.metrics`,
+    /// `process_cpu_seconds_total`) at the start and end of sending; absent for an
+    /// external relay without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay_cpu_us_per_msg: Option<f64>,
     /// CPU per message as multiples of this machine's floor (one loopback hop, from the
@@ -540,7 +542,7 @@ fn delivered_at_end(seconds: &[crate::driver::Second]) -> u64 {
 fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
     use crate::driver::cpus::list;
     let pins = &o.cpus;
-    let embedded = o.relay_steady_cpu_s.is_some();
+    let embedded = o.relay_url.starts_with("embedded");
     if pins.driver.is_none() && pins.relay.is_none() {
         return if embedded {
             format!(

@@ -434,6 +434,12 @@ pub struct RelayChoice {
     /// says so on the console and in `summary.json` (`transport.insecure`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// External relay only: its metrics endpoint, `http://HOST:PORT/metrics` (as served by
+    /// `sealbench relay --metrics`, or any exporter with the standard
+    /// `process_cpu_seconds_total`): read at the start and the end of sending, so that the
+    /// run reports the relay's CPU per message (`generator.relay_cpu_us_per_msg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     /// Ask the relay for an ACK per message (measures `relay_ack`).
     #[serde(default)]
     pub ack: bool,
@@ -500,6 +506,8 @@ pub struct Edits {
     pub ca: Option<std::path::PathBuf>,
     /// `relay.insecure` (set only, never cleared).
     pub insecure: bool,
+    /// `relay.metrics`.
+    pub relay_metrics: Option<String>,
 }
 
 impl Edits {
@@ -540,6 +548,9 @@ impl Edits {
         }
         if let Some(ca) = &self.ca {
             s.relay.ca = Some(ca.clone());
+        }
+        if let Some(m) = &self.relay_metrics {
+            s.relay.metrics = Some(m.clone());
         }
         s.relay.insecure |= self.insecure;
     }

@@ -160,6 +160,14 @@ impl Plan {
         if embedded && s.relay.auth_secret.is_some() {
             bail!("relay.auth_secret: only for an external relay (the embedded one needs no tokens)");
         }
+        if let Some(url) = &s.relay.metrics {
+            if embedded {
+                bail!(
+                    "relay.metrics: the embedded relay's CPU is measured directly; relay.metrics is for an external relay"
+                );
+            }
+            crate::scrape::MetricsUrl::parse(url).map_err(|e| anyhow::anyhow!("relay.metrics: {e}"))?;
+        }
         if !embedded && !s.relay.delay.is_zero() {
             bail!("relay.delay: only the embedded relay can be slowed down");
         }
