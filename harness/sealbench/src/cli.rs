@@ -339,6 +339,11 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub duration: Option<Duration>,
 
+    /// Multiply the whole timeline by this factor: duration, warm-up and every stage's
+    /// duration (0.1 runs a staged scenario in a tenth of its time, same shape).
+    #[arg(long, value_name = "FACTOR")]
+    pub time_scale: Option<f64>,
+
     /// Relay: `embedded` or a ws:// or wss:// URL (relay.url).
     #[arg(long, value_name = "embedded|URL")]
     pub relay: Option<crate::scenario::RelayTarget>,
@@ -387,6 +392,7 @@ impl ScenarioArgs {
             ca: self.ca.clone(),
             insecure: self.insecure,
             relay_metrics: self.relay_metrics.clone(),
+            time_scale: self.time_scale,
             ..Default::default()
         }
     }

@@ -210,6 +210,24 @@ fn set_in(cur: &mut toml::Value, parents: &[&str], last: &str, raw: &str, o: &st
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_time_scale_multiplies_the_whole_timeline_and_nothing_else() {
+        let text = include_str!("../../../../scenarios/messenger-mix.toml");
+        let base = Scenario::parse_fields(text, "m.toml", &[]).unwrap();
+        let mut s = base.clone();
+        let edits = super::super::Edits { time_scale: Some(0.1), ..Default::default() };
+        edits.check(&mut s).unwrap();
+        edits.apply(&mut s);
+        assert!(!base.stages.is_empty());
+        for (a, b) in base.stages.iter().zip(&s.stages) {
+            assert_eq!(b.duration.as_secs_f64(), a.duration.as_secs_f64() * 0.1);
+            assert_eq!((a.rate, a.from), (b.rate, b.from), "the shape stays");
+        }
+        assert_eq!(s.clients.count, base.clients.count);
+        let bad = super::super::Edits { time_scale: Some(-1.0), ..Default::default() };
+        assert!(bad.check(&mut s.clone()).is_err());
+    }
+
     use super::*;
     use anyhow::Result;
     use sealcore::{AeadKind, Pattern};

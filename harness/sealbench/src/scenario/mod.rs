@@ -508,6 +508,9 @@ pub struct Edits {
     pub insecure: bool,
     /// `relay.metrics`.
     pub relay_metrics: Option<String>,
+    /// Multiplies the whole timeline: `duration`, `warmup` and every stage's `duration`
+    /// (`--time-scale 0.1` runs a staged scenario in a tenth of its time, same shape).
+    pub time_scale: Option<f64>,
 }
 
 impl Edits {
@@ -516,6 +519,11 @@ impl Edits {
     /// # Errors
     /// `--transport` that the relay URL's scheme contradicts.
     pub fn check(&self, s: &mut Scenario) -> anyhow::Result<()> {
+        if let Some(k) = self.time_scale
+            && !(k.is_finite() && k > 0.0 && k <= 1000.0)
+        {
+            anyhow::bail!("--time-scale {k}: a factor more than 0 and at most 1000 (0.1 runs the timeline in a tenth)");
+        }
         match self.transport {
             Some(t) => s.relay.require_transport(t),
             None => Ok(()),
@@ -551,6 +559,13 @@ impl Edits {
         }
         if let Some(m) = &self.relay_metrics {
             s.relay.metrics = Some(m.clone());
+        }
+        if let Some(k) = self.time_scale.filter(|k| k.is_finite() && *k > 0.0 && *k <= 1000.0) {
+            let scale = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() * k);
+            (s.duration, s.warmup) = (scale(s.duration), scale(s.warmup));
+            for stage in &mut s.stages {
+                stage.duration = scale(stage.duration);
+            }
         }
         s.relay.insecure |= self.insecure;
     }
