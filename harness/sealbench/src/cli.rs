@@ -577,9 +577,18 @@ pub struct CapacityArgs {
     #[command(flatten)]
     pub common: ScenarioArgs,
     /// Service-level objective, repeatable: 'e2e.p99<20ms', 'messages.lost==0' (a
-    /// threshold: grammar in docs/THRESHOLDS.md).
-    #[arg(long = "slo", value_name = "EXPR", required = true)]
+    /// threshold: grammar in docs/THRESHOLDS.md). Added to the scenario's thresholds,
+    /// which are the SLOs by default.
+    #[arg(long = "slo", value_name = "EXPR")]
     pub slo: Vec<String>,
+    /// Search against the --slo expressions only, not the scenario's thresholds.
+    #[arg(long, requires = "slo")]
+    pub slo_only: bool,
+    /// Trust every step's first run: do not run a step that broke an SLO again, nor the
+    /// answer (by default a break counts only when two runs of it broke, and the answer
+    /// must have held twice, so that one lag spike cannot decide).
+    #[arg(long)]
+    pub no_confirm: bool,
     /// First offered aggregate rate (msgs/s) [default: the scenario's]; with --search
     /// clients, the first client count.
     #[arg(long)]
@@ -596,8 +605,8 @@ pub struct CapacityArgs {
     /// Warm-up of each step.
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
     pub warmup: std::time::Duration,
-    /// At most this many steps.
-    #[arg(long, default_value_t = 16)]
+    /// At most this many steps (confirmations included).
+    #[arg(long, default_value_t = 24)]
     pub max_steps: usize,
     /// What the search grows: the offered `rate` (msgs/s, at the scenario's clients), or
     /// the number of `clients` (at the scenario's per-conversation rate).

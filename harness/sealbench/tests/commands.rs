@@ -333,6 +333,8 @@ fn run_matrix_and_capacity_take_the_same_scenario_flags() -> TestResult {
         "--metrics",
         "--json-stream",
         "--dry-run",
+        "--time-scale",
+        "--relay-metrics",
     ];
     for cmd in ["run", "matrix", "capacity"] {
         let help = String::from_utf8(sealbench(&[cmd, "--help"])?.stdout)?;

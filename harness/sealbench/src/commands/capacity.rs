@@ -33,7 +33,15 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     let edits = Edits { duration: None, transport: args.transport, ..common.edits() };
     let plan = load_plan(&common.scenario, &common.set, &edits).map_err(Failure::usage)?;
     crate::driver::limits::check(&plan).map_err(Failure::usage)?;
-    let slos = threshold::parse_for(&args.slo, &plan.tags()).map_err(Failure::usage)?;
+    // The SLOs: the scenario's thresholds, with --slo added (or alone, --slo-only).
+    let mut exprs = if args.slo_only { Vec::new() } else { plan.scenario.thresholds.clone() };
+    exprs.extend(args.slo.iter().cloned());
+    if exprs.is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "no SLO to search against: give --slo EXPR (e.g. 'e2e.p99<25ms'), or thresholds in the scenario"
+        )));
+    }
+    let slos = threshold::parse_for(&exprs, &plan.tags()).map_err(Failure::usage)?;
     let per_conv = plan.rate_per_conversation;
     let conversations = plan.conversations();
     let base = plan.scenario;
@@ -47,6 +55,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
         precision: args.precision,
         max_steps: args.max_steps,
         clients: clients_mode,
+        confirm: !args.no_confirm,
     })
     .map_err(Failure::usage)?;
     if args.method == CapacityMode::Ramp && clients_mode {
@@ -94,7 +103,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
             (false, CapacityMode::Ramp) => "rate-ramp",
         }
         .into(),
-        slos: args.slo.clone(),
+        slos: exprs.clone(),
         steps,
         capacity: found.capacity,
         first_failure: found.first_failure,
@@ -155,8 +164,14 @@ fn run_step(
     }
     let plan = Plan::new(scenario)
         .map_err(|e| Failure::usage(anyhow!("{}: step {x}: {e:#}", args.common.scenario.display())))?;
-    let name = format!("step{:02}-{}", spec.index, x as u64);
-    eprintln!("[step {}] offered {} {}", spec.index, x, if args.over_clients() { "clients" } else { "msgs/s" });
+    let name = format!("step{:02}-{}{}", spec.index, x as u64, if spec.confirm { "-again" } else { "" });
+    eprintln!(
+        "[step {}] offered {} {}{}",
+        spec.index,
+        x,
+        if args.over_clients() { "clients" } else { "msgs/s" },
+        if spec.confirm { " (again, to confirm)" } else { "" }
+    );
     let s = execute_quiet(&plan, &dir.join(&name), slos, batch).with_context(|| format!("capacity {name}"))?;
     let step = Step::of(spec.index, x, plan.scenario.clients.count, name, &s);
     eprintln!(

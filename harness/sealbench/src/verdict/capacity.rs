@@ -6,6 +6,13 @@
 //! nothing about the relay: they bound the bracket from above like a failure, and when
 //! the generator saturates before any SLO breaks, no capacity is claimed.
 //!
+//! **No single run decides** (with [`Params::confirm`], the default of `capacity`): a value
+//! that broke an SLO once is run again before the search narrows past it, and it counts as
+//! broken only when two runs of it broke one (more breaks than passes); one pass and one
+//! break is run a third time. The value the search ends on is confirmed the same way: it
+//! must have passed twice. So a lone lag spike on a shared machine can neither end the
+//! growth nor be the answer.
+//!
 //! ```
 //! use sealbench::verdict::capacity::{Next, Observation, Params, Search};
 //! let search = Search::new(Params { start: 200.0, max: 800.0, ..Params::default() })?;
@@ -37,12 +44,14 @@ pub struct Params {
     /// Values are client counts (run as even numbers, at least 2) rather than aggregate
     /// rates in msgs/s (run as whole numbers, at least 1).
     pub clients: bool,
+    /// Confirm breaks and the answer by running them again (see the module's docs).
+    pub confirm: bool,
 }
 
 impl Default for Params {
-    /// `capacity`'s flag defaults for a rate search, from 1,000 msgs/s.
+    /// `capacity`'s flag defaults for a rate search, from 1,000 msgs/s, confirming.
     fn default() -> Self {
-        Params { start: 1000.0, max: 1e7, factor: 2.0, precision: 0.05, max_steps: 16, clients: false }
+        Params { start: 1000.0, max: 1e7, factor: 2.0, precision: 0.05, max_steps: 24, clients: false, confirm: true }
     }
 }
 
@@ -64,6 +73,8 @@ pub struct StepSpec {
     pub index: usize,
     /// The value to run at (already rounded to what can run).
     pub offered: f64,
+    /// A run again of a value already run (to confirm a break, or the answer).
+    pub confirm: bool,
 }
 
 /// What a finished search found (the verdict fields of `capacity.json`).
@@ -99,25 +110,63 @@ pub struct Search {
 }
 
 /// What the observations so far bracket.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Bracket {
     good: Option<f64>,
     bad: Option<f64>,
     generator_limit: Option<f64>,
+    /// Values whose runs disagree or broke only once (confirming: run again).
+    unsettled: Vec<f64>,
+    /// Passes of the `good` value.
+    good_passes: u32,
+}
+
+/// The runs of one value.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    pass: u32,
+    fail: u32,
+    saturated: bool,
 }
 
 impl Bracket {
-    fn of(observations: &[Observation]) -> Self {
-        let mut b = Bracket::default();
+    fn of(observations: &[Observation], confirm: bool) -> Self {
+        let mut values: Vec<(f64, Tally)> = Vec::new();
         for o in observations {
-            let x = o.offered;
+            let i = match values.iter().position(|(v, _)| (v - o.offered).abs() < 0.5) {
+                Some(i) => i,
+                None => {
+                    values.push((o.offered, Tally::default()));
+                    values.len() - 1
+                }
+            };
+            let t = &mut values[i].1;
             if o.saturated {
+                t.saturated = true;
+            } else if o.pass {
+                t.pass += 1;
+            } else {
+                t.fail += 1;
+            }
+        }
+        let mut b = Bracket::default();
+        for (x, t) in values {
+            if t.saturated {
                 // Nothing at or above a saturated step says anything about the relay.
                 b.generator_limit = Some(b.generator_limit.map_or(x, |g| g.min(x)));
-            } else if o.pass {
-                b.good = Some(b.good.map_or(x, |g| g.max(x)));
+                continue;
+            }
+            let (good, bad) = if confirm {
+                (t.pass >= 2 && t.pass > t.fail || t.pass == 1 && t.fail == 0, t.fail >= 2 && t.fail > t.pass)
             } else {
+                (t.fail == 0, t.fail > 0)
+            };
+            if good && b.good.is_none_or(|g| x > g) {
+                (b.good, b.good_passes) = (Some(x), t.pass);
+            } else if bad {
                 b.bad = Some(b.bad.map_or(x, |v| v.min(x)));
+            } else if !good {
+                b.unsettled.push(x);
             }
         }
         b
@@ -152,23 +201,36 @@ impl Search {
     /// The step after `observations` (every step run so far, in order), or what the
     /// search found.
     pub fn next_step(&self, observations: &[Observation]) -> Next {
-        let bracket = Bracket::of(observations);
-        let x = if observations.is_empty() { Some(self.params.start) } else { self.after(&bracket) };
-        let Some(x) = x.filter(|_| observations.len() < self.params.max_steps) else {
-            return Next::Done(self.found(&bracket, observations));
-        };
-        let offered = self.runnable(x);
-        if observations.iter().any(|o| (o.offered - offered).abs() < 0.5) {
-            // The bracket cannot be split further at this resolution.
-            return Next::Done(self.found(&bracket, observations));
+        let p = &self.params;
+        let bracket = Bracket::of(observations, p.confirm);
+        let done = |b: &Bracket| Next::Done(self.found(b, observations));
+        if observations.len() >= p.max_steps {
+            return done(&bracket);
         }
-        Next::Run(StepSpec { index: observations.len() + 1, offered })
+        let index = observations.len() + 1;
+        // A value that broke once (or whose runs disagree) is run again before anything else.
+        if let Some(&x) = bracket.unsettled.first() {
+            return Next::Run(StepSpec { index, offered: x, confirm: true });
+        }
+        let x = if observations.is_empty() { Some(p.start) } else { self.after(&bracket) };
+        let next = x.map(|x| self.runnable(x)).filter(|x| !observations.iter().any(|o| (o.offered - x).abs() < 0.5));
+        match next {
+            Some(offered) => Next::Run(StepSpec { index, offered, confirm: false }),
+            // The search would end: its answer must have held twice when a break bounds it.
+            None => match bracket.good {
+                Some(g) if p.confirm && bracket.good_passes < 2 && bracket.upper().is_some() => {
+                    Next::Run(StepSpec { index, offered: g, confirm: true })
+                }
+                _ => done(&bracket),
+            },
+        }
     }
 
     /// What `observations` found, without asking for more steps: for `capacity --mode
     /// ramp`, whose steps were all run in one go (no bisection after the fact).
     pub fn conclude(&self, observations: &[Observation]) -> Found {
-        self.found(&Bracket::of(observations), observations)
+        // A ramp runs each value once: a break there is a break (it cannot be re-run).
+        self.found(&Bracket::of(observations, false), observations)
     }
 
     /// The values a stepped ramp runs through: the growth the search makes while every
@@ -263,8 +325,39 @@ mod tests {
         }
     }
 
+    /// A search that trusts every run (the growth and bisection alone).
     fn search(start: f64, max: f64) -> Search {
-        Search::new(Params { start, max, ..Params::default() }).expect("valid parameters")
+        Search::new(Params { start, max, confirm: false, ..Params::default() }).expect("valid parameters")
+    }
+
+    #[test]
+    fn a_break_is_confirmed_before_the_search_narrows_past_it_and_so_is_the_answer() {
+        let s = Search::new(Params { start: 1000.0, max: 1e7, ..Params::default() }).expect("valid");
+        let (steps, found) = script(&s, |x| (x <= 1700.0, false));
+        // Each break is run twice; the answer is run twice.
+        assert_eq!(steps, vec![1000.0, 2000.0, 2000.0, 1500.0, 1750.0, 1750.0, 1625.0, 1688.0, 1688.0]);
+        assert_eq!((found.capacity, found.first_failure), (Some(1688.0), Some(1750.0)));
+    }
+
+    #[test]
+    fn a_step_that_breaks_once_and_passes_on_re_run_is_not_the_boundary() {
+        // 4000 breaks on its first run only (a lag spike), holds on its second and third.
+        let s = Search::new(Params { start: 1000.0, max: 8000.0, ..Params::default() }).expect("valid");
+        let mut seen: Vec<Observation> = Vec::new();
+        let mut runs_of_4000 = 0;
+        while let Next::Run(step) = s.next_step(&seen) {
+            let pass = if step.offered == 4000.0 {
+                runs_of_4000 += 1;
+                runs_of_4000 > 1
+            } else {
+                true
+            };
+            seen.push(Observation { offered: step.offered, pass, saturated: false });
+        }
+        let Next::Done(found) = s.next_step(&seen) else { unreachable!() };
+        assert_eq!(runs_of_4000, 3, "one break, then run until two agree");
+        assert_eq!(found.first_failure, None, "{}", found.conclusion);
+        assert_eq!(found.capacity, Some(8000.0), "{}", found.conclusion);
     }
 
     #[test]
@@ -310,7 +403,8 @@ mod tests {
 
     #[test]
     fn stops_after_max_steps() {
-        let s = Search::new(Params { start: 10.0, max: 1e7, max_steps: 3, ..Params::default() }).expect("valid");
+        let s = Search::new(Params { start: 10.0, max: 1e7, max_steps: 3, confirm: false, ..Params::default() })
+            .expect("valid");
         let (steps, found) = script(&s, |_| (true, false));
         assert_eq!(steps, vec![10.0, 20.0, 40.0]);
         assert_eq!(found.capacity, Some(40.0));
@@ -318,7 +412,8 @@ mod tests {
 
     #[test]
     fn stops_when_the_bracket_cannot_be_split_at_this_resolution() {
-        let s = Search::new(Params { start: 10.0, max: 1e7, precision: 0.01, ..Params::default() }).expect("valid");
+        let s = Search::new(Params { start: 10.0, max: 1e7, precision: 0.01, confirm: false, ..Params::default() })
+            .expect("valid");
         // 10 ok, 20 broke, 15 broke, 12.5→13 broke, 11.5→12 broke, 11 broke, 10.5→11 again: done.
         let (steps, found) = script(&s, |x| (x <= 10.0, false));
         assert_eq!(steps, vec![10.0, 20.0, 15.0, 13.0, 12.0, 11.0]);
