@@ -444,6 +444,14 @@ pub struct RunArgs {
     /// The scenario and the flags every command that runs one takes.
     #[command(flatten)]
     pub common: ScenarioArgs,
+
+    /// Run the scenario N times, one after the other (nothing interleaved), into
+    /// DIR/run-1 … DIR/run-N, with DIR/repeats.json: each figure's mean and spread across
+    /// the runs. `compare` of two such directories judges on the between-run spread, which
+    /// catches what one run's own seconds cannot (a whole-run shift). Exit 99 when any
+    /// run's thresholds failed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }
 
 impl RunArgs {

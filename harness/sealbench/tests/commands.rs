@@ -420,3 +420,38 @@ fn capacity_against_a_standalone_relay_reports_its_cpu_per_message_and_per_core(
     }
     Ok(())
 }
+
+#[test]
+fn a_repeated_run_writes_its_runs_and_spread_and_compare_judges_on_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let out = dir.path().join("r");
+    let o = sealbench(&[
+        "run",
+        scenario.to_str().ok_or("p")?,
+        "--repeat",
+        "2",
+        "--duration",
+        "1s",
+        "--no-plots",
+        "--quiet",
+        "--out",
+        out.to_str().ok_or("p")?,
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: sealbench::results::repeats::Repeats =
+        serde_json::from_str(&std::fs::read_to_string(out.join("repeats.json"))?)?;
+    assert_eq!(r.runs, ["run-1", "run-2"]);
+    assert_eq!(r.figures["e2e.p99"].values.len(), 2);
+    for run in &r.runs {
+        assert!(out.join(run).join("summary.json").is_file(), "{run}");
+    }
+    // Against itself: every figure equal, nothing fires.
+    let same = sealbench(&["compare", out.to_str().ok_or("p")?, out.to_str().ok_or("p")?, "--json"])?;
+    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&same.stdout)?;
+    let p99 = json["rows"].as_array().ok_or("rows")?.iter().find(|r| r["name"] == "e2e.p99").ok_or("e2e.p99")?;
+    assert_eq!(p99["verdict"], "within_noise", "{p99}");
+    Ok(())
+}

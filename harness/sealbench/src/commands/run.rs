@@ -49,15 +49,54 @@ pub fn run(args: &RunArgs) -> Outcome {
     let dir =
         output::result_dir(args.common.out.as_deref(), &format!("{}-{}", crate::timefmt::compact_now(), scenario.name))
             .map_err(Failure::usage)?;
-    let provenance = Provenance::with_calibration();
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
     let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at, cpus };
-    let clients = plan.local().1;
     if let Some(why) = plan.unencrypted() {
         let p = plan.scenario.crypto.protocol;
         eprintln!("WARNING: protocol {p}: this run sends UNENCRYPTED messages ({why})");
     }
+    let repeat = args.repeat.max(1);
+    if repeat == 1 {
+        return run_once(args, &plan, &options, &thresholds, &dir, &interrupt).map(|(code, _)| code);
+    }
+    // `--repeat N`: N runs one after the other, nothing interleaved, each a whole result
+    // directory; `repeats.json` lists them and `compare` judges on their spread.
+    let mut worst = ExitCode::SUCCESS;
+    let mut runs = Vec::new();
+    for i in 1..=repeat {
+        eprintln!("[run {i}/{repeat}]");
+        let name = format!("run-{i}");
+        let sub = dir.join(&name);
+        std::fs::create_dir_all(&sub).map_err(|e| Failure::usage(anyhow!("creating {}: {e}", sub.display())))?;
+        let (code, summary) = run_once(args, &plan, &options, &thresholds, &sub, &interrupt)?;
+        runs.push((name, summary));
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
+        if interrupt.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let r = crate::results::repeats::Repeats::of(&runs);
+    crate::results::repeats::write(&dir, &r)?;
+    output::stdout(&format!("{}results: {}\n", crate::results::repeats::table(&r), dir.display()));
+    Ok(worst)
+}
+
+/// One run of `plan` into `dir`: the live view, the result files, the table; its exit code
+/// and summary.
+fn run_once(
+    args: &RunArgs,
+    plan: &Plan,
+    options: &RunOptions,
+    thresholds: &[Threshold],
+    dir: &std::path::Path,
+    interrupt: &AtomicBool,
+) -> Result<(ExitCode, Summary), Failure> {
+    let scenario = &plan.scenario;
+    let provenance = Provenance::with_calibration();
+    let clients = plan.local().1;
     match plan.part {
         Some(p) => eprintln!(
             "sealbench run `{}`, part {p}: {clients} of {} clients → results in {}",
@@ -67,13 +106,13 @@ pub fn run(args: &RunArgs) -> Outcome {
         ),
         None => eprintln!("sealbench run `{}`: {} clients → results in {}", scenario.name, clients, dir.display()),
     }
-    let mut watch = live::Watch::start(&args.common.live, &plan)?;
-    let outcome = driver::run(&plan, &options, |sec, total| watch.on_second(sec, total));
+    let mut watch = live::Watch::start(&args.common.live, plan)?;
+    let outcome = driver::run(plan, options, |sec, total| watch.on_second(sec, total));
     watch.finish();
     let outcome =
         outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.common.scenario.display()))))?;
-    let summary = summarise(&plan, &outcome, &thresholds, provenance);
-    let files = write_outputs(&dir, &outcome, &summary, !args.common.no_plots)?;
+    let summary = summarise(plan, &outcome, thresholds, provenance);
+    let files = write_outputs(dir, &outcome, &summary, !args.common.no_plots)?;
     let table = format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len());
     if watch.human_on_stderr() {
         eprint!("{table}")
@@ -81,16 +120,16 @@ pub fn run(args: &RunArgs) -> Outcome {
         output::stdout(&table)
     }
     if interrupt.load(Ordering::Relaxed) {
-        return Ok(ExitCode::from(130));
+        return Ok((ExitCode::from(130), summary));
     }
     if !summary.thresholds_pass() {
         eprintln!("thresholds failed: exit {EXIT_THRESHOLDS}");
-        return Ok(ExitCode::from(EXIT_THRESHOLDS));
+        return Ok((ExitCode::from(EXIT_THRESHOLDS), summary));
     }
     if let Some(why) = &outcome.aborted {
         return Err(Failure::from(anyhow!("the run was cut short: {why} (results were written)")));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, summary))
 }
 
 /// What `run --dry-run` says: the run this process would make.

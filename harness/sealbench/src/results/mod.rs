@@ -11,7 +11,8 @@
 //!   result shows them, generated from the one list of counters.
 //! - [`transport`] — `summary.json`'s `transport` (ws or wss, whom TLS trusted).
 //! - [`stages`] — per-stage figures of a staged run (`summary.json`'s `stages`).
-//! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`.
+//! - [`matrix`] — `matrix.json`; [`capacity`] — `capacity.json`; [`repeats`] —
+//!   `repeats.json` (`run --repeat N`).
 //! - [`others`] — whether a run had its machine to itself (other work while sending).
 //! - [`merge`] — the parts of a split run read back and combined into one run's data.
 //! - [`header`] — what every result file starts with (layout version, kind, provenance).
@@ -27,6 +28,7 @@ pub mod live;
 pub mod matrix;
 pub mod merge;
 pub mod others;
+pub mod repeats;
 pub mod stages;
 pub mod stream;
 pub mod summary;

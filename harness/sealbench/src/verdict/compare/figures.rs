@@ -41,6 +41,10 @@ pub struct Figure {
     /// handshake) rest on one event per client with no run-to-run estimate, so they are
     /// shown but not judged (an explicit `--fail-on` rule still applies to them).
     pub judged: bool,
+    /// Each run's value when the result is `run --repeat N` (`value` is their mean):
+    /// two such results are judged on the spread between runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 /// A run's summary and, when its interval log lies beside it, the run's own variability.
@@ -65,6 +69,8 @@ pub enum Loaded {
     Matrix(Box<Matrix>),
     /// `capacity.json` of `sealbench capacity`.
     Capacity(Box<Capacity>),
+    /// `repeats.json` of `sealbench run --repeat N`: its runs.
+    Repeats(Vec<RunResult>),
 }
 
 impl Loaded {
@@ -75,13 +81,14 @@ impl Loaded {
             Loaded::Crypto(c) => &c.header.provenance,
             Loaded::Matrix(m) => &m.header.provenance,
             Loaded::Capacity(c) => &c.header.provenance,
+            Loaded::Repeats(runs) => &runs[0].summary.header.provenance,
         }
     }
 
     /// `run` or `crypto`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Loaded::Run(_) => "run",
+            Loaded::Run(_) | Loaded::Repeats(_) => "run",
             Loaded::Crypto(_) => "crypto",
             Loaded::Matrix(_) => "matrix",
             Loaded::Capacity(_) => "capacity",
@@ -97,14 +104,14 @@ pub fn locate(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    for name in ["summary.json", "crypto.json", "matrix.json", "capacity.json"] {
+    for name in ["repeats.json", "summary.json", "crypto.json", "matrix.json", "capacity.json"] {
         let p = path.join(name);
         if p.is_file() {
             return Ok(p);
         }
     }
     bail!(
-        "{}: no summary.json, crypto.json, matrix.json or capacity.json here (expected a result directory)",
+        "{}: no summary.json, repeats.json, crypto.json, matrix.json or capacity.json here (expected a result directory)",
         path.display()
     )
 }
@@ -119,17 +126,26 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     plausible(&v).with_context(|| format!("{}: cannot be a result of this sealbench", file.display()))?;
     match v.get("kind").and_then(|k| k.as_str()) {
-        Some("run" | "merge") => {
-            let summary: Summary = serde_json::from_value(v)
-                .with_context(|| format!("{}: not a sealbench run summary", file.display()))?;
-            let log = file.with_file_name("latency.hlog");
-            let spread = match std::fs::read(&log) {
-                Ok(bytes) => {
-                    interval_spread(&hlog::read(&bytes).with_context(|| format!("reading {}", log.display()))?)
-                }
-                Err(_) => BTreeMap::new(),
-            };
-            Ok(Loaded::Run(Box::new(RunResult { summary, spread })))
+        Some("run" | "merge") => Ok(Loaded::Run(Box::new(run_result(&file, v)?))),
+        Some("repeats") => {
+            let r: crate::results::repeats::Repeats = serde_json::from_value(v)
+                .with_context(|| format!("{}: not a sealbench repeats.json", file.display()))?;
+            let dir = file.parent().unwrap_or(Path::new("."));
+            let mut runs = Vec::new();
+            for run in &r.runs {
+                let f = dir.join(run).join("summary.json");
+                let text = std::fs::read_to_string(&f).with_context(|| {
+                    format!("{}: lists run {run}, but {} cannot be read", file.display(), f.display())
+                })?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", f.display()))?;
+                plausible(&v).with_context(|| format!("{}: cannot be a result of this sealbench", f.display()))?;
+                runs.push(run_result(&f, v)?);
+            }
+            if runs.is_empty() {
+                bail!("{}: lists no runs", file.display());
+            }
+            Ok(Loaded::Repeats(runs))
         }
         Some("crypto") => Ok(Loaded::Crypto(Box::new(
             serde_json::from_value(v).with_context(|| format!("{}: not a sealbench crypto report", file.display()))?,
@@ -145,12 +161,25 @@ pub fn load(path: &Path) -> Result<Loaded> {
     }
 }
 
+/// A run's summary (`v`, read from `file`) and the spread of its interval log beside it.
+fn run_result(file: &Path, v: serde_json::Value) -> Result<RunResult> {
+    let summary: Summary =
+        serde_json::from_value(v).with_context(|| format!("{}: not a sealbench run summary", file.display()))?;
+    let log = file.with_file_name("latency.hlog");
+    let spread = match std::fs::read(&log) {
+        Ok(bytes) => interval_spread(&hlog::read(&bytes).with_context(|| format!("reading {}", log.display()))?),
+        Err(_) => BTreeMap::new(),
+    };
+    Ok(RunResult { summary, spread })
+}
+
 /// The newest layout of each kind this build reads.
 fn newest_schema(kind: &str) -> Option<u64> {
     Some(u64::from(match kind {
         "run" | "merge" => crate::results::summary::SCHEMA_VERSION,
         "crypto" => crate::crypto::report::SCHEMA_VERSION,
         "matrix" | "capacity" => 1,
+        "repeats" => crate::results::repeats::SCHEMA_VERSION,
         _ => return None,
     }))
 }
@@ -271,7 +300,32 @@ pub fn figures(l: &Loaded) -> Vec<Figure> {
         Loaded::Crypto(c) => crypto_figures(c),
         Loaded::Matrix(m) => matrix_figures(m),
         Loaded::Capacity(c) => capacity_figures(c),
+        Loaded::Repeats(runs) => repeated_figures(runs),
     }
+}
+
+/// Floor of a repeated figure's band: what HdrHistogram's 3 significant digits and the
+/// rounding of rates leave (the runs' spread is the estimate above it).
+pub const REPEAT_NOISE: f64 = 0.01;
+
+/// The figures every run of a repeated result has, each the mean of the runs with the
+/// runs' values as its samples; its own band is the floor ([`REPEAT_NOISE`]) or, for an
+/// exact counter, none: two repeated results are judged on their samples
+/// (`compare::row`).
+fn repeated_figures(runs: &[RunResult]) -> Vec<Figure> {
+    let per_run: Vec<Vec<Figure>> = runs.iter().map(|r| run_figures(&r.summary, &r.spread)).collect();
+    let Some(first) = per_run.first() else { return Vec::new() };
+    first
+        .iter()
+        .filter_map(|f| {
+            let values: Option<Vec<f64>> =
+                per_run.iter().map(|figs| figs.iter().find(|g| g.name == f.name).map(|g| g.value)).collect();
+            let values = values?;
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let noise = if f.noise == 0.0 { 0.0 } else { REPEAT_NOISE };
+            Some(Figure { value: mean, noise, samples: values, ..f.clone() })
+        })
+        .collect()
 }
 
 /// A run's latency statistics, rates, losses, error rate and generator cost.
@@ -417,7 +471,7 @@ fn capacity_figures(c: &Capacity) -> Vec<Figure> {
 }
 
 fn fig(name: &str, value: f64, unit: &'static str, better: Better, noise: f64) -> Figure {
-    Figure { name: name.to_owned(), value, unit, better, noise, judged: true }
+    Figure { name: name.to_owned(), value, unit, better, noise, judged: true, samples: Vec::new() }
 }
 
 #[cfg(test)]

@@ -319,10 +319,33 @@ fn one_sided_classes(fa: &[Figure], fb: &[Figure]) -> Vec<(String, &'static str)
     out
 }
 
+/// With both results repeated (`run --repeat N`, two runs each at least) and the figure
+/// not an exact counter: the relative band of the difference of their means from the
+/// spread between runs (Welch: the two standard errors in quadrature, Student's t at the
+/// same 3-sigma level as every band, with the Welch–Satterthwaite degrees of freedom).
+fn between_runs(a: &Figure, b: &Figure) -> Option<f64> {
+    let (n1, n2) = (a.samples.len(), b.samples.len());
+    if n1 < 2 || n2 < 2 || a.value.abs() <= f64::EPSILON || (a.noise == 0.0 && b.noise == 0.0) {
+        return None;
+    }
+    let var = |s: &[f64], m: f64| s.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (s.len() - 1) as f64;
+    let (q1, q2) = (var(&a.samples, a.value) / n1 as f64, var(&b.samples, b.value) / n2 as f64);
+    let se = (q1 + q2).sqrt();
+    if se <= 0.0 {
+        return Some(0.0);
+    }
+    let dof = (q1 + q2).powi(2) / (q1 * q1 / (n1 - 1) as f64 + q2 * q2 / (n2 - 1) as f64).max(f64::MIN_POSITIVE);
+    let t = figures::t_multiplier(dof.floor() as usize + 1);
+    Some(t * se / a.value.abs())
+}
+
 fn row(a: &Figure, b: &Figure, rules: &[Rule]) -> Row {
     let delta = b.value - a.value;
     let relative = (a.value.abs() > f64::EPSILON).then(|| delta / a.value.abs());
-    let noise = a.noise.hypot(b.noise);
+    let noise = match between_runs(a, b) {
+        Some(band) => band.max(a.noise.hypot(b.noise)),
+        None => a.noise.hypot(b.noise),
+    };
     let beyond = match relative {
         Some(r) => r.abs() > noise,
         None => delta.abs() > f64::EPSILON,
@@ -523,6 +546,33 @@ mod tests {
     }
 
     #[test]
+    fn two_repeated_results_are_judged_on_the_spread_between_their_runs() {
+        let f = |samples: Vec<f64>| Figure {
+            name: "e2e.p99".into(),
+            value: samples.iter().sum::<f64>() / samples.len() as f64,
+            unit: "µs",
+            better: Better::Lower,
+            noise: figures::REPEAT_NOISE,
+            judged: true,
+            samples,
+        };
+        let rule = [Rule::parse("e2e.p99 > +10%").expect("rule")];
+        // p99 of three runs each side, ~8 % apart run to run: A/A within the band.
+        let (a, a2) = (f(vec![3000.0, 3250.0, 2800.0]), f(vec![3100.0, 2900.0, 3200.0]));
+        let same = row(&a, &a2, &rule);
+        assert_eq!(same.verdict, Verdict::WithinNoise, "band {}", same.band);
+        assert!(same.violates.is_empty());
+        // A 2 ms relay delay on a 3 ms p99: beyond the between-run band, the rule fires.
+        let slow = f(vec![6100.0, 6300.0, 5900.0]);
+        let worse = row(&a, &slow, &rule);
+        assert_eq!(worse.verdict, Verdict::Worse, "band {}", worse.band);
+        assert_eq!(worse.violates, ["e2e.p99 > +10%"]);
+        // A whole-run shift that one run's seconds cannot see: wider spread, wider band.
+        let noisy = f(vec![2000.0, 4500.0, 3000.0]);
+        assert!(row(&a, &noisy, &rule).band > same.band);
+    }
+
+    #[test]
     fn classes_on_one_side_only_are_named_with_their_side() {
         let f = |n: &str| Figure {
             name: n.into(),
@@ -531,6 +581,7 @@ mod tests {
             better: Better::Lower,
             noise: 0.05,
             judged: true,
+            samples: Vec::new(),
         };
         let base = [f("e2e.p99"), f("e2e{class=dm}.p99"), f("e2e{class=group}.p99")];
         let new = [f("e2e.p99"), f("e2e{class=dm}.p99"), f("fanout_last{class=group,size=5}.p99")];
@@ -549,6 +600,7 @@ mod tests {
             better: Better::Lower,
             noise,
             judged: true,
+            samples: Vec::new(),
         };
         // p99 wobbles ±27 % per run (±38 % for the pair); p50 ±2 %.
         let (a, b) = (
