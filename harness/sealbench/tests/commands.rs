@@ -182,10 +182,27 @@ fn a_stock_soft_limit_is_raised_to_the_hard_one_and_only_the_hard_limit_refuses(
 #[test]
 fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
-    for bad in ["thresholds=[\"e2e.p98 < 5ms\"]", "thresholds=[\"e2e{class=group}.p99 < 5ms\"]"] {
-        let o = sealbench(&["run", scenario, "--dry-run", "--set", bad])?;
-        assert_eq!(o.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&o.stdout));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("thresholds"), "{bad}");
+    // Each refusal `run` makes before it connects, and what its message names.
+    let table: [(&[&str], &str); 6] = [
+        (&["--set", "thresholds=[\"e2e.p98 < 5ms\"]"], "thresholds"),
+        (&["--set", "thresholds=[\"e2e{class=group}.p99 < 5ms\"]"], "thresholds"),
+        (&["--clients", "9000000"], "clients"),
+        (&["--relay", "wss://127.0.0.1:9/", "--ca", "/nonexistent/ca.pem"], "relay.ca"),
+        (&["--relay", "ws://no-such-host.invalid:9/"], "resolve"),
+        (&["--relay", "ws://127.0.0.1:9/", "--relay-metrics", "https://127.0.0.1/metrics"], "relay.metrics"),
+    ];
+    for (flags, names) in table {
+        for dry in [true, false] {
+            let mut args = vec!["run", scenario, "--duration", "1s", "--no-plots", "--quiet"];
+            args.extend_from_slice(flags);
+            if dry {
+                args.push("--dry-run");
+            }
+            let o = sealbench(&args)?;
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{flags:?} (dry run: {dry}): {err}");
+            assert!(err.contains(names), "{flags:?} (dry run: {dry}) names {names}: {err}");
+        }
     }
     let ok = sealbench(&["run", scenario, "--dry-run"])?;
     assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("is valid"));

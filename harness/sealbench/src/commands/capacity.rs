@@ -32,7 +32,7 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     // `--duration` is each step's measured time here, not the scenario's.
     let edits = Edits { duration: None, transport: args.transport, ..common.edits() };
     let plan = load_plan(&common.scenario, &common.set, &edits).map_err(Failure::usage)?;
-    crate::driver::limits::check(&plan).map_err(Failure::usage)?;
+    crate::driver::preflight(&plan).map_err(Failure::usage)?;
     // The SLOs: the scenario's thresholds, with --slo added (or alone, --slo-only).
     let mut exprs = if args.slo_only { Vec::new() } else { plan.scenario.thresholds.clone() };
     exprs.extend(args.slo.iter().cloned());

@@ -48,7 +48,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
             Plan::new(s).map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: {e:#}", common.scenario.display())))?;
         // What `run --dry-run` checks, for every cell: this machine's limits and the
         // scenario's thresholds against the cell's traffic classes.
-        crate::driver::limits::check(&plan).map_err(|e| Failure::usage(anyhow!("cell {cell}: {e:#}")))?;
+        crate::driver::preflight(&plan).map_err(|e| Failure::usage(anyhow!("cell {cell}: {e:#}")))?;
         crate::verdict::threshold::parse_for(&plan.scenario.thresholds, &plan.tags())
             .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: thresholds: {e:#}", common.scenario.display())))?;
         scenarios.push(plan);

@@ -39,7 +39,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let scenario = &plan.scenario;
     // What this machine allows (open files, ephemeral ports) is checked before anything
     // else, and by --dry-run too: a dry run that says "valid" must not be refused by the run.
-    crate::driver::limits::check(&plan).map_err(Failure::usage)?;
+    crate::driver::preflight(&plan).map_err(Failure::usage)?;
     let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.common.scenario.display())))?;
     if args.common.dry_run {

@@ -451,6 +451,31 @@ fn coordinate(
     coordinator
 }
 
+/// Every check a run makes before it connects, and nothing more: the run fits this
+/// machine (open files, ephemeral ports: [`limits::check`]), and for an external relay its
+/// host resolves and, for `wss://`, the TLS trust loads (a CA file that cannot be read or
+/// holds no certificate is named). `run --dry-run`, `matrix` and `capacity` make the same
+/// checks, so that a dry run that says "valid" is never refused by the run.
+///
+/// # Errors
+/// The first check that fails, named.
+pub fn preflight(plan: &Plan) -> Result<()> {
+    limits::check(plan)?;
+    if let RelayTarget::Ws(url) = &plan.scenario.relay.url {
+        resolve(url)?;
+        if url.tls {
+            let relay = &plan.scenario.relay;
+            let trust = match (&relay.ca, relay.insecure) {
+                (_, true) => tls::Trust::Insecure,
+                (Some(ca), false) => tls::Trust::Ca(ca.clone()),
+                (None, false) => tls::Trust::Roots,
+            };
+            tls::ClientTls::new(&trust, &url.host)?;
+        }
+    }
+    Ok(())
+}
+
 /// Starts the embedded relay (on its own runtime threads), or resolves the external one;
 /// builds the run's one TLS client configuration for `wss://`.
 fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<EmbeddedRelay>, client::Target)> {
