@@ -316,6 +316,24 @@ pub struct CalibrateArgs {
     /// Show the cached calibration without measuring.
     #[arg(long, conflicts_with = "quick")]
     pub show: bool,
+
+    /// Also measure the floor of these traffic shapes, CONNECTIONS@RATE (msgs/s in all),
+    /// comma-separated, e.g. 1000@5000,2000@40000: a minimal generator and relay moving
+    /// that traffic (3 s each); a run of that shape reports its CPU per message as a
+    /// multiple of it [default without --quick: 1000@5000,1000@10000].
+    #[arg(long, value_delimiter = ',', value_name = "N@RATE,...", value_parser = parse_shape)]
+    pub shape: Vec<(usize, f64)>,
+}
+
+/// `N@RATE` of `calibrate --shape`.
+fn parse_shape(s: &str) -> Result<(usize, f64), String> {
+    let (n, r) = s.split_once('@').ok_or_else(|| format!("`{s}`: write CONNECTIONS@RATE, e.g. 1000@5000"))?;
+    let n: usize = n.trim().parse().map_err(|_| format!("`{s}`: `{n}` is not a number of connections"))?;
+    let r: f64 = r.trim().parse().map_err(|_| format!("`{s}`: `{r}` is not a rate in msgs/s"))?;
+    if n < 2 || n % 2 != 0 || n > 8000 || !(r > 0.0 && r <= 1e6) {
+        return Err(format!("`{s}`: an even number of connections from 2 to 8,000, and a rate up to 1,000,000 msgs/s"));
+    }
+    Ok((n, r))
 }
 
 /// The flags of every command that runs a scenario (`run`, `matrix`, `capacity`),

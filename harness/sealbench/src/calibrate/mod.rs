@@ -11,12 +11,14 @@
 //! # Layout
 //! - [`hop`] — the loopback hop.
 //! - [`wake`] — the timer wake-up.
+//! - [`shape`] — the floor of a whole traffic shape (a minimal generator and relay).
 //! - this module — the measurement, and the cache written.
 //! - the [`Calibration`] record, its cache read and its comparison live in
 //!   [`crate::provenance::calibration`] (every result's provenance carries one; reading it
 //!   never measures) and are re-exported here.
 
 pub mod hop;
+pub mod shape;
 pub mod wake;
 
 use crate::crypto::measure::{summarize, timed};
@@ -28,6 +30,29 @@ use anyhow::{Context, Result};
 use sealcore::backend::Backend;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// The shapes a full calibration measures when none are asked for: the quickstart's
+/// (1,000 connections at 5,000 msgs/s) and the same at 10,000 msgs/s, at the default tick.
+pub const DEFAULT_SHAPES: [(usize, f64); 2] = [(1000, 5000.0), (1000, 10_000.0)];
+
+/// Measures this machine's floors: `quick` takes about a second, the full form a few;
+/// then the floor of each of `shapes` (connections, msgs/s in all), 3 s each.
+///
+/// # Errors
+/// When sockets, epoll, a timerfd or randomness are not available.
+pub fn measure_with_shapes(
+    quick: bool,
+    shapes: &[(usize, f64)],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Calibration> {
+    let mut c = measure(quick, progress)?;
+    for &(connections, rate) in shapes {
+        progress(&format!("the floor of {connections} connections at {rate} msgs/s (3 s)"));
+        let tick_ns = 200_000;
+        c.shapes.push(shape::measure(shape::Shape { connections, rate, tick_ns, bytes: HOP_BYTES, seconds: 3.0 })?);
+    }
+    Ok(c)
+}
 
 /// Measures this machine's floors: `quick` takes about a second, the full form a few.
 ///
@@ -77,6 +102,7 @@ pub fn measure(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Calibratio
         seal_256_ns: seal,
         hop_spread: hop.spread,
         rounds,
+        shapes: Vec::new(),
     })
 }
 

@@ -22,7 +22,9 @@ pub fn run(args: &CalibrateArgs) -> Outcome {
         })?
     } else {
         eprintln!("sealbench calibrate: measuring this machine's floors ({})", calibrate::machine_fingerprint());
-        let c = calibrate::measure(args.quick, &mut |what| eprintln!("  measuring {what}…"))?;
+        let shapes =
+            if args.shape.is_empty() && !args.quick { calibrate::DEFAULT_SHAPES.to_vec() } else { args.shape.clone() };
+        let c = calibrate::measure_with_shapes(args.quick, &shapes, &mut |what| eprintln!("  measuring {what}…"))?;
         match calibrate::store(&c) {
             Ok(path) => eprintln!("cached in {}", path.display()),
             Err(e) => eprintln!("warning: not cached: {e:#}"),
@@ -64,6 +66,16 @@ fn table(c: &Calibration) -> String {
     }
     for (backend, ns) in &c.seal_256_ns {
         o.push_str(&format!("  seal 256 B ChaCha20-Poly1305 ({backend}) {:>7.3} µs CPU\n", ns / 1e3));
+    }
+    for f in &c.shapes {
+        o.push_str(&format!(
+            "  shape {} connections @ {} msgs/s (tick {} µs): generator {:.2} µs, relay {:.2} µs CPU per message\n",
+            f.connections,
+            f.rate,
+            f.tick_us,
+            f.generator_ns / 1e3,
+            f.relay_ns / 1e3
+        ));
     }
     o.push_str(
         "a relayed message makes two hops: driver + relay CPU per message ÷ (2 × hop) is how far a run is from the floor\n",

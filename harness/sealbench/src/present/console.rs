@@ -173,7 +173,7 @@ fn generator(o: &mut String, s: &Summary) {
         let _ = writeln!(o, "  cores: {c}{others}");
     }
     if let Some(r) = g.relay_cpu_us_per_msg {
-        let _ = writeln!(o, "  embedded relay: {r:.2} µs CPU per delivery (its threads, while sending)");
+        let _ = writeln!(o, "  relay: {r:.2} µs CPU per delivery (while sending)");
     }
     if let Some(f) = &g.floor {
         let mut line = format!(
@@ -184,6 +184,22 @@ fn generator(o: &mut String, s: &Summary) {
             line.push_str(&format!(", relay {r:.1}×, together {t:.1}× the two hops a relayed message makes"));
         }
         let _ = writeln!(o, "{line}");
+        match (&f.shape, &f.shape_missing) {
+            (Some(sh), _) => {
+                let mut line = format!(
+                    "  against the floor of this traffic shape ({} connections at {:.0} msgs/s: generator {:.2} µs, relay {:.2} µs): driver {:.1}×",
+                    sh.connections, sh.rate, sh.generator_us, sh.relay_us, sh.driver
+                );
+                if let (Some(r), Some(t)) = (sh.relay, sh.together) {
+                    line.push_str(&format!(", relay {r:.1}×, together {t:.1}×"));
+                }
+                let _ = writeln!(o, "{line}");
+            }
+            (None, Some(cmd)) => {
+                let _ = writeln!(o, "  (no floor of this traffic shape calibrated: `{cmd}` measures it)");
+            }
+            (None, None) => {}
+        }
     }
     if g.saturated {
         let criterion = g.saturation_criterion.as_deref().unwrap_or("unnamed");

@@ -43,6 +43,11 @@ pub struct Calibration {
     pub hop_spread: f64,
     /// Rounds each figure is the median of.
     pub rounds: usize,
+    /// Floors of whole traffic shapes (a minimal generator and relay moving a run's
+    /// traffic: `calibrate::shape`), each at the connections and rate it was asked for;
+    /// a run's multiples are taken against the one of its shape. Absent in older caches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<crate::calibrate::shape::ShapeFloor>,
 }
 
 /// The machine a calibration describes.
@@ -113,6 +118,7 @@ mod tests {
             seal_256_ns: BTreeMap::new(),
             hop_spread: spread,
             rounds: 7,
+            shapes: Vec::new(),
         }
     }
 

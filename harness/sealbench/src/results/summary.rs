@@ -167,11 +167,48 @@ pub struct FloorMultiples {
     /// Driver + embedded relay per message ÷ two hops (a relayed message makes two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub together: Option<f64>,
+    /// The same against the floor of this run's own traffic shape (`calibrate --shape`:
+    /// a minimal generator and relay at the same connections, rate and tick), when the
+    /// calibration has it; absent otherwise (`shape_missing` says which to measure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeMultiples>,
+    /// Without `shape`: the `calibrate --shape` that would give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_missing: Option<String>,
+}
+
+/// CPU per message as multiples of the floor of the run's own traffic shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShapeMultiples {
+    /// The floor's shape: connections, msgs/s, tick (µs).
+    pub connections: usize,
+    /// Its rate, msgs/s.
+    pub rate: f64,
+    /// Its tick, µs.
+    pub tick_us: f64,
+    /// The floor generator's CPU per message, µs.
+    pub generator_us: f64,
+    /// The floor relay's CPU per message, µs.
+    pub relay_us: f64,
+    /// Driver CPU per message ÷ the floor generator's.
+    pub driver: f64,
+    /// Relay CPU per message ÷ the floor relay's (embedded or measured relay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<f64>,
+    /// (Driver + relay) ÷ (floor generator + floor relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub together: Option<f64>,
 }
 
 impl FloorMultiples {
-    /// The multiples of `generator`'s CPU figures against `calibration`.
-    pub fn of(g: &Generator, calibration: &crate::provenance::calibration::Calibration) -> Option<Self> {
+    /// The multiples of `generator`'s CPU figures against `calibration`; against the floor
+    /// of the run's shape (`connections`, `rate` msgs/s, `tick_us`) too when the
+    /// calibration has it.
+    pub fn of(
+        g: &Generator,
+        calibration: &crate::provenance::calibration::Calibration,
+        (connections, rate, tick_us): (usize, f64, f64),
+    ) -> Option<Self> {
         let hop_us = calibration.hop_ns / 1e3;
         if hop_us <= 0.0 || g.driver_cpu_us_per_msg <= 0.0 {
             return None;
@@ -183,6 +220,27 @@ impl FloorMultiples {
             driver: g.driver_cpu_us_per_msg / hop_us,
             relay: relay.map(|r| r / hop_us),
             together: relay.map(|r| (g.driver_cpu_us_per_msg + r) / (2.0 * hop_us)),
+            shape: calibration.shapes.iter().find(|f| f.fits(connections, rate, tick_us)).map(|f| {
+                let (gen_us, relay_us) = (f.generator_ns / 1e3, f.relay_ns / 1e3);
+                ShapeMultiples {
+                    connections: f.connections,
+                    rate: f.rate,
+                    tick_us: f.tick_us,
+                    generator_us: gen_us,
+                    relay_us,
+                    driver: g.driver_cpu_us_per_msg / gen_us,
+                    relay: relay.map(|r| r / relay_us),
+                    together: relay.map(|r| (g.driver_cpu_us_per_msg + r) / (gen_us + relay_us)),
+                }
+            }),
+            shape_missing: None,
+        })
+        .map(|mut m| {
+            if m.shape.is_none() {
+                let even = connections + connections % 2;
+                m.shape_missing = Some(format!("sealbench calibrate --shape {even}@{rate:.0}"));
+            }
+            m
         })
     }
 }
@@ -380,7 +438,8 @@ impl Summary {
         let lag = latency.get(Metric::ScheduleLag.name()).cloned();
         let transport = super::transport::TransportInfo::of(&scenario.relay, &provenance);
         let mut generator = Generator::of(outcome, lag);
-        generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c));
+        let shape = (plan.local().1, offered, scenario.traffic.tick.as_secs_f64() * 1e6);
+        generator.floor = provenance.calibration.as_ref().and_then(|c| FloorMultiples::of(&generator, c, shape));
         generator.cores = Some(cores_shared(provenance.cores, outcome));
         Summary {
             header: Header::new(SCHEMA_VERSION, "run", provenance),
