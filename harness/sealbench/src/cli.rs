@@ -586,9 +586,9 @@ pub struct MatrixArgs {
     /// relay fan-out.
     #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...", value_parser = choice::choice::<sealproto::Protocol>())]
     pub protocol: Vec<sealproto::Protocol>,
-    /// Runs per cell, interleaved so machine drift favours no cell.
-    #[arg(long, default_value_t = 3)]
-    pub repeat: usize,
+    /// Runs per cell, interleaved so machine drift favours no cell (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Leave out the `none` baseline.
     #[arg(long)]
     pub no_baseline: bool,

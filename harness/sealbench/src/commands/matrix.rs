@@ -53,7 +53,7 @@ pub fn run(args: &MatrixArgs) -> Outcome {
             .map_err(|e| Failure::usage(anyhow!("{}: cell {cell}: thresholds: {e:#}", common.scenario.display())))?;
         scenarios.push(plan);
     }
-    let repeat = args.repeat.max(1);
+    let repeat = args.repeat.max(1) as usize;
     if common.dry_run {
         let names: Vec<String> = cells.iter().map(|&(p, c)| protocol_cell_name(p, c)).collect();
         crate::output::stdout(&format!(

@@ -77,6 +77,16 @@ impl Collector for LiveMetrics {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A counter's exported name: the result files' name, but byte counters carry their unit
+/// before `_total` as the convention has it (`sent_bytes_total`, not `bytes_sent_total`).
+fn exported(name: &str) -> &str {
+    match name {
+        "bytes_sent" => "sent_bytes",
+        "bytes_received" => "received_bytes",
+        other => other,
+    }
+}
+
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
@@ -103,7 +113,7 @@ fn encode_second(s: &LiveSecond, enc: &mut DescriptorEncoder) -> std::fmt::Resul
     let one = |v: f64| vec![(Labels::new(), v)];
     for (name, &v) in s.total.counts.iter().filter(|(n, _)| n.as_str() != "refused") {
         let help = counter_help(name).unwrap_or("see docs/RESULTS.md");
-        counter(enc, &format!("{PREFIX}_{name}"), help, &[(Labels::new(), v)])?;
+        counter(enc, &format!("{PREFIX}_{}", exported(name)), help, &[(Labels::new(), v)])?;
     }
     let refused: Vec<(Labels, u64)> = ErrorCode::ALL
         .iter()

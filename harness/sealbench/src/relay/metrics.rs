@@ -186,8 +186,10 @@ impl RelayMetrics {
         registry.register("messages_routed", "Frames routed to recipients (group: per member)", m.routed.clone());
         registry.register("messages_stored", "Messages stored in offline mailboxes", m.stored.clone());
         registry.register("messages_refused", "Refused inputs, by error code", m.refused.clone());
-        registry.register("bytes_in", "Bytes received in binary messages", m.bytes_in.clone());
-        registry.register("bytes_out", "Bytes sent in binary messages", m.bytes_out.clone());
+        // The convention's names: the unit before `_total` (received_bytes_total).
+        let bytes = prometheus_client::registry::Unit::Bytes;
+        registry.register_with_unit("received", "Bytes received in binary messages", bytes.clone(), m.bytes_in.clone());
+        registry.register_with_unit("sent", "Bytes sent in binary messages", bytes, m.bytes_out.clone());
         registry.register("queue_overflows", "Connections closed as slow consumers", m.queue_overflows.clone());
         registry.register(
             "frames_dropped_on_close",

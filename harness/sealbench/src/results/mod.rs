@@ -56,7 +56,7 @@ pub fn write_run(dir: &Path, outcome: &Outcome, summary: &Summary) -> Result<Vec
     write_atomic(&p, &hlog::render(&outcome.seconds, outcome.started_unix_s)?)?;
     files.push(p);
     let p = dir.join("timeseries.csv");
-    write_atomic(&p, timeseries::render(&outcome.seconds).as_bytes())?;
+    write_atomic(&p, timeseries::render(&outcome.seconds, outcome.started_unix_s).as_bytes())?;
     files.push(p);
     Ok(files)
 }

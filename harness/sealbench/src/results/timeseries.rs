@@ -3,7 +3,9 @@
 //! The [`HEADER`] columns are always there. After them come columns only a run that has
 //! the data gets: the newer metrics all classes together (`fanout_last_p99_us`), then
 //! each traffic class's (`e2e_p99_us{class=group;size=50}`: the class in braces, labels
-//! joined with ';' as in `latency.hlog`, so no header cell needs CSV quoting).
+//! joined with ';' as in `latency.hlog`, so no header cell needs CSV quoting). The last
+//! column is always `unix_s`: the row's second as wall-clock time (Unix seconds, the end
+//! of the interval), to line rows up with other tools' logs and metrics.
 
 use super::figure::{ErrorCounts, Metric, TagSet};
 use crate::driver::Second;
@@ -77,14 +79,14 @@ fn series(seconds: &[Second]) -> Vec<Series> {
     v
 }
 
-/// Renders the CSV.
-pub fn render(seconds: &[Second]) -> String {
+/// Renders the CSV; `started_unix_s`: the wall-clock time of the run's start (`t_s` 0).
+pub fn render(seconds: &[Second], started_unix_s: f64) -> String {
     let extra = series(seconds);
     let mut s = String::from(HEADER);
     for x in &extra {
         x.header(&mut s);
     }
-    s.push('\n');
+    s.push_str(",unix_s\n");
     let mut in_flight: i64 = 0;
     for sec in seconds {
         let e2e = sec.hist.get(Metric::E2e);
@@ -117,7 +119,7 @@ pub fn render(seconds: &[Second]) -> String {
         for x in &extra {
             x.cells(sec, &mut s);
         }
-        s.push('\n');
+        let _ = writeln!(s, ",{:.3}", started_unix_s + sec.t as f64);
     }
     s
 }
@@ -145,17 +147,20 @@ mod tests {
             stage: None,
             at_s: 1.0,
         };
-        let csv = render(&[sec(h.clone()), sec(Histograms::new())]);
+        let csv = render(&[sec(h.clone()), sec(Histograms::new())], 1_700_000_000.0);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], format!("{HEADER},e2e_n{{class=dm}},e2e_p50_us{{class=dm}},e2e_p99_us{{class=dm}}"));
+        assert_eq!(
+            lines[0],
+            format!("{HEADER},e2e_n{{class=dm}},e2e_p50_us{{class=dm}},e2e_p99_us{{class=dm}},unix_s")
+        );
         let cells: Vec<&str> = lines[1].split(',').collect();
         // Every sample is a DM: the class's figures are the all-classes ones.
         let fixed = HEADER.split(',').count();
-        assert_eq!(cells[fixed..], ["2", cells[6], cells[7]], "{}", lines[1]);
-        assert!(lines[2].ends_with(",0,,"), "a second without samples: {}", lines[2]);
+        assert_eq!(cells[fixed..], ["2", cells[6], cells[7], "1700000001.000"], "{}", lines[1]);
+        assert!(lines[2].ends_with(",0,,,1700000001.000"), "a second without samples: {}", lines[2]);
         assert_eq!(lines[1].split(',').count(), lines[0].split(',').count());
-        let plain = render(&[sec(Histograms::new())]);
-        assert_eq!(plain.lines().next(), Some(HEADER), "no tag, no extra column");
+        let plain = render(&[sec(Histograms::new())], 1_700_000_000.0);
+        assert_eq!(plain.lines().next(), Some(format!("{HEADER},unix_s").as_str()), "no tag, no class column");
         Ok(())
     }
 }
