@@ -186,3 +186,37 @@ fn matrix_measures_ws_and_wss_side_by_side_and_compare_matches_cells_by_transpor
     assert!(text.contains("matrix.e2e_p99_us[chacha20-poly1305/XX/noise]"), "{text}");
     Ok(())
 }
+
+#[test]
+fn a_self_signed_certificate_marked_as_a_ca_is_trusted_exactly_with_ca() -> TestResult {
+    // What `openssl req -x509` makes: self-signed, with basicConstraints CA:TRUE. As the
+    // relay's own certificate webpki refuses it (CaUsedAsEndEntity); given as --ca it is
+    // trusted as exactly that certificate.
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let made = params.self_signed(&key)?;
+    let (cert, keyf, scenario) =
+        (dir.path().join("relay.pem"), dir.path().join("relay.key"), dir.path().join("t.toml"));
+    std::fs::write(&cert, made.pem())?;
+    std::fs::write(&keyf, key.serialize_pem())?;
+    std::fs::write(&scenario, TINY)?;
+    let relay = TlsRelay::start(&cert, &keyf)?;
+    let out = dir.path().join("out");
+    let url = format!("wss://{}/", relay.addr);
+    let o = sealbench(&[
+        "run",
+        scenario.to_str().ok_or("path")?,
+        "--relay",
+        &url,
+        "--ca",
+        cert.to_str().ok_or("path")?,
+        "--no-plots",
+        "--out",
+        out.to_str().ok_or("path")?,
+    ])?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)?.messages.lost, 0);
+    Ok(())
+}

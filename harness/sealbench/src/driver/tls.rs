@@ -5,7 +5,9 @@
 //! Whom a client trusts ([`Trust`]): the built-in Mozilla roots (`webpki-roots`: the same
 //! on every machine, no system store needed); *or instead* a private CA (`relay.ca` /
 //! `--ca`: a run against a test relay should trust exactly the CA its operator named, not
-//! also the whole public web); or exactly one certificate (the embedded relay's, generated
+//! also the whole public web; a certificate of that file presented as the relay's own is
+//! accepted as exactly that certificate, so a self-signed one made with `openssl req -x509`,
+//! which marks itself a CA, works too); or exactly one certificate (the embedded relay's, generated
 //! at start); or anything (`relay.insecure` / `--insecure`: the handshake still runs and
 //! costs what it costs, only the certificate goes unchecked; labelled in the results).
 //! Session resumption is off: each connect is a full handshake (see [`ClientTls::new`]).
@@ -65,6 +67,20 @@ impl ClientTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.signature_verification_algorithms)))
                 .with_no_client_auth(),
+            Trust::Ca(path) => {
+                // A CA, or the relay's own self-signed certificate given as `--ca` (what
+                // `openssl req -x509` makes: marked as a CA, which webpki refuses to accept
+                // as the server's own certificate): each certificate of the file is trusted
+                // as a CA *and* exactly, as the relay's own.
+                let (store, pinned) = ca_file(path)?;
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                    .build()
+                    .map_err(|e| anyhow!("relay.ca {}: {e}", path.display()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(CaOrPinned { webpki, pinned }))
+                    .with_no_client_auth()
+            }
             _ => builder.with_root_certificates(roots(trust)?).with_no_client_auth(),
         };
         // Every simulated client is a device of its own: with the configuration shared, a
@@ -97,18 +113,76 @@ fn roots(trust: &Trust) -> Result<RootCertStore> {
         Trust::Exactly(cert) => {
             store.add(cert.clone()).map_err(|e| anyhow!("the embedded relay's certificate: {e}"))?;
         }
-        Trust::Ca(path) => {
-            let shown = path.display();
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| anyhow!("relay.ca {shown}: cannot read PEM certificates: {e}"))?;
-            let (added, _) = store.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(anyhow!("relay.ca {shown}: no usable CERTIFICATE block in it"));
-            }
-        }
+        Trust::Ca(path) => store = ca_file(path)?.0,
     }
     Ok(store)
+}
+
+/// The certificates of a `relay.ca` file: as a root store, and as they are (to pin).
+fn ca_file(path: &std::path::Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>)> {
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow!("relay.ca {shown}: cannot read PEM certificates: {e}"))?;
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(certs.iter().cloned());
+    if added == 0 {
+        return Err(anyhow!("relay.ca {shown}: no usable CERTIFICATE block in it"));
+    }
+    Ok((store, certs))
+}
+
+/// `relay.ca`: a certificate chain to one of the file's CAs (webpki's checks: name,
+/// validity, signatures), or exactly one of the file's certificates as the relay's own
+/// (a self-signed certificate, pinned: the bytes must match). The handshake's signature is
+/// checked against the presented certificate's key either way.
+#[derive(Debug)]
+struct CaOrPinned {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for CaOrPinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(v) => Ok(v),
+            // The relay presented exactly a certificate the file holds: pinned, trusted as
+            // it is (its name and dates are what the operator vouched for by naming it).
+            Err(_) if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// A failed TLS handshake as a message that names the problem and the remedy.
