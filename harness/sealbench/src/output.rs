@@ -32,6 +32,35 @@ pub fn result_dir(out: Option<&Path>, default_name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Removes `dir` when it is an empty directory (a run that failed before writing
+/// anything); leaves anything else alone.
+pub fn remove_if_empty(dir: &Path) {
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none()) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// In a result directory (one with a `summary.json`), removes what a run's presentation
+/// writes — `report.html` and the `.png` / `.svg` plots — so that a run written there
+/// without plots does not sit beside the previous run's.
+///
+/// # Errors
+/// When a file cannot be removed.
+pub fn remove_stale_presentation(dir: &Path) -> Result<()> {
+    if !dir.join("summary.json").is_file() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let ours = path.file_name().is_some_and(|n| n == "report.html")
+            || path.extension().is_some_and(|e| e == "png" || e == "svg");
+        if ours && path.is_file() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON to `path` (through a temporary file and a rename, so a
 /// crash never leaves half a file).
 ///

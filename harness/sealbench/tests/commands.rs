@@ -472,3 +472,30 @@ fn a_repeated_run_writes_its_runs_and_spread_and_compare_judges_on_it() -> TestR
     assert_eq!(p99["verdict"], "within_noise", "{p99}");
     Ok(())
 }
+
+#[test]
+fn no_empty_or_mixed_result_directories() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY)?;
+    let out = dir.path().join("r");
+    run_to(&scenario, &out, &["--duration", "1s"])?;
+    assert!(out.join("report.html").is_file());
+    // Reused without plots: the last run's report and plots are gone, not left beside.
+    run_to(&scenario, &out, &["--duration", "1s", "--no-plots"])?;
+    assert!(out.join("summary.json").is_file());
+    assert!(!out.join("report.html").exists() && !out.join("timeline.png").exists());
+    // A run that cannot reach its relay fails (exit 1) and leaves no empty directory.
+    let failed = dir.path().join("failed");
+    let o = sealbench(&[
+        "run",
+        scenario.to_str().ok_or("p")?,
+        "--relay",
+        "ws://127.0.0.1:9/",
+        "--out",
+        failed.to_str().ok_or("p")?,
+    ])?;
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!failed.exists(), "an empty result directory was left behind");
+    Ok(())
+}

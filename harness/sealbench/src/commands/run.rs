@@ -58,7 +58,12 @@ pub fn run(args: &RunArgs) -> Outcome {
     }
     let repeat = args.repeat.max(1);
     if repeat == 1 {
-        return run_once(args, &plan, &options, &thresholds, &dir, &interrupt).map(|(code, _)| code);
+        let done = run_once(args, &plan, &options, &thresholds, &dir, &interrupt).map(|(code, _)| code);
+        if done.is_err() {
+            // A run that failed before writing anything leaves no empty directory behind.
+            output::remove_if_empty(&dir);
+        }
+        return done;
     }
     // `--repeat N`: N runs one after the other, nothing interleaved, each a whole result
     // directory; `repeats.json` lists them and `compare` judges on their spread.
@@ -187,6 +192,10 @@ fn write_outputs(
     let mut files = results::write_run(dir, outcome, summary).context("writing results")?;
     if plots {
         files.extend(present::write_run(dir, outcome, summary).context("writing results")?);
+    } else {
+        // A directory reused with --no-plots must not show the last run's report and plots
+        // beside this run's summary: they would be read as this run's.
+        output::remove_stale_presentation(dir).context("removing the previous run's plots")?;
     }
     Ok(files)
 }
