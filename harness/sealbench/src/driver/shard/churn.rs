@@ -1,9 +1,10 @@
 //! Churn: devices that go offline and come back during the sending phase, the reconnect
 //! storm, and the stages' connected-client targets (devices above the target are held
 //! offline; they come back as it rises). Leaving closes the connection cleanly (the relay puts what it had
-//! queued back into the device's mailbox); coming back is a new connection and HELLO,
-//! after which the relay delivers the stored messages first. The device's end-to-end
-//! sessions resume from their state: no new handshake.
+//! queued back into the device's mailbox); coming back is a new connection and the wire's
+//! resumption (sealbench: HELLO; MQTT: CONNECT to the session the broker kept), after which
+//! the server delivers the stored messages first. The device's end-to-end sessions resume
+//! from their state: no new handshake.
 //!
 //! The plan (who leaves and returns when) is pure and seeded ([`Plan`]); [`run`] carries
 //! it out on the shard's runtime.
@@ -245,7 +246,7 @@ async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target:
     if online || state.borrow().closing || state.borrow().net.clients[i].parked {
         return;
     }
-    match client::connect(target, source, id, Registration::default()).await {
+    match client::connect(target, source, id, Registration { resume: true, ..Registration::default() }).await {
         Ok(reg) => {
             let mut st = state.borrow_mut();
             if st.closing {
@@ -253,7 +254,8 @@ async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target:
             }
             st.books.counters.reconnects += 1;
             let now = now_ns();
-            st.net.clients[i].stored_left = reg.stored;
+            let stored = st.stored_at_return(i, reg.stored);
+            st.net.clients[i].stored_left = stored;
             st.net.clients[i].welcome_ns = now;
             drop(st);
             bring_up_reader_writer(state, i, reg);
