@@ -92,7 +92,7 @@ TSUNG_XML = """<?xml version="1.0"?>
   <servers><server host="127.0.0.1" port="{port}" type="{transport}"/></servers>
   <load duration="{limit}" unit="second">
     <arrivalphase phase="1" duration="{arrive_s}" unit="second">
-      <users maxnumber="{n}" arrivalrate="{arrival_rate}" unit="second"/>
+      <users maxnumber="{n}" interarrival="{interarrival_s}" unit="second"/>
     </arrivalphase>
   </load>
   <options>
@@ -247,8 +247,8 @@ def run_tsung(args, work: Path, port: int, plain: int, cell: Cell) -> Session:
     n = args.connections
     per_user = max(1, round(args.rate * args.duration / n))
     xml = TSUNG_XML.format(
-        maxusers=n + 100, port=port if args.tsung_transport == "websocket" else plain, transport=args.tsung_transport, limit=int(args.duration + MARGIN_S / 2), arrive_s=max(1, round(n / args.connect_rate)),
-        n=n, arrival_rate=args.connect_rate, per_user=per_user, think_s=f"{n / args.rate:.4f}",
+        maxusers=n + 100, port=port if args.tsung_transport == "websocket" else plain, transport=args.tsung_transport, limit=int(args.duration + MARGIN_S / 2), arrive_s=max(2, 2 * round(n / args.connect_rate)),
+        n=n, interarrival_s=f"{1 / args.connect_rate:.6f}", per_user=per_user, think_s=f"{n / args.rate:.4f}",
         payload="x" * args.size,
     )
     conf = work / f"{cell.generator}-r{cell.round}.xml"
