@@ -239,14 +239,18 @@ fn leave(st: &mut State, i: usize) {
 
 /// Device `i` comes back: a new connection and HELLO; stored messages follow WELCOME.
 async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target: &client::Target, i: usize) {
-    let (id, source, online) = {
-        let st = state.borrow();
-        (st.devices[i].id, st.net.clients[i].source, st.net.clients[i].tx.is_some())
+    let (id, source) = {
+        let mut st = state.borrow_mut();
+        let c = &st.net.clients[i];
+        if c.tx.is_some() || c.returning || c.parked || st.closing {
+            return;
+        }
+        st.net.clients[i].returning = true;
+        (st.devices[i].id, st.net.clients[i].source)
     };
-    if online || state.borrow().closing || state.borrow().net.clients[i].parked {
-        return;
-    }
-    match client::connect(target, source, id, Registration { resume: true, ..Registration::default() }).await {
+    let r = client::connect(target, source, id, Registration { resume: true, ..Registration::default() }).await;
+    state.borrow_mut().net.clients[i].returning = false;
+    match r {
         Ok(reg) => {
             let mut st = state.borrow_mut();
             if st.closing {

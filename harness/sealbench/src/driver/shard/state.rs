@@ -28,6 +28,10 @@ pub(super) struct Client {
     pub(super) generation: u32,
     /// Held offline by the stages' connected-client target (churn does not bring it back).
     pub(super) parked: bool,
+    /// A reconnection is under way: a second one for the same device (its return falling
+    /// due again while a slow reconnection still runs) would log in twice, and the server
+    /// would drop the connection that became current first.
+    pub(super) returning: bool,
     /// Stored messages announced by its last WELCOME and not yet received, and when.
     pub(super) stored_left: u32,
     pub(super) welcome_ns: u64,
@@ -147,7 +151,15 @@ impl State {
         let clients: Vec<Client> = spec
             .clients
             .iter()
-            .map(|c| Client { source: c.source, tx: None, generation: 0, parked: false, stored_left: 0, welcome_ns: 0 })
+            .map(|c| Client {
+                source: c.source,
+                tx: None,
+                generation: 0,
+                parked: false,
+                returning: false,
+                stored_left: 0,
+                welcome_ns: 0,
+            })
             .collect();
         let protocol = Protocol::new(&plan, &chats, &devices, sessions.len())?;
         let keys = Protocol::keys_expected(&plan, &chats);
