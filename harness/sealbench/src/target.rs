@@ -101,7 +101,7 @@ pub const MQTT: Capabilities = Capabilities {
     stored_marked: false,
     server_fanout: true,
     group_echo: true,
-    key_directory: false,
+    key_directory: true,
     consume_once_keys: false,
 };
 

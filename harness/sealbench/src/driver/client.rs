@@ -77,6 +77,9 @@ pub struct Registration {
     pub key: Option<[u8; 32]>,
     /// Join this group (relay fan-out).
     pub group: Option<u64>,
+    /// A reconnection of a device that logged in earlier in the run (the wire's
+    /// [`Wire::resume`] instead of its log-in; `key` and `group` are not used).
+    pub resume: bool,
 }
 
 /// Why a client failed to come up.
@@ -242,7 +245,9 @@ async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
 async fn register(ws: &mut Ws, target: &Target, id: u64, with: Registration) -> Result<u32> {
     let wire = target.wire;
     let token = target.auth_secret.as_ref().map(|s| frame::auth_token(s, id));
-    let steps = wire.login(id, token.as_ref().map(|t| &t[..]), with.key.as_ref(), with.group)?;
+    let token = token.as_ref().map(|t| &t[..]);
+    let steps =
+        if with.resume { wire.resume(id, token)? } else { wire.login(id, token, with.key.as_ref(), with.group)? };
     let mut stored = None;
     for (request, what) in steps {
         send(ws, request).await?;

@@ -11,7 +11,7 @@ use super::{Body, Cipher, Conversation, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
 use crate::driver::chat::Chat;
 use crate::driver::content::Text;
-use crate::driver::wire::{Incoming, RequestId, Sealbench1, Side, Wire, group_id};
+use crate::driver::wire::{Incoming, RequestId, Side, Wire, group_id};
 use crate::scenario::ProtocolPlan;
 use bytes::BytesMut;
 use sealcore::payload::{self, E2eKind, Stamp};
@@ -126,8 +126,8 @@ impl Noise {
         if self.plan.fetch_responder_key {
             cx.books.setup_started(now);
             let (ini, resp) = (cx.sessions[s].initiator, cx.sessions[s].responder);
-            let fetch = Sealbench1::key_fetch(RequestId::Control(s as u32), cx.devices[resp].id);
-            if !cx.send(ini, fetch) {
+            let fetch = cx.sessions[s].wire().key_fetch(RequestId::Control(s as u32), cx.devices[resp].id);
+            if !fetch.is_some_and(|f| cx.send(ini, f)) {
                 cx.fail_session(s);
             }
         } else {

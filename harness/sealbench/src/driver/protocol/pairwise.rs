@@ -157,6 +157,11 @@ impl Conversation {
         self.lanes = lanes;
     }
 
+    /// The wire its frames are written for.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
     /// Completes a send from `side` to the other end in `out` (which holds the body at
     /// [`BODY_AT`]): the wire's header in front of it (see [`Wire::finish_send`]).
     ///

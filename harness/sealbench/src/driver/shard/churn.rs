@@ -1,9 +1,10 @@
 //! Churn: devices that go offline and come back during the sending phase, the reconnect
 //! storm, and the stages' connected-client targets (devices above the target are held
 //! offline; they come back as it rises). Leaving closes the connection cleanly (the relay puts what it had
-//! queued back into the device's mailbox); coming back is a new connection and HELLO,
-//! after which the relay delivers the stored messages first. The device's end-to-end
-//! sessions resume from their state: no new handshake.
+//! queued back into the device's mailbox); coming back is a new connection and the wire's
+//! resumption (sealbench: HELLO; MQTT: CONNECT to the session the broker kept), after which
+//! the server delivers the stored messages first. The device's end-to-end sessions resume
+//! from their state: no new handshake.
 //!
 //! The plan (who leaves and returns when) is pure and seeded ([`Plan`]); [`run`] carries
 //! it out on the shard's runtime.
@@ -238,14 +239,18 @@ fn leave(st: &mut State, i: usize) {
 
 /// Device `i` comes back: a new connection and HELLO; stored messages follow WELCOME.
 async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target: &client::Target, i: usize) {
-    let (id, source, online) = {
-        let st = state.borrow();
-        (st.devices[i].id, st.net.clients[i].source, st.net.clients[i].tx.is_some())
+    let (id, source) = {
+        let mut st = state.borrow_mut();
+        let c = &st.net.clients[i];
+        if c.tx.is_some() || c.returning || c.parked || st.closing {
+            return;
+        }
+        st.net.clients[i].returning = true;
+        (st.devices[i].id, st.net.clients[i].source)
     };
-    if online || state.borrow().closing || state.borrow().net.clients[i].parked {
-        return;
-    }
-    match client::connect(target, source, id, Registration::default()).await {
+    let r = client::connect(target, source, id, Registration { resume: true, ..Registration::default() }).await;
+    state.borrow_mut().net.clients[i].returning = false;
+    match r {
         Ok(reg) => {
             let mut st = state.borrow_mut();
             if st.closing {
@@ -253,7 +258,8 @@ async fn come_back(state: &Rc<RefCell<State>>, plan: &Rc<RefCell<Plan>>, target:
             }
             st.books.counters.reconnects += 1;
             let now = now_ns();
-            st.net.clients[i].stored_left = reg.stored;
+            let stored = st.stored_at_return(i, reg.stored);
+            st.net.clients[i].stored_left = stored;
             st.net.clients[i].welcome_ns = now;
             drop(st);
             bring_up_reader_writer(state, i, reg);

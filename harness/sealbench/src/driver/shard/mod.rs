@@ -152,7 +152,7 @@ async fn connect_all(spec: &ShardSpec, control: &Control, state: &Rc<RefCell<Sta
         }
         let Ok(permit) = sem.clone().acquire_owned().await else { break };
         let (state, target, source, id) = (state.clone(), spec.target.clone(), c.source, c.id);
-        let with = Registration { key: c.publish_key, group: c.group };
+        let with = Registration { key: c.publish_key, group: c.group, resume: false };
         joins.spawn_local(async move {
             let r = client::connect(&target, source, id, with).await;
             drop(permit);
@@ -380,7 +380,7 @@ async fn read_loop(state: Rc<RefCell<State>>, i: usize, generation: u32, mut sou
         match m {
             Ok(Message::Binary(b)) => {
                 let now = now_ns();
-                state.borrow_mut().on_frame(i, b, now);
+                state.borrow_mut().on_frame(i, generation, b, now);
             }
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}

@@ -28,6 +28,10 @@ pub(super) struct Client {
     pub(super) generation: u32,
     /// Held offline by the stages' connected-client target (churn does not bring it back).
     pub(super) parked: bool,
+    /// A reconnection is under way: a second one for the same device (its return falling
+    /// due again while a slow reconnection still runs) would log in twice, and the server
+    /// would drop the connection that became current first.
+    pub(super) returning: bool,
     /// Stored messages announced by its last WELCOME and not yet received, and when.
     pub(super) stored_left: u32,
     pub(super) welcome_ns: u64,
@@ -147,7 +151,15 @@ impl State {
         let clients: Vec<Client> = spec
             .clients
             .iter()
-            .map(|c| Client { source: c.source, tx: None, generation: 0, parked: false, stored_left: 0, welcome_ns: 0 })
+            .map(|c| Client {
+                source: c.source,
+                tx: None,
+                generation: 0,
+                parked: false,
+                returning: false,
+                stored_left: 0,
+                welcome_ns: 0,
+            })
             .collect();
         let protocol = Protocol::new(&plan, &chats, &devices, sessions.len())?;
         let keys = Protocol::keys_expected(&plan, &chats);
@@ -223,12 +235,19 @@ impl State {
         }
     }
 
-    /// Routes a frame that arrived on `client`'s connection at `now`.
-    pub(super) fn on_frame(&mut self, client: usize, data: Bytes, now: u64) {
+    /// Routes a frame that arrived at `now` on connection `generation` of `client`.
+    pub(super) fn on_frame(&mut self, client: usize, generation: u32, data: Bytes, now: u64) {
         self.books.counters.bytes_received += data.len() as u64;
         let incoming = self.wire.decode(&data);
         match incoming {
             Incoming::Deliver { body_at, sender, stored, receipt } => {
+                if receipt.is_some() && generation != self.net.clients[client].generation {
+                    // A delivery on a connection the device has left, which wants a receipt
+                    // that connection can no longer carry: the server (MQTT QoS 1) keeps it
+                    // unacknowledged and delivers it again when the device is back. Taken
+                    // here it would arrive twice; it is still owed.
+                    return;
+                }
                 if let Some(r) = receipt.and_then(|p| self.wire.receipt(p)) {
                     self.net.send(client, r);
                 }
@@ -251,6 +270,21 @@ impl State {
                 tracing::debug!(code, "relay refused a group send");
                 if code == ErrorCode::ContentBlocked as u16 {
                     self.blocked_group_send(client, code);
+                }
+            }
+            Incoming::KeyOf { owner, key } => {
+                // The key names its owner: the session this device initiates with it asked.
+                let asked = self.devices[client].sessions.iter().copied().find(|&s| {
+                    let c = &self.sessions[s];
+                    c.initiator == client && self.devices[c.responder].id == owner
+                });
+                let request = match asked {
+                    Some(s) => RequestId::Control(s as u32),
+                    None => RequestId::Unknown,
+                };
+                let (p, mut cx) = self.split();
+                if !p.on_reply(&mut cx, &Incoming::Key { request, key }, now) {
+                    self.books.counters.malformed += 1;
                 }
             }
             other => {
@@ -307,7 +341,11 @@ impl State {
         }
     }
 
-    fn on_deliver(&mut self, client: usize, data: &[u8], body_at: usize, sender: u64, stored: bool, now: u64) {
+    fn on_deliver(&mut self, client: usize, data: &[u8], body_at: usize, sender: u64, marked: bool, now: u64) {
+        // A wire that does not mark stored deliveries (MQTT) hands them over first after a
+        // reconnection, in order: the first `stored_left` (what the device was owed when it
+        // came back) are the stored ones.
+        let stored = marked || (!self.wire.capabilities().stored_marked && self.net.clients[client].stored_left > 0);
         if stored {
             self.on_stored(client, now);
         }
@@ -353,6 +391,20 @@ impl State {
         }
         if !self.closing {
             self.books.counters.disconnects += 1;
+        }
+    }
+
+    /// How many stored messages follow device `client`'s reconnection: what the server
+    /// announced (`announced`), or — on a wire whose server neither counts nor marks them
+    /// (MQTT) — every copy the device is owed now. The driver knows that count exactly: both
+    /// ends of every conversation live in this shard (`driver::layout`, also with
+    /// `--shard`), so every copy addressed to the device was sent from here and counted in
+    /// the books' `owed` as it was, and what the device received since is counted off.
+    pub(super) fn stored_at_return(&self, client: usize, announced: u32) -> u32 {
+        if self.wire.capabilities().stored_marked {
+            announced
+        } else {
+            u32::try_from(self.books.owed[client]).unwrap_or(u32::MAX)
         }
     }
 

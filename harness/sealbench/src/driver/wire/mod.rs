@@ -199,6 +199,15 @@ pub enum Incoming<'a> {
         /// The key bytes.
         key: &'a [u8],
     },
+    /// A key from a directory whose answer names the key's owner rather than the request
+    /// (MQTT: the retained message on the owner's key topic): the shard finds the session
+    /// of the receiving device that asked for it.
+    KeyOf {
+        /// The device whose key it is (its relay id).
+        owner: u64,
+        /// The key bytes.
+        key: &'a [u8],
+    },
     /// An item claimed from a key pool (Olm one-time key or fallback).
     Claimed {
         /// Which request claimed it.
@@ -290,6 +299,24 @@ pub trait RelayProtocol {
         group: Option<u64>,
     ) -> anyhow::Result<Vec<LoginStep>>;
 
+    /// The frames of a reconnection of device `id` (it logged in earlier in the run and
+    /// went offline; what it published and joined then is still there): by default the
+    /// log-in without a key or a group. A wire whose server keeps a session (MQTT, clean
+    /// session off) resumes it instead, so that what was queued is handed to the shard.
+    ///
+    /// # Errors
+    /// As [`login`](Self::login).
+    fn resume(id: u64, token: Option<&[u8]>) -> anyhow::Result<Vec<LoginStep>> {
+        Self::login(id, token, None, None)
+    }
+
+    /// The frame that asks the key directory for device `owner`'s static key, answered with
+    /// [`Incoming::Key`] (naming `request`) or [`Incoming::KeyOf`]; `None` when the wire has
+    /// no key directory (the plan refuses what needs one).
+    fn key_fetch(_request: RequestId, _owner: u64) -> Option<bytes::Bytes> {
+        None
+    }
+
     /// Reads the answer to a log-in step: how many stored messages follow it (0 when the
     /// wire does not say).
     ///
@@ -370,6 +397,19 @@ impl Wire {
         group: Option<u64>,
     ) -> anyhow::Result<Vec<LoginStep>> {
         each_wire!(self, W => W::login(id, token, key, group))
+    }
+
+    /// See [`RelayProtocol::resume`].
+    ///
+    /// # Errors
+    /// As the wire's.
+    pub fn resume(self, id: u64, token: Option<&[u8]>) -> anyhow::Result<Vec<LoginStep>> {
+        each_wire!(self, W => W::resume(id, token))
+    }
+
+    /// See [`RelayProtocol::key_fetch`].
+    pub fn key_fetch(self, request: RequestId, owner: u64) -> Option<bytes::Bytes> {
+        each_wire!(self, W => <W as RelayProtocol>::key_fetch(request, owner))
     }
 
     /// See [`RelayProtocol::logged_in`].

@@ -24,9 +24,16 @@
 //!   (QoS 1), a group send is a PUBLISH to it, and the broker sends it to every member —
 //!   the sender too (MQTT 3.1.1 has no "no local"): the driver drops its own copies.
 //!
+//! - The key directory (Noise IK / NK): a device that has a static key publishes it at
+//!   log-in as a retained QoS 1 PUBLISH on `k/<device id>`; a fetch is a SUBSCRIBE to the
+//!   owner's key topic at QoS 0, which the broker answers with the retained key
+//!   ([`Incoming::KeyOf`]), and an UNSUBSCRIBE in the same WebSocket message.
+//! - A reconnection resumes the session (CONNECT alone): what the broker queued meanwhile
+//!   follows CONNACK, unmarked — the shard counts it as stored from what it owes the device.
+//!
 //! What this adapter lacks (its capability table): the broker neither marks nor counts
-//! queued deliveries (churn is refused), no key directory (retained messages on a key
-//! topic could be one), and no consume-once keys.
+//! queued deliveries (the driver counts them itself), and no consume-once keys (a retained
+//! message is handed to every subscriber, never once).
 
 use super::{BODY_AT, Capabilities, Incoming, LoginStep, RelayProtocol, RequestId, Route, header_start};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -43,6 +50,8 @@ const PUBLISH: u8 = 3;
 const PUBACK: u8 = 4;
 const SUBSCRIBE: u8 = 8;
 const SUBACK: u8 = 9;
+const UNSUBSCRIBE: u8 = 10;
+const UNSUBACK: u8 = 11;
 const PINGRESP: u8 = 13;
 /// First byte of a QoS 1 PUBLISH (no DUP, no RETAIN).
 const PUBLISH_QOS1: u8 = PUBLISH << 4 | 1 << 1;
@@ -56,6 +65,13 @@ const MAX_REMAINING: usize = 268_435_455;
 pub const PACKET_SEQ_BITS: u32 = 9;
 /// The lane marker of sends whose acks are not timed (set-up messages, lanes past 125).
 const UNTIMED_LANE: u16 = 127;
+/// Packet ids of the key directory's packets: the key's retained PUBLISH at log-in, and a
+/// fetch's SUBSCRIBE and UNSUBSCRIBE (their acks are told apart from a send's PUBACK by
+/// type, and from the log-in's SUBACKs by being read after it).
+const KEY_PUBLISH_ID: u16 = 3;
+const KEY_FETCH_ID: u16 = 4;
+/// First byte of a retained QoS 1 PUBLISH (a key).
+const PUBLISH_QOS1_RETAIN: u8 = PUBLISH_QOS1 | 1;
 /// Longest decimal u64.
 const MAX_DIGITS: usize = 20;
 
@@ -173,7 +189,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A received PUBLISH: the sender's id at the front of the payload, then the body.
-fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'static> {
+fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'_> {
     let qos = (first >> 1) & 3;
     let Some(topic_len) = u16_at(body, 0) else { return Incoming::Malformed };
     let mut at = 2 + usize::from(topic_len);
@@ -192,6 +208,14 @@ fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'static> {
     if at > body.len() {
         return Incoming::Malformed;
     }
+    // A key topic's message (the retained key a fetch subscribed to): its payload is the
+    // key alone. Deliveries' topics (`u/`, `g/`) are told apart by their first letter.
+    if body.get(2) == Some(&b'k') {
+        return match (key_owner(&body[2..2 + usize::from(topic_len)]), receipt) {
+            (Some(owner), None) => Incoming::KeyOf { owner, key: &body[at..] },
+            _ => Incoming::Malformed,
+        };
+    }
     // Offsets into the whole frame: the fixed header is what the body is not.
     let header = frame_len - body.len();
     match body.get(at..at + SENDER_LEN) {
@@ -205,6 +229,20 @@ fn publish(first: u8, body: &[u8], frame_len: usize) -> Incoming<'static> {
         // malformed where the body is read: there is none.
         None => Incoming::Deliver { body_at: frame_len, sender: 0, stored: false, receipt },
     }
+}
+
+/// The device whose key topic `k/<id>` is (`None`: not a key topic).
+fn key_owner(topic: &[u8]) -> Option<u64> {
+    let digits = topic.strip_prefix(b"k/")?;
+    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The topic device `id`'s static public key is kept on (a retained message).
+pub fn key_topic(id: u64) -> String {
+    format!("k/{id}")
 }
 
 /// Completes a QoS 1 PUBLISH to topic `<prefix><id>` in `out` (the body at [`BODY_AT`]):
@@ -233,6 +271,21 @@ fn finish_publish(out: &mut BytesMut, prefix: &[u8; 2], id: u64, pid: u16, from:
     h[i + 2..i + 2 + SENDER_LEN].copy_from_slice(&from.to_le_bytes());
     out.advance(at);
     Ok(())
+}
+
+/// What a reconnection's CONNECT is called (its CONNACK must say the session is there).
+const RESUME: &str = "CONNECT (resuming its session)";
+
+/// CONNECT of device `id`: protocol name and level 4 (3.1.1), flags 0 (clean session off,
+/// no will, no user name or password), keep-alive, then the client id.
+fn connect(id: u64) -> Vec<u8> {
+    let mut connect = Vec::with_capacity(32);
+    put_str(&mut connect, "MQTT");
+    connect.put_u8(4);
+    connect.put_u8(0);
+    connect.put_u16(KEEP_ALIVE_S);
+    put_str(&mut connect, &client_id(id));
+    encode(CONNECT << 4, &connect)
 }
 
 /// The topic group `group` is fanned out on.
@@ -273,7 +326,16 @@ impl RelayProtocol for Mqtt311 {
                 }
                 _ => Incoming::Malformed,
             },
-            CONNACK | SUBACK | PINGRESP => Incoming::Unexpected,
+            // A key fetch's SUBSCRIBE (QoS 0 granted, or a failure) and UNSUBSCRIBE.
+            SUBACK => match body {
+                [a, b, 0] if u16::from_be_bytes([*a, *b]) == KEY_FETCH_ID => Incoming::Ack(RequestId::Unknown),
+                [a, b, code] if u16::from_be_bytes([*a, *b]) == KEY_FETCH_ID => {
+                    Incoming::Refused { request: RequestId::Unknown, code: u16::from(*code) }
+                }
+                _ => Incoming::Unexpected,
+            },
+            UNSUBACK if body == KEY_FETCH_ID.to_be_bytes() => Incoming::Ack(RequestId::Unknown),
+            CONNACK | UNSUBACK | PINGRESP => Incoming::Unexpected,
             _ => Incoming::Malformed,
         }
     }
@@ -287,24 +349,12 @@ impl RelayProtocol for Mqtt311 {
         if token.is_some() {
             anyhow::bail!("MQTT log-in: the broker takes no sealbench auth token (relay.auth_secret)");
         }
-        if key.is_some() {
-            anyhow::bail!("MQTT log-in: this adapter has no key directory to publish a key in");
-        }
-        // CONNECT: protocol name and level 4 (3.1.1), flags 0 (clean session off, no will,
-        // no user name or password), keep-alive, then the client id.
-        let mut connect = Vec::with_capacity(32);
-        put_str(&mut connect, "MQTT");
-        connect.put_u8(4);
-        connect.put_u8(0);
-        connect.put_u16(KEEP_ALIVE_S);
-        put_str(&mut connect, &client_id(id));
         // SUBSCRIBE (its fixed flags are 0b0010): packet id 1, the inbox at QoS 1.
         let mut subscribe = Vec::with_capacity(32);
         subscribe.put_u16(1);
         put_str(&mut subscribe, &inbox(id));
         subscribe.put_u8(1);
-        let mut steps =
-            vec![(encode(CONNECT << 4, &connect), "CONNECT"), (encode(SUBSCRIBE << 4 | 2, &subscribe), "SUBSCRIBE")];
+        let mut steps = vec![(connect(id), "CONNECT"), (encode(SUBSCRIBE << 4 | 2, &subscribe), "SUBSCRIBE")];
         // A group member also subscribes to the group's topic (packet id 2).
         if let Some(group) = group {
             let mut join = Vec::with_capacity(32);
@@ -313,7 +363,45 @@ impl RelayProtocol for Mqtt311 {
             join.put_u8(1);
             steps.push((encode(SUBSCRIBE << 4 | 2, &join), "SUBSCRIBE to the group"));
         }
+        // The key directory: the device's static public key, published retained on its key
+        // topic (the broker keeps the last one and hands it to each new subscriber).
+        if let Some(key) = key {
+            let mut publish = Vec::with_capacity(64);
+            put_str(&mut publish, &key_topic(id));
+            publish.put_u16(KEY_PUBLISH_ID);
+            publish.extend_from_slice(key);
+            steps.push((encode(PUBLISH_QOS1_RETAIN, &publish), "PUBLISH of the key (retained)"));
+        }
         Ok(steps)
+    }
+
+    /// A reconnection is CONNECT alone: the broker kept the session (clean session off),
+    /// its subscriptions and what was queued for it, which follows CONNACK and is the
+    /// shard's to read (a SUBSCRIBE would make the log-in pass over it).
+    fn resume(id: u64, token: Option<&[u8]>) -> anyhow::Result<Vec<LoginStep>> {
+        if token.is_some() {
+            anyhow::bail!("MQTT log-in: the broker takes no sealbench auth token (relay.auth_secret)");
+        }
+        Ok(vec![(connect(id), RESUME)])
+    }
+
+    /// SUBSCRIBE to the owner's key topic at QoS 0 (the broker answers SUBACK and then the
+    /// retained key) and UNSUBSCRIBE from it (UNSUBACK), in one WebSocket message: the
+    /// retained message is queued before the UNSUBSCRIBE is read, and no later publish on the
+    /// topic reaches the device (nor a later run's, as the subscription would outlive this
+    /// one in a persistent session).
+    fn key_fetch(_request: RequestId, owner: u64) -> Option<Bytes> {
+        let topic = key_topic(owner);
+        let mut subscribe = Vec::with_capacity(32);
+        subscribe.put_u16(KEY_FETCH_ID);
+        put_str(&mut subscribe, &topic);
+        subscribe.put_u8(0);
+        let mut unsubscribe = Vec::with_capacity(32);
+        unsubscribe.put_u16(KEY_FETCH_ID);
+        put_str(&mut unsubscribe, &topic);
+        let mut both = encode(SUBSCRIBE << 4 | 2, &subscribe);
+        both.extend_from_slice(&encode(UNSUBSCRIBE << 4 | 2, &unsubscribe));
+        Some(both.into())
     }
 
     fn logged_in(answer: &[u8], what: &str) -> anyhow::Result<u32> {
@@ -321,6 +409,13 @@ impl RelayProtocol for Mqtt311 {
             anyhow::bail!("unexpected answer to {what}: not an MQTT packet ({} bytes)", answer.len())
         };
         match (first >> 4, body) {
+            // Resuming, the broker must still hold the session: without it the device's
+            // subscriptions and queued messages are gone (a broker restarted without
+            // persistence, or one that expires sessions).
+            (CONNACK, [flags, 0]) if what == RESUME && flags & 1 == 0 => anyhow::bail!(
+                "{what}: the broker kept no session for this client id (CONNACK session-present 0): \
+                 what was queued for it while it was offline is gone"
+            ),
             (CONNACK, [_flags, 0]) => Ok(0),
             (CONNACK, [_, code]) => {
                 let why = match code {
@@ -334,6 +429,7 @@ impl RelayProtocol for Mqtt311 {
                 anyhow::bail!("{what} refused by the broker (CONNACK {code}: {why})")
             }
             (SUBACK, [_, _, 1]) => Ok(0),
+            (PUBACK, [_, _]) => Ok(0),
             (SUBACK, [_, _, code]) => anyhow::bail!(
                 "{what} refused by the broker (SUBACK {code:#04x}: {}): deliveries need QoS 1",
                 if *code == 0 { "granted QoS 0 only" } else { "failure" }
@@ -427,7 +523,52 @@ mod tests {
         assert!(format!("{refused}").contains("not authorized"), "{refused}");
         let qos0 = Wire::Mqtt.logged_in(&[0x90, 3, 0, 1, 0], "SUBSCRIBE").unwrap_err();
         assert!(format!("{qos0}").contains("QoS 0"), "{qos0}");
-        assert!(Wire::Mqtt.login(12, None, Some(&[0; 32]), None).is_err(), "no key directory");
+        Ok(())
+    }
+
+    #[test]
+    fn the_key_directory_is_a_retained_message_on_a_key_topic() -> anyhow::Result<()> {
+        let key = [7u8; 32];
+        let steps = Wire::Mqtt.login(12, None, Some(&key), None)?;
+        assert_eq!(steps.len(), 3, "CONNECT, SUBSCRIBE, then the key");
+        // PUBLISH, QoS 1, RETAIN · remaining length · `k/12` · packet id 3 · the key.
+        let mut publish = vec![0x33, 2 + 4 + 2 + 32, 0, 4];
+        publish.extend_from_slice(b"k/12");
+        publish.extend_from_slice(&[0, 3]);
+        publish.extend_from_slice(&key);
+        assert_eq!(steps[2].0, publish);
+        assert_eq!(Wire::Mqtt.logged_in(&[0x40, 2, 0, 3], steps[2].1)?, 0, "its PUBACK ends the log-in");
+        // A fetch: SUBSCRIBE `k/12` at QoS 0, then UNSUBSCRIBE from it, in one message.
+        let fetch = Wire::Mqtt.key_fetch(RequestId::Control(5), 12).expect("MQTT has a key directory");
+        let mut want = vec![0x82, 9, 0, 4, 0, 4];
+        want.extend_from_slice(b"k/12");
+        want.extend_from_slice(&[0, 0xa2, 8, 0, 4, 0, 4]);
+        want.extend_from_slice(b"k/12");
+        assert_eq!(&fetch[..], &want[..]);
+        // What the broker answers: SUBACK, the retained key (QoS 0, RETAIN), UNSUBACK.
+        assert_eq!(Wire::Mqtt.decode(&[0x90, 3, 0, 4, 0]), Incoming::Ack(RequestId::Unknown));
+        assert!(matches!(Wire::Mqtt.decode(&[0x90, 3, 0, 4, 0x80]), Incoming::Refused { code: 0x80, .. }));
+        assert_eq!(Wire::Mqtt.decode(&[0xb0, 2, 0, 4]), Incoming::Ack(RequestId::Unknown));
+        let mut retained = vec![0x31, 2 + 4 + 32, 0, 4];
+        retained.extend_from_slice(b"k/12");
+        retained.extend_from_slice(&key);
+        assert_eq!(Wire::Mqtt.decode(&retained), Incoming::KeyOf { owner: 12, key: &key });
+        // A key topic that names no device is malformed.
+        assert_eq!(Wire::Mqtt.decode(&[0x31, 5, 0, 3, b'k', b'/', b'x']), Incoming::Malformed);
+        assert!(Wire::Sealbench.key_fetch(RequestId::Control(5), 12).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_reconnection_resumes_the_session_with_connect_alone() -> anyhow::Result<()> {
+        let steps = Wire::Mqtt.resume(12, None)?;
+        assert_eq!(steps.len(), 1, "no SUBSCRIBE: the session kept it, and queued messages follow CONNACK");
+        assert_eq!(steps[0].0, Wire::Mqtt.login(12, None, None, None)?[0].0, "the same CONNECT");
+        assert_eq!(Wire::Mqtt.logged_in(&[0x20, 2, 1, 0], steps[0].1)?, 0);
+        let gone = Wire::Mqtt.logged_in(&[0x20, 2, 0, 0], steps[0].1).unwrap_err();
+        assert!(format!("{gone}").contains("kept no session"), "{gone}");
+        // A first log-in does not care whether an earlier session was there.
+        assert_eq!(Wire::Mqtt.logged_in(&[0x20, 2, 0, 0], "CONNECT")?, 0);
         Ok(())
     }
 

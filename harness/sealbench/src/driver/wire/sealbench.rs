@@ -87,6 +87,10 @@ impl RelayProtocol for Sealbench1 {
         Ok(steps)
     }
 
+    fn key_fetch(request: RequestId, owner: u64) -> Option<Bytes> {
+        Some(encode(&Frame::KeyFetch { request_id: request.encode(), client: owner }).into())
+    }
+
     fn logged_in(answer: &[u8], what: &str) -> anyhow::Result<u32> {
         match frame::decode(answer)? {
             Frame::Welcome { stored, .. } => Ok(stored),
@@ -102,9 +106,9 @@ impl RelayProtocol for Sealbench1 {
 }
 
 impl Sealbench1 {
-    /// Asks the directory for `client`'s key.
+    /// Asks the directory for `client`'s key (its identity bundle, for Olm).
     pub fn key_fetch(request: RequestId, client: u64) -> Bytes {
-        encode(&Frame::KeyFetch { request_id: request.encode(), client }).into()
+        <Self as RelayProtocol>::key_fetch(request, client).unwrap_or_default()
     }
 
     /// Publishes a key of any length (≤ 256 bytes) in the directory: an Olm identity bundle.
