@@ -258,6 +258,10 @@ async fn register(ws: &mut Ws, target: &Target, id: u64, with: Registration) -> 
             Some(n) => stored = Some(n.saturating_sub(answer_after_stored(ws, wire, what, n).await?)),
         }
     }
+    // What follows it (XMPP: stored messages, the reflected presence) is the shard's to read.
+    if let Some(f) = wire.after_login() {
+        send(ws, wire, f.to_vec()).await?;
+    }
     Ok(stored.unwrap_or(0))
 }
 

@@ -238,6 +238,7 @@ impl State {
                 self.on_deliver(client, &data[..], body_at, sender, stored, now)
             }
             Incoming::Ack(request) => self.on_ack(request, now),
+            Incoming::Ignored => {}
             Incoming::LaneAck { lane, seq, seq_bits } => self.on_lane_ack(client, lane, seq, seq_bits, now),
             Incoming::Refused { request: RequestId::Message { conv, side, .. }, code } => {
                 self.books.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;

@@ -221,6 +221,9 @@ pub enum Incoming<'a> {
     },
     /// A frame the driver has no use for (counted as malformed where it arrives).
     Unexpected,
+    /// A frame the wire expects and that carries nothing for the driver (XMPP: the server
+    /// reflecting the device's own presence): passed over, not counted.
+    Ignored,
     /// Not a frame of this protocol.
     Malformed,
 }
@@ -341,6 +344,12 @@ impl Wire {
     /// See [`RelayProtocol::SUBPROTOCOL`].
     pub fn subprotocol(self) -> Option<&'static str> {
         each_wire!(self, W => W::SUBPROTOCOL)
+    }
+
+    /// The frame a wire sends once its log-in steps are answered, without waiting for an
+    /// answer (XMPP's initial presence, see [`Xmpp::after_login`]).
+    pub fn after_login(self) -> Option<&'static [u8]> {
+        (self == Wire::Xmpp).then(Xmpp::after_login)
     }
 
     /// See [`RelayProtocol::TEXT`].

@@ -6,8 +6,10 @@
 //!   `<stream:features>`; in-band registration (XEP-0077) of `sb<device id>` with the
 //!   password [`PASSWORD`] → result (or `conflict`: the account is there from an earlier
 //!   connection); SASL PLAIN → `<success/>`; `<open/>` again → features; resource bind →
-//!   result; `<presence/>` → the server reflects it, and then flushes the device's offline
-//!   messages (Prosody's `mod_offline`), which the shard's reader takes like any delivery.
+//!   result. Then `<presence/>` is sent without waiting ([`Xmpp::after_login`]): the server
+//!   flushes the device's offline messages and reflects the presence, in either order
+//!   (Prosody reflects first, ejabberd 23.01 flushes first), so the shard's reader takes
+//!   both — the stored messages like any delivery, the presence as [`Incoming::Ignored`].
 //! - A send: `<message xmlns='jabber:client' to='sb<recipient>@<domain>' id='<16 hex
 //!   digits>'><body>BASE64</body></message>`. The id is the send's request id (so a
 //!   bounce names its message); the body is the end-to-end body, base64 (the `base64`
@@ -214,6 +216,12 @@ impl Xmpp {
         Ok(())
     }
 
+    /// The frame sent once the log-in's steps are answered, without waiting for an answer:
+    /// the initial `<presence/>` (what makes the server deliver what it stored).
+    pub fn after_login() -> &'static [u8] {
+        b"<presence xmlns='jabber:client'/>"
+    }
+
     /// Answer frames that come before a log-in step's answer: the server's `<open/>`
     /// before its `<stream:features>`.
     pub fn login_preamble(frame: &[u8]) -> bool {
@@ -231,7 +239,6 @@ const STEP_REGISTER: &str = "in-band registration (XEP-0077)";
 const STEP_AUTH: &str = "SASL PLAIN";
 const STEP_REOPEN: &str = "<open/> after SASL (stream features)";
 const STEP_BIND: &str = "resource bind";
-const STEP_PRESENCE: &str = "initial <presence/>";
 
 impl RelayProtocol for Xmpp {
     const CAPABILITIES: Capabilities = crate::target::XMPP;
@@ -282,6 +289,8 @@ impl RelayProtocol for Xmpp {
     fn decode(frame: &[u8]) -> Incoming<'_> {
         if frame.starts_with(b"<message") {
             message(frame)
+        } else if frame.starts_with(b"<presence") {
+            Incoming::Ignored
         } else if frame.starts_with(b"<stream:error") || frame.starts_with(b"<close") {
             stream_end(frame)
         } else {
@@ -320,7 +329,6 @@ impl RelayProtocol for Xmpp {
             (auth.into_bytes(), STEP_AUTH),
             (open(domain), STEP_REOPEN),
             (bind.as_bytes().to_vec(), STEP_BIND),
-            (b"<presence xmlns='jabber:client'/>".to_vec(), STEP_PRESENCE),
         ])
     }
 
@@ -355,7 +363,6 @@ impl RelayProtocol for Xmpp {
                 anyhow::bail!("{what} refused by the XMPP server ({}): password not `{PASSWORD}`?", condition(answer))
             }
             STEP_AUTH => answer.starts_with(b"<success"),
-            STEP_PRESENCE => answer.starts_with(b"<presence"),
             _ => false,
         };
         if !ok {
@@ -445,7 +452,9 @@ mod tests {
     #[test]
     fn login_steps_and_answers() -> anyhow::Result<()> {
         let steps = Wire::Xmpp.login(12, None, None, None)?;
-        assert_eq!(steps.len(), 6);
+        assert_eq!(steps.len(), 5);
+        assert_eq!(Wire::Xmpp.after_login(), Some(&b"<presence xmlns='jabber:client'/>"[..]));
+        assert_eq!(Wire::Xmpp.decode(b"<presence from='sb12@localhost/sb'/>"), Incoming::Ignored);
         let auth = std::str::from_utf8(&steps[2].0)?;
         assert!(auth.contains(&STANDARD.encode(format!("\0sb12\0{PASSWORD}"))), "{auth}");
         assert!(Wire::Xmpp.login_preamble(b"<open from='localhost' xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"));
@@ -461,7 +470,6 @@ mod tests {
         let failure = b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>";
         assert!(format!("{}", Wire::Xmpp.logged_in(failure, steps[2].1).unwrap_err()).contains("not-authorized"));
         assert_eq!(Wire::Xmpp.logged_in(b"<success xmlns='x'/>", steps[2].1)?, 0);
-        assert_eq!(Wire::Xmpp.logged_in(b"<presence from='sb12@localhost/sb'/>", steps[5].1)?, 0);
         assert!(Wire::Xmpp.logged_in(b"<presence/>", steps[4].1).is_err(), "bind wants its iq result");
         assert!(Wire::Xmpp.login(12, None, Some(&[0; 32]), None).is_err(), "no key directory");
         Ok(())
