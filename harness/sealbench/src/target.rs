@@ -13,6 +13,8 @@ pub enum Wire {
     Sealbench,
     /// MQTT 3.1.1 over WebSocket (subprotocol `mqtt`): a broker such as Mosquitto.
     Mqtt,
+    /// XMPP over WebSocket (RFC 7395, subprotocol `xmpp`): a server such as Prosody.
+    Xmpp,
 }
 
 /// What a wire protocol offers a run (each a yes or no: a scenario that needs what its
@@ -23,8 +25,9 @@ pub struct Capabilities {
     pub server_ack: bool,
     /// The server keeps messages for an offline device and delivers them when it is back.
     pub store_and_forward: bool,
-    /// The server marks stored deliveries and says how many follow at log-in (what
-    /// `offline_e2e` and `mailbox_drain` are measured from, and what churn needs).
+    /// The server marks stored deliveries (what `offline_e2e` is measured from, and what
+    /// churn needs) and may say how many follow at log-in (`mailbox_drain`: sealbench's
+    /// relay does, XMPP's `<delay/>` marks without a count).
     pub stored_marked: bool,
     /// The server fans a group message out to the group's members (`fanout = "relay"`).
     pub server_fanout: bool,
@@ -105,12 +108,25 @@ pub const MQTT: Capabilities = Capabilities {
     consume_once_keys: false,
 };
 
+/// What an XMPP server offers this adapter (`docs/TARGETS.md`): store-and-forward with
+/// stored deliveries marked (`<delay/>`) but not counted; no XEP-0198 acks, MUC or PEP here.
+pub const XMPP: Capabilities = Capabilities {
+    server_ack: false,
+    store_and_forward: true,
+    stored_marked: true,
+    server_fanout: false,
+    group_echo: false,
+    key_directory: false,
+    consume_once_keys: false,
+};
+
 impl Wire {
     /// Its name in scenario files and results.
     pub fn name(self) -> &'static str {
         match self {
             Wire::Sealbench => "sealbench",
             Wire::Mqtt => "mqtt",
+            Wire::Xmpp => "xmpp",
         }
     }
 
@@ -119,6 +135,7 @@ impl Wire {
         match self {
             Wire::Sealbench => SEALBENCH,
             Wire::Mqtt => MQTT,
+            Wire::Xmpp => XMPP,
         }
     }
 }

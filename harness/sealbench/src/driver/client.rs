@@ -223,8 +223,13 @@ async fn upgrade(url: &str, stream: Box<dyn Transport>) -> Result<Ws> {
     upgrade_as(url, None, stream).await
 }
 
-async fn send(ws: &mut Ws, frame: Vec<u8>) -> Result<()> {
-    ws.send(Message::Binary(frame.into())).await.context("sending")?;
+async fn send(ws: &mut Ws, wire: Wire, frame: Vec<u8>) -> Result<()> {
+    let m = if wire.text() {
+        Message::Text(String::from_utf8(frame).context("a text frame that is not UTF-8")?.into())
+    } else {
+        Message::Binary(frame.into())
+    };
+    ws.send(m).await.context("sending")?;
     Ok(())
 }
 
@@ -232,6 +237,7 @@ async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Text(t))) => return Ok(t.as_bytes().to_vec()),
             Some(Ok(Message::Close(c))) => bail!("relay closed the connection: {c:?}"),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
@@ -250,14 +256,28 @@ async fn register(ws: &mut Ws, target: &Target, id: u64, with: Registration) -> 
         if with.resume { wire.resume(id, token)? } else { wire.login(id, token, with.key.as_ref(), with.group)? };
     let mut stored = None;
     for (request, what) in steps {
-        send(ws, request).await?;
+        send(ws, wire, request).await?;
         match stored {
             // The first answer (WELCOME) says how many stored messages follow it.
-            None => stored = Some(wire.logged_in(&next_frame(ws).await?, what)?),
+            None => stored = Some(wire.logged_in(&next_answer(ws, wire).await?, what)?),
             Some(n) => stored = Some(n.saturating_sub(answer_after_stored(ws, wire, what, n).await?)),
         }
     }
+    // What follows it (XMPP: stored messages, the reflected presence) is the shard's to read.
+    if let Some(f) = wire.after_login() {
+        send(ws, wire, f.to_vec()).await?;
+    }
     Ok(stored.unwrap_or(0))
+}
+
+/// The next frame that is not a preamble of an answer (XMPP's `<open/>`).
+async fn next_answer(ws: &mut Ws, wire: Wire) -> Result<Vec<u8>> {
+    loop {
+        let f = next_frame(ws).await?;
+        if !wire.login_preamble(&f) {
+            return Ok(f);
+        }
+    }
 }
 
 /// Reads the answer to a log-in step after the first, passing over the stored messages that
@@ -268,13 +288,13 @@ async fn answer_after_stored(ws: &mut Ws, wire: Wire, what: &str, stored: u32) -
     let mut skipped = 0;
     let counted = wire.capabilities().stored_marked;
     loop {
-        let f = next_frame(ws).await?;
+        let f = next_answer(ws, wire).await?;
         if let Incoming::Deliver { stored: marked, receipt, .. } = wire.decode(&f)
             && (!counted || (marked && skipped < stored))
         {
             skipped += 1;
             if let Some(r) = receipt.and_then(|p| wire.receipt(p)) {
-                send(ws, r.to_vec()).await?;
+                send(ws, wire, r.to_vec()).await?;
             }
             continue;
         }

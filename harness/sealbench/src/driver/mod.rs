@@ -493,6 +493,9 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
             } else {
                 None
             };
+            if relay.wire == wire::Wire::Xmpp {
+                wire::xmpp::use_domain(&wire::xmpp::domain_of(&url.host))?;
+            }
             (
                 None,
                 client::Target {

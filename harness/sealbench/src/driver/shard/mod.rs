@@ -353,9 +353,11 @@ fn bring_up(state: &Rc<RefCell<State>>, i: usize, r: Result<client::Registered, 
 
 /// Makes `reg` device `i`'s current connection: its sending side and its reader.
 fn bring_up_reader_writer(state: &Rc<RefCell<State>>, i: usize, reg: client::Registered) {
-    let net = &mut state.borrow_mut().net;
+    let st = &mut *state.borrow_mut();
+    let text = st.wire.text();
+    let net = &mut st.net;
     let (sink, source) = reg.ws.split();
-    net.clients[i].tx = Some(out::Out::start(sink, QUEUE.max(net.queue)));
+    net.clients[i].tx = Some(out::Out::start(sink, QUEUE.max(net.queue), text));
     net.connected += 1;
     let generation = net.clients[i].generation;
     tokio::task::spawn_local(read_loop(state.clone(), i, generation, source));
@@ -381,6 +383,10 @@ async fn read_loop(state: Rc<RefCell<State>>, i: usize, generation: u32, mut sou
             Ok(Message::Binary(b)) => {
                 let now = now_ns();
                 state.borrow_mut().on_frame(i, generation, b, now);
+            }
+            Ok(Message::Text(t)) => {
+                let now = now_ns();
+                state.borrow_mut().on_frame(i, generation, t.into(), now);
             }
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}

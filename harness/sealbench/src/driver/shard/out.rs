@@ -57,6 +57,8 @@ struct Inner {
     unflushed: bool,
     /// The drain task, parked while there is nothing for it.
     drain: Option<Waker>,
+    /// Frames go out as text frames (the wire's choice: XMPP), not binary ones.
+    text: bool,
     /// The shard dropped this connection.
     closing: bool,
     /// A write failed: the reader sees the end of the connection and takes it down.
@@ -69,16 +71,30 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// `frame` as a WebSocket message: binary, or text for a text wire (whose frames are
+/// ASCII XML: one that is not UTF-8 goes as binary, which the server refuses by name).
+fn message(text: bool, frame: Bytes) -> Message {
+    if !text {
+        return Message::Binary(frame);
+    }
+    // A clone of `Bytes` is a reference count, not a copy.
+    match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(frame.clone()) {
+        Ok(t) => Message::Text(t),
+        Err(_) => Message::Binary(frame),
+    }
+}
+
 impl Out {
     /// Takes over `sink` and starts its drain task on the current `LocalSet`; `limit` is
-    /// the backlog at which the generator holds back.
-    pub(super) fn start(sink: Sink, limit: usize) -> Self {
+    /// the backlog at which the generator holds back; `text`: send text frames (XMPP).
+    pub(super) fn start(sink: Sink, limit: usize, text: bool) -> Self {
         let inner = Rc::new(RefCell::new(Inner {
             sink,
             backlog: VecDeque::new(),
             limit,
             unflushed: false,
             drain: None,
+            text,
             closing: false,
             broken: false,
         }));
@@ -104,8 +120,9 @@ impl Out {
             return Sent::Taken;
         }
         let mut cx = Context::from_waker(Waker::noop());
+        let text = i.text;
         match Pin::new(&mut i.sink).poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => match Pin::new(&mut i.sink).start_send(Message::Binary(frame)) {
+            Poll::Ready(Ok(())) => match Pin::new(&mut i.sink).start_send(message(text, frame)) {
                 Ok(()) if i.unflushed => Sent::Taken,
                 Ok(()) => {
                     i.unflushed = true;
@@ -175,7 +192,8 @@ impl Inner {
             match Pin::new(&mut self.sink).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     let frame = self.backlog.pop_front().unwrap_or_default();
-                    if Pin::new(&mut self.sink).start_send(Message::Binary(frame)).is_err() {
+                    let text = self.text;
+                    if Pin::new(&mut self.sink).start_send(message(text, frame)).is_err() {
                         self.fail();
                         return Poll::Ready(false);
                     }
@@ -242,7 +260,7 @@ mod tests {
             let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp).await.unwrap();
             let mut server = server.await.unwrap();
             let (sink, _source) = ws.split();
-            let out = Out::start(sink, 8);
+            let out = Out::start(sink, 8, false);
             // 64 KiB frames until the backlog is full: the kernel's buffers take a few MiB.
             let frame = |n: u32| Bytes::from([n.to_be_bytes().to_vec(), vec![0u8; 64 * 1024]].concat());
             let mut taken = 0u32;

@@ -115,7 +115,7 @@ pub(super) struct State {
     pub(super) closing: bool,
     pub(super) ack: bool,
     /// The wire protocol the target speaks (decodes every frame that arrives).
-    wire: Wire,
+    pub(super) wire: Wire,
     /// Reused buffers for opening deliveries and writing set-up frames.
     scratch: Vec<u8>,
     out: BytesMut,
@@ -257,6 +257,7 @@ impl State {
                 self.on_deliver(client, &data[..], body_at, sender, stored, now)
             }
             Incoming::Ack(request) => self.on_ack(request, now),
+            Incoming::Ignored => {}
             Incoming::LaneAck { lane, seq, seq_bits } => self.on_lane_ack(client, lane, seq, seq_bits, now),
             Incoming::Refused { request: RequestId::Message { conv, side, .. }, code } => {
                 self.books.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;
@@ -353,8 +354,13 @@ impl State {
         // read buffer, so it cannot be opened in place, and a copy per message must not
         // cost an allocation.
         let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        buf.extend_from_slice(data);
+        let body_at = match self.wire.open_body(data, body_at, &mut buf) {
+            Ok(at) => at,
+            Err(why) => {
+                tracing::debug!(why, "a delivery whose body cannot be read");
+                usize::MAX
+            }
+        };
         match buf.get_mut(body_at..).map(|b| (payload::parse_e2e(b).map(|(k, c, _)| (k, c)), b)) {
             Some((Ok((kind, conv)), b)) => {
                 let body = Body { kind, conv, data: &mut b[payload::E2E_HEADER_LEN..], sender, stored };

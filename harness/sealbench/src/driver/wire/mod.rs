@@ -1,8 +1,9 @@
 //! The wire protocol the driver's clients speak to their target, behind one seam: the
 //! target's choice ([`Wire`], `relay.wire` in a scenario), what each wire can do (its
 //! [`Capabilities`], which the scenario's plan checks before anything connects), and one
-//! file per wire — [`sealbench`] (the reference relay's own protocol, `docs/PROTOCOL.md`)
-//! and [`mqtt`] (MQTT 3.1.1 over WebSocket, `docs/TARGETS.md`). A wire is a sans-IO
+//! file per wire — [`sealbench`] (the reference relay's own protocol, `docs/PROTOCOL.md`),
+//! [`mqtt`] (MQTT 3.1.1 over WebSocket, `docs/TARGETS.md`) and [`xmpp`] (XMPP over
+//! WebSocket, RFC 7395, `docs/TARGETS.md`). A wire is a sans-IO
 //! codec ([`RelayProtocol`]); [`Wire`] dispatches to it by `match` (no `dyn` call per
 //! message). Adding a wire is a file, a [`Wire`] arm and a row of the capability table.
 //!
@@ -21,13 +22,16 @@
 //! # Layout
 //! - [`sealbench`] — sealbench's relay protocol, version 1 (and its key directory).
 //! - [`mqtt`] — MQTT 3.1.1 over WebSocket (Mosquitto): a hand-written codec.
+//! - [`xmpp`] — XMPP over WebSocket (RFC 7395; Prosody): a hand-written codec, text frames.
 
 pub mod mqtt;
 pub mod sealbench;
+pub mod xmpp;
 
 pub use crate::target::{Capabilities, Capability, Wire};
 pub use mqtt::Mqtt311;
 pub use sealbench::Sealbench1;
+pub use xmpp::Xmpp;
 
 use bytes::BytesMut;
 use sealcore::frame::{self, FrameError};
@@ -226,17 +230,25 @@ pub enum Incoming<'a> {
     },
     /// A frame the driver has no use for (counted as malformed where it arrives).
     Unexpected,
+    /// A frame the wire expects and that carries nothing for the driver (XMPP: the server
+    /// reflecting the device's own presence): passed over, not counted.
+    Ignored,
     /// Not a frame of this protocol.
     Malformed,
 }
 
 /// Bytes kept free in front of every end-to-end body for the wire's header: at least the
-/// longest header of any wire (checked below).
-pub const HEADER_ROOM: usize = 40;
+/// longest header of any wire (checked below: XMPP's, with its JID and message id, is the
+/// longest).
+pub const HEADER_ROOM: usize = 160;
 /// Where a sender seals the end-to-end body in its buffer (the wire's header ends here).
 pub const BODY_AT: usize = HEADER_ROOM;
 
-const _: () = assert!(Sealbench1::MAX_HEADER_LEN <= HEADER_ROOM && Mqtt311::MAX_HEADER_LEN <= HEADER_ROOM);
+const _: () = assert!(
+    Sealbench1::MAX_HEADER_LEN <= HEADER_ROOM
+        && Mqtt311::MAX_HEADER_LEN <= HEADER_ROOM
+        && Xmpp::MAX_HEADER_LEN <= HEADER_ROOM
+);
 
 /// Where a send goes and what names it: what a wire needs to write its header.
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +276,8 @@ pub trait RelayProtocol {
     const CAPABILITIES: Capabilities;
     /// The WebSocket subprotocol to ask for in the upgrade (and to see in the answer).
     const SUBPROTOCOL: Option<&'static str>;
+    /// Its frames are WebSocket text frames (XMPP), not binary ones.
+    const TEXT: bool = false;
     /// The longest header it writes in front of an end-to-end body.
     const MAX_HEADER_LEN: usize;
 
@@ -341,6 +355,10 @@ macro_rules! each_wire {
                 type $w = Mqtt311;
                 $e
             }
+            Wire::Xmpp => {
+                type $w = Xmpp;
+                $e
+            }
         }
     };
 }
@@ -353,6 +371,41 @@ impl Wire {
     /// See [`RelayProtocol::SUBPROTOCOL`].
     pub fn subprotocol(self) -> Option<&'static str> {
         each_wire!(self, W => W::SUBPROTOCOL)
+    }
+
+    /// The frame a wire sends once its log-in steps are answered, without waiting for an
+    /// answer (XMPP's initial presence, see [`Xmpp::after_login`]).
+    pub fn after_login(self) -> Option<&'static [u8]> {
+        (self == Wire::Xmpp).then(Xmpp::after_login)
+    }
+
+    /// See [`RelayProtocol::TEXT`].
+    pub fn text(self) -> bool {
+        each_wire!(self, W => W::TEXT)
+    }
+
+    /// Whether `frame` comes before a log-in step's answer rather than being it (XMPP's
+    /// `<open/>` before `<stream:features>`).
+    pub fn login_preamble(self, frame: &[u8]) -> bool {
+        self == Wire::Xmpp && Xmpp::login_preamble(frame)
+    }
+
+    /// Puts the end-to-end body of a delivery (`frame`, the body at `body_at` as
+    /// [`Incoming::Deliver`] said) into `buf`, a reused buffer; returns where in `buf` it
+    /// starts. Binary wires copy the frame; XMPP decodes its base64 body.
+    ///
+    /// # Errors
+    /// The body cannot be read (said in words).
+    #[inline]
+    pub fn open_body(self, frame: &[u8], body_at: usize, buf: &mut Vec<u8>) -> Result<usize, &'static str> {
+        match self {
+            Wire::Xmpp => Xmpp::open_body(frame, body_at, buf).map(|()| 0),
+            Wire::Sealbench | Wire::Mqtt => {
+                buf.clear();
+                buf.extend_from_slice(frame);
+                Ok(body_at)
+            }
+        }
     }
 
     /// See [`RelayProtocol::finish_send`].
