@@ -67,8 +67,13 @@ metrics! {
     /// The whole connection set-up: [`Metric::Tcp`] + [`Metric::Tls`] (wss) +
     /// [`Metric::Upgrade`].
     Connect: "connect", table 13;
-    /// HELLO sent → WELCOME received.
+    /// HELLO sent → WELCOME received (and the key publish or group join asked for), on
+    /// sealbench's own wire.
     Register: "register", table 17;
+    /// The log-in on another server's wire (`relay.wire` `mqtt`: CONNECT → CONNACK and the
+    /// subscriptions' SUBACKs; `xmpp`: stream open → SASL → bind, presence sent): what
+    /// [`Metric::Register`] is on sealbench's wire.
+    Login: "login", table 21;
     /// First handshake message sent → transport ready, on the initiator.
     Handshake: "handshake", table 12;
     /// Intended send → decrypted at the recipient (coordinated-omission corrected), for

@@ -249,7 +249,7 @@ pub fn t_multiplier(blocks: usize) -> f64 {
 /// Blocks of consecutive seconds a run's intervals are split into to estimate its spread.
 pub const BLOCKS: usize = 5;
 /// Metrics of the set-up burst: shown, not judged.
-pub const SET_UP: [&str; 6] = ["connect", "tcp", "tls", "upgrade", "register", "handshake"];
+pub const SET_UP: [&str; 7] = ["connect", "tcp", "tls", "upgrade", "register", "login", "handshake"];
 
 /// Each latency figure's relative noise band (t × standard error), from the run's own intervals: the
 /// seconds of each metric are split into up to [`BLOCKS`] blocks of consecutive seconds,
