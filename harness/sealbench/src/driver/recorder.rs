@@ -115,6 +115,9 @@ metrics! {
     MlsCommitProcess: "mls_commit_process", table 8, tagged 1;
     /// `crypto.protocol = "mls"`: processing a Welcome, at each joining device.
     MlsWelcome: "mls_welcome", table 7;
+    /// `crypto.franking`: the sender's franking of one message (drawing its franking key
+    /// and committing to the message), sampled as [`Metric::Seal`] is.
+    Frank: "frank", table 21;
 }
 
 /// The metrics `places` puts in order, `N` of them (those with a place).

@@ -49,6 +49,32 @@ impl NoiseEnd {
         Ok(())
     }
 
+    /// Seals a franked message in place after the headers in `out`: the plaintext of
+    /// `size` bytes, then `fk` (see [`Cipher::seal_franked`]).
+    ///
+    /// # Errors
+    /// When the transport refuses (counter exhausted).
+    #[inline]
+    pub fn seal_franked(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        fk: &sealcore::franking::FrankingKey,
+        text: Text<'_>,
+        timed: bool,
+    ) -> Result<(sealcore::franking::Commitment, Option<u64>), SealError> {
+        let key_at = PLAINTEXT_AT + size;
+        out.resize(key_at + fk.len() + sealcore::TAG_LEN, 0);
+        write_plaintext(&mut out[PLAINTEXT_AT..key_at], stamp, &[], text)?;
+        let t0 = timed.then(crate::clock::now_ns);
+        out[key_at..key_at + fk.len()].copy_from_slice(fk);
+        let c = sealcore::franking::commit(fk, &out[PLAINTEXT_AT..key_at]);
+        let took = t0.map(|t0| crate::clock::now_ns().saturating_sub(t0));
+        self.sender.seal(&mut out[TRANSPORT_AT..], size + fk.len())?;
+        Ok((c, took))
+    }
+
     /// Opens in place.
     ///
     /// # Errors

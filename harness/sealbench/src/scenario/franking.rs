@@ -1,0 +1,52 @@
+//! Message franking as a scenario asks for it (`crypto.franking`, `traffic.report_share`),
+//! checked: what it needs (Noise pairwise sessions on sealbench's wire) and the share of
+//! messages reported.
+
+use super::population::{ChatKind, Population};
+use super::{Fanout, Scenario};
+use crate::target::Wire;
+use anyhow::{Result, bail};
+
+/// Franking, as the driver needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrankingPlan {
+    /// The share of franked messages their recipient reports.
+    pub report_share: f64,
+    /// The run's seed: franking keys, and which messages are reported.
+    pub seed: u64,
+}
+
+/// `crypto.franking` and `traffic.report_share`, checked against the rest of the scenario.
+///
+/// # Errors
+/// A share outside 0..=1, a share without franking, franking with another protocol than
+/// `noise`, on another wire than sealbench's, or with relay-fan-out groups.
+pub(super) fn plan(s: &Scenario, p: &Population) -> Result<Option<FrankingPlan>> {
+    let share = s.traffic.report_share;
+    if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+        bail!("traffic.report_share: must be between 0 and 1 (the share of messages reported), got {share}");
+    }
+    if !s.crypto.franking {
+        if share > 0.0 {
+            bail!("traffic.report_share: only with crypto.franking = true (only franked messages can be reported)");
+        }
+        return Ok(None);
+    }
+    if s.crypto.protocol != sealproto::Protocol::Noise {
+        bail!(
+            "crypto.franking: only with crypto.protocol = \"noise\" (the commitment rides on its transport \
+             messages), not \"{}\"",
+            s.crypto.protocol
+        );
+    }
+    if s.relay.wire != Wire::Sealbench {
+        bail!("crypto.franking: only on sealbench's wire (relay.wire = \"sealbench\": its relay stamps and verifies)");
+    }
+    if p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. })) {
+        bail!(
+            "crypto.franking: relay-fan-out groups are not franked yet; use conversations.fanout = \"client\" \
+             (each copy franked over its pairwise session)"
+        );
+    }
+    Ok(Some(FrankingPlan { report_share: share, seed: s.seed }))
+}
