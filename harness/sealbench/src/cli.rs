@@ -474,6 +474,11 @@ pub struct MatrixArgs {
     /// relay fan-out.
     #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...")]
     pub protocol: Vec<sealproto::Protocol>,
+    /// Message franking (comma-separated: off, on) [default: the scenario's]: each `noise`
+    /// cell runs once per value (`on`: crypto.franking, with the scenario's
+    /// traffic.report_share; `off`: no franking, no reports); other protocols run `off`.
+    #[arg(long, value_delimiter = ',', value_name = "off,on", value_parser = on_off)]
+    pub franking: Vec<bool>,
     /// Runs per cell, interleaved so machine drift favours no cell.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -543,4 +548,13 @@ pub enum CapacityMode {
     Runs,
     /// One run, one stage per step (a stepped ramp; no bisection).
     Ramp,
+}
+
+/// `on` / `off` (a matrix dimension that is a switch).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}`: use on or off")),
+    }
 }

@@ -227,7 +227,8 @@ fn franking_is_refused_where_it_cannot_run_naming_the_field() {
         ("crypto.protocol=\"plaintext\"", "crypto.franking"),
         ("conversations.fanout=\"relay\"", "relay-fan-out groups"),
         ("traffic.report_share=1.5", "traffic.report_share"),
-        ("crypto.franking=false", "traffic.report_share: only with crypto.franking"),
+        ("traffic.report_share=-0.5", "traffic.report_share"),
+        ("relay.wire=\"mqtt\"", "relay.wire"),
     ];
     for (set, expected) in cases {
         let refused = Scenario::parse(FRANKED_MIX, "franked.toml", &[set.to_owned()])
@@ -236,4 +237,49 @@ fn franking_is_refused_where_it_cannot_run_naming_the_field() {
         let err = refused.expect_err(set);
         assert!(err.contains(expected), "{set}: {err}");
     }
+}
+
+#[test]
+fn the_tradeoff_matrix_runs_the_three_stances_on_one_workload_and_tables_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("m");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sealbench"))
+        .args([
+            "matrix",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/moderation-tradeoff.toml"),
+            "--protocol",
+            "plaintext,noise",
+            "--franking",
+            "off,on",
+            "--no-baseline",
+            "--repeat",
+            "1",
+        ])
+        .args(["--set", "clients.count=60", "--set", "traffic.aggregate_rate=600", "--set", "duration=\"2s\""])
+        .args(["--set", "warmup=\"300ms\"", "--set", "clients.connect_rate=0", "--set", "relay.scan.words=1000"])
+        .args(["--set", "traffic.report_share=0.05", "--out", out.to_str().ok_or("path")?])
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: sealbench::results::matrix::Matrix =
+        serde_json::from_str(&std::fs::read_to_string(out.join("matrix.json"))?)?;
+    let stances: Vec<String> = m.cells.iter().filter_map(|c| c.stance.as_ref()).map(|s| s.name.clone()).collect();
+    assert_eq!(stances, ["plaintext + scan (1000 words)", "E2EE", "E2EE + franking (5.000% reported)"]);
+    for c in &m.cells {
+        let s = c.stance.as_ref().ok_or("a stance")?;
+        assert_eq!(c.lost, 0, "{}", s.name);
+        assert!(s.relay_cpu_us_per_msg.is_some() && s.wire_bytes_per_msg.is_some(), "{}", s.name);
+    }
+    let [plain, e2ee, franked] = [0, 1, 2].map(|i| m.cells[i].stance.clone().unwrap_or_else(|| unreachable!()));
+    assert!(plain.scan_us.is_some() && plain.sees.starts_with("every message"), "{}", plain.sees);
+    assert!(e2ee.sees.starts_with("nothing") && e2ee.stamp_us.is_none() && e2ee.reports == (0, 0));
+    assert!(franked.stamp_us.is_some() && franked.report_verify_us.is_some() && franked.frank_ns.is_some());
+    assert!(franked.reports.0 > 0 && franked.reports.0 == franked.reports.1, "{:?}", franked.reports);
+    let bytes = |s: &sealbench::results::stance::Stance| s.wire_bytes_per_msg.map_or(0.0, |b| b.median);
+    assert!(bytes(&franked) > bytes(&e2ee) + 100.0, "franking adds 104 B a message (reports on top)");
+    let (md, html) =
+        (std::fs::read_to_string(out.join("matrix.md"))?, std::fs::read_to_string(out.join("report.html"))?);
+    for text in [&md, &html] {
+        assert!(text.contains("The relay's stances") && text.contains("what the relay could see"));
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ pub mod matrix;
 pub mod merge;
 pub mod others;
 pub mod stages;
+pub mod stance;
 pub mod stream;
 pub mod summary;
 pub mod timeseries;
