@@ -393,16 +393,8 @@ impl Conn {
                 self.group_send(data, request_id, flags, group);
                 Next::Continue
             }
-            Frame::Report { request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message } => {
-                let ctx = sealcore::franking::Context { sender, recipient, time_ns };
-                let result = match self.shared.franking.as_ref() {
-                    Some(key) => {
-                        let m = &self.shared.metrics.franking;
-                        franking::verify(key, m, message, franking_key, commitment, ctx, stamp)
-                    }
-                    None => frame::REPORT_REFUSED_STAMP,
-                };
-                self.send_frame(&Frame::ReportResult { request_id, result });
+            report @ Frame::Report { .. } => {
+                self.on_report(report);
                 Next::Continue
             }
             Frame::GroupJoin { request_id, group } => {
@@ -629,6 +621,23 @@ impl Conn {
             }
         }
         self.refuse(request_id, ErrorCode::RecipientOverloaded, "recipient disconnected while routing");
+    }
+
+    /// REPORT: verified (both MACs recomputed), counted, and answered with REPORT_RESULT.
+    fn on_report(&mut self, report: Frame<'_>) {
+        let Frame::Report { request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message } = report
+        else {
+            return;
+        };
+        let ctx = sealcore::franking::Context { sender, recipient, time_ns };
+        let result = match self.shared.franking.as_ref() {
+            Some(key) => {
+                let m = &self.shared.metrics.franking;
+                franking::verify(key, m, message, franking_key, commitment, ctx, stamp)
+            }
+            None => frame::REPORT_REFUSED_STAMP,
+        };
+        self.send_frame(&Frame::ReportResult { request_id, result });
     }
 
     /// Stamps the franking trailer of a DELIVER being made (its length was checked when
