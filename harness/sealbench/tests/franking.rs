@@ -221,11 +221,27 @@ fn with_reports_at_one_percent_every_report_sent_is_verified_and_nothing_is_lost
 }
 
 #[test]
+fn franked_relay_fanout_groups_are_stamped_once_per_message_and_their_reports_verify() -> TestResult {
+    use sealbench::driver::{self, RunOptions};
+    use sealbench::scenario::{Plan, Scenario};
+    let set = ["conversations.fanout=\"relay\"".to_owned(), "traffic.report_share=0.05".to_owned()];
+    let plan = Plan::new(Scenario::parse(FRANKED_MIX, "franked.toml", &set)?)?;
+    let outcome = driver::run(&plan, &RunOptions::default(), |_, _| {})?;
+    let c = &outcome.counters;
+    assert_eq!((c.delivered, c.lost(), c.franking_mismatch, c.auth_failed, c.malformed), (c.sent, 0, 0, 0, 0));
+    assert!(c.reports_sent > 50, "{c:?}");
+    assert_eq!((c.reports_verified, c.reports_refused_commitment, c.reports_refused_stamp), (c.reports_sent, 0, 0));
+    let relay = outcome.relay_stats.as_ref().and_then(|r| r.franking.clone()).ok_or("relay franking stats")?;
+    assert!(relay.stamped < c.sent, "a group message is stamped once for all its members");
+    assert_eq!(relay.reports_verified, c.reports_sent);
+    Ok(())
+}
+
+#[test]
 fn franking_is_refused_where_it_cannot_run_naming_the_field() {
     use sealbench::scenario::{Plan, Scenario};
     let cases = [
         ("crypto.protocol=\"plaintext\"", "crypto.franking"),
-        ("conversations.fanout=\"relay\"", "relay-fan-out groups"),
         ("traffic.report_share=1.5", "traffic.report_share"),
         ("traffic.report_share=-0.5", "traffic.report_share"),
         ("relay.wire=\"mqtt\"", "relay.wire"),

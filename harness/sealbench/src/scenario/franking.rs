@@ -1,9 +1,8 @@
 //! Message franking as a scenario asks for it (`crypto.franking`, `traffic.report_share`),
-//! checked: what it needs (Noise pairwise sessions on sealbench's wire) and the share of
+//! checked: what it needs (Noise, on sealbench's wire) and the share of
 //! messages reported.
 
-use super::population::{ChatKind, Population};
-use super::{Fanout, Scenario};
+use super::Scenario;
 use crate::target::Wire;
 use anyhow::{Result, bail};
 
@@ -20,8 +19,8 @@ pub struct FrankingPlan {
 ///
 /// # Errors
 /// A share outside 0..=1, franking with another protocol than
-/// `noise`, on another wire than sealbench's, or with relay-fan-out groups.
-pub(super) fn plan(s: &Scenario, p: &Population) -> Result<Option<FrankingPlan>> {
+/// `noise`, or on another wire than sealbench's.
+pub(super) fn plan(s: &Scenario) -> Result<Option<FrankingPlan>> {
     let share = s.traffic.report_share;
     if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
         bail!("traffic.report_share: must be between 0 and 1 (the share of messages reported), got {share}");
@@ -40,12 +39,6 @@ pub(super) fn plan(s: &Scenario, p: &Population) -> Result<Option<FrankingPlan>>
     }
     if s.relay.wire != Wire::Sealbench {
         bail!("crypto.franking: only on sealbench's wire (relay.wire = \"sealbench\": its relay stamps and verifies)");
-    }
-    if p.chats.iter().any(|c| matches!(c.kind, ChatKind::Group { fanout: Fanout::Relay, .. })) {
-        bail!(
-            "crypto.franking: relay-fan-out groups are not franked yet; use conversations.fanout = \"client\" \
-             (each copy franked over its pairwise session)"
-        );
     }
     Ok(Some(FrankingPlan { report_share: share, seed: s.seed }))
 }

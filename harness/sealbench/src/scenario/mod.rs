@@ -374,7 +374,7 @@ pub struct Crypto {
     /// member published afresh and the creator claimed from the directory); 0: never.
     #[serde(default)]
     pub mls_churn_every: u32,
-    /// Message franking (`noise` 1:1 and client-fan-out messages on sealbench's wire): each
+    /// Message franking (`noise` conversation and group messages on sealbench's wire): each
     /// message carries a commitment its recipient checks and the relay stamps, so that a
     /// recipient can report it verifiably (`traffic.report_share`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -174,7 +174,7 @@ impl Plan {
         s.crypto.backend.check(s.crypto.aead).map_err(|e| anyhow::anyhow!("crypto.backend: {e}"))?;
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash).with_backend(s.crypto.backend);
         let mut protocol = ProtocolPlan::new(s, suite, mode);
-        protocol.franking = super::franking::plan(s, &population)?;
+        protocol.franking = super::franking::plan(s)?;
         let content = super::reading::content(s)?;
         let scan = super::reading::scan(s)?;
         Ok(Plan {

@@ -154,7 +154,20 @@ impl Ctx<'_> {
     fn report(&mut self, s: usize, side: Side, f: &super::franking::Franked<'_>) {
         let c = &self.sessions[s];
         let (to, sender, recipient) = (c.client(side), c.ids[side.peer().index()], c.ids[side.index()]);
-        let frame = super::franking::report_frame(self.out, RequestId::Control(c.id), sender, recipient, f);
+        self.report_to(to, RequestId::Control(c.id), sender, recipient, f);
+    }
+
+    /// Device `to` reports the franked message `f` that `sender` sent `recipient` (relay
+    /// ids; a group's id for a group message) to the relay.
+    pub fn report_to(
+        &mut self,
+        to: usize,
+        request: RequestId,
+        sender: u64,
+        recipient: u64,
+        f: &super::franking::Franked<'_>,
+    ) {
+        let frame = super::franking::report_frame(self.out, request, sender, recipient, f);
         if self.send(to, frame) {
             self.books.counters.reports_sent += 1;
         }

@@ -44,7 +44,16 @@ pub struct Franker {
 impl Franker {
     /// The franking of `side` of session `conv`, from the run's seed.
     pub fn new(plan: &FrankingPlan, conv: u32, side: Side) -> Self {
-        let stream = (u64::from(conv) << 1) | side.index() as u64;
+        Self::of_stream(plan, (u64::from(conv) << 1) | side.index() as u64)
+    }
+
+    /// The franking of the device at `pos` of relay-fan-out group `chat` (as sender and
+    /// as reporter), apart from every session end's.
+    pub fn of_member(plan: &FrankingPlan, chat: u32, pos: usize) -> Self {
+        Self::of_stream(plan, (1 << 63) | (u64::from(chat) << 20) | pos as u64)
+    }
+
+    fn of_stream(plan: &FrankingPlan, stream: u64) -> Self {
         Franker {
             keys: Rng::new(plan.seed ^ KEY_STREAM, stream),
             reports: Rng::new(plan.seed ^ REPORT_STREAM, stream),
@@ -104,11 +113,23 @@ pub fn finish_franked(out: &mut BytesMut, c: &Commitment) {
 /// refusal, or [`NotOpened::Franking`] when the commitment does not match.
 #[inline]
 pub fn open<'a>(cipher: &mut Cipher, data: &'a mut [u8]) -> Result<(&'a [u8], Franked<'a>), NotOpened> {
+    open_with(data, |body| cipher.open(body))
+}
+
+/// As [`open`], with `open_body` opening the body (a group's sender-key receiver).
+///
+/// # Errors
+/// As [`open`].
+#[inline]
+pub fn open_with<'a>(
+    data: &'a mut [u8],
+    open_body: impl FnOnce(&'a mut [u8]) -> Result<&'a mut [u8], OpenError>,
+) -> Result<(&'a [u8], Franked<'a>), NotOpened> {
     let truncated = NotOpened::Open(OpenError::Truncated);
     let at = data.len().checked_sub(franking::TRAILER_LEN).ok_or(truncated)?;
     let (body, trailer) = data.split_at_mut(at);
     let t = franking::split_trailer(trailer).ok_or(truncated)?;
-    let pt: &'a [u8] = cipher.open(body).map_err(NotOpened::Open)?;
+    let pt: &'a [u8] = open_body(body).map_err(NotOpened::Open)?;
     let split = pt.len().checked_sub(KEY_LEN).ok_or(truncated)?;
     let (message, fk) = pt.split_at(split);
     let fk: FrankingKey = fk.try_into().map_err(|_| truncated)?;

@@ -28,7 +28,7 @@
 //! - `mls` — MLS groups (openmls): key packages, Welcome, commits; `mls/group`.
 //! - [`plaintext`] — no end-to-end encryption at all: the relay could read every message.
 //! - [`pairwise`] — one pairwise session's two ends, sealing and opening.
-//! - [`franking`] — message franking on the pairwise path (`crypto.franking`): the
+//! - [`franking`] — message franking (`crypto.franking`), pairwise and in Noise groups: the
 //!   franking key sealed inside, the commitment beside, checked on opening, reported.
 
 pub mod context;

@@ -348,8 +348,21 @@ impl Conversation {
     /// cipher's [`OpenError`] (`Truncated` when the plaintext has no timing header).
     /// Also returns whether it arrived after a later one, and the plaintext after the stamp.
     pub fn open<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
+        self.open_kind(side, data, true)
+    }
+
+    /// Opens a set-up message (a sender key) that arrived at `side`, in place: never
+    /// franked (only conversation messages are).
+    ///
+    /// # Errors
+    /// As [`Conversation::open`].
+    pub fn open_control<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
+        self.open_kind(side, data, false)
+    }
+
+    fn open_kind<'a>(&mut self, side: Side, data: &'a mut [u8], message: bool) -> Result<Opened<'a>, NotOpened> {
         let link = self.ends[side.index()].as_deref_mut().ok_or(NotOpened::NotReady)?;
-        let (pt, report) = match link.frank.as_mut() {
+        let (pt, report) = match link.frank.as_mut().filter(|_| message) {
             // A franked message: its trailer off, opened, its commitment checked.
             Some(f) => {
                 let (pt, franked) = super::franking::open(&mut link.cipher, data)?;

@@ -196,12 +196,17 @@ impl World {
             Frame::Send { recipient, body, .. } => self.deliver((recipient - 1) as usize, id, body),
             Frame::Report { sender, recipient, time_ns, commitment, stamp, franking_key, message, .. } => {
                 let ctx = sealcore::franking::Context { sender, recipient, time_ns };
-                assert_eq!(recipient, id, "the recipient reports");
+                let group = crate::driver::wire::group_id(self.chats[0].id);
+                assert!(recipient == id || recipient == group, "the recipient (or its group) reports");
                 self.reports.push(self.relay_key.verify_report(message, franking_key, commitment, ctx, stamp));
             }
-            Frame::GroupSend { body, .. } => {
+            Frame::GroupSend { body, flags, group, .. } => {
+                let mut body = body.to_vec();
+                if flags & frame::FLAG_FRANKED != 0 {
+                    assert!(self.relay_key.stamp_trailer(&mut body, id, group, self.now));
+                }
                 for to in (0..self.devices.len()).filter(|&d| d != from) {
-                    self.deliver(to, id, body);
+                    self.deliver(to, id, &body);
                 }
             }
             Frame::KeyPublish { key, .. } => {
@@ -536,4 +541,16 @@ fn a_franked_message_cut_short_or_with_an_altered_ciphertext_is_refused_not_deli
     w.send(0, 64);
     let c = &w.books.counters;
     assert_eq!((c.delivered, c.auth_failed, c.malformed, c.franking_mismatch), (0, 1, 1, 0));
+}
+
+#[test]
+fn franked_relay_fanout_group_messages_open_at_every_member_and_their_reports_verify() {
+    let mut w = World::new(franking(1.0), 4, 1, true);
+    w.all_up();
+    w.send(0, 64);
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.franking_mismatch, c.auth_failed, c.malformed), (3, 0, 0, 0));
+    assert_eq!(c.reports_sent, 3, "each member reports at a share of 1");
+    assert_eq!(w.reports, vec![Ok(()); 3], "stamped once for the group, verified for each member");
+    assert_eq!(c.franking_bytes, 104);
 }
