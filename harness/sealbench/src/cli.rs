@@ -586,6 +586,11 @@ pub struct MatrixArgs {
     /// relay fan-out.
     #[arg(long, value_delimiter = ',', value_name = "PROTOCOL,...", value_parser = choice::choice::<sealproto::Protocol>())]
     pub protocol: Vec<sealproto::Protocol>,
+    /// Message franking (comma-separated: off, on) [default: the scenario's]: each `noise`
+    /// cell runs once per value (`on`: crypto.franking, with the scenario's
+    /// traffic.report_share; `off`: no franking, no reports); other protocols run `off`.
+    #[arg(long, value_delimiter = ',', value_name = "off,on", value_parser = on_off)]
+    pub franking: Vec<bool>,
     /// Runs per cell, interleaved so machine drift favours no cell (1 to 100).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
@@ -680,5 +685,14 @@ impl CapacityArgs {
     /// True when the search grows the number of clients.
     pub fn over_clients(&self) -> bool {
         self.search == SearchOver::Clients
+    }
+}
+
+/// `on` / `off` (a matrix dimension that is a switch).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}`: use on or off")),
     }
 }

@@ -12,6 +12,9 @@
 pub const VERSION: u8 = 1;
 /// Length of the shared header of SEND / GROUP_SEND / DELIVER.
 pub const ROUTED_HEADER_LEN: usize = 19;
+/// Bytes of a REPORT before its message: version, type, request id, sender, recipient,
+/// time, commitment, stamp, franking key.
+pub const REPORT_FIXED_LEN: usize = 2 + 4 * 8 + 3 * 32;
 /// Largest key in the key directory (X25519 keys are 32 bytes).
 pub const MAX_KEY_LEN: usize = 256;
 /// Largest auth token in HELLO.
@@ -40,6 +43,17 @@ pub const FLAG_ACK: u8 = 0x01;
 pub const FLAG_GROUP: u8 = 0x02;
 /// Flag bit of DELIVER: it was stored in the mailbox while the recipient was offline.
 pub const FLAG_STORED: u8 = 0x04;
+/// Flag bit of SEND / GROUP_SEND and of the DELIVER made of it: the body ends with a
+/// franking trailer ([`crate::franking::TRAILER_LEN`] bytes: commitment ‖ time ‖ stamp)
+/// that the relay fills in (`docs/PROTOCOL.md` §6.1).
+pub const FLAG_FRANKED: u8 = 0x08;
+/// REPORT_RESULT result: the report verified (the relay stamped this commitment in this
+/// context, and the message and franking key give the commitment).
+pub const REPORT_VERIFIED: u8 = 0;
+/// REPORT_RESULT result: refused, the message and franking key do not give the commitment.
+pub const REPORT_REFUSED_COMMITMENT: u8 = 1;
+/// REPORT_RESULT result: refused, the relay's stamp does not verify for the commitment and context.
+pub const REPORT_REFUSED_STAMP: u8 = 2;
 
 /// Frame type codes (byte 1). Client → relay below 0x80, relay → client from 0x80.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +79,9 @@ pub enum FrameType {
     KeysPublish = 0x08,
     /// Claim one item of another client's key pool (atomically: each once).
     KeyClaim = 0x09,
+    /// Report a franked message to the relay (message, franking key, commitment, stamp,
+    /// context): the relay verifies it without having read the message.
+    Report = 0x0A,
     /// Registration accepted.
     Welcome = 0x81,
     /// A body from another client (direct or group).
@@ -79,6 +96,8 @@ pub enum FrameType {
     PoolStatus = 0x86,
     /// The answer to KEY_CLAIM: the item handed out.
     Claimed = 0x87,
+    /// The answer to REPORT: verified, or refused with the check that failed.
+    ReportResult = 0x88,
 }
 
 impl FrameType {
@@ -94,6 +113,7 @@ impl FrameType {
             0x07 => FrameType::KeyFetch,
             0x08 => FrameType::KeysPublish,
             0x09 => FrameType::KeyClaim,
+            0x0A => FrameType::Report,
             0x81 => FrameType::Welcome,
             0x82 => FrameType::Deliver,
             0x83 => FrameType::Ack,
@@ -101,6 +121,7 @@ impl FrameType {
             0x85 => FrameType::Error,
             0x86 => FrameType::PoolStatus,
             0x87 => FrameType::Claimed,
+            0x88 => FrameType::ReportResult,
             _ => return None,
         })
     }
@@ -401,6 +422,32 @@ pub enum Frame<'a> {
         /// The key.
         key: &'a [u8],
     },
+    /// `REPORT request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message`.
+    Report {
+        /// Echoed in REPORT_RESULT / ERROR.
+        request_id: u64,
+        /// The context the relay stamped: the message's sender…
+        sender: u64,
+        /// …its recipient (the group id for a group message)…
+        recipient: u64,
+        /// …and the relay's time when it forwarded it (ns).
+        time_ns: u64,
+        /// The commitment that travelled beside the ciphertext.
+        commitment: &'a [u8; 32],
+        /// The relay's stamp from the DELIVER's trailer.
+        stamp: &'a [u8; 32],
+        /// The franking key found inside the sealed plaintext.
+        franking_key: &'a [u8; 32],
+        /// The message as the recipient read it (rest of the frame).
+        message: &'a [u8],
+    },
+    /// `REPORT_RESULT request_id, result`.
+    ReportResult {
+        /// The REPORT's request id.
+        request_id: u64,
+        /// [`REPORT_VERIFIED`], [`REPORT_REFUSED_COMMITMENT`] or [`REPORT_REFUSED_STAMP`].
+        result: u8,
+    },
     /// `ERROR request_id, code, reason`.
     Error {
         /// The refused request (0 when none applies).
@@ -447,6 +494,9 @@ impl<'a> Reader<'a> {
             return Err(FrameError::BadLength);
         }
         self.take(len)
+    }
+    fn tag(&mut self) -> Result<&'a [u8; 32], FrameError> {
+        self.take(32)?.try_into().map_err(|_| FrameError::Short)
     }
     fn rest(&mut self) -> &'a [u8] {
         let s = &self.b[self.at..];
@@ -528,6 +578,13 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
             let n = r.u16()? as usize;
             Frame::Claimed { request_id, client, pool, source, remaining, item: r.sized(n, MAX_POOL_ITEM_LEN)? }
         }
+        FrameType::Report => {
+            let (request_id, sender, recipient, time_ns) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let (commitment, stamp, franking_key) = (r.tag()?, r.tag()?, r.tag()?);
+            let message = r.rest();
+            Frame::Report { request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message }
+        }
+        FrameType::ReportResult => Frame::ReportResult { request_id: r.u64()?, result: r.u8()? },
         FrameType::Welcome => Frame::Welcome { client_id: r.u64()?, stored: r.u32()?, max_message: r.u32()? },
         FrameType::Ack => Frame::Ack { request_id: r.u64()? },
         FrameType::Key => {
@@ -582,6 +639,8 @@ impl Frame<'_> {
             Frame::Ack { .. } => FrameType::Ack,
             Frame::Key { .. } => FrameType::Key,
             Frame::Error { .. } => FrameType::Error,
+            Frame::Report { .. } => FrameType::Report,
+            Frame::ReportResult { .. } => FrameType::ReportResult,
         }
     }
 
@@ -600,6 +659,8 @@ impl Frame<'_> {
             Frame::KeyClaim { .. } => 17,
             Frame::PoolStatus { .. } => 14,
             Frame::Claimed { item, .. } => 24 + item.len(),
+            Frame::Report { message, .. } => REPORT_FIXED_LEN - 2 + message.len(),
+            Frame::ReportResult { .. } => 9,
         }
     }
 
@@ -689,6 +750,19 @@ impl Frame<'_> {
                 w.put(&remaining.to_le_bytes())?;
                 w.put(&(item.len() as u16).to_le_bytes())?;
                 w.put(item)?;
+            }
+            Frame::Report { request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message } => {
+                for v in [request_id, sender, recipient, time_ns] {
+                    w.put(&v.to_le_bytes())?;
+                }
+                for t in [commitment, stamp, franking_key] {
+                    w.put(t)?;
+                }
+                w.put(message)?;
+            }
+            Frame::ReportResult { request_id, result } => {
+                w.put(&request_id.to_le_bytes())?;
+                w.put(&[result])?;
             }
             Frame::Error { request_id, code, reason } => {
                 if reason.len() > MAX_REASON_LEN {

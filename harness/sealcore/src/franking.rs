@@ -36,6 +36,12 @@ pub const TAG_LEN: usize = 32;
 /// Bytes of a stamp's context as MACed: sender u64 ‖ recipient u64 ‖ time u64, little-endian.
 pub const CONTEXT_LEN: usize = 24;
 
+/// Bytes of the franking trailer that ends the body of a franked SEND / DELIVER
+/// (`docs/PROTOCOL.md` §6.1): commitment (32) ‖ time_ns u64 (8) ‖ relay stamp (32). The
+/// sender writes the commitment and leaves time and stamp zero; the relay fills them in
+/// place as it turns the SEND into a DELIVER (no copy, no allocation).
+pub const TRAILER_LEN: usize = TAG_LEN + 8 + TAG_LEN;
+
 /// A franking key (inside the sealed plaintext).
 pub type FrankingKey = [u8; KEY_LEN];
 /// A commitment to a message (beside the ciphertext, readable by the relay).
@@ -172,6 +178,56 @@ impl RelayKey {
     }
 }
 
+/// The parts of a franked body: what precedes the trailer, and the trailer's commitment,
+/// time and stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer<'a> {
+    /// The end-to-end body before the trailer.
+    pub body: &'a [u8],
+    /// The sender's commitment.
+    pub commitment: &'a Commitment,
+    /// The relay's time when it forwarded the message (0 before it did).
+    pub time_ns: u64,
+    /// The relay's stamp (zeros before it forwarded the message).
+    pub stamp: &'a RelayStamp,
+}
+
+/// Splits a franked body into its end-to-end body and its trailer; None when it is
+/// shorter than [`TRAILER_LEN`].
+#[inline]
+pub fn split_trailer(franked: &[u8]) -> Option<Trailer<'_>> {
+    let at = franked.len().checked_sub(TRAILER_LEN)?;
+    let (body, t) = franked.split_at(at);
+    let (commitment, t) = t.split_first_chunk::<TAG_LEN>()?;
+    let (time, stamp) = t.split_first_chunk::<8>()?;
+    Some(Trailer { body, commitment, time_ns: u64::from_le_bytes(*time), stamp: stamp.try_into().ok()? })
+}
+
+/// Appends the sender's trailer to a franked body: `c`, then zeros where the relay puts
+/// its time and stamp.
+#[inline]
+pub fn put_trailer(out: &mut impl Extend<u8>, c: &Commitment) {
+    out.extend(c.iter().copied().chain([0u8; TRAILER_LEN - TAG_LEN]));
+}
+
+impl RelayKey {
+    /// The relay's step for a franked message it forwards: stamps the commitment in the
+    /// trailer that ends `franked` for (`sender`, `recipient`, `time_ns`) and writes the
+    /// time and the stamp in place. False (nothing written) when `franked` is shorter
+    /// than [`TRAILER_LEN`].
+    #[inline]
+    pub fn stamp_trailer(&self, franked: &mut [u8], sender: u64, recipient: u64, time_ns: u64) -> bool {
+        let Some(at) = franked.len().checked_sub(TRAILER_LEN) else { return false };
+        let t = &mut franked[at..];
+        let mut c = [0u8; TAG_LEN];
+        c.copy_from_slice(&t[..TAG_LEN]);
+        let s = self.stamp(&c, Context { sender, recipient, time_ns });
+        t[TAG_LEN..TAG_LEN + 8].copy_from_slice(&time_ns.to_le_bytes());
+        t[TAG_LEN + 8..].copy_from_slice(&s);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +254,21 @@ mod tests {
         // Another message committed under another key: its own commitment, not this stamp.
         let c3 = commit(&fk, b"x");
         assert_eq!(relay.verify_report(b"x", &fk, &c3, ctx, &s), Err(ReportRefusal::Stamp));
+    }
+
+    #[test]
+    fn a_trailer_is_stamped_in_place_and_splits_back() {
+        let (fk, relay) = ([7u8; 32], RelayKey::new([9u8; 32]));
+        let c = commit(&fk, b"m");
+        let mut body = b"e2e".to_vec();
+        put_trailer(&mut body, &c);
+        assert_eq!(body.len(), 3 + TRAILER_LEN);
+        assert!(relay.stamp_trailer(&mut body, 1, 2, 3));
+        let t = split_trailer(&body).expect("long enough");
+        assert_eq!((t.body, t.commitment, t.time_ns), (&b"e2e"[..], &c, 3));
+        let ctx = Context { sender: 1, recipient: 2, time_ns: 3 };
+        assert_eq!(relay.verify_report(b"m", &fk, t.commitment, ctx, t.stamp), Ok(()));
+        assert!(!relay.stamp_trailer(&mut [0u8; TRAILER_LEN - 1], 1, 2, 3));
+        assert_eq!(split_trailer(&[0u8; TRAILER_LEN - 1]), None);
     }
 }

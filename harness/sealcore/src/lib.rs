@@ -8,6 +8,8 @@
 //!   and the UNENCRYPTED `none` baseline), keyed once, sealing in place.
 //! - [`backend`] — who implements the cryptography: RustCrypto (default), `ring`,
 //!   `aws-lc-rs` (Cargo features, on by default), each behind one small trait.
+//! - [`commit`] — a key-committing mode over the AEADs (a key commitment beside the
+//!   ciphertext, checked before decrypting: Albertini et al., USENIX Security 2022).
 //! - [`suite`] — handshake pattern × AEAD × hash, with standard Noise protocol names.
 //! - [`resolver`] — our `snow` crypto resolver, one per backend.
 //! - [`kem`] — ML-KEM-768 for the hybrid post-quantum handshake (aws-lc-rs or libcrux).
@@ -25,6 +27,7 @@
 
 pub mod aead;
 pub mod backend;
+pub mod commit;
 pub mod frame;
 pub mod franking;
 pub mod handshake;

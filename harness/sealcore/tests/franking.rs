@@ -188,3 +188,121 @@ fn franking_vectors_hold_in_both_directions() {
         assert_eq!(relay.verify_report(&msg, &fk, &c, ctx, &bad), Err(ReportRefusal::Stamp));
     }
 }
+
+/// `vectors/franking_frames.json`: franking on the wire (`docs/PROTOCOL.md` §6.1).
+#[derive(serde::Deserialize)]
+struct Frames {
+    franking_key: String,
+    message: String,
+    relay_secret: String,
+    sender: u64,
+    recipient: u64,
+    time_ns: u64,
+    e2e_body: String,
+    commitment: String,
+    stamp: String,
+    send: String,
+    deliver: String,
+    report: String,
+    report_results: Vec<String>,
+}
+
+fn encoded(f: &sealcore::frame::Frame<'_>) -> String {
+    let mut out = vec![0u8; f.encoded_len()];
+    assert_eq!(f.encode(&mut out), Ok(out.len()));
+    hex::encode(out)
+}
+
+#[test]
+fn franking_frame_vectors_hold_in_both_directions() {
+    use sealcore::frame::{self, FLAG_ACK, FLAG_FRANKED, Frame};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/franking_frames.json");
+    let v: Frames = serde_json::from_str(&std::fs::read_to_string(path).expect("vectors/franking_frames.json"))
+        .expect("the vectors parse");
+    let (fk, msg, body) =
+        (unhex::<32>(&v.franking_key), hex::decode(&v.message).unwrap(), hex::decode(&v.e2e_body).unwrap());
+    let (c, s) = (unhex::<32>(&v.commitment), unhex::<32>(&v.stamp));
+    let relay = RelayKey::new(unhex::<32>(&v.relay_secret));
+    assert_eq!(franking::commit(&fk, &msg), c);
+
+    // SEND: the body, then the sender's trailer (c, zeros).
+    let mut franked = body.clone();
+    franking::put_trailer(&mut franked, &c);
+    let send = Frame::Send { request_id: 7, flags: FLAG_ACK | FLAG_FRANKED, recipient: v.recipient, body: &franked };
+    assert_eq!(encoded(&send), v.send);
+    assert_eq!(frame::decode(&hex::decode(&v.send).unwrap()), Ok(send));
+
+    // The relay's step: the header rewritten and the trailer stamped in place gives DELIVER.
+    let mut wire = hex::decode(&v.send).unwrap();
+    frame::rewrite_as_deliver(&mut wire, v.sender, FLAG_FRANKED, 0).unwrap();
+    assert!(relay.stamp_trailer(&mut wire[frame::ROUTED_HEADER_LEN..], v.sender, v.recipient, v.time_ns));
+    assert_eq!(hex::encode(&wire), v.deliver);
+    let Ok(Frame::Deliver { sender, flags, body: got, .. }) = frame::decode(&wire) else { panic!("a DELIVER") };
+    assert_eq!((sender, flags), (v.sender, FLAG_FRANKED));
+    let t = franking::split_trailer(got).expect("a trailer");
+    assert_eq!((t.body, t.commitment, t.time_ns, t.stamp), (&body[..], &c, v.time_ns, &s));
+
+    // REPORT: both directions, and the relay verifies it; a flipped bit is refused by name.
+    let report = Frame::Report {
+        request_id: 9,
+        sender: v.sender,
+        recipient: v.recipient,
+        time_ns: v.time_ns,
+        commitment: &c,
+        stamp: &s,
+        franking_key: &fk,
+        message: &msg,
+    };
+    assert_eq!(encoded(&report), v.report);
+    assert_eq!(frame::decode(&hex::decode(&v.report).unwrap()), Ok(report));
+    let ctx = Context { sender: v.sender, recipient: v.recipient, time_ns: v.time_ns };
+    assert_eq!(relay.verify_report(&msg, &fk, &c, ctx, &s), Ok(()));
+    let mut m2 = msg.clone();
+    m2[0] ^= 1;
+    assert_eq!(relay.verify_report(&m2, &fk, &c, ctx, &s), Err(ReportRefusal::Commitment));
+    let mut s2 = s;
+    s2[0] ^= 1;
+    assert_eq!(relay.verify_report(&msg, &fk, &c, ctx, &s2), Err(ReportRefusal::Stamp));
+
+    // REPORT_RESULT: verified, refused (commitment), refused (stamp).
+    let codes = [frame::REPORT_VERIFIED, frame::REPORT_REFUSED_COMMITMENT, frame::REPORT_REFUSED_STAMP];
+    for (hex_frame, result) in v.report_results.iter().zip(codes) {
+        let f = Frame::ReportResult { request_id: 9, result };
+        assert_eq!(&encoded(&f), hex_frame);
+        assert_eq!(frame::decode(&hex::decode(hex_frame).unwrap()), Ok(f));
+    }
+    // A REPORT cut inside its fixed part does not decode.
+    let short = hex::decode(&v.report).unwrap();
+    assert!(frame::decode(&short[..frame::REPORT_FIXED_LEN - 1]).is_err());
+}
+
+#[test]
+fn the_two_key_ciphertext_is_refused_under_the_key_committing_mode() {
+    use sealcore::commit::{CommitRefusal, CommittingKey};
+    let (k1, k2, nonce) = ([0x11u8; 32], [0x22u8; 32], [0x33u8; 12]);
+    // The attacker knows both keys, so it builds the collision for the AEAD keys the mode
+    // derives from them.
+    let e1: [u8; 32] = CommittingKey::encryption_key(AeadKind::Aes256Gcm, &k1).try_into().unwrap();
+    let e2: [u8; 32] = CommittingKey::encryption_key(AeadKind::Aes256Gcm, &k2).try_into().unwrap();
+    let p1 = [0x61u8; 48];
+    let blocks: Vec<u128> = p1.chunks(16).map(|b| u128::from_be_bytes(b.try_into().unwrap())).collect();
+    let (c, tag) = two_key_ciphertext(&e1, &e2, &nonce, &blocks, 2);
+    let ct = bytes(&c);
+    // At the AEAD layer both keys accept it…
+    assert!(open(&e1, &nonce, &ct, tag).is_some() && open(&e2, &nonce, &ct, tag).is_some());
+    // …but the ciphertext carries key 1's commitment: key 2 refuses it before decrypting.
+    let (m1, m2) =
+        (CommittingKey::new(AeadKind::Aes256Gcm, &k1).unwrap(), CommittingKey::new(AeadKind::Aes256Gcm, &k2).unwrap());
+    let com = *m1.commitment();
+    let tag: [u8; TAG_LEN] = tag.to_be_bytes();
+    let mut under_k2 = ct.clone();
+    assert_eq!(m2.open(&nonce, &[], &mut under_k2, &tag, &com), Err(CommitRefusal::Key));
+    assert_eq!(under_k2, ct, "nothing was decrypted");
+    // Passing key 2's own commitment instead does not help the attacker either way: the
+    // recipient holding key 1 refuses it.
+    let mut under_k1 = ct.clone();
+    assert_eq!(m1.open(&nonce, &[], &mut under_k1, &tag, m2.commitment()), Err(CommitRefusal::Key));
+    let mut ok = ct.clone();
+    assert_eq!(m1.open(&nonce, &[], &mut ok, &tag, &com), Ok(()));
+    assert_eq!(&ok[..32], &p1[..32], "key 1 opens to what the sender chose");
+}

@@ -26,18 +26,22 @@ use std::process::ExitCode;
 pub fn run(args: &MatrixArgs) -> Outcome {
     let common = &args.common;
     let base = load_plan(&common.scenario, &common.set, &common.edits()).map_err(Failure::usage)?.scenario;
-    let cells = with_protocols(args, &base, combinations(args, &base));
+    let cells = with_franking(args, &base, with_protocols(args, &base, combinations(args, &base)));
     // Every cell is a typed edit of the one scenario, checked before anything runs.
     let mut scenarios = Vec::new();
-    for &(proto, (a, b, p, m, t)) in &cells {
+    for &((proto, (a, b, p, m, t)), franked) in &cells {
         let mut s = base.clone();
         (s.crypto.aead, s.crypto.backend, s.crypto.pattern, s.crypto.mode, s.crypto.protocol) = (a, b, p, m, proto);
+        s.crypto.franking = franked;
+        if !franked {
+            s.traffic.report_share = 0.0; // only franked messages can be reported
+        }
         if proto.is_group() {
             // A group protocol fans its one ciphertext out at the relay, whatever the
             // scenario says for noise.
             s.conversations.fanout = crate::scenario::Fanout::Relay;
         }
-        let cell = protocol_cell_name(proto, (a, b, p, m, t));
+        let cell = franked_name(protocol_cell_name(proto, (a, b, p, m, t)), franked);
         if proto == Protocol::Noise {
             b.check(a).map_err(|e| Failure::usage(anyhow!("--backend: cell {cell}: {e}")))?;
         }
@@ -55,7 +59,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     }
     let repeat = args.repeat.max(1) as usize;
     if common.dry_run {
-        let names: Vec<String> = cells.iter().map(|&(p, c)| protocol_cell_name(p, c)).collect();
+        let names: Vec<String> =
+            cells.iter().map(|&((p, c), franked)| franked_name(protocol_cell_name(p, c), franked)).collect();
         crate::output::stdout(&format!(
             "matrix of `{}` is valid: {} cells × {repeat} runs = {} runs of {:?} each: {}\n",
             base.name,
@@ -79,8 +84,8 @@ pub fn run(args: &MatrixArgs) -> Outcome {
         for k in 0..cells.len() {
             let i = (k + r) % cells.len();
             order.push(i);
-            let (proto, c) = cells[i];
-            let name = format!("{}-r{}", protocol_cell_name(proto, c), r + 1);
+            let ((proto, c), franked) = cells[i];
+            let name = format!("{}-r{}", franked_name(protocol_cell_name(proto, c), franked), r + 1);
             eprintln!("[{}/{total}] {name}", order.len());
             let s = execute_quiet(&scenarios[i], &dir.join(&name), &[], &mut batch)
                 .with_context(|| format!("matrix cell {name}"))?;
@@ -90,9 +95,10 @@ pub fn run(args: &MatrixArgs) -> Outcome {
     let cells: Vec<Cell> = cells
         .iter()
         .zip(&summaries)
-        .map(|((proto, (a, b, p, m, t)), runs)| {
+        .map(|(((proto, (a, b, p, m, t)), _), runs)| {
             let mut cell = Cell::from_runs(a.name(), b.name(), p.name(), m.name(), t.name(), runs);
             cell.protocol = proto.name().to_owned();
+            cell.stance = Some(crate::results::stance::Stance::from_runs(proto.name(), runs));
             cell
         })
         .collect();
@@ -122,6 +128,27 @@ fn with_protocols(args: &MatrixArgs, base: &Scenario, noise: Vec<Combination>) -
         cells.extend(transports.into_iter().map(|t| (proto, (a, b, p, m, t))));
     }
     cells
+}
+
+/// Each cell once per `--franking` value (the scenario's when none is given); a cell of
+/// another protocol than noise only unfranked.
+fn with_franking(args: &MatrixArgs, base: &Scenario, cells: Vec<ProtocolCell>) -> Vec<(ProtocolCell, bool)> {
+    let values = if args.franking.is_empty() { vec![base.crypto.franking] } else { args.franking.clone() };
+    let mut out = Vec::new();
+    for c in cells {
+        if c.0 != Protocol::Noise {
+            out.push((c, false));
+            continue;
+        }
+        out.extend(values.iter().map(|&f| (c, f)));
+    }
+    out.dedup();
+    out
+}
+
+/// A franked cell's name ends in `-franked`.
+fn franked_name(name: String, franked: bool) -> String {
+    if franked { format!("{name}-franked") } else { name }
 }
 
 /// A cell's name: [`cell_name`] for noise, the protocol's name (and `-wss`) otherwise.

@@ -10,10 +10,10 @@ use sealcore::franking::{self, Context, RelayKey};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 
-/// Bytes franking adds to a message on the wire: the franking key inside the sealed
-/// plaintext and the commitment beside the ciphertext (the relay's stamp and context come
-/// on top on the way to the recipient).
-pub const BYTES_ADDED: usize = franking::KEY_LEN + franking::TAG_LEN;
+/// Bytes franking adds to a message on the wire (`docs/PROTOCOL.md` §6.1): the franking
+/// key inside the sealed plaintext and the 72-byte trailer beside the ciphertext
+/// (commitment, and room for the relay's time and stamp), on the SEND and the DELIVER alike.
+pub const BYTES_ADDED: usize = franking::KEY_LEN + franking::TRAILER_LEN;
 
 /// Franking at one message size.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -26,7 +26,7 @@ pub struct FrankingRow {
     pub stamp: Timing,
     /// The relay: verifying a report (commitment recomputed, stamp checked).
     pub report_verify: Timing,
-    /// Bytes franking adds per message (franking key + commitment).
+    /// Bytes franking adds per message (franking key + trailer).
     pub bytes_added: usize,
 }
 

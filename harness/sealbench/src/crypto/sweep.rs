@@ -108,7 +108,7 @@ impl SweepPlan {
         let per_backend = self.aeads.len() * self.sizes.len() + self.handshakes.len() + 2 + self.mode_aeads.len();
         (self.backends.len() * per_backend) as u64
             + self.protocols.as_ref().map_or(0, super::protocols::ProtocolPlan::steps)
-            + 1 // franking
+            + 2 // franking, committing mode
     }
 
     /// Checks the backends before anything is measured: each must be compiled in.
@@ -191,6 +191,8 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
     }
     progress.step("franking: frank, stamp, report verification");
     let franking = super::franking::run(&plan.sizes, plan.budget)?;
+    progress.step("committing mode: key commitment beside ChaCha20-Poly1305 and AES-256-GCM");
+    let committing = super::committing::run(&plan.sizes, plan.budget)?;
     let protocols = match &plan.protocols {
         Some(p) => super::protocols::run(p, progress)?,
         None => Vec::new(),
@@ -214,6 +216,7 @@ pub fn run(plan: &SweepPlan, progress: &mut dyn Progress) -> Result<CryptoReport
         transport_modes: modes,
         protocols,
         franking,
+        committing,
     }
     .finished(started.elapsed()))
 }

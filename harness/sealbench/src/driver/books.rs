@@ -19,6 +19,9 @@ pub enum NotOpened {
     NotReady,
     /// The session refused it.
     Open(OpenError),
+    /// It opened, but its franking commitment does not match the message and franking
+    /// key decrypted (`crypto.franking`): not the message committed to.
+    Franking,
 }
 
 /// The counters, histograms and windows of one shard.
@@ -140,6 +143,7 @@ impl Books {
             Err(NotOpened::Open(OpenError::Auth)) => self.counters.auth_failed += 1,
             Err(NotOpened::Open(OpenError::TooOld | OpenError::TooFarAhead)) => self.counters.too_old += 1,
             Err(NotOpened::Open(_)) => self.counters.malformed += 1,
+            Err(NotOpened::Franking) => self.counters.franking_mismatch += 1,
         }
         None
     }

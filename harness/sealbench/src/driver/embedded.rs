@@ -28,6 +28,10 @@ pub struct RelayStats {
     /// matches, blocked messages, and its scan time per message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<crate::relay::scan::ScanStats>,
+    /// With franked messages (`crypto.franking`): what the relay stamped, the reports it
+    /// verified and refused, and its stamp and verification times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub franking: Option<crate::relay::franking::FrankingStats>,
 }
 
 impl RelayStats {
@@ -46,6 +50,7 @@ impl RelayStats {
             dropped_on_close: m.dropped_on_close.get(),
             adversary: adversary.then(|| m.adversary_counts()),
             scan: m.scan_stats(),
+            franking: m.franking.stats(),
         }
     }
 }

@@ -73,7 +73,7 @@ metrics! {
     /// The log-in on another server's wire (`relay.wire` `mqtt`: CONNECT → CONNACK and the
     /// subscriptions' SUBACKs; `xmpp`: stream open → SASL → bind, presence sent): what
     /// [`Metric::Register`] is on sealbench's wire.
-    Login: "login", table 21;
+    Login: "login", table 22;
     /// First handshake message sent → transport ready, on the initiator.
     Handshake: "handshake", table 12;
     /// Intended send → decrypted at the recipient (coordinated-omission corrected), for
@@ -120,6 +120,9 @@ metrics! {
     MlsCommitProcess: "mls_commit_process", table 8, tagged 1;
     /// `crypto.protocol = "mls"`: processing a Welcome, at each joining device.
     MlsWelcome: "mls_welcome", table 7;
+    /// `crypto.franking`: the sender's franking of one message (drawing its franking key
+    /// and committing to the message), sampled as [`Metric::Seal`] is.
+    Frank: "frank", table 21;
 }
 
 /// The metrics `places` puts in order, `N` of them (those with a place).

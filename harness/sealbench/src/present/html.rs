@@ -204,6 +204,11 @@ pub fn write_matrix(dir: &Path, m: &Matrix) -> Result<PathBuf> {
     for note in markdown::matrix_notes(esc) {
         let _ = write!(b, "<p>{note}</p>");
     }
+    if let Some(t) = markdown::stance_table(m) {
+        let _ = write!(b, "<h2>{}</h2>", markdown::STANCES_HEADING);
+        b.push_str(&table(&t));
+        let _ = write!(b, "<p>{}</p>", esc(markdown::STANCES_NOTE));
+    }
     if m.cells.iter().any(|c| c.saturated) {
         b.push_str("<div class=\"danger\">Some runs had a saturated generator (marked ⚠): their latencies describe the generator.</div>");
     }

@@ -125,7 +125,61 @@ pub fn matrix_notes(code: impl Fn(&str) -> String) -> [String; 3] {
 /// `matrix.md`.
 pub fn matrix(m: &Matrix) -> String {
     let [a, b, c] = matrix_notes(backticks);
-    format!("## {}\n\n{}\n{a}\n{b}\n{c}\n", matrix_heading(m, backticks), matrix_table(m).markdown())
+    let mut md = format!("## {}\n\n{}\n{a}\n{b}\n{c}\n", matrix_heading(m, backticks), matrix_table(m).markdown());
+    if let Some(t) = stance_table(m) {
+        md.push_str(&format!("\n### {STANCES_HEADING}\n\n{}\n{STANCES_NOTE}\n", t.markdown()));
+    }
+    md
+}
+
+/// The heading of the stances table.
+pub const STANCES_HEADING: &str = "The relay's stances: reading and scanning, end-to-end encrypted, franked";
+/// What the stances table says, in one line.
+pub const STANCES_NOTE: &str = "Same seeded workload in every row. Relay CPU is the embedded relay's per message sent \
+     (steady window); bytes are what clients sent per message (headers, E2E body, franking; handshakes and reports \
+     included); scan, stamp and report verify are the relay's, frank the sender's; reports are sent / verified.";
+
+/// The stances table of a matrix (a row per cell), when some cell reads or franks.
+pub fn stance_table(m: &Matrix) -> Option<Table> {
+    if !m.cells.iter().filter_map(|c| c.stance.as_ref()).any(crate::results::stance::Stance::telling) {
+        return None;
+    }
+    let header = [
+        "cell",
+        "stance",
+        "relay CPU µs/msg",
+        "e2e p50 ms",
+        "e2e p99 ms",
+        "bytes on the wire / msg",
+        "scan µs",
+        "frank ns",
+        "stamp µs",
+        "report verify µs",
+        "reports",
+        "what the relay could see",
+    ];
+    let rows = m
+        .cells
+        .iter()
+        .filter_map(|c| c.stance.as_ref().map(|s| (c, s)))
+        .map(|(c, s)| {
+            vec![
+                c.label(),
+                s.name.clone(),
+                fmt_spread(s.relay_cpu_us_per_msg, 1.0, 2),
+                fmt_spread(c.e2e_p50_us, 1e-3, 3),
+                fmt_spread(c.e2e_p99_us, 1e-3, 3),
+                fmt_spread(s.wire_bytes_per_msg, 1.0, 0),
+                fmt_spread(s.scan_us, 1.0, 2),
+                fmt_spread(s.frank_ns, 1.0, 0),
+                fmt_spread(s.stamp_us, 1.0, 2),
+                fmt_spread(s.report_verify_us, 1.0, 2),
+                if s.reports.0 == 0 { "—".to_owned() } else { format!("{} / {}", s.reports.0, s.reports.1) },
+                s.sees.clone(),
+            ]
+        })
+        .collect();
+    Some(Table { header: header.map(String::from).to_vec(), rows })
 }
 
 /// The heading of a capacity search, `code` quoting the scenario name.

@@ -12,13 +12,14 @@
 use super::adversary::{Action, Adversary, Held, Released};
 use super::keypool::ClaimLimiter;
 use super::registry::{EnqueueError, MailLimits, Peer, Register, Route};
-use super::scan;
 use super::timeouts::{Fire, Timeouts};
 use super::writer::{self, CloseWith, PING, Writer, Written};
 use super::{CLOSE_IDLE, CLOSE_SLOW, Shared};
+use super::{franking, scan};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_GROUP, FLAG_STORED, Frame, FrameType};
+use sealcore::frame::{self, ErrorCode, FLAG_ACK, FLAG_FRANKED, FLAG_GROUP, FLAG_STORED, Frame, FrameType};
+use sealcore::franking::TRAILER_LEN;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -90,6 +91,8 @@ pub(super) async fn serve<S: super::Io>(shared: Arc<Shared>, stream: S, accepted
         sample: 0,
         scan: ScanTally::default(),
         claims: None,
+        stamped: 0,
+        stamp_tick: 0,
         arena: BytesMut::new(),
         arena_block: ARENA_FIRST,
     };
@@ -144,6 +147,10 @@ struct Conn {
     scan: ScanTally,
     /// Its key claims' rate state, made at its first claim.
     claims: Option<Box<ClaimLimiter>>,
+    /// Franked messages stamped since the last batch was published…
+    stamped: u32,
+    /// …and the tick that picks the ones timed.
+    stamp_tick: u32,
 }
 
 /// A connection's scan counters between two publications (a batch is at most
@@ -255,6 +262,9 @@ impl Conn {
         if self.bytes_in > 0 {
             m.bytes_in.inc_by(std::mem::take(&mut self.bytes_in));
         }
+        if self.stamped > 0 {
+            m.franking.stamped.inc_by(u64::from(std::mem::take(&mut self.stamped)));
+        }
         let t = &mut self.scan;
         if t.scanned + t.unreadable > 0 {
             for (counter, n) in [
@@ -360,6 +370,8 @@ impl Conn {
                 let body_len = body.len();
                 if recipient == 0 || recipient == self.id {
                     self.refuse(request_id, ErrorCode::InvalidTarget, "recipient is 0 or the sender itself");
+                } else if flags & FLAG_FRANKED != 0 && body_len < TRAILER_LEN {
+                    self.refuse(request_id, ErrorCode::Malformed, SHORT_TRAILER);
                 } else if self.scan_refuses(request_id, body) {
                     // Blocked (and answered) by the scan.
                 } else if let Some(adv) = adversary {
@@ -375,8 +387,18 @@ impl Conn {
                 self.refuse(request_id, ErrorCode::InvalidTarget, "group id 0 is reserved");
                 Next::Continue
             }
+            Frame::GroupSend { request_id, flags, body, .. }
+                if flags & FLAG_FRANKED != 0 && body.len() < TRAILER_LEN =>
+            {
+                self.refuse(request_id, ErrorCode::Malformed, SHORT_TRAILER);
+                Next::Continue
+            }
             Frame::GroupSend { request_id, flags, group, .. } => {
                 self.group_send(data, request_id, flags, group);
+                Next::Continue
+            }
+            report @ Frame::Report { .. } => {
+                self.on_report(report);
                 Next::Continue
             }
             Frame::GroupJoin { request_id, group } => {
@@ -532,9 +554,13 @@ impl Conn {
     /// SEND → DELIVER, rewriting the header in place (no copy when the buffer is ours).
     fn route_send(&mut self, data: Bytes, request_id: u64, flags: u8, recipient: u64) {
         let t0 = self.sampled().then(Instant::now);
+        let franked = data.get(10).is_some_and(|f| f & FLAG_FRANKED != 0);
         let mut buf = self.writable(data);
         // Cannot fail: decode() already checked the 19-byte header.
-        let _ = frame::rewrite_as_deliver(&mut buf, self.id, 0, 0);
+        let _ = frame::rewrite_as_deliver(&mut buf, self.id, if franked { FLAG_FRANKED } else { 0 }, 0);
+        if franked {
+            self.stamp(&mut buf, recipient);
+        }
         let limit = self.shared.config.queue_bytes;
         let mut frame = Some(buf);
         for _attempt in 0..2 {
@@ -610,6 +636,35 @@ impl Conn {
             }
         }
         self.refuse(request_id, ErrorCode::RecipientOverloaded, "recipient disconnected while routing");
+    }
+
+    /// REPORT: verified (both MACs recomputed), counted, and answered with REPORT_RESULT.
+    fn on_report(&mut self, report: Frame<'_>) {
+        let Frame::Report { request_id, sender, recipient, time_ns, commitment, stamp, franking_key, message } = report
+        else {
+            return;
+        };
+        let ctx = sealcore::franking::Context { sender, recipient, time_ns };
+        let result = match self.shared.franking.as_ref() {
+            Some(key) => {
+                let m = &self.shared.metrics.franking;
+                franking::verify(key, m, message, franking_key, commitment, ctx, stamp)
+            }
+            None => frame::REPORT_REFUSED_STAMP,
+        };
+        self.send_frame(&Frame::ReportResult { request_id, result });
+    }
+
+    /// Stamps the franking trailer of a DELIVER being made (its length was checked when
+    /// the SEND was read): the relay's MAC over (commitment, sender, `recipient`, time).
+    fn stamp(&mut self, deliver: &mut [u8], recipient: u64) {
+        let Some(key) = self.shared.franking.as_ref() else { return };
+        self.stamp_tick = self.stamp_tick.wrapping_add(1);
+        let timed = self.stamp_tick.is_multiple_of(franking::STAMP_SAMPLE);
+        let body = deliver.get_mut(frame::ROUTED_HEADER_LEN..).unwrap_or_default();
+        if franking::stamp(key, &self.shared.metrics.franking, body, self.id, recipient, timed) {
+            self.stamped += 1;
+        }
     }
 
     fn done_send(&mut self, request_id: u64, flags: u8, t0: Option<Instant>) {
@@ -705,8 +760,13 @@ impl Conn {
         if self.scan_refuses(request_id, data.get(frame::ROUTED_HEADER_LEN..).unwrap_or_default()) {
             return;
         }
+        let franked = data.get(10).is_some_and(|f| f & FLAG_FRANKED != 0);
         let mut buf = self.writable(data);
-        let _ = frame::rewrite_as_deliver(&mut buf, self.id, FLAG_GROUP, group);
+        let flags_out = if franked { FLAG_GROUP | FLAG_FRANKED } else { FLAG_GROUP };
+        let _ = frame::rewrite_as_deliver(&mut buf, self.id, flags_out, group);
+        if franked {
+            self.stamp(&mut buf, group); // once for every member: the group is its recipient
+        }
         let bytes = buf.freeze(); // encoded once, shared by every member
         let limit = self.shared.config.queue_bytes;
         let (mut routed, mut overloaded) = (0u64, 0u32);
@@ -798,6 +858,9 @@ impl Conn {
         }
     }
 }
+
+/// Why a franked SEND / GROUP_SEND too short for its trailer is refused.
+const SHORT_TRAILER: &str = "a franked body is shorter than its 72-byte franking trailer";
 
 /// The request id of a client frame (bytes 2..10), 0 when there is none.
 fn request_id_of(data: &[u8]) -> u64 {

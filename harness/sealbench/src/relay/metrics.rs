@@ -130,6 +130,8 @@ pub struct RelayMetrics {
     scan_time: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
     /// The scan's action, when the relay scans.
     scan_action: Option<ScanAction>,
+    /// Message franking: stamps and reports.
+    pub franking: super::franking::FrankingMetrics,
 }
 
 impl Default for RelayMetrics {
@@ -178,6 +180,7 @@ impl RelayMetrics {
             scan_words: Gauge::default(),
             scan_time: std::sync::Mutex::new(scan_histogram()),
             scan_action: None,
+            franking: Default::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections open now", m.connections.clone());
@@ -240,6 +243,7 @@ impl RelayMetrics {
             m.key_claims.clone(),
         );
         register_scan_and_keys(registry, &m);
+        m.franking.register(registry);
         RelayMetrics { registry: root, ..m }
     }
 

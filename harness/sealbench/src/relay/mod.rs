@@ -18,6 +18,8 @@
 //!   `writer` — its writing side.
 //! - [`scan`] — the relay that reads: a keyword scan of the bodies it can read (PLAIN,
 //!   PLAIN_GROUP), counted or blocked; the word lists it matches.
+//! - [`franking`] — message franking: the stamp of each franked message it forwards, and
+//!   the verification of reports (it never reads the message until one is reported).
 //! - [`metrics`] — Prometheus metrics; [`http`] — the `/metrics` and `/healthz` server.
 //! - [`tls`] — `wss://`: the server certificate (PEM files or generated) and the TLS
 //!   accept step in front of the upgrade.
@@ -25,6 +27,7 @@
 pub mod adversary;
 pub mod config;
 mod connection;
+pub mod franking;
 pub mod http;
 pub mod keypool;
 pub mod metrics;
@@ -72,6 +75,10 @@ struct Shared {
     adversary_index: std::sync::atomic::AtomicU64,
     /// One-time keys, key packages and fallbacks (Olm, MLS).
     pools: keypool::KeyPools,
+    /// The secret franked messages are stamped with (drawn at start, never leaves the
+    /// process); None only if the OS had no randomness (then nothing is stamped and every
+    /// report is refused as `stamp`).
+    franking: Option<sealcore::franking::RelayKey>,
 }
 
 /// A relay instance: its config and metrics, before and while it serves.
@@ -173,6 +180,9 @@ impl Relay {
             idle: Notify::new(),
             adversary_index: std::sync::atomic::AtomicU64::new(0),
             pools: keypool::KeyPools::default(),
+            franking: sealcore::franking::RelayKey::generate()
+                .inspect_err(|e| tracing::error!(error = %e, "no randomness for the franking secret"))
+                .ok(),
         });
         (shared, stop_tx)
     }

@@ -97,6 +97,12 @@ pub struct Cell {
     /// ([`super::others::other_work`]): its figures include waiting for them.
     #[serde(default)]
     pub machine_shared: bool,
+    /// Its messages were franked (`crypto.franking`; matrices made before: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub franking: bool,
+    /// The relay's stance and what it cost (matrices made before stances: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stance: Option<super::stance::Stance>,
 }
 
 fn ws() -> String {
@@ -120,8 +126,15 @@ impl Cell {
             let clear = if clear { " (UNENCRYPTED)" } else { "" };
             return format!("{}{clear}{}", self.protocol, self.transport_suffix(" / "));
         }
+        let franked = if self.franking { " + franking" } else { "" };
         let aead = self.aead.parse::<AeadKind>().map(|a| a.label().to_owned()).unwrap_or_else(|_| self.aead.clone());
-        format!("{aead} on {} / {} / {}{}", self.backend, self.pattern, self.mode, self.transport_suffix(" / "))
+        format!(
+            "{aead} on {} / {} / {}{}{franked}",
+            self.backend,
+            self.pattern,
+            self.mode,
+            self.transport_suffix(" / ")
+        )
     }
 
     /// `{sep}<backend>` unless the backend is rustcrypto (cells from before backends were
@@ -174,6 +187,8 @@ impl Cell {
             lost: runs.iter().map(|(_, s)| s.messages.lost).sum(),
             saturated: runs.iter().any(|(_, s)| s.generator.saturated),
             machine_shared: runs.iter().any(|(_, s)| super::others::other_work(s).is_some()),
+            franking: runs.first().is_some_and(|(_, s)| s.scenario.crypto.franking),
+            stance: Some(super::stance::Stance::from_runs("noise", runs)),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod merge;
 pub mod others;
 pub mod repeats;
 pub mod stages;
+pub mod stance;
 pub mod stream;
 pub mod summary;
 pub mod timeseries;

@@ -13,10 +13,12 @@
 //! - `transport` — `ws` or `wss`, and the `[relay]` TLS fields (`tls`, `ca`, `insecure`).
 //! - [`stages`] — `[[stages]]` (load that changes within a run) and the rate [`Profile`]
 //!   the open-loop schedule follows.
+//! - `franking` — message franking (`crypto.franking`, `traffic.report_share`), checked.
 //! - `reading` — the relay that reads: messages' text and keywords (`traffic.content`,
 //!   `traffic.keyword_share`) and the embedded relay's scan (`relay.scan`), checked together.
 
 pub mod choice;
+mod franking;
 mod load;
 mod part;
 mod plan;
@@ -31,6 +33,7 @@ pub use choice::{
     Arrival, Content, ConversationKind, Fanout, Mode, OLD_KDF_CHAIN_NAME, Pairing, RelayTarget, Senders, Transport,
     WsUrl,
 };
+pub use franking::FrankingPlan;
 pub use part::Part;
 pub use plan::{MAX_SIZE, MIN_SIZE, Plan, ProtocolPlan, unencrypted};
 pub use population::Population;
@@ -272,6 +275,11 @@ pub struct Traffic {
     /// of 1,000 or more holds it; with fewer words, one of those).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub keyword_share: f64,
+    /// With `crypto.franking`: the share of franked messages (0..=1) their recipient
+    /// reports to the relay (a REPORT it verifies; `docs/PROTOCOL.md` §6.1). Which ones is
+    /// drawn from the run's seed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub report_share: f64,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -302,6 +310,7 @@ impl Default for Traffic {
             tick: default_tick(),
             content: Content::default(),
             keyword_share: 0.0,
+            report_share: 0.0,
         }
     }
 }
@@ -365,6 +374,11 @@ pub struct Crypto {
     /// member published afresh and the creator claimed from the directory); 0: never.
     #[serde(default)]
     pub mls_churn_every: u32,
+    /// Message franking (`noise` conversation and group messages on sealbench's wire): each
+    /// message carries a commitment its recipient checks and the relay stamps, so that a
+    /// recipient can report it verifiably (`traffic.report_share`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub franking: bool,
 }
 
 fn default_rotate_after() -> u32 {
@@ -403,6 +417,7 @@ impl Default for Crypto {
             megolm_leave_every: 0,
             mls_self_update_every: default_self_update(),
             mls_churn_every: 0,
+            franking: false,
         }
     }
 }

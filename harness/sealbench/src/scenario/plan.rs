@@ -68,6 +68,8 @@ pub struct ProtocolPlan {
     pub mls_self_update_every: u32,
     /// MLS: membership churn every this many messages (0: none).
     pub mls_churn_every: u32,
+    /// Message franking, when `crypto.franking` asks for it.
+    pub franking: Option<super::franking::FrankingPlan>,
 }
 
 impl ProtocolPlan {
@@ -83,6 +85,7 @@ impl ProtocolPlan {
             megolm_leave_every: c.megolm_leave_every,
             mls_self_update_every: c.mls_self_update_every,
             mls_churn_every: c.mls_churn_every,
+            franking: None,
         }
     }
 
@@ -178,7 +181,8 @@ impl Plan {
         };
         s.crypto.backend.check(s.crypto.aead).map_err(|e| anyhow::anyhow!("crypto.backend: {e}"))?;
         let suite = Suite::new(s.crypto.pattern, s.crypto.aead, s.crypto.hash).with_backend(s.crypto.backend);
-        let protocol = ProtocolPlan::new(s, suite, mode);
+        let mut protocol = ProtocolPlan::new(s, suite, mode);
+        protocol.franking = super::franking::plan(s)?;
         let content = super::reading::content(s)?;
         let scan = super::reading::scan(s)?;
         Ok(Plan {

@@ -8,7 +8,7 @@ use crate::clock::now_ns;
 use crate::driver::books::{Books, NotOpened};
 use crate::driver::chat::Chat;
 use crate::driver::recorder::Metric;
-use crate::driver::wire::Side;
+use crate::driver::wire::{RequestId, Side};
 use bytes::{Bytes, BytesMut};
 use sealcore::payload::{E2eKind, Stamp};
 
@@ -139,10 +139,38 @@ impl Ctx<'_> {
     #[inline]
     pub fn on_pairwise(&mut self, s: usize, side: Side, data: &mut [u8], stored: bool, now: u64) {
         let t0 = self.books.open_timer();
-        let result = self.sessions[s].open(side, data).map(|o| (o.stamp, o.reordered));
         let (to, from) = (self.sessions[s].client(side), self.sessions[s].client(side.peer()));
+        let result = self.sessions[s].open(side, data).map(|o| {
+            if let Some(f) = o.report {
+                self.report(s, side, &f);
+            }
+            (o.stamp, o.reordered)
+        });
         let (chat, sender) = (self.devices[to].chat, self.devices[from].pos);
         self.accept(to, chat, sender, result, stored, now, t0);
+    }
+
+    /// `side` of session `s` reports the franked message `f` it opened to the relay.
+    fn report(&mut self, s: usize, side: Side, f: &super::franking::Franked<'_>) {
+        let c = &self.sessions[s];
+        let (to, sender, recipient) = (c.client(side), c.ids[side.peer().index()], c.ids[side.index()]);
+        self.report_to(to, RequestId::Control(c.id), sender, recipient, f);
+    }
+
+    /// Device `to` reports the franked message `f` that `sender` sent `recipient` (relay
+    /// ids; a group's id for a group message) to the relay.
+    pub fn report_to(
+        &mut self,
+        to: usize,
+        request: RequestId,
+        sender: u64,
+        recipient: u64,
+        f: &super::franking::Franked<'_>,
+    ) {
+        let frame = super::franking::report_frame(self.out, request, sender, recipient, f);
+        if self.send(to, frame) {
+            self.books.counters.reports_sent += 1;
+        }
     }
 
     /// Classifies what opening a message for device `to` gave, and records an authentic

@@ -66,7 +66,7 @@ impl Megolm {
     fn on_key(&mut self, cx: &mut Ctx<'_>, s: usize, side: Side, data: &mut [u8]) {
         let (to, from) = (cx.sessions[s].client(side), cx.sessions[s].client(side.peer()));
         let (chat, pos, sender) = (cx.devices[to].chat, cx.devices[to].pos, cx.devices[from].pos);
-        let installed = match cx.sessions[s].open(side, data) {
+        let installed = match cx.sessions[s].open_control(side, data) {
             Ok(o) => self.groups[chat]
                 .as_mut()
                 .and_then(|g| (sender < g.out.len()).then(|| g.install(pos, sender, o.rest)).flatten()),

@@ -28,8 +28,11 @@
 //! - `mls` — MLS groups (openmls): key packages, Welcome, commits; `mls/group`.
 //! - [`plaintext`] — no end-to-end encryption at all: the relay could read every message.
 //! - [`pairwise`] — one pairwise session's two ends, sealing and opening.
+//! - [`franking`] — message franking (`crypto.franking`), pairwise and in Noise groups: the
+//!   franking key sealed inside, the commitment beside, checked on opening, reported.
 
 pub mod context;
+pub mod franking;
 #[cfg(feature = "megolm")]
 mod megolm;
 #[cfg(feature = "mls")]
@@ -264,6 +267,28 @@ impl Cipher {
             #[cfg(feature = "olm")]
             Cipher::Olm(e) => e.seal_timed(out, size, stamp, extra, text),
             Cipher::Plain(e) => e.seal(out, size, stamp, extra, text),
+        }
+    }
+
+    /// As [`Cipher::seal`] for a franked message (`crypto.franking`): seals the plaintext
+    /// followed by `fk`, and returns the commitment to the plaintext (and, when `timed`,
+    /// the time committing took, ns). Noise transports only (the plan allows no other).
+    ///
+    /// # Errors
+    /// As [`Cipher::seal`]; [`SealError::Aead`] for a cipher that does not frank.
+    #[inline]
+    pub fn seal_franked(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        fk: &sealcore::franking::FrankingKey,
+        text: Text<'_>,
+        timed: bool,
+    ) -> Result<(sealcore::franking::Commitment, Option<u64>), SealError> {
+        match self {
+            Cipher::Noise(e) => e.seal_franked(out, size, stamp, fk, text, timed),
+            _ => Err(SealError::Aead),
         }
     }
 

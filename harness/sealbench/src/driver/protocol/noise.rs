@@ -6,6 +6,7 @@
 //! sealcore's transport), handed to every other member over their Noise session once it
 //! is up; a group message is sealed once with it and fanned out by the relay.
 
+use super::franking::{self, Franker};
 use super::pairwise::{BODY_AT, PLAINTEXT_AT, TRANSPORT_AT, Timed, write_plaintext};
 use super::{Body, Cipher, Conversation, Ctx, SessionProtocol};
 use crate::driver::books::NotOpened;
@@ -18,6 +19,9 @@ use sealcore::payload::{self, E2eKind, Stamp};
 use sealcore::{
     Handshake, HandshakeError, HandshakeKeys, OpenError, SealError, SenderKey, TransportReceiver, TransportSender,
 };
+
+/// Bytes franking adds to a franked group message: the key inside, the trailer beside.
+const FRANKING_BYTES: u64 = (sealcore::franking::KEY_LEN + sealcore::franking::TRAILER_LEN) as u64;
 
 /// Prologue of every handshake (both sides must agree).
 pub const PROLOGUE: &[u8] = b"sealbench/1";
@@ -47,6 +51,32 @@ impl NoiseEnd {
         write_plaintext(&mut out[PLAINTEXT_AT..PLAINTEXT_AT + size], stamp, extra, text)?;
         self.sender.seal(&mut out[TRANSPORT_AT..], size)?;
         Ok(())
+    }
+
+    /// Seals a franked message in place after the headers in `out`: the plaintext of
+    /// `size` bytes, then `fk` (see [`Cipher::seal_franked`]).
+    ///
+    /// # Errors
+    /// When the transport refuses (counter exhausted).
+    #[inline]
+    pub fn seal_franked(
+        &mut self,
+        out: &mut BytesMut,
+        size: usize,
+        stamp: Stamp,
+        fk: &sealcore::franking::FrankingKey,
+        text: Text<'_>,
+        timed: bool,
+    ) -> Result<(sealcore::franking::Commitment, Option<u64>), SealError> {
+        let key_at = PLAINTEXT_AT + size;
+        out.resize(key_at + fk.len() + sealcore::TAG_LEN, 0);
+        write_plaintext(&mut out[PLAINTEXT_AT..key_at], stamp, &[], text)?;
+        let t0 = timed.then(crate::clock::now_ns);
+        out[key_at..key_at + fk.len()].copy_from_slice(fk);
+        let c = sealcore::franking::commit(fk, &out[PLAINTEXT_AT..key_at]);
+        let took = t0.map(|t0| crate::clock::now_ns().saturating_sub(t0));
+        self.sender.seal(&mut out[TRANSPORT_AT..], size + fk.len())?;
+        Ok((c, took))
     }
 
     /// Opens in place.
@@ -80,6 +110,9 @@ struct SenderKeys {
     inbound: Vec<Option<TransportReceiver>>,
     /// Per (recipient, sender): the highest message number received (reorder count).
     max_rx: Vec<Option<u32>>,
+    /// With `crypto.franking`, per device: its franking keys (as a sender) and report
+    /// draws (as a recipient); empty otherwise.
+    frankers: Vec<Franker>,
 }
 
 /// The shard's Noise state.
@@ -230,7 +263,7 @@ impl Noise {
     /// A sender key for `side` of session `s`: installed for the group's sender.
     fn on_sender_key(&mut self, cx: &mut Ctx<'_>, s: usize, side: Side, data: &mut [u8]) {
         let (to, from) = (cx.sessions[s].client(side), cx.sessions[s].client(side.peer()));
-        let key = match cx.sessions[s].open(side, data) {
+        let key = match cx.sessions[s].open_control(side, data) {
             Ok(o) => <[u8; 32]>::try_from(o.rest.get(..32).unwrap_or(&[])).ok(),
             Err(_) => None,
         };
@@ -258,8 +291,24 @@ impl Noise {
             return;
         };
         let slot = pos * sending + sender;
+        let group = group_id(cx.chats[chat].id);
         let result = match keys.inbound[slot].as_mut() {
             None => Err(NotOpened::NotReady),
+            // A franked group message: its trailer off, opened, its commitment checked; a
+            // share of them reported, with the group as the stamp's recipient.
+            Some(rx) if !keys.frankers.is_empty() => {
+                franking::open_with(body.data, |b| rx.open(b)).and_then(|(pt, franked)| {
+                    if keys.frankers[pos].reports() {
+                        cx.report_to(client, RequestId::Group(cx.chats[chat].id), body.sender, group, &franked);
+                    }
+                    let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
+                    let reordered = keys.max_rx[slot].is_some_and(|m| stamp.msg < m);
+                    if !reordered {
+                        keys.max_rx[slot] = Some(stamp.msg);
+                    }
+                    Ok((stamp, reordered))
+                })
+            }
             Some(rx) => rx.open(body.data).map_err(NotOpened::Open).and_then(|pt| {
                 let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
                 let reordered = keys.max_rx[slot].is_some_and(|m| stamp.msg < m);
@@ -321,7 +370,15 @@ impl SessionProtocol for Noise {
         let (id, wire) = (cx.chats[chat].id, cx.chats[chat].wire);
         let from = cx.devices[cx.chats[chat].first_client + pos].id;
         let keys = self.groups[chat].as_mut().ok_or(SealError::Aead)?;
-        seal_group_message(&mut keys.out[pos], wire, from, id, group_id(id), m, out)
+        match keys.frankers.get_mut(pos) {
+            Some(f) => {
+                let fk = f.key();
+                seal_franked_group_message(&mut keys.out[pos], wire, from, id, &fk, m, out)?;
+                cx.books.counters.franking_bytes += FRANKING_BYTES;
+                Ok(())
+            }
+            None => seal_group_message(&mut keys.out[pos], wire, from, id, group_id(id), m, out),
+        }
     }
 }
 
@@ -334,7 +391,11 @@ impl SenderKeys {
         let (suite, mode) = (plan.suite, plan.mode);
         let out = keys.iter().map(|k| SenderKey::new(suite.backend, suite.aead, mode, k).sender()).collect();
         let n = c.devices * c.sending;
-        Ok(SenderKeys { keys, out, inbound: (0..n).map(|_| None).collect(), max_rx: vec![None; n] })
+        let frankers = match &plan.franking {
+            Some(f) => (0..c.devices).map(|pos| Franker::of_member(f, c.id, pos)).collect(),
+            None => Vec::new(),
+        };
+        Ok(SenderKeys { keys, out, inbound: (0..n).map(|_| None).collect(), max_rx: vec![None; n], frankers })
     }
 }
 
@@ -375,4 +436,33 @@ pub fn seal_group_message(
     m.text.write(&mut out[PLAINTEXT_AT + payload::PLAINTEXT_HEADER_LEN..PLAINTEXT_AT + m.size]);
     sender.seal(&mut out[TRANSPORT_AT..], m.size)?;
     wire.finish_group_send(out, RequestId::Group(chat), group, from).map_err(|_| SealError::BufferTooSmall)
+}
+
+/// As [`seal_group_message`] for a franked group message (`crypto.franking`): the
+/// plaintext followed by `fk` sealed, the commitment in the trailer behind the body, the
+/// FRANKED flag set (`docs/PROTOCOL.md` §6.1).
+///
+/// # Errors
+/// As [`seal_group_message`].
+fn seal_franked_group_message(
+    sender: &mut TransportSender,
+    wire: Wire,
+    from: u64,
+    chat: u32,
+    fk: &sealcore::franking::FrankingKey,
+    m: Timed,
+    out: &mut BytesMut,
+) -> Result<(), SealError> {
+    let key_at = PLAINTEXT_AT + m.size;
+    out.clear();
+    out.resize(key_at + fk.len() + sealcore::TAG_LEN, 0);
+    payload::write_e2e_header(&mut out[BODY_AT..], E2eKind::Group, chat).map_err(|_| SealError::BufferTooSmall)?;
+    let stamp = Stamp { seq: m.msg, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
+    write_plaintext(&mut out[PLAINTEXT_AT..key_at], stamp, &[], m.text)?;
+    out[key_at..key_at + fk.len()].copy_from_slice(fk);
+    let c = sealcore::franking::commit(fk, &out[PLAINTEXT_AT..key_at]);
+    sender.seal(&mut out[TRANSPORT_AT..], m.size + fk.len())?;
+    wire.finish_group_send(out, RequestId::Group(chat), group_id(chat), from).map_err(|_| SealError::BufferTooSmall)?;
+    franking::finish_franked(out, &c);
+    Ok(())
 }

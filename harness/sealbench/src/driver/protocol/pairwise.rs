@@ -8,9 +8,11 @@
 //! this file's, the same for every protocol. No I/O: methods take and return bytes.
 
 use super::Cipher;
+use super::franking::{Franked, Franker};
 use crate::driver::books::NotOpened;
 use crate::driver::content::Text;
 use crate::driver::wire::{self, RequestId, Route, Side, Wire};
+use crate::scenario::FrankingPlan;
 use bytes::BytesMut;
 use sealcore::payload::{self, E2E_HEADER_LEN, E2eKind, Stamp};
 use sealcore::transport::HEADER_LEN;
@@ -39,6 +41,8 @@ pub struct Link {
     /// Actual send times of recent messages, by `seq % SENT_RING` (relay-ack latency):
     /// empty (4 KiB less per end) until this end first sends a message that asks for an ack.
     sent_at: Vec<(u64, u64)>,
+    /// With `crypto.franking`: this end's franking keys and report draws.
+    frank: Option<Franker>,
 }
 
 /// Writes a timed plaintext: the stamp, then `extra`, then the padding — zeros, or the
@@ -87,6 +91,9 @@ pub struct Opened<'a> {
     pub reordered: bool,
     /// The plaintext after the stamp.
     pub rest: &'a [u8],
+    /// A franked message its recipient reports (drawn at `traffic.report_share`): what the
+    /// REPORT carries.
+    pub report: Option<Franked<'a>>,
 }
 
 /// A pairwise session.
@@ -114,6 +121,8 @@ pub struct Conversation {
     /// Each end's lane, by [`Side::index`]: the session's index among that device's
     /// sessions (a wire with short packet ids names the session of an ack by it).
     lanes: [u16; 2],
+    /// Message franking (`crypto.franking`), for the ends set up from now on.
+    franking: Option<FrankingPlan>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -147,7 +156,18 @@ impl Conversation {
             hs_finished: false,
             wire: Wire::Sealbench,
             lanes: [0; 2],
+            franking: None,
         }
+    }
+
+    /// Its conversation messages are franked (`crypto.franking`), as `plan` says.
+    pub fn set_franking(&mut self, plan: Option<FrankingPlan>) {
+        self.franking = plan;
+    }
+
+    /// Whether its conversation messages are franked.
+    pub fn franked(&self) -> bool {
+        self.franking.is_some()
     }
 
     /// Frames of this session are written for `wire`; `lanes` are each end's lane (see
@@ -222,7 +242,8 @@ impl Conversation {
     /// `side` is set up with `cipher` (the session is finished once both are).
     pub fn set_ready(&mut self, side: Side, cipher: Cipher) {
         let sent_at = Vec::new();
-        self.ends[side.index()] = Some(Box::new(Link { cipher, next_seq: 0, max_seq_rx: None, sent_at }));
+        let frank = self.franking.map(|p| Franker::new(&p, self.id, side));
+        self.ends[side.index()] = Some(Box::new(Link { cipher, next_seq: 0, max_seq_rx: None, sent_at, frank }));
         if self.ready() {
             self.hs_finished = true;
         }
@@ -235,7 +256,23 @@ impl Conversation {
     /// When the end is not set up or its cipher refuses (counter exhausted). Returns the
     /// message's request id.
     pub fn seal(&mut self, side: Side, m: Timed, want_ack: bool, out: &mut BytesMut) -> Result<RequestId, SealError> {
-        self.seal_kind(side, None, m, &[], want_ack, out)
+        self.seal_kind(side, None, m, &[], want_ack, out, false).map(|(req, _)| req)
+    }
+
+    /// As [`Conversation::seal`]; with franking and `time_frank`, also returns the time
+    /// franking took (the commitment), in ns.
+    ///
+    /// # Errors
+    /// As [`Conversation::seal`].
+    pub fn seal_timing(
+        &mut self,
+        side: Side,
+        m: Timed,
+        want_ack: bool,
+        time_frank: bool,
+        out: &mut BytesMut,
+    ) -> Result<Option<u64>, SealError> {
+        self.seal_kind(side, None, m, &[], want_ack, out, time_frank).map(|(_, ns)| ns)
     }
 
     /// Seals a set-up message of `kind` from `side` (a timed plaintext stamped `now_ns`,
@@ -253,10 +290,12 @@ impl Conversation {
     ) -> Result<RequestId, SealError> {
         let size = payload::PLAINTEXT_HEADER_LEN + extra.len();
         let m = Timed { size, msg: 0, intended_ns: now_ns, actual_ns: now_ns, text: Text::ZEROS };
-        self.seal_kind(side, Some(kind), m, extra, false, out)
+        self.seal_kind(side, Some(kind), m, extra, false, out, false).map(|(req, _)| req)
     }
 
-    /// `kind`: None for a message of the conversation (its kind is the cipher's).
+    /// `kind`: None for a message of the conversation (its kind is the cipher's; franked
+    /// when the session is). Returns the request id, and the franking time when timed.
+    #[allow(clippy::too_many_arguments)]
     fn seal_kind(
         &mut self,
         side: Side,
@@ -265,19 +304,36 @@ impl Conversation {
         extra: &[u8],
         want_ack: bool,
         out: &mut BytesMut,
-    ) -> Result<RequestId, SealError> {
+        time_frank: bool,
+    ) -> Result<(RequestId, Option<u64>), SealError> {
         let id = self.id;
         let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;
         let seq = link.next_seq;
         let req = RequestId::Message { conv: id, side, seq };
         let stamp = Stamp { seq: seq as u32, msg: m.msg, intended_ns: m.intended_ns, actual_ns: m.actual_ns };
+        let franker = if kind.is_none() { link.frank.as_mut() } else { None };
         let kind = kind.unwrap_or(link.cipher.message_kind());
         out.clear();
         out.resize(TRANSPORT_AT, 0);
         payload::write_e2e_header(&mut out[BODY_AT..], kind, id).map_err(|_| SealError::BufferTooSmall)?;
-        link.cipher.seal(out, m.size, stamp, extra, m.text)?;
-        // The body is complete: the wire's header goes in front of it.
+        let mut frank_ns = None;
+        let commitment = match franker {
+            Some(f) => {
+                let (c, ns) = link.cipher.seal_franked(out, m.size, stamp, &f.key(), m.text, time_frank)?;
+                frank_ns = ns;
+                Some(c)
+            }
+            None => {
+                link.cipher.seal(out, m.size, stamp, extra, m.text)?;
+                None
+            }
+        };
+        // The body is complete: the wire's header goes in front of it (and a franked
+        // body's trailer behind it).
         self.finish_send(side, req, want_ack, out).map_err(|_| SealError::BufferTooSmall)?;
+        if let Some(c) = commitment {
+            super::franking::finish_franked(out, &c);
+        }
         let link = self.ends[side.index()].as_deref_mut().ok_or(SealError::Aead)?;
         if want_ack {
             if link.sent_at.is_empty() {
@@ -286,7 +342,7 @@ impl Conversation {
             link.sent_at[(seq as usize) % SENT_RING] = (seq, m.actual_ns);
         }
         link.next_seq = seq + 1;
-        Ok(req)
+        Ok((req, frank_ns))
     }
 
     /// Opens a message that arrived at `side`, in place.
@@ -297,14 +353,35 @@ impl Conversation {
     /// cipher's [`OpenError`] (`Truncated` when the plaintext has no timing header).
     /// Also returns whether it arrived after a later one, and the plaintext after the stamp.
     pub fn open<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
+        self.open_kind(side, data, true)
+    }
+
+    /// Opens a set-up message (a sender key) that arrived at `side`, in place: never
+    /// franked (only conversation messages are).
+    ///
+    /// # Errors
+    /// As [`Conversation::open`].
+    pub fn open_control<'a>(&mut self, side: Side, data: &'a mut [u8]) -> Result<Opened<'a>, NotOpened> {
+        self.open_kind(side, data, false)
+    }
+
+    fn open_kind<'a>(&mut self, side: Side, data: &'a mut [u8], message: bool) -> Result<Opened<'a>, NotOpened> {
         let link = self.ends[side.index()].as_deref_mut().ok_or(NotOpened::NotReady)?;
-        let pt = link.cipher.open(data).map_err(NotOpened::Open)?;
+        let (pt, report) = match link.frank.as_mut().filter(|_| message) {
+            // A franked message: its trailer off, opened, its commitment checked.
+            Some(f) => {
+                let (pt, franked) = super::franking::open(&mut link.cipher, data)?;
+                let report = f.reports().then_some(franked);
+                (pt, report)
+            }
+            None => (&*link.cipher.open(data).map_err(NotOpened::Open)?, None),
+        };
         let stamp = Stamp::read(pt).map_err(|_| NotOpened::Open(OpenError::Truncated))?;
         let reordered = link.max_seq_rx.is_some_and(|m| stamp.seq < m);
         if !reordered {
             link.max_seq_rx = Some(stamp.seq);
         }
-        Ok(Opened { stamp, reordered, rest: &pt[payload::PLAINTEXT_HEADER_LEN..] })
+        Ok(Opened { stamp, reordered, rest: &pt[payload::PLAINTEXT_HEADER_LEN..], report })
     }
 
     /// The actual send time of message `seq` of `side` (as truncated in its request id),

@@ -55,6 +55,12 @@ struct World {
     refuse_claims: Option<ErrorCode>,
     /// Bodies delivered so far: (device, sender id, body after the routed header).
     delivered: Vec<(usize, u64, Vec<u8>)>,
+    /// The relay's franking secret: it stamps franked SENDs and verifies REPORTs…
+    relay_key: sealcore::franking::RelayKey,
+    /// …and what each REPORT gave.
+    reports: Vec<Result<(), sealcore::franking::ReportRefusal>>,
+    /// Franked SENDs are handed to this before they are routed (a tampering relay).
+    tamper: Option<fn(&mut Vec<u8>)>,
     now: u64,
 }
 
@@ -69,6 +75,7 @@ fn plan(protocol: sealproto::Protocol, pattern: Pattern) -> ProtocolPlan {
         megolm_leave_every: 0,
         mls_self_update_every: 0,
         mls_churn_every: 0,
+        franking: None,
     }
 }
 
@@ -102,6 +109,9 @@ impl World {
                 pairs.push((a, b, id));
             }
         }
+        for s in &mut sessions {
+            s.set_franking(plan.franking);
+        }
         let users = (0..n).map(|i| i..i + 1).collect();
         let chats = vec![Chat::new(&ChatSpec { id: 0, kind, first_client: 0, users, sending, sessions: pairs })];
         let devices: Vec<Device> = (0..n)
@@ -127,6 +137,9 @@ impl World {
             pools: HashMap::new(),
             refuse_claims: None,
             delivered: Vec::new(),
+            relay_key: sealcore::franking::RelayKey::new([9; 32]),
+            reports: Vec::new(),
+            tamper: None,
             now: 1_000,
         }
     }
@@ -171,10 +184,29 @@ impl World {
     fn route(&mut self, from: usize, f: &[u8]) {
         let id = self.devices[from].id;
         match frame::decode(f).expect("a frame the relay can decode") {
+            Frame::Send { recipient, body, flags, .. } if flags & frame::FLAG_FRANKED != 0 => {
+                // Stamped as the relay stamps it (time: the world's clock), then tampered with.
+                let mut body = body.to_vec();
+                assert!(self.relay_key.stamp_trailer(&mut body, id, recipient, self.now));
+                if let Some(tamper) = self.tamper {
+                    tamper(&mut body);
+                }
+                self.deliver((recipient - 1) as usize, id, &body);
+            }
             Frame::Send { recipient, body, .. } => self.deliver((recipient - 1) as usize, id, body),
-            Frame::GroupSend { body, .. } => {
+            Frame::Report { sender, recipient, time_ns, commitment, stamp, franking_key, message, .. } => {
+                let ctx = sealcore::franking::Context { sender, recipient, time_ns };
+                let group = crate::driver::wire::group_id(self.chats[0].id);
+                assert!(recipient == id || recipient == group, "the recipient (or its group) reports");
+                self.reports.push(self.relay_key.verify_report(message, franking_key, commitment, ctx, stamp));
+            }
+            Frame::GroupSend { body, flags, group, .. } => {
+                let mut body = body.to_vec();
+                if flags & frame::FLAG_FRANKED != 0 {
+                    assert!(self.relay_key.stamp_trailer(&mut body, id, group, self.now));
+                }
                 for to in (0..self.devices.len()).filter(|&d| d != from) {
-                    self.deliver(to, id, body);
+                    self.deliver(to, id, &body);
                 }
             }
             Frame::KeyPublish { key, .. } => {
@@ -442,4 +474,83 @@ fn device_requests_never_look_like_session_requests() {
     let id = RequestId::Device(DeviceOp::Publish, 0);
     assert_ne!(RequestId::decode(id.encode()), RequestId::Control(0));
     let _ = Side::BOTH;
+}
+
+fn franking(report_share: f64) -> ProtocolPlan {
+    let franking = Some(crate::scenario::FrankingPlan { report_share, seed: 11 });
+    ProtocolPlan { franking, ..plan(sealproto::Protocol::Noise, Pattern::XX) }
+}
+
+#[test]
+fn franked_messages_open_and_each_report_verifies_at_the_relay() {
+    let mut w = World::new(franking(1.0), 2, 2, false);
+    w.all_up();
+    for _ in 0..3 {
+        w.send(0, 64);
+    }
+    w.send(1, 200);
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.franking_mismatch, c.auth_failed, c.malformed), (4, 0, 0, 0));
+    assert_eq!(c.reports_sent, 4, "every message reported at a share of 1");
+    assert_eq!(w.reports, vec![Ok(()); 4], "the relay verifies every report");
+    // A franked frame is 104 bytes longer than the same message unfranked.
+    let (_, _, franked) = w.last_delivered_body();
+    let mut plain = World::new(plan(sealproto::Protocol::Noise, Pattern::XX), 2, 2, false);
+    plain.all_up();
+    plain.send(1, 200);
+    let (_, _, unfranked) = plain.last_delivered_body();
+    assert_eq!(franked.len() - unfranked.len(), 104);
+}
+
+#[test]
+fn a_franked_message_with_an_altered_commitment_is_counted_by_name_and_not_delivered() {
+    let mut w = World::new(franking(0.0), 2, 2, false);
+    w.all_up();
+    // The commitment is the trailer's first 32 bytes: one bit of it flipped on the way.
+    w.tamper = Some(|body| {
+        let at = body.len() - sealcore::franking::TRAILER_LEN;
+        body[at + 5] ^= 0x04;
+    });
+    w.send(0, 64);
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.franking_mismatch, c.auth_failed), (0, 1, 0));
+    assert_eq!(c.reports_sent, 0);
+}
+
+#[test]
+fn a_franked_message_with_an_altered_stamp_opens_but_its_report_is_refused_as_stamp() {
+    let mut w = World::new(franking(1.0), 2, 2, false);
+    w.all_up();
+    // The recipient cannot check the relay's stamp; the relay can, when it is reported.
+    w.tamper = Some(|body| {
+        let last = body.len() - 1;
+        body[last] ^= 0x01;
+    });
+    w.send(0, 64);
+    assert_eq!((w.books.counters.delivered, w.books.counters.franking_mismatch), (1, 0));
+    assert_eq!(w.reports, vec![Err(sealcore::franking::ReportRefusal::Stamp)]);
+}
+
+#[test]
+fn a_franked_message_cut_short_or_with_an_altered_ciphertext_is_refused_not_delivered() {
+    let mut w = World::new(franking(0.0), 2, 2, false);
+    w.all_up();
+    w.tamper = Some(|body| body[payload::E2E_HEADER_LEN + 9] ^= 0x01); // inside the ciphertext
+    w.send(0, 64);
+    w.tamper = Some(|body| body.truncate(sealcore::franking::TRAILER_LEN - 1));
+    w.send(0, 64);
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.auth_failed, c.malformed, c.franking_mismatch), (0, 1, 1, 0));
+}
+
+#[test]
+fn franked_relay_fanout_group_messages_open_at_every_member_and_their_reports_verify() {
+    let mut w = World::new(franking(1.0), 4, 1, true);
+    w.all_up();
+    w.send(0, 64);
+    let c = &w.books.counters;
+    assert_eq!((c.delivered, c.franking_mismatch, c.auth_failed, c.malformed), (3, 0, 0, 0));
+    assert_eq!(c.reports_sent, 3, "each member reports at a share of 1");
+    assert_eq!(w.reports, vec![Ok(()); 3], "stamped once for the group, verified for each member");
+    assert_eq!(c.franking_bytes, 104);
 }

@@ -133,6 +133,21 @@ macro_rules! counters_table {
                 /// keyword (each copy of a client fan-out message is a frame, a relay
                 /// fan-out message is one): what a scanning relay must find, exactly.
                 keywords_planted => keywords_planted: "Frames sent carrying a planted keyword (traffic.keyword_share)";
+                /// `crypto.franking`: franked messages whose commitment did not match the
+                /// message and franking key their recipient decrypted (not delivered:
+                /// counted in `lost` too).
+                franking_mismatch => franking_mismatch: "Franked messages whose commitment did not match what was decrypted (not delivered)";
+                /// `crypto.franking`: bytes franking added to the frames sent (the
+                /// franking key sealed inside, the trailer beside the ciphertext).
+                franking_bytes => franking_bytes: "Bytes franking added to the frames sent (key inside, trailer beside)";
+                /// `traffic.report_share`: REPORTs sent to the relay by recipients…
+                reports_sent => reports_sent: "REPORTs of franked messages sent to the relay";
+                /// …verified by the relay…
+                reports_verified => reports_verified: "REPORTs the relay verified";
+                /// …refused: the message and franking key do not give the commitment…
+                reports_refused_commitment => reports_refused_commitment: "REPORTs refused: message and key do not give the commitment";
+                /// …refused: the relay's stamp does not verify for the commitment and context.
+                reports_refused_stamp => reports_refused_stamp: "REPORTs refused: the relay's stamp does not verify";
             }
         }
     };

@@ -13,6 +13,10 @@ use crate::scenario::{Plan, Senders};
 use bytes::BytesMut;
 use sealcore::payload::PLAINTEXT_HEADER_LEN;
 
+/// Bytes franking adds to a franked SEND: the franking key sealed inside, the trailer
+/// beside the ciphertext (`docs/PROTOCOL.md` §6.1).
+const FRANKING_BYTES: u64 = (sealcore::franking::KEY_LEN + sealcore::franking::TRAILER_LEN) as u64;
+
 /// The schedule of one conversation.
 pub(super) struct Sender {
     pub(super) chat: usize,
@@ -151,12 +155,21 @@ fn send_copies<'a>(
         }
         let t = st.books.seal_timed();
         let t0 = now_ns();
-        if st.sessions[session].seal(side, m, st.ack, buf).is_err() {
-            st.books.counters.other_errors += 1;
-            continue;
-        }
+        let frank_ns = match st.sessions[session].seal_timing(side, m, st.ack, t && measuring, buf) {
+            Ok(ns) => ns,
+            Err(_) => {
+                st.books.counters.other_errors += 1;
+                continue;
+            }
+        };
         if t && measuring {
             st.books.hist.record(Metric::Seal, now_ns() - t0);
+        }
+        if let Some(ns) = frank_ns {
+            st.books.hist.record(Metric::Frank, ns);
+        }
+        if st.sessions[session].franked() {
+            st.books.counters.franking_bytes += FRANKING_BYTES;
         }
         let to = st.sessions[session].client(side.peer());
         st.books.owed[to] += 1;

@@ -13,7 +13,7 @@ use crate::driver::recorder::tags::TagId;
 use crate::driver::recorder::{Histograms, MAX_CODE, Metric};
 use crate::driver::wire::{Incoming, RequestId, Wire};
 use bytes::{Bytes, BytesMut};
-use sealcore::frame::ErrorCode;
+use sealcore::frame::{self, ErrorCode};
 use sealcore::payload;
 use std::net::Ipv4Addr;
 use std::task::Waker;
@@ -145,6 +145,7 @@ impl State {
             // Each end's lane: the session's index among that device's sessions.
             let lanes = [devices[s.initiator].sessions.len(), devices[s.responder].sessions.len()];
             s.set_wire(wire, lanes.map(|l| u16::try_from(l).unwrap_or(u16::MAX)));
+            s.set_franking(plan.franking);
             devices[s.initiator].sessions.push(i);
             devices[s.responder].sessions.push(i);
         }
@@ -258,6 +259,15 @@ impl State {
             }
             Incoming::Ack(request) => self.on_ack(request, now),
             Incoming::Ignored => {}
+            Incoming::ReportResult(result) => {
+                let c = &mut self.books.counters;
+                match result {
+                    frame::REPORT_VERIFIED => c.reports_verified += 1,
+                    frame::REPORT_REFUSED_COMMITMENT => c.reports_refused_commitment += 1,
+                    frame::REPORT_REFUSED_STAMP => c.reports_refused_stamp += 1,
+                    _ => c.malformed += 1,
+                }
+            }
             Incoming::LaneAck { lane, seq, seq_bits } => self.on_lane_ack(client, lane, seq, seq_bits, now),
             Incoming::Refused { request: RequestId::Message { conv, side, .. }, code } => {
                 self.books.counters.refused[(code as usize).min(MAX_CODE - 1)] += 1;

@@ -228,6 +228,8 @@ pub enum Incoming<'a> {
         /// One-time items in the pool.
         available: u32,
     },
+    /// The relay's answer to a REPORT (sealbench's wire): `sealcore::frame::REPORT_*`.
+    ReportResult(u8),
     /// A frame the driver has no use for (counted as malformed where it arrives).
     Unexpected,
     /// A frame the wire expects and that carries nothing for the driver (XMPP: the server

@@ -64,6 +64,7 @@ impl RelayProtocol for Sealbench1 {
                 Ok(Frame::PoolStatus { request_id, available, .. }) => {
                     Incoming::PoolStatus { request: RequestId::decode(request_id), available }
                 }
+                Ok(Frame::ReportResult { result, .. }) => Incoming::ReportResult(result),
                 Ok(_) => Incoming::Unexpected,
                 Err(_) => Incoming::Malformed,
             },

@@ -427,11 +427,13 @@ fn crypto_figures(c: &CryptoReport) -> Vec<Figure> {
 fn matrix_figures(m: &Matrix) -> Vec<Figure> {
     let mut v = Vec::new();
     for c in &m.cells {
-        // Cells match by backend and transport too: `aead/pattern/mode/ring/wss` (the
-        // defaults, rustcrypto and ws, left out), and the old mode name `ratchet` is
+        // Cells match by backend, transport and franking too: `aead/pattern/mode/ring/wss/franked`
+        // (the defaults, rustcrypto, ws and unfranked, left out), and the old mode name `ratchet` is
         // `kdf-chain`.
         let mode = if c.mode == crate::scenario::OLD_KDF_CHAIN_NAME { "kdf-chain" } else { c.mode.as_str() };
-        let cell = format!("{}/{}/{mode}{}{}", c.aead, c.pattern, c.backend_suffix("/"), c.transport_suffix("/"));
+        let franked = if c.franking { "/franked" } else { "" };
+        let cell =
+            format!("{}/{}/{mode}{}{}{franked}", c.aead, c.pattern, c.backend_suffix("/"), c.transport_suffix("/"));
         let mut add = |what: &str, st: Option<Spread>, unit: &'static str, better: Better| {
             if let Some(st) = st {
                 let spread = if st.median.abs() > 0.0 { (st.max - st.min) / st.median.abs() } else { 0.0 };
