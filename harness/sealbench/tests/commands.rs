@@ -10,6 +10,14 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 const TINY: &str = "name = \"tiny\"\nduration = \"2s\"\nwarmup = \"500ms\"\ncooldown = \"1s\"\n\
                     [clients]\ncount = 20\n[traffic]\nrate = 20\nsize = 256\n";
 
+/// Tests that run load take turns: on a 2-core machine two runs side by side measure each
+/// other (an A/A pair's p99 moved by 8× when three ran at once), and these tests are about
+/// the commands, not about sharing the machine.
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn sealbench(args: &[&str]) -> Result<Output, std::io::Error> {
     Command::new(env!("CARGO_BIN_EXE_sealbench")).args(args).output()
 }
@@ -24,6 +32,7 @@ fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> TestResult {
 
 #[test]
 fn compare_passes_an_a_a_pair_and_names_the_figure_a_slow_relay_worsens() -> TestResult {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("tiny.toml");
     std::fs::write(&scenario, TINY)?;
@@ -69,6 +78,7 @@ fn compare_passes_an_a_a_pair_and_names_the_figure_a_slow_relay_worsens() -> Tes
 
 #[test]
 fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> TestResult {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("m");
     let o = sealbench(&[
@@ -125,6 +135,7 @@ fn tiny_capacity(
 
 #[test]
 fn capacity_steps_the_rate_and_reports_what_it_found() -> TestResult {
+    let _turn = one_run_at_a_time();
     let (_dir, out, o) = tiny_capacity(&[
         "--slo",
         "e2e.p99<200ms",
@@ -181,6 +192,7 @@ fn a_stock_soft_limit_is_raised_to_the_hard_one_and_only_the_hard_limit_refuses(
 
 #[test]
 fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
+    let _turn = one_run_at_a_time();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
     // Each refusal `run` makes before it connects, and what its message names.
     let table: [(&[&str], &str); 6] = [
@@ -394,6 +406,7 @@ impl Drop for Child {
 
 #[test]
 fn capacity_against_a_standalone_relay_reports_its_cpu_per_message_and_per_core() -> TestResult {
+    let _turn = one_run_at_a_time();
     let free =
         || -> Result<std::net::SocketAddr, std::io::Error> { std::net::TcpListener::bind("127.0.0.1:0")?.local_addr() };
     let (ws, http) = (free()?, free()?);
@@ -440,6 +453,7 @@ fn capacity_against_a_standalone_relay_reports_its_cpu_per_message_and_per_core(
 
 #[test]
 fn a_repeated_run_writes_its_runs_and_spread_and_compare_judges_on_it() -> TestResult {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("tiny.toml");
     std::fs::write(&scenario, TINY)?;
@@ -475,6 +489,7 @@ fn a_repeated_run_writes_its_runs_and_spread_and_compare_judges_on_it() -> TestR
 
 #[test]
 fn no_empty_or_mixed_result_directories() -> TestResult {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("tiny.toml");
     std::fs::write(&scenario, TINY)?;
