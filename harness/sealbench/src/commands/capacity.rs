@@ -35,7 +35,12 @@ pub fn run(args: &CapacityArgs) -> Outcome {
     crate::driver::preflight(&plan).map_err(Failure::usage)?;
     // The SLOs: the scenario's thresholds, with --slo added (or alone, --slo-only).
     let mut exprs = if args.slo_only { Vec::new() } else { plan.scenario.thresholds.clone() };
-    exprs.extend(args.slo.iter().cloned());
+    let same = |a: &str, b: &str| a.split_whitespace().collect::<String>() == b.split_whitespace().collect::<String>();
+    for e in &args.slo {
+        if !exprs.iter().any(|x| same(x, e)) {
+            exprs.push(e.clone());
+        }
+    }
     if exprs.is_empty() {
         return Err(Failure::usage(anyhow!(
             "no SLO to search against: give --slo EXPR (e.g. 'e2e.p99<25ms'), or thresholds in the scenario"
