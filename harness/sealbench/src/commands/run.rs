@@ -43,6 +43,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     let thresholds = threshold::parse_for(&scenario.thresholds, &plan.tags())
         .map_err(|e| Failure::usage(anyhow!("{}: thresholds: {e:#}", args.common.scenario.display())))?;
     if args.common.dry_run {
+        if let Some(why) = crate::driver::resolves(&plan) {
+            eprintln!("warning: {why}: a run from this machine would fail to connect (exit 1)");
+        }
         output::stdout(&dry_run(&plan, start_at));
         return Ok(ExitCode::SUCCESS);
     }

@@ -452,17 +452,18 @@ fn coordinate(
 }
 
 /// Every check a run makes before it connects, and nothing more: the run fits this
-/// machine (open files, ephemeral ports: [`limits::check`]), and for an external relay its
-/// host resolves and, for `wss://`, the TLS trust loads (a CA file that cannot be read or
-/// holds no certificate is named). `run --dry-run`, `matrix` and `capacity` make the same
-/// checks, so that a dry run that says "valid" is never refused by the run.
+/// machine (open files, ephemeral ports: [`limits::check`]), and for a `wss://` relay the
+/// TLS trust loads (a CA file that cannot be read or holds no certificate is named).
+/// `run --dry-run`, `matrix` and `capacity` make the same checks, so that a dry run that
+/// says "valid" is never refused by the run. Whether the relay's host resolves is not one
+/// of them: a dry run on a laptop of a run meant for a cluster (`deploy/kubernetes`) cannot
+/// resolve the cluster's names; [`resolves`] says it, as a warning.
 ///
 /// # Errors
 /// The first check that fails, named.
 pub fn preflight(plan: &Plan) -> Result<()> {
     limits::check(plan)?;
     if let RelayTarget::Ws(url) = &plan.scenario.relay.url {
-        resolve(url)?;
         if url.tls {
             let relay = &plan.scenario.relay;
             let trust = match (&relay.ca, relay.insecure) {
@@ -474,6 +475,15 @@ pub fn preflight(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why the external relay's host does not resolve from here, if it does not (a dry run's
+/// warning: the run would end with exit 1 here, though it may run where the name exists).
+pub fn resolves(plan: &Plan) -> Option<String> {
+    match &plan.scenario.relay.url {
+        RelayTarget::Ws(url) => resolve(url).err().map(|e| format!("{e:#}")),
+        RelayTarget::Embedded => None,
+    }
 }
 
 /// Starts the embedded relay (on its own runtime threads), or resolves the external one;
