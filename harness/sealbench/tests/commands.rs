@@ -106,6 +106,9 @@ fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> Te
     assert!(m.cells.iter().all(|c| c.runs.len() == 1 && c.throughput_per_s.is_some()));
     let md = std::fs::read_to_string(out.join("matrix.md"))?;
     assert!(md.contains("none (UNENCRYPTED)"));
+    // A verdict for the AEAD dimension, naming one of the two (never the baseline).
+    let verdict = md.lines().find(|l| l.starts_with("- aead: ")).ok_or("no AEAD verdict in matrix.md")?;
+    assert!(verdict.contains("chacha20-poly1305") && verdict.contains("aes-256-gcm"), "{verdict}");
     for f in ["matrix-latency.png", "matrix-throughput.svg", "matrix-crypto-share.png", "report.html"] {
         assert!(out.join(f).exists(), "{f}");
     }

@@ -129,6 +129,13 @@ pub fn matrix(m: &Matrix) -> String {
     if let Some(t) = stance_table(m) {
         md.push_str(&format!("\n### {STANCES_HEADING}\n\n{}\n{STANCES_NOTE}\n", t.markdown()));
     }
+    let verdicts = crate::verdict::matrix::verdicts(m);
+    if !verdicts.is_empty() {
+        md.push_str("\n### Verdicts: which choice costs least per message\n\n");
+        for v in verdicts {
+            md.push_str(&format!("- {}\n", v.line));
+        }
+    }
     md
 }
 
