@@ -8,59 +8,29 @@ use sealbench::driver::recorder::tags::TagSet;
 use sealbench::driver::{self, RunOptions};
 use sealbench::scenario::{Plan, Scenario};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long Mosquitto may take to open its listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A Mosquitto process of this test's own, with its configuration and log in a temporary
-/// directory; killed when dropped.
-struct Broker {
-    child: Child,
-    /// The WebSocket listener (the plain MQTT listener beside it is only there because
-    /// 2.0.11 will not start with a WebSocket listener alone).
-    ws: SocketAddr,
-    dir: tempfile::TempDir,
-}
+mod support;
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `mosquitto` binary: on the PATH, or where Debian puts it (`/usr/sbin`, which a
-/// non-root PATH may lack).
-fn mosquitto() -> Result<PathBuf, String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "the `mosquitto` binary is not installed (these tests need a real broker): \
-             run `apt-get install mosquitto` (Debian/Ubuntu; .ci/run installs it in CI)"
-                .to_owned()
-        })
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+/// A Mosquitto process of this test's own (its configuration and log in a temporary
+/// directory; killed when dropped). Its address is the WebSocket listener; the plain MQTT
+/// listener beside it is only there because 2.0.11 will not start with a WebSocket
+/// listener alone.
+struct Broker(support::Server);
 
 impl Broker {
     /// Writes the configuration and starts Mosquitto; returns once its WebSocket listener
     /// accepts connections.
-    fn start() -> Result<Broker, Box<dyn std::error::Error + Send + Sync>> {
-        let bin = mosquitto()?;
+    fn start() -> Result<Broker, support::Error> {
+        let bin = support::binary("mosquitto", "/usr/sbin", "a real broker")?;
         let dir = tempfile::tempdir()?;
-        let (plain, ws) = (free_port()?, free_port()?);
+        let (plain, ws) = (support::free_port()?, support::free_port()?);
         let config = dir.path().join("mosquitto.conf");
         // See docs/TARGETS.md: a plain listener beside the WebSocket one (2.0.11 refuses to
         // start without), `socket_domain ipv4` so that the WebSocket listener stays on
@@ -75,36 +45,16 @@ impl Broker {
                  log_dest stderr\nlog_type error\nlog_type warning\n"
             ),
         )?;
-        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-        let ws: SocketAddr = ([127, 0, 0, 1], ws).into();
-        let mut broker = Broker { child, ws, dir };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect_timeout(&broker.ws, Duration::from_millis(200)).is_err() {
-            if let Some(status) = broker.child.try_wait()? {
-                return Err(format!("mosquitto exited ({status}) at start: {}", broker.log()).into());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("mosquitto did not open {} in time: {}", broker.ws, broker.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(broker)
+        let args = ["-c".as_ref(), config.as_os_str()];
+        Ok(Broker(support::Server::start(&bin, &args, dir, ws, START_TIMEOUT, &["mosquitto.log"])?))
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+        self.0.log()
     }
 
     fn url(&self) -> String {
-        format!("ws://{}/", self.ws)
+        format!("ws://{}/", self.0.addr)
     }
 }
 
@@ -274,7 +224,7 @@ fn messenger_mix_runs_against_mosquitto_with_per_class_figures() -> TestResult {
 #[test]
 fn a_scenario_needing_what_mqtt_lacks_is_refused_before_connecting() -> TestResult {
     // Nothing listens here: a refusal that connected first would fail differently.
-    let url = format!("ws://127.0.0.1:{}/", free_port()?);
+    let url = format!("ws://127.0.0.1:{}/", support::free_port()?);
     let refused = |set: &str, extra: &str| {
         let sets = vec![set.to_owned()];
         // Reading a scenario already checks it as a plan.

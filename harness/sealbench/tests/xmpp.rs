@@ -9,48 +9,19 @@ use sealbench::driver::recorder::Metric;
 use sealbench::driver::{self, RunOptions};
 use sealbench::scenario::{Plan, Scenario};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long Prosody may take to open its HTTP listener.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A Prosody process of this test's own; killed when dropped.
-struct Server {
-    child: Child,
-    /// Its HTTP listener (the WebSocket endpoint is `/xmpp-websocket` on it).
-    http: SocketAddr,
-    dir: tempfile::TempDir,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `prosody` binary: on the PATH, or where Debian puts it.
-fn prosody() -> Result<PathBuf, String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("prosody"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "the `prosody` binary is not installed (these tests need a real XMPP server): \
-             run `apt-get install prosody` (Debian/Ubuntu; .ci/run installs it in CI)"
-                .to_owned()
-        })
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+/// A Prosody process of this test's own; killed when dropped. Its address is its HTTP
+/// listener (the WebSocket endpoint is `/xmpp-websocket` on it).
+struct Server(support::Server);
 
 /// The configuration (docs/TARGETS.md, "Prosody for a local try"): WebSocket on an HTTP
 /// port of 127.0.0.1 only, no c2s/s2s ports, in-band registration without its rate limit,
@@ -74,44 +45,24 @@ fn config(dir: &std::path::Path, http: u16) -> String {
 
 impl Server {
     /// Writes the configuration and starts Prosody; returns once its HTTP port accepts.
-    fn start() -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
-        let bin = prosody()?;
+    fn start() -> Result<Server, support::Error> {
+        let bin = support::binary("prosody", "/usr/bin", "a real XMPP server")?;
         let dir = tempfile::tempdir()?;
         std::fs::create_dir(dir.path().join("data"))?;
-        let port = free_port()?;
+        let port = support::free_port()?;
         let file = dir.path().join("prosody.cfg.lua");
         std::fs::write(&file, config(dir.path(), port))?;
-        let out = std::fs::File::create(dir.path().join("stdout.log"))?;
-        let child = Command::new(&bin)
-            .arg("--config")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-        let http: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut server = Server { child, http, dir };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect_timeout(&server.http, Duration::from_millis(200)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                return Err(format!("prosody exited ({status}) at start: {}", server.log()).into());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("prosody did not open {} in time: {}", server.http, server.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(server)
+        let args = ["--config".as_ref(), file.as_os_str()];
+        let logs = &["stdout.log", "prosody.log"];
+        Ok(Server(support::Server::start(&bin, &args, dir, port, START_TIMEOUT, logs)?))
     }
 
     fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        format!("{}{}", read("stdout.log"), read("prosody.log"))
+        self.0.log()
     }
 
     fn url(&self) -> String {
-        format!("ws://{}/xmpp-websocket", self.http)
+        format!("ws://{}/xmpp-websocket", self.0.addr)
     }
 }
 
@@ -176,7 +127,7 @@ fn messages_to_offline_devices_arrive_at_reconnection_as_offline_e2e() -> TestRe
 #[test]
 fn a_scenario_needing_what_xmpp_lacks_is_refused_before_connecting() -> TestResult {
     // Nothing listens here: a refusal that connected first would fail differently.
-    let url = format!("ws://127.0.0.1:{}/xmpp-websocket", free_port()?);
+    let url = format!("ws://127.0.0.1:{}/xmpp-websocket", support::free_port()?);
     let groups = "[conversations]\nkind = \"mix\"\ngroup_share = 0.5\nfanout = \"relay\"\n\
                   group_sizes = [{ size = 5, weight = 1 }]\n";
     for (set, extra, needs, instead) in [

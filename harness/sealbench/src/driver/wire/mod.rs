@@ -36,6 +36,22 @@ pub use xmpp::Xmpp;
 use bytes::BytesMut;
 use sealcore::frame::{self, FrameError};
 
+/// Longest decimal u64 (the digits of a device id in a topic or an address).
+pub(crate) const MAX_DIGITS: usize = 20;
+
+/// Writes `v` in decimal into the end of `buf`; returns where it starts.
+pub(crate) fn decimal(mut v: u64, buf: &mut [u8; MAX_DIGITS]) -> usize {
+    let mut at = MAX_DIGITS;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return at;
+        }
+    }
+}
+
 /// Which end of a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {

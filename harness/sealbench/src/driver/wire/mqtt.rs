@@ -35,7 +35,9 @@
 //! queued deliveries (the driver counts them itself), and no consume-once keys (a retained
 //! message is handed to every subscriber, never once).
 
-use super::{BODY_AT, Capabilities, Incoming, LoginStep, RelayProtocol, RequestId, Route, header_start};
+use super::{
+    BODY_AT, Capabilities, Incoming, LoginStep, MAX_DIGITS, RelayProtocol, RequestId, Route, decimal, header_start,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use sealcore::frame::FrameError;
 
@@ -72,8 +74,6 @@ const KEY_PUBLISH_ID: u16 = 3;
 const KEY_FETCH_ID: u16 = 4;
 /// First byte of a retained QoS 1 PUBLISH (a key).
 const PUBLISH_QOS1_RETAIN: u8 = PUBLISH_QOS1 | 1;
-/// Longest decimal u64.
-const MAX_DIGITS: usize = 20;
 
 /// Every PUBACK there can be, by packet id: a receipt is a static frame, not an allocation.
 static PUBACKS: [[u8; 4]; 1 << 16] = {
@@ -104,19 +104,6 @@ pub fn packet_id(route: &Route) -> u16 {
             (route.lane + 1) << PACKET_SEQ_BITS | (seq as u16 & ((1 << PACKET_SEQ_BITS) - 1))
         }
         _ => UNTIMED_LANE << PACKET_SEQ_BITS,
-    }
-}
-
-/// Writes `v` in decimal into the end of `buf`; returns where it starts.
-fn decimal(mut v: u64, buf: &mut [u8; MAX_DIGITS]) -> usize {
-    let mut at = MAX_DIGITS;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return at;
-        }
     }
 }
 

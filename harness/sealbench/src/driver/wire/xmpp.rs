@@ -34,7 +34,9 @@
 //! The server marks stored deliveries (`<delay/>`) but does not say how many follow, so
 //! `mailbox_drain` is not measured.
 
-use super::{BODY_AT, Capabilities, Incoming, LoginStep, RelayProtocol, RequestId, Route, header_start};
+use super::{
+    BODY_AT, Capabilities, Incoming, LoginStep, MAX_DIGITS, RelayProtocol, RequestId, Route, decimal, header_start,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Buf, Bytes, BytesMut};
@@ -50,8 +52,6 @@ pub struct Xmpp;
 pub const PASSWORD: &str = "sealbench";
 /// The longest XMPP domain the send header has room for.
 pub const MAX_DOMAIN: usize = 72;
-/// Longest decimal u64.
-const MAX_DIGITS: usize = 20;
 /// Hex digits of a message's id (its 64-bit request id).
 const ID_DIGITS: usize = 16;
 
@@ -116,19 +116,6 @@ fn attr(el: &[u8], name: &[u8]) -> Option<(usize, usize)> {
 
 fn attr_is(el: &[u8], name: &[u8], value: &[u8]) -> bool {
     attr(el, name).is_some_and(|(at, len)| &el[at..at + len] == value)
-}
-
-/// Writes `v` in decimal into the end of `buf`; returns where it starts.
-fn decimal(mut v: u64, buf: &mut [u8; MAX_DIGITS]) -> usize {
-    let mut at = MAX_DIGITS;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return at;
-        }
-    }
 }
 
 /// The device id of a JID `sb<id>@…` (or `sb<id>` alone).
