@@ -81,7 +81,16 @@ impl ClientTls {
                     .with_custom_certificate_verifier(Arc::new(CaOrPinned { webpki, pinned }))
                     .with_no_client_auth()
             }
-            _ => builder.with_root_certificates(roots(trust)?).with_no_client_auth(),
+            Trust::Roots => {
+                let mut store = RootCertStore::empty();
+                store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                builder.with_root_certificates(store).with_no_client_auth()
+            }
+            Trust::Exactly(cert) => {
+                let mut store = RootCertStore::empty();
+                store.add(cert.clone()).map_err(|e| anyhow!("the embedded relay's certificate: {e}"))?;
+                builder.with_root_certificates(store).with_no_client_auth()
+            }
         };
         // Every simulated client is a device of its own: with the configuration shared, a
         // shared session cache would let one device resume another's session. Every
@@ -103,19 +112,6 @@ impl ClientTls {
     pub async fn handshake(&self, tcp: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
         self.connector.connect(self.name.clone(), tcp).await.map_err(|e| explain(&e, &self.name))
     }
-}
-
-/// The root store of `trust` (not for [`Trust::Insecure`]).
-fn roots(trust: &Trust) -> Result<RootCertStore> {
-    let mut store = RootCertStore::empty();
-    match trust {
-        Trust::Roots | Trust::Insecure => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        Trust::Exactly(cert) => {
-            store.add(cert.clone()).map_err(|e| anyhow!("the embedded relay's certificate: {e}"))?;
-        }
-        Trust::Ca(path) => store = ca_file(path)?.0,
-    }
-    Ok(store)
 }
 
 /// The certificates of a `relay.ca` file: as a root store, and as they are (to pin).
