@@ -13,6 +13,10 @@ use anyhow::{Result, bail};
 /// Lead time between the last handshake and the common steady start, so that every
 /// shard sees the start before it is due.
 const START_LEAD_NS: u64 = 20_000_000;
+
+/// Half of a reporting second: a second is judged (phase, stage) by its middle.
+const HALF_SECOND_NS: u64 = 500_000_000;
+
 /// Fraction of clients whose connection broke unexpectedly that means the relay is gone.
 const RELAY_GONE_FRACTION: f64 = 0.5;
 
@@ -311,7 +315,11 @@ impl Coordinator {
         let mut stage = None;
         if let Some(t0) = self.steady_start {
             let (w, d) = (self.shape.warmup_ns, self.shape.duration_ns);
-            self.phase = if at < t0 + w {
+            // The shards report on a grid anchored at `t0`, so the set-up second ends just
+            // after it: judged by its middle (as its stage is), it is still set-up time.
+            self.phase = if at.saturating_sub(HALF_SECOND_NS) < t0 {
+                Phase::Handshaking
+            } else if at < t0 + w {
                 Phase::Warmup
             } else if at < t0 + w + d {
                 Phase::Steady
@@ -370,7 +378,7 @@ impl Coordinator {
     /// its middle falls in (a second that straddles a boundary goes to the stage holding
     /// most of it). None before the steady start and after the last stage.
     fn stage_of(&self, at: u64, t0: u64) -> Option<usize> {
-        let mid = (at.saturating_sub(500_000_000)).checked_sub(t0)?;
+        let mid = (at.saturating_sub(HALF_SECOND_NS)).checked_sub(t0)?;
         self.shape.stage_ends_ns.iter().position(|&end| mid < end)
     }
 

@@ -2,9 +2,10 @@
 //! seconds added up — histograms added, never percentiles averaged.
 //!
 //! A merged second belongs to the stage holding its middle (see
-//! [`crate::driver::Second::stage`]), so a second that straddles a boundary counts
-//! wholly for one stage: per-stage rates blur by up to half a second at each boundary,
-//! and a latency sample lands in the second its message was received in.
+//! [`crate::driver::Second::stage`]). The shards' seconds are anchored at the steady
+//! start, so a stage of whole seconds is covered by exactly its own seconds; only a
+//! boundary at a fractional second blurs (by up to half a second). A latency sample lands
+//! in the second its message was received in.
 
 use super::summary::{Latency, Messages, Summary, Throughput};
 use crate::driver::Second;

@@ -74,7 +74,8 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
             return;
         }
     };
-    let reporter = tokio::task::spawn_local(report_every_second(state.clone(), events.clone(), spec.index));
+    let reporter =
+        tokio::task::spawn_local(report_every_second(state.clone(), events.clone(), spec.index, control.clone()));
     let flusher = tokio::task::spawn_local(flush_replies(state.clone()));
 
     connect_all(&spec, &control, &state, &ticker).await;
@@ -107,12 +108,46 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
 
 /// Sends the interval's histograms and the cumulative counters once a second, for the
 /// whole run (the coordinator merges them across shards).
-async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc::Sender<ShardEvent>, index: usize) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
+///
+/// Why on a grid anchored at the steady start: a staged run's per-stage figures add up
+/// whole seconds, so a second that straddled a stage boundary used to blur each stage by
+/// up to half a second of its neighbour (a ramp's stage read 5,777 msgs/s for a target of
+/// 5,000). Once the steady start `t0` is known the report falls due at `t0` itself
+/// (closing the set-up second early) and then at `t0 + k s`, so a stage whose length is a
+/// whole number of seconds is covered by exactly its own seconds, in every shard alike
+/// and in every part of a split run (they share `t0`). A late wake-up never shifts the
+/// grid: the next report is the next grid point still ahead.
+async fn report_every_second(
+    state: Rc<RefCell<State>>,
+    events: std::sync::mpsc::Sender<ShardEvent>,
+    index: usize,
+    control: Control,
+) {
+    const SECOND: u64 = 1_000_000_000;
+    let mut start_rx = control.start.clone();
     let mut prev = (now_ns(), thread_cpu_ns());
+    let mut next = prev.0 + SECOND;
+    let mut anchored = false;
     loop {
-        tick.tick().await;
+        if !anchored && let Some(t0) = *start_rx.borrow_and_update() {
+            anchored = true;
+            next = if t0 > prev.0 { t0 } else { next_on_grid(t0, prev.0) };
+        }
+        let wait = Duration::from_nanos(next.saturating_sub(now_ns()));
+        if anchored {
+            tokio::time::sleep(wait).await;
+        } else {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // The steady start was set: re-aim at it before this second ends.
+                changed = start_rx.changed() => {
+                    if changed.is_err() {
+                        anchored = true;
+                    }
+                    continue;
+                }
+            }
+        }
         let (hist, counters, connected) = {
             let mut st = state.borrow_mut();
             let connected = st.net.connected;
@@ -125,11 +160,21 @@ async fn report_every_second(state: Rc<RefCell<State>>, events: std::sync::mpsc:
         let span_ns = at_ns.saturating_sub(prev.0).max(1);
         let busy = cpu_ns.saturating_sub(prev.1) as f64 / span_ns as f64;
         prev = (at_ns, cpu_ns);
+        next = if anchored { next_on_grid(next, at_ns) } else { at_ns + SECOND };
         let msg = ShardEvent::Interval { shard: index, at_ns, hist, counters, connected, busy, span_ns };
         if events.send(msg).is_err() {
             break;
         }
     }
+}
+
+/// The first point of the one-second grid through `anchor` that is later than `now`.
+fn next_on_grid(anchor: u64, now: u64) -> u64 {
+    const SECOND: u64 = 1_000_000_000;
+    if now < anchor {
+        return anchor;
+    }
+    anchor + ((now - anchor) / SECOND + 1) * SECOND
 }
 
 /// Phase 1: connects every client, paced at the shard's share of `connect_rate`, at most
