@@ -109,9 +109,16 @@ fn matrix_runs_every_cell_with_the_baseline_and_writes_parseable_results() -> Te
     // A verdict for the AEAD dimension, naming one of the two (never the baseline).
     let verdict = md.lines().find(|l| l.starts_with("- aead: ")).ok_or("no AEAD verdict in matrix.md")?;
     assert!(verdict.contains("chacha20-poly1305") && verdict.contains("aes-256-gcm"), "{verdict}");
-    for f in ["matrix-latency.png", "matrix-throughput.svg", "matrix-crypto-share.png", "report.html"] {
+    for f in ["matrix-latency.png", "matrix-crypto-share.png", "report.html"] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // The load chart: cost per message when every cell kept up with the offered rate.
+    let (load, not) = if m.cells.iter().all(|c| c.offered_met) {
+        ("matrix-cpu.svg", "matrix-throughput.svg")
+    } else {
+        ("matrix-throughput.svg", "matrix-cpu.svg")
+    };
+    assert!(out.join(load).exists() && !out.join(not).exists(), "{load} and not {not}");
     // A matrix compares against itself cell by cell without regression.
     let same = sealbench(&["compare", out.to_str().ok_or("p")?, out.to_str().ok_or("p")?])?;
     let text = String::from_utf8_lossy(&same.stdout);

@@ -215,7 +215,7 @@ pub fn write_matrix(dir: &Path, m: &Matrix) -> Result<PathBuf> {
     if m.cells.iter().any(|c| c.machine_shared) {
         b.push_str("<div class=\"warn\">Some runs shared the machine with other processes (marked ⚠): their figures include waiting for them; compare cells measured on a quiet machine.</div>");
     }
-    for stem in ["matrix-latency", "matrix-throughput", "matrix-crypto-share"] {
+    for stem in ["matrix-latency", "matrix-cpu", "matrix-throughput", "matrix-crypto-share"] {
         b.push_str(&figure(dir, stem));
     }
     b.push_str(&provenance(&m.header.provenance));

@@ -87,6 +87,14 @@ pub struct Cell {
     pub open_ns: Option<Spread>,
     /// Driver CPU per 1,000 messages, ms (= µs per message).
     pub cpu_ms_per_1000_msgs: Option<Spread>,
+    /// Relay CPU per message, µs (embedded or measured relay only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_cpu_us_per_msg: Option<Spread>,
+    /// Every repeat kept up with the offered rate ([`offered_met`]): the cell's
+    /// throughput is the scenario's, so cost per message is what tells cells apart
+    /// (matrices made before: false).
+    #[serde(default)]
+    pub offered_met: bool,
     /// (seal + open) / e2e p50: the share of the median end-to-end time that is crypto.
     pub crypto_share: Option<f64>,
     /// Lost messages over all repeats.
@@ -183,6 +191,8 @@ impl Cell {
             seal_ns: seal,
             open_ns: open,
             cpu_ms_per_1000_msgs: get(&|s| Some(s.generator.driver_cpu_us_per_msg)),
+            relay_cpu_us_per_msg: get(&|s| s.generator.relay_cpu_us_per_msg),
+            offered_met: !runs.is_empty() && runs.iter().all(|(_, s)| offered_met(s)),
             crypto_share,
             lost: runs.iter().map(|(_, s)| s.messages.lost).sum(),
             saturated: runs.iter().any(|(_, s)| s.generator.saturated),
@@ -191,6 +201,23 @@ impl Cell {
             stance: Some(super::stance::Stance::from_runs("noise", runs)),
         }
     }
+}
+
+/// Share of the offered rate a run must reach, in messages handled and in deliveries of
+/// what it sent, to count as having kept up (a few percent of room for Poisson noise and
+/// the run's first and last partial seconds).
+pub const KEPT_UP: f64 = 0.95;
+
+/// The run kept up with the offered rate: its generator did not saturate, it handled at
+/// least [`KEPT_UP`] of the offered messages per second, delivered at least that share of
+/// what it sent, and lost nothing.
+pub fn offered_met(s: &Summary) -> bool {
+    let t = &s.throughput;
+    !s.generator.saturated
+        && s.messages.lost == 0
+        && t.offered_per_s > 0.0
+        && t.messages_per_s >= KEPT_UP * t.offered_per_s
+        && t.delivered_per_s >= KEPT_UP * t.sent_per_s
 }
 
 /// `matrix.json`.
@@ -217,4 +244,35 @@ pub fn write(dir: &std::path::Path, m: &Matrix) -> anyhow::Result<std::path::Pat
     let p = dir.join("matrix.json");
     crate::output::write_json(&p, m)?;
     Ok(p)
+}
+
+/// Test fixtures: a matrix of the quickstart scenario whose cells are `cells`, and a
+/// cell with nothing measured to fill in.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::{Cell, Matrix};
+
+    /// A cell of `aead` with nothing measured (XX, rustcrypto, noise).
+    pub fn cell(aead: &str) -> Cell {
+        let mut c: Cell = serde_json::from_value(serde_json::json!({
+            "aead": "x", "backend": "rustcrypto", "pattern": "XX", "mode": "noise", "runs": [],
+            "handshake_bytes": 0, "lost": 0, "saturated": false
+        }))
+        .expect("a cell");
+        c.aead = aead.into();
+        c
+    }
+
+    /// The quickstart scenario's matrix of `cells`, three repeats each.
+    pub fn matrix(cells: Vec<Cell>) -> Matrix {
+        let text = include_str!("../../../../scenarios/quickstart.toml");
+        let scenario = crate::scenario::Scenario::parse(text, "q.toml", &[]).expect("scenario");
+        Matrix {
+            header: crate::results::header::Header::new(1, "matrix", crate::provenance::Provenance::collect()),
+            scenario,
+            repeat: 3,
+            order: Vec::new(),
+            cells,
+        }
+    }
 }

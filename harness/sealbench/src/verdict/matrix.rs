@@ -115,23 +115,10 @@ mod tests {
     }
 
     fn matrix(cells: Vec<(&str, Option<Spread>)>) -> Matrix {
-        let text = include_str!("../../../../scenarios/quickstart.toml");
-        let scenario = crate::scenario::Scenario::parse(text, "q.toml", &[]).expect("scenario");
-        let template: Cell = serde_json::from_value(serde_json::json!({
-            "aead": "x", "backend": "rustcrypto", "pattern": "XX", "mode": "noise", "runs": [],
-            "handshake_bytes": 0, "lost": 0, "saturated": false
-        }))
-        .expect("a cell");
-        Matrix {
-            header: crate::results::header::Header::new(1, "matrix", crate::provenance::Provenance::collect()),
-            scenario,
-            repeat: 3,
-            order: Vec::new(),
-            cells: cells
-                .into_iter()
-                .map(|(aead, cpu)| Cell { aead: aead.into(), cpu_ms_per_1000_msgs: cpu, ..template.clone() })
-                .collect(),
-        }
+        use crate::results::matrix::fixture;
+        fixture::matrix(
+            cells.into_iter().map(|(aead, cpu)| Cell { cpu_ms_per_1000_msgs: cpu, ..fixture::cell(aead) }).collect(),
+        )
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! Charts of `sealbench matrix`: e2e percentiles and throughput per combination, and the
 //! share of e2e time that is cryptography.
+//!
+//! Why the throughput chart turns into a cost chart: at a fixed offered rate every cell
+//! that kept up delivers the same messages per second, so its throughput bars are equal by
+//! construction and say nothing about the choice. When every cell kept up
+//! ([`Cell::offered_met`](crate::results::matrix::Cell::offered_met)) the chart is CPU per
+//! message instead (`matrix-cpu`: the driver's, and the relay's where it was measured);
+//! when some cell fell behind, throughput is what differs, and the chart stays
+//! `matrix-throughput`.
 
 use super::{Chart, bars};
 use crate::results::figure::Stat;
@@ -15,15 +23,22 @@ use std::path::{Path, PathBuf};
 /// When a file cannot be written.
 pub fn render_all(dir: &Path, m: &Matrix) -> Result<Vec<PathBuf>> {
     let mut files = super::render(dir, &MatrixChart(m, Kind::Latency))?;
-    files.extend(super::render(dir, &MatrixChart(m, Kind::Throughput))?);
+    let load = if all_kept_up(m) { Kind::CpuPerMessage } else { Kind::Throughput };
+    files.extend(super::render(dir, &MatrixChart(m, load))?);
     files.extend(super::render(dir, &MatrixChart(m, Kind::CryptoShare))?);
     Ok(files)
+}
+
+/// Every cell kept up with the offered rate: the load chart shows cost, not throughput.
+pub fn all_kept_up(m: &Matrix) -> bool {
+    !m.cells.is_empty() && m.cells.iter().all(|c| c.offered_met)
 }
 
 #[derive(Clone, Copy)]
 enum Kind {
     Latency,
     Throughput,
+    CpuPerMessage,
     CryptoShare,
 }
 
@@ -34,6 +49,7 @@ impl Chart for MatrixChart<'_> {
         match self.1 {
             Kind::Latency => "matrix-latency",
             Kind::Throughput => "matrix-throughput",
+            Kind::CpuPerMessage => "matrix-cpu",
             Kind::CryptoShare => "matrix-crypto-share",
         }
     }
@@ -78,6 +94,33 @@ impl Chart for MatrixChart<'_> {
                     &|v| format!("{v:.0}"),
                 )
             }
+            Kind::CpuPerMessage => {
+                let relay = m.cells.iter().any(|c| c.relay_cpu_us_per_msg.is_some());
+                let values: Vec<Vec<Option<f64>>> = m
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        let mut v = vec![med(c.cpu_ms_per_1000_msgs, 1.0)];
+                        if relay {
+                            v.push(med(c.relay_cpu_us_per_msg, 1.0));
+                        }
+                        v
+                    })
+                    .collect();
+                let series: &[&str] = if relay { &["driver", "relay"] } else { &["driver"] };
+                bars::grouped(
+                    root,
+                    &format!(
+                        "CPU per message at the offered rate (every cell kept up) — {} (median of {} runs)",
+                        m.scenario.name, m.repeat
+                    ),
+                    "CPU per message (µs)",
+                    &labels,
+                    series,
+                    &values,
+                    &|v| format!("{v:.1}"),
+                )
+            }
             Kind::CryptoShare => {
                 let values: Vec<Vec<Option<f64>>> =
                     m.cells.iter().map(|c| vec![c.crypto_share.map(|x| x * 100.0)]).collect();
@@ -92,5 +135,33 @@ impl Chart for MatrixChart<'_> {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::matrix::{Cell, Spread, fixture};
+
+    fn cell(aead: &str, cpu: f64, kept_up: bool) -> Cell {
+        let s = |v: f64| Some(Spread { median: v, min: v, max: v });
+        Cell { cpu_ms_per_1000_msgs: s(cpu), throughput_per_s: s(5000.0), offered_met: kept_up, ..fixture::cell(aead) }
+    }
+
+    fn stems(m: &Matrix) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let files = render_all(dir.path(), m).expect("charts");
+        let mut stems: Vec<String> =
+            files.iter().filter_map(|f| f.file_stem()).map(|s| s.to_string_lossy().into_owned()).collect();
+        stems.dedup();
+        stems
+    }
+
+    #[test]
+    fn the_load_chart_is_cost_per_message_only_when_every_cell_kept_up() {
+        let kept = fixture::matrix(vec![cell("chacha20-poly1305", 30.0, true), cell("aes-256-gcm", 25.0, true)]);
+        assert_eq!(stems(&kept), ["matrix-latency", "matrix-cpu", "matrix-crypto-share"]);
+        let behind = fixture::matrix(vec![cell("chacha20-poly1305", 30.0, true), cell("aes-256-gcm", 25.0, false)]);
+        assert_eq!(stems(&behind), ["matrix-latency", "matrix-throughput", "matrix-crypto-share"]);
     }
 }
