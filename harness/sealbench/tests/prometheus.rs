@@ -269,28 +269,33 @@ fn run_parts(dir: &Path, relay: SocketAddr, metrics: &[SocketAddr; 2]) -> Result
     }
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut seen_running = now_s();
-    let mut dirs = Vec::new();
-    for (out, mut child) in parts {
-        loop {
-            let before = now_s();
+    let mut ended = [false, false];
+    while ended.contains(&false) {
+        let before = now_s();
+        for (i, (_, child)) in parts.iter_mut().enumerate() {
+            if ended[i] {
+                continue;
+            }
             if let Some(status) = child.try_wait()? {
                 let mut err = String::new();
                 child.stderr.take().ok_or("stderr")?.read_to_string(&mut err)?;
-                assert!(status.success(), "{err}");
-                assert!(err.contains("metrics: final figures scraped"), "the final second was scraped: {err}");
-                break;
+                assert!(status.success(), "part {i}: {err}");
+                assert!(err.contains("metrics: final figures scraped"), "part {i}'s final second was scraped: {err}");
+                ended[i] = true;
             }
-            if dirs.is_empty() {
-                seen_running = before;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Err("a part did not end within 90 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        dirs.push(out);
+        if !ended.contains(&true) {
+            seen_running = before;
+        }
+        if Instant::now() > deadline {
+            for (_, child) in &mut parts {
+                let _ = child.kill();
+            }
+            return Err("the parts did not end within 90 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let dirs = parts.into_iter().map(|(out, _)| out).collect();
     Ok((dirs, seen_running))
 }
 
