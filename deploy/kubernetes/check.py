@@ -3,8 +3,13 @@
 
 The schemas are checked by `kubernetes-validate --strict` (offline: the package carries
 them); this checks what no schema can: the Indexed Job's part count, index variable and
-scenario mount, the relay Service the parts connect to, and that every part of the
-ConfigMap's scenario is one `sealbench run` accepts (`--dry-run`, nothing connects).
+scenario mount, the relay Service the parts connect to, that every part of the
+ConfigMap's scenario is one `sealbench run` accepts (`--dry-run`, nothing connects), and
+that Prometheus can find every pod's /metrics: the driver passes `--metrics` (and
+`--metrics-linger`, or a Job's pod ends before its final figures are scraped), the relay
+and driver pod templates carry `prometheus.io/scrape|port|path` annotations naming the
+port `--metrics` listens on and a `metrics` container port, and the Prometheus Operator's
+PodMonitor (prometheus-operator/podmonitor.yaml) selects both and scrapes that port.
 
 Usage: check.py SEALBENCH_BINARY   (run from anywhere; reads this directory)
 Exit 0 when everything agrees; 1 with every disagreement listed.
@@ -80,6 +85,10 @@ def main(binary):
     if not svc or int(m.group(2)) not in [p["port"] for p in svc["spec"]["ports"]]:
         problems.append(f"--relay {relay} does not name a Service and port in these manifests")
 
+    problems += scrape_problems(job, "--metrics-linger")
+    problems += scrape_problems(d[("Deployment", "sealbench-relay")], None)
+    problems += podmonitor_problems(d)
+
     # Every part of the scenario is one `sealbench run` accepts.
     if scenario_text is not None and n > 0:
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
@@ -98,6 +107,52 @@ def main(binary):
     for p in problems:
         print("deploy/kubernetes:", p, file=sys.stderr)
     return 1 if problems else 0
+
+
+def scrape_problems(workload, linger_flag):
+    """What keeps Prometheus from scraping the pods of `workload` (a Job or Deployment)."""
+    name = workload["metadata"]["name"]
+    template = workload["spec"]["template"]
+    notes = template["metadata"].get("annotations", {})
+    c = template["spec"]["containers"][0]
+    args = [str(a) for a in c.get("args", [])]
+    problems = []
+    if "--metrics" not in args:
+        return [f"{name}: no --metrics: Prometheus has nothing to scrape"]
+    port = args[args.index("--metrics") + 1].rsplit(":", 1)[-1]
+    if linger_flag and linger_flag not in args:
+        problems.append(f"{name}: no {linger_flag}: the pod ends before its final figures are scraped")
+    want = {"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}
+    for k, v in want.items():
+        if str(notes.get(k)) != v:
+            problems.append(f"{name}: pod annotation {k} is {notes.get(k)!r}, --metrics says {v!r}")
+    ports = {p.get("name"): str(p["containerPort"]) for p in c.get("ports", [])}
+    if ports.get("metrics") != port:
+        problems.append(f"{name}: container port `metrics` is {ports.get('metrics')}, --metrics listens on {port}")
+    return problems
+
+
+def podmonitor_problems(d):
+    """The PodMonitor selects the driver and relay pods and scrapes their `metrics` port."""
+    path = os.path.join(HERE, "prometheus-operator", "podmonitor.yaml")
+    with open(path) as f:
+        pm = yaml.safe_load(f)
+    problems = []
+    if pm.get("kind") != "PodMonitor":
+        return [f"{path}: not a PodMonitor"]
+    sel = pm["spec"]["selector"]
+    wanted = set()
+    for e in sel.get("matchExpressions", []):
+        if e["key"] == "app.kubernetes.io/name" and e["operator"] == "In":
+            wanted |= set(e["values"])
+    for kind, name in [("Job", "sealbench-driver"), ("Deployment", "sealbench-relay")]:
+        label = d[(kind, name)]["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+        if label not in wanted:
+            problems.append(f"PodMonitor does not select the {kind} {name}'s pods (label {label})")
+    endpoints = pm["spec"].get("podMetricsEndpoints", [])
+    if not any(e.get("port") == "metrics" and e.get("path", "/metrics") == "/metrics" for e in endpoints):
+        problems.append("PodMonitor does not scrape the pods' `metrics` port at /metrics")
+    return problems
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ fn metrics_grow_while_the_run_goes_on_and_the_json_lines_add_up_to_the_summary()
             sent.extend(value(&text, "sealbench_driver_sent_total"));
             cpu.extend(value(&text, "process_cpu_seconds_total"));
             class_p99 |=
-                value(&text, "sealbench_driver_e2e_seconds{class=\"group\",size=\"10\",quantile=\"0.99\"}").is_some();
+                value(&text, "sealbench_driver_e2e_last_second_seconds{class=\"group\",size=\"10\",percentile=\"99\"}")
+                    .is_some()
+                    && value(&text, "sealbench_driver_e2e_by_class_seconds_count{class=\"group\",size=\"10\"}")
+                        .is_some();
             assert!(text.ends_with("# EOF\n"), "an OpenMetrics exposition ends with # EOF");
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -75,7 +78,7 @@ fn metrics_grow_while_the_run_goes_on_and_the_json_lines_add_up_to_the_summary()
     let _ = drain.join();
     assert!(sent.windows(2).all(|w| w[0] <= w[1]), "a counter never goes down: {sent:?}");
     assert!(sent.windows(2).filter(|w| w[0] < w[1]).count() >= 2, "sent_total grew during the run: {sent:?}");
-    assert!(class_p99, "a per-class latency line was served");
+    assert!(class_p99, "per-class latency lines (histogram and last second) were served");
     assert!(cpu.len() >= 2 && cpu.windows(2).all(|w| w[0] <= w[1]), "the process's CPU seconds were served: {cpu:?}");
 
     // One line per second of the run, each a LiveSecond; the deltas add up to the summary.

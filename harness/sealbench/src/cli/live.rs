@@ -12,6 +12,12 @@ pub struct LiveArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
 
+    /// After the run, keep `--metrics` up until a scrape has taken the final figures, at
+    /// most DURATION (for a Kubernetes Job, whose pod ends with the run: give at least two
+    /// scrape intervals, e.g. 60s). Default: the endpoint ends with the command.
+    #[arg(long, value_name = "DURATION", requires = "metrics", value_parser = crate::results::figure::parse_duration)]
+    pub metrics_linger: Option<std::time::Duration>,
+
     /// Write one JSON object per completed second to FILE, or to standard output with `-`
     /// (then the human output, progress and final table, goes to standard error). Every
     /// field: docs/RESULTS.md.

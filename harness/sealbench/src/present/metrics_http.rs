@@ -54,7 +54,30 @@ impl MetricsServer {
     pub fn metrics(&self) -> &LiveMetrics {
         &self.metrics
     }
+
+    /// `--metrics-linger`: keeps serving until a scrape has taken the second published
+    /// last (then a short grace for its response to be written), or until `max` has
+    /// passed; says on stderr which. Why: a Kubernetes Job's pod ends with its run, and
+    /// Prometheus scrapes every 15–60 s, so without it the final seconds — the totals
+    /// `merge` adds up — would never be scraped.
+    pub fn linger(&self, max: std::time::Duration) {
+        let deadline = std::time::Instant::now() + max;
+        eprintln!("metrics: serving the final figures until scraped (at most {max:?})");
+        while !self.metrics.latest_served() {
+            if std::time::Instant::now() >= deadline {
+                eprintln!("metrics: not scraped within {max:?}; stopping");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(LINGER_GRACE);
+        eprintln!("metrics: final figures scraped");
+    }
 }
+
+/// How long the server stays after the final figures were encoded, for the response to
+/// reach the scraper.
+const LINGER_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {

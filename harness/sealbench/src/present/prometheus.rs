@@ -8,11 +8,16 @@
 //! and nothing on the per-message path is touched. Every name is listed with its unit in
 //! `docs/RESULTS.md`.
 //!
-//! Why gauges for latency: a second's percentiles come from its HdrHistogram; Prometheus
-//! cannot add percentiles across scrapes, so they are exposed as what they are — the
-//! last completed second's p50 / p90 / p99 / max (`quantile="1"`) in seconds, with the
-//! second's sample count beside them. Exact whole-run figures are in `summary.json`.
+//! Why histograms for latency: a split run on N pods must give one p99, and Prometheus can
+//! add buckets (`histogram_quantile(0.99, sum by (le) (rate(..._bucket[1m])))`) but never
+//! percentiles. Each live metric is a classic cumulative histogram in seconds since the
+//! run started, folded from the coordinator's per-second HdrHistograms
+//! ([`crate::results::buckets`], which says why its bounds). Classic buckets only: the
+//! crate encodes native histograms in its protobuf format alone, and this endpoint
+//! speaks text. The last second's exact percentiles stay beside them as gauges for a
+//! one-driver panel (`_last_second_seconds{percentile}`).
 
+use crate::results::buckets::Buckets;
 use crate::results::live::{LIVE_METRICS, LiveSecond, counter_help};
 use crate::results::summary::Latency;
 use prometheus_client::collector::Collector;
@@ -33,7 +38,15 @@ const LAST_SECOND: [&str; 4] = ["messages", "sent", "delivered", "refused"];
 /// (which encodes on each scrape).
 #[derive(Debug, Default, Clone)]
 pub struct LiveMetrics {
-    latest: Arc<Mutex<Option<Arc<LiveSecond>>>>,
+    latest: Arc<Mutex<Latest>>,
+}
+
+/// The latest second and whether a scrape has encoded it yet (one lock for both, so a
+/// second published during a scrape is never marked as served).
+#[derive(Debug, Default)]
+struct Latest {
+    sec: Option<Arc<LiveSecond>>,
+    served: bool,
 }
 
 impl LiveMetrics {
@@ -42,12 +55,20 @@ impl LiveMetrics {
     pub fn publish(&self, sec: LiveSecond) {
         let sec = Arc::new(sec);
         if let Ok(mut l) = self.latest.lock() {
-            *l = Some(sec);
+            *l = Latest { sec: Some(sec), served: false };
         }
     }
 
+    /// True once a scrape has encoded the second published last (what
+    /// `--metrics-linger` waits for).
+    pub fn latest_served(&self) -> bool {
+        self.latest.lock().is_ok_and(|l| l.served)
+    }
+
     fn latest(&self) -> Option<Arc<LiveSecond>> {
-        self.latest.lock().ok().and_then(|l| l.clone())
+        let mut l = self.latest.lock().ok()?;
+        l.served |= l.sec.is_some();
+        l.sec.clone()
     }
 
     /// A registry that encodes the latest second on each scrape.
@@ -160,35 +181,74 @@ fn encode_second(s: &LiveSecond, enc: &mut DescriptorEncoder) -> std::fmt::Resul
     latencies(s, enc)
 }
 
-/// `sealbench_driver_<metric>_seconds{quantile}` and `sealbench_driver_<metric>_samples`,
-/// all classes together and per class, for the metrics with samples in the last second.
+/// Each live metric's cumulative histograms since the run started, then its last second's
+/// percentiles: [`histograms`] and [`last_second_latencies`].
 fn latencies(s: &LiveSecond, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     for m in LIVE_METRICS {
-        let mut series: Vec<(Labels, &Latency)> = Vec::new();
-        if let Some(l) = s.latency_us.get(m.name()) {
-            series.push((Labels::new(), l));
-        }
-        for (class, l) in s.latency_by_class_us.get(m.name()).into_iter().flatten() {
-            series.push((class_labels(class), l));
-        }
-        if series.is_empty() {
-            continue;
-        }
-        let mut values = Vec::new();
-        for (labels, l) in &series {
-            for (q, us) in [("0.5", l.p50_us), ("0.9", l.p90_us), ("0.99", l.p99_us), ("1", l.max_us)] {
-                let mut labels = labels.clone();
-                labels.push(("quantile", q.to_owned()));
-                values.push((labels, us / 1e6));
-            }
-        }
-        let help = format!("{} over the last completed second: p50, p90, p99 and max (quantile=\"1\")", m.name());
-        gauge(enc, &format!("{PREFIX}_{}", m.name()), &help, Some(&Unit::Seconds), &values)?;
-        let counts: Vec<(Labels, f64)> = series.iter().map(|(lb, l)| (lb.clone(), l.count as f64)).collect();
-        let help = format!("{} samples recorded in the last completed second", m.name());
-        gauge(enc, &format!("{PREFIX}_{}_samples", m.name()), &help, None, &counts)?;
+        histograms(s, m.name(), enc)?;
+        last_second_latencies(s, m.name(), enc)?;
     }
     Ok(())
+}
+
+/// `sealbench_driver_<metric>_seconds` (all classes together, no labels: the series to add
+/// across pods) and `sealbench_driver_<metric>_by_class_seconds` (one series per traffic
+/// class, `class`/`size`/`fanout` labels). Two families, not one, so that
+/// `sum by (le) (rate(sealbench_driver_e2e_seconds_bucket[1m]))` cannot count a message
+/// twice: per-class series overlap (a message of a group of 50 is in `class="group"` and in
+/// `class="group",size="50"`), so they are added across pods by their labels, never over
+/// classes.
+fn histograms(s: &LiveSecond, metric: &str, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    let Some(series) = s.histograms.series.get(metric) else { return Ok(()) };
+    if let Some(all) = series.get(&None) {
+        let help = format!("{metric} since the run started, all traffic classes together");
+        let name = format!("{PREFIX}_{metric}");
+        let mut h = enc.encode_descriptor(&name, &help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        h.encode_histogram::<NoLabelSet>(all.sum_s, all.count, &all.pairs(), None)?;
+    }
+    let classes: Vec<(Labels, &Buckets)> =
+        series.iter().filter_map(|(class, b)| Some((class_labels(class.as_deref()?), b))).collect();
+    if !classes.is_empty() {
+        let help = format!("{metric} since the run started, per traffic class (classes overlap: add by their labels)");
+        let name = format!("{PREFIX}_{metric}_by_class");
+        let mut h = enc.encode_descriptor(&name, &help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        for (labels, b) in &classes {
+            h.encode_family(labels)?.encode_histogram::<NoLabelSet>(b.sum_s, b.count, &b.pairs(), None)?;
+        }
+    }
+    Ok(())
+}
+
+/// `sealbench_driver_<metric>_last_second_seconds{percentile}` and
+/// `sealbench_driver_<metric>_last_second_samples`, all classes together and per class,
+/// when the metric has samples in the last second: one process's exact percentiles
+/// (HdrHistogram, 3 digits) for a single-driver panel. Gauges, and the label is
+/// `percentile`, not `quantile` (which Prometheus reserves for summaries): they cannot be
+/// added across pods — the histograms above can.
+fn last_second_latencies(s: &LiveSecond, metric: &str, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    let mut series: Vec<(Labels, &Latency)> = Vec::new();
+    if let Some(l) = s.latency_us.get(metric) {
+        series.push((Labels::new(), l));
+    }
+    for (class, l) in s.latency_by_class_us.get(metric).into_iter().flatten() {
+        series.push((class_labels(class), l));
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut values = Vec::new();
+    for (labels, l) in &series {
+        for (q, us) in [("50", l.p50_us), ("90", l.p90_us), ("99", l.p99_us), ("100", l.max_us)] {
+            let mut labels = labels.clone();
+            labels.push(("percentile", q.to_owned()));
+            values.push((labels, us / 1e6));
+        }
+    }
+    let help = format!("{metric} over the last completed second: p50, p90, p99 and max (percentile=\"100\")");
+    gauge(enc, &format!("{PREFIX}_{metric}_last_second"), &help, Some(&Unit::Seconds), &values)?;
+    let counts: Vec<(Labels, f64)> = series.iter().map(|(lb, l)| (lb.clone(), l.count as f64)).collect();
+    let help = format!("{metric} samples recorded in the last completed second");
+    gauge(enc, &format!("{PREFIX}_{metric}_last_second_samples"), &help, None, &counts)
 }
 
 /// `class=group,size=50` as labels `class="group", size="50"`.
@@ -213,7 +273,7 @@ mod tests {
     use crate::tags::{TagId, TagSet};
     use std::time::Duration;
 
-    fn sample() -> LiveSecond {
+    fn sample() -> (LiveTracker, Second) {
         let tags = Arc::from(vec![TagSet::class("group").unwrap(), TagSet::parse("class=group,size=50").unwrap()]);
         let mut hist = Histograms::with_tags(tags);
         for v in [1_000_000, 2_000_000, 4_000_000] {
@@ -225,7 +285,7 @@ mod tests {
         let sec =
             Second { t: 3, phase: Phase::Steady, hist, delta, connected: 100, busy: 0.25, stage: Some(1), at_s: 3.0 };
         let profile = Profile::steady(Duration::from_secs(1), Duration::from_secs(5), 40.0);
-        LiveTracker::with_stages(profile.spans().to_vec(), 100, 0.0).next(&sec)
+        (LiveTracker::with_stages(profile.spans().to_vec(), 100, 0.0), sec)
     }
 
     #[test]
@@ -234,7 +294,8 @@ mod tests {
         let before = m.encode();
         assert!(!before.contains("sealbench_driver_"), "no run figure before the first second: {before}");
         assert!(before.contains("process_cpu_seconds_total "), "the process metrics from the start: {before}");
-        m.publish(sample());
+        let (mut tracker, sec) = sample();
+        m.publish(tracker.next(&sec));
         let text = m.encode();
         for line in [
             "sealbench_driver_sent_total 98",
@@ -247,16 +308,48 @@ mod tests {
             "sealbench_driver_phase_info{phase=\"steady\",stage=\"steady\"} 1",
             "sealbench_driver_stage_index 1",
             "sealbench_driver_stage_target_messages_per_second{at=\"end\"} 40",
-            "sealbench_driver_e2e_samples{class=\"group\",size=\"50\"} 3",
-            "# UNIT sealbench_driver_e2e_seconds seconds",
+            "sealbench_driver_e2e_last_second_samples{class=\"group\",size=\"50\"} 3",
+            "# UNIT sealbench_driver_e2e_last_second_seconds seconds",
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }
         let p99 = text
             .lines()
-            .find(|l| l.starts_with("sealbench_driver_e2e_seconds{class=\"group\",quantile=\"0.99\"}"))
+            .find(|l| l.starts_with("sealbench_driver_e2e_last_second_seconds{class=\"group\",percentile=\"99\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
         assert!(p99.is_some_and(|v| (v - 0.004).abs() < 0.00001), "p99 of 1, 2, 4 ms is 4 ms: {p99:?}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn latency_histograms_are_cumulative_over_the_run_in_seconds() {
+        let m = LiveMetrics::default();
+        let (mut tracker, sec) = sample();
+        m.publish(tracker.next(&sec));
+        m.publish(tracker.next(&sec));
+        let text = m.encode();
+        // 1, 2 and 4 ms a second, twice; a value at a bound counts in the next bucket
+        // (HdrHistogram's highest equivalent value is just above it).
+        for line in [
+            "# TYPE sealbench_driver_e2e_seconds histogram",
+            "# UNIT sealbench_driver_e2e_seconds seconds",
+            "sealbench_driver_e2e_seconds_count 6",
+            "sealbench_driver_e2e_seconds_bucket{le=\"0.001\"} 0",
+            "sealbench_driver_e2e_seconds_bucket{le=\"0.002\"} 2",
+            "sealbench_driver_e2e_seconds_bucket{le=\"0.005\"} 6",
+            "sealbench_driver_e2e_seconds_bucket{le=\"+Inf\"} 6",
+            "# TYPE sealbench_driver_e2e_by_class_seconds histogram",
+            "sealbench_driver_e2e_by_class_seconds_count{class=\"group\"} 6",
+            "sealbench_driver_e2e_by_class_seconds_bucket{le=\"0.002\",class=\"group\",size=\"50\"} 2",
+            "sealbench_driver_e2e_last_second_samples 3.0",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "missing `{line}` in:\n{text}");
+        }
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sealbench_driver_e2e_seconds_sum "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(sum.is_some_and(|v| (v - 0.014).abs() < 0.0001), "2 × (1 + 2 + 4) ms: {sum:?}");
+        assert!(!text.contains("quantile="), "no quantile label outside a summary");
     }
 }

@@ -56,8 +56,10 @@ fn wants_classic(accept: Option<&str>) -> bool {
 }
 
 /// OpenMetrics text as the classic Prometheus text format 0.0.4: a counter family `x`
-/// (samples `x_total`) is declared as `x_total`, `# UNIT` lines and `# EOF` are dropped,
-/// `unknown` is `untyped`; everything else reads the same in both.
+/// (samples `x_total`) is declared as `x_total`, an info family `x` (sample `x_info`, a
+/// type the classic format lacks: its parser refuses the whole exposition) as the gauge
+/// `x_info` (value 1, as Prometheus stores an info metric), `# UNIT` lines and `# EOF` are
+/// dropped, `unknown` is `untyped`; everything else reads the same in both.
 pub fn classic_text(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
     let mut help: Option<(&str, &str)> = None;
@@ -75,6 +77,7 @@ pub fn classic_text(om: &str) -> String {
             let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
             let (name, kind) = match kind {
                 "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
                 "unknown" => (name.to_owned(), "untyped"),
                 k => (name.to_owned(), k),
             };
@@ -116,7 +119,8 @@ mod tests {
     fn openmetrics_becomes_classic_text_by_accept() {
         let om = "# HELP x_routed Frames routed.\n# TYPE x_routed counter\nx_routed_total 5\n\
                   # HELP x_conns Open.\n# TYPE x_conns gauge\nx_conns 2\n\
-                  # HELP x_sent Bytes.\n# TYPE x_sent_bytes counter\n# UNIT x_sent_bytes bytes\nx_sent_bytes_total 9\n# EOF\n";
+                  # HELP x_sent Bytes.\n# TYPE x_sent_bytes counter\n# UNIT x_sent_bytes bytes\nx_sent_bytes_total 9\n\
+                  # HELP x_phase Now.\n# TYPE x_phase info\nx_phase_info{phase=\"steady\"} 1\n# EOF\n";
         let text = classic_text(om);
         assert!(
             text.contains("# HELP x_routed_total Frames routed.\n# TYPE x_routed_total counter\nx_routed_total 5\n"),
@@ -124,6 +128,9 @@ mod tests {
         );
         assert!(text.contains("# TYPE x_conns gauge\nx_conns 2\n"), "{text}");
         assert!(text.contains("# TYPE x_sent_bytes_total counter\nx_sent_bytes_total 9\n"), "{text}");
+        assert!(
+            text.contains("# HELP x_phase_info Now.\n# TYPE x_phase_info gauge\nx_phase_info{phase=\"steady\"} 1\n")
+        );
         assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
         assert!(wants_classic(Some("text/plain;version=0.0.4")));
         let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

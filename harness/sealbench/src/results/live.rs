@@ -13,6 +13,7 @@
 //! (and in `/metrics`) under its field name, including ones added later;
 //! [`counter_help`] describes each, and a test keeps that list complete.
 
+use super::buckets::LiveHistograms;
 use super::summary::Latency;
 use crate::driver::Second;
 use crate::driver::recorder::{Counters, Metric};
@@ -126,15 +127,22 @@ pub struct LiveSecond {
     /// Latencies recorded in this second per traffic class, by metric then class
     /// (`class=group,size=50`), µs; classes without samples are left out.
     pub latency_by_class_us: BTreeMap<String, BTreeMap<String, Latency>>,
+    /// The live latencies since the run started as cumulative buckets (the `/metrics`
+    /// histograms, which N driver pods can add). Not in the JSON line: a line is one
+    /// second's figures, and the whole run's are `summary.json`'s.
+    #[serde(skip)]
+    pub histograms: LiveHistograms,
 }
 
-/// Turns each merged second into a [`LiveSecond`], keeping the running totals.
+/// Turns each merged second into a [`LiveSecond`], keeping the running totals (counters
+/// and latency buckets).
 #[derive(Debug, Clone)]
 pub struct LiveTracker {
     spans: Vec<Span>,
     clients: usize,
     started_unix_s: f64,
     total: Counters,
+    histograms: LiveHistograms,
 }
 
 impl LiveTracker {
@@ -145,12 +153,13 @@ impl LiveTracker {
 
     /// A tracker from the run's stages and client count.
     pub fn with_stages(spans: Vec<Span>, clients: usize, started_unix_s: f64) -> Self {
-        LiveTracker { spans, clients, started_unix_s, total: Counters::new() }
+        LiveTracker { spans, clients, started_unix_s, total: Counters::new(), histograms: LiveHistograms::default() }
     }
 
     /// The record of `sec`, the next second of the run.
     pub fn next(&mut self, sec: &Second) -> LiveSecond {
         self.total.add(&sec.delta);
+        self.histograms.add(&sec.hist);
         let mut latency_us = BTreeMap::new();
         let mut latency_by_class_us: BTreeMap<String, BTreeMap<String, Latency>> = BTreeMap::new();
         for (m, tag, h) in sec.hist.series() {
@@ -178,6 +187,7 @@ impl LiveTracker {
             lost_or_pending: self.total.lost(),
             latency_us,
             latency_by_class_us,
+            histograms: self.histograms.clone(),
         }
     }
 }
@@ -255,7 +265,9 @@ mod tests {
         let line = tracker().next(&second(1, 5, Some(3)));
         let text = serde_json::to_string(&line)?;
         assert!(!text.contains('\n'));
-        assert_eq!(serde_json::from_str::<LiveSecond>(&text)?, line);
+        let back = serde_json::from_str::<LiveSecond>(&text)?;
+        assert!(!line.histograms.series.is_empty() && back.histograms.series.is_empty(), "buckets stay out");
+        assert_eq!(back, LiveSecond { histograms: LiveHistograms::default(), ..line });
         Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`summary`] — `summary.json`; [`hlog`] — `latency.hlog`; [`timeseries`] —
 //!   `timeseries.csv`: a run's data files, all written by [`write_run`].
-//! - [`live`] — one record per second of a running run; [`stream`] — `--json-stream`,
+//! - [`live`] — one record per second of a running run; [`buckets`] — its latencies as
+//!   cumulative buckets since the start (`/metrics` histograms); [`stream`] — `--json-stream`,
 //!   those records as JSON lines.
 //! - [`accounting`] — `summary.json`'s `clients` and `messages`: the run's counters as a
 //!   result shows them, generated from the one list of counters.
@@ -20,6 +21,7 @@
 //!   paths, what counts as an error) and units (one parser, one formatter).
 
 pub mod accounting;
+pub mod buckets;
 pub mod capacity;
 pub mod figure;
 pub mod header;

@@ -45,6 +45,16 @@ pub struct Batch {
     quiet: bool,
     /// Draw plots (and report.html) for each run.
     pub plots: bool,
+    /// `--metrics-linger`, after the batch's last run.
+    linger: Option<std::time::Duration>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let (Some(m), Some(max)) = (&self.metrics, self.linger) {
+            m.linger(max);
+        }
+    }
 }
 
 impl Batch {
@@ -58,7 +68,7 @@ impl Batch {
             eprintln!("metrics: http://{}/metrics", m.addr());
         }
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        Ok(Batch { metrics, stream, quiet: args.quiet, plots })
+        Ok(Batch { metrics, stream, quiet: args.quiet, plots, linger: args.metrics_linger })
     }
 }
 
@@ -70,6 +80,18 @@ pub(super) struct Watch {
     stream: Option<JsonStream>,
     display: Display,
     json_on_stdout: bool,
+    /// `--metrics-linger`: how long the end of the run waits for the final scrape.
+    linger: Option<std::time::Duration>,
+}
+
+/// At the end of the run, whatever its outcome, after the results are written:
+/// `--metrics-linger` holds `/metrics` until the final figures are scraped.
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let (Some(m), Some(max)) = (&self.metrics, self.linger) {
+            m.linger(max);
+        }
+    }
 }
 
 impl Watch {
@@ -94,7 +116,7 @@ impl Watch {
             Display::Progress { tty, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Ok(Watch { tracker, metrics, stream, display, json_on_stdout })
+        Ok(Watch { tracker, metrics, stream, display, json_on_stdout, linger: args.metrics_linger })
     }
 
     /// Shows, writes and publishes one merged second.
@@ -142,12 +164,13 @@ impl Watch {
             Display::Progress { tty: false, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Watch { tracker, metrics: batch.metrics.take(), stream: batch.stream.take(), display, json_on_stdout: false }
+        let (metrics, stream) = (batch.metrics.take(), batch.stream.take());
+        Watch { tracker, metrics, stream, display, json_on_stdout: false, linger: None }
     }
 
     /// Hands the server and the stream back to the batch for its next run.
-    pub(crate) fn end_in(self, batch: &mut Batch) {
-        (batch.metrics, batch.stream) = (self.metrics, self.stream);
+    pub(crate) fn end_in(mut self, batch: &mut Batch) {
+        (batch.metrics, batch.stream) = (self.metrics.take(), self.stream.take());
     }
 
     /// True when stdout carries the JSON lines, so the final table goes to stderr.
