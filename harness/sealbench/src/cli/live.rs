@@ -12,6 +12,13 @@ pub struct LiveArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
 
+    /// Serve a live page at http://ADDR:PORT/ (port 0 picks a free port, printed at start):
+    /// rates, latency per traffic class, clients and errors drawn each second, then the final
+    /// report. Self-contained (nothing fetched from elsewhere); its data is the
+    /// `--json-stream` record as server-sent events at /events. docs/RESULTS.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dashboard: Option<std::net::SocketAddr>,
+
     /// Write one JSON object per completed second to FILE, or to standard output with `-`
     /// (then the human output, progress and final table, goes to standard error). Every
     /// field: docs/RESULTS.md.

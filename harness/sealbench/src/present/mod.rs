@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`console`] — the progress line and the final table of `run`.
 //! - while a run goes on: [`live`] — the terminal view redrawn each second;
-//!   [`prometheus`] — the driver's `/metrics`, served by [`metrics_http`].
+//!   [`prometheus`] — the driver's `/metrics`, served by [`metrics_http`]; [`dashboard`] —
+//!   the live page in the browser (`run --dashboard`).
 //! - [`markdown`] — `matrix.md` and `capacity.md`; [`html`] — the self-contained
 //!   `report.html` of a run, a matrix or a capacity search.
 //! - [`plot`] — charts (PNG + SVG).
@@ -12,6 +13,7 @@
 //!   presentation: [`write_run`], [`write_matrix`], [`write_capacity`].
 
 pub mod console;
+pub mod dashboard;
 pub mod html;
 pub mod live;
 pub mod markdown;

@@ -1,7 +1,8 @@
 //! What `run` shows and serves while it goes on, once per merged second: the terminal
-//! view or the progress line, `--json-stream` lines and `--metrics`. Composition only:
-//! each output is its own module ([`crate::present::live`], [`crate::results::stream`],
-//! [`crate::present::prometheus`]), fed the same [`LiveSecond`].
+//! view or the progress line, `--json-stream` lines, `--metrics` and `--dashboard`.
+//! Composition only: each output is its own module ([`crate::present::live`],
+//! [`crate::results::stream`], [`crate::present::prometheus`], [`crate::present::dashboard`]),
+//! fed the same [`LiveSecond`].
 //!
 //! Where the human output goes:
 //! - stdout is a terminal (and neither `--quiet` nor `--json-stream -`): the live view,
@@ -16,10 +17,12 @@ use crate::driver::Second;
 use crate::driver::recorder::Counters;
 use crate::error::Failure;
 use crate::present::console;
+use crate::present::dashboard::DashboardServer;
 use crate::present::live::{TerminalView, render, terminal_width};
 use crate::present::metrics_http::MetricsServer;
 use crate::results::live::LiveTracker;
 use crate::results::stream::{JsonStream, StreamTarget};
+use crate::results::summary::Summary;
 use crate::scenario::Plan;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -36,11 +39,12 @@ enum Display {
 }
 
 /// What the runs of a batch (`matrix`'s cells, `capacity`'s steps) share: one `/metrics`
-/// server and one JSON stream for them all (each run's figures restart at its start, as a
-/// counter does when its process restarts), and `--quiet`.
+/// server, one dashboard and one JSON stream for them all (each run's figures restart at
+/// its start, as a counter does when its process restarts), and `--quiet`.
 #[derive(Debug)]
 pub struct Batch {
     metrics: Option<MetricsServer>,
+    dashboard: Option<DashboardServer>,
     stream: Option<JsonStream>,
     quiet: bool,
     /// Draw plots (and report.html) for each run.
@@ -53,13 +57,30 @@ impl Batch {
     /// # Errors
     /// As [`Watch::start`].
     pub fn start(args: &LiveArgs, plots: bool) -> Result<Batch, Failure> {
-        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
-        if let Some(m) = &metrics {
-            eprintln!("metrics: http://{}/metrics", m.addr());
-        }
+        let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        Ok(Batch { metrics, stream, quiet: args.quiet, plots })
+        Ok(Batch { metrics, dashboard, stream, quiet: args.quiet, plots })
     }
+
+    /// Shows a finished run's figures on the dashboard (when there is one).
+    pub fn report(&self, summary: &Summary, dir: &std::path::Path) {
+        if let Some(d) = &self.dashboard {
+            d.report(summary, dir);
+        }
+    }
+}
+
+/// Binds `--metrics` and `--dashboard` (each printed with its address) before the run.
+fn bind_servers(args: &LiveArgs) -> Result<(Option<MetricsServer>, Option<DashboardServer>), Failure> {
+    let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
+    if let Some(m) = &metrics {
+        eprintln!("metrics: http://{}/metrics", m.addr());
+    }
+    let dashboard = args.dashboard.map(DashboardServer::bind).transpose().map_err(Failure::usage)?;
+    if let Some(d) = &dashboard {
+        eprintln!("dashboard: http://{}/", d.addr());
+    }
+    Ok((metrics, dashboard))
 }
 
 /// The live outputs of one run.
@@ -67,6 +88,7 @@ impl Batch {
 pub(super) struct Watch {
     tracker: LiveTracker,
     metrics: Option<MetricsServer>,
+    dashboard: Option<DashboardServer>,
     stream: Option<JsonStream>,
     display: Display,
     json_on_stdout: bool,
@@ -76,13 +98,10 @@ impl Watch {
     /// Opens the stream and binds `/metrics` before the run starts.
     ///
     /// # Errors
-    /// Exit 2 when the `--metrics` address cannot be bound or the `--json-stream` file
-    /// cannot be created (the message names the flag and the value).
+    /// Exit 2 when the `--metrics` or `--dashboard` address cannot be bound or the
+    /// `--json-stream` file cannot be created (the message names the flag and the value).
     pub(super) fn start(args: &LiveArgs, plan: &Plan) -> Result<Watch, Failure> {
-        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
-        if let Some(m) = &metrics {
-            eprintln!("metrics: http://{}/metrics", m.addr());
-        }
+        let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
         let json_on_stdout = args.json_stream == Some(StreamTarget::Stdout);
         let display = if args.quiet {
@@ -94,7 +113,7 @@ impl Watch {
             Display::Progress { tty, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Ok(Watch { tracker, metrics, stream, display, json_on_stdout })
+        Ok(Watch { tracker, metrics, dashboard, stream, display, json_on_stdout })
     }
 
     /// Shows, writes and publishes one merged second.
@@ -120,6 +139,9 @@ impl Watch {
         if let Some(s) = &mut self.stream {
             s.write(&live);
         }
+        if let Some(d) = &self.dashboard {
+            d.second(&live);
+        }
         if let Some(m) = &self.metrics {
             m.metrics().publish(live);
         }
@@ -132,8 +154,15 @@ impl Watch {
         }
     }
 
+    /// Shows the run's final figures on the dashboard (when there is one).
+    pub(super) fn report(&self, summary: &Summary, dir: &std::path::Path) {
+        if let Some(d) = &self.dashboard {
+            d.report(summary, dir);
+        }
+    }
+
     /// The watch of one run of a batch (`matrix`'s cells, `capacity`'s steps): the batch's
-    /// `/metrics` server and JSON stream (taken for this run, handed back by
+    /// `/metrics` server, dashboard and JSON stream (taken for this run, handed back by
     /// [`Watch::end_in`]), and a progress line on stderr every 5 s unless `--quiet`.
     pub(crate) fn in_batch(batch: &mut Batch, plan: &Plan) -> Watch {
         let display = if batch.quiet {
@@ -142,12 +171,17 @@ impl Watch {
             Display::Progress { tty: false, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Watch { tracker, metrics: batch.metrics.take(), stream: batch.stream.take(), display, json_on_stdout: false }
+        let dashboard = batch.dashboard.take();
+        if let Some(d) = &dashboard {
+            d.begin();
+        }
+        let (metrics, stream) = (batch.metrics.take(), batch.stream.take());
+        Watch { tracker, metrics, dashboard, stream, display, json_on_stdout: false }
     }
 
     /// Hands the server and the stream back to the batch for its next run.
     pub(crate) fn end_in(self, batch: &mut Batch) {
-        (batch.metrics, batch.stream) = (self.metrics, self.stream);
+        (batch.metrics, batch.dashboard, batch.stream) = (self.metrics, self.dashboard, self.stream);
     }
 
     /// True when stdout carries the JSON lines, so the final table goes to stderr.
