@@ -19,6 +19,16 @@ pub struct LiveArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub dashboard: Option<std::net::SocketAddr>,
 
+    /// Push the `/metrics` samples to a Prometheus remote-write receiver at URL
+    /// (`http://HOST:9090/api/v1/write`; Prometheus needs --web.enable-remote-write-receiver)
+    /// every --remote-write-interval and at the end. A failed push is counted, never fatal.
+    #[arg(long, value_name = "URL")]
+    pub remote_write: Option<String>,
+
+    /// How often --remote-write pushes.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::results::figure::parse_duration)]
+    pub remote_write_interval: std::time::Duration,
+
     /// Write one JSON object per completed second to FILE, or to standard output with `-`
     /// (then the human output, progress and final table, goes to standard error). Every
     /// field: docs/RESULTS.md.

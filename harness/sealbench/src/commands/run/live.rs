@@ -1,8 +1,9 @@
 //! What `run` shows and serves while it goes on, once per merged second: the terminal
-//! view or the progress line, `--json-stream` lines, `--metrics` and `--dashboard`.
-//! Composition only: each output is its own module ([`crate::present::live`],
-//! [`crate::results::stream`], [`crate::present::prometheus`], [`crate::present::dashboard`]),
-//! fed the same [`LiveSecond`].
+//! view or the progress line, `--json-stream` lines, `--metrics`, `--dashboard` and
+//! `--remote-write`. Composition only: each output is its own module
+//! ([`crate::present::live`], [`crate::results::stream`], [`crate::present::prometheus`],
+//! [`crate::present::dashboard`], [`crate::present::remote_write`]), fed the same
+//! [`LiveSecond`].
 //!
 //! Where the human output goes:
 //! - stdout is a terminal (and neither `--quiet` nor `--json-stream -`): the live view,
@@ -20,6 +21,7 @@ use crate::present::console;
 use crate::present::dashboard::DashboardServer;
 use crate::present::live::{TerminalView, render, terminal_width};
 use crate::present::metrics_http::MetricsServer;
+use crate::present::remote_write::RemoteWrite;
 use crate::results::live::LiveTracker;
 use crate::results::stream::{JsonStream, StreamTarget};
 use crate::results::summary::Summary;
@@ -45,6 +47,7 @@ enum Display {
 pub struct Batch {
     metrics: Option<MetricsServer>,
     dashboard: Option<DashboardServer>,
+    remote: Option<RemoteWrite>,
     stream: Option<JsonStream>,
     quiet: bool,
     /// Draw plots (and report.html) for each run.
@@ -59,7 +62,8 @@ impl Batch {
     pub fn start(args: &LiveArgs, plots: bool) -> Result<Batch, Failure> {
         let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        Ok(Batch { metrics, dashboard, stream, quiet: args.quiet, plots })
+        let remote = start_remote_write(args)?;
+        Ok(Batch { metrics, dashboard, remote, stream, quiet: args.quiet, plots })
     }
 
     /// Shows a finished run's figures on the dashboard (when there is one).
@@ -68,6 +72,21 @@ impl Batch {
             d.report(summary, dir);
         }
     }
+}
+
+impl Drop for Batch {
+    /// The last push, and what was pushed, once the batch's runs are over.
+    fn drop(&mut self) {
+        if let Some(r) = self.remote.take() {
+            eprintln!("remote write: {}", r.finish());
+        }
+    }
+}
+
+/// Starts `--remote-write` (a URL it cannot use is a usage error, exit 2).
+fn start_remote_write(args: &LiveArgs) -> Result<Option<RemoteWrite>, Failure> {
+    let Some(url) = &args.remote_write else { return Ok(None) };
+    RemoteWrite::start(url, args.remote_write_interval).map(Some).map_err(Failure::usage)
 }
 
 /// Binds `--metrics` and `--dashboard` (each printed with its address) before the run.
@@ -89,6 +108,7 @@ pub(super) struct Watch {
     tracker: LiveTracker,
     metrics: Option<MetricsServer>,
     dashboard: Option<DashboardServer>,
+    remote: Option<RemoteWrite>,
     stream: Option<JsonStream>,
     display: Display,
     json_on_stdout: bool,
@@ -103,6 +123,7 @@ impl Watch {
     pub(super) fn start(args: &LiveArgs, plan: &Plan) -> Result<Watch, Failure> {
         let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
+        let remote = start_remote_write(args)?;
         let json_on_stdout = args.json_stream == Some(StreamTarget::Stdout);
         let display = if args.quiet {
             Display::Quiet
@@ -113,7 +134,7 @@ impl Watch {
             Display::Progress { tty, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Ok(Watch { tracker, metrics, dashboard, stream, display, json_on_stdout })
+        Ok(Watch { tracker, metrics, dashboard, remote, stream, display, json_on_stdout })
     }
 
     /// Shows, writes and publishes one merged second.
@@ -142,15 +163,22 @@ impl Watch {
         if let Some(d) = &self.dashboard {
             d.second(&live);
         }
+        if let Some(r) = &self.remote {
+            r.metrics().publish(live.clone());
+        }
         if let Some(m) = &self.metrics {
             m.metrics().publish(live);
         }
     }
 
-    /// Ends the redrawn progress line (the view ends with a newline already).
-    pub(super) fn finish(&self) {
+    /// Ends the redrawn progress line (the view ends with a newline already); makes the
+    /// last remote-write push and says what was pushed.
+    pub(super) fn finish(&mut self) {
         if let Display::Progress { tty: true, .. } = self.display {
             eprintln!();
+        }
+        if let Some(r) = self.remote.take() {
+            eprintln!("remote write: {}", r.finish());
         }
     }
 
@@ -175,13 +203,14 @@ impl Watch {
         if let Some(d) = &dashboard {
             d.begin();
         }
-        let (metrics, stream) = (batch.metrics.take(), batch.stream.take());
-        Watch { tracker, metrics, dashboard, stream, display, json_on_stdout: false }
+        let (metrics, remote, stream) = (batch.metrics.take(), batch.remote.take(), batch.stream.take());
+        Watch { tracker, metrics, dashboard, remote, stream, display, json_on_stdout: false }
     }
 
     /// Hands the server and the stream back to the batch for its next run.
     pub(crate) fn end_in(self, batch: &mut Batch) {
-        (batch.metrics, batch.dashboard, batch.stream) = (self.metrics, self.dashboard, self.stream);
+        (batch.metrics, batch.dashboard, batch.remote, batch.stream) =
+            (self.metrics, self.dashboard, self.remote, self.stream);
     }
 
     /// True when stdout carries the JSON lines, so the final table goes to stderr.
