@@ -102,6 +102,22 @@ fn the_live_page_receives_seconds_draws_them_and_shows_the_final_report() -> Tes
     Ok(())
 }
 
+#[test]
+fn a_taken_dashboard_port_stops_the_run_before_it_starts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("dash.toml");
+    std::fs::write(&scenario, SCENARIO)?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?.to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_sealbench"))
+        .args(["run", path(&scenario)?, "--out", path(&dir.path().join("o"))?, "--dashboard", &addr])
+        .output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("--dashboard {addr}: cannot listen there")), "{err}");
+    Ok(())
+}
+
 /// `n` with thousands separated by commas, as the page writes it (`5,157`).
 fn grouped(n: u64) -> String {
     let digits = n.to_string();

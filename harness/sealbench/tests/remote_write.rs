@@ -107,6 +107,22 @@ fn a_receiver_that_is_not_there_is_counted_and_the_run_still_succeeds() -> TestR
     Ok(())
 }
 
+#[test]
+fn a_url_it_cannot_push_to_is_a_usage_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("push.toml");
+    std::fs::write(&scenario, SCENARIO)?;
+    let o = Command::new(env!("CARGO_BIN_EXE_sealbench"))
+        .args(["run", path(&scenario)?, "--out", path(&dir.path().join("out"))?])
+        .args(["--remote-write", "https://prometheus.example/api/v1/write"])
+        .output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--remote-write https://prometheus.example/api/v1/write: give an http:// URL"), "{err}");
+    assert!(!dir.path().join("out").exists(), "nothing ran: {err}");
+    Ok(())
+}
+
 fn path(p: &Path) -> Result<&str, &'static str> {
     p.to_str().ok_or("a UTF-8 path")
 }
