@@ -55,9 +55,13 @@ fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), support::Error> {
     Ok((status, text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned())))
 }
 
-/// The value of the one series an instant query for `metric` returns.
+/// The value of the one series an instant query (PromQL `metric`) returns.
 fn query(addr: SocketAddr, metric: &str) -> Result<f64, support::Error> {
-    let (status, body) = get(addr, &format!("/api/v1/query?query={metric}"))?;
+    let encoded: String = metric
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let (status, body) = get(addr, &format!("/api/v1/query?query={encoded}"))?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     let result = v["data"]["result"].as_array().ok_or_else(|| format!("{status}: {body}"))?;
     let [series] = result.as_slice() else { return Err(format!("one series of {metric} expected: {body}").into()) };
@@ -88,6 +92,7 @@ fn a_run_pushes_its_metrics_and_prometheus_holds_the_summarys_totals() -> TestRe
         assert_eq!(query(prom.addr, metric)?, want as f64, "{metric}: Prometheus vs summary.json");
     }
     assert!(query(prom.addr, "process_resident_memory_bytes")? > 0.0, "the process metrics are pushed too");
+    assert_eq!(query(prom.addr, "count(sealbench_driver_sent_total{job=\"sealbench\",instance!=\"\"})")?, 1.0);
     Ok(())
 }
 

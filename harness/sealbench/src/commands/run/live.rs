@@ -25,7 +25,7 @@ use crate::present::remote_write::RemoteWrite;
 use crate::results::live::LiveTracker;
 use crate::results::stream::{JsonStream, StreamTarget};
 use crate::results::summary::Summary;
-use crate::scenario::Plan;
+use crate::scenario::{Part, Plan};
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
@@ -62,7 +62,7 @@ impl Batch {
     pub fn start(args: &LiveArgs, plots: bool) -> Result<Batch, Failure> {
         let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        let remote = start_remote_write(args)?;
+        let remote = start_remote_write(args, None)?;
         Ok(Batch { metrics, dashboard, remote, stream, quiet: args.quiet, plots })
     }
 
@@ -84,9 +84,9 @@ impl Drop for Batch {
 }
 
 /// Starts `--remote-write` (a URL it cannot use is a usage error, exit 2).
-fn start_remote_write(args: &LiveArgs) -> Result<Option<RemoteWrite>, Failure> {
+fn start_remote_write(args: &LiveArgs, part: Option<Part>) -> Result<Option<RemoteWrite>, Failure> {
     let Some(url) = &args.remote_write else { return Ok(None) };
-    RemoteWrite::start(url, args.remote_write_interval).map(Some).map_err(Failure::usage)
+    RemoteWrite::start(url, args.remote_write_interval, part).map(Some).map_err(Failure::usage)
 }
 
 /// Binds `--metrics` and `--dashboard` (each printed with its address) before the run.
@@ -123,7 +123,7 @@ impl Watch {
     pub(super) fn start(args: &LiveArgs, plan: &Plan) -> Result<Watch, Failure> {
         let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        let remote = start_remote_write(args)?;
+        let remote = start_remote_write(args, plan.part)?;
         let json_on_stdout = args.json_stream == Some(StreamTarget::Stdout);
         let display = if args.quiet {
             Display::Quiet

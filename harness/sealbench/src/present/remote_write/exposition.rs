@@ -1,6 +1,7 @@
 //! The sample lines of a text exposition (OpenMetrics or the classic Prometheus format) as
 //! remote-write series: `name{label="value",…} value` becomes labels `__name__` + the
-//! pairs (sorted, as remote write requires) and one sample at the push's time.
+//! pairs + the pusher's own (`job`, `instance`: what a scrape would have added), sorted as
+//! remote write requires, and one sample at the push's time.
 //!
 //! Why parse our own exposition rather than walk the registry: the pushed samples are then
 //! exactly what `/metrics` serves, whatever metric types the registry grows (a histogram's
@@ -23,11 +24,12 @@ pub struct ParseError {
     pub text: String,
 }
 
-/// Every sample line of `text` as a series with one sample at `timestamp_ms`.
+/// Every sample line of `text` as a series with one sample at `timestamp_ms`, with the
+/// labels of `extra` added (a label of the line's own wins).
 ///
 /// # Errors
 /// The first line that is neither a comment nor a well-formed sample line.
-pub fn series(text: &str, timestamp_ms: i64) -> Result<Vec<TimeSeries>, ParseError> {
+pub fn series(text: &str, timestamp_ms: i64, extra: &[Label]) -> Result<Vec<TimeSeries>, ParseError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.is_empty() || line.starts_with('#') {
@@ -38,6 +40,11 @@ pub fn series(text: &str, timestamp_ms: i64) -> Result<Vec<TimeSeries>, ParseErr
         // The value, then an optional timestamp and (OpenMetrics) an exemplar: only the value.
         let value = rest.split_whitespace().next().ok_or_else(|| err("no value"))?;
         let value = parse_value(value).ok_or_else(|| err("the value is not a number"))?;
+        for e in extra {
+            if !labels.iter().any(|l| l.name == e.name) {
+                labels.push(e.clone());
+            }
+        }
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         out.push(TimeSeries { labels, samples: vec![Sample { value, timestamp: timestamp_ms }] });
     }
@@ -109,13 +116,14 @@ mod tests {
         let text = "# HELP x_sent Sent.\n# TYPE x_sent counter\nx_sent_total 98\n\
                     x_lat_bucket{size=\"50\",le=\"+Inf\",class=\"a \\\"b\\\"\"} 3\n\
                     x_up 1 1700000000000\nx_nan NaN\n# EOF\n";
-        let s = series(text, 42)?;
+        let job = Label { name: "job".to_owned(), value: "sb".to_owned() };
+        let s = series(text, 42, std::slice::from_ref(&job))?;
         assert_eq!(s.len(), 4);
-        assert_eq!(pairs(&s[0]), [("__name__", "x_sent_total")]);
+        assert_eq!(pairs(&s[0]), [("__name__", "x_sent_total"), ("job", "sb")]);
         assert_eq!(s[0].samples, [Sample { value: 98.0, timestamp: 42 }]);
         assert_eq!(
             pairs(&s[1]),
-            [("__name__", "x_lat_bucket"), ("class", "a \"b\""), ("le", "+Inf"), ("size", "50")],
+            [("__name__", "x_lat_bucket"), ("class", "a \"b\""), ("job", "sb"), ("le", "+Inf"), ("size", "50")],
             "sorted by name, escapes undone"
         );
         assert_eq!(s[2].samples[0].value, 1.0, "a line's own timestamp is not the value");
@@ -125,11 +133,11 @@ mod tests {
 
     #[test]
     fn a_malformed_line_is_named() {
-        let e = series("ok 1\nbad{a=\"1 2\n", 0).unwrap_err();
+        let e = series("ok 1\nbad{a=\"1 2\n", 0, &[]).unwrap_err();
         assert_eq!((e.line, e.why), (2, "a label value without its closing quote"));
-        assert_eq!(series("x{a=\"1\" 2\n", 0).unwrap_err().why, "a label without =\"value\"");
-        let e = series("novalue\n", 0).unwrap_err();
+        assert_eq!(series("x{a=\"1\" 2\n", 0, &[]).unwrap_err().why, "a label without =\"value\"");
+        let e = series("novalue\n", 0, &[]).unwrap_err();
         assert_eq!(e.why, "no value after the name");
-        assert_eq!(series("x{} abc\n", 0).unwrap_err().why, "the value is not a number");
+        assert_eq!(series("x{} abc\n", 0, &[]).unwrap_err().why, "the value is not a number");
     }
 }

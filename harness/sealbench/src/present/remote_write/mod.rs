@@ -4,7 +4,9 @@
 //! driver that no Prometheus can scrape (behind NAT, a short Kubernetes Job).
 //!
 //! What is pushed is exactly what `/metrics` serves: [`LiveMetrics::encode`]'s exposition,
-//! its sample lines turned into series ([`exposition`]), stamped with the push's time.
+//! its sample lines turned into series ([`exposition`]), stamped with the push's time, with
+//! the labels a scrape would have added — `job="sealbench"`, `instance` the host's name —
+//! and `part="I/N"` for a part of a split run, so the pods of a split run push apart.
 //!
 //! Why it cannot slow the run: the run only publishes each second into a [`LiveMetrics`]
 //! (a pointer swap); a thread of its own, with a one-thread runtime, takes the latest
@@ -18,11 +20,13 @@ pub mod exposition;
 pub mod proto;
 
 use super::prometheus::LiveMetrics;
+use crate::scenario::Part;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Uri;
 use prost::Message;
+use proto::Label;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,6 +64,7 @@ struct Target {
     host: String,
     port: u16,
     interval: Duration,
+    labels: Vec<Label>,
 }
 
 /// A running pusher; [`RemoteWrite::finish`] (or dropping it) makes the last push.
@@ -72,12 +77,14 @@ pub struct RemoteWrite {
 }
 
 impl RemoteWrite {
-    /// Checks `url` (`http://HOST:PORT/PATH`) and starts pushing every `interval`.
+    /// Checks `url` (`http://HOST:PORT/PATH`) and starts pushing every `interval`; `part`:
+    /// this process's part of a split run.
     ///
     /// # Errors
     /// A URL that is not `http://` with a host, or a zero interval; the message names the flag.
-    pub fn start(url: &str, interval: Duration) -> Result<Self> {
-        let target = Target::parse(url, interval)?;
+    pub fn start(url: &str, interval: Duration, part: Option<Part>) -> Result<Self> {
+        let mut target = Target::parse(url, interval)?;
+        target.labels = own_labels(part);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -136,8 +143,18 @@ impl Target {
             port: authority.port_u16().unwrap_or(80),
             uri,
             interval,
+            labels: Vec::new(),
         })
     }
+}
+
+/// `job`, `instance` (the host's name) and, for a part of a split run, `part`.
+fn own_labels(part: Option<Part>) -> Vec<Label> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned());
+    let host = host.ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned());
+    let mut labels = vec![("job", "sealbench".to_owned()), ("instance", host)];
+    labels.extend(part.map(|p| ("part", p.to_string())));
+    labels.into_iter().map(|(name, value)| Label { name: name.to_owned(), value }).collect()
 }
 
 async fn push_loop(
@@ -175,7 +192,7 @@ async fn push_loop(
 /// Pushes the sample lines of `exposition`, stamped now.
 async fn push(target: &Target, exposition: &str) -> Result<()> {
     let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let timeseries = exposition::series(exposition, now_ms)?;
+    let timeseries = exposition::series(exposition, now_ms, &target.labels)?;
     let body = proto::WriteRequest { timeseries }.encode_to_vec();
     let body = snap::raw::Encoder::new().compress_vec(&body).context("snappy")?;
     tokio::time::timeout(PUSH_TIMEOUT, post(target, body))
@@ -229,7 +246,8 @@ mod tests {
     fn a_failed_push_is_counted_and_named_and_the_run_is_not_held_up() -> Result<()> {
         // A port nobody listens on: every push fails at once.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let rw = RemoteWrite::start(&format!("http://127.0.0.1:{port}/api/v1/write"), Duration::from_millis(50))?;
+        let url = format!("http://127.0.0.1:{port}/api/v1/write");
+        let rw = RemoteWrite::start(&url, Duration::from_millis(50), None)?;
         std::thread::sleep(Duration::from_millis(180));
         let stats = rw.finish();
         assert_eq!(stats.ok, 0);
