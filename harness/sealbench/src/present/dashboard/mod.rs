@@ -135,6 +135,8 @@ async fn serve(listener: std::net::TcpListener, feed: Feed, stopped: tokio::sync
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    // New connections are refused from now on; open streams get their last events.
+    drop(listener);
     let _ = tokio::time::timeout(LINGER, async { while connections.join_next().await.is_some() {} }).await;
 }
 
