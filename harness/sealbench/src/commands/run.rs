@@ -121,6 +121,7 @@ fn run_once(
         outcome.map_err(|e| Failure::from(e.context(format!("running {}", args.common.scenario.display()))))?;
     let summary = summarise(plan, &outcome, thresholds, provenance);
     let files = write_outputs(dir, &outcome, &summary, !args.common.no_plots)?;
+    watch.report(&summary, dir);
     let table = format!("{}  wrote {} files\n", console::table(&summary, &dir.display().to_string()), files.len());
     if watch.human_on_stderr() {
         eprint!("{table}")
@@ -236,6 +237,7 @@ pub fn execute_quiet_outcome(
     let outcome = outcome?;
     let summary = summarise(plan, &outcome, thresholds, provenance);
     write_outputs(dir, &outcome, &summary, batch.plots)?;
+    batch.report(&summary, dir);
     Ok((summary, outcome))
 }
 

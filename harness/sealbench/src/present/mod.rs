@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`console`] — the progress line and the final table of `run`.
 //! - while a run goes on: [`live`] — the terminal view redrawn each second;
-//!   [`prometheus`] — the driver's `/metrics`, served by [`metrics_http`].
+//!   [`prometheus`] — the driver's `/metrics`, served by [`metrics_http`]; [`dashboard`] —
+//!   the live page in the browser (`run --dashboard`); [`remote_write`] — the same figures
+//!   pushed to Prometheus (`run --remote-write`).
 //! - [`markdown`] — `matrix.md` and `capacity.md`; [`html`] — the self-contained
 //!   `report.html` of a run, a matrix or a capacity search.
 //! - [`plot`] — charts (PNG + SVG).
@@ -12,12 +14,14 @@
 //!   presentation: [`write_run`], [`write_matrix`], [`write_capacity`].
 
 pub mod console;
+pub mod dashboard;
 pub mod html;
 pub mod live;
 pub mod markdown;
 pub mod metrics_http;
 pub mod plot;
 pub mod prometheus;
+pub mod remote_write;
 
 use crate::driver::Outcome;
 use crate::output::write_atomic;

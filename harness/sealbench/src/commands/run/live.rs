@@ -1,7 +1,9 @@
 //! What `run` shows and serves while it goes on, once per merged second: the terminal
-//! view or the progress line, `--json-stream` lines and `--metrics`. Composition only:
-//! each output is its own module ([`crate::present::live`], [`crate::results::stream`],
-//! [`crate::present::prometheus`]), fed the same [`LiveSecond`].
+//! view or the progress line, `--json-stream` lines, `--metrics`, `--dashboard` and
+//! `--remote-write`. Composition only: each output is its own module
+//! ([`crate::present::live`], [`crate::results::stream`], [`crate::present::prometheus`],
+//! [`crate::present::dashboard`], [`crate::present::remote_write`]), fed the same
+//! [`LiveSecond`].
 //!
 //! Where the human output goes:
 //! - stdout is a terminal (and neither `--quiet` nor `--json-stream -`): the live view,
@@ -16,11 +18,14 @@ use crate::driver::Second;
 use crate::driver::recorder::Counters;
 use crate::error::Failure;
 use crate::present::console;
+use crate::present::dashboard::DashboardServer;
 use crate::present::live::{TerminalView, render, terminal_width};
 use crate::present::metrics_http::MetricsServer;
+use crate::present::remote_write::RemoteWrite;
 use crate::results::live::LiveTracker;
 use crate::results::stream::{JsonStream, StreamTarget};
-use crate::scenario::Plan;
+use crate::results::summary::Summary;
+use crate::scenario::{Part, Plan};
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
@@ -36,11 +41,13 @@ enum Display {
 }
 
 /// What the runs of a batch (`matrix`'s cells, `capacity`'s steps) share: one `/metrics`
-/// server and one JSON stream for them all (each run's figures restart at its start, as a
-/// counter does when its process restarts), and `--quiet`.
+/// server, one dashboard and one JSON stream for them all (each run's figures restart at
+/// its start, as a counter does when its process restarts), and `--quiet`.
 #[derive(Debug)]
 pub struct Batch {
     metrics: Option<MetricsServer>,
+    dashboard: Option<DashboardServer>,
+    remote: Option<RemoteWrite>,
     stream: Option<JsonStream>,
     quiet: bool,
     /// Draw plots (and report.html) for each run.
@@ -49,27 +56,56 @@ pub struct Batch {
     linger: Option<std::time::Duration>,
 }
 
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if let (Some(m), Some(max)) = (&self.metrics, self.linger) {
-            m.linger(max);
-        }
-    }
-}
-
 impl Batch {
     /// Binds `/metrics` and opens the stream once, before the first run.
     ///
     /// # Errors
     /// As [`Watch::start`].
     pub fn start(args: &LiveArgs, plots: bool) -> Result<Batch, Failure> {
-        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
-        if let Some(m) = &metrics {
-            eprintln!("metrics: http://{}/metrics", m.addr());
-        }
+        let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
-        Ok(Batch { metrics, stream, quiet: args.quiet, plots, linger: args.metrics_linger })
+        let remote = start_remote_write(args, None)?;
+        Ok(Batch { metrics, dashboard, remote, stream, quiet: args.quiet, plots, linger: args.metrics_linger })
     }
+
+    /// Shows a finished run's figures on the dashboard (when there is one).
+    pub fn report(&self, summary: &Summary, dir: &std::path::Path) {
+        if let Some(d) = &self.dashboard {
+            d.report(summary, dir);
+        }
+    }
+}
+
+impl Drop for Batch {
+    /// Once the batch's runs are over: the last push and what was pushed, then
+    /// `--metrics-linger` after the last run.
+    fn drop(&mut self) {
+        if let Some(r) = self.remote.take() {
+            eprintln!("remote write: {}", r.finish());
+        }
+        if let (Some(m), Some(max)) = (&self.metrics, self.linger) {
+            m.linger(max);
+        }
+    }
+}
+
+/// Starts `--remote-write` (a URL it cannot use is a usage error, exit 2).
+fn start_remote_write(args: &LiveArgs, part: Option<Part>) -> Result<Option<RemoteWrite>, Failure> {
+    let Some(url) = &args.remote_write else { return Ok(None) };
+    RemoteWrite::start(url, args.remote_write_interval, part).map(Some).map_err(Failure::usage)
+}
+
+/// Binds `--metrics` and `--dashboard` (each printed with its address) before the run.
+fn bind_servers(args: &LiveArgs) -> Result<(Option<MetricsServer>, Option<DashboardServer>), Failure> {
+    let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
+    if let Some(m) = &metrics {
+        eprintln!("metrics: http://{}/metrics", m.addr());
+    }
+    let dashboard = args.dashboard.map(DashboardServer::bind).transpose().map_err(Failure::usage)?;
+    if let Some(d) = &dashboard {
+        eprintln!("dashboard: http://{}/", d.addr());
+    }
+    Ok((metrics, dashboard))
 }
 
 /// The live outputs of one run.
@@ -77,6 +113,8 @@ impl Batch {
 pub(super) struct Watch {
     tracker: LiveTracker,
     metrics: Option<MetricsServer>,
+    dashboard: Option<DashboardServer>,
+    remote: Option<RemoteWrite>,
     stream: Option<JsonStream>,
     display: Display,
     json_on_stdout: bool,
@@ -98,14 +136,12 @@ impl Watch {
     /// Opens the stream and binds `/metrics` before the run starts.
     ///
     /// # Errors
-    /// Exit 2 when the `--metrics` address cannot be bound or the `--json-stream` file
-    /// cannot be created (the message names the flag and the value).
+    /// Exit 2 when the `--metrics` or `--dashboard` address cannot be bound or the
+    /// `--json-stream` file cannot be created (the message names the flag and the value).
     pub(super) fn start(args: &LiveArgs, plan: &Plan) -> Result<Watch, Failure> {
-        let metrics = args.metrics.map(MetricsServer::bind).transpose().map_err(Failure::usage)?;
-        if let Some(m) = &metrics {
-            eprintln!("metrics: http://{}/metrics", m.addr());
-        }
+        let (metrics, dashboard) = bind_servers(args)?;
         let stream = args.json_stream.clone().map(JsonStream::open).transpose().map_err(Failure::usage)?;
+        let remote = start_remote_write(args, plan.part)?;
         let json_on_stdout = args.json_stream == Some(StreamTarget::Stdout);
         let display = if args.quiet {
             Display::Quiet
@@ -116,7 +152,7 @@ impl Watch {
             Display::Progress { tty, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        Ok(Watch { tracker, metrics, stream, display, json_on_stdout, linger: args.metrics_linger })
+        Ok(Watch { tracker, metrics, dashboard, remote, stream, display, json_on_stdout, linger: args.metrics_linger })
     }
 
     /// Shows, writes and publishes one merged second.
@@ -142,20 +178,37 @@ impl Watch {
         if let Some(s) = &mut self.stream {
             s.write(&live);
         }
+        if let Some(d) = &self.dashboard {
+            d.second(&live);
+        }
+        if let Some(r) = &self.remote {
+            r.metrics().publish(live.clone());
+        }
         if let Some(m) = &self.metrics {
             m.metrics().publish(live);
         }
     }
 
-    /// Ends the redrawn progress line (the view ends with a newline already).
-    pub(super) fn finish(&self) {
+    /// Ends the redrawn progress line (the view ends with a newline already); makes the
+    /// last remote-write push and says what was pushed.
+    pub(super) fn finish(&mut self) {
         if let Display::Progress { tty: true, .. } = self.display {
             eprintln!();
+        }
+        if let Some(r) = self.remote.take() {
+            eprintln!("remote write: {}", r.finish());
+        }
+    }
+
+    /// Shows the run's final figures on the dashboard (when there is one).
+    pub(super) fn report(&self, summary: &Summary, dir: &std::path::Path) {
+        if let Some(d) = &self.dashboard {
+            d.report(summary, dir);
         }
     }
 
     /// The watch of one run of a batch (`matrix`'s cells, `capacity`'s steps): the batch's
-    /// `/metrics` server and JSON stream (taken for this run, handed back by
+    /// `/metrics` server, dashboard and JSON stream (taken for this run, handed back by
     /// [`Watch::end_in`]), and a progress line on stderr every 5 s unless `--quiet`.
     pub(crate) fn in_batch(batch: &mut Batch, plan: &Plan) -> Watch {
         let display = if batch.quiet {
@@ -164,13 +217,18 @@ impl Watch {
             Display::Progress { tty: false, last: Instant::now(), clients: plan.local().1 }
         };
         let tracker = LiveTracker::new(plan, crate::timefmt::unix_seconds_now());
-        let (metrics, stream) = (batch.metrics.take(), batch.stream.take());
-        Watch { tracker, metrics, stream, display, json_on_stdout: false, linger: None }
+        let dashboard = batch.dashboard.take();
+        if let Some(d) = &dashboard {
+            d.begin();
+        }
+        let (metrics, remote, stream) = (batch.metrics.take(), batch.remote.take(), batch.stream.take());
+        Watch { tracker, metrics, dashboard, remote, stream, display, json_on_stdout: false, linger: None }
     }
 
     /// Hands the server and the stream back to the batch for its next run.
     pub(crate) fn end_in(mut self, batch: &mut Batch) {
-        (batch.metrics, batch.stream) = (self.metrics.take(), self.stream.take());
+        (batch.metrics, batch.dashboard, batch.remote, batch.stream) =
+            (self.metrics.take(), self.dashboard.take(), self.remote.take(), self.stream.take());
     }
 
     /// True when stdout carries the JSON lines, so the final table goes to stderr.
