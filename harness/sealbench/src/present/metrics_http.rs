@@ -6,7 +6,8 @@
 //! before any client connects, not a warning in the middle of a run.
 
 use super::prometheus::LiveMetrics;
-use anyhow::{Context, Result};
+use super::server_thread::ServerThread;
+use anyhow::Result;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,40 +15,28 @@ use std::sync::Arc;
 /// A running `/metrics` endpoint; dropping it stops the server.
 #[derive(Debug)]
 pub struct MetricsServer {
-    addr: SocketAddr,
+    server: ServerThread,
     metrics: LiveMetrics,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MetricsServer {
-    /// Binds `addr` now and serves from a thread of its own.
+    /// Binds `addr` now and serves from a thread of its own ([`ServerThread`]).
     ///
     /// # Errors
     /// When `addr` cannot be bound (in use, not a local address, no permission); the
     /// message names the flag and the address.
     pub fn bind(addr: SocketAddr) -> Result<Self> {
-        let listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("--metrics {addr}: cannot listen there"))?;
-        listener.set_nonblocking(true).with_context(|| format!("--metrics {addr}"))?;
-        let local = listener.local_addr().with_context(|| format!("--metrics {addr}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .context("--metrics: starting the server's runtime")?;
         let metrics = LiveMetrics::default();
         let registry = Arc::new(metrics.registry());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("sealbench-metrics".into())
-            .spawn(move || rt.block_on(serve(listener, registry, stopped)))
-            .context("--metrics: starting the server's thread")?;
-        Ok(MetricsServer { addr: local, metrics, stop: Some(stop), thread: Some(thread) })
+        let server = ServerThread::bind("--metrics", addr, "sealbench-metrics", move |listener, stopped| {
+            serve(listener, registry, stopped)
+        })?;
+        Ok(MetricsServer { server, metrics })
     }
 
     /// The address served (with the port the system chose for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Where the figures go: [`LiveMetrics::publish`] makes a second visible.
@@ -78,17 +67,6 @@ impl MetricsServer {
 /// How long the server stays after the final figures were encoded, for the response to
 /// reach the scraper.
 const LINGER_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 async fn serve(listener: std::net::TcpListener, registry: Arc<Registry>, stopped: tokio::sync::oneshot::Receiver<()>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };

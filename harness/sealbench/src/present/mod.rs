@@ -22,6 +22,7 @@ pub mod metrics_http;
 pub mod plot;
 pub mod prometheus;
 pub mod remote_write;
+pub mod server_thread;
 
 use crate::driver::Outcome;
 use crate::output::write_atomic;

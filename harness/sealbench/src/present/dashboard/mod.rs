@@ -15,9 +15,10 @@
 
 pub mod feed;
 
+use super::server_thread::ServerThread;
 use crate::results::live::LiveSecond;
 use crate::results::summary::Summary;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use feed::{Event, Feed, Subscription};
 use http_body_util::combinators::BoxBody;
@@ -40,40 +41,27 @@ const LINGER: Duration = Duration::from_secs(2);
 /// A running dashboard; dropping it sends `end` and stops the server.
 #[derive(Debug)]
 pub struct DashboardServer {
-    addr: SocketAddr,
     feed: Feed,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: ServerThread,
 }
 
 impl DashboardServer {
-    /// Binds `addr` now and serves from a thread of its own.
+    /// Binds `addr` now and serves from a thread of its own ([`ServerThread`]).
     ///
     /// # Errors
     /// When `addr` cannot be bound; the message names the flag and the address.
     pub fn bind(addr: SocketAddr) -> Result<Self> {
-        let listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("--dashboard {addr}: cannot listen there"))?;
-        listener.set_nonblocking(true).with_context(|| format!("--dashboard {addr}"))?;
-        let local = listener.local_addr().with_context(|| format!("--dashboard {addr}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .context("--dashboard: starting the server's runtime")?;
         let feed = Feed::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
         let served = feed.clone();
-        let thread = std::thread::Builder::new()
-            .name("sealbench-dashboard".into())
-            .spawn(move || rt.block_on(serve(listener, served, stopped)))
-            .context("--dashboard: starting the server's thread")?;
-        Ok(DashboardServer { addr: local, feed, stop: Some(stop), thread: Some(thread) })
+        let server = ServerThread::bind("--dashboard", addr, "sealbench-dashboard", move |listener, stopped| {
+            serve(listener, served, stopped)
+        })?;
+        Ok(DashboardServer { feed, server })
     }
 
     /// The address served (with the port the system chose for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// A new run starts (the next of a batch): its timeline starts empty.
@@ -101,14 +89,10 @@ impl DashboardServer {
 }
 
 impl Drop for DashboardServer {
+    /// `end` to every browser; then the server, dropped with the fields, stops (after
+    /// its linger).
     fn drop(&mut self) {
         self.feed.publish(Event { last: true, ..Event::new("end", "{}") });
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
