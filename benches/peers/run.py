@@ -15,6 +15,11 @@ seconds; the e2e p99 and the loss come from the driver's summary.json. Rounds ar
 interleaved (every cell once per round, the relay order rotating), and the table shows
 the median of the rounds.
 
+Each round also measures, per rate, the floor of the same traffic shape on this machine
+(`sealbench calibrate --shape CLIENTS@RATE`: a minimal epoll generator and relay, no
+WebSocket, no crypto), and the first table prints the sealbench relay's and driver's CPU
+per message as multiples of it (`--no-floor` skips it).
+
 Not part of .ci/run: it takes about 80 s per round and rate with four relays, and its
 figures depend on whatever else the machine runs. Documented in docs/PERFORMANCE.md
 ("Peers"). Usage: benches/peers/run.py --help.
@@ -45,6 +50,7 @@ LABELS = {
     "go": "Go gorilla relay",
     "naive": "naive tokio-tungstenite relay",
     "naive-gen": "sealbench relay, naive generator as the driver",
+    "floor": "same-shape floor (sealbench calibrate --shape)",
 }
 GOPATH = "/usr/share/gocode"
 GORILLA = Path(GOPATH) / "src/github.com/gorilla/websocket"
@@ -363,6 +369,22 @@ def measure_naive_gen(args, children: Children, relay_cmd: list[str], gen_cmd: l
 # Tables
 
 
+def measure_floor(args, cell: Cell) -> None:
+    """The floor of the same traffic shape on this machine, in this sitting: a minimal epoll
+    generator and relay (no WebSocket, no crypto) moving CLIENTS connections at RATE msgs/s
+    (`sealbench calibrate --shape CLIENTS@RATE`); its relay and generator CPU per message
+    take the relay and driver columns."""
+    cmd = [str(args.sealbench), "calibrate", "--shape", f"{args.clients}@{cell.rate}", "--json"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True).stdout
+        shapes = json.loads(out)["shapes"]
+        s = next(x for x in shapes if x["connections"] == args.clients and x["rate"] == cell.rate)
+        cell.relay_us, cell.driver_us = s["relay_ns"] / 1000, s["generator_ns"] / 1000
+        cell.ok = True
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError, StopIteration) as e:
+        cell.error = f"sealbench calibrate --shape: {e}"
+
+
 def med(cells: list[Cell], attr: str) -> float:
     vals = [getattr(c, attr) for c in cells if c.ok and getattr(c, attr) == getattr(c, attr)]
     return statistics.median(vals) if vals else float("nan")
@@ -390,6 +412,7 @@ def tables(args, cells: list[Cell]) -> str:
     base = "sealbench" if "sealbench" in args.relays else args.relays[0]
     head += [f"sealbench driver µs CPU/msg (with the {LABELS[base]})"]
     head += ["naive generator µs CPU/msg (with the sealbench relay)"] if args.naive_generator else []
+    head += ["same-shape floor relay / generator µs CPU/msg", "sealbench relay / driver × floor"] if args.floor else []
     head += ["e2e p99, ms: " + " / ".join(args.relays)]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in args.rates:
@@ -397,6 +420,12 @@ def tables(args, cells: list[Cell]) -> str:
         row.append(fmt(med(by[(r, base)], "driver_us")))
         if args.naive_generator:
             row.append(fmt(med(by[(r, "naive-gen")], "driver_us")))
+        if args.floor:
+            fr, fg = med(by[(r, "floor")], "relay_us"), med(by[(r, "floor")], "driver_us")
+            row.append(f"{fmt(fr)} / {fmt(fg)}")
+            mult = lambda x, f: "—" if x != x or not f or f != f else f"{x / f:.1f}×"  # noqa: E731
+            sb = "sealbench" if "sealbench" in args.relays else base
+            row.append(f"{mult(med(by[(r, sb)], 'relay_us'), fr)} / {mult(med(by[(r, sb)], 'driver_us'), fg)}")
         row.append(" / ".join(fmt_ms(med(by[(r, k)], "e2e_p99_ms")) for k in args.relays))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Every cell (median of the rounds that completed; range over rounds in brackets):", ""]
@@ -412,7 +441,7 @@ def tables(args, cells: list[Cell]) -> str:
                 return f"{f(med(cs, attr))} ({f(min(vals))}–{f(max(vals))})" if len(vals) > 1 else f(med(cs, attr))
 
             lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok else "—"
-            sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok and k != "naive-gen" else "—"
+            sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok and k not in ("naive-gen", "floor") else "—"
             lines.append(f"| {r:,} | {LABELS[k]} | {len(ok)}/{len(cs)} | {fmt_rate(med(cs, 'delivered_per_s'))} | {rng('relay_us')} | {rng('driver_us')} | {rng('driver_self_us')} | {rng('e2e_p50_ms', fmt_ms)} | {rng('e2e_p99_ms', fmt_ms)} | {lost} | {sat} |")
     failed = [c for c in cells if not c.ok]
     if failed:
@@ -442,6 +471,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-build", action="store_true", help="use what is already built")
     p.add_argument("--out", type=Path, help="working directory for logs and results (default: results/peers-<UTC time>)")
     p.add_argument("--no-naive-generator", dest="naive_generator", action="store_false", help="skip the naive generator column (the naive open-loop generator against the sealbench relay)")
+    p.add_argument("--no-floor", dest="floor", action="store_false", help="skip the same-shape floor column (sealbench calibrate --shape CLIENTS@RATE, measured once per rate and round)")
     p.add_argument("--tables-from", type=Path, nargs="+", metavar="DIR", help="run nothing: print the tables of earlier runs' cells.json files, their rounds pooled (same rates and relays)")
     p.add_argument("--pin-relay", type=int, metavar="CPU", help="pin the relay process to this CPU")
     p.add_argument("--pin-driver", type=int, metavar="CPU", help="pin the driver process to this CPU")
@@ -461,7 +491,7 @@ def parse_args() -> argparse.Namespace:
         die("--clients must be between 1 and 9000 (one process, one source address)")
     if not (a.duration.endswith("s") and a.duration[:-1].isdigit() and 1 <= int(a.duration[:-1]) <= 600):
         die(f"--duration wants whole seconds like 10s (1–600 s), got {a.duration!r}")
-    a.runs = a.relays + (["naive-gen"] if a.naive_generator else [])
+    a.runs = a.relays + (["naive-gen"] if a.naive_generator else []) + (["floor"] if a.floor else [])
     a.duration_s = int(a.duration[:-1]) + 5  # quickstart's 3 s warm-up and 2 s cool-down
     if not a.scenario.is_file():
         die(f"no scenario file at {a.scenario}")
@@ -483,7 +513,8 @@ def pooled(args: argparse.Namespace) -> None:
     args.rates = [r for r in args.rates if any(c.rate == r for c in cells)]
     args.relays = [k for k in args.relays if any(c.relay == k for c in cells)]
     args.naive_generator = args.naive_generator and any(c.relay == "naive-gen" for c in cells)
-    args.runs = args.relays + (["naive-gen"] if args.naive_generator else [])
+    args.floor = args.floor and any(c.relay == "floor" for c in cells)
+    args.runs = args.relays + (["naive-gen"] if args.naive_generator else []) + (["floor"] if args.floor else [])
     print(tables(args, cells))
 
 
@@ -515,7 +546,9 @@ def main() -> None:
                 for relay in args.runs[shift:] + args.runs[:shift]:  # rotate the order each round
                     cell = Cell(relay=relay, rate=rate, round=rnd)
                     print(f"[{len(cells) + 1}/{total}] round {rnd}, {rate:,} msgs/s, {LABELS[relay]} … ", end="", flush=True)
-                    if relay == "naive-gen":
+                    if relay == "floor":
+                        measure_floor(args, cell)
+                    elif relay == "naive-gen":
                         measure_naive_gen(args, children, cmds["sealbench"], cmds[relay], cell, work)
                     else:
                         measure(args, children, cmds[relay], cell, work)

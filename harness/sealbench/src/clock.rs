@@ -34,6 +34,15 @@ pub fn now_ns() -> u64 {
     raw_now().saturating_sub(e)
 }
 
+/// Times the calling thread has blocked and been woken so far (its voluntary context
+/// switches, `/proc/thread-self/status`): a shard thread blocks only in `epoll_wait`, so
+/// each is one wake-up, as the same-shape floor counts them. None where `/proc` cannot say.
+pub fn thread_wakes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?;
+    line.trim().parse().ok()
+}
+
 /// CPU time of the calling thread, ns.
 pub fn thread_cpu_ns() -> u64 {
     cpu_ns(ClockId::ThreadCPUTime)

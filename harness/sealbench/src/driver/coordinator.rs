@@ -84,6 +84,8 @@ pub struct Tally {
     pub steady_cpu_ns: u64,
     /// Messages sent while sending.
     pub steady_sent: u64,
+    /// Wake-ups of the shard threads while sending (None: not known on this system).
+    pub steady_wakes: Option<u64>,
     /// Ctrl-C ended it early.
     pub interrupted: bool,
     /// Why it was aborted, if it was.
@@ -132,6 +134,7 @@ pub struct Coordinator {
     cpu_ns: u64,
     steady_cpu_ns: u64,
     steady_sent: u64,
+    steady_wakes: Option<u64>,
     setup_s: f64,
     handshake_s: f64,
     hs_from: Option<u64>,
@@ -163,6 +166,7 @@ impl Coordinator {
             seconds: Vec::new(),
             cpu_ns: 0,
             steady_cpu_ns: 0,
+            steady_wakes: Some(0),
             steady_sent: 0,
             setup_s: 0.0,
             handshake_s: 0.0,
@@ -225,7 +229,17 @@ impl Coordinator {
             ShardEvent::Interval { shard, at_ns, hist, counters, connected, busy, span_ns } => {
                 self.on_interval(shard, Pending { at_ns, hist, counters, connected, busy, span_ns })
             }
-            ShardEvent::Finished { shard, hist, counters, cpu_ns, steady_cpu_ns, steady_sent, first_error } => {
+            ShardEvent::Finished {
+                shard,
+                hist,
+                counters,
+                cpu_ns,
+                steady_cpu_ns,
+                steady_sent,
+                steady_wakes,
+                first_error,
+            } => {
+                self.steady_wakes = self.steady_wakes.zip(steady_wakes).map(|(a, b)| a + b);
                 if self.first_error.is_none() {
                     self.first_error = first_error;
                 }
@@ -447,6 +461,7 @@ impl Coordinator {
             cpu_ns: self.cpu_ns,
             steady_cpu_ns: self.steady_cpu_ns,
             steady_sent: self.steady_sent,
+            steady_wakes: self.steady_wakes,
             interrupted: self.interrupted,
             aborted: self.aborted,
         })
@@ -524,6 +539,7 @@ mod tests {
             cpu_ns: 5,
             steady_cpu_ns: 3,
             steady_sent: 7,
+            steady_wakes: Some(2),
             first_error: None,
         }
     }

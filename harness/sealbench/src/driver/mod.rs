@@ -191,6 +191,8 @@ pub enum ShardEvent {
         steady_cpu_ns: u64,
         /// Messages the shard sent in that time.
         steady_sent: u64,
+        /// Times the shard thread was woken in that time (None: not known here).
+        steady_wakes: Option<u64>,
         /// Its first connect or registration failure, if any.
         first_error: Option<String>,
     },

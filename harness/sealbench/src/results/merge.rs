@@ -333,6 +333,16 @@ fn tally(parts: &[PartResult], total: Histograms, seconds: Vec<Second>) -> Tally
         cpu_ns: ns(|s| s.generator.driver_cpu_s),
         steady_cpu_ns: ns(|s| s.generator.steady_cpu_s),
         steady_sent,
+        // Each part's wake-ups: its per-message figure times its messages.
+        steady_wakes: parts
+            .iter()
+            .map(|p| {
+                let g = &p.summary.generator;
+                let sent =
+                    if g.driver_cpu_us_per_msg > 0.0 { g.steady_cpu_s * 1e6 / g.driver_cpu_us_per_msg } else { 0.0 };
+                g.driver_wakes_per_msg.map(|w| (w * sent).round() as u64)
+            })
+            .sum(),
         interrupted: parts.iter().any(|p| p.summary.interrupted),
         aborted: parts.iter().find_map(|p| p.summary.aborted.clone()),
     }

@@ -105,6 +105,11 @@ pub struct Generator {
     pub steady_cpu_share: f64,
     /// Driver CPU per message while sending (seal + send + receive + open + record), µs.
     pub driver_cpu_us_per_msg: f64,
+    /// Wake-ups of the driver's shard threads per message while sending (each time one
+    /// blocked in `epoll_wait` and was woken), as the same-shape floor counts them; absent
+    /// where the system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_wakes_per_msg: Option<f64>,
     /// The relay's CPU per message while sending, µs: the embedded relay's threads, or an
     /// external relay's process CPU read from its `/metrics` (`relay.metrics`,
     /// `process_cpu_seconds_total`) at the start and end of sending; absent for an
@@ -398,6 +403,10 @@ impl Generator {
             } else {
                 0.0
             },
+            driver_wakes_per_msg: outcome
+                .steady_wakes
+                .filter(|_| outcome.steady_sent > 0)
+                .map(|w| w as f64 / outcome.steady_sent as f64),
             relay_cpu_us_per_msg: match outcome.relay_steady_cpu_s {
                 Some(cpu) if outcome.steady_sent > 0 => Some(cpu * 1e6 / outcome.steady_sent as f64),
                 _ => None,

@@ -278,6 +278,7 @@ mod tests {
                 steady_cpu_s: 5.0,
                 steady_cpu_share: 0.5,
                 driver_cpu_us_per_msg: 500.0,
+                driver_wakes_per_msg: None,
                 relay_cpu_us_per_msg: None,
                 others_cores: None,
                 steal_cores: None,

@@ -19,7 +19,7 @@ mod state;
 use super::client::{self, QUEUE, Registration, Source};
 use super::content::Corpus;
 use super::{Control, ShardEvent, ShardSpec};
-use crate::clock::{Ticker, now_ns, thread_cpu_ns};
+use crate::clock::{Ticker, now_ns, thread_cpu_ns, thread_wakes};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use sender::{build_senders, send_one};
@@ -102,6 +102,7 @@ async fn shard_main(mut spec: ShardSpec, control: Control, events: std::sync::mp
         cpu_ns: thread_cpu_ns() - cpu0,
         steady_cpu_ns: steady.cpu_ns,
         steady_sent: steady.sent,
+        steady_wakes: steady.wakes,
         first_error: st.first_error.clone(),
     });
 }
@@ -241,6 +242,8 @@ struct Steady {
     cpu_ns: u64,
     /// Messages sent in that time.
     sent: u64,
+    /// Times the shard thread was woken in that time.
+    wakes: Option<u64>,
 }
 
 /// Phase 3: open-loop sending from `t0` (every stage: warm-up, measured, cool-down) on
@@ -274,7 +277,7 @@ async fn send_steady(
     let corpus = Corpus::of(plan);
     let churn = churn::Setup::of(spec)
         .map(|setup| tokio::task::spawn_local(churn::run(setup, control.clone(), state.clone(), t0, stop_at)));
-    let cpu0 = thread_cpu_ns();
+    let (cpu0, wakes0) = (thread_cpu_ns(), thread_wakes());
     let sent0 = state.borrow().books.counters.sent;
     let stall = spec.stall.map(|(after, len)| (t0 + after, t0 + after + len));
     let tick = plan.scenario.traffic.tick.as_nanos() as u64;
@@ -328,7 +331,8 @@ async fn send_steady(
     if let Some(c) = churn {
         c.abort();
     }
-    Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().books.counters.sent - sent0 }
+    let wakes = thread_wakes().zip(wakes0).map(|(w, w0)| w.saturating_sub(w0));
+    Steady { cpu_ns: thread_cpu_ns() - cpu0, sent: state.borrow().books.counters.sent - sent0, wakes }
 }
 
 /// Phase 4: cooldown — waits for what is in flight (at most `cooldown`; at most 1 s after a
