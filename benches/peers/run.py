@@ -440,7 +440,7 @@ def tables(args, cells: list[Cell]) -> str:
                 vals = [getattr(c, attr) for c in ok if getattr(c, attr) == getattr(c, attr)]  # NaN: not measured
                 return f"{f(med(cs, attr))} ({f(min(vals))}–{f(max(vals))})" if len(vals) > 1 else f(med(cs, attr))
 
-            lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok else "—"
+            lost = f"{sum(c.lost + c.refused for c in ok):,} / {sum(c.sent for c in ok):,}" if ok and k != "floor" else "—"
             sat = f"{sum(c.saturated for c in ok)} of {len(ok)}" if ok and k not in ("naive-gen", "floor") else "—"
             lines.append(f"| {r:,} | {LABELS[k]} | {len(ok)}/{len(cs)} | {fmt_rate(med(cs, 'delivered_per_s'))} | {rng('relay_us')} | {rng('driver_us')} | {rng('driver_self_us')} | {rng('e2e_p50_ms', fmt_ms)} | {rng('e2e_p99_ms', fmt_ms)} | {lost} | {sat} |")
     failed = [c for c in cells if not c.ok]
@@ -553,7 +553,9 @@ def main() -> None:
                     else:
                         measure(args, children, cmds[relay], cell, work)
                     cells.append(cell)
-                    if cell.ok:
+                    if cell.ok and relay == "floor":
+                        print(f"relay {cell.relay_us:.1f} µs/msg, generator {cell.driver_us:.1f} µs/msg", flush=True)
+                    elif cell.ok:
                         print(f"relay {cell.relay_us:.1f} µs/msg, driver {cell.driver_us:.1f} µs/msg, e2e p99 {cell.e2e_p99_ms:.1f} ms, lost {cell.lost + cell.refused}/{cell.sent}", flush=True)
                     else:
                         print(f"FAILED: {cell.error}", flush=True)
