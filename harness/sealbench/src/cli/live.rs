@@ -6,9 +6,10 @@ use clap::Args;
 /// Live figures during a run: `/metrics`, JSON lines, the terminal view.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LiveArgs {
-    /// Serve the driver's live figures at http://ADDR:PORT/metrics (OpenMetrics text, for
-    /// Prometheus and Grafana; port 0 picks a free port, printed at start). Every metric:
-    /// docs/RESULTS.md.
+    /// Serve the driver's live figures at http://ADDR:PORT/metrics for Prometheus (latency
+    /// as histograms that add up across pods; OpenMetrics or the classic text format, as the
+    /// scraper's Accept header asks; port 0 picks a free port, printed at start). Every
+    /// metric: docs/RESULTS.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
 
