@@ -315,8 +315,11 @@ async fn send_steady(
             net.flush_dirty();
             net.batching = false;
         }
-        if sent_any {
-            // Let the readers run before looking at the schedule again.
+        // More already due (a batch cut at MAX_BATCH, or what fell due while sending): let
+        // the readers run, then send it. Nothing due: straight to the sleep below, which
+        // lets them run too — a yield there would cost the runtime a non-blocking
+        // `epoll_wait` per tick for nothing.
+        if sent_any && heap.peek().is_some_and(|r| r.0.0 <= now_ns().min(stop_at)) {
             tokio::task::yield_now().await;
             continue;
         }
