@@ -103,7 +103,7 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
         args.sealbench = target / "release/sealbench"
     if not Path(args.sealbench).is_file():
         raise Refused(f"no sealbench binary at {args.sealbench}: build it (cargo build --release -p sealbench) or pass --sealbench PATH")
-    cmds["sealbench"] = [str(args.sealbench), "relay"]
+    cmds["sealbench"] = [str(args.sealbench), "relay"] + args.relay_arg
     if "node" in args.relays:
         node = need("node", "Node.js ≥ 18 (Debian: apt-get install -y nodejs npm)")
         if not (HERE / "node/node_modules/ws").is_dir():
@@ -243,7 +243,7 @@ def driver_cmd(args: argparse.Namespace, port: int, rate: int, out: Path, stream
         "--set", "traffic.size=256", "--set", "relay.ack=false",
         "--set", "thresholds=[]",
         "--no-plots", "-q", "--out", str(out), "--json-stream", str(stream),
-    ]  # fmt: skip
+    ] + args.driver_arg  # fmt: skip
 
 
 def measure(args, children: Children, relay_cmd: list[str], cell: Cell, work: Path) -> None:
@@ -475,6 +475,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tables-from", type=Path, nargs="+", metavar="DIR", help="run nothing: print the tables of earlier runs' cells.json files, their rounds pooled (same rates and relays)")
     p.add_argument("--pin-relay", type=int, metavar="CPU", help="pin the relay process to this CPU")
     p.add_argument("--pin-driver", type=int, metavar="CPU", help="pin the driver process to this CPU")
+    p.add_argument("--relay-arg", action="append", default=[], metavar="ARG", help="one more argument for the sealbench relay, repeatable, e.g. --relay-arg=--threads --relay-arg=1")
+    p.add_argument("--driver-arg", action="append", default=[], metavar="ARG", help="one more argument for every `sealbench run`, repeatable, e.g. --driver-arg=--shards --driver-arg=1 (for an A/B of a driver option, run the script with and without it, alternately)")
     a = p.parse_args()
     try:
         a.rates = [int(x) for x in a.rates.split(",") if x]

@@ -211,10 +211,13 @@ fn generator(o: &mut String, s: &Summary) {
             let _ = writeln!(o, "  !!!   {r}");
         }
         let advice = if crate::results::others::other_work(s).is_some() {
-            "Other processes took part of the cores (above): rerun where nothing else competes for them, then \
-             lower the rate or add shards if it persists."
+            format!(
+                "Other processes took part of the cores (above): rerun where nothing else competes for them, then \
+                 lower the rate or add shards (--shards N; this run had {}) if it persists.",
+                g.shards
+            )
         } else {
-            "Lower the rate or add shards."
+            format!("Lower the rate or add shards (--shards N; this run had {}).", g.shards)
         };
         let _ = writeln!(o, "  !!! The latencies above describe the generator, not the relay. {advice}");
         return;
