@@ -440,6 +440,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 
+    /// The embedded relay's worker threads [default: one per core, or one per CPU of --cpus
+    /// relay=LIST]. `--shards 1 --relay-threads 1` is the shape of the floor `calibrate
+    /// --shape` measures (one generator thread, one relay thread). On a small machine it also
+    /// costs less CPU per message than a thread per core, but one shard runs both ends of
+    /// every handshake, so when clients connect fast its own queue shows in the handshake
+    /// latency (docs/PERFORMANCE.md, "Fewer threads").
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub relay_threads: Option<u16>,
+
     /// Pin the driver's shard threads and the embedded relay's threads to these CPUs, e.g.
     /// `driver=0,relay=1` or `driver=0-2,relay=3` (either part may be left out) [default:
     /// not pinned: every thread may run on every core]. The embedded relay then runs one

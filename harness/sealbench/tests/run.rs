@@ -347,6 +347,24 @@ fn cpus_pin_the_shards_and_the_embedded_relay_and_the_summary_says_so() -> TestR
 }
 
 #[test]
+fn relay_threads_sets_the_embedded_relays_workers_and_the_summary_says_so() -> TestResult {
+    let options = RunOptions { shards: Some(1), relay_threads: Some(1), ..RunOptions::default() };
+    let (plan, outcome) = run(&small(""), &options)?;
+    assert_eq!(outcome.relay_workers, Some(1), "the embedded relay's runtime counts one worker");
+    assert_eq!(outcome.counters.lost(), 0);
+    let summary = Summary::build(&plan, &outcome, Provenance::collect());
+    assert_eq!(summary.generator.relay_workers, Some(1));
+    let cores = summary.generator.cores.ok_or("generator.cores")?;
+    assert!(cores.contains("1 driver shard thread(s) and the embedded relay's 1 worker thread(s)"), "{cores}");
+    // Given to an external relay, it is refused with what to do instead.
+    let external = small("[relay]\nurl = \"ws://127.0.0.1:9/\"");
+    let plan = Plan::new(Scenario::parse(&external, "external.toml", &[])?)?;
+    let err = driver::run(&plan, &options, |_, _| {}).err().ok_or("an external relay with --relay-threads ran")?;
+    assert!(format!("{err:#}").contains("sealbench relay --threads N"), "{err:#}");
+    Ok(())
+}
+
+#[test]
 fn run_refuses_a_cpu_that_does_not_exist() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("s.toml");

@@ -36,6 +36,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             "--cpus {cpus}: the relay is external (relay.url); pin it where it runs (e.g. `taskset -c`), and give only driver=LIST here"
         )));
     }
+    crate::driver::check_relay_threads(&plan, args.relay_threads.map(usize::from), &cpus).map_err(Failure::usage)?;
     let scenario = &plan.scenario;
     // What this machine allows (open files, ephemeral ports) is checked before anything
     // else, and by --dry-run too: a dry run that says "valid" must not be refused by the run.
@@ -54,7 +55,14 @@ pub fn run(args: &RunArgs) -> Outcome {
             .map_err(Failure::usage)?;
     let interrupt = Arc::new(AtomicBool::new(false));
     install_ctrl_c(interrupt.clone());
-    let options = RunOptions { shards: args.shards, interrupt: Some(interrupt.clone()), stall: None, start_at, cpus };
+    let options = RunOptions {
+        shards: args.shards,
+        relay_threads: args.relay_threads.map(usize::from),
+        interrupt: Some(interrupt.clone()),
+        stall: None,
+        start_at,
+        cpus,
+    };
     if let Some(why) = plan.unencrypted() {
         let p = plan.scenario.crypto.protocol;
         eprintln!("WARNING: protocol {p}: this run sends UNENCRYPTED messages ({why})");

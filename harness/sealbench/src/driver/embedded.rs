@@ -64,17 +64,18 @@ pub struct EmbeddedRelay {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Its metrics.
     pub metrics: Arc<crate::relay::metrics::RelayMetrics>,
+    /// Its runtime's worker threads.
+    pub workers: usize,
 }
 
 impl EmbeddedRelay {
-    /// Starts it: one worker thread per core, or with `cpus` (`--cpus relay=LIST`) one per
+    /// Starts it: `workers` worker threads, or with `cpus` (`--cpus relay=LIST`) one per
     /// CPU listed, every thread of its runtime pinned to them.
     ///
     /// # Errors
     /// When the runtime or the listener cannot start.
-    pub fn start(config: RelayConfig, cpus: Option<&[usize]>) -> Result<Self> {
-        let workers =
-            cpus.map_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), <[usize]>::len);
+    pub fn start(config: RelayConfig, cpus: Option<&[usize]>, workers: usize) -> Result<Self> {
+        let workers = cpus.map_or(workers, <[usize]>::len);
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(workers.max(1)).thread_name("sealbench-relay").enable_all();
         let pin = cpus.map(<[usize]>::to_vec);
@@ -105,7 +106,7 @@ impl EmbeddedRelay {
             }));
             rt.shutdown_timeout(Duration::from_secs(2));
         })?;
-        Ok(EmbeddedRelay { addr, stop: Some(stop), thread: Some(thread), metrics })
+        Ok(EmbeddedRelay { addr, stop: Some(stop), thread: Some(thread), metrics, workers })
     }
 }
 

@@ -66,6 +66,8 @@ use std::time::Duration;
 pub struct RunOptions {
     /// Driver shards (threads); default: one per core.
     pub shards: Option<usize>,
+    /// The embedded relay's worker threads; default: one per core (or per `--cpus relay` CPU).
+    pub relay_threads: Option<usize>,
     /// Set to stop early (Ctrl-C): results are still written, marked interrupted.
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Test hook: shard 0 stops sending for `.1` starting `.0` after the steady start.
@@ -274,6 +276,8 @@ pub struct Outcome {
     pub wall_s: f64,
     /// Driver shards used.
     pub shards: usize,
+    /// The embedded relay's worker threads, as its runtime reports them (None: external).
+    pub relay_workers: Option<usize>,
     /// Relay URL used.
     pub relay_url: String,
     /// Unix time (s) the run started, for interval-log headers.
@@ -318,12 +322,14 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
             "--cpus {pinned}: the relay is external (relay.url); pin it where it runs (e.g. `taskset -c`), and give only driver=LIST here"
         );
     }
+    check_relay_threads(plan, options.relay_threads, pinned)?;
+    let relay_workers = pinned.relay.as_ref().map_or(options.relay_threads.unwrap_or(cores), Vec::len);
     let default_shards = pinned.driver.as_ref().map_or(cores, Vec::len);
     let shards = options.shards.unwrap_or(default_shards).clamp(1, 64).min(plan.local().0.max(1));
     limits::check(plan)?;
     let started_unix_s = crate::timefmt::unix_seconds_now();
     let run_start = now_ns();
-    let (embedded, target) = relay_target(plan, pinned.relay.as_deref())?;
+    let (embedded, target) = relay_target(plan, pinned.relay.as_deref(), relay_workers)?;
 
     let (start_tx, start_rx) = tokio::sync::watch::channel(None);
     let stop = Arc::new(AtomicBool::new(false));
@@ -382,6 +388,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
     let sending_cpu = sending_cpu.join().ok().flatten();
     let relay_steady_cpu_s = sending_cpu.and_then(|c| c.relay_ns).map(|ns| ns as f64 / 1e9);
     let relay_stats = embedded.as_ref().map(|e| RelayStats::of(&e.metrics, plan.adversary.is_some()));
+    let relay_workers = embedded.as_ref().map(|e| e.workers);
     drop(embedded);
     Ok(Outcome {
         tally: tally?,
@@ -391,6 +398,7 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
             .map(|d| d.as_secs_f64()),
         wall_s: (now_ns() - run_start) as f64 / 1e9,
         shards,
+        relay_workers,
         relay_url: match &scenario.relay.url {
             RelayTarget::Ws(u) => u.url.clone(),
             RelayTarget::Embedded => format!("embedded ({})", target.url),
@@ -453,6 +461,27 @@ fn coordinate(
     coordinator
 }
 
+/// Refuses `--relay-threads` where it cannot apply: an external relay, or `--cpus relay=`
+/// (which gives the embedded relay one worker per CPU).
+///
+/// # Errors
+/// Either of those, said with what to do instead.
+pub fn check_relay_threads(plan: &Plan, relay_threads: Option<usize>, pinned: &cpus::CpuSplit) -> Result<()> {
+    let Some(n) = relay_threads else { return Ok(()) };
+    if !matches!(plan.scenario.relay.url, RelayTarget::Embedded) {
+        anyhow::bail!(
+            "--relay-threads {n}: the relay is external (relay.url); give it its threads where it runs (`sealbench relay --threads N`)"
+        );
+    }
+    if let Some(cpus) = &pinned.relay {
+        anyhow::bail!(
+            "--relay-threads {n} and --cpus relay={}: the embedded relay runs one worker per CPU it is given; give one or the other",
+            cpus::list(cpus)
+        );
+    }
+    Ok(())
+}
+
 /// Every check a run makes before it connects, and nothing more: the run fits this
 /// machine (open files, ephemeral ports: [`limits::check`]), and for a `wss://` relay the
 /// TLS trust loads (a CA file that cannot be read or holds no certificate is named).
@@ -490,7 +519,11 @@ pub fn resolves(plan: &Plan) -> Option<String> {
 
 /// Starts the embedded relay (on its own runtime threads), or resolves the external one;
 /// builds the run's one TLS client configuration for `wss://`.
-fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<EmbeddedRelay>, client::Target)> {
+fn relay_target(
+    plan: &Plan,
+    relay_cpus: Option<&[usize]>,
+    workers: usize,
+) -> Result<(Option<EmbeddedRelay>, client::Target)> {
     let scenario = &plan.scenario;
     let relay = &scenario.relay;
     Ok(match &relay.url {
@@ -549,7 +582,7 @@ fn relay_target(plan: &Plan, relay_cpus: Option<&[usize]>) -> Result<(Option<Emb
                 },
                 ..RelayConfig::default()
             };
-            let e = EmbeddedRelay::start(cfg, relay_cpus)?;
+            let e = EmbeddedRelay::start(cfg, relay_cpus, workers)?;
             let scheme = if client_tls.is_some() { "wss" } else { "ws" };
             let url = format!("{scheme}://{}/", e.addr);
             let addr = e.addr;

@@ -194,6 +194,9 @@ fn generator(o: &mut String, s: &Summary) {
                     line.push_str(&format!(", relay {r:.1}×, together {t:.1}×"));
                 }
                 let _ = writeln!(o, "{line}");
+                if let Some(note) = shape_threads(g.shards, g.relay_workers) {
+                    let _ = writeln!(o, "  ({note})");
+                }
             }
             (None, Some(cmd)) => {
                 let _ = writeln!(o, "  (no floor of this traffic shape calibrated: `{cmd}` measures it)");
@@ -236,6 +239,26 @@ fn generator(o: &mut String, s: &Summary) {
 
 /// Per-stage rows of a staged run: its window, target, what was achieved, and e2e from
 /// the stage's own histograms (unmeasured stages in brackets, without latencies).
+/// Whether the run had the floor's shape of threads (one generator thread, one relay
+/// thread), and if not, what that means for the multiple just printed.
+fn shape_threads(shards: usize, relay_workers: Option<usize>) -> Option<String> {
+    let relay = match relay_workers {
+        Some(1) | None => String::new(),
+        Some(n) => format!(" and {n} relay worker threads"),
+    };
+    if shards == 1 && relay.is_empty() {
+        return None;
+    }
+    let how = match relay_workers {
+        Some(_) => "`--shards 1 --relay-threads 1`",
+        None => "`--shards 1` with `sealbench relay --threads 1`",
+    };
+    Some(format!(
+        "the floor is one generator thread and one relay thread; this run had {shards} shard(s){relay}, and on a small \
+         machine every thread beyond what the load needs costs wake-ups: {how} runs the floor's shape"
+    ))
+}
+
 fn stage_rows(o: &mut String, s: &Summary) {
     if s.stages.is_empty() {
         return;
@@ -263,6 +286,25 @@ fn stage_rows(o: &mut String, s: &Summary) {
             lat(|l| l.p50_us),
             lat(|l| l.p99_us),
             lat(|l| l.max_us),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape_threads;
+
+    #[test]
+    fn the_floor_multiple_says_when_the_run_had_more_threads_than_the_floor() {
+        assert_eq!(shape_threads(1, Some(1)), None, "the floor's own shape");
+        assert_eq!(shape_threads(1, None), None, "an external relay's threads are its own");
+        let note = shape_threads(2, Some(2)).unwrap_or_default();
+        assert!(note.contains("2 shard(s) and 2 relay worker threads") && note.contains("--relay-threads 1"), "{note}");
+        assert!(shape_threads(1, Some(2)).is_some());
+        let external = shape_threads(2, None).unwrap_or_default();
+        assert!(
+            external.contains("sealbench relay --threads 1") && !external.contains("--relay-threads"),
+            "{external}"
         );
     }
 }

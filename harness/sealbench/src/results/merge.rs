@@ -286,6 +286,7 @@ fn rebuild(parts: &[PartResult]) -> Result<Outcome> {
         start_at_unix_s: first.split.as_ref().and_then(|s| s.start_at_unix_s),
         wall_s: parts.iter().map(|p| p.summary.wall_s).fold(0.0, f64::max),
         shards: parts.iter().map(|p| p.summary.generator.shards).sum(),
+        relay_workers: None,
         relay_url: first.relay.clone(),
         started_unix_s: origin,
         relay_stats: None,

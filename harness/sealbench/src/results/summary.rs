@@ -137,6 +137,10 @@ pub struct Generator {
     pub steal_cores: Option<f64>,
     /// Driver shard threads.
     pub shards: usize,
+    /// The embedded relay's worker threads (absent with an external relay, and in older
+    /// results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_workers: Option<usize>,
     /// Peak resident memory of this process (driver, plus the relay when embedded), KiB
     /// (`VmHWM` of `/proc/self/status`).
     pub process_peak_rss_kib: u64,
@@ -416,6 +420,7 @@ impl Generator {
             others_cores: outcome.others_cores,
             steal_cores: outcome.steal_cores,
             shards: outcome.shards,
+            relay_workers: outcome.relay_workers,
             process_peak_rss_kib: peak_rss_kib(),
             saturated: false,
             saturation_reasons: Vec::new(),
@@ -614,8 +619,9 @@ fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
     if pins.driver.is_none() && pins.relay.is_none() {
         return if embedded {
             format!(
-                "{cores} cores shared, not pinned, by {} driver shard thread(s) and the embedded relay's {cores} worker thread(s)",
-                o.shards
+                "{cores} cores shared, not pinned, by {} driver shard thread(s) and the embedded relay's {} worker thread(s)",
+                o.shards,
+                o.relay_workers.unwrap_or(cores)
             )
         } else {
             format!(
@@ -635,7 +641,7 @@ fn cores_shared(cores: usize, o: &crate::driver::Outcome) -> String {
     }
     let relay = match &pins.relay {
         Some(c) => format!("the embedded relay's {} worker thread(s) pinned to CPU {}", c.len(), list(c)),
-        None => format!("the embedded relay's {cores} worker thread(s) not pinned"),
+        None => format!("the embedded relay's {} worker thread(s) not pinned", o.relay_workers.unwrap_or(cores)),
     };
     let how = match (&pins.driver, &pins.relay) {
         (Some(_), Some(_)) if pins.overlap() => "pinned, overlapping",

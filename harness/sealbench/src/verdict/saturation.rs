@@ -285,6 +285,7 @@ mod tests {
                 floor: None,
                 cores: None,
                 shards: 1,
+                relay_workers: None,
                 process_peak_rss_kib: 0,
                 saturated: false,
                 saturation_reasons: Vec::new(),
