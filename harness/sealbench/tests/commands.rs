@@ -205,12 +205,14 @@ fn a_dry_run_refuses_the_thresholds_the_run_would_refuse() -> TestResult {
     let _turn = one_run_at_a_time();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quickstart.toml");
     // Each refusal `run` makes before it connects, and what its message names.
-    let table: [(&[&str], &str); 5] = [
+    let table: [(&[&str], &str); 7] = [
         (&["--set", "thresholds=[\"e2e.p98 < 5ms\"]"], "thresholds"),
         (&["--set", "thresholds=[\"e2e{class=group}.p99 < 5ms\"]"], "thresholds"),
         (&["--clients", "9000000"], "clients"),
         (&["--relay", "wss://127.0.0.1:9/", "--ca", "/nonexistent/ca.pem"], "relay.ca"),
         (&["--relay", "ws://127.0.0.1:9/", "--relay-metrics", "https://127.0.0.1/metrics"], "relay.metrics"),
+        (&["--relay", "ws://127.0.0.1:9/", "--relay-threads", "1"], "sealbench relay --threads N"),
+        (&["--cpus", "relay=0", "--relay-threads", "1"], "give one or the other"),
     ];
     for (flags, names) in table {
         for dry in [true, false] {

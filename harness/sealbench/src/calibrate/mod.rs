@@ -54,6 +54,27 @@ pub fn measure_with_shapes(
     Ok(c)
 }
 
+/// Carries into the new calibration `c` the shape floors of `earlier` (this machine's
+/// previous one) that `c` did not measure again, each with its own time: measuring one
+/// more shape must not lose the others. A shape measured again (or one within 25 % of its
+/// rate, which a run would take for it) replaces the earlier floor. Returns how many were
+/// kept.
+pub fn keep_earlier_shapes(c: &mut Calibration, earlier: Option<Calibration>) -> usize {
+    let Some(earlier) = earlier.filter(|e| e.machine == c.machine) else { return 0 };
+    let before = c.shapes.len();
+    for mut old in earlier.shapes {
+        if c.shapes.iter().any(|new| new.fits(old.connections, old.rate, old.tick_us)) {
+            continue;
+        }
+        old.measured_at.get_or_insert_with(|| earlier.measured_at.clone());
+        c.shapes.push(old);
+    }
+    c.shapes.sort_by(|a, b| {
+        (a.connections, a.rate).partial_cmp(&(b.connections, b.rate)).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    c.shapes.len() - before
+}
+
 /// Measures this machine's floors: `quick` takes about a second, the full form a few.
 ///
 /// # Errors
@@ -187,5 +208,52 @@ impl Provenance {
         let mut p = Self::collect_without_calibration();
         p.calibration = cached_or_quick();
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shape::ShapeFloor;
+
+    fn floor(rate: f64, generator_ns: f64) -> ShapeFloor {
+        ShapeFloor { connections: 1000, rate, tick_us: 200.0, generator_ns, relay_ns: 1.0, measured_at: None }
+    }
+
+    fn calibration(at: &str, machine: &str, shapes: Vec<ShapeFloor>) -> Calibration {
+        Calibration {
+            measured_at: at.into(),
+            machine: machine.into(),
+            sealbench_version: "0".into(),
+            kind: "full".into(),
+            hop_ns: 3000.0,
+            hop_batched_ns: 200.0,
+            timer_wake_ns: 1000.0,
+            x25519_ns: BTreeMap::new(),
+            seal_256_ns: BTreeMap::new(),
+            hop_spread: 0.01,
+            rounds: 7,
+            shapes,
+        }
+    }
+
+    #[test]
+    fn a_new_calibration_keeps_the_shapes_it_did_not_measure_again_with_their_own_time() {
+        let earlier = calibration("t0", "m", vec![floor(5000.0, 1.0), floor(10_000.0, 2.0), floor(60_000.0, 3.0)]);
+        let mut c = calibration("t1", "m", vec![floor(11_000.0, 9.0)]);
+        assert_eq!(keep_earlier_shapes(&mut c, Some(earlier.clone())), 2);
+        let rates: Vec<(f64, f64, Option<&str>)> =
+            c.shapes.iter().map(|f| (f.rate, f.generator_ns, f.measured_at.as_deref())).collect();
+        assert_eq!(
+            rates,
+            [(5000.0, 1.0, Some("t0")), (11_000.0, 9.0, None), (60_000.0, 3.0, Some("t0"))],
+            "10,000 is within 25 % of the new 11,000: replaced; the others kept, dated"
+        );
+        let mut elsewhere = calibration("t1", "another machine", Vec::new());
+        assert_eq!(
+            keep_earlier_shapes(&mut elsewhere, Some(earlier)),
+            0,
+            "another machine's floors are not this one's"
+        );
     }
 }

@@ -56,6 +56,10 @@ pub struct ShapeFloor {
     pub generator_ns: f64,
     /// Relay CPU per message (its receive and its forward), ns.
     pub relay_ns: f64,
+    /// When it was measured, where that is not the calibration's own time (a floor kept
+    /// from an earlier `calibrate`). Absent: measured with the calibration it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<String>,
 }
 
 impl ShapeFloor {
@@ -110,6 +114,7 @@ pub fn measure(shape: Shape) -> Result<ShapeFloor> {
         bail!("the floor's relay forwarded {forwarded} of {sent} messages");
     }
     Ok(ShapeFloor {
+        measured_at: None,
         connections: shape.connections,
         rate: shape.rate,
         tick_us: shape.tick_ns as f64 / 1e3,

@@ -24,7 +24,11 @@ pub fn run(args: &CalibrateArgs) -> Outcome {
         eprintln!("sealbench calibrate: measuring this machine's floors ({})", calibrate::machine_fingerprint());
         let shapes =
             if args.shape.is_empty() && !args.quick { calibrate::DEFAULT_SHAPES.to_vec() } else { args.shape.clone() };
-        let c = calibrate::measure_with_shapes(args.quick, &shapes, &mut |what| eprintln!("  measuring {what}…"))?;
+        let mut c = calibrate::measure_with_shapes(args.quick, &shapes, &mut |what| eprintln!("  measuring {what}…"))?;
+        let kept = calibrate::keep_earlier_shapes(&mut c, calibrate::cached());
+        if kept > 0 {
+            eprintln!("  kept {kept} shape floor(s) from this machine's earlier calibration (each with its own time)");
+        }
         match calibrate::store(&c) {
             Ok(path) => eprintln!("cached in {}", path.display()),
             Err(e) => eprintln!("warning: not cached: {e:#}"),
@@ -68,8 +72,9 @@ fn table(c: &Calibration) -> String {
         o.push_str(&format!("  seal 256 B ChaCha20-Poly1305 ({backend}) {:>7.3} µs CPU\n", ns / 1e3));
     }
     for f in &c.shapes {
+        let when = f.measured_at.as_ref().map(|t| format!(" (measured {t})")).unwrap_or_default();
         o.push_str(&format!(
-            "  shape {} connections @ {} msgs/s (tick {} µs): generator {:.2} µs, relay {:.2} µs CPU per message\n",
+            "  shape {} connections @ {} msgs/s (tick {} µs): generator {:.2} µs, relay {:.2} µs CPU per message{when}\n",
             f.connections,
             f.rate,
             f.tick_us,

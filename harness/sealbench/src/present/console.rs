@@ -193,6 +193,9 @@ fn generator(o: &mut String, s: &Summary) {
                 if let (Some(r), Some(t)) = (sh.relay, sh.together) {
                     line.push_str(&format!(", relay {r:.1}×, together {t:.1}×"));
                 }
+                if let Some(t) = &sh.measured_at {
+                    line.push_str(&format!(" (that floor measured {t})"));
+                }
                 let _ = writeln!(o, "{line}");
                 if let Some(note) = shape_threads(g.shards, g.relay_workers) {
                     let _ = writeln!(o, "  ({note})");

@@ -207,6 +207,10 @@ pub struct ShapeMultiples {
     /// (Driver + relay) ÷ (floor generator + floor relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub together: Option<f64>,
+    /// When this floor was measured, where that is not `calibrated_at` (kept from an
+    /// earlier calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<String>,
 }
 
 impl FloorMultiples {
@@ -240,6 +244,7 @@ impl FloorMultiples {
                     driver: g.driver_cpu_us_per_msg / gen_us,
                     relay: relay.map(|r| r / relay_us),
                     together: relay.map(|r| (g.driver_cpu_us_per_msg + r) / (gen_us + relay_us)),
+                    measured_at: f.measured_at.clone(),
                 }
             }),
             shape_missing: None,
