@@ -69,9 +69,7 @@ pub fn keep_earlier_shapes(c: &mut Calibration, earlier: Option<Calibration>) ->
         old.measured_at.get_or_insert_with(|| earlier.measured_at.clone());
         c.shapes.push(old);
     }
-    c.shapes.sort_by(|a, b| {
-        (a.connections, a.rate).partial_cmp(&(b.connections, b.rate)).unwrap_or(std::cmp::Ordering::Equal)
-    });
+    c.shapes.sort_by(|a, b| a.connections.cmp(&b.connections).then(a.rate.total_cmp(&b.rate)));
     c.shapes.len() - before
 }
 

@@ -69,13 +69,15 @@ pub struct EmbeddedRelay {
 }
 
 impl EmbeddedRelay {
-    /// Starts it: `workers` worker threads, or with `cpus` (`--cpus relay=LIST`) one per
-    /// CPU listed, every thread of its runtime pinned to them.
+    /// Starts it: `workers` worker threads (`--relay-threads`; default one per core), or
+    /// with `cpus` (`--cpus relay=LIST`) one per CPU listed, every thread of its runtime
+    /// pinned to them.
     ///
     /// # Errors
     /// When the runtime or the listener cannot start.
-    pub fn start(config: RelayConfig, cpus: Option<&[usize]>, workers: usize) -> Result<Self> {
-        let workers = cpus.map_or(workers, <[usize]>::len);
+    pub fn start(config: RelayConfig, cpus: Option<&[usize]>, workers: Option<usize>) -> Result<Self> {
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cpus.map_or_else(|| workers.unwrap_or_else(cores), <[usize]>::len);
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(workers.max(1)).thread_name("sealbench-relay").enable_all();
         let pin = cpus.map(<[usize]>::to_vec);

@@ -323,13 +323,12 @@ pub fn run(plan: &Plan, options: &RunOptions, mut on_second: impl FnMut(&Second,
         );
     }
     check_relay_threads(plan, options.relay_threads, pinned)?;
-    let relay_workers = pinned.relay.as_ref().map_or(options.relay_threads.unwrap_or(cores), Vec::len);
     let default_shards = pinned.driver.as_ref().map_or(cores, Vec::len);
     let shards = options.shards.unwrap_or(default_shards).clamp(1, 64).min(plan.local().0.max(1));
     limits::check(plan)?;
     let started_unix_s = crate::timefmt::unix_seconds_now();
     let run_start = now_ns();
-    let (embedded, target) = relay_target(plan, pinned.relay.as_deref(), relay_workers)?;
+    let (embedded, target) = relay_target(plan, pinned.relay.as_deref(), options.relay_threads)?;
 
     let (start_tx, start_rx) = tokio::sync::watch::channel(None);
     let stop = Arc::new(AtomicBool::new(false));
@@ -522,7 +521,7 @@ pub fn resolves(plan: &Plan) -> Option<String> {
 fn relay_target(
     plan: &Plan,
     relay_cpus: Option<&[usize]>,
-    workers: usize,
+    workers: Option<usize>,
 ) -> Result<(Option<EmbeddedRelay>, client::Target)> {
     let scenario = &plan.scenario;
     let relay = &scenario.relay;

@@ -216,14 +216,14 @@ fn generator(o: &mut String, s: &Summary) {
         for r in &g.saturation_reasons {
             let _ = writeln!(o, "  !!!   {r}");
         }
+        let more = format!("add shards (--shards N; this run had {})", g.shards);
         let advice = if crate::results::others::other_work(s).is_some() {
             format!(
                 "Other processes took part of the cores (above): rerun where nothing else competes for them, then \
-                 lower the rate or add shards (--shards N; this run had {}) if it persists.",
-                g.shards
+                 lower the rate or {more} if it persists."
             )
         } else {
-            format!("Lower the rate or add shards (--shards N; this run had {}).", g.shards)
+            format!("Lower the rate or {more}.")
         };
         let _ = writeln!(o, "  !!! The latencies above describe the generator, not the relay. {advice}");
         return;
@@ -245,13 +245,11 @@ fn generator(o: &mut String, s: &Summary) {
 /// Whether the run had the floor's shape of threads (one generator thread, one relay
 /// thread), and if not, what that means for the multiple just printed.
 fn shape_threads(shards: usize, relay_workers: Option<usize>) -> Option<String> {
-    let relay = match relay_workers {
-        Some(1) | None => String::new(),
-        Some(n) => format!(" and {n} relay worker threads"),
-    };
-    if shards == 1 && relay.is_empty() {
+    let extra_relay = relay_workers.filter(|&n| n > 1);
+    if shards == 1 && extra_relay.is_none() {
         return None;
     }
+    let relay = extra_relay.map(|n| format!(" and {n} relay worker threads")).unwrap_or_default();
     let how = match relay_workers {
         Some(_) => "`--shards 1 --relay-threads 1`",
         None => "`--shards 1` with `sealbench relay --threads 1`",
